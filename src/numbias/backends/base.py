@@ -1,0 +1,65 @@
+"""The backend protocol: prompts and a scale in, one score distribution per prompt out."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from numbias.distribution import ScoreDistribution
+from numbias.errors import NumbiasError
+from numbias.prompt import Prompt
+from numbias.scale import ScoreScale
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A judge that can report exact score distributions and draw samples."""
+
+    identity: dict[str, Any]
+    """What makes results reproducible: model checksum, backend name and settings."""
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        """Tokens of the rendered prompt (to check it fits the context)."""
+        ...
+
+    @property
+    def context_length(self) -> int: ...
+
+    def score(self, prompts: Sequence[Prompt], scale: ScoreScale) -> Iterator[ScoreDistribution]:
+        """Exact next-output distribution over ``scale`` for each prompt, in order."""
+        ...
+
+    def sample(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        seed: int,
+    ) -> Iterator[list[str]]:
+        """``n`` sampled continuations per prompt, reproducible for a seed."""
+        ...
+
+
+_REGISTRY: dict[str, str | Callable[..., Backend]] = {
+    "llama.cpp": "numbias.backends.llamacpp:LlamaCppBackend",
+    "fake": "numbias.backends.fake:FakeBackend",
+}
+
+
+def register_backend(name: str, factory: str | Callable[..., Backend]) -> None:
+    """Register a backend factory, or a ``"module:attr"`` path imported on first use."""
+    _REGISTRY[name] = factory
+
+
+def create_backend(name: str, **options: Any) -> Backend:
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise NumbiasError(f"unknown backend {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
+    if isinstance(factory, str):
+        module, attr = factory.split(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory(**options)

@@ -1,0 +1,299 @@
+"""In-process llama.cpp backend (llama-cpp-python, CPU or GPU).
+
+Exact distributions cost one ``llama_decode`` per item: the prompt's new tokens and
+every trie node go in a single batch. Each trie leaf gets its own sequence id; a
+node's token belongs to the sequences of all leaves below it, so it attends to the
+prompt and its own ancestors only, and sibling branches share the prompt's KV cache.
+The prompt's cells belong to every sequence, and the prefix shared with the
+previous prompt (the instructions) stays cached between items."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import zlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from numbias.distribution import ScoreDistribution
+from numbias.errors import NumbiasError
+from numbias.models import check_gguf, resolve
+from numbias.prompt import Prompt, render_chat, render_plain
+from numbias.sampling import draw_token
+from numbias.scale import ScoreScale
+from numbias.trie import ScoreTrie, gather_logprobs
+
+
+class LlamaCppBackend:
+    """A GGUF judge. ``chat=None`` uses the model's chat template when it has one."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        chat: bool | None = None,
+        reuse_prefix: bool = True,
+        verbose: bool = False,
+    ) -> None:
+        # ggml's tiled K-quant matmul takes over at 8+ rows and rounds differently
+        # from the per-row path, so a token's logits would depend on its batch size.
+        os.environ.setdefault("GGML_CPU_TILED_MM", "0")
+        try:
+            import llama_cpp
+            from llama_cpp import _internals
+        except ImportError:
+            raise NumbiasError(
+                'the llama.cpp backend needs llama-cpp-python: CMAKE_ARGS="-DGGML_NATIVE=OFF" '
+                "pip install 'numbias[llama]'"
+            ) from None
+        self._lib = llama_cpp
+        judge = resolve(model)
+        check_gguf(judge.path)
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = n_gpu_layers
+        mparams.use_extra_bufts = False
+        if not verbose:
+            llama_cpp.llama_log_set(_silent_log, ctypes.c_void_p())
+        try:
+            self._model = _internals.LlamaModel(path_model=str(judge.path), params=mparams, verbose=verbose)
+        except ValueError:
+            raise NumbiasError(f"llama.cpp could not load {judge.path} (corrupt or unsupported GGUF)") from None
+        self.n_seq = llama_cpp.llama_max_parallel_sequences()
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = min(n_ctx, self._model.n_ctx_train())
+        cparams.n_batch = cparams.n_ctx
+        cparams.n_ubatch = min(512, cparams.n_ctx)
+        cparams.n_seq_max = self.n_seq
+        cparams.kv_unified = True
+        cparams.no_perf = True
+        # The CPU flash-attention kernel ignores per-token masks once a batch exceeds
+        # 64 tokens, which breaks the trie's branch isolation; the plain path is exact.
+        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        threads = n_threads or os.cpu_count() or 1
+        cparams.n_threads = cparams.n_threads_batch = threads
+        try:
+            self._ctx = _internals.LlamaContext(model=self._model, params=cparams, verbose=verbose)
+        except ValueError:
+            raise NumbiasError(f"llama.cpp could not create a context for {judge.path}") from None
+        self._n_ctx = cparams.n_ctx
+        self._batch = _internals.LlamaBatch(n_tokens=self._n_ctx, embd=0, n_seq_max=self.n_seq, verbose=verbose)
+        b = self._batch.batch
+        self._tok = np.ctypeslib.as_array(b.token, shape=(self._n_ctx,))
+        self._pos = np.ctypeslib.as_array(b.pos, shape=(self._n_ctx,))
+        self._nseq = np.ctypeslib.as_array(b.n_seq_id, shape=(self._n_ctx,))
+        self._want = np.ctypeslib.as_array(ctypes.cast(b.logits, ctypes.POINTER(ctypes.c_int8)), shape=(self._n_ctx,))
+        self._seq_rows = [np.ctypeslib.as_array(b.seq_id[i], shape=(self.n_seq,)) for i in range(self._n_ctx)]
+        self._all_seqs = np.arange(self.n_seq, dtype=np.int32)
+        self.n_vocab = self._model.n_vocab()
+        self.pieces = [self._piece(t) for t in range(self.n_vocab)]
+        self._eog = {t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self._model.vocab, t)}
+        meta = self._model.metadata()
+        self._template = meta.get("tokenizer.chat_template")
+        self.chat = bool(self._template) if chat is None else chat
+        if self.chat and not self._template:
+            raise NumbiasError(f"{judge.path.name} has no chat template; use it as a base model (chat=False)")
+        self._bos = self._token_text(self._model.token_bos())
+        self._eos = self._token_text(self._model.token_eos())
+        self.reuse_prefix = reuse_prefix
+        self._cached: list[int] = []
+        self._tries: dict[ScoreScale, tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]] = {}
+        self.identity: dict[str, Any] = {
+            "backend": "llama.cpp",
+            "model": judge.name,
+            "sha256": judge.sha256,
+            "chat": self.chat,
+        }
+
+    # --- text ----------------------------------------------------------------
+    def _piece(self, token: int) -> str:
+        buf = ctypes.create_string_buffer(64)
+        n = self._lib.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
+        return buf.raw[:n].decode("utf-8", errors="replace")
+
+    def _token_text(self, token: int) -> str:
+        return "" if token < 0 else self._model.token_get_text(token)
+
+    def render(self, prompt: Prompt) -> str:
+        if self.chat:
+            assert self._template is not None
+            return render_chat(self._template, prompt, self._bos, self._eos)
+        return render_plain(prompt)
+
+    def tokenize(self, prompt: Prompt) -> list[int]:
+        text = self.render(prompt)
+        tokens = self._model.tokenize(text.encode("utf-8"), self._model.add_bos_token(), True)
+        bos = self._model.token_bos()
+        if len(tokens) > 1 and tokens[0] == tokens[1] == bos:
+            tokens = tokens[1:]  # the chat template already wrote the BOS
+        return tokens
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        return len(self.tokenize(prompt))
+
+    @property
+    def context_length(self) -> int:
+        return self._n_ctx
+
+    # --- decoding ------------------------------------------------------------
+    def _decode(self, n_tokens: int) -> None:
+        self._batch.batch.n_tokens = n_tokens
+        rc = self._lib.llama_decode(self._ctx.ctx, self._batch.batch)
+        if rc != 0:
+            self._cached = []
+            self._ctx.kv_cache_clear()
+            raise NumbiasError(f"llama_decode failed with code {rc} (context of {self._n_ctx} tokens too small?)")
+
+    def _forget(self, p0: int) -> None:
+        """Drop every sequence's cells from position ``p0`` on (the wrapper in
+        llama-cpp-python maps seq -1 to 0, so call the C API directly)."""
+        self._lib.llama_memory_seq_rm(self._ctx.memory, -1, p0, -1)
+
+    def _logits(self, index: int) -> np.ndarray:
+        ptr = self._lib.llama_get_logits_ith(self._ctx.ctx, index)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _put(self, i: int, token: int, pos: int, seqs: np.ndarray, want: bool) -> None:
+        self._tok[i] = token
+        self._pos[i] = pos
+        self._nseq[i] = len(seqs)
+        self._seq_rows[i][: len(seqs)] = seqs
+        self._want[i] = want
+
+    def _prefill(self, tokens: list[int], extra: int) -> int:
+        """Queue the prompt's uncached tokens; returns how many were queued. The
+        caller appends ``extra`` more tokens before decoding."""
+        if len(tokens) + extra > self._n_ctx:
+            raise NumbiasError(
+                f"prompt of {len(tokens)} tokens (+{extra} for the answer) exceeds the context of {self._n_ctx}"
+            )
+        keep = 0
+        if self.reuse_prefix:
+            limit = min(len(self._cached), len(tokens) - 1)
+            while keep < limit and self._cached[keep] == tokens[keep]:
+                keep += 1
+        self._forget(keep)
+        for i, token in enumerate(tokens[keep:]):
+            self._put(i, token, keep + i, self._all_seqs, i == len(tokens) - keep - 1)
+        self._cached = list(tokens)
+        return len(tokens) - keep
+
+    def _plan(self, scale: ScoreScale) -> tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]:
+        """The trie and its decode groups: each group lists (node, sequence ids) in
+        breadth-first order, with at most ``n_seq - 1`` leaves per group."""
+        if scale not in self._tries:
+            trie = ScoreTrie(scale, self.pieces)
+            width = self.n_seq - 1
+            groups = []
+            for start in range(0, len(trie.leaves), width):
+                leaves = trie.leaves[start : start + width]
+                seqs: dict[int, list[int]] = {}
+                for k, leaf in enumerate(leaves, start=1):
+                    node = leaf
+                    while node > 0:
+                        seqs.setdefault(node, []).append(k)
+                        node = trie.nodes[node].parent
+                order = sorted(seqs, key=lambda i: (trie.nodes[i].depth, i))
+                groups.append([(i, np.asarray(sorted(seqs[i]), dtype=np.int32)) for i in order])
+            self._tries[scale] = (trie, groups)
+        return self._tries[scale]
+
+    def score(self, prompts: Sequence[Prompt], scale: ScoreScale) -> Iterator[ScoreDistribution]:
+        trie, groups = self._plan(scale)
+        depth = max(n.depth for n in trie.nodes)
+        for prompt in prompts:
+            tokens = self.tokenize(prompt)
+            rows: list[np.ndarray | None] = [None] * len(trie.nodes)
+            for g, group in enumerate(groups):
+                start = self._prefill(tokens, depth) if g == 0 else 0
+                if g > 0:
+                    self._forget(len(tokens))
+                for j, (node, seqs) in enumerate(group):
+                    n = trie.nodes[node]
+                    self._put(start + j, n.token, len(tokens) + n.depth - 1, seqs, True)
+                self._decode(start + len(group))
+                if g == 0:
+                    rows[0] = gather_logprobs(self._logits(start - 1), trie.nodes[0].gather)
+                for j, (node, _) in enumerate(group):
+                    if rows[node] is None:
+                        rows[node] = gather_logprobs(self._logits(start + j), trie.nodes[node].gather)
+            dist = trie.distribution(rows)  # type: ignore[arg-type]
+            dist.meta["n_tokens"] = len(tokens)
+            yield dist
+
+    def forced_choice(self, prompt: Prompt, scale: ScoreScale) -> np.ndarray:
+        """Reference scoring, one score at a time: for each score's bare and
+        space-led spelling, evaluate prompt + its tokens from an empty cache and take
+        P(tokens) × P(next token does not start with a digit). Slow; used to check
+        the trie and as a benchmark baseline."""
+        tokens = self.tokenize(prompt)
+        starts_digit = np.array([p[:1].isascii() and p[:1].isdigit() for p in self.pieces])
+        probs = np.zeros(scale.size)
+        for k, label in enumerate(scale.labels):
+            for spelling in (label, " " + label):
+                answer = self._model.tokenize(spelling.encode(), False, False)
+                self._cached = []
+                self._forget(0)
+                seq = tokens + answer
+                for i, token in enumerate(seq):
+                    self._put(i, token, i, self._all_seqs[:1], i >= len(tokens) - 1)
+                self._decode(len(seq))
+                logp = 0.0
+                for j, token in enumerate(answer):
+                    row = self._logits(len(tokens) - 1 + j)
+                    logp += float(gather_logprobs(row, np.asarray([token]))[0])
+                end = np.exp(gather_logprobs(self._logits(len(seq) - 1), np.arange(self.n_vocab)))
+                probs[k] += np.exp(logp) * float(end[~starts_digit].sum())
+        self._forget(0)
+        return probs
+
+    def sample(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        seed: int,
+    ) -> Iterator[list[str]]:
+        """Plain sampling from softmax(logits / T), no top-k/top-p/min-p; each sample
+        is its own sequence, all of an item's samples advance in one batch."""
+        width = self.n_seq - 1
+        for prompt in prompts:
+            tokens = self.tokenize(prompt)
+            rng = np.random.default_rng([seed, zlib.crc32(self.render(prompt).encode())])
+            texts: list[str] = []
+            for start in range(0, n, width):
+                k = min(width, n - start)
+                queued = self._prefill(tokens, max_tokens)
+                self._decode(queued)
+                root = np.array(self._logits(queued - 1), dtype=np.float64)
+                out: list[list[int]] = [[] for _ in range(k)]
+                active = list(range(k))
+                last = {j: draw_token(root, temperature, rng) for j in active}
+                for step in range(max_tokens):
+                    active = [j for j in active if last[j] not in self._eog]
+                    for j in active:
+                        out[j].append(last[j])
+                    if not active or step == max_tokens - 1:
+                        break
+                    for i, j in enumerate(active):
+                        self._put(i, last[j], len(tokens) + step, np.asarray([j + 1], dtype=np.int32), True)
+                    self._decode(len(active))
+                    for i, j in enumerate(active):
+                        last[j] = draw_token(np.array(self._logits(i), dtype=np.float64), temperature, rng)
+                self._forget(len(tokens))
+                texts.extend("".join(self.pieces[t] for t in seq) for seq in out)
+            yield texts
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+def _silent_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """llama.cpp log sink that drops everything (errors surface as exceptions)."""

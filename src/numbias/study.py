@@ -1,0 +1,282 @@
+"""The numerical-bias study: judges × tasks × scales × rules, stored and resumable.
+
+Data flows one way: task → prompts → backend → store → metrics → results/report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from numbias.backends import Backend, create_backend
+from numbias.data import Dataset
+from numbias.distribution import ScoreDistribution, stack
+from numbias.errors import NumbiasError
+from numbias.metrics import RULES, evaluate, item_scores
+from numbias.models import DEFAULT_JUDGE, has_chat_template, resolve
+from numbias.prompt import Prompt, PromptTemplate
+from numbias.scale import ScoreScale
+from numbias.store import Store
+from numbias.tasks import Task, get_task
+
+
+class JudgeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    backend: str = "llama.cpp"
+    label: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.model
+
+
+class TaskConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    path: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    template: str | None = None
+    answer_prefix: str | None = None
+    label: str | None = None
+
+
+class RunConfig(BaseModel):
+    """A study. Strings are shorthands: a judge name/path, a task name."""
+
+    model_config = ConfigDict(extra="forbid")
+    judges: list[JudgeConfig] = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE)])
+    tasks: list[TaskConfig] = Field(default_factory=lambda: [TaskConfig(name="vader")])
+    scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5", "1-10"])
+    rules: list[str] = Field(default_factory=lambda: ["greedy", "expected", "protocol"])
+    out: str = "numbias-results"
+    store: str | None = None
+    seed: int = 0
+    bootstrap: int = 1000
+
+    @field_validator("judges", mode="before")
+    @classmethod
+    def _judges(cls, v: Any) -> Any:
+        return [{"model": j} if isinstance(j, str) else j for j in v]
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _tasks(cls, v: Any) -> Any:
+        return [{"name": t} if isinstance(t, str) else t for t in v]
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, v: list[str]) -> list[str]:
+        return [str(ScoreScale.parse(s)) for s in v]
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, v: list[str]) -> list[str]:
+        bad = [r for r in v if r not in RULES]
+        if bad:
+            raise ValueError(f"unknown rule(s) {bad}; known: {', '.join(RULES)}")
+        return v
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else Path(self.out) / "store.sqlite"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RunConfig:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise NumbiasError(f"config file {path} does not exist") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise NumbiasError(f"config file {path} is not readable YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise NumbiasError(f"config file {path} must hold a mapping of settings")
+        return cls.parse(data, source=str(path))
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                raise NumbiasError(f"{source}: unknown config key {where!r}") from None
+            raise NumbiasError(f"{source}: {where}: {err['msg']}") from None
+
+
+@dataclass
+class ScoredSet:
+    """The distributions of one judge on one task at one scale."""
+
+    judge: str
+    task: str
+    scale: ScoreScale
+    data: Dataset
+    distributions: list[ScoreDistribution]
+
+    def scores(self, rule: str) -> np.ndarray:
+        probs, rest = stack(self.distributions)
+        return item_scores(probs, rest, self.scale, rule)
+
+
+@dataclass
+class StudyResults:
+    config: RunConfig
+    sets: list[ScoredSet]
+    summary: pd.DataFrame
+    items: pd.DataFrame
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, out: str | Path | None = None) -> Path:
+        from numbias.report import write_report
+
+        folder = Path(out or self.config.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.items.to_csv(folder / "items.csv", index=False)
+        records = json.loads(self.summary.to_json(orient="records"))
+        (folder / "summary.json").write_text(json.dumps(records, indent=2))
+        (folder / "config.yaml").write_text(yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
+        write_report(self, folder / "report.html")
+        return folder
+
+
+Progress = Callable[[str, int], Callable[[int], None]]
+"""``progress(description, total)`` returns an ``advance(n)`` callback."""
+
+
+@contextmanager
+def _no_progress(_: str, __: int) -> Iterator[Callable[[int], None]]:
+    yield lambda n: None
+
+
+class Judge:
+    """A configured judge whose backend is loaded only when something is missing."""
+
+    def __init__(self, config: JudgeConfig) -> None:
+        self.config = config
+        if config.backend == "llama.cpp":
+            resolved = resolve(config.model)
+            chat = config.options.get("chat")
+            self.chat = has_chat_template(resolved) if chat is None else bool(chat)
+            self.identity: dict[str, Any] = {"backend": "llama.cpp", "sha256": resolved.sha256, "chat": self.chat}
+        else:
+            self.chat = bool(config.options.get("chat", True))
+            self.identity = {"backend": config.backend, "model": config.model,
+                             **{k: v for k, v in config.options.items() if k not in _SECRET_OPTIONS}}
+        self._backend: Backend | None = None
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            options = dict(self.config.options)
+            if self.config.backend == "llama.cpp":
+                options["chat"] = self.chat
+            self._backend = create_backend(self.config.backend, model=self.config.model, **options)
+        return self._backend
+
+
+_SECRET_OPTIONS = {"api_key"}
+
+
+def setting_identity(judge: Judge, template: PromptTemplate, scale: ScoreScale, mode: dict[str, Any]) -> dict:
+    return {**judge.identity, "template": template.text, "system": template.system,
+            "answer_prefix": template.prefix(judge.chat), "scale": str(scale), **mode}
+
+
+def collect(
+    judge: Judge,
+    task_name: str,
+    data: Dataset,
+    template: PromptTemplate,
+    scale: ScoreScale,
+    store: Store,
+    *,
+    progress: Progress = _no_progress,
+    mode: dict[str, Any] | None = None,
+    scorer: Callable[[Backend, list[Prompt]], Iterator[ScoreDistribution]] | None = None,
+) -> ScoredSet:
+    """Distributions for every item, from the store where present, else the model;
+    each new item is stored as soon as it is scored."""
+    mode = mode or {"mode": "exact"}
+    key = store.register(setting_identity(judge, template, scale, mode))
+    ids = data.ids
+    done = store.done(key, ids)
+    todo = [i for i, item_id in enumerate(ids) if item_id not in done]
+    if todo:
+        records = data.records()
+        prompts = [template.fill(records[i], scale, chat=judge.chat) for i in todo]
+        backend = judge.backend
+        run = scorer or (lambda b, ps: b.score(ps, scale))
+        with progress(f"{judge.config.name} · {task_name} · {scale}", len(todo)) as advance:
+            finished = 0
+            try:
+                for dist in run(backend, prompts):
+                    store.put(key, ids[todo[finished]], dist, dist.meta.get("n_tokens"))
+                    finished += 1
+                    advance(1)
+            except NumbiasError as exc:
+                raise NumbiasError(f"item {ids[todo[finished]]!r} of {task_name}: {exc}") from None
+    stored = store.get(key, ids)
+    return ScoredSet(judge.config.name, task_name, scale, data, [stored[i] for i in ids])
+
+
+def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress = _no_progress) -> StudyResults:
+    """Run (or resume) a study and compute its metrics."""
+    if not isinstance(config, RunConfig):
+        config = RunConfig.parse(config or {})
+    tasks = [(tc, get_task(tc.name)) for tc in config.tasks]
+    datasets = [(tc, task, task.load(tc.path, **tc.options)) for tc, task in tasks]
+    judges = [Judge(jc) for jc in config.judges]
+    scales = [ScoreScale.parse(s) for s in config.scales]
+    store = Store(config.store_path)
+    sets: list[ScoredSet] = []
+    try:
+        for judge in judges:
+            for tc, task, data in datasets:
+                template = task_template(task, tc)
+                template.check(set(data.fields))
+                for scale in scales:
+                    sets.append(collect(judge, tc.label or data.name, data, template, scale, store, progress=progress))
+    finally:
+        store.close()
+    return analyse(config, sets)
+
+
+def task_template(task: Task, tc: TaskConfig) -> PromptTemplate:
+    template = PromptTemplate(
+        text=tc.template or task.template.text,
+        answer_prefix=tc.answer_prefix if tc.answer_prefix is not None else task.template.answer_prefix,
+        system=task.template.system,
+    )
+    return template
+
+
+def analyse(config: RunConfig, sets: list[ScoredSet]) -> StudyResults:
+    rows, items = [], []
+    for s in sets:
+        data = s.data
+        ratings = data.frame["ratings"].tolist() if data.has_ratings else None
+        per_item = pd.DataFrame({"judge": s.judge, "task": s.task, "scale": str(s.scale),
+                                 "id": data.ids, "human": data.human})
+        probs, rest = stack(s.distributions)
+        per_item["numeric_mass"] = probs.sum(axis=1)
+        per_item["out_of_scale"] = rest[:, 0] + rest[:, 1]
+        per_item["other"] = rest[:, 2]
+        for rule in config.rules:
+            scores = s.scores(rule)
+            per_item[rule] = scores
+            m = evaluate(scores, data.human, data.human_range, s.scale, ratings=ratings,
+                         n_boot=config.bootstrap, seed=config.seed)
+            rows.append({"judge": s.judge, "task": s.task, "scale": str(s.scale), "rule": rule, **m.flat()})
+        items.append(per_item)
+    return StudyResults(config, sets, pd.DataFrame(rows), pd.concat(items, ignore_index=True))

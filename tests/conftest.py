@@ -1,0 +1,38 @@
+"""Shared fixtures: the benchmark data folder and the embedded judges."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"benchmark data folder {SHARED} not present")
+    return SHARED
+
+
+def judge_available(name: str) -> bool:
+    from numbias.models import JUDGES
+
+    return importlib.util.find_spec("llama_cpp") is not None and JUDGES[name].installed
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    if not judge_available("smollm2-135m-instruct"):
+        pytest.skip("smollm2-135m-instruct or llama-cpp-python not installed")
+    from numbias.backends.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend("smollm2-135m-instruct")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checksum stamps go to the real cache (assembly is expensive); nothing else
+    in the tests writes outside tmp_path."""
