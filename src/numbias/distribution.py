@@ -10,7 +10,7 @@ import numpy as np
 from numbias.scale import ScoreScale
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ScoreDistribution:
     """Probability of each allowed score, plus where the rest of the mass went.
 

@@ -96,6 +96,21 @@ def kurtosis_vs_pearson(summary: pd.DataFrame) -> str:
     return figure_html(fig, "kurtosis against Pearson r")
 
 
+def disagreements(results: StudyResults, rule: str, k: int = 5) -> str:
+    """The items where judge and human disagree most: what a person reads first."""
+    parts = []
+    for s in results.sets:
+        scores = s.scores(rule)
+        gap = scores - to_scale(s.data.human, s.data.human_range, s.scale)
+        order = np.argsort(-np.nan_to_num(np.abs(gap), nan=-1.0))[:k]
+        frame = s.data.frame.iloc[order][list(s.data.fields)].copy()
+        frame.insert(0, "human", s.data.human[order])
+        frame.insert(1, f"judge ({rule})", scores[order])
+        frame = frame.astype({c: str for c in s.data.fields})
+        parts.append(f"<h3>{html.escape(f'{s.judge} · {s.task} · {s.scale}')}</h3>" + table_html(frame, 2))
+    return "".join(parts)
+
+
 def write_report(results: StudyResults, path: Path) -> None:
     summary = results.summary
     sections = [
@@ -105,6 +120,7 @@ def write_report(results: StudyResults, path: Path) -> None:
            "mapped linearly onto the judge's range; Wasserstein in units of the range).</p>"),
         ("Kurtosis against accuracy", kurtosis_vs_pearson(summary)),
         ("Score histograms", histograms(results)),
+        ("Largest disagreements", disagreements(results, results.config.rules[-1])),
         *results.extra.get("sections", []),
     ]
     notes = summary[summary["notes"].astype(str) != ""]

@@ -229,27 +229,30 @@ class LlamaCppBackend:
             yield dist
 
     def forced_choice(self, prompt: Prompt, scale: ScoreScale) -> np.ndarray:
-        """Reference scoring, one score at a time: for each score's bare and
-        space-led spelling, evaluate prompt + its tokens from an empty cache and take
-        P(tokens) × P(next token does not start with a digit). Slow; used to check
-        the trie and as a benchmark baseline."""
+        """Reference scoring, one score at a time and without the trie: the prompt is
+        evaluated once, then each score's bare and space-led spelling is decoded on
+        its own after it, giving P(tokens) × P(next token is not a digit)."""
         tokens = self.tokenize(prompt)
+        n = len(tokens)
         starts_digit = np.array([p[:1].isascii() and p[:1].isdigit() for p in self.pieces])
+        self._cached = []
+        self._forget(0)
+        for i, token in enumerate(tokens):
+            self._put(i, token, i, self._all_seqs[:1], i == n - 1)
+        self._decode(n)
+        root = gather_logprobs(self._logits(n - 1), np.arange(self.n_vocab))
         probs = np.zeros(scale.size)
         for k, label in enumerate(scale.labels):
             for spelling in (label, " " + label):
                 answer = self._model.tokenize(spelling.encode(), False, False)
-                self._cached = []
-                self._forget(0)
-                seq = tokens + answer
-                for i, token in enumerate(seq):
-                    self._put(i, token, i, self._all_seqs[:1], i >= len(tokens) - 1)
-                self._decode(len(seq))
-                logp = 0.0
+                self._forget(n)
                 for j, token in enumerate(answer):
-                    row = self._logits(len(tokens) - 1 + j)
-                    logp += float(gather_logprobs(row, np.asarray([token]))[0])
-                end = np.exp(gather_logprobs(self._logits(len(seq) - 1), np.arange(self.n_vocab)))
+                    self._put(j, token, n + j, self._all_seqs[:1], True)
+                self._decode(len(answer))
+                logp = float(root[answer[0]])
+                for j, token in enumerate(answer[1:]):
+                    logp += float(gather_logprobs(self._logits(j), np.asarray([token]))[0])
+                end = np.exp(gather_logprobs(self._logits(len(answer) - 1), np.arange(self.n_vocab)))
                 probs[k] += np.exp(logp) * float(end[~starts_digit].sum())
         self._forget(0)
         return probs

@@ -1,0 +1,3 @@
+from numbias.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""The CLI on bad input: one line on stderr naming the problem, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from numbias.errors import NumbiasError
+from numbias.models import JUDGES, JudgeSpec
+
+
+def numbias(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "numbias", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["score", "--model", "no-such-judge"], "unknown judge 'no-such-judge'"),
+        (["score", "--model", "/nope/model.gguf"], "does not exist"),
+        (["score", "--range", "9-0"], "lo must be below hi"),
+        (["score", "--range", "1.5-9"], "not of the form LO-HI"),
+        (["score", "--task", "nope"], "unknown task 'nope'"),
+        (["score", "--task", "stsb", "--data", "/nope/stsb.csv"], "does not exist"),
+        (["score", "--template", "Rate {missing} from {lo} to {hi}"], "field(s) ['missing'] not in the data"),
+        (["run", "--rule", "vibes"], "unknown rule"),
+    ],
+)
+def test_bad_input(args: list[str], fragment: str, tmp_path: Path) -> None:
+    assert_one_line_error(numbias(*args, "--out", str(tmp_path / "o")) if args[0] == "score"
+                          else numbias(*args), fragment)
+
+
+def test_corrupt_gguf(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model at all")
+    assert_one_line_error(numbias("score", "--model", str(junk), "--out", str(tmp_path)), "not a GGUF file")
+    truncated = tmp_path / "trunc.gguf"
+    truncated.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 20)
+    result = numbias("score", "--model", str(truncated), "--out", str(tmp_path))
+    assert_one_line_error(result, "could not load")
+
+
+def test_bad_yaml_and_unknown_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [vader\n")
+    assert_one_line_error(numbias("run", str(bad)), "not readable YAML")
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("tasks: [vader]\ntemperature: 3\n")
+    assert_one_line_error(numbias("run", str(unknown)), "unknown config key 'temperature'")
+
+
+def _spec(tmp_path: Path, **changes) -> JudgeSpec:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF0000")
+    base = dict(name="t", description="", kind="instruct", licence="", size_bytes=8, sha256="0" * 64,
+                packages=("numpy",), install="pip install numpy", chunks=lambda: [model], assembled=False)
+    return JudgeSpec(**{**base, **changes})
+
+
+def test_registry_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUMBIAS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(NumbiasError, match="expected 0000"):
+        _spec(tmp_path).path()
+    with pytest.raises(NumbiasError, match="pip install not-a-real-pkg"):
+        _spec(tmp_path, packages=("not-a-real-pkg==1",), install="pip install not-a-real-pkg==1").path()
+    with pytest.raises(NumbiasError, match="is missing"):
+        _spec(tmp_path, chunks=lambda: [tmp_path / "gone.bin"]).path()
+    assert set(JUDGES) == {"smollm2-135m-instruct", "gemma3-270m-base", "qwen2.5-coder-0.5b-instruct"}

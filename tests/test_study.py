@@ -1,0 +1,130 @@
+"""The study pipeline: resume after SIGKILL, no model calls when finished, report escaping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import numbias.study as study
+from numbias.backends import register_backend
+from numbias.backends.fake import FakeBackend
+from numbias.errors import NumbiasError
+from numbias.study import RunConfig, run
+
+PIECES = [str(d) for d in range(10)] + [" ", "x", ""]
+
+
+def _fake(model: str, **_: object) -> FakeBackend:
+    def logits(prompt, context):
+        seed = sum(map(ord, prompt.user)) + len(context)
+        row = np.random.default_rng(seed).normal(0, 1.5, len(PIECES))
+        if context:
+            row[-1] = 5.0
+        return row
+
+    return FakeBackend(PIECES, logits, eos=len(PIECES) - 1)
+
+
+register_backend("test-fake", _fake)
+
+
+def test_finished_config_makes_no_model_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = {"judges": [{"model": "toy", "backend": "test-fake"}], "tasks": [{"name": "vader", "options": {"n": 30}}],
+           "scales": ["0-9", "1-5"], "out": str(tmp_path), "bootstrap": 100}
+    first = run(cfg)
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("a finished configuration must not create a backend")
+
+    monkeypatch.setattr(study, "create_backend", refuse)
+    second = run(cfg)
+    pd.testing.assert_frame_equal(first.summary, second.summary)
+    folder = second.write()
+    assert {p.name for p in folder.iterdir()} >= {"items.csv", "summary.json", "config.yaml", "report.html"}
+
+
+def test_report_escapes_data_text(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    rows = [{"id": i, "text": f"<script>alert({i})</script> & more", "score": i % 5} for i in range(12)]
+    pd.DataFrame(rows).to_csv(data, index=False)
+    cfg = RunConfig.parse({"judges": [{"model": "toy", "backend": "test-fake"}],
+                           "tasks": [{"name": "gecqe", "path": str(data), "label": "<b>mine</b>",
+                                      "template": "Rate {source} / {correction} from {lo} to {hi}"}],
+                           "scales": ["0-9"], "out": str(tmp_path / "out"), "bootstrap": 50})
+    pd.DataFrame({"source": [r["text"] for r in rows], "correction": "ok", "human": [r["score"] for r in rows],
+                  "id": range(12)}).to_csv(data, index=False)
+    page = (run(cfg).write() / "report.html").read_text()
+    assert "<script>alert" not in page and "&lt;script&gt;alert" in page
+    assert "<b>mine</b>" not in page and "&lt;b&gt;mine&lt;/b&gt;" in page
+
+
+def test_context_error_names_item(tmp_path: Path) -> None:
+    def tiny(model: str, **_: object) -> FakeBackend:
+        backend = _fake(model)
+        original = backend.score
+
+        def score(prompts, scale):
+            for p in prompts:
+                if "zzz" in p.user:
+                    raise NumbiasError("prompt of 9999 tokens exceeds the context of 64")
+                yield from original([p], scale)
+
+        backend.score = score  # type: ignore[method-assign]
+        return backend
+
+    register_backend("test-tiny", tiny)
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"id": ["a", "b", "c"], "source": ["s", "zzz", "t"], "correction": "c", "human": [1, 2, 3]}).to_csv(
+        data, index=False)
+    cfg = {"judges": [{"model": "toy", "backend": "test-tiny"}], "tasks": [{"name": "gecqe", "path": str(data)}],
+           "scales": ["0-9"], "out": str(tmp_path / "o")}
+    with pytest.raises(NumbiasError, match="item 'b' of gecqe-grammaticality: prompt of 9999 tokens"):
+        run(cfg)
+    db = sqlite3.connect(tmp_path / "o" / "store.sqlite")
+    assert db.execute("SELECT item FROM items").fetchall() == [("a",)]  # computed results kept
+
+
+@pytest.mark.model
+def test_resume_after_sigkill(tmp_path: Path, smollm2) -> None:
+    config = tmp_path / "study.yaml"
+    base = {"judges": ["smollm2-135m-instruct"], "tasks": [{"name": "vader", "options": {"n": 60}}],
+            "scales": ["0-9"], "bootstrap": 200}
+    config.write_text(json.dumps({**base, "out": str(tmp_path / "killed")}))
+    proc = subprocess.Popen([sys.executable, "-m", "numbias", "run", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = tmp_path / "killed" / "store.sqlite"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            done = sqlite3.connect(store).execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if done >= 15:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = sqlite3.connect(store).execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    assert 15 <= done < 60
+    rerun = subprocess.run([sys.executable, "-m", "numbias", "run", str(config)], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    clean = run({**base, "out": str(tmp_path / "clean")})
+    resumed = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    expected = json.loads(clean.summary.to_json(orient="records"))
+    assert len(resumed) == len(expected)
+    for a, b in zip(resumed, expected):
+        for key, value in b.items():
+            if isinstance(value, float):
+                assert a[key] == pytest.approx(value, abs=1e-9, nan_ok=True), key
+            else:
+                assert a[key] == value
