@@ -76,7 +76,7 @@ def histograms(results: StudyResults) -> str:
                 x = s.scale.values
                 ax.bar(x, judge, width=0.8 if s.scale.size <= 20 else 1.0, color="#d95f02", alpha=0.8, label="judge")
                 ax.step(x, human, where="mid", color="#1b9e77", label="human (mapped)")
-                ax.set_title(f"{s.judge} · {s.scale} · {rule}", fontsize=8)
+                ax.set_title(f"{s.judge} · {s.scale} · {rule if s.mode == 'exact' else s.mode}", fontsize=8)
                 ax.tick_params(labelsize=7)
                 if row == 0 and col == 0:
                     ax.legend(fontsize=7)

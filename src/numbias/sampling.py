@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from numbias.distribution import ScoreDistribution
 from numbias.scale import ScoreScale
 
 
@@ -38,3 +39,41 @@ def categorize(text: str, scale: ScoreScale) -> int:
     if value > scale.hi:
         return scale.size + 1
     return value - scale.lo
+
+
+_FIRST_INT = re.compile(r"-?[0-9]+")
+
+
+def protocol_score(text: str, scale: ScoreScale) -> tuple[int, int] | None:
+    """The paper's reading of a sampled answer: the first integer anywhere in it,
+    clipped to the scale. Returns (clipped score, -1/0/+1 for below/in/above), or
+    None for an answer with no number (dropped)."""
+    match = _FIRST_INT.search(text)
+    if not match:
+        return None
+    value = int(match.group(0))
+    if value < scale.lo:
+        return scale.lo, -1
+    if value > scale.hi:
+        return scale.hi, 1
+    return value, 0
+
+
+def sampled_distribution(texts: list[str], scale: ScoreScale, temperature: float) -> ScoreDistribution:
+    """Empirical distribution of n protocol answers, stored like an exact one."""
+    counts = np.zeros(scale.size)
+    below = above = other = 0
+    for text in texts:
+        read = protocol_score(text, scale)
+        if read is None:
+            other += 1
+            continue
+        value, side = read
+        if side < 0:
+            below += 1
+        elif side > 0:
+            above += 1
+        else:
+            counts[value - scale.lo] += 1
+    n = len(texts)
+    return ScoreDistribution(scale, counts / n, below / n, above / n, other / n, n_samples=n, temperature=temperature)

@@ -23,6 +23,7 @@ from numbias.errors import NumbiasError
 from numbias.metrics import RULES, evaluate, item_scores
 from numbias.models import DEFAULT_JUDGE, has_chat_template, resolve
 from numbias.prompt import Prompt, PromptTemplate
+from numbias.sampling import sampled_distribution
 from numbias.scale import ScoreScale
 from numbias.store import Store
 from numbias.tasks import Task, get_task
@@ -50,6 +51,20 @@ class TaskConfig(BaseModel):
     label: str | None = None
 
 
+class SamplingConfig(BaseModel):
+    """The paper's protocol: n answers at temperature T, first integer, clipped, averaged."""
+
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(10, ge=1)
+    temperature: float = Field(0.7, ge=0)
+    max_tokens: int = Field(5, ge=1)
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"sampled(n={self.n},T={self.temperature:g})"
+
+
 class RunConfig(BaseModel):
     """A study. Strings are shorthands: a judge name/path, a task name."""
 
@@ -58,6 +73,8 @@ class RunConfig(BaseModel):
     tasks: list[TaskConfig] = Field(default_factory=lambda: [TaskConfig(name="vader")])
     scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5", "1-10"])
     rules: list[str] = Field(default_factory=lambda: ["greedy", "expected", "protocol"])
+    modes: list[str] = Field(default_factory=lambda: ["exact"])
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     out: str = "numbias-results"
     store: str | None = None
     seed: int = 0
@@ -84,6 +101,14 @@ class RunConfig(BaseModel):
         bad = [r for r in v if r not in RULES]
         if bad:
             raise ValueError(f"unknown rule(s) {bad}; known: {', '.join(RULES)}")
+        return v
+
+    @field_validator("modes")
+    @classmethod
+    def _modes(cls, v: list[str]) -> list[str]:
+        bad = [m for m in v if m not in ("exact", "sampled")]
+        if bad or not v:
+            raise ValueError(f"modes must be 'exact' and/or 'sampled', got {v}")
         return v
 
     @property
@@ -123,6 +148,7 @@ class ScoredSet:
     scale: ScoreScale
     data: Dataset
     distributions: list[ScoreDistribution]
+    mode: str = "exact"
 
     def scores(self, rule: str) -> np.ndarray:
         probs, rest = stack(self.distributions)
@@ -227,7 +253,20 @@ def collect(
             except NumbiasError as exc:
                 raise NumbiasError(f"item {ids[todo[finished]]!r} of {task_name}: {exc}") from None
     stored = store.get(key, ids)
-    return ScoredSet(judge.config.name, task_name, scale, data, [stored[i] for i in ids])
+    label = "exact" if mode["mode"] == "exact" else str(mode.get("label", "sampled"))
+    return ScoredSet(judge.config.name, task_name, scale, data, [stored[i] for i in ids], label)
+
+
+def sampling_mode(sampling: SamplingConfig, scale: ScoreScale) -> tuple[dict[str, Any], Callable]:
+    """Store identity and scorer for the paper's sampling protocol."""
+    mode = {"mode": "sampled", "label": sampling.label, **sampling.model_dump()}
+
+    def scorer(backend: Backend, prompts: list[Prompt]) -> Iterator[ScoreDistribution]:
+        for texts in backend.sample(prompts, n=sampling.n, temperature=sampling.temperature,
+                                    max_tokens=sampling.max_tokens, seed=sampling.seed):
+            yield sampled_distribution(texts, scale, sampling.temperature)
+
+    return mode, scorer
 
 
 def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress = _no_progress) -> StudyResults:
@@ -246,7 +285,13 @@ def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress 
                 template = task_template(task, tc)
                 template.check(set(data.fields))
                 for scale in scales:
-                    sets.append(collect(judge, tc.label or data.name, data, template, scale, store, progress=progress))
+                    name = tc.label or data.name
+                    if "exact" in config.modes:
+                        sets.append(collect(judge, name, data, template, scale, store, progress=progress))
+                    if "sampled" in config.modes:
+                        mode, scorer = sampling_mode(config.sampling, scale)
+                        sets.append(collect(judge, name, data, template, scale, store, progress=progress,
+                                            mode=mode, scorer=scorer))
     finally:
         store.close()
     return analyse(config, sets)
@@ -266,17 +311,19 @@ def analyse(config: RunConfig, sets: list[ScoredSet]) -> StudyResults:
     for s in sets:
         data = s.data
         ratings = data.frame["ratings"].tolist() if data.has_ratings else None
-        per_item = pd.DataFrame({"judge": s.judge, "task": s.task, "scale": str(s.scale),
+        per_item = pd.DataFrame({"judge": s.judge, "task": s.task, "scale": str(s.scale), "mode": s.mode,
                                  "id": data.ids, "human": data.human})
         probs, rest = stack(s.distributions)
         per_item["numeric_mass"] = probs.sum(axis=1)
         per_item["out_of_scale"] = rest[:, 0] + rest[:, 1]
         per_item["other"] = rest[:, 2]
-        for rule in config.rules:
+        rules = config.rules if s.mode == "exact" else ["protocol"]
+        for rule in rules:
             scores = s.scores(rule)
-            per_item[rule] = scores
+            label = rule if s.mode == "exact" else s.mode
+            per_item[label] = scores
             m = evaluate(scores, data.human, data.human_range, s.scale, ratings=ratings,
                          n_boot=config.bootstrap, seed=config.seed)
-            rows.append({"judge": s.judge, "task": s.task, "scale": str(s.scale), "rule": rule, **m.flat()})
+            rows.append({"judge": s.judge, "task": s.task, "scale": str(s.scale), "rule": label, **m.flat()})
         items.append(per_item)
     return StudyResults(config, sets, pd.DataFrame(rows), pd.concat(items, ignore_index=True))

@@ -1,0 +1,99 @@
+"""Alignment study: protocol parsing, seeded sampling, the exact counterpart, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from numbias.align import parse_align, simulate_sample_mean_kurtosis
+from numbias.distribution import ScoreDistribution
+from numbias.errors import NumbiasError
+from numbias.metrics import item_scores
+from numbias.sampling import protocol_score, sampled_distribution
+from numbias.scale import ScoreScale
+from numbias.study import ScoredSet
+from numbias.tasks import TASKS
+
+SCALE = ScoreScale(0, 9)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(" 8", (8, 0)), ("8/10", (8, 0)), ("Score: 7", (7, 0)), ("7.5", (7, 0)), ("ten", None), ("", None),
+     ("-1", (0, -1)), ("100", (9, 1)), ("\n\n3 stars", (3, 0))],
+)
+def test_protocol_parser_table(text: str, expected: tuple[int, int] | None) -> None:
+    assert protocol_score(text, SCALE) == expected
+
+
+def test_sampled_distribution_counts() -> None:
+    dist = sampled_distribution(["8", "8", "x", "12", "3"], SCALE, 0.7)
+    assert dist.probs[8] == pytest.approx(0.4) and dist.above == pytest.approx(0.2)
+    assert dist.other == pytest.approx(0.2) and dist.n_samples == 5 and dist.total == pytest.approx(1)
+    # the protocol mean: (8 + 8 + 9 (clipped) + 3) / 4
+    probs, rest = dist.probs[None], np.array([[dist.below, dist.above, dist.other]])
+    assert item_scores(probs, rest, SCALE, "protocol")[0] == pytest.approx(28 / 4)
+
+
+def test_simulated_kurtosis_concentrates_on_exact_for_large_n() -> None:
+    rng = np.random.default_rng(0)
+    dists = [ScoreDistribution(SCALE, p, 0, 0, 0) for p in rng.dirichlet(np.ones(10) * 0.3, size=150)]
+    data = TASKS["vader"].load(n=150)
+    s = ScoredSet("j", "vader", SCALE, data, dists)
+    exact = s.scores("protocol")
+    from numbias.metrics import kurtosis
+
+    sims = simulate_sample_mean_kurtosis(s, n=400, runs=20, seed=1)
+    assert abs(np.mean(sims) - kurtosis(exact)) < 0.15
+    assert not np.array_equal(sims, simulate_sample_mean_kurtosis(s, n=400, runs=20, seed=2))
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        ({"pairs": [{"base": "smollm2-135m-instruct", "aligned": "smollm2-135m-instruct"}]}, "same judge twice"),
+        ({"scales": ["0-100"], "sampling": {"max_tokens": 2}}, "protocol reads at most 2"),
+        ({"pairs": [], "colour": 1}, "unknown key 'colour'"),
+    ],
+)
+def test_bad_align_config(config: dict, fragment: str) -> None:
+    with pytest.raises(NumbiasError, match=fragment):
+        parse_align(config)
+
+
+def test_unknown_judge_in_pair(tmp_path) -> None:
+    from numbias.align import align
+
+    with pytest.raises(NumbiasError, match="unknown judge 'nope'"):
+        align({"pairs": [{"base": "nope", "aligned": "smollm2-135m-instruct"}], "extra_aligned": [],
+               "out": str(tmp_path)})
+
+
+@pytest.mark.model
+def test_protocol_agrees_with_exact_expectation(smollm2) -> None:
+    """200 VADER items: the sampled protocol mean tracks the exact expectation."""
+    scale = ScoreScale(0, 9)
+    prompts = [TASKS["vader"].template.fill({"word": w}, scale, chat=True)
+               for w in TASKS["vader"].load(n=200, seed=2).frame["word"]]
+    exact = list(smollm2.score(prompts, scale))
+    sampled = [sampled_distribution(t, scale, 0.7) for t in
+               smollm2.sample(prompts, n=10, temperature=0.7, max_tokens=5, seed=0)]
+
+    def scores(ds: list[ScoreDistribution]) -> np.ndarray:
+        probs = np.vstack([d.probs for d in ds])
+        rest = np.array([[d.below, d.above, d.other] for d in ds])
+        return item_scores(probs, rest, scale, "protocol")
+
+    a, b = scores(exact), scores(sampled)
+    keep = ~np.isnan(b)
+    r = np.corrcoef(a[keep], b[keep])[0, 1]
+    print(f"protocol vs exact: Pearson {r:.3f}, mean |diff| {np.abs(a[keep] - b[keep]).mean():.3f}")
+    assert r > 0.95
+
+
+@pytest.mark.model
+def test_seeded_protocol_runs(smollm2) -> None:
+    prompts = [TASKS["vader"].template.fill({"word": w}, SCALE, chat=True) for w in ["happy", "awful"]]
+    one = list(smollm2.sample(prompts, n=10, temperature=0.7, max_tokens=5, seed=1))
+    assert one == list(smollm2.sample(prompts, n=10, temperature=0.7, max_tokens=5, seed=1))
+    assert one != list(smollm2.sample(prompts, n=10, temperature=0.7, max_tokens=5, seed=2))
