@@ -30,9 +30,3 @@ def smollm2():
     from numbias.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend("smollm2-135m-instruct")
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Checksum stamps go to the real cache (assembly is expensive); nothing else
-    in the tests writes outside tmp_path."""

@@ -58,6 +58,8 @@ def test_prompt_longer_than_context(smollm2) -> None:
     from numbias.errors import NumbiasError
     from numbias.prompt import Prompt
 
-    small = LlamaCppBackend("smollm2-135m-instruct", n_ctx=64)
-    with pytest.raises(NumbiasError, match="exceeds the context"):
-        next(small.score([Prompt(user="word " * 200)], ScoreScale(0, 9)))
+    small = LlamaCppBackend("smollm2-135m-instruct", n_ctx=512)
+    with pytest.raises(NumbiasError, match="exceeds the context of 512"):
+        next(small.score([Prompt(user="word " * 600)], ScoreScale(0, 9)))
+    with pytest.raises(NumbiasError, match="at least 512"):
+        LlamaCppBackend("smollm2-135m-instruct", n_ctx=64)

@@ -52,6 +52,8 @@ class LlamaCppBackend:
                 "pip install 'numbias[llama]'"
             ) from None
         self._lib = llama_cpp
+        if n_ctx < 512:
+            raise NumbiasError(f"n_ctx must be at least 512 (got {n_ctx})")
         judge = resolve(model)
         check_gguf(judge.path)
         mparams = llama_cpp.llama_model_default_params()
