@@ -39,7 +39,7 @@ def prefill(b: LlamaCppBackend, token_lists: list[list[int]], extra: int = 0) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--forced-n", type=int, default=None, help="prompts for forced choice (slow); default n")
     args = parser.parse_args()

@@ -69,7 +69,8 @@ class RunConfig(BaseModel):
     """A study. Strings are shorthands: a judge name/path, a task name."""
 
     model_config = ConfigDict(extra="forbid")
-    judges: list[JudgeConfig] = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE)])
+    judges: list[JudgeConfig] = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
+                                                                           options={"prune": DEFAULT_PRUNE})])
     tasks: list[TaskConfig] = Field(default_factory=lambda: [TaskConfig(name="vader")])
     scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5", "1-10"])
     rules: list[str] = Field(default_factory=lambda: ["greedy", "expected", "protocol"])
@@ -194,7 +195,8 @@ class Judge:
             resolved = resolve(config.model)
             chat = config.options.get("chat")
             self.chat = has_chat_template(resolved) if chat is None else bool(chat)
-            self.identity: dict[str, Any] = {"backend": "llama.cpp", "sha256": resolved.sha256, "chat": self.chat}
+            self.identity: dict[str, Any] = {"backend": "llama.cpp", "sha256": resolved.sha256, "chat": self.chat,
+                                             "prune": float(config.options.get("prune", 0.0))}
         else:
             self.chat = bool(config.options.get("chat", True))
             self.identity = {"backend": config.backend, "model": config.model,
@@ -212,6 +214,9 @@ class Judge:
 
 
 _SECRET_OPTIONS = {"api_key"}
+DEFAULT_PRUNE = 1e-4
+"""The default study skips trie branches below this path probability (reported per
+item as ``pruned`` mass); pass ``prune: 0`` in a judge's options for the full trie."""
 
 
 def setting_identity(judge: Judge, template: PromptTemplate, scale: ScoreScale, mode: dict[str, Any]) -> dict:

@@ -118,14 +118,23 @@ class ScoreTrie:
             index = self.nodes[index].parent
         return tokens[::-1]
 
-    def distribution(self, node_logprobs: Sequence[np.ndarray]) -> ScoreDistribution:
+    def distribution(self, node_logprobs: Sequence[np.ndarray | None]) -> ScoreDistribution:
         """Combine per-node log-probabilities of each node's ``gather`` tokens
-        (normalised over the full vocabulary) into the score distribution."""
+        (normalised over the full vocabulary) into the score distribution.
+
+        A node left unevaluated (``None``, pruned for negligible reach) counts its
+        reach as if the number ended there; that mass is reported as ``pruned``."""
         masses = np.zeros(self.scale.size + 3)
         reach = np.zeros(len(self.nodes))
         reach[0] = 1.0
+        pruned = 0.0
         for index, node in enumerate(self.nodes):
-            p = np.exp(np.asarray(node_logprobs[index], dtype=float))
+            row = node_logprobs[index]
+            if row is None:
+                masses[node.default] += reach[index]
+                pruned += reach[index]
+                continue
+            p = np.exp(np.asarray(row, dtype=float))
             k = len(node.children)
             reach[node.children] = reach[index] * p[:k]
             np.add.at(masses, node.outcomes, reach[index] * p[k:])
@@ -136,6 +145,7 @@ class ScoreTrie:
             below=float(masses[self.BELOW]),
             above=float(masses[self.ABOVE]),
             other=float(masses[self.OTHER]),
+            meta={"pruned": pruned},
         )
 
 

@@ -27,7 +27,13 @@ from numbias.trie import ScoreTrie, gather_logprobs
 
 
 class LlamaCppBackend:
-    """A GGUF judge. ``chat=None`` uses the model's chat template when it has one."""
+    """A GGUF judge. ``chat=None`` uses the model's chat template when it has one.
+
+    ``prune=0`` evaluates the whole trie in one decode (exact). ``prune>0`` walks it
+    level by level and skips nodes whose path probability is below ``prune``, counting
+    their mass as if the number ended there (recorded per item as ``pruned``): on CPU
+    builds, where a batch costs about as much as its tokens one by one, this is
+    several times faster for a bounded, reported error."""
 
     def __init__(
         self,
@@ -38,6 +44,7 @@ class LlamaCppBackend:
         n_gpu_layers: int = 0,
         chat: bool | None = None,
         reuse_prefix: bool = True,
+        prune: float = 0.0,
         verbose: bool = False,
     ) -> None:
         # ggml's tiled K-quant matmul takes over at 8+ rows and rounds differently
@@ -102,6 +109,9 @@ class LlamaCppBackend:
         self._bos = self._token_text(self._model.token_bos())
         self._eos = self._token_text(self._model.token_eos())
         self.reuse_prefix = reuse_prefix
+        if not 0.0 <= prune < 1.0:
+            raise NumbiasError(f"prune must be in [0, 1), got {prune}")
+        self.prune = prune
         self._cached: list[int] = []
         self._tries: dict[ScoreScale, tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]] = {}
         self.identity: dict[str, Any] = {
@@ -109,6 +119,7 @@ class LlamaCppBackend:
             "model": judge.name,
             "sha256": judge.sha256,
             "chat": self.chat,
+            "prune": prune,
         }
 
     # --- text ----------------------------------------------------------------
@@ -212,23 +223,62 @@ class LlamaCppBackend:
         depth = max(n.depth for n in trie.nodes)
         for prompt in prompts:
             tokens = self.tokenize(prompt)
-            rows: list[np.ndarray | None] = [None] * len(trie.nodes)
-            for g, group in enumerate(groups):
-                start = self._prefill(tokens, depth) if g == 0 else 0
-                if g > 0:
-                    self._forget(len(tokens))
-                for j, (node, seqs) in enumerate(group):
-                    n = trie.nodes[node]
-                    self._put(start + j, n.token, len(tokens) + n.depth - 1, seqs, True)
-                self._decode(start + len(group))
-                if g == 0:
-                    rows[0] = gather_logprobs(self._logits(start - 1), trie.nodes[0].gather)
-                for j, (node, _) in enumerate(group):
-                    if rows[node] is None:
-                        rows[node] = gather_logprobs(self._logits(start + j), trie.nodes[node].gather)
-            dist = trie.distribution(rows)  # type: ignore[arg-type]
+            if self.prune > 0:
+                rows = self._walk_pruned(tokens, trie, groups, depth)
+            else:
+                rows = self._walk_all(tokens, trie, groups, depth)
+            dist = trie.distribution(rows)
             dist.meta["n_tokens"] = len(tokens)
             yield dist
+
+    def _walk_all(self, tokens: list[int], trie: ScoreTrie, groups: list, depth: int) -> list[np.ndarray | None]:
+        """Prompt and every trie node in one decode per group of leaves."""
+        rows: list[np.ndarray | None] = [None] * len(trie.nodes)
+        for g, group in enumerate(groups):
+            start = self._prefill(tokens, depth) if g == 0 else 0
+            if g > 0:
+                self._forget(len(tokens))
+            for j, (node, seqs) in enumerate(group):
+                n = trie.nodes[node]
+                self._put(start + j, n.token, len(tokens) + n.depth - 1, seqs, True)
+            self._decode(start + len(group))
+            if g == 0:
+                rows[0] = gather_logprobs(self._logits(start - 1), trie.nodes[0].gather)
+            for j, (node, _) in enumerate(group):
+                if rows[node] is None:
+                    rows[node] = gather_logprobs(self._logits(start + j), trie.nodes[node].gather)
+        return rows
+
+    def _walk_pruned(self, tokens: list[int], trie: ScoreTrie, groups: list, depth: int) -> list[np.ndarray | None]:
+        """Level by level, only nodes whose path probability reaches ``prune``."""
+        if len(groups) > 1:
+            raise NumbiasError("pruned scoring supports tries of at most 255 leaves; use prune=0")
+        seqs = dict(groups[0])
+        rows: list[np.ndarray | None] = [None] * len(trie.nodes)
+        reach = np.zeros(len(trie.nodes))
+        reach[0] = 1.0
+        queued = self._prefill(tokens, depth)
+        self._decode(queued)
+        rows[0] = gather_logprobs(self._logits(queued - 1), trie.nodes[0].gather)
+        level = [0]
+        while level:
+            wanted = []
+            for parent in level:
+                node = trie.nodes[parent]
+                p = np.exp(rows[parent][: len(node.children)])  # type: ignore[index]
+                for child, prob in zip(node.children, p):
+                    reach[child] = reach[parent] * prob
+                    if reach[child] >= self.prune:
+                        wanted.append(child)
+            for j, node in enumerate(wanted):
+                n = trie.nodes[node]
+                self._put(j, n.token, len(tokens) + n.depth - 1, seqs[node], True)
+            if wanted:
+                self._decode(len(wanted))
+                for j, node in enumerate(wanted):
+                    rows[node] = gather_logprobs(self._logits(j), trie.nodes[node].gather)
+            level = [n for n in wanted if trie.nodes[n].children]
+        return rows
 
     def forced_choice(self, prompt: Prompt, scale: ScoreScale) -> np.ndarray:
         """Reference scoring, one score at a time and without the trie: the prompt is
