@@ -53,7 +53,7 @@ def test_simulated_kurtosis_concentrates_on_exact_for_large_n() -> None:
     [
         ({"pairs": [{"base": "smollm2-135m-instruct", "aligned": "smollm2-135m-instruct"}]}, "same judge twice"),
         ({"scales": ["0-100"], "sampling": {"max_tokens": 2}}, "protocol reads at most 2"),
-        ({"pairs": [], "colour": 1}, "unknown key 'colour'"),
+        ({"pairs": [], "colour": 1}, "unknown config key .colour."),
     ],
 )
 def test_bad_align_config(config: dict, fragment: str) -> None:

@@ -14,19 +14,21 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from numbias.distribution import stack
-from numbias.errors import NumbiasError
 from numbias.metrics import Interval, _pearson_rows, bootstrap, histogram, kurtosis, to_scale
 from numbias.scale import ScoreScale
 from numbias.study import (
     JudgeConfig,
+    JudgeList,
     Progress,
     RunConfig,
     SamplingConfig,
     ScoredSet,
     StudyResults,
     TaskConfig,
+    TaskList,
     _no_progress,
     run,
+    validate_config,
 )
 
 EMBEDDED_PAIR_NOTE = ("cross-family, cross-size contrast (Gemma 3 270M base vs SmolLM2 135M instruct): no "
@@ -55,8 +57,8 @@ class AlignConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pairs: list[PairConfig] = Field(default_factory=lambda: [
         PairConfig(base="gemma3-270m-base", aligned="smollm2-135m-instruct", note=EMBEDDED_PAIR_NOTE)])
-    extra_aligned: list[JudgeConfig] = Field(default_factory=lambda: [JudgeConfig(model="qwen2.5-coder-0.5b-instruct")])
-    tasks: list[TaskConfig] = Field(default_factory=lambda: [TaskConfig(name="vader")])
+    extra_aligned: JudgeList = Field(default_factory=lambda: [JudgeConfig(model="qwen2.5-coder-0.5b-instruct")])
+    tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader")])
     scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5"])
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     simulations: int = Field(200, ge=10)
@@ -64,16 +66,6 @@ class AlignConfig(BaseModel):
     store: str | None = None
     seed: int = 0
     bootstrap: int = 1000
-
-    @field_validator("extra_aligned", mode="before")
-    @classmethod
-    def _extra(cls, v: Any) -> Any:
-        return [{"model": j} if isinstance(j, str) else j for j in v]
-
-    @field_validator("tasks", mode="before")
-    @classmethod
-    def _tasks(cls, v: Any) -> Any:
-        return [{"name": t} if isinstance(t, str) else t for t in v]
 
     @model_validator(mode="after")
     def _protocol_can_read(self) -> AlignConfig:
@@ -172,16 +164,7 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
 
 
 def parse_align(data: dict[str, Any]) -> AlignConfig:
-    from pydantic import ValidationError
-
-    try:
-        return AlignConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            raise NumbiasError(f"align config: unknown key {where!r}") from None
-        raise NumbiasError(f"align config: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+    return validate_config(AlignConfig, data, "align config")
 
 
 def report_sections(res: AlignResults) -> list[tuple[str, str]]:

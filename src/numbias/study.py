@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from numbias.backends import Backend, create_backend
 from numbias.data import Dataset
@@ -27,6 +27,9 @@ from numbias.sampling import sampled_distribution
 from numbias.scale import ScoreScale
 from numbias.store import Store
 from numbias.tasks import Task, get_task
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class JudgeConfig(BaseModel):
@@ -51,6 +54,32 @@ class TaskConfig(BaseModel):
     label: str | None = None
 
 
+def _judge_shorthand(v: Any) -> Any:
+    return [{"model": j} if isinstance(j, str) else j for j in v]
+
+
+def _task_shorthand(v: Any) -> Any:
+    return [{"name": t} if isinstance(t, str) else t for t in v]
+
+
+JudgeList = Annotated[list[JudgeConfig], BeforeValidator(_judge_shorthand)]
+"""Judges given as a name/path or as a full mapping."""
+TaskList = Annotated[list[TaskConfig], BeforeValidator(_task_shorthand)]
+"""Tasks given as a name or as a full mapping."""
+
+
+def validate_config(cls: type[ModelT], data: dict[str, Any], source: str) -> ModelT:
+    """Validate a config mapping; the first problem becomes a one-line error."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise NumbiasError(f"{source}: unknown config key {where!r}") from None
+        raise NumbiasError(f"{source}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
 class SamplingConfig(BaseModel):
     """The paper's protocol: n answers at temperature T, first integer, clipped, averaged."""
 
@@ -69,9 +98,9 @@ class RunConfig(BaseModel):
     """A study. Strings are shorthands: a judge name/path, a task name."""
 
     model_config = ConfigDict(extra="forbid")
-    judges: list[JudgeConfig] = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
+    judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
                                                                            options={"prune": DEFAULT_PRUNE})])
-    tasks: list[TaskConfig] = Field(default_factory=lambda: [TaskConfig(name="vader")])
+    tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader")])
     scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5", "1-10"])
     rules: list[str] = Field(default_factory=lambda: ["greedy", "expected", "protocol"])
     modes: list[str] = Field(default_factory=lambda: ["exact"])
@@ -80,16 +109,6 @@ class RunConfig(BaseModel):
     store: str | None = None
     seed: int = 0
     bootstrap: int = 1000
-
-    @field_validator("judges", mode="before")
-    @classmethod
-    def _judges(cls, v: Any) -> Any:
-        return [{"model": j} if isinstance(j, str) else j for j in v]
-
-    @field_validator("tasks", mode="before")
-    @classmethod
-    def _tasks(cls, v: Any) -> Any:
-        return [{"name": t} if isinstance(t, str) else t for t in v]
 
     @field_validator("scales")
     @classmethod
@@ -130,14 +149,7 @@ class RunConfig(BaseModel):
 
     @classmethod
     def parse(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                raise NumbiasError(f"{source}: unknown config key {where!r}") from None
-            raise NumbiasError(f"{source}: {where}: {err['msg']}") from None
+        return validate_config(cls, data, source)
 
 
 @dataclass
