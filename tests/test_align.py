@@ -70,28 +70,6 @@ def test_unknown_judge_in_pair(tmp_path) -> None:
 
 
 @pytest.mark.model
-def test_protocol_agrees_with_exact_expectation(smollm2) -> None:
-    """200 VADER items: the sampled protocol mean tracks the exact expectation."""
-    scale = ScoreScale(0, 9)
-    prompts = [TASKS["vader"].template.fill({"word": w}, scale, chat=True)
-               for w in TASKS["vader"].load(n=200, seed=2).frame["word"]]
-    exact = list(smollm2.score(prompts, scale))
-    sampled = [sampled_distribution(t, scale, 0.7) for t in
-               smollm2.sample(prompts, n=10, temperature=0.7, max_tokens=5, seed=0)]
-
-    def scores(ds: list[ScoreDistribution]) -> np.ndarray:
-        probs = np.vstack([d.probs for d in ds])
-        rest = np.array([[d.below, d.above, d.other] for d in ds])
-        return item_scores(probs, rest, scale, "protocol")
-
-    a, b = scores(exact), scores(sampled)
-    keep = ~np.isnan(b)
-    r = np.corrcoef(a[keep], b[keep])[0, 1]
-    print(f"protocol vs exact: Pearson {r:.3f}, mean |diff| {np.abs(a[keep] - b[keep]).mean():.3f}")
-    assert r > 0.95
-
-
-@pytest.mark.model
 def test_seeded_protocol_runs(smollm2) -> None:
     prompts = [TASKS["vader"].template.fill({"word": w}, SCALE, chat=True) for w in ["happy", "awful"]]
     one = list(smollm2.sample(prompts, n=10, temperature=0.7, max_tokens=5, seed=1))
