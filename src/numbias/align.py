@@ -119,7 +119,8 @@ def simulate_sample_mean_kurtosis(s: ScoredSet, n: int, runs: int, seed: int) ->
 def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progress = _no_progress) -> AlignResults:
     if not isinstance(config, AlignConfig):
         config = parse_align(config or {})
-    results = run(config.study(), progress=progress)
+    study = config.study()
+    results = run(study, progress=progress)
     summary = results.summary
     sampled_label = config.sampling.label
 
@@ -133,7 +134,7 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
     pairs += [(config.pairs[0].base.name, j.name, "further aligned judge") for j in config.extra_aligned]
     for base, aligned, note in pairs:
         for task in dict.fromkeys(s.task for s in results.sets):
-            for scale in config.study().scales:
+            for scale in study.scales:
                 for protocol, rule in (("paper protocol " + sampled_label, sampled_label), ("exact expected", "expected")):
                     b, a = pick(base, task, scale, rule), pick(aligned, task, scale, rule)
                     rows.append({"base": base, "aligned": aligned, "task": task, "scale": scale, "scoring": protocol,

@@ -148,16 +148,10 @@ def align_cmd(
     out: Annotated[Path | None, typer.Option(help="Results folder.")] = None,
 ) -> None:
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
-    import yaml
-
     from numbias.align import align, parse_align
+    from numbias.study import read_yaml
 
-    settings: dict[str, Any] = {}
-    if config is not None:
-        try:
-            settings = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise NumbiasError(f"config file {config} is not readable YAML: {str(exc).splitlines()[0]}") from None
+    settings: dict[str, Any] = read_yaml(config) if config is not None else {}
     if pair:
         pairs = []
         for p in pair:

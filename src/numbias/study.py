@@ -68,6 +68,19 @@ TaskList = Annotated[list[TaskConfig], BeforeValidator(_task_shorthand)]
 """Tasks given as a name or as a full mapping."""
 
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file as a mapping; every reading problem is a one-line error."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise NumbiasError(f"config file {path} does not exist") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise NumbiasError(f"config file {path} is not readable YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise NumbiasError(f"config file {path} must hold a mapping of settings")
+    return data
+
+
 def validate_config(cls: type[ModelT], data: dict[str, Any], source: str) -> ModelT:
     """Validate a config mapping; the first problem becomes a one-line error."""
     try:
@@ -137,15 +150,7 @@ class RunConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise NumbiasError(f"config file {path} does not exist") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise NumbiasError(f"config file {path} is not readable YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise NumbiasError(f"config file {path} must hold a mapping of settings")
-        return cls.parse(data, source=str(path))
+        return cls.parse(read_yaml(path), source=str(path))
 
     @classmethod
     def parse(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
