@@ -14,7 +14,7 @@ from numbias.backends.fake import FakeBackend
 from numbias.prompt import Prompt
 from numbias.sampling import categorize
 from numbias.scale import ScoreScale
-from numbias.trie import ScoreTrie
+from numbias.trie import ScoreTrie, gather_logprobs
 
 PIECES = ["0", "1", "2", "3", "5", "8", "9", " ", " 1", "10", "x", "", "8.", " x", "00"]
 EOS = PIECES.index("")
@@ -107,7 +107,7 @@ def _random_lm(seed: int):
     return logits
 
 
-def _brute_force(backend: FakeBackend, scale: ScoreScale, depth: int = 3) -> np.ndarray:
+def _brute_force(backend: FakeBackend, scale: ScoreScale, depth: int = 3, temperature: float = 1.0) -> np.ndarray:
     masses = np.zeros(scale.size + 3)
     for length in range(1, depth + 1):
         for seq in itertools.product(range(len(PIECES)), repeat=length):
@@ -115,7 +115,7 @@ def _brute_force(backend: FakeBackend, scale: ScoreScale, depth: int = 3) -> np.
                 continue
             p = 1.0
             for k, token in enumerate(seq):
-                p *= np.exp(backend.logprobs(PROMPT, seq[:k])[token])
+                p *= np.exp(gather_logprobs(backend._logits(PROMPT, seq[:k]) / temperature, np.asarray([token]))[0])
             text = "".join(PIECES[t] for t in seq)
             masses[categorize(text, scale)] += p
     return masses
@@ -131,3 +131,15 @@ def test_trie_equals_brute_force_enumeration(seed: int, scale: tuple[int, int]) 
     np.testing.assert_allclose(dist.probs, expected[: sc.size], atol=1e-9)
     np.testing.assert_allclose([dist.below, dist.above, dist.other], expected[sc.size :], atol=1e-9)
     assert dist.total == pytest.approx(1.0, abs=1e-9)
+
+
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 10_000), temperature=st.sampled_from([0.4, 0.7, 1.3, 2.0]))
+def test_tempered_trie_equals_brute_force_at_that_temperature(seed: int, temperature: float) -> None:
+    """Temperature rescales every step of a multi-token score, not the final mass."""
+    sc = ScoreScale(1, 10)
+    backend = FakeBackend(PIECES, _random_lm(seed), eos=EOS)
+    dist = next(backend.score([PROMPT], sc)).at(temperature)
+    expected = _brute_force(backend, sc, temperature=temperature)
+    np.testing.assert_allclose(dist.probs, expected[: sc.size], atol=1e-9)
+    np.testing.assert_allclose([dist.below, dist.above, dist.other], expected[sc.size :], atol=1e-9)

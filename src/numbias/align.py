@@ -19,6 +19,7 @@ from numbias.scale import ScoreScale
 from numbias.study import (
     JudgeConfig,
     JudgeList,
+    JudgeRef,
     Progress,
     RunConfig,
     SamplingConfig,
@@ -37,14 +38,9 @@ EMBEDDED_PAIR_NOTE = ("cross-family, cross-size contrast (Gemma 3 270M base vs S
 
 class PairConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    base: JudgeConfig
-    aligned: JudgeConfig
+    base: JudgeRef
+    aligned: JudgeRef
     note: str | None = None
-
-    @field_validator("base", "aligned", mode="before")
-    @classmethod
-    def _judge(cls, v: Any) -> Any:
-        return {"model": v} if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _distinct(self) -> PairConfig:
@@ -61,6 +57,9 @@ class AlignConfig(BaseModel):
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader")])
     scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5"])
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    sample: bool = True
+    """Run the sampling protocol on the models too; when off, the protocol's rows are
+    its exact expectation at the sampling temperature (no sampling noise, no extra cost)."""
     simulations: int = Field(200, ge=10)
     out: str = "numbias-align"
     store: str | None = None
@@ -84,7 +83,8 @@ class AlignConfig(BaseModel):
         for judge in self.extra_aligned:
             judges.setdefault(judge.name, judge)
         return RunConfig(judges=list(judges.values()), tasks=self.tasks, scales=self.scales,
-                         rules=["expected", "protocol"], modes=["exact", "sampled"], sampling=self.sampling,
+                         rules=["expected", "protocol"], modes=["exact", "sampled"] if self.sample else ["exact"],
+                         sampling=self.sampling,
                          out=self.out, store=self.store, seed=self.seed, bootstrap=self.bootstrap)
 
 
@@ -99,8 +99,9 @@ class AlignResults:
 
 def simulate_sample_mean_kurtosis(s: ScoredSet, n: int, runs: int, seed: int) -> np.ndarray:
     """Kurtosis across items of the n-sample protocol mean, drawn from the stored
-    exact distributions (clipped, non-numbers dropped): no model calls."""
-    probs, rest = stack(s.distributions)
+    exact distributions at the protocol's temperature (clipped, non-numbers
+    dropped): no model calls."""
+    probs, rest = stack(s.at(s.protocol_temperature))
     clipped = probs.copy()
     clipped[:, 0] += rest[:, 0]
     clipped[:, -1] += rest[:, 1]
@@ -123,6 +124,8 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
     results = run(study, progress=progress)
     summary = results.summary
     sampled_label = config.sampling.label
+    protocol_rows = [("paper protocol " + sampled_label, sampled_label)] if config.sample else []
+    protocol_rows.append((f"protocol expectation (exact, T={config.sampling.temperature:g})", "protocol"))
 
     def pick(judge: str, task: str, scale: str, rule: str) -> pd.Series:
         row = summary[(summary.judge == judge) & (summary.task == task) & (summary.scale == scale)
@@ -135,7 +138,7 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
     for base, aligned, note in pairs:
         for task in dict.fromkeys(s.task for s in results.sets):
             for scale in study.scales:
-                for protocol, rule in (("paper protocol " + sampled_label, sampled_label), ("exact expected", "expected")):
+                for protocol, rule in [*protocol_rows, ("exact expected", "expected")]:
                     b, a = pick(base, task, scale, rule), pick(aligned, task, scale, rule)
                     rows.append({"base": base, "aligned": aligned, "task": task, "scale": scale, "scoring": protocol,
                                  "human kurtosis": b["human_kurtosis"], "base kurtosis": b["kurtosis"],

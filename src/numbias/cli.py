@@ -1,4 +1,4 @@
-"""Command line: ``numbias run``, ``numbias score``, ``numbias models``.
+"""Command line: ``numbias run``, ``align``, ``mitigate``, ``score``, ``models``.
 
 Every user error ends as one line on stderr and exit code 2, never a traceback;
 results already computed are in the store and survive any stop."""
@@ -140,7 +140,11 @@ def run_cmd(
 @app.command("align")
 def align_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML alignment-study config (optional).")] = None,
-    pair: Annotated[list[str] | None, typer.Option(help="BASE:ALIGNED judge pair (repeatable).")] = None,
+    base: Annotated[list[str] | None, typer.Option(help="Base judge of a pair: name or GGUF path (repeatable).")] = None,
+    aligned: Annotated[list[str] | None, typer.Option(help="Aligned judge paired with the --base at the same "
+                                                            "position (repeatable).")] = None,
+    sample: Annotated[bool, typer.Option(help="Also run the sampling protocol on the models (else its exact "
+                                              "expectation).")] = True,
     task: Annotated[list[str] | None, typer.Option(help="Task name (repeatable).")] = None,
     data: Annotated[Path | None, typer.Option(help="Data path for the given task(s).")] = None,
     option: Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE.")] = None,
@@ -152,15 +156,13 @@ def align_cmd(
     from numbias.study import read_yaml
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
-    if pair:
-        pairs = []
-        for p in pair:
-            if ":" not in p:
-                raise NumbiasError(f"pair {p!r} is not BASE:ALIGNED")
-            base, aligned = p.rsplit(":", 1) if p.count(":") > 1 and "/" in p else p.split(":", 1)
-            pairs.append({"base": base, "aligned": aligned})
-        settings["pairs"] = pairs
+    if base or aligned:
+        if len(base or []) != len(aligned or []):
+            raise NumbiasError(f"give one --aligned per --base (got {len(base or [])} and {len(aligned or [])})")
+        settings["pairs"] = [{"base": b, "aligned": a} for b, a in zip(base or [], aligned or [])]
         settings.setdefault("extra_aligned", [])
+    if not sample:
+        settings["sample"] = False
     if task:
         settings["tasks"] = [{"name": t, "path": str(data) if data else None, "options": _options(option)}
                              for t in task]
@@ -187,6 +189,56 @@ def align_cmd(
         console.print(f"kurtosis vs Pearson r over all settings ({rule}): {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
                       " (paper: -0.60)")
     console.print(f"results in {folder}/ (alignment.csv, simulated_kurtosis.csv, report.html)")
+
+
+@app.command("mitigate")
+def mitigate_cmd(
+    config: Annotated[Path | None, typer.Argument(help="YAML mitigation-study config (optional).")] = None,
+    judge: Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")] = None,
+    task: Annotated[list[str] | None, typer.Option(help="Task name (repeatable).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Data path for the given task(s).")] = None,
+    option: Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=500).")] = None,
+    scale: Annotated[list[str] | None, typer.Option(help="Scale LO-HI to sweep (repeatable).")] = None,
+    dev: Annotated[int | None, typer.Option(help="Development items; the rest are the test split.")] = None,
+    folds: Annotated[int | None, typer.Option(help="k-fold instead of one dev/test split.")] = None,
+    criterion: Annotated[str | None, typer.Option(help="pearson (dev labels), entropy or kurtosis (label-free).")]
+    = None,
+    sample: Annotated[bool, typer.Option(help="Also run the sampling protocol at T 0.4/0.7/1.0/1.3.")] = False,
+    save: Annotated[Path | None, typer.Option(help="Save the automatic choice as a calibrated judge (JSON).")]
+    = None,
+    out: Annotated[Path | None, typer.Option(help="Results folder.")] = None,
+) -> None:
+    """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
+    from numbias.mitigate import mitigate, parse_mitigate
+    from numbias.study import read_yaml
+
+    settings: dict[str, Any] = read_yaml(config) if config is not None else {}
+    if judge:
+        settings["judges"] = judge
+    if task:
+        settings["tasks"] = [{"name": t, "path": str(data) if data else None, "options": _options(option)}
+                             for t in task]
+    for key, value in (("scales", scale), ("dev", dev), ("folds", folds), ("criterion", criterion),
+                       ("out", str(out) if out else None)):
+        if value:
+            settings[key] = value
+    if sample:
+        settings["sample"] = True
+    results = mitigate(parse_mitigate(settings), progress=rich_progress)
+    folder = results.write()
+    cols = ["judge", "task", "row", "setting", "dev r", "kurtosis", "pearson", "spearman"]
+    table = Table(title="mitigations: test split (settings chosen on development items only)")
+    for col in cols:
+        table.add_column(col, justify="left" if col in {"judge", "task", "row", "setting"} else "right")
+    for r in results.table.to_dict("records"):
+        cells = [str(r[c]) if not isinstance(r[c], float) else ("—" if r[c] != r[c] else f"{r[c]:.2f}") for c in cols]
+        cells[6] = f"{r['pearson']:.2f} [{r['pearson_low']:.2f}, {r['pearson_high']:.2f}]"
+        table.add_row(*cells)
+    console.print(table)
+    if save:
+        path = results.comparisons[0].calibrated().save(save)
+        console.print(f"saved the automatic choice of {results.comparisons[0].task} as {path}")
+    console.print(f"results in {folder}/ (mitigation.csv, dev_scores.csv, report.html)")
 
 
 def print_summary(summary: Any) -> None:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from numbias.errors import NumbiasError
 from numbias.scale import ScoreScale
+
+TEMPERATURES = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5)
+"""Temperatures at which exact backends also read every trie node, so temperature
+scaling (the paper's 0.4/0.7/1.0/1.3 and a grid to fit T on) needs no model call."""
+
+
+def check_temperatures(temperatures: Sequence[float]) -> tuple[float, ...]:
+    """A sorted, de-duplicated grid that includes T = 1 (the distribution itself)."""
+    grid = tuple(sorted({1.0, *(float(t) for t in temperatures)}))
+    if grid[0] <= 0:
+        raise NumbiasError(f"temperatures must be positive, got {grid[0]:g}")
+    return grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -16,8 +30,10 @@ class ScoreDistribution:
 
     ``below``/``above`` hold numbers outside the scale (the study clips them to the
     ends); ``other`` holds every non-numeric continuation. The four parts sum to 1.
-    ``n_samples``/``temperature`` are set when the distribution is an empirical one
-    from sampling rather than read exactly from the model.
+    ``n_samples`` is set when the distribution is an empirical one from sampling;
+    ``temperature`` is the softmax temperature it was sampled or read at (None: 1).
+    ``tempered`` holds the exact distribution at other temperatures, each step of
+    every multi-token score rescaled by 1/T, as read by the backend.
     """
 
     scale: ScoreScale
@@ -27,6 +43,7 @@ class ScoreDistribution:
     other: float = 0.0
     n_samples: int | None = None
     temperature: float | None = None
+    tempered: dict[float, ScoreDistribution] = field(default_factory=dict, compare=False)
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -47,6 +64,18 @@ class ScoreDistribution:
     def is_sampled(self) -> bool:
         return self.n_samples is not None
 
+    def at(self, temperature: float) -> ScoreDistribution:
+        """The exact distribution at softmax temperature ``temperature``."""
+        if self.is_sampled:
+            raise NumbiasError("a sampled distribution cannot be re-read at another temperature")
+        if temperature == (self.temperature or 1.0):
+            return self
+        try:
+            return self.tempered[float(temperature)]
+        except KeyError:
+            grid = ", ".join(f"{t:g}" for t in sorted({1.0, *self.tempered}))
+            raise NumbiasError(f"temperature {temperature:g} was not read; stored: {grid}") from None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "scale": str(self.scale),
@@ -56,6 +85,7 @@ class ScoreDistribution:
             "other": float(self.other),
             "n_samples": self.n_samples,
             "temperature": self.temperature,
+            "tempered": {f"{t!r}": d.to_dict() for t, d in self.tempered.items()},
         }
 
     @classmethod
@@ -68,6 +98,7 @@ class ScoreDistribution:
             other=float(data["other"]),
             n_samples=data.get("n_samples"),
             temperature=data.get("temperature"),
+            tempered={float(t): cls.from_dict(d) for t, d in data.get("tempered", {}).items()},
         )
 
 

@@ -18,7 +18,8 @@ from numbias.scale import ScoreScale
 RULES = ("greedy", "expected", "median", "protocol")
 """greedy: the most probable score; expected: mean over in-scale scores; median;
 protocol: the paper's mean of n clipped samples (exact expectation: out-of-scale
-numbers clipped to the ends, non-numbers dropped)."""
+numbers clipped to the ends, non-numbers dropped); a study reads it from the
+distribution at the protocol's sampling temperature."""
 
 
 def item_scores(probs: np.ndarray, rest: np.ndarray, scale: ScoreScale, rule: str) -> np.ndarray:

@@ -126,7 +126,12 @@ def write_report(results: StudyResults, path: Path) -> None:
     notes = summary[summary["notes"].astype(str) != ""]
     if len(notes):
         sections.append(("Notes", table_html(notes[["judge", "task", "scale", "rule", "notes"]])))
-    body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>numbias report</title>"
-            f"<style>{_CSS}</style></head><body><h1>numbias report</h1>{body}</body></html>")
+    write_sections("numbias report", sections, path)
+
+
+def write_sections(title: str, sections: list[tuple[str, str]], path: Path) -> None:
+    """A self-contained page of (heading, HTML) sections."""
+    body = "".join(f"<h2>{html.escape(head)}</h2>{content}" for head, content in sections)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
     path.write_text(page, encoding="utf-8")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from numbias.backends import Backend, create_backend
 from numbias.data import Dataset
-from numbias.distribution import ScoreDistribution, stack
+from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, stack
 from numbias.errors import NumbiasError
 from numbias.metrics import RULES, evaluate, item_scores
 from numbias.models import DEFAULT_JUDGE, has_chat_template, resolve
@@ -54,18 +54,12 @@ class TaskConfig(BaseModel):
     label: str | None = None
 
 
-def _judge_shorthand(v: Any) -> Any:
-    return [{"model": j} if isinstance(j, str) else j for j in v]
-
-
-def _task_shorthand(v: Any) -> Any:
-    return [{"name": t} if isinstance(t, str) else t for t in v]
-
-
-JudgeList = Annotated[list[JudgeConfig], BeforeValidator(_judge_shorthand)]
-"""Judges given as a name/path or as a full mapping."""
-TaskList = Annotated[list[TaskConfig], BeforeValidator(_task_shorthand)]
-"""Tasks given as a name or as a full mapping."""
+JudgeRef = Annotated[JudgeConfig, BeforeValidator(lambda v: {"model": v} if isinstance(v, str) else v)]
+"""A judge given as a name/path or as a full mapping."""
+TaskRef = Annotated[TaskConfig, BeforeValidator(lambda v: {"name": v} if isinstance(v, str) else v)]
+"""A task given as a name or as a full mapping."""
+JudgeList = list[JudgeRef]
+TaskList = list[TaskRef]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -167,9 +161,18 @@ class ScoredSet:
     data: Dataset
     distributions: list[ScoreDistribution]
     mode: str = "exact"
+    protocol_temperature: float = 1.0
+    """Exact sets score the ``protocol`` rule at the protocol's sampling temperature."""
+
+    def at(self, temperature: float) -> list[ScoreDistribution]:
+        """The exact distributions re-read at ``temperature`` (no model call)."""
+        return [d.at(temperature) for d in self.distributions]
 
     def scores(self, rule: str) -> np.ndarray:
-        probs, rest = stack(self.distributions)
+        dists = self.distributions
+        if rule == "protocol" and self.mode == "exact":
+            dists = self.at(self.protocol_temperature)
+        probs, rest = stack(dists)
         return item_scores(probs, rest, self.scale, rule)
 
 
@@ -212,8 +215,10 @@ class Judge:
             resolved = resolve(config.model)
             chat = config.options.get("chat")
             self.chat = has_chat_template(resolved) if chat is None else bool(chat)
+            temperatures = check_temperatures(config.options.get("temperatures", TEMPERATURES))
             self.identity: dict[str, Any] = {"backend": "llama.cpp", "sha256": resolved.sha256, "chat": self.chat,
-                                             "prune": float(config.options.get("prune", 0.0))}
+                                             "prune": float(config.options.get("prune", 0.0)),
+                                             "temperatures": list(temperatures)}
         else:
             self.chat = bool(config.options.get("chat", True))
             self.identity = {"backend": config.backend, "model": config.model,
@@ -309,7 +314,9 @@ def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress 
                 for scale in scales:
                     name = tc.label or data.name
                     if "exact" in config.modes:
-                        sets.append(collect(judge, name, data, template, scale, store, progress=progress))
+                        exact = collect(judge, name, data, template, scale, store, progress=progress)
+                        exact.protocol_temperature = config.sampling.temperature
+                        sets.append(exact)
                     if "sampled" in config.modes:
                         mode, scorer = sampling_mode(config.sampling, scale)
                         sets.append(collect(judge, name, data, template, scale, store, progress=progress,

@@ -118,12 +118,38 @@ class ScoreTrie:
             index = self.nodes[index].parent
         return tokens[::-1]
 
-    def distribution(self, node_logprobs: Sequence[np.ndarray | None]) -> ScoreDistribution:
+    def distribution(
+        self, node_logprobs: Sequence[np.ndarray | None], temperatures: Sequence[float] = (1.0,)
+    ) -> ScoreDistribution:
         """Combine per-node log-probabilities of each node's ``gather`` tokens
         (normalised over the full vocabulary) into the score distribution.
 
-        A node left unevaluated (``None``, pruned for negligible reach) counts its
-        reach as if the number ended there; that mass is reported as ``pruned``."""
+        A node's row is 1-D, or 2-D with one row per temperature (as from
+        :func:`tempered_logprobs`); the result is the distribution at T = 1 with the
+        others in ``tempered``. A node left unevaluated (``None``, pruned for
+        negligible reach) counts its reach as if the number ended there; that mass is
+        reported as ``pruned``."""
+        temps = [float(t) for t in temperatures]
+        if 1.0 not in temps:
+            raise ValueError("temperatures must include 1.0")
+        dists = {}
+        for k, t in enumerate(temps):
+            rows = [None if r is None else (r if np.ndim(r) == 1 else r[k]) for r in node_logprobs]
+            masses, pruned = self._combine(rows)
+            dists[t] = ScoreDistribution(
+                scale=self.scale,
+                probs=masses[: self.scale.size],
+                below=float(masses[self.BELOW]),
+                above=float(masses[self.ABOVE]),
+                other=float(masses[self.OTHER]),
+                temperature=None if t == 1.0 else t,
+                meta={"pruned": pruned},
+            )
+        main = dists.pop(1.0)
+        main.tempered.update(dists)
+        return main
+
+    def _combine(self, node_logprobs: Sequence[np.ndarray | None]) -> tuple[np.ndarray, float]:
         masses = np.zeros(self.scale.size + 3)
         reach = np.zeros(len(self.nodes))
         reach[0] = 1.0
@@ -139,14 +165,7 @@ class ScoreTrie:
             reach[node.children] = reach[index] * p[:k]
             np.add.at(masses, node.outcomes, reach[index] * p[k:])
             masses[node.default] += reach[index] * max(0.0, 1.0 - float(p.sum()))
-        return ScoreDistribution(
-            scale=self.scale,
-            probs=masses[: self.scale.size],
-            below=float(masses[self.BELOW]),
-            above=float(masses[self.ABOVE]),
-            other=float(masses[self.OTHER]),
-            meta={"pruned": pruned},
-        )
+        return masses, pruned
 
 
 def gather_logprobs(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -158,3 +177,19 @@ def gather_logprobs(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
     top = row.max()
     lse = float(top) + float(np.log(np.exp(row - top).sum(dtype=np.float64)))
     return row[ids].astype(np.float64) - lse
+
+
+def tempered_logprobs(logits: np.ndarray, ids: np.ndarray, temperatures: Sequence[float]) -> np.ndarray:
+    """Log-softmax of ``logits / T`` over the whole vocabulary for each ``T``, read at
+    ``ids``: one row per temperature. Exact per step, so walking the trie with these
+    rows gives the exact distribution of a multi-token score at temperature ``T``."""
+    z = np.asarray(logits)
+    z = z - z.max()  # float32 logits stay float32: exp over 262k tokens is the cost
+    picked = z[ids].astype(np.float64)
+    out = np.empty((len(temperatures), len(ids)))
+    buf = np.empty_like(z)
+    for k, t in enumerate(temperatures):
+        np.multiply(z, z.dtype.type(1.0 / t), out=buf)
+        np.exp(buf, out=buf)
+        out[k] = picked / t - float(np.log(buf.sum(dtype=np.float64)))
+    return out

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from numbias.distribution import ScoreDistribution
+from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
 from numbias.prompt import Prompt, render_plain
 from numbias.sampling import draw_token
 from numbias.scale import ScoreScale
-from numbias.trie import ScoreTrie, gather_logprobs
+from numbias.trie import ScoreTrie, gather_logprobs, tempered_logprobs
 
 Logits = Callable[[Prompt, tuple[int, ...]], np.ndarray]
 
@@ -30,6 +30,7 @@ class FakeBackend:
         *,
         eos: int | None = None,
         context_length: int = 4096,
+        temperatures: Sequence[float] = TEMPERATURES,
     ) -> None:
         self.pieces = list(pieces)
         if isinstance(logits, Mapping):
@@ -41,7 +42,9 @@ class FakeBackend:
         self.eos = eos
         self._context_length = context_length
         self.calls = 0
-        self.identity: dict[str, Any] = {"backend": "fake", "vocab": len(self.pieces)}
+        self.temperatures = check_temperatures(temperatures)
+        self.identity: dict[str, Any] = {"backend": "fake", "vocab": len(self.pieces),
+                                         "temperatures": list(self.temperatures)}
 
     @property
     def context_length(self) -> int:
@@ -57,8 +60,12 @@ class FakeBackend:
     def score(self, prompts: Sequence[Prompt], scale: ScoreScale) -> Iterator[ScoreDistribution]:
         trie = ScoreTrie(scale, self.pieces)
         for prompt in prompts:
-            rows = [self.logprobs(prompt, tuple(trie.path(i)))[n.gather] for i, n in enumerate(trie.nodes)]
-            yield trie.distribution(rows)
+            rows = []
+            for i, node in enumerate(trie.nodes):
+                self.calls += 1
+                logits = self._logits(prompt, tuple(trie.path(i)))
+                rows.append(tempered_logprobs(logits, node.gather, self.temperatures))
+            yield trie.distribution(rows, self.temperatures)
 
     def sample(
         self,

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from numbias.distribution import ScoreDistribution
+from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
 from numbias.errors import NumbiasError
 from numbias.models import check_gguf, resolve
 from numbias.prompt import Prompt, render_chat, render_plain
 from numbias.sampling import draw_token
 from numbias.scale import ScoreScale
-from numbias.trie import ScoreTrie, gather_logprobs
+from numbias.trie import ScoreTrie, gather_logprobs, tempered_logprobs
 
 
 class LlamaCppBackend:
@@ -33,7 +33,8 @@ class LlamaCppBackend:
     level by level and skips nodes whose path probability is below ``prune``, counting
     their mass as if the number ended there (recorded per item as ``pruned``): on CPU
     builds, where a batch costs about as much as its tokens one by one, this is
-    several times faster for a bounded, reported error."""
+    several times faster for a bounded, reported error. Every node is also read at
+    each of ``temperatures`` (see :attr:`ScoreDistribution.tempered`)."""
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class LlamaCppBackend:
         chat: bool | None = None,
         reuse_prefix: bool = True,
         prune: float = 0.0,
+        temperatures: Sequence[float] = TEMPERATURES,
         verbose: bool = False,
     ) -> None:
         # ggml's tiled K-quant matmul takes over at 8+ rows and rounds differently
@@ -112,6 +114,8 @@ class LlamaCppBackend:
         if not 0.0 <= prune < 1.0:
             raise NumbiasError(f"prune must be in [0, 1), got {prune}")
         self.prune = prune
+        self.temperatures = check_temperatures(temperatures)
+        self._t1 = self.temperatures.index(1.0)
         self._cached: list[int] = []
         self._tries: dict[ScoreScale, tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]] = {}
         self.identity: dict[str, Any] = {
@@ -120,6 +124,7 @@ class LlamaCppBackend:
             "sha256": judge.sha256,
             "chat": self.chat,
             "prune": prune,
+            "temperatures": list(self.temperatures),
         }
 
     # --- text ----------------------------------------------------------------
@@ -172,6 +177,10 @@ class LlamaCppBackend:
     def _logits(self, index: int) -> np.ndarray:
         ptr = self._lib.llama_get_logits_ith(self._ctx.ctx, index)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _read(self, index: int, ids: np.ndarray) -> np.ndarray:
+        """Log-probabilities of ``ids`` after batch row ``index``, one row per temperature."""
+        return tempered_logprobs(self._logits(index), ids, self.temperatures)
 
     def _put(self, i: int, token: int, pos: int, seqs: np.ndarray, want: bool) -> None:
         self._tok[i] = token
@@ -227,7 +236,7 @@ class LlamaCppBackend:
                 rows = self._walk_pruned(tokens, trie, groups, depth)
             else:
                 rows = self._walk_all(tokens, trie, groups, depth)
-            dist = trie.distribution(rows)
+            dist = trie.distribution(rows, self.temperatures)
             dist.meta["n_tokens"] = len(tokens)
             yield dist
 
@@ -243,10 +252,10 @@ class LlamaCppBackend:
                 self._put(start + j, n.token, len(tokens) + n.depth - 1, seqs, True)
             self._decode(start + len(group))
             if g == 0:
-                rows[0] = gather_logprobs(self._logits(start - 1), trie.nodes[0].gather)
+                rows[0] = self._read(start - 1, trie.nodes[0].gather)
             for j, (node, _) in enumerate(group):
                 if rows[node] is None:
-                    rows[node] = gather_logprobs(self._logits(start + j), trie.nodes[node].gather)
+                    rows[node] = self._read(start + j, trie.nodes[node].gather)
         return rows
 
     def _walk_pruned(self, tokens: list[int], trie: ScoreTrie, groups: list, depth: int) -> list[np.ndarray | None]:
@@ -259,13 +268,13 @@ class LlamaCppBackend:
         reach[0] = 1.0
         queued = self._prefill(tokens, depth)
         self._decode(queued)
-        rows[0] = gather_logprobs(self._logits(queued - 1), trie.nodes[0].gather)
+        rows[0] = self._read(queued - 1, trie.nodes[0].gather)
         level = [0]
         while level:
             wanted = []
             for parent in level:
                 node = trie.nodes[parent]
-                p = np.exp(rows[parent][: len(node.children)])  # type: ignore[index]
+                p = np.exp(rows[parent][self._t1, : len(node.children)])  # type: ignore[index]
                 for child, prob in zip(node.children, p):
                     reach[child] = reach[parent] * prob
                     if reach[child] >= self.prune:
@@ -276,7 +285,7 @@ class LlamaCppBackend:
             if wanted:
                 self._decode(len(wanted))
                 for j, node in enumerate(wanted):
-                    rows[node] = gather_logprobs(self._logits(j), trie.nodes[node].gather)
+                    rows[node] = self._read(j, trie.nodes[node].gather)
             level = [n for n in wanted if trie.nodes[n].children]
         return rows
 

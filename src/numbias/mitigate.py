@@ -1,0 +1,355 @@
+"""The mitigation study: every mitigation and scale on development items, the
+automatic choice, and its proof on held-out items, laid out like the paper's table.
+
+Selection sees development items only (:func:`compare`); the test items' labels are
+read once, to score settings that are already fixed."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from numbias.calibrated import CalibratedJudge
+from numbias.data import Dataset
+from numbias.errors import NumbiasError
+from numbias.metrics import RULES, evaluate, histogram, to_scale
+from numbias.mitigation import MITIGATIONS, PAPER_TEMPERATURES, Fitted, Setting, SettingData, family, make_calibrator, select
+from numbias.prompt import PromptTemplate
+from numbias.scale import ScoreScale
+from numbias.store import Store
+from numbias.study import (
+    DEFAULT_PRUNE,
+    Judge,
+    JudgeConfig,
+    JudgeList,
+    Progress,
+    SamplingConfig,
+    TaskConfig,
+    TaskList,
+    _no_progress,
+    collect,
+    read_yaml,
+    sampling_mode,
+    task_template,
+    validate_config,
+)
+from numbias.tasks import get_task
+
+PAPER_DEFAULT = Setting("0-9", "protocol", "T=0.7")
+"""The paper's default: 0–9, mean of sampled answers at T = 0.7 (here its exact expectation)."""
+CONTENT_FREE = ("N/A", "")
+
+
+class MitigateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model="qwen2.5-coder-0.5b-instruct",
+                                                                   options={"prune": DEFAULT_PRUNE})])
+    tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader", options={"n": 500})])
+    scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5", "1-10", "0-10", "1-100", "0-100"])
+    rules: list[str] = Field(default_factory=lambda: list(RULES))
+    mitigations: list[str] = Field(default_factory=lambda: list(MITIGATIONS))
+    dev: int = Field(200, ge=10)
+    """Development items (seeded draw); the rest of the task's items are the test split."""
+    folds: int | None = Field(None, ge=2)
+    """Instead of one dev/test split: k folds, each held out once (selection on the rest)."""
+    criterion: str = "pearson"
+    sample: bool = False
+    """Also run the paper's sampling protocol at 0.4/0.7/1.0/1.3 on the 0–9 scale."""
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    out: str = "numbias-mitigate"
+    store: str | None = None
+    seed: int = 0
+    bootstrap: int = 1000
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("give at least one scale")
+        return list(dict.fromkeys(str(ScoreScale.parse(s)) for s in v))
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, v: list[str]) -> list[str]:
+        bad = [r for r in v if r not in RULES]
+        if bad:
+            raise ValueError(f"unknown rule(s) {bad}; known: {', '.join(RULES)}")
+        return v
+
+    @field_validator("mitigations")
+    @classmethod
+    def _mitigations(cls, v: list[str]) -> list[str]:
+        for m in v:
+            make_calibrator(m, content_free=[])
+        return v
+
+    @field_validator("criterion")
+    @classmethod
+    def _criterion(cls, v: str) -> str:
+        if v not in ("pearson", "entropy", "kurtosis"):
+            raise ValueError(f"criterion must be pearson, entropy or kurtosis, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _paper_default(self) -> MitigateConfig:
+        if "0-9" not in self.scales or "protocol" not in self.rules or "T=0.7" not in self.mitigations:
+            raise ValueError("the comparison needs the paper's default: keep scale 0-9, rule protocol and "
+                             "mitigation T=0.7")
+        return self
+
+    @property
+    def store_path(self) -> str:
+        return self.store or f"{self.out}/store.sqlite"
+
+    def candidates(self) -> list[Setting]:
+        return [Setting(s, r, m) for s in self.scales for r in self.rules for m in self.mitigations]
+
+
+def parse_mitigate(data: dict[str, Any]) -> MitigateConfig:
+    return validate_config(MitigateConfig, data, "mitigate config")
+
+
+@dataclass
+class Comparison:
+    """One judge × task: every candidate's development score, the chosen setting and
+    the test metrics of the rows of the paper-style table."""
+
+    judge: JudgeConfig
+    template: PromptTemplate
+    task: str
+    dev_scores: dict[Setting, float]
+    chosen: list[Setting]
+    table: pd.DataFrame
+    test_scores: dict[str, np.ndarray]
+    test_human: np.ndarray
+    human_range: tuple[float, float]
+    data: dict[str, SettingData]
+    human: np.ndarray
+    fit_on: np.ndarray
+    """Items the saved judge is fitted on: the dev split (all items with k folds)."""
+
+    def calibrated(self) -> CalibratedJudge:
+        """The automatic choice, fitted on the development items, as a reusable judge."""
+        if len(set(self.chosen)) > 1:
+            raise NumbiasError("folds chose different settings; save from a dev/test split instead")
+        setting = self.chosen[0]
+        data = self.data[setting.scale]
+        part = SettingData([data.distributions[i] for i in self.fit_on], data.content_free)
+        on_scale = to_scale(self.human[self.fit_on], self.human_range, data.scale)
+        return CalibratedJudge.fit(self.judge, self.template, setting, part, on_scale, self.human_range,
+                                   fitted_on=f"{self.task}: {len(self.fit_on)} development items")
+
+
+def _rows(candidates: list[Setting], dev_scores: dict[Setting, float], chosen: Setting) -> list[tuple[str, str, Setting]]:
+    """(row label, family, setting) of the paper-style table."""
+    rows = [("original (paper default)", "original", PAPER_DEFAULT)]
+    for t in PAPER_TEMPERATURES:
+        if t != 0.7:
+            rows.append((f"temperature {t:g}", "temperature", Setting("0-9", "protocol", f"T={t:g}")))
+    for m in ("temperature", "beta", "batch", "contextual"):
+        rows.append((make_calibrator(m, content_free=[]).name, family(m), Setting("0-9", "protocol", m)))
+    for m in ("isotonic", "quantile"):
+        rows.append((make_calibrator(m, content_free=[]).name, family(m), Setting("0-9", "expected", m)))
+    for scale in dict.fromkeys(c.scale for c in candidates):
+        if scale != "0-9":
+            rows.append((f"scale {scale}", "score range", Setting(scale, "protocol", "T=0.7")))
+    families = {"temperature": lambda c: c.scale == "0-9" and family(c.mitigation) == "temperature",
+                "distribution calibration": lambda c: c.scale == "0-9" and family(c.mitigation) == "distribution calibration",
+                "score mapping": lambda c: c.scale == "0-9" and family(c.mitigation) == "score mapping",
+                "score range": lambda c: c.mitigation in ("none", "T=0.7")}
+    for name, member in families.items():
+        pool = [c for c in candidates if member(c) and not np.isnan(dev_scores.get(c, np.nan))]
+        if pool:
+            best = max(pool, key=lambda c: dev_scores[c])
+            rows.append((f"best {name} (dev)", name, best))
+    rows.append(("automatic choice", "automatic", chosen))
+    return [r for r in rows if r[2] in dev_scores or r[2] == chosen]
+
+
+def compare(
+    data: dict[str, SettingData],
+    human: np.ndarray,
+    human_range: tuple[float, float],
+    dev: np.ndarray,
+    test: np.ndarray,
+    candidates: list[Setting],
+    *,
+    criterion: str = "pearson",
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> tuple[Setting, dict[Setting, float], pd.DataFrame, dict[str, np.ndarray]]:
+    """Select on ``dev`` items, then fit each table row's setting on ``dev`` and score
+    ``test``. Test labels are read only after every setting is fixed."""
+    dev_data = {s: SettingData([d.distributions[i] for i in dev], d.content_free) for s, d in data.items()}
+    dev_human = human[dev] if criterion == "pearson" else None
+    chosen, dev_scores = select(candidates, dev_data, dev_human, human_range, criterion=criterion, seed=seed)
+    records, scores = [], {}
+    for label, fam, setting in _rows(candidates, dev_scores, chosen):
+        d = data[setting.scale]
+        on_scale = to_scale(human[dev], human_range, d.scale)
+        fitted = Fitted.fit(setting, d, dev, on_scale)
+        pred = fitted.predict([d.distributions[i] for i in test])
+        m = evaluate(pred, human[test], human_range, d.scale, n_boot=n_boot, seed=seed)
+        scores[label] = pred
+        records.append({"row": label, "family": fam, "setting": setting.label,
+                        "dev r": dev_scores.get(setting, np.nan), "kurtosis": m.kurtosis, "entropy": m.entropy,
+                        "pearson": m.pearson.value, "pearson_low": m.pearson.low, "pearson_high": m.pearson.high,
+                        "spearman": m.spearman.value, "n test": m.n})
+    return chosen, dev_scores, pd.DataFrame(records), scores
+
+
+def _content_free(data: Dataset) -> Dataset:
+    frame = pd.DataFrame([{"id": f"__content_free_{k}__", "human": np.nan, **{f: text for f in data.fields}}
+                          for k, text in enumerate(CONTENT_FREE)])
+    return Dataset(f"{data.name} (content-free)", frame, data.fields, data.human_range)
+
+
+def _splits(n: int, config: MitigateConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    order = np.random.default_rng(config.seed).permutation(n)
+    if config.folds:
+        parts = np.array_split(order, config.folds)
+        return [(np.sort(np.concatenate(parts[:k] + parts[k + 1:])), np.sort(p)) for k, p in enumerate(parts)]
+    if config.dev >= n:
+        raise NumbiasError(f"dev split of {config.dev} items leaves no test items (the task has {n})")
+    return [(np.sort(order[: config.dev]), np.sort(order[config.dev:]))]
+
+
+@dataclass
+class MitigateResults:
+    config: MitigateConfig
+    comparisons: list[Comparison]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        frames = [c.table.assign(judge=c.judge.name, task=c.task) for c in self.comparisons]
+        table = pd.concat(frames, ignore_index=True)
+        return table[["judge", "task", *[c for c in table.columns if c not in ("judge", "task")]]]
+
+    def write(self) -> Path:
+        from numbias.report import write_sections
+
+        folder = Path(self.config.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.table.to_csv(folder / "mitigation.csv", index=False)
+        dev = pd.DataFrame([{"judge": c.judge.name, "task": c.task, "setting": s.label, "dev score": v}
+                            for c in self.comparisons for s, v in c.dev_scores.items()])
+        dev.to_csv(folder / "dev_scores.csv", index=False)
+        write_sections("numbias mitigation study", report_sections(self), folder / "report.html")
+        return folder
+
+
+def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
+             progress: Progress = _no_progress) -> MitigateResults:
+    """Score every judge × task at every scale (stored, resumable), then compare all
+    mitigations on held-out items."""
+    if not isinstance(config, MitigateConfig):
+        config = parse_mitigate(config or {})
+    store = Store(config.store_path)
+    comparisons = []
+    try:
+        for jc in config.judges:
+            judge = Judge(jc)
+            for tc in config.tasks:
+                task = get_task(tc.name)
+                data = task.load(tc.path, **tc.options)
+                template = task_template(task, tc)
+                template.check(set(data.fields))
+                name = tc.label or data.name
+                per_scale = {}
+                for text in config.scales:
+                    scale = ScoreScale.parse(text)
+                    items = collect(judge, name, data, template, scale, store, progress=progress)
+                    free = collect(judge, name, _content_free(data), template, scale, store, progress=progress)
+                    per_scale[text] = SettingData(items.distributions, free.distributions)
+                if config.sample:
+                    _sample_paper_temperatures(judge, name, data, template, store, config, progress)
+                comparisons.append(_compare_task(jc, template, name, data, per_scale, config))
+    finally:
+        store.close()
+    return MitigateResults(config, comparisons)
+
+
+def _sample_paper_temperatures(judge: Judge, name: str, data: Dataset, template: Any, store: Store,
+                               config: MitigateConfig, progress: Progress) -> None:
+    """The paper's temperature scaling as it ran it: the sampling protocol at each T."""
+    scale = ScoreScale.parse("0-9")
+    for t in PAPER_TEMPERATURES:
+        sampling = config.sampling.model_copy(update={"temperature": t})
+        mode, scorer = sampling_mode(sampling, scale)
+        collect(judge, name, data, template, scale, store, progress=progress, mode=mode, scorer=scorer)
+
+
+def _compare_task(judge: JudgeConfig, template: PromptTemplate, task: str, data: Dataset,
+                  per_scale: dict[str, SettingData], config: MitigateConfig) -> Comparison:
+    """One dev/test split, or k folds whose held-out predictions are pooled (as
+    positions on the unit interval, since folds may choose different scales)."""
+    human = data.human
+    splits = _splits(len(data), config)
+    tables, chosen, dev_scores = [], [], {}
+    pooled: dict[str, np.ndarray] = {}
+    for dev, test in splits:
+        pick, scores, table, preds = compare(per_scale, human, data.human_range, dev, test, config.candidates(),
+                                             criterion=config.criterion, seed=config.seed, n_boot=config.bootstrap)
+        chosen.append(pick)
+        tables.append(table)
+        dev_scores = scores
+        for row in table.itertuples():
+            scale = ScoreScale.parse(row.setting.split(" · ")[0])
+            pooled.setdefault(row.row, np.full(len(human), np.nan))[test] = scale.to_unit(preds[row.row])
+    if len(splits) == 1:
+        test = splits[0][1]
+        return Comparison(judge, template, task, dev_scores, chosen, tables[0], dict(preds), human[test], data.human_range,
+                          per_scale, human, splits[0][0])
+    first = tables[0].set_index("row")
+    records, scores = [], {}
+    for label, unit in pooled.items():
+        scale = ScoreScale.parse(first.loc[label, "setting"].split(" · ")[0])
+        pred = scale.from_unit(unit)
+        m = evaluate(pred, human, data.human_range, scale, n_boot=config.bootstrap, seed=config.seed)
+        settings = [t.set_index("row").loc[label, "setting"] for t in tables]
+        dev_r = float(np.mean([t.set_index("row").loc[label, "dev r"] for t in tables]))
+        scores[label] = pred
+        records.append({"row": label, "family": first.loc[label, "family"],
+                        "setting": "; ".join(dict.fromkeys(settings)), "dev r": dev_r, "kurtosis": m.kurtosis,
+                        "entropy": m.entropy, "pearson": m.pearson.value, "pearson_low": m.pearson.low,
+                        "pearson_high": m.pearson.high, "spearman": m.spearman.value, "n test": m.n})
+    return Comparison(judge, template, task, dev_scores, chosen, pd.DataFrame(records), scores, human, data.human_range,
+                      per_scale, human, np.arange(len(human)))
+
+
+def report_sections(res: MitigateResults) -> list[tuple[str, str]]:
+    from numbias.report import figure_html, table_html
+
+    parts = []
+    for c in res.comparisons:
+        chosen = ", ".join(dict.fromkeys(s.label for s in c.chosen))
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.2))
+        t = c.table
+        ax1.barh(t["row"], t["pearson"], xerr=[t["pearson"] - t["pearson_low"], t["pearson_high"] - t["pearson"]],
+                 color=["#c44" if r == "automatic choice" else "#789" for r in t["row"]])
+        ax1.invert_yaxis()
+        ax1.set_xlabel("test Pearson r (95% CI)")
+        ax1.tick_params(axis="y", labelsize=7)
+        base = ScoreScale.parse("0-9")
+        for label in ("original (paper default)", "automatic choice"):
+            scores = c.test_scores[label]
+            scale = base if label.startswith("original") else ScoreScale.parse(c.chosen[0].scale)
+            ax2.plot(np.linspace(0, 1, scale.size), histogram(scores, scale), marker="o", label=label)
+        human_hist = histogram(to_scale(c.test_human, c.human_range, base), base)
+        ax2.plot(np.linspace(0, 1, base.size), human_hist, "k--", label="human (0-9)")
+        ax2.set_xlabel("position on the scale")
+        ax2.legend(fontsize=7)
+        parts.append((f"Mitigations: {c.judge.name} · {c.task}",
+                      f"<p>automatic choice: <b>{html.escape(chosen)}</b> (criterion: "
+                      f"{html.escape(res.config.criterion)}, chosen on development items only)</p>"
+                      + table_html(c.table.drop(columns=["family"]), 3)
+                      + figure_html(fig, f"mitigations for {c.judge.name} on {c.task}")))
+    return parts
+

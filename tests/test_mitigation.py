@@ -1,0 +1,200 @@
+"""Mitigations and automatic selection, on exact synthetic distributions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from numbias.calibrated import CalibratedJudge
+from numbias.distribution import TEMPERATURES, ScoreDistribution
+from numbias.errors import NumbiasError
+from numbias.mitigate import PAPER_DEFAULT, compare, parse_mitigate
+from numbias.mitigation import (
+    BatchCalibration,
+    BetaCalibration,
+    Fitted,
+    IsotonicMapping,
+    QuantileMapping,
+    Setting,
+    SettingData,
+    TemperatureScaling,
+    select,
+)
+from numbias.prompt import PromptTemplate
+from numbias.scale import ScoreScale
+from numbias.study import JudgeConfig
+
+SCALES = {s: ScoreScale.parse(s) for s in ("0-9", "1-5")}
+
+
+def _dist(logits: np.ndarray, scale: ScoreScale, other_logit: float = -1.0) -> ScoreDistribution:
+    """A single-token judge: softmax over the scores plus one non-numeric outcome, at
+    every grid temperature (exactly what a backend reads for one-token scores)."""
+
+    def at(t: float) -> ScoreDistribution:
+        z = np.append(logits, other_logit) / t
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        return ScoreDistribution(scale, p[:-1], 0.0, 0.0, p[-1], temperature=None if t == 1.0 else t)
+
+    main = at(1.0)
+    main.tempered.update({t: at(t) for t in TEMPERATURES if t != 1.0})
+    return main
+
+
+def _judge(human: np.ndarray, scale: ScoreScale, *, signal: float, bias_to: int, bias: float,
+           noise: float = 0.3, seed: int = 0) -> list[ScoreDistribution]:
+    """Logits peaked at the human score (on this scale) plus a pull towards one score."""
+    rng = np.random.default_rng(seed)
+    target = scale.from_unit(human)
+    values = scale.values
+    out = []
+    for t in target:
+        logits = -signal * (values - t) ** 2 / scale.size + rng.normal(0, noise, scale.size)
+        logits[bias_to] += bias
+        out.append(_dist(logits, scale))
+    return out
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> tuple[dict[str, SettingData], np.ndarray]:
+    rng = np.random.default_rng(0)
+    human = rng.beta(2, 2, size=300)
+    data = {
+        "0-9": SettingData(_judge(human, SCALES["0-9"], signal=0.8, bias_to=8, bias=3.0, noise=2.0),
+                           [_dist(np.eye(10)[8] * 3.0, SCALES["0-9"])]),
+        "1-5": SettingData(_judge(human, SCALES["1-5"], signal=3.0, bias_to=3, bias=0.5, seed=1),
+                           [_dist(np.eye(5)[3] * 0.5, SCALES["1-5"])]),
+    }
+    return data, human
+
+
+def test_temperature_one_is_identity(synthetic) -> None:
+    dists = synthetic[0]["0-9"].distributions
+    out = TemperatureScaling(1.0).fit(dists).transform(dists)
+    for a, b in zip(dists, out):
+        np.testing.assert_array_equal(a.probs, b.probs)
+        assert (a.below, a.above, a.other) == (b.below, b.above, b.other)
+
+
+def test_fitted_temperature_flattens_an_overconfident_judge() -> None:
+    rng = np.random.default_rng(3)
+    human = rng.uniform(0, 1, 400)
+    scale = SCALES["0-9"]
+    # the "true" judge has T = 1; this one is three times too sharp
+    dists = [_dist(3 * (-(scale.values - t) ** 2 / 4 + rng.normal(0, 0.5, 10)), scale)
+             for t in scale.from_unit(human)]
+    cal = TemperatureScaling().fit(dists, scale.from_unit(human))
+    assert cal.temperature_ > 1.5
+    assert cal.scores_[cal.temperature_] == max(cal.scores_.values())
+
+
+def test_batch_calibration_recovers_a_flat_marginal() -> None:
+    scale = SCALES["0-9"]
+    # items whose unbiased answers spread evenly over the scale, all pulled towards 8
+    dists = []
+    for k in range(500):
+        logits = np.full(10, -4.0)
+        logits[k % 10] = 0.0
+        logits[8] += 5.0
+        dists.append(_dist(logits, scale, other_logit=-30))
+    before = np.mean([d.probs / d.probs.sum() for d in dists], axis=0)
+    assert before[8] > 0.5
+    out = BatchCalibration().fit(dists).transform(dists)
+    after = np.mean([d.probs / d.probs.sum() for d in out], axis=0)
+    np.testing.assert_allclose(after, 0.1, atol=0.01)
+    # the in-scale mass of every item is kept
+    np.testing.assert_allclose([d.probs.sum() for d in out], [d.probs.sum() for d in dists])
+
+
+def test_beta_fit_matches_scipy(synthetic) -> None:
+    data, human = synthetic
+    scale = SCALES["0-9"]
+    cal = BetaCalibration().fit(data["0-9"].distributions, scale.from_unit(human))
+    a, b, _, _ = stats.beta.fit(np.clip(human, 1e-3, 1 - 1e-3), floc=0, fscale=1)
+    assert (cal.a_, cal.b_) == pytest.approx((a, b))
+    assert cal.a_ / (cal.a_ + cal.b_) == pytest.approx(human.mean(), abs=0.02)  # Beta(2, 2) sample
+    assert cal.target_.sum() == pytest.approx(1.0)
+    # reweighting moves the marginal towards the target
+    out = cal.transform(data["0-9"].distributions)
+    after = np.mean([d.probs / d.probs.sum() for d in out], axis=0)
+    before = cal.marginal_
+    assert np.abs(after - cal.target_).sum() < np.abs(before - cal.target_).sum()
+
+
+def test_isotonic_is_monotone_and_quantile_matches_human() -> None:
+    rng = np.random.default_rng(1)
+    scores = rng.normal(7, 1, 300)
+    human = 3 * np.tanh(scores - 7) + rng.normal(0, 0.5, 300)
+    iso = IsotonicMapping().fit(scores, human)
+    grid = np.linspace(0, 12, 500)
+    assert np.all(np.diff(iso.predict(grid)) >= 0)
+    q = QuantileMapping().fit(scores, human)
+    mapped = q.predict(scores)
+    np.testing.assert_allclose(np.quantile(mapped, [0.1, 0.5, 0.9]), np.quantile(human, [0.1, 0.5, 0.9]), atol=0.1)
+
+
+def test_selection_prefers_the_informative_setting(synthetic) -> None:
+    data, human = synthetic
+    candidates = [Setting(s, r, m) for s in data for r in ("greedy", "expected")
+                  for m in ("none", "batch", "isotonic")]
+    chosen, scores = select(candidates, data, human, (0.0, 1.0))
+    assert chosen.scale == "1-5" and scores[chosen] == max(scores.values())
+    # label-free selection skips label-using mitigations and reads no labels
+    chosen_free, free = select(candidates, data, None, (0.0, 1.0), criterion="entropy")
+    assert all(c.mitigation != "isotonic" for c in free)
+
+
+def test_changing_test_labels_never_changes_the_selection(synthetic) -> None:
+    data, human = synthetic
+    candidates = [Setting(s, r, m) for s in data for r in ("greedy", "expected", "protocol")
+                  for m in ("none", "T=0.7", "temperature", "beta", "contextual", "quantile")]
+    dev, test = np.arange(150), np.arange(150, 300)
+    first = compare(data, human, (0.0, 1.0), dev, test, candidates, n_boot=50)
+    shuffled = human.copy()
+    shuffled[test] = np.random.default_rng(9).permutation(human[test])[::-1]
+    second = compare(data, shuffled, (0.0, 1.0), dev, test, candidates, n_boot=50)
+    assert first[0] == second[0] and first[1] == second[1]
+    # the test metrics, which do read the test labels, do change
+    assert not np.allclose(first[2]["pearson"], second[2]["pearson"])
+    assert PAPER_DEFAULT.label in set(first[2]["setting"])
+
+
+def test_calibrated_judge_round_trip(tmp_path, synthetic) -> None:
+    data, human = synthetic
+    template = PromptTemplate("Rate {word} from {lo} to {hi}.")
+    for mitigation in ("none", "T=0.7", "temperature", "beta", "batch", "contextual", "isotonic", "quantile"):
+        setting = Setting("0-9", "expected", mitigation)
+        cj = CalibratedJudge.fit(JudgeConfig(model="smollm2-135m-instruct"), template, setting, data["0-9"],
+                                 SCALES["0-9"].from_unit(human), (0.0, 1.0), fitted_on="synthetic")
+        loaded = CalibratedJudge.load(cj.save(tmp_path / f"{mitigation}.json"))
+        dists = data["0-9"].distributions[:50]
+        np.testing.assert_allclose(loaded.fitted.predict(dists), cj.fitted.predict(dists))
+        assert loaded.setting == setting and loaded.template == template
+
+
+def test_bad_saved_judge(tmp_path) -> None:
+    with pytest.raises(NumbiasError, match="does not exist"):
+        CalibratedJudge.load(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(NumbiasError, match="not a saved numbias judge"):
+        CalibratedJudge.load(tmp_path / "bad.json")
+
+
+def test_fitted_needs_the_stored_temperature(synthetic) -> None:
+    dists = synthetic[0]["0-9"].distributions
+    with pytest.raises(NumbiasError, match="temperature 0.33 was not read"):
+        Fitted.fit(Setting("0-9", "expected", "T=0.33"), synthetic[0]["0-9"], np.arange(10), None).predict(dists)
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [({"mitigations": ["none", "T=0.7", "magic"]}, "unknown mitigation 'magic'"),
+     ({"scales": ["1-5"]}, "paper's default"),
+     ({"criterion": "vibes"}, "criterion must be"),
+     ({"rules": ["mean"]}, "unknown rule")],
+)
+def test_bad_mitigate_config(config: dict, fragment: str) -> None:
+    with pytest.raises(NumbiasError, match=fragment):
+        parse_mitigate(config)
