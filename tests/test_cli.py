@@ -37,6 +37,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) ->
         (["score", "--task", "stsb", "--data", "/nope/stsb.csv"], "does not exist"),
         (["score", "--template", "Rate {missing} from {lo} to {hi}"], "field(s) ['missing'] not in the data"),
         (["run", "--rule", "vibes"], "unknown rule"),
+        (["mitigate", "--scale", "1-5"], "paper's default"),
+        (["mitigate", "--criterion", "vibes"], "criterion must be"),
+        (["align", "--base", "gemma3-270m-base"], "one --aligned per --base"),
+        (["mitigate", "--judge", "smollm2-135m-instruct", "--task", "vader", "--option", "n=20", "--dev", "20"],
+         "leaves no test items"),
+        (["mitigate", "--option", "n=20"], "add --task NAME"),
     ],
 )
 def test_bad_input(args: list[str], fragment: str, tmp_path: Path) -> None:
@@ -80,3 +86,12 @@ def test_registry_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(NumbiasError, match="is missing"):
         _spec(tmp_path, chunks=lambda: [tmp_path / "gone.bin"]).path()
     assert set(JUDGES) == {"smollm2-135m-instruct", "gemma3-270m-base", "qwen2.5-coder-0.5b-instruct"}
+
+
+def test_bad_calibrated_judge_file(tmp_path: Path) -> None:
+    from numbias.calibrated import CalibratedJudge
+
+    bad = tmp_path / "judge.json"
+    bad.write_text('{"format": "numbias.calibrated-judge/9"}')
+    with pytest.raises(NumbiasError, match="not a saved numbias judge"):
+        CalibratedJudge.load(bad)

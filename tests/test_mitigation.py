@@ -198,3 +198,30 @@ def test_fitted_needs_the_stored_temperature(synthetic) -> None:
 def test_bad_mitigate_config(config: dict, fragment: str) -> None:
     with pytest.raises(NumbiasError, match=fragment):
         parse_mitigate(config)
+
+
+@pytest.mark.model
+def test_mitigate_end_to_end_and_saved_judge(smollm2, tmp_path) -> None:
+    """A small real study: every table row is present, the saved choice reproduces
+    the study's own scores for the same items."""
+    from numbias.calibrated import CalibratedJudge
+    from numbias.mitigate import mitigate
+    from numbias.tasks import TASKS
+
+    res = mitigate({"judges": ["smollm2-135m-instruct"], "tasks": [{"name": "vader", "options": {"n": 40}}],
+                    "scales": ["0-9", "1-5"], "dev": 20, "bootstrap": 50, "out": str(tmp_path)})
+    comp = res.comparisons[0]
+    rows = set(comp.table["row"])
+    assert {"original (paper default)", "temperature 0.4", "beta calibration", "contextual calibration",
+            "isotonic mapping", "scale 1-5", "automatic choice"} <= rows
+    assert (comp.table["n test"] == 20).all()
+    path = comp.calibrated().save(tmp_path / "judge.json")
+    judge = CalibratedJudge.load(path)
+    data = TASKS["vader"].load(n=40)
+    records = data.records()[:3]
+    scores = judge.score(records)
+    dists = comp.data[judge.setting.scale].distributions
+    ids = data.ids
+    expected = comp.calibrated().fitted.predict([dists[ids.index(i)] for i in data.ids[:3]])
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    assert (res.write() / "report.html").exists()

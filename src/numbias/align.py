@@ -13,8 +13,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from numbias.distribution import stack
-from numbias.metrics import Interval, _pearson_rows, bootstrap, histogram, kurtosis, to_scale
+from numbias.backends import Backend
+from numbias.distribution import ScoreDistribution, stack
+from numbias.metrics import Interval, _pearson_rows, bootstrap, histogram, item_scores, kurtosis, to_scale
+from numbias.prompt import Prompt
+from numbias.sampling import categorize, protocol_score
 from numbias.scale import ScoreScale
 from numbias.study import (
     JudgeConfig,
@@ -114,6 +117,66 @@ def simulate_sample_mean_kurtosis(s: ScoredSet, n: int, runs: int, seed: int) ->
         u = rng.random((len(cdf), n))
         idx = (u[:, :, None] > cdf[:, None, :]).sum(axis=2).clip(max=s.scale.size - 1)
         out[r] = kurtosis(s.scale.values[idx].mean(axis=1))
+    return out
+
+
+def noise_band(dists: list[ScoreDistribution], counts: np.ndarray, runs: int, seed: int) -> tuple[float, float]:
+    """2.5% and 97.5% of Pearson(mean of ``counts[i]`` draws, expectation) when the
+    draws come from each item's exact numeric distribution (clipped)."""
+    probs, rest = stack(dists)
+    scale = dists[0].scale
+    clipped = probs.copy()
+    clipped[:, 0] += rest[:, 0]
+    clipped[:, -1] += rest[:, 1]
+    clipped /= clipped.sum(axis=1, keepdims=True)
+    expect = clipped @ scale.values
+    rng = np.random.default_rng(seed)
+    rs = []
+    for _ in range(runs):
+        means = np.array([rng.choice(scale.values, size=c, p=p).mean() if c else np.nan
+                          for p, c in zip(clipped, counts)])
+        keep = ~np.isnan(means)
+        rs.append(float(_pearson_rows(means[keep], expect[keep])))
+    return float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))
+
+
+def protocol_agreement(backend: Backend, prompts: list[Prompt], scale: ScoreScale, sampling: SamplingConfig,
+                       *, runs: int = 200) -> dict[str, Any]:
+    """The protocol's item means against the exact expectation at the same T, under
+    the protocol's reading and under the exact distribution's own reading, each with
+    the 95% band of Pearson r that sampling noise alone allows; and the total
+    variation between pooled sampled categories and the exact distributions."""
+    temperature = sampling.temperature
+    exact = [d.at(temperature) for d in backend.score(prompts, scale)]
+    texts = list(backend.sample(prompts, n=sampling.n, temperature=temperature, max_tokens=sampling.max_tokens,
+                                seed=sampling.seed))
+    probs, rest = stack(exact)
+    expect = item_scores(probs, rest, scale, "protocol")
+    out: dict[str, Any] = {}
+    for reading, read in (("protocol", lambda t: protocol_score(t, scale)), ("exact reading", None)):
+        means, counts = [], []
+        for answers in texts:
+            if read is not None:
+                values = [v for v, _ in filter(None, map(read, answers))]
+            else:
+                cats = [categorize(t, scale) for t in answers]
+                values = [scale.lo if c == scale.size else scale.hi if c == scale.size + 1 else scale.lo + c
+                          for c in cats if c < scale.size + 2]
+            counts.append(len(values))
+            means.append(np.mean(values) if values else np.nan)
+        m = np.array(means)
+        keep = ~np.isnan(m) & ~np.isnan(expect)
+        r = float(_pearson_rows(m[keep], expect[keep]))
+        low, high = noise_band(exact, np.array(counts), runs=runs, seed=sampling.seed)
+        out[reading] = {"pearson": r, "mad": float(np.abs(m[keep] - expect[keep]).mean()), "band": (low, high),
+                        "numeric answers": float(np.mean(counts)) / sampling.n}
+    sampled = np.zeros(scale.size + 3)
+    for answers in texts:
+        for t in answers:
+            sampled[categorize(t, scale)] += 1
+    sampled /= sampled.sum()
+    pooled = np.hstack([probs, rest]).mean(axis=0)
+    out["tv"] = float(0.5 * np.abs(sampled - pooled).sum())
     return out
 
 

@@ -34,6 +34,15 @@ def rich_progress(description: str, total: int) -> Iterator[Callable[[int], None
         yield lambda n: progress.advance(task, n)
 
 
+def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None) -> list[dict[str, Any]]:
+    """Task configs from --task/--data/--option; --data and --option need a --task."""
+    if not names:
+        if data or option:
+            raise NumbiasError("--data and --option apply to the tasks given with --task; add --task NAME")
+        return []
+    return [{"name": t, "path": str(data) if data else None, "options": _options(option)} for t in names]
+
+
 def _options(pairs: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs or []:
@@ -121,9 +130,8 @@ def run_cmd(
         settings = RunConfig.from_yaml(config).model_dump()
     if judge:
         settings["judges"] = judge
-    if task:
-        settings["tasks"] = [{"name": t, "path": str(data) if data else None, "options": _options(option)}
-                             for t in task]
+    if tasks := _tasks(task, data, option):
+        settings["tasks"] = tasks
     if scale:
         settings["scales"] = scale
     if rule:
@@ -163,9 +171,8 @@ def align_cmd(
         settings.setdefault("extra_aligned", [])
     if not sample:
         settings["sample"] = False
-    if task:
-        settings["tasks"] = [{"name": t, "path": str(data) if data else None, "options": _options(option)}
-                             for t in task]
+    if tasks := _tasks(task, data, option):
+        settings["tasks"] = tasks
     if scale:
         settings["scales"] = scale
     if out:
@@ -215,9 +222,8 @@ def mitigate_cmd(
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
     if judge:
         settings["judges"] = judge
-    if task:
-        settings["tasks"] = [{"name": t, "path": str(data) if data else None, "options": _options(option)}
-                             for t in task]
+    if tasks := _tasks(task, data, option):
+        settings["tasks"] = tasks
     for key, value in (("scales", scale), ("dev", dev), ("folds", folds), ("criterion", criterion),
                        ("out", str(out) if out else None)):
         if value:

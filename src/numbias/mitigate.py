@@ -261,6 +261,7 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
                 data = task.load(tc.path, **tc.options)
                 template = task_template(task, tc)
                 template.check(set(data.fields))
+                _splits(len(data), config)  # a split that cannot work fails before any model call
                 name = tc.label or data.name
                 per_scale = {}
                 for text in config.scales:
