@@ -71,11 +71,16 @@ def synthetic() -> tuple[dict[str, SettingData], np.ndarray]:
 
 
 def test_temperature_one_is_identity(synthetic) -> None:
-    dists = synthetic[0]["0-9"].distributions
-    out = TemperatureScaling(1.0).fit(dists).transform(dists)
-    for a, b in zip(dists, out):
-        np.testing.assert_array_equal(a.probs, b.probs)
-        assert (a.below, a.above, a.other) == (b.below, b.above, b.other)
+    data = synthetic[0]["0-9"]
+    dists = data.distributions
+    for a in dists:
+        assert a.at(1.0) is a
+    fitted = Fitted.fit(Setting("0-9", "expected", 1.0), data, np.arange(len(dists)), None)
+    probs = np.vstack([d.probs for d in dists])
+    np.testing.assert_array_equal(fitted.predict(dists), probs @ np.arange(10) / probs.sum(axis=1))
+    # a different temperature does change the scores
+    assert not np.allclose(Fitted.fit(Setting("0-9", "expected", 0.4), data, np.arange(5), None).predict(dists),
+                           fitted.predict(dists))
 
 
 def test_fitted_temperature_flattens_an_overconfident_judge() -> None:
@@ -87,6 +92,7 @@ def test_fitted_temperature_flattens_an_overconfident_judge() -> None:
              for t in scale.from_unit(human)]
     cal = TemperatureScaling().fit(dists, scale.from_unit(human))
     assert cal.temperature_ > 1.5
+    assert TemperatureScaling(criterion="pearson").fit(dists, scale.from_unit(human)).temperature_ > 1.0
     assert cal.scores_[cal.temperature_] == max(cal.scores_.values())
 
 
@@ -137,7 +143,7 @@ def test_isotonic_is_monotone_and_quantile_matches_human() -> None:
 
 def test_selection_prefers_the_informative_setting(synthetic) -> None:
     data, human = synthetic
-    candidates = [Setting(s, r, m) for s in data for r in ("greedy", "expected")
+    candidates = [Setting(s, r, 1.0, m) for s in data for r in ("greedy", "expected")
                   for m in ("none", "batch", "isotonic")]
     chosen, scores = select(candidates, data, human, (0.0, 1.0))
     assert chosen.scale == "1-5" and scores[chosen] == max(scores.values())
@@ -148,8 +154,8 @@ def test_selection_prefers_the_informative_setting(synthetic) -> None:
 
 def test_changing_test_labels_never_changes_the_selection(synthetic) -> None:
     data, human = synthetic
-    candidates = [Setting(s, r, m) for s in data for r in ("greedy", "expected", "protocol")
-                  for m in ("none", "T=0.7", "temperature", "beta", "contextual", "quantile")]
+    candidates = [Setting(s, r, t, m) for s in data for r in ("greedy", "expected", "protocol")
+                  for t in (0.7, 1.0, "fit") for m in ("none", "beta", "contextual", "quantile")]
     dev, test = np.arange(150), np.arange(150, 300)
     first = compare(data, human, (0.0, 1.0), dev, test, candidates, n_boot=50)
     shuffled = human.copy()
@@ -164,11 +170,12 @@ def test_changing_test_labels_never_changes_the_selection(synthetic) -> None:
 def test_calibrated_judge_round_trip(tmp_path, synthetic) -> None:
     data, human = synthetic
     template = PromptTemplate("Rate {word} from {lo} to {hi}.")
-    for mitigation in ("none", "T=0.7", "temperature", "beta", "batch", "contextual", "isotonic", "quantile"):
-        setting = Setting("0-9", "expected", mitigation)
+    for temperature, mitigation in [(1.0, "none"), (0.7, "none"), ("fit", "none"), (0.7, "beta"), (1.0, "batch"),
+                                    (0.7, "contextual"), ("fit", "isotonic"), (1.3, "quantile")]:
+        setting = Setting("0-9", "expected", temperature, mitigation)
         cj = CalibratedJudge.fit(JudgeConfig(model="smollm2-135m-instruct"), template, setting, data["0-9"],
                                  SCALES["0-9"].from_unit(human), (0.0, 1.0), fitted_on="synthetic")
-        loaded = CalibratedJudge.load(cj.save(tmp_path / f"{mitigation}.json"))
+        loaded = CalibratedJudge.load(cj.save(tmp_path / f"{mitigation}-{temperature}.json"))
         dists = data["0-9"].distributions[:50]
         np.testing.assert_allclose(loaded.fitted.predict(dists), cj.fitted.predict(dists))
         assert loaded.setting == setting and loaded.template == template
@@ -185,13 +192,15 @@ def test_bad_saved_judge(tmp_path) -> None:
 def test_fitted_needs_the_stored_temperature(synthetic) -> None:
     dists = synthetic[0]["0-9"].distributions
     with pytest.raises(NumbiasError, match="temperature 0.33 was not read"):
-        Fitted.fit(Setting("0-9", "expected", "T=0.33"), synthetic[0]["0-9"], np.arange(10), None).predict(dists)
+        Fitted.fit(Setting("0-9", "expected", 0.33), synthetic[0]["0-9"], np.arange(10), None).predict(dists)
 
 
 @pytest.mark.parametrize(
     ("config", "fragment"),
-    [({"mitigations": ["none", "T=0.7", "magic"]}, "unknown mitigation 'magic'"),
+    [({"mitigations": ["none", "magic"]}, "unknown mitigation"),
      ({"scales": ["1-5"]}, "paper's default"),
+     ({"temperatures": [1.0, "fit"]}, "paper's default"),
+     ({"temperatures": [0.7, "hot"]}, "numbers or 'fit'"),
      ({"criterion": "vibes"}, "criterion must be"),
      ({"rules": ["mean"]}, "unknown rule")],
 )
@@ -225,3 +234,53 @@ def test_mitigate_end_to_end_and_saved_judge(smollm2, tmp_path) -> None:
     expected = comp.calibrated().fitted.predict([dists[ids.index(i)] for i in data.ids[:3]])
     np.testing.assert_allclose(scores, expected, atol=1e-6)
     assert (res.write() / "report.html").exists()
+
+
+def test_calibrators_survive_degenerate_fitting_items(synthetic) -> None:
+    """Constant human scores, scores no item ever gets, items with no in-scale mass:
+    a setting that cannot be fitted gets no development score instead of a crash."""
+    data, human = synthetic
+    d = data["0-9"]
+    with pytest.raises(NumbiasError):
+        BetaCalibration().fit(d.distributions, np.full(len(human), 4.0))
+    # a score with no mass anywhere keeps none, and the weights stay finite
+    zeroed = [ScoreDistribution(x.scale, np.append(x.probs[:-1], 0.0), 0, 0, x.other + x.probs[-1])
+              for x in d.distributions]
+    cal = BatchCalibration().fit(zeroed)
+    assert np.all(np.isfinite(cal.weights_)) and cal.weights_[-1] == 0
+    # NaN item scores (no numeric mass) are left out of the mappings' fit
+    empty = ScoreDistribution(d.scale, np.zeros(10), 0, 0, 1.0)
+    scores = np.append(np.linspace(0, 9, 50), np.nan)
+    mapped = IsotonicMapping().fit(scores, np.append(np.linspace(0, 1, 50), 0.5)).predict(scores[:50])
+    assert np.all(np.isfinite(mapped))
+    assert np.isnan(Fitted.fit(Setting("0-9", "expected"), d, np.arange(5), None).predict([empty])[0])
+    constant = SettingData(d.distributions, d.content_free)
+    from numbias.mitigation import dev_score
+
+    assert np.isnan(dev_score(Setting("0-9", "expected", 1.0, "beta"), constant, np.full(len(human), 0.5),
+                              (0.0, 1.0)))
+
+
+@pytest.mark.parametrize("split", [{"dev": 150}, {"folds": 3}])
+def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
+    import pandas as pd
+
+    from numbias.data import Dataset
+    from numbias.mitigate import _compare_task
+
+    data, human = synthetic
+    frame = pd.DataFrame({"id": [str(i) for i in range(len(human))], "human": human, "word": "w"})
+    dataset = Dataset("synthetic", frame, ("word",), (0.0, 1.0))
+    config = parse_mitigate({"scales": ["0-9", "1-5"], "rules": ["expected", "protocol"],
+                             "temperatures": [0.7, 1.0, "fit"], "bootstrap": 50, **split})
+    comp = _compare_task(JudgeConfig(model="smollm2-135m-instruct"), PromptTemplate("Rate {word}."), "synthetic",
+                         dataset, data, {}, config)
+    table = comp.table.set_index("row")
+    expected_n = 150 if "dev" in split else 300
+    assert (table["n test"] == expected_n).all()
+    assert len(comp.chosen) == (1 if "dev" in split else 3)
+    assert {"original (paper default)", "temperature 1", "temperature (fitted on dev)", "beta calibration",
+            "scale 1-5", "best score range (dev)", "automatic choice"} <= set(table.index)
+    # the informative 1-5 judge wins on every fold
+    assert all(c.scale == "1-5" for c in comp.chosen)
+    assert table.loc["automatic choice", "pearson"] > table.loc["original (paper default)", "pearson"]

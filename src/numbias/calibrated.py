@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from numbias.errors import NumbiasError
-from numbias.mitigation import Fitted, Setting, SettingData, restore
+from numbias.mitigation import Fitted, Setting, SettingData
 from numbias.prompt import PromptTemplate
 from numbias.scale import ScoreScale
 from numbias.study import Judge, JudgeConfig
@@ -24,7 +24,7 @@ class _Saved(BaseModel):
     format: str
     judge: JudgeConfig
     template: dict[str, Any]
-    setting: dict[str, str]
+    setting: dict[str, str | float]
     state: dict[str, Any]
     human_range: tuple[float, float]
     fitted_on: str
@@ -59,9 +59,11 @@ class CalibratedJudge:
         return ScoreScale.parse(self.setting.scale)
 
     def score(self, items: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        if not items:
+            return np.zeros(0)
         if self._judge is None:
             self._judge = Judge(self.judge_config)
-        self.template.check(set().union(*(set(i) for i in items)) if items else set())
+        self.template.check(set().union(*(set(i) for i in items)))
         prompts = [self.template.fill(item, self.scale, chat=self._judge.chat) for item in items]
         dists = list(self._judge.backend.score(prompts, self.scale))
         return self.fitted.predict(dists)
@@ -71,13 +73,12 @@ class CalibratedJudge:
         return lo + self.scale.to_unit(scores) * (hi - lo)
 
     def save(self, path: str | Path) -> Path:
-        cal = self.fitted.calibrator
         saved = _Saved(format=FORMAT, judge=self.judge_config,
                        template={"text": self.template.text, "answer_prefix": self.template.answer_prefix,
                                  "system": self.template.system},
                        setting={"scale": self.setting.scale, "rule": self.setting.rule,
-                                "mitigation": self.setting.mitigation},
-                       state=cal.state() if cal is not None else {}, human_range=self.human_range,
+                                "temperature": self.setting.temperature, "mitigation": self.setting.mitigation},
+                       state=self.fitted.state(), human_range=self.human_range,
                        fitted_on=self.fitted_on)
         path = Path(path)
         path.write_text(saved.model_dump_json(indent=2), encoding="utf-8")
@@ -95,7 +96,9 @@ class CalibratedJudge:
                                f"{str(exc).splitlines()[0]}") from None
         if saved.format != FORMAT:
             raise NumbiasError(f"calibrated judge file {path} has format {saved.format!r}, expected {FORMAT!r}")
-        setting = Setting(**saved.setting)
-        cal = restore(setting.mitigation, saved.state) if setting.mitigation != "none" else None
-        return cls(saved.judge, PromptTemplate(**saved.template), Fitted(setting, cal), saved.human_range,
-                   saved.fitted_on)
+        try:
+            setting = Setting(**saved.setting)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise NumbiasError(f"calibrated judge file {path} has a bad setting: {exc}") from None
+        return cls(saved.judge, PromptTemplate(**saved.template), Fitted.restore(setting, saved.state),
+                   saved.human_range, saved.fitted_on)

@@ -51,7 +51,10 @@ def to_scale(human: np.ndarray, human_range: tuple[float, float], scale: ScoreSc
 
 
 def histogram(scores: np.ndarray, scale: ScoreScale) -> np.ndarray:
-    """Share of items per integer score (continuous scores rounded to the nearest)."""
+    """Share of items per integer score (continuous scores rounded to the nearest;
+    items without a score, NaN, are left out)."""
+    scores = np.asarray(scores, dtype=float)
+    scores = scores[~np.isnan(scores)]
     idx = np.clip(np.rint(scores - scale.lo), 0, scale.size - 1).astype(int)
     return np.bincount(idx, minlength=scale.size) / max(len(scores), 1)
 

@@ -1,5 +1,6 @@
-"""The mitigation study: every mitigation and scale on development items, the
-automatic choice, and its proof on held-out items, laid out like the paper's table.
+"""The mitigation study: every temperature, calibration, mapping and scale on
+development items, the automatic choice, and its proof on held-out items, laid out
+like the paper's table.
 
 Selection sees development items only (:func:`compare`); the test items' labels are
 read once, to score settings that are already fixed."""
@@ -18,9 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from numbias.calibrated import CalibratedJudge
 from numbias.data import Dataset
+from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, stack
 from numbias.errors import NumbiasError
-from numbias.metrics import RULES, evaluate, histogram, to_scale
-from numbias.mitigation import MITIGATIONS, PAPER_TEMPERATURES, Fitted, Setting, SettingData, family, make_calibrator, select
+from numbias.metrics import RULES, evaluate, histogram, item_scores, to_scale
+from numbias.mitigation import (
+    FAMILIES,
+    FIT,
+    MITIGATIONS,
+    PAPER_TEMPERATURES,
+    Fitted,
+    Setting,
+    SettingData,
+    make_calibrator,
+    select,
+)
 from numbias.prompt import PromptTemplate
 from numbias.scale import ScoreScale
 from numbias.store import Store
@@ -35,14 +47,13 @@ from numbias.study import (
     TaskList,
     _no_progress,
     collect,
-    read_yaml,
     sampling_mode,
     task_template,
     validate_config,
 )
 from numbias.tasks import get_task
 
-PAPER_DEFAULT = Setting("0-9", "protocol", "T=0.7")
+PAPER_DEFAULT = Setting("0-9", "protocol", 0.7)
 """The paper's default: 0–9, mean of sampled answers at T = 0.7 (here its exact expectation)."""
 CONTENT_FREE = ("N/A", "")
 
@@ -54,6 +65,8 @@ class MitigateConfig(BaseModel):
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader", options={"n": 500})])
     scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5", "1-10", "0-10", "1-100", "0-100"])
     rules: list[str] = Field(default_factory=lambda: list(RULES))
+    temperatures: list[float | str] = Field(default_factory=lambda: [*PAPER_TEMPERATURES, FIT])
+    """Fixed temperatures (read exactly from the stored grid) and/or ``fit``."""
     mitigations: list[str] = Field(default_factory=lambda: list(MITIGATIONS))
     dev: int = Field(200, ge=10)
     """Development items (seeded draw); the rest of the task's items are the test split."""
@@ -83,11 +96,20 @@ class MitigateConfig(BaseModel):
             raise ValueError(f"unknown rule(s) {bad}; known: {', '.join(RULES)}")
         return v
 
+    @field_validator("temperatures")
+    @classmethod
+    def _temperatures(cls, v: list[float | str]) -> list[float | str]:
+        fixed = [t for t in v if t != FIT]
+        if any(isinstance(t, str) for t in fixed):
+            raise ValueError(f"temperatures are numbers or {FIT!r}, got {v}")
+        return [*check_temperatures(fixed), *([FIT] if FIT in v else [])] if fixed else [FIT]
+
     @field_validator("mitigations")
     @classmethod
     def _mitigations(cls, v: list[str]) -> list[str]:
-        for m in v:
-            make_calibrator(m, content_free=[])
+        bad = [m for m in v if m not in MITIGATIONS]
+        if bad:
+            raise ValueError(f"unknown mitigation(s) {bad}; known: {', '.join(MITIGATIONS)}")
         return v
 
     @field_validator("criterion")
@@ -99,9 +121,10 @@ class MitigateConfig(BaseModel):
 
     @model_validator(mode="after")
     def _paper_default(self) -> MitigateConfig:
-        if "0-9" not in self.scales or "protocol" not in self.rules or "T=0.7" not in self.mitigations:
-            raise ValueError("the comparison needs the paper's default: keep scale 0-9, rule protocol and "
-                             "mitigation T=0.7")
+        if "0-9" not in self.scales or "protocol" not in self.rules or 0.7 not in self.temperatures \
+                or "none" not in self.mitigations:
+            raise ValueError("the comparison needs the paper's default: keep scale 0-9, rule protocol, "
+                             "temperature 0.7 and mitigation none")
         return self
 
     @property
@@ -109,66 +132,45 @@ class MitigateConfig(BaseModel):
         return self.store or f"{self.out}/store.sqlite"
 
     def candidates(self) -> list[Setting]:
-        return [Setting(s, r, m) for s in self.scales for r in self.rules for m in self.mitigations]
+        return [Setting(s, r, t, m) for s in self.scales for r in self.rules for t in self.temperatures
+                for m in self.mitigations]
 
 
 def parse_mitigate(data: dict[str, Any]) -> MitigateConfig:
     return validate_config(MitigateConfig, data, "mitigate config")
 
 
-@dataclass
-class Comparison:
-    """One judge × task: every candidate's development score, the chosen setting and
-    the test metrics of the rows of the paper-style table."""
-
-    judge: JudgeConfig
-    template: PromptTemplate
-    task: str
-    dev_scores: dict[Setting, float]
-    chosen: list[Setting]
-    table: pd.DataFrame
-    test_scores: dict[str, np.ndarray]
-    test_human: np.ndarray
-    human_range: tuple[float, float]
-    data: dict[str, SettingData]
-    human: np.ndarray
-    fit_on: np.ndarray
-    """Items the saved judge is fitted on: the dev split (all items with k folds)."""
-
-    def calibrated(self) -> CalibratedJudge:
-        """The automatic choice, fitted on the development items, as a reusable judge."""
-        if len(set(self.chosen)) > 1:
-            raise NumbiasError("folds chose different settings; save from a dev/test split instead")
-        setting = self.chosen[0]
-        data = self.data[setting.scale]
-        part = SettingData([data.distributions[i] for i in self.fit_on], data.content_free)
-        on_scale = to_scale(self.human[self.fit_on], self.human_range, data.scale)
-        return CalibratedJudge.fit(self.judge, self.template, setting, part, on_scale, self.human_range,
-                                   fitted_on=f"{self.task}: {len(self.fit_on)} development items")
+def family(setting: Setting) -> str:
+    if setting.mitigation != "none":
+        return FAMILIES[setting.mitigation]
+    return "score range" if setting.scale != "0-9" else "temperature"
 
 
 def _rows(candidates: list[Setting], dev_scores: dict[Setting, float], chosen: Setting) -> list[tuple[str, str, Setting]]:
-    """(row label, family, setting) of the paper-style table."""
-    rows = [("original (paper default)", "original", PAPER_DEFAULT)]
-    for t in PAPER_TEMPERATURES:
-        if t != 0.7:
-            rows.append((f"temperature {t:g}", "temperature", Setting("0-9", "protocol", f"T={t:g}")))
-    for m in ("temperature", "beta", "batch", "contextual"):
-        rows.append((make_calibrator(m, content_free=[]).name, family(m), Setting("0-9", "protocol", m)))
-    for m in ("isotonic", "quantile"):
-        rows.append((make_calibrator(m, content_free=[]).name, family(m), Setting("0-9", "expected", m)))
-    for scale in dict.fromkeys(c.scale for c in candidates):
-        if scale != "0-9":
-            rows.append((f"scale {scale}", "score range", Setting(scale, "protocol", "T=0.7")))
-    families = {"temperature": lambda c: c.scale == "0-9" and family(c.mitigation) == "temperature",
-                "distribution calibration": lambda c: c.scale == "0-9" and family(c.mitigation) == "distribution calibration",
-                "score mapping": lambda c: c.scale == "0-9" and family(c.mitigation) == "score mapping",
-                "score range": lambda c: c.mitigation in ("none", "T=0.7")}
-    for name, member in families.items():
-        pool = [c for c in candidates if member(c) and not np.isnan(dev_scores.get(c, np.nan))]
+    """(row label, family, setting) of the paper-style table: each mitigation changes
+    one thing about the paper's default; then the best of each family on dev, and the
+    automatic choice."""
+    d = PAPER_DEFAULT
+    rows = [("original (paper default)", "original", d)]
+    temps = dict.fromkeys(c.temperature for c in candidates)
+    rows += [(f"temperature {t:g}" if t != FIT else "temperature (fitted on dev)", "temperature",
+              Setting(d.scale, d.rule, t)) for t in temps if t != d.temperature]
+    for m in dict.fromkeys(c.mitigation for c in candidates):
+        if m != "none":
+            rows.append((make_calibrator(m, content_free=[]).name, FAMILIES[m], Setting(d.scale, d.rule, d.temperature, m)))
+    rows += [(f"scale {s}", "score range", Setting(s, d.rule, d.temperature))
+             for s in dict.fromkeys(c.scale for c in candidates) if s != d.scale]
+    scored = [c for c in candidates if not np.isnan(dev_scores.get(c, np.nan))]
+    members = {
+        "temperature": lambda c: c.scale == d.scale and c.mitigation == "none",
+        "distribution calibration": lambda c: c.scale == d.scale and FAMILIES[c.mitigation] == "distribution calibration",
+        "score mapping": lambda c: c.scale == d.scale and FAMILIES[c.mitigation] == "score mapping",
+        "score range": lambda c: c.mitigation == "none" and c.temperature == d.temperature,
+    }
+    for name, member in members.items():
+        pool = [c for c in scored if member(c)]
         if pool:
-            best = max(pool, key=lambda c: dev_scores[c])
-            rows.append((f"best {name} (dev)", name, best))
+            rows.append((f"best {name} (dev)", name, max(pool, key=lambda c: dev_scores[c])))
     rows.append(("automatic choice", "automatic", chosen))
     return [r for r in rows if r[2] in dev_scores or r[2] == chosen]
 
@@ -194,15 +196,54 @@ def compare(
     for label, fam, setting in _rows(candidates, dev_scores, chosen):
         d = data[setting.scale]
         on_scale = to_scale(human[dev], human_range, d.scale)
-        fitted = Fitted.fit(setting, d, dev, on_scale)
-        pred = fitted.predict([d.distributions[i] for i in test])
-        m = evaluate(pred, human[test], human_range, d.scale, n_boot=n_boot, seed=seed)
+        pred = Fitted.fit(setting, d, dev, on_scale if setting.needs_labels else None).predict(
+            [d.distributions[i] for i in test])
         scores[label] = pred
-        records.append({"row": label, "family": fam, "setting": setting.label,
-                        "dev r": dev_scores.get(setting, np.nan), "kurtosis": m.kurtosis, "entropy": m.entropy,
-                        "pearson": m.pearson.value, "pearson_low": m.pearson.low, "pearson_high": m.pearson.high,
-                        "spearman": m.spearman.value, "n test": m.n})
+        records.append(_metrics_row(label, fam, setting.label, dev_scores.get(setting, np.nan), pred, human[test],
+                                    human_range, d.scale, n_boot, seed))
     return chosen, dev_scores, pd.DataFrame(records), scores
+
+
+def _metrics_row(label: str, fam: str, setting: str, dev_r: float, pred: np.ndarray, human: np.ndarray,
+                 human_range: tuple[float, float], scale: ScoreScale, n_boot: int, seed: int) -> dict[str, Any]:
+    m = evaluate(pred, human, human_range, scale, n_boot=n_boot, seed=seed)
+    return {"row": label, "family": fam, "setting": setting, "dev r": dev_r, "kurtosis": m.kurtosis,
+            "entropy": m.entropy, "pearson": m.pearson.value, "pearson_low": m.pearson.low,
+            "pearson_high": m.pearson.high, "spearman": m.spearman.value, "n test": m.n}
+
+
+@dataclass
+class Comparison:
+    """One judge × task: every candidate's development score (mean over folds), the
+    chosen setting(s) and the test metrics of the rows of the paper-style table."""
+
+    judge: JudgeConfig
+    template: PromptTemplate
+    task: str
+    dev_scores: dict[Setting, float]
+    chosen: list[Setting]
+    table: pd.DataFrame
+    test_scores: dict[str, np.ndarray]
+    test_human: np.ndarray
+    human_range: tuple[float, float]
+    data: dict[str, SettingData]
+    human: np.ndarray
+    fit_on: np.ndarray
+    """Items the saved judge is fitted on: the dev split (all items with k folds)."""
+    folds: int = 1
+
+    def calibrated(self) -> CalibratedJudge:
+        """The automatic choice, fitted on the development items, as a reusable judge."""
+        if len(set(self.chosen)) > 1:
+            raise NumbiasError("folds chose different settings; save from a dev/test split instead")
+        setting = self.chosen[0]
+        data = self.data[setting.scale]
+        part = SettingData([data.distributions[i] for i in self.fit_on], data.content_free)
+        on_scale = to_scale(self.human[self.fit_on], self.human_range, data.scale)
+        where = f"all {len(self.fit_on)} items ({self.folds} folds)" if self.folds > 1 else \
+            f"{len(self.fit_on)} development items"
+        return CalibratedJudge.fit(self.judge, self.template, setting, part, on_scale, self.human_range,
+                                   fitted_on=f"{self.task}: {where}")
 
 
 def _content_free(data: Dataset) -> Dataset:
@@ -214,6 +255,8 @@ def _content_free(data: Dataset) -> Dataset:
 def _splits(n: int, config: MitigateConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     order = np.random.default_rng(config.seed).permutation(n)
     if config.folds:
+        if n < 10 * config.folds:
+            raise NumbiasError(f"{config.folds} folds need at least {10 * config.folds} items (the task has {n})")
         parts = np.array_split(order, config.folds)
         return [(np.sort(np.concatenate(parts[:k] + parts[k + 1:])), np.sort(p)) for k, p in enumerate(parts)]
     if config.dev >= n:
@@ -248,7 +291,7 @@ class MitigateResults:
 def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
              progress: Progress = _no_progress) -> MitigateResults:
     """Score every judge × task at every scale (stored, resumable), then compare all
-    mitigations on held-out items."""
+    settings on held-out items."""
     if not isinstance(config, MitigateConfig):
         config = parse_mitigate(config or {})
     store = Store(config.store_path)
@@ -256,6 +299,10 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
     try:
         for jc in config.judges:
             judge = Judge(jc)
+            grid = check_temperatures(jc.options.get("temperatures", TEMPERATURES))
+            missing = [t for t in config.temperatures if t != FIT and t not in grid]
+            if missing:
+                raise NumbiasError(f"judge {jc.name}: temperature(s) {missing} are not on its grid {list(grid)}")
             for tc in config.tasks:
                 task = get_task(tc.name)
                 data = task.load(tc.path, **tc.options)
@@ -269,60 +316,73 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
                     items = collect(judge, name, data, template, scale, store, progress=progress)
                     free = collect(judge, name, _content_free(data), template, scale, store, progress=progress)
                     per_scale[text] = SettingData(items.distributions, free.distributions)
-                if config.sample:
-                    _sample_paper_temperatures(judge, name, data, template, store, config, progress)
-                comparisons.append(_compare_task(jc, template, name, data, per_scale, config))
+                sampled = _sample_paper_temperatures(judge, name, data, template, store, config, progress) \
+                    if config.sample else {}
+                comparisons.append(_compare_task(jc, template, name, data, per_scale, sampled, config))
     finally:
         store.close()
     return MitigateResults(config, comparisons)
 
 
-def _sample_paper_temperatures(judge: Judge, name: str, data: Dataset, template: Any, store: Store,
-                               config: MitigateConfig, progress: Progress) -> None:
+def _sample_paper_temperatures(judge: Judge, name: str, data: Dataset, template: PromptTemplate, store: Store,
+                               config: MitigateConfig, progress: Progress) -> dict[float, list[ScoreDistribution]]:
     """The paper's temperature scaling as it ran it: the sampling protocol at each T."""
     scale = ScoreScale.parse("0-9")
+    out = {}
     for t in PAPER_TEMPERATURES:
         sampling = config.sampling.model_copy(update={"temperature": t})
         mode, scorer = sampling_mode(sampling, scale)
-        collect(judge, name, data, template, scale, store, progress=progress, mode=mode, scorer=scorer)
+        out[t] = collect(judge, name, data, template, scale, store, progress=progress, mode=mode,
+                         scorer=scorer).distributions
+    return out
 
 
 def _compare_task(judge: JudgeConfig, template: PromptTemplate, task: str, data: Dataset,
-                  per_scale: dict[str, SettingData], config: MitigateConfig) -> Comparison:
+                  per_scale: dict[str, SettingData], sampled: dict[float, list[ScoreDistribution]],
+                  config: MitigateConfig) -> Comparison:
     """One dev/test split, or k folds whose held-out predictions are pooled (as
     positions on the unit interval, since folds may choose different scales)."""
     human = data.human
     splits = _splits(len(data), config)
-    tables, chosen, dev_scores = [], [], {}
+    chosen, fold_scores, settings = [], [], {}
     pooled: dict[str, np.ndarray] = {}
     for dev, test in splits:
         pick, scores, table, preds = compare(per_scale, human, data.human_range, dev, test, config.candidates(),
                                              criterion=config.criterion, seed=config.seed, n_boot=config.bootstrap)
         chosen.append(pick)
-        tables.append(table)
-        dev_scores = scores
+        fold_scores.append(scores)
         for row in table.itertuples():
+            settings.setdefault(row.row, (row.family, []))[1].append(row.setting)
             scale = ScoreScale.parse(row.setting.split(" · ")[0])
             pooled.setdefault(row.row, np.full(len(human), np.nan))[test] = scale.to_unit(preds[row.row])
-    if len(splits) == 1:
-        test = splits[0][1]
-        return Comparison(judge, template, task, dev_scores, chosen, tables[0], dict(preds), human[test], data.human_range,
-                          per_scale, human, splits[0][0])
-    first = tables[0].set_index("row")
-    records, scores = [], {}
+    dev_scores = {s: float(np.nanmean([f.get(s, np.nan) for f in fold_scores])) for s in fold_scores[0]}
+    test_idx = splits[0][1] if len(splits) == 1 else np.arange(len(human))
+    records, test_scores = [], {}
     for label, unit in pooled.items():
-        scale = ScoreScale.parse(first.loc[label, "setting"].split(" · ")[0])
-        pred = scale.from_unit(unit)
-        m = evaluate(pred, human, data.human_range, scale, n_boot=config.bootstrap, seed=config.seed)
-        settings = [t.set_index("row").loc[label, "setting"] for t in tables]
-        dev_r = float(np.mean([t.set_index("row").loc[label, "dev r"] for t in tables]))
-        scores[label] = pred
-        records.append({"row": label, "family": first.loc[label, "family"],
-                        "setting": "; ".join(dict.fromkeys(settings)), "dev r": dev_r, "kurtosis": m.kurtosis,
-                        "entropy": m.entropy, "pearson": m.pearson.value, "pearson_low": m.pearson.low,
-                        "pearson_high": m.pearson.high, "spearman": m.spearman.value, "n test": m.n})
-    return Comparison(judge, template, task, dev_scores, chosen, pd.DataFrame(records), scores, human, data.human_range,
-                      per_scale, human, np.arange(len(human)))
+        fam, used = settings[label]
+        scale = ScoreScale.parse(used[0].split(" · ")[0])
+        pred = scale.from_unit(unit[test_idx])
+        note = used[0] if len(set(used)) == 1 else "; ".join(f"{used.count(u)}× {u}" for u in dict.fromkeys(used))
+        dev_r = dev_scores.get(_setting_of(used[0]), np.nan) if len(set(used)) == 1 else np.nan
+        test_scores[label] = pred
+        records.append(_metrics_row(label, fam, note, dev_r, pred, human[test_idx], data.human_range, scale,
+                                    config.bootstrap, config.seed))
+    for t, dists in sampled.items():
+        probs, rest = stack([dists[i] for i in test_idx])
+        pred = item_scores(probs, rest, ScoreScale.parse("0-9"), "protocol")
+        label = f"sampled protocol T={t:g} (paper)"
+        test_scores[label] = pred
+        records.append(_metrics_row(label, "temperature", f"0-9 · sampled n={config.sampling.n} · T={t:g}", np.nan,
+                                    pred, human[test_idx], data.human_range, ScoreScale.parse("0-9"),
+                                    config.bootstrap, config.seed))
+    fit_on = splits[0][0] if len(splits) == 1 else np.arange(len(human))
+    return Comparison(judge, template, task, dev_scores, chosen, pd.DataFrame(records), test_scores, human[test_idx],
+                      data.human_range, per_scale, human, fit_on, len(splits))
+
+
+def _setting_of(label: str) -> Setting:
+    scale, rule, t, mitigation = label.split(" · ")
+    return Setting(scale, rule, FIT if t == "T fitted" else float(t.removeprefix("T=")), mitigation)
 
 
 def report_sections(res: MitigateResults) -> list[tuple[str, str]]:
@@ -331,20 +391,21 @@ def report_sections(res: MitigateResults) -> list[tuple[str, str]]:
     parts = []
     for c in res.comparisons:
         chosen = ", ".join(dict.fromkeys(s.label for s in c.chosen))
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.2))
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 0.9 + 0.28 * len(c.table)))
         t = c.table
-        ax1.barh(t["row"], t["pearson"], xerr=[t["pearson"] - t["pearson_low"], t["pearson_high"] - t["pearson"]],
+        err = np.clip([t["pearson"] - t["pearson_low"], t["pearson_high"] - t["pearson"]], 0, None)
+        ax1.barh(t["row"], t["pearson"], xerr=np.nan_to_num(err),
                  color=["#c44" if r == "automatic choice" else "#789" for r in t["row"]])
         ax1.invert_yaxis()
         ax1.set_xlabel("test Pearson r (95% CI)")
         ax1.tick_params(axis="y", labelsize=7)
-        base = ScoreScale.parse("0-9")
         for label in ("original (paper default)", "automatic choice"):
-            scores = c.test_scores[label]
-            scale = base if label.startswith("original") else ScoreScale.parse(c.chosen[0].scale)
-            ax2.plot(np.linspace(0, 1, scale.size), histogram(scores, scale), marker="o", label=label)
-        human_hist = histogram(to_scale(c.test_human, c.human_range, base), base)
-        ax2.plot(np.linspace(0, 1, base.size), human_hist, "k--", label="human (0-9)")
+            setting = t.set_index("row").loc[label, "setting"].split("; ")[-1].split("× ")[-1]
+            scale = ScoreScale.parse(setting.split(" · ")[0])
+            ax2.plot(np.linspace(0, 1, scale.size), histogram(c.test_scores[label], scale), marker="o", label=label)
+        base = ScoreScale.parse("0-9")
+        ax2.plot(np.linspace(0, 1, base.size), histogram(to_scale(c.test_human, c.human_range, base), base), "k--",
+                 label="human (on 0-9)")
         ax2.set_xlabel("position on the scale")
         ax2.legend(fontsize=7)
         parts.append((f"Mitigations: {c.judge.name} · {c.task}",
@@ -353,4 +414,3 @@ def report_sections(res: MitigateResults) -> list[tuple[str, str]]:
                       + table_html(c.table.drop(columns=["family"]), 3)
                       + figure_html(fig, f"mitigations for {c.judge.name} on {c.task}")))
     return parts
-

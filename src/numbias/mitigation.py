@@ -1,16 +1,18 @@
 """Mitigations of numerical bias and the automatic choice of setting.
 
 Two kinds of calibrator, both scikit-learn style (``fit`` returns self, learned state
-in trailing-underscore attributes, JSON-able through ``state``/``from_state``):
+in trailing-underscore attributes, JSON-able through ``state()`` and restored by
+:meth:`Fitted.restore`):
 
 * distribution calibrators reshape each item's score distribution before a scoring
   rule reads it: temperature scaling (exact, from the distributions the backend read
-  at a grid of temperatures), the paper's Beta-target distribution calibration, and
-  the label-free batch and content-free (contextual) calibrations;
+  at a grid of temperatures; a setting's fixed or fitted temperature), the paper's
+  Beta-target distribution calibration, and the label-free batch and content-free
+  (contextual) calibrations;
 * score mappings map a rule's item scores monotonically onto the human scale:
   isotonic regression and quantile mapping.
 
-A :class:`Setting` is scale × rule × mitigation. :func:`select` picks one on
+A :class:`Setting` is scale × temperature × mitigation × rule. :func:`select` picks one on
 development items only (cross-fitted, so label-using mitigations are judged on items
 they were not fitted on); the caller proves it on held-out items.
 """
@@ -31,6 +33,11 @@ from numbias.metrics import _pearson_rows, histogram, item_scores, kurtosis, nor
 from numbias.scale import ScoreScale
 
 _EPS = 1e-12
+
+
+class UnfittableError(NumbiasError):
+    """The fitting items cannot support this calibrator (e.g. constant human scores);
+    selection gives such a setting no score instead of stopping."""
 
 
 def _in_scale(dists: Sequence[ScoreDistribution]) -> np.ndarray:
@@ -59,6 +66,8 @@ def _unit(human: np.ndarray, scale: ScoreScale) -> np.ndarray:
 
 class DistributionCalibrator(Protocol):
     name: str
+    needs_labels: bool
+    state_keys: tuple[str, ...]
 
     def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None) -> Any: ...
 
@@ -67,123 +76,152 @@ class DistributionCalibrator(Protocol):
     def state(self) -> dict[str, Any]: ...
 
 
-def restore(mitigation: str, state: dict[str, Any]) -> Any:
-    """A fitted calibrator rebuilt from its ``state()`` (as saved in JSON)."""
-    cal = make_calibrator(mitigation, content_free=[])
-    for key, value in state.items():
-        setattr(cal, key, np.asarray(value, dtype=float) if isinstance(value, list) else value)
-    return cal
+def _finite_state(obj: Any) -> dict[str, Any]:
+    """The learned attributes as JSON-able values; non-finite state is a fitting failure."""
+    out: dict[str, Any] = {}
+    for key in obj.state_keys:
+        value = np.asarray(getattr(obj, key), dtype=float)
+        if not np.all(np.isfinite(value)):
+            raise UnfittableError(f"{obj.name} learned non-finite {key}")
+        out[key] = value.tolist()
+    return out
+
+
+def _usable(scores: np.ndarray, human: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs where the rule gave a score (an item with no in-scale mass gives NaN)."""
+    keep = ~np.isnan(scores) & ~np.isnan(human)
+    if keep.sum() < 2 or np.ptp(scores[keep]) == 0:
+        raise UnfittableError("a score mapping needs at least two distinct scores to fit")
+    return scores[keep], human[keep]
 
 
 class TemperatureScaling:
     """Rescale every step's log-probabilities by 1/T (exact for multi-token scores:
-    the backend walked the trie at each grid temperature). ``temperature`` fixes T;
-    otherwise T is fitted on the grid by the likelihood of the human score (mapped
-    onto the scale and rounded) or by Pearson r of the rule's scores."""
+    the backend walked the trie at each grid temperature). T is fitted on the grid by
+    the likelihood of the human score (mapped onto the scale and rounded), or by
+    Pearson r of ``rule``'s scores."""
 
+    name = "temperature scaling"
     needs_labels = True
+    state_keys = ("temperature_",)
 
-    def __init__(self, temperature: float | None = None, *, criterion: str = "likelihood", rule: str = "expected"):
+    def __init__(self, *, criterion: str = "likelihood", rule: str = "expected") -> None:
         if criterion not in ("likelihood", "pearson"):
             raise NumbiasError(f"temperature criterion must be 'likelihood' or 'pearson', got {criterion!r}")
-        self.temperature = temperature
         self.criterion = criterion
         self.rule = rule
-        self.needs_labels = temperature is None
-        self.name = f"T={temperature:g}" if temperature is not None else "temperature (fitted)"
 
     def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None) -> TemperatureScaling:
-        if self.temperature is not None:
-            self.temperature_ = float(self.temperature)
-            return self
         if human is None:
             raise NumbiasError("fitting a temperature needs human scores")
+        human = np.asarray(human, dtype=float)
         grid = sorted(set.intersection(*({1.0, *d.tempered} for d in distributions)))
         scale = distributions[0].scale
-        target = np.clip(np.rint(np.asarray(human) - scale.lo), 0, scale.size - 1).astype(int)
-        best, best_t = -np.inf, 1.0
+        target = np.clip(np.rint(human - scale.lo), 0, scale.size - 1).astype(int)
         self.scores_: dict[float, float] = {}
         for t in grid:
             at = [d.at(t) for d in distributions]
             if self.criterion == "likelihood":
                 p = _in_scale(at)[np.arange(len(at)), target]
-                value = float(np.mean(np.log(p + _EPS)))
+                self.scores_[t] = float(np.mean(np.log(p + _EPS)))
             else:
                 probs, rest = stack(at)
-                value = float(_pearson_rows(item_scores(probs, rest, scale, self.rule), np.asarray(human)))
-            self.scores_[t] = value
-            if value > best:
-                best, best_t = value, t
-        self.temperature_ = best_t
+                self.scores_[t] = _pearson(item_scores(probs, rest, scale, self.rule), human)
+        defined = {t: v for t, v in self.scores_.items() if not np.isnan(v)}
+        if not defined:
+            raise UnfittableError("no temperature on the grid gives a defined fit")
+        self.temperature_ = max(defined, key=defined.__getitem__)
         return self
 
     def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
         return [d.at(self.temperature_) for d in distributions]
 
     def state(self) -> dict[str, Any]:
-        return {"temperature_": self.temperature_}
+        return {"temperature_": float(self.temperature_)}
+
+
+def score_bins(scale: ScoreScale) -> np.ndarray:
+    """Edges on [0, 1] of the bins that round to each score (as histograms round)."""
+    centres = (scale.values - scale.lo) / (scale.hi - scale.lo)
+    half = 0.5 / (scale.hi - scale.lo)
+    return np.clip(np.append(centres - half, centres[-1] + half), 0, 1)
 
 
 class BetaCalibration:
     """The paper's distribution calibration (after generative calibration): the
     judge's marginal score distribution p(y) over the fitting items is reweighted
     towards q(y), a Beta distribution fitted (scipy, location 0, scale 1) to the human
-    scores mapped onto [0, 1] and discretised into the scale's bins."""
+    scores mapped onto [0, 1], integrated over the bins that round to each score."""
 
     name = "beta calibration"
     needs_labels = True
+    state_keys = ("a_", "b_", "weights_")
 
     def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None) -> BetaCalibration:
         if human is None:
             raise NumbiasError("Beta calibration needs human scores")
         scale = distributions[0].scale
         u = np.clip(_unit(human, scale), 1e-3, 1 - 1e-3)
-        self.a_, self.b_, _, _ = (float(x) for x in stats.beta.fit(u, floc=0, fscale=1))
-        edges = np.linspace(0, 1, scale.size + 1)
-        self.target_ = np.diff(stats.beta.cdf(edges, self.a_, self.b_))
+        u = u[~np.isnan(u)]
+        if len(u) < 3 or np.ptp(u) == 0:
+            raise UnfittableError("a Beta target needs human scores that vary")
+        try:
+            self.a_, self.b_, _, _ = (float(x) for x in stats.beta.fit(u, floc=0, fscale=1))
+        except Exception as exc:  # scipy's FitSolverError and friends
+            raise UnfittableError(f"the Beta fit failed: {exc}") from None
+        self.target_ = np.diff(stats.beta.cdf(score_bins(scale), self.a_, self.b_))
         self.marginal_ = _in_scale(distributions).mean(axis=0)
         self.weights_ = self.target_ / np.maximum(self.marginal_, _EPS)
+        self.weights_ /= self.weights_.max()
         return self
 
     def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
         return _reweight(distributions, self.weights_)
 
     def state(self) -> dict[str, Any]:
-        return {"a_": self.a_, "b_": self.b_, "weights_": self.weights_.tolist()}
+        return _finite_state(self)
 
 
 class BatchCalibration:
     """Label-free: divide each item's distribution by the batch's mean distribution,
     so no score is favoured a priori. One division (``max_iter=1``) is the classic
     batch calibration; it only shrinks a strong pull towards one score, so by default
-    the division is repeated until the calibrated batch's marginal is flat."""
+    the division is repeated until the calibrated batch's marginal is flat over the
+    scores the judge gives at all (a score with no mass anywhere keeps none)."""
 
     name = "batch calibration"
     needs_labels = False
+    state_keys = ("weights_",)
 
-    def __init__(self, max_iter: int = 100, tol: float = 1e-4) -> None:
+    def __init__(self, max_iter: int = 100, tol: float = 1e-4, max_weight: float = 1e6) -> None:
         self.max_iter = max_iter
         self.tol = tol
+        self.max_weight = max_weight
 
     def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None) -> BatchCalibration:
         p = _in_scale(distributions)
         self.marginal_ = p.mean(axis=0)
-        weights = np.ones(p.shape[1])
+        support = self.marginal_ > _EPS
+        weights = support.astype(float)
+        self.converged_ = False
         for self.n_iter_ in range(1, self.max_iter + 1):
             q = p * weights
-            q /= q.sum(axis=1, keepdims=True)
+            q /= np.maximum(q.sum(axis=1, keepdims=True), _EPS)
             m = q.mean(axis=0)
-            if self.n_iter_ > 1 and np.abs(m - 1 / len(m)).max() < self.tol:
+            if np.abs(m[support] - 1 / support.sum()).max() < self.tol:
+                self.converged_ = True
                 break
-            weights = weights / np.maximum(m, _EPS)
-        self.weights_ = weights / weights.max()
+            weights[support] = np.clip(weights[support] / np.maximum(m[support], _EPS), 1 / self.max_weight,
+                                       self.max_weight)
+            weights /= weights.max()
+        self.weights_ = weights
         return self
 
     def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
         return _reweight(distributions, self.weights_)
 
     def state(self) -> dict[str, Any]:
-        return {"weights_": self.weights_.tolist()}
+        return _finite_state(self)
 
 
 class ContextualCalibration:
@@ -192,22 +230,25 @@ class ContextualCalibration:
 
     name = "contextual calibration"
     needs_labels = False
+    state_keys = ("weights_",)
 
-    def __init__(self, content_free: Sequence[ScoreDistribution] | None = None) -> None:
+    def __init__(self, content_free: Sequence[ScoreDistribution] | None = None, max_weight: float = 1e6) -> None:
         self.content_free = content_free
+        self.max_weight = max_weight
 
     def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None) -> ContextualCalibration:
         if not self.content_free:
             raise NumbiasError("contextual calibration needs the judge's distributions for content-free items")
         self.prior_ = _in_scale(self.content_free).mean(axis=0)
-        self.weights_ = 1.0 / np.maximum(self.prior_, _EPS)
+        weights = 1.0 / np.maximum(self.prior_, 1 / self.max_weight)
+        self.weights_ = weights / weights.max()
         return self
 
     def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
         return _reweight(distributions, self.weights_)
 
     def state(self) -> dict[str, Any]:
-        return {"weights_": self.weights_.tolist()}
+        return _finite_state(self)
 
 
 class IsotonicMapping:
@@ -215,9 +256,10 @@ class IsotonicMapping:
 
     name = "isotonic mapping"
     needs_labels = True
+    state_keys = ("x_", "y_")
 
     def fit(self, scores: np.ndarray, human: np.ndarray) -> IsotonicMapping:
-        model = IsotonicRegression(out_of_bounds="clip").fit(scores, human)
+        model = IsotonicRegression(out_of_bounds="clip").fit(*_usable(scores, human))
         self.x_, self.y_ = model.X_thresholds_, model.y_thresholds_
         return self
 
@@ -225,7 +267,7 @@ class IsotonicMapping:
         return np.interp(scores, self.x_, self.y_)
 
     def state(self) -> dict[str, Any]:
-        return {"x_": self.x_.tolist(), "y_": self.y_.tolist()}
+        return _finite_state(self)
 
 
 class QuantileMapping:
@@ -234,74 +276,69 @@ class QuantileMapping:
 
     name = "quantile mapping"
     needs_labels = True
+    state_keys = ("x_", "y_")
 
     def fit(self, scores: np.ndarray, human: np.ndarray) -> QuantileMapping:
+        scores, human = _usable(scores, human)
         q = np.linspace(0, 1, 101)
-        self.x_ = np.quantile(scores, q)
-        self.y_ = np.quantile(human, q)
+        # ties among judge quantiles: average the human quantiles they cover
+        x, idx = np.unique(np.quantile(scores, q), return_inverse=True)
+        self.x_ = x
+        self.y_ = np.bincount(idx, weights=np.quantile(human, q)) / np.bincount(idx)
         return self
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        # ties among judge quantiles: average the human quantiles they cover
-        x, idx = np.unique(self.x_, return_inverse=True)
-        y = np.bincount(idx, weights=self.y_) / np.bincount(idx)
-        return np.interp(scores, x, y)
+        return np.interp(scores, self.x_, self.y_)
 
     def state(self) -> dict[str, Any]:
-        return {"x_": self.x_.tolist(), "y_": self.y_.tolist()}
+        return _finite_state(self)
 
 
-_MAPPINGS: dict[str, type[IsotonicMapping] | type[QuantileMapping]] = {
-    "isotonic": IsotonicMapping,
-    "quantile": QuantileMapping,
-}
 PAPER_TEMPERATURES = (0.4, 0.7, 1.0, 1.3)
-MITIGATIONS = ("none", *(f"T={t:g}" for t in PAPER_TEMPERATURES), "temperature", "beta", "batch", "contextual",
-               "isotonic", "quantile")
-"""Names accepted in a :class:`Setting`; ``T=x`` is any fixed temperature on the grid."""
-FAMILIES = {"none": "original", "temperature": "temperature", "beta": "distribution calibration",
-            "batch": "distribution calibration", "contextual": "distribution calibration",
-            "isotonic": "score mapping", "quantile": "score mapping"}
-
-
-def family(mitigation: str) -> str:
-    return "temperature" if mitigation.startswith("T=") else FAMILIES[mitigation]
+FIT = "fit"
+"""A setting's temperature: a fixed value read exactly, or ``"fit"`` (fitted on dev)."""
+MITIGATIONS = ("none", "beta", "batch", "contextual", "isotonic", "quantile")
+FAMILIES = {"none": "original", "beta": "distribution calibration", "batch": "distribution calibration",
+            "contextual": "distribution calibration", "isotonic": "score mapping", "quantile": "score mapping"}
+_LABEL_FREE = {"none", "batch", "contextual"}
 
 
 def make_calibrator(mitigation: str, content_free: Sequence[ScoreDistribution] | None = None) -> Any:
     """A fresh calibrator (or mapping) for a mitigation name; ``None`` for ``none``."""
-    if mitigation == "none":
-        return None
-    if mitigation.startswith("T="):
-        try:
-            return TemperatureScaling(float(mitigation[2:]))
-        except ValueError:
-            raise NumbiasError(f"bad temperature in mitigation {mitigation!r}") from None
     factories: dict[str, Callable[[], Any]] = {
-        "temperature": TemperatureScaling, "beta": BetaCalibration, "batch": BatchCalibration,
-        "contextual": lambda: ContextualCalibration(content_free), **_MAPPINGS}
+        "none": lambda: None, "beta": BetaCalibration, "batch": BatchCalibration,
+        "contextual": lambda: ContextualCalibration(content_free), "isotonic": IsotonicMapping,
+        "quantile": QuantileMapping}
     try:
         return factories[mitigation]()
     except KeyError:
-        raise NumbiasError(f"unknown mitigation {mitigation!r} (known: {', '.join(MITIGATIONS)}, T=<x>)") from None
-
-
-def needs_labels(mitigation: str) -> bool:
-    cal = make_calibrator(mitigation, content_free=[])
-    return bool(cal is not None and cal.needs_labels)
+        raise NumbiasError(f"unknown mitigation {mitigation!r} (known: {', '.join(MITIGATIONS)})") from None
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One way to score: a scale, a rule reading each distribution, a mitigation."""
+    """One way to score: a scale, the temperature the distributions are read at
+    (fixed, or ``"fit"``), a mitigation applied to them, and the rule that turns
+    each into an item score. The paper's default is ``Setting("0-9", "protocol", 0.7)``."""
 
     scale: str
     rule: str
+    temperature: float | str = 1.0
     mitigation: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.temperature != FIT:
+            object.__setattr__(self, "temperature", float(self.temperature))
+        make_calibrator(self.mitigation, content_free=[])
 
     @property
     def label(self) -> str:
-        return f"{self.scale} · {self.rule} · {self.mitigation}"
+        t = "T fitted" if self.temperature == FIT else f"T={self.temperature:g}"
+        return f"{self.scale} · {self.rule} · {t} · {self.mitigation}"
+
+    @property
+    def needs_labels(self) -> bool:
+        return self.temperature == FIT or self.mitigation not in _LABEL_FREE
 
 
 @dataclass
@@ -318,31 +355,59 @@ class SettingData:
 
 
 class Fitted:
-    """A setting fitted on some items; ``predict`` scores any items at its scale."""
+    """A setting fitted on some items; ``predict`` scores any items at its scale:
+    read at the (fitted) temperature, calibrate, apply the rule or the mapping."""
 
-    def __init__(self, setting: Setting, calibrator: Any) -> None:
+    def __init__(self, setting: Setting, temperature: float, calibrator: Any) -> None:
         self.setting = setting
+        self.temperature_ = temperature
         self.calibrator = calibrator
 
     @classmethod
     def fit(cls, setting: Setting, data: SettingData, idx: np.ndarray, human: np.ndarray | None) -> Fitted:
-        """``human`` is on the judge's scale, aligned with ``idx``."""
-        cal = make_calibrator(setting.mitigation, data.content_free)
+        """``human`` is on the judge's scale, aligned with ``idx`` (None: label-free)."""
+        if setting.needs_labels and human is None:
+            raise NumbiasError(f"setting {setting.label} needs human scores to fit")
         dists = [data.distributions[i] for i in idx]
+        if setting.temperature == FIT:
+            temperature = TemperatureScaling(rule=setting.rule).fit(dists, human).temperature_
+        else:
+            temperature = float(setting.temperature)
+        dists = [d.at(temperature) for d in dists]
+        free = [d.at(temperature) for d in data.content_free]
+        cal = make_calibrator(setting.mitigation, free)
         if isinstance(cal, (IsotonicMapping, QuantileMapping)):
-            assert human is not None
             cal.fit(_rule_scores(dists, setting.rule), human)
         elif cal is not None:
             cal.fit(dists, human)
-        return cls(setting, cal)
+        return cls(setting, temperature, cal)
 
     def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
+        if not distributions:
+            return np.zeros(0)
+        distributions = [d.at(self.temperature_) for d in distributions]
         cal = self.calibrator
         if isinstance(cal, (IsotonicMapping, QuantileMapping)):
             return cal.predict(_rule_scores(distributions, self.setting.rule))
         if cal is not None:
             distributions = cal.transform(distributions)
         return _rule_scores(distributions, self.setting.rule)
+
+    def state(self) -> dict[str, Any]:
+        return {"temperature_": self.temperature_,
+                "calibrator": self.calibrator.state() if self.calibrator is not None else {}}
+
+    @classmethod
+    def restore(cls, setting: Setting, state: dict[str, Any]) -> Fitted:
+        """A fitted setting rebuilt from :meth:`state` (as saved in JSON)."""
+        cal = make_calibrator(setting.mitigation, content_free=[])
+        expected = set(cal.state_keys) if cal is not None else set()
+        given = state.get("calibrator", {})
+        if set(given) != expected or "temperature_" not in state:
+            raise NumbiasError(f"saved state for {setting.label} has keys {sorted(given)}, expected {sorted(expected)}")
+        for key, value in given.items():
+            setattr(cal, key, np.asarray(value, dtype=float) if isinstance(value, list) else float(value))
+        return cls(setting, float(state["temperature_"]), cal)
 
 
 def _rule_scores(distributions: Sequence[ScoreDistribution], rule: str) -> np.ndarray:
@@ -351,7 +416,7 @@ def _rule_scores(distributions: Sequence[ScoreDistribution], rule: str) -> np.nd
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    keep = ~np.isnan(a)
+    keep = ~np.isnan(a) & ~np.isnan(b)
     return float(_pearson_rows(a[keep], b[keep])) if keep.sum() > 2 else float("nan")
 
 
@@ -363,7 +428,7 @@ def label_free_score(scores: np.ndarray, scale: ScoreScale, criterion: str) -> f
         return normalised_entropy(histogram(scores, scale))
     if criterion == "kurtosis":
         k = kurtosis(scores)
-        return -abs(k + 1.2) if not np.isnan(k) else -np.inf
+        return -abs(k + 1.2) if not np.isnan(k) else float("nan")
     raise NumbiasError(f"unknown selection criterion {criterion!r} (pearson, entropy, kurtosis)")
 
 
@@ -371,24 +436,30 @@ def dev_score(
     setting: Setting, data: SettingData, human: np.ndarray | None, human_range: tuple[float, float],
     *, criterion: str = "pearson", folds: int = 5, seed: int = 0,
 ) -> float:
-    """How good ``setting`` looks on the development items alone. With labels
-    (criterion ``pearson``) a label-using mitigation is cross-fitted: each fold is
-    scored by a calibrator fitted on the other folds."""
+    """How good ``setting`` looks on the development items alone (NaN when it cannot
+    be fitted there). With labels (criterion ``pearson``) a label-using setting is
+    cross-fitted: each fold is scored by a fit on the other folds, so it is not
+    flattered by scoring the items it was fitted on."""
     n = len(data.distributions)
-    if criterion != "pearson":
-        return label_free_score(Fitted.fit(setting, data, np.arange(n), None).predict(data.distributions),
-                                data.scale, criterion)
-    assert human is not None
-    on_scale = to_scale(human, human_range, data.scale)
-    if not needs_labels(setting.mitigation):
-        return _pearson(Fitted.fit(setting, data, np.arange(n), None).predict(data.distributions), human)
-    order = np.random.default_rng(seed).permutation(n)
-    pred = np.full(n, np.nan)
-    for part in np.array_split(order, folds):
-        train = np.setdiff1d(order, part)
-        fitted = Fitted.fit(setting, data, train, on_scale[train])
-        pred[part] = fitted.predict([data.distributions[i] for i in part])
-    return _pearson(pred, human)
+    everything = np.arange(n)
+    try:
+        if criterion != "pearson":
+            return label_free_score(Fitted.fit(setting, data, everything, None).predict(data.distributions),
+                                    data.scale, criterion)
+        if human is None:
+            raise NumbiasError("selection by Pearson r needs human scores on the development items")
+        if not setting.needs_labels:
+            return _pearson(Fitted.fit(setting, data, everything, None).predict(data.distributions), human)
+        on_scale = to_scale(human, human_range, data.scale)
+        order = np.random.default_rng(seed).permutation(n)
+        pred = np.full(n, np.nan)
+        for part in np.array_split(order, min(folds, n)):
+            train = np.setdiff1d(order, part)
+            fitted = Fitted.fit(setting, data, train, on_scale[train])
+            pred[part] = fitted.predict([data.distributions[i] for i in part])
+        return _pearson(pred, human)
+    except UnfittableError:
+        return float("nan")
 
 
 def select(
@@ -403,9 +474,9 @@ def select(
     """The best candidate by its development score, and every candidate's score.
 
     Only development items come in; with a label-free criterion (``entropy``,
-    ``kurtosis``) no labels are used and label-using mitigations are skipped."""
+    ``kurtosis``) no labels are used and label-using settings are skipped."""
     if criterion != "pearson":
-        candidates = [c for c in candidates if not needs_labels(c.mitigation)]
+        candidates = [c for c in candidates if not c.needs_labels]
         human = None
     elif human is None:
         raise NumbiasError("selection by Pearson r needs human scores on the development items")
