@@ -284,3 +284,17 @@ def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
     # the informative 1-5 judge wins on every fold
     assert all(c.scale == "1-5" for c in comp.chosen)
     assert table.loc["automatic choice", "pearson"] > table.loc["original (paper default)", "pearson"]
+
+
+
+def test_the_mode_moves_with_temperature_for_multi_token_scores() -> None:
+    """Not a bug: "end of number" is many tokens, "0" after "1" is one, and each step
+    is rescaled on its own, so on 1-10 the most probable score can change with T."""
+    from numbias.backends.fake import FakeBackend
+    from numbias.prompt import Prompt
+
+    pieces = ["1", "0", "x", "y", "z"]
+    table = {(): [3.0, -9, -9, -9, -9], (0,): [-9, 1.0, 0.4, 0.4, 0.4], (0, 1): [-9, -9, 3.0, 3.0, 3.0]}
+    dist = next(FakeBackend(pieces, table).score([Prompt("q")], ScoreScale(1, 10)))
+    assert np.argmax(dist.probs) == 0           # "1": the three end tokens together outweigh "0"
+    assert np.argmax(dist.at(0.4).probs) == 9   # "10": sharpened, the single "0" wins

@@ -355,7 +355,7 @@ def _compare_task(judge: JudgeConfig, template: PromptTemplate, task: str, data:
             settings.setdefault(row.row, (row.family, []))[1].append(row.setting)
             scale = ScoreScale.parse(row.setting.split(" · ")[0])
             pooled.setdefault(row.row, np.full(len(human), np.nan))[test] = scale.to_unit(preds[row.row])
-    dev_scores = {s: float(np.nanmean([f.get(s, np.nan) for f in fold_scores])) for s in fold_scores[0]}
+    dev_scores = {s: _mean_defined([f.get(s, np.nan) for f in fold_scores]) for s in fold_scores[0]}
     test_idx = splits[0][1] if len(splits) == 1 else np.arange(len(human))
     records, test_scores = [], {}
     for label, unit in pooled.items():
@@ -378,6 +378,11 @@ def _compare_task(judge: JudgeConfig, template: PromptTemplate, task: str, data:
     fit_on = splits[0][0] if len(splits) == 1 else np.arange(len(human))
     return Comparison(judge, template, task, dev_scores, chosen, pd.DataFrame(records), test_scores, human[test_idx],
                       data.human_range, per_scale, human, fit_on, len(splits))
+
+
+def _mean_defined(values: list[float]) -> float:
+    defined = [v for v in values if not np.isnan(v)]
+    return float(np.mean(defined)) if defined else float("nan")
 
 
 def _setting_of(label: str) -> Setting:
