@@ -232,7 +232,7 @@ def mitigate_cmd(
         settings["sample"] = True
     results = mitigate(parse_mitigate(settings), progress=rich_progress)
     folder = results.write()
-    cols = ["judge", "task", "row", "setting", "dev r", "kurtosis", "pearson", "spearman"]
+    cols = ["judge", "task", "row", "setting", "dev score", "kurtosis", "pearson", "spearman"]
     table = Table(title="mitigations: test split (settings chosen on development items only)")
     for col in cols:
         table.add_column(col, justify="left" if col in {"judge", "task", "row", "setting"} else "right")

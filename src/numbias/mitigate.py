@@ -207,7 +207,7 @@ def compare(
 def _metrics_row(label: str, fam: str, setting: str, dev_r: float, pred: np.ndarray, human: np.ndarray,
                  human_range: tuple[float, float], scale: ScoreScale, n_boot: int, seed: int) -> dict[str, Any]:
     m = evaluate(pred, human, human_range, scale, n_boot=n_boot, seed=seed)
-    return {"row": label, "family": fam, "setting": setting, "dev r": dev_r, "kurtosis": m.kurtosis,
+    return {"row": label, "family": fam, "setting": setting, "dev score": dev_r, "kurtosis": m.kurtosis,
             "entropy": m.entropy, "pearson": m.pearson.value, "pearson_low": m.pearson.low,
             "pearson_high": m.pearson.high, "spearman": m.spearman.value, "n test": m.n}
 
