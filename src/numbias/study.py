@@ -171,7 +171,12 @@ class ScoredSet:
     def scores(self, rule: str) -> np.ndarray:
         dists = self.distributions
         if rule == "protocol" and self.mode == "exact":
-            dists = self.at(self.protocol_temperature)
+            try:
+                dists = self.at(self.protocol_temperature)
+            except NumbiasError as exc:
+                raise NumbiasError(f"judge {self.judge}: the protocol rule reads distributions at the sampling "
+                                   f"temperature, which this backend did not provide ({exc}); use rules "
+                                   "greedy/expected/median or mode 'sampled'") from None
         probs, rest = stack(dists)
         return item_scores(probs, rest, self.scale, rule)
 

@@ -46,6 +46,7 @@ class Backend(Protocol):
 _REGISTRY: dict[str, str | Callable[..., Backend]] = {
     "llama.cpp": "numbias.backends.llamacpp:LlamaCppBackend",
     "fake": "numbias.backends.fake:FakeBackend",
+    "openai": "numbias.backends.openai_compat:OpenAIBackend",
 }
 
 

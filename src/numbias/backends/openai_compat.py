@@ -1,0 +1,215 @@
+"""OpenAI-compatible servers (vLLM, SGLang, llama.cpp server, hosted APIs).
+
+Requests go out concurrently (``concurrency`` at a time) through the ``openai`` client,
+which retries 5xx answers, timeouts and dropped connections with exponential backoff
+and honours ``Retry-After``. The API key is read from the environment only.
+
+Modes (chosen explicitly, or by a probe of the server at start with ``mode="auto"``):
+
+* ``topk``: chat completions with ``top_logprobs`` at the score position; the score
+  distribution is read from the first answer token, and the mass the top-k covers is
+  recorded per item (``meta["covered"]``; items below ``min_coverage`` are flagged);
+* ``sample``: the paper's protocol, ``n`` sampled answers per item.
+
+A mode the server cannot serve is an error at start, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import zlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from numbias.distribution import ScoreDistribution
+from numbias.errors import NumbiasError
+from numbias.prompt import Prompt
+from numbias.scale import ScoreScale
+
+MODES = ("auto", "topk", "sample")
+_NUMBER = re.compile(r"^ ?([0-9]+)$")
+
+
+class OpenAIBackend:
+    """A judge behind an OpenAI-compatible endpoint (``base_url`` ends in ``/v1``)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str,
+        mode: str = "auto",
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        top_logprobs: int = 20,
+        min_coverage: float = 0.95,
+        context_length: int = 8192,
+        chat: bool = True,
+    ) -> None:
+        try:
+            import openai
+        except ImportError:
+            raise NumbiasError("the OpenAI-compatible backend needs the openai package: "
+                               "pip install 'numbias[server]'") from None
+        if not chat:
+            raise NumbiasError("the OpenAI backend talks to chat endpoints only (chat: false is not supported)")
+        if mode not in MODES:
+            raise NumbiasError(f"unknown mode {mode!r} for the OpenAI backend (known: {', '.join(MODES)})")
+        if not 1 <= top_logprobs <= 20:
+            raise NumbiasError(f"top_logprobs must be between 1 and 20, got {top_logprobs}")
+        if concurrency < 1:
+            raise NumbiasError(f"concurrency must be at least 1, got {concurrency}")
+        self._openai = openai
+        self.model = model
+        self.base_url = base_url
+        self.top_logprobs = top_logprobs
+        self.min_coverage = min_coverage
+        self.concurrency = concurrency
+        self._context_length = context_length
+        self._client_args = {"base_url": base_url, "api_key": os.environ.get(api_key_env) or "not-needed",
+                             "timeout": timeout, "max_retries": max_retries}
+        self.mode = self._probe() if mode == "auto" else mode
+        if mode == "topk":
+            self._probe()
+        self.identity: dict[str, Any] = {"backend": "openai", "base_url": base_url, "model": model,
+                                         "mode": self.mode, "top_logprobs": top_logprobs}
+
+    # --- plumbing ------------------------------------------------------------
+    def _run(self, coro_factory: Any) -> Any:
+        """Run async work with a fresh client (one event loop per call)."""
+
+        async def main() -> Any:
+            async with self._openai.AsyncOpenAI(**self._client_args) as client:
+                return await coro_factory(client)
+
+        try:
+            return asyncio.run(main())
+        except self._openai.APIConnectionError as exc:
+            raise NumbiasError(f"cannot reach the server at {self.base_url}: {exc}") from None
+        except self._openai.APIStatusError as exc:
+            raise NumbiasError(f"the server at {self.base_url} answered {exc.status_code}: "
+                               f"{str(exc.message).splitlines()[0]}") from None
+
+    @staticmethod
+    def _messages(prompt: Prompt) -> list[dict[str, str]]:
+        if prompt.answer_prefix:
+            raise NumbiasError("chat servers cannot be given an answer prefix; use a template without one")
+        system = [{"role": "system", "content": prompt.system}] if prompt.system else []
+        return [*system, {"role": "user", "content": prompt.user}]
+
+    def _probe(self) -> str:
+        """``topk`` when the server returns top log-probabilities, else an error
+        naming what is missing (``auto`` then falls back to ``sample``)."""
+
+        async def probe(client: Any) -> Any:
+            return await client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": "Say 1."}], max_tokens=1, temperature=0,
+                logprobs=True, top_logprobs=self.top_logprobs)
+
+        try:
+            reply = self._run(probe)
+        except NumbiasError as exc:
+            raise NumbiasError(f"capability probe failed: {exc}") from None
+        choice = reply.choices[0] if reply.choices else None
+        content = getattr(getattr(choice, "logprobs", None), "content", None)
+        if content and content[0].top_logprobs:
+            return "topk"
+        return "sample"
+
+    # --- the Backend protocol ------------------------------------------------
+    @property
+    def context_length(self) -> int:
+        return self._context_length
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        """A rough count (the server tokenizes): about four characters per token."""
+        return math.ceil(len(prompt.user) / 4)
+
+    def score(self, prompts: Sequence[Prompt], scale: ScoreScale) -> Iterator[ScoreDistribution]:
+        if self.mode != "topk":
+            raise NumbiasError(f"this server was probed as {self.mode!r}: it returns no log-probabilities, so "
+                               "only the sampling protocol can run (modes: sampled)")
+        chunk = self.concurrency * 4
+        for start in range(0, len(prompts), chunk):
+            part = list(prompts[start : start + chunk])
+            yield from self._run(lambda client, part=part: self._topk_all(client, part, scale))
+
+    async def _topk_all(self, client: Any, prompts: list[Prompt], scale: ScoreScale) -> list[ScoreDistribution]:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(prompt: Prompt) -> ScoreDistribution:
+            async with gate:
+                reply = await client.chat.completions.create(
+                    model=self.model, messages=self._messages(prompt), max_tokens=1, temperature=0,
+                    logprobs=True, top_logprobs=self.top_logprobs)
+            content = reply.choices[0].logprobs.content if reply.choices and reply.choices[0].logprobs else None
+            if not content:
+                raise NumbiasError("the server answered without log-probabilities")
+            return topk_distribution([(t.token, t.logprob) for t in content[0].top_logprobs], scale,
+                                     self.min_coverage)
+
+        return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+    def sample(self, prompts: Sequence[Prompt], *, n: int, temperature: float, max_tokens: int,
+               seed: int) -> Iterator[list[str]]:
+        chunk = max(1, self.concurrency * 4 // n)
+        for start in range(0, len(prompts), chunk):
+            part = list(prompts[start : start + chunk])
+            yield from self._run(lambda client, part=part: self._sample_all(client, part, n, temperature,
+                                                                            max_tokens, seed))
+
+    async def _sample_all(self, client: Any, prompts: list[Prompt], n: int, temperature: float, max_tokens: int,
+                          seed: int) -> list[list[str]]:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(prompt: Prompt, k: int) -> str:
+            # one request per answer, each seeded: servers differ in how they seed n > 1
+            item_seed = (seed * 1_000_003 + zlib.crc32(prompt.user.encode()) + k) % 2**31
+            async with gate:
+                reply = await client.chat.completions.create(
+                    model=self.model, messages=self._messages(prompt), max_tokens=max_tokens,
+                    temperature=temperature, top_p=1.0, seed=item_seed)
+            return (reply.choices[0].message.content or "") if reply.choices else ""
+
+        texts = await asyncio.gather(*(one(p, k) for p in prompts for k in range(n)))
+        return [list(texts[i * n : (i + 1) * n]) for i in range(len(prompts))]
+
+
+def topk_distribution(top: Sequence[tuple[str, float]], scale: ScoreScale, min_coverage: float) -> ScoreDistribution:
+    """Score distribution from the first answer token's top-k log-probabilities.
+
+    A token that spells a number counts for that number (numbers outside the scale
+    count below/above); other tokens count as ``other``, and so does the mass the
+    top-k does not cover (recorded as ``meta["covered"]``). Where a score is a prefix
+    of a longer one ("1" on 1–10) the token is read as the shorter score: top-k at one
+    position cannot see the continuation, which the exact modes can."""
+    probs = np.zeros(scale.size)
+    below = above = other = 0.0
+    seen: set[str] = set()
+    for token, logprob in top:
+        if token in seen:
+            continue
+        seen.add(token)
+        p = math.exp(logprob)
+        match = _NUMBER.match(token)
+        if not match or (len(match.group(1)) > 1 and match.group(1)[0] == "0"):
+            other += p
+            continue
+        value = int(match.group(1))
+        if value < scale.lo:
+            below += p
+        elif value > scale.hi:
+            above += p
+        else:
+            probs[value - scale.lo] += p
+    covered = float(probs.sum() + below + above + other)
+    dist = ScoreDistribution(scale, probs, below, above, other + max(0.0, 1.0 - covered))
+    dist.meta.update({"covered": covered, "low_coverage": covered < min_coverage})
+    return dist

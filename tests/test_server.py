@@ -1,0 +1,100 @@
+"""The OpenAI-compatible backend against a real llama.cpp server on loopback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from numbias.errors import NumbiasError
+from numbias.scale import ScoreScale
+from numbias.tasks import TASKS
+
+SCALE = ScoreScale(0, 9)
+
+
+@pytest.fixture(scope="module")
+def server(smollm2):
+    """``python -m llama_cpp.server`` with SmolLM2 on a free loopback port."""
+    pytest.importorskip("uvicorn")
+    from numbias.models import resolve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(resolve("smollm2-135m-instruct").path),
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("llama.cpp server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _prompts(n: int):
+    data = TASKS["vader"].load(n=n)
+    return [TASKS["vader"].template.fill(r, SCALE, chat=True) for r in data.records()]
+
+
+def test_topk_mode_bounds_the_exact_distribution_on_covered_scores(server, smollm2) -> None:
+    """Top-k reads the first answer token only: P("8" first) = P(8 as the score) +
+    P("8" then more digits), so on every score it covers it is the exact probability
+    or a little more, never less."""
+    from numbias.backends.openai_compat import OpenAIBackend
+
+    backend = OpenAIBackend("smollm2", base_url=server, mode="auto")
+    assert backend.mode == "topk"
+    prompts = _prompts(6)
+    remote = list(backend.score(prompts, SCALE))
+    local = list(smollm2.score(prompts, SCALE))
+    for r, x in zip(remote, local):
+        covered = r.probs > 0
+        assert covered.sum() >= 3
+        assert np.all(x.probs[covered] <= r.probs[covered] + 2e-3)
+        assert r.total == pytest.approx(1.0)
+        assert 0 < r.meta["covered"] <= 1.0 + 1e-9
+
+
+def test_sampling_is_seeded_over_http(server) -> None:
+    from numbias.backends.openai_compat import OpenAIBackend
+
+    backend = OpenAIBackend("smollm2", base_url=server, mode="topk")
+    prompts = _prompts(2)
+    one = list(backend.sample(prompts, n=4, temperature=0.7, max_tokens=5, seed=1))
+    assert one == list(backend.sample(prompts, n=4, temperature=0.7, max_tokens=5, seed=1))
+    assert one != list(backend.sample(prompts, n=4, temperature=0.7, max_tokens=5, seed=2))
+    assert [len(t) for t in one] == [4, 4]
+
+
+def test_unreachable_server_is_one_clear_error() -> None:
+    from numbias.backends.openai_compat import OpenAIBackend
+
+    with pytest.raises(NumbiasError, match="cannot reach the server"):
+        OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=2)
+    with pytest.raises(NumbiasError, match="unknown mode"):
+        OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", mode="psychic")
+
+
+def test_topk_distribution_reading() -> None:
+    from numbias.backends.openai_compat import topk_distribution
+
+    d = topk_distribution([("8", np.log(0.5)), (" 7", np.log(0.2)), ("12", np.log(0.1)), ("The", np.log(0.1)),
+                           ("05", np.log(0.05))], SCALE, min_coverage=0.99)
+    assert d.probs[8] == pytest.approx(0.5) and d.probs[7] == pytest.approx(0.2)
+    assert d.above == pytest.approx(0.1) and d.other == pytest.approx(0.2)
+    assert d.meta["covered"] == pytest.approx(0.95) and d.meta["low_coverage"]
