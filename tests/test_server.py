@@ -98,3 +98,81 @@ def test_topk_distribution_reading() -> None:
     assert d.probs[8] == pytest.approx(0.5) and d.probs[7] == pytest.approx(0.2)
     assert d.above == pytest.approx(0.1) and d.other == pytest.approx(0.2)
     assert d.meta["covered"] == pytest.approx(0.95) and d.meta["low_coverage"]
+
+
+class _FaultyProxy:
+    """A loopback HTTP proxy in front of the server that fails every fifth request,
+    in turn with a 500, a stall past the client's timeout, or a dropped connection."""
+
+    def __init__(self, upstream: str, stall: float = 3.0) -> None:
+        import http.server
+        import threading
+
+        lock = threading.Lock()
+        self.failures = {"500": 0, "stall": 0, "drop": 0}
+        self.requests = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                with lock:
+                    proxy.requests += 1
+                    k = proxy.requests
+                    fail = ["500", "stall", "drop"][(k // 5) % 3] if k % 5 == 0 else None
+                if fail:
+                    proxy.failures[fail] += 1
+                if fail == "500":
+                    self.send_error(500, "injected fault")
+                    return
+                if fail == "stall":
+                    time.sleep(stall)
+                    return
+                if fail == "drop":
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                req = urllib.request.Request(upstream + self.path, data=body or None, method=method,
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    data = resp.read()
+                    self.send_response(resp.status)
+                    self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                self._relay("POST")
+
+            def do_GET(self) -> None:
+                self._relay("GET")
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+def test_a_faulty_network_changes_nothing(server) -> None:
+    """20% of requests fail (500s, stalls past the timeout, dropped connections); the
+    run completes and equals a clean one."""
+    from numbias.backends.openai_compat import OpenAIBackend
+
+    upstream = server.removesuffix("/v1")
+    proxy = _FaultyProxy(upstream)
+    try:
+        prompts = _prompts(12)
+        clean = list(OpenAIBackend("smollm2", base_url=server, mode="topk", concurrency=1).score(prompts, SCALE))
+        faulty = OpenAIBackend("smollm2", base_url=proxy.url + "/v1", mode="topk", concurrency=4, timeout=1.5,
+                               max_retries=12)
+        through = list(faulty.score(prompts, SCALE))
+    finally:
+        proxy.close()
+    assert all(proxy.failures.values()), (proxy.failures, proxy.requests)
+    for a, b in zip(clean, through):
+        np.testing.assert_allclose(b.probs, a.probs, atol=1e-4)
