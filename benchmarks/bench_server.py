@@ -1,0 +1,69 @@
+"""Throughput of the OpenAI-compatible backend against a local llama.cpp server.
+
+Starts ``python -m llama_cpp.server`` with an embedded judge on loopback, scores the
+same VADER items in top-k mode at several client concurrencies, and prints items per
+second and the client's own CPU time as a share of wall time; then the in-process
+exact backend on the same items for comparison.
+
+    python benchmarks/bench_server.py --n-items 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from numbias.backends.llamacpp import LlamaCppBackend
+from numbias.backends.openai_compat import OpenAIBackend
+from numbias.models import resolve
+from numbias.scale import ScoreScale
+from numbias.tasks import TASKS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--judge", default="smollm2-135m-instruct")
+    parser.add_argument("--n-items", type=int, default=40)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    args = parser.parse_args()
+    scale = ScoreScale(0, 9)
+    data = TASKS["vader"].load(n=args.n_items, seed=1)
+    prompts = [TASKS["vader"].template.fill(r, scale, chat=True) for r in data.records()]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(resolve(args.judge).path),
+                               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        print(f"{args.judge}, {args.n_items} VADER items, scale 0-9, top-k mode over HTTP (llama.cpp server)")
+        print(f"{'concurrency':>11} {'items/s':>8} {'client CPU / wall':>18}")
+        for c in args.concurrency:
+            backend = OpenAIBackend(args.judge, base_url=url, mode="topk", concurrency=c)
+            wall, cpu = time.perf_counter(), time.process_time()
+            list(backend.score(prompts, scale))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            print(f"{c:>11} {args.n_items / wall:8.2f} {cpu / wall:18.1%}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    local = LlamaCppBackend(args.judge)
+    wall = time.perf_counter()
+    list(local.score(prompts, scale))
+    wall = time.perf_counter() - wall
+    print(f"in-process exact trie (llama.cpp): {args.n_items / wall:.2f} items/s")
+
+
+if __name__ == "__main__":
+    main()
