@@ -218,12 +218,17 @@ def test_mitigate_end_to_end_and_saved_judge(smollm2, tmp_path) -> None:
     from numbias.tasks import TASKS
 
     res = mitigate({"judges": ["smollm2-135m-instruct"], "tasks": [{"name": "vader", "options": {"n": 40}}],
-                    "scales": ["0-9", "1-5"], "dev": 20, "bootstrap": 50, "out": str(tmp_path)})
+                    "scales": ["0-9", "1-5"], "dev": 20, "bootstrap": 50, "out": str(tmp_path),
+                    "sample": True, "sampling": {"n": 3}})
     comp = res.comparisons[0]
     rows = set(comp.table["row"])
     assert {"original (paper default)", "temperature 0.4", "beta calibration", "contextual calibration",
             "isotonic mapping", "scale 1-5", "automatic choice"} <= rows
-    assert (comp.table["n test"] == 20).all()
+    # the paper's own temperature scaling: the sampling protocol at each of its temperatures
+    assert {f"sampled protocol T={t:g} (paper)" for t in (0.4, 0.7, 1.0, 1.3)} <= rows
+    sampled = comp.table["row"].str.startswith("sampled")
+    assert (comp.table.loc[~sampled, "n test"] == 20).all()
+    assert (comp.table.loc[sampled, "n test"] <= 20).all()  # items with no number in 3 answers drop out
     path = comp.calibrated().save(tmp_path / "judge.json")
     judge = CalibratedJudge.load(path)
     data = TASKS["vader"].load(n=40)
