@@ -11,14 +11,10 @@ exact backend on the same items for comparison.
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 from numbias.backends.llamacpp import LlamaCppBackend
-from numbias.backends.openai_compat import OpenAIBackend
+from numbias.backends.openai_compat import OpenAIBackend, local_llama_server
 from numbias.models import resolve
 from numbias.scale import ScoreScale
 from numbias.tasks import TASKS
@@ -33,20 +29,7 @@ def main() -> None:
     scale = ScoreScale(0, 9)
     data = TASKS["vader"].load(n=args.n_items, seed=1)
     prompts = [TASKS["vader"].template.fill(r, scale, chat=True) for r in data.records()]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(resolve(args.judge).path),
-                               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/models", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with local_llama_server(str(resolve(args.judge).path)) as url:
         print(f"{args.judge}, {args.n_items} VADER items, scale 0-9, top-k mode over HTTP (llama.cpp server)")
         print(f"{'concurrency':>11} {'items/s':>8} {'client CPU / wall':>18}")
         for c in args.concurrency:
@@ -55,9 +38,6 @@ def main() -> None:
             list(backend.score(prompts, scale))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             print(f"{c:>11} {args.n_items / wall:8.2f} {cpu / wall:18.1%}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     local = LlamaCppBackend(args.judge)
     wall = time.perf_counter()
     list(local.score(prompts, scale))

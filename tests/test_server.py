@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -22,28 +20,11 @@ SCALE = ScoreScale(0, 9)
 def server(smollm2):
     """``python -m llama_cpp.server`` with SmolLM2 on a free loopback port."""
     pytest.importorskip("uvicorn")
+    from numbias.backends.openai_compat import local_llama_server
     from numbias.models import resolve
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(resolve("smollm2-135m-instruct").path),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/models", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("llama.cpp server did not start")
+    with local_llama_server(str(resolve("smollm2-135m-instruct").path)) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _prompts(n: int):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,11 +42,14 @@ from numbias.study import (
     JudgeConfig,
     JudgeList,
     Progress,
+    RuleList,
     SamplingConfig,
+    ScaleList,
     TaskConfig,
     TaskList,
     _no_progress,
     collect,
+    one_of,
     sampling_mode,
     task_template,
     validate_config,
@@ -63,11 +66,12 @@ class MitigateConfig(BaseModel):
     judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model="qwen2.5-coder-0.5b-instruct",
                                                                    options={"prune": DEFAULT_PRUNE})])
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader", options={"n": 500})])
-    scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5", "1-10", "0-10", "1-100", "0-100"])
-    rules: list[str] = Field(default_factory=lambda: list(RULES))
+    scales: ScaleList = Field(default_factory=lambda: ["0-9", "1-5", "1-10", "0-10", "1-100", "0-100"])
+    rules: RuleList = Field(default_factory=lambda: list(RULES))
     temperatures: list[float | str] = Field(default_factory=lambda: [*PAPER_TEMPERATURES, FIT])
     """Fixed temperatures (read exactly from the stored grid) and/or ``fit``."""
-    mitigations: list[str] = Field(default_factory=lambda: list(MITIGATIONS))
+    mitigations: Annotated[list[str], one_of("mitigation", MITIGATIONS)] = Field(
+        default_factory=lambda: list(MITIGATIONS))
     dev: int = Field(200, ge=10)
     """Development items (seeded draw); the rest of the task's items are the test split."""
     folds: int | None = Field(None, ge=2)
@@ -86,15 +90,7 @@ class MitigateConfig(BaseModel):
     def _scales(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("give at least one scale")
-        return list(dict.fromkeys(str(ScoreScale.parse(s)) for s in v))
-
-    @field_validator("rules")
-    @classmethod
-    def _rules(cls, v: list[str]) -> list[str]:
-        bad = [r for r in v if r not in RULES]
-        if bad:
-            raise ValueError(f"unknown rule(s) {bad}; known: {', '.join(RULES)}")
-        return v
+        return list(dict.fromkeys(v))
 
     @field_validator("temperatures")
     @classmethod
@@ -103,14 +99,6 @@ class MitigateConfig(BaseModel):
         if any(isinstance(t, str) for t in fixed):
             raise ValueError(f"temperatures are numbers or {FIT!r}, got {v}")
         return [*check_temperatures(fixed), *([FIT] if FIT in v else [])] if fixed else [FIT]
-
-    @field_validator("mitigations")
-    @classmethod
-    def _mitigations(cls, v: list[str]) -> list[str]:
-        bad = [m for m in v if m not in MITIGATIONS]
-        if bad:
-            raise ValueError(f"unknown mitigation(s) {bad}; known: {', '.join(MITIGATIONS)}")
-        return v
 
     @field_validator("criterion")
     @classmethod

@@ -95,6 +95,36 @@ def _usable(scores: np.ndarray, human: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return scores[keep], human[keep]
 
 
+class _Reweighting:
+    """A calibrator that multiplies every item's in-scale probabilities by ``weights_``."""
+
+    name: str
+    state_keys: tuple[str, ...] = ("weights_",)
+    weights_: np.ndarray
+
+    def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
+        return _reweight(distributions, self.weights_)
+
+    def state(self) -> dict[str, Any]:
+        return _finite_state(self)
+
+
+class _Interpolating:
+    """A score mapping that interpolates between fitted knots ``x_`` → ``y_``."""
+
+    name: str
+    needs_labels = True
+    state_keys = ("x_", "y_")
+    x_: np.ndarray
+    y_: np.ndarray
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        return np.interp(scores, self.x_, self.y_)
+
+    def state(self) -> dict[str, Any]:
+        return _finite_state(self)
+
+
 class TemperatureScaling:
     """Rescale every step's log-probabilities by 1/T (exact for multi-token scores:
     the backend walked the trie at each grid temperature). T is fitted on the grid by
@@ -147,7 +177,7 @@ def score_bins(scale: ScoreScale) -> np.ndarray:
     return np.clip(np.append(centres - half, centres[-1] + half), 0, 1)
 
 
-class BetaCalibration:
+class BetaCalibration(_Reweighting):
     """The paper's distribution calibration (after generative calibration): the
     judge's marginal score distribution p(y) over the fitting items is reweighted
     towards q(y), a Beta distribution fitted (scipy, location 0, scale 1) to the human
@@ -175,14 +205,8 @@ class BetaCalibration:
         self.weights_ /= self.weights_.max()
         return self
 
-    def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
-        return _reweight(distributions, self.weights_)
 
-    def state(self) -> dict[str, Any]:
-        return _finite_state(self)
-
-
-class BatchCalibration:
+class BatchCalibration(_Reweighting):
     """Label-free: divide each item's distribution by the batch's mean distribution,
     so no score is favoured a priori. One division (``max_iter=1``) is the classic
     batch calibration; it only shrinks a strong pull towards one score, so by default
@@ -191,7 +215,6 @@ class BatchCalibration:
 
     name = "batch calibration"
     needs_labels = False
-    state_keys = ("weights_",)
 
     def __init__(self, max_iter: int = 100, tol: float = 1e-4, max_weight: float = 1e6) -> None:
         self.max_iter = max_iter
@@ -217,20 +240,13 @@ class BatchCalibration:
         self.weights_ = weights
         return self
 
-    def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
-        return _reweight(distributions, self.weights_)
 
-    def state(self) -> dict[str, Any]:
-        return _finite_state(self)
-
-
-class ContextualCalibration:
+class ContextualCalibration(_Reweighting):
     """Label-free: divide by the judge's distribution for content-free items (every
     field "N/A", and empty), i.e. its prior for a score before reading anything."""
 
     name = "contextual calibration"
     needs_labels = False
-    state_keys = ("weights_",)
 
     def __init__(self, content_free: Sequence[ScoreDistribution] | None = None, max_weight: float = 1e6) -> None:
         self.content_free = content_free
@@ -244,39 +260,23 @@ class ContextualCalibration:
         self.weights_ = weights / weights.max()
         return self
 
-    def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
-        return _reweight(distributions, self.weights_)
 
-    def state(self) -> dict[str, Any]:
-        return _finite_state(self)
-
-
-class IsotonicMapping:
+class IsotonicMapping(_Interpolating):
     """Monotone map from a rule's item score to the human score (scikit-learn)."""
 
     name = "isotonic mapping"
-    needs_labels = True
-    state_keys = ("x_", "y_")
 
     def fit(self, scores: np.ndarray, human: np.ndarray) -> IsotonicMapping:
         model = IsotonicRegression(out_of_bounds="clip").fit(*_usable(scores, human))
         self.x_, self.y_ = model.X_thresholds_, model.y_thresholds_
         return self
 
-    def predict(self, scores: np.ndarray) -> np.ndarray:
-        return np.interp(scores, self.x_, self.y_)
 
-    def state(self) -> dict[str, Any]:
-        return _finite_state(self)
-
-
-class QuantileMapping:
+class QuantileMapping(_Interpolating):
     """Map a score's quantile among the fitting items to the same quantile of the
     human scores: the judge's score histogram takes the humans' shape."""
 
     name = "quantile mapping"
-    needs_labels = True
-    state_keys = ("x_", "y_")
 
     def fit(self, scores: np.ndarray, human: np.ndarray) -> QuantileMapping:
         scores, human = _usable(scores, human)
@@ -286,12 +286,6 @@ class QuantileMapping:
         self.x_ = x
         self.y_ = np.bincount(idx, weights=np.quantile(human, q)) / np.bincount(idx)
         return self
-
-    def predict(self, scores: np.ndarray) -> np.ndarray:
-        return np.interp(scores, self.x_, self.y_)
-
-    def state(self) -> dict[str, Any]:
-        return _finite_state(self)
 
 
 PAPER_TEMPERATURES = (0.4, 0.7, 1.0, 1.3)

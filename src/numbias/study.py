@@ -5,7 +5,7 @@ Data flows one way: task → prompts → backend → store → metrics → resul
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from numbias.backends import Backend, create_backend
 from numbias.data import Dataset
@@ -60,6 +60,23 @@ TaskRef = Annotated[TaskConfig, BeforeValidator(lambda v: {"name": v} if isinsta
 """A task given as a name or as a full mapping."""
 JudgeList = list[JudgeRef]
 TaskList = list[TaskRef]
+
+
+def one_of(what: str, known: Sequence[str]) -> AfterValidator:
+    """A list validator: every entry must be one of ``known``."""
+
+    def check(v: list[str]) -> list[str]:
+        bad = [x for x in v if x not in known]
+        if bad:
+            raise ValueError(f"unknown {what}(s) {bad}; known: {', '.join(known)}")
+        return v
+
+    return AfterValidator(check)
+
+
+RuleList = Annotated[list[str], one_of("rule", RULES)]
+ScaleList = Annotated[list[str], AfterValidator(lambda v: [str(ScoreScale.parse(s)) for s in v])]
+"""Scales written ``LO-HI``, checked and written canonically."""
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -108,27 +125,14 @@ class RunConfig(BaseModel):
     judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
                                                                            options={"prune": DEFAULT_PRUNE})])
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader")])
-    scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5", "1-10"])
-    rules: list[str] = Field(default_factory=lambda: ["greedy", "expected", "protocol"])
+    scales: ScaleList = Field(default_factory=lambda: ["0-9", "1-5", "1-10"])
+    rules: RuleList = Field(default_factory=lambda: ["greedy", "expected", "protocol"])
     modes: list[str] = Field(default_factory=lambda: ["exact"])
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     out: str = "numbias-results"
     store: str | None = None
     seed: int = 0
     bootstrap: int = 1000
-
-    @field_validator("scales")
-    @classmethod
-    def _scales(cls, v: list[str]) -> list[str]:
-        return [str(ScoreScale.parse(s)) for s in v]
-
-    @field_validator("rules")
-    @classmethod
-    def _rules(cls, v: list[str]) -> list[str]:
-        bad = [r for r in v if r not in RULES]
-        if bad:
-            raise ValueError(f"unknown rule(s) {bad}; known: {', '.join(RULES)}")
-        return v
 
     @field_validator("modes")
     @classmethod

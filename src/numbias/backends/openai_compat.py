@@ -20,8 +20,14 @@ import asyncio
 import math
 import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -213,3 +219,30 @@ def topk_distribution(top: Sequence[tuple[str, float]], scale: ScoreScale, min_c
     dist = ScoreDistribution(scale, probs, below, above, other + max(0.0, 1.0 - covered))
     dist.meta.update({"covered": covered, "low_coverage": covered < min_coverage})
     return dist
+
+
+@contextmanager
+def local_llama_server(model_path: str, n_ctx: int = 2048, wait: float = 60.0) -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server (``llama-cpp-python[server]``) on a free
+    loopback port for the duration of the block; yields its ``/v1`` base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", str(n_ctx)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise NumbiasError(f"llama.cpp server for {model_path} did not start") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
