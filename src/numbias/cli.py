@@ -57,10 +57,16 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
 
 
 @app.command()
-def models() -> None:
+def models(
+    prepare: Annotated[bool, typer.Option(help="Assemble and verify every installed judge now (setup does).")] = False,
+) -> None:
     """List the embedded judges and whether they are installed."""
     from numbias.models import JUDGES
 
+    if prepare:
+        for spec in JUDGES.values():
+            if spec.installed:
+                spec.path()
     table = Table(title="embedded judges")
     for col in ("name", "kind", "licence", "size", "installed", "install with"):
         table.add_column(col)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import TemplateError
+from jinja2 import Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from numbias.errors import NumbiasError
@@ -79,6 +80,12 @@ def render_plain(prompt: Prompt) -> str:
     return f"{head}{prompt.user}\n{prompt.answer_prefix}"
 
 
+@lru_cache(maxsize=16)
+def _compile(template: str) -> Template:
+    """Parse a chat template once: parsing costs more than rendering a short prompt."""
+    return ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(template)
+
+
 def render_chat(template: str, prompt: Prompt, bos_token: str, eos_token: str) -> str:
     """Apply a model's own (Jinja) chat template, then open the assistant turn."""
 
@@ -88,9 +95,8 @@ def render_chat(template: str, prompt: Prompt, bos_token: str, eos_token: str) -
     messages = ([{"role": "system", "content": prompt.system}] if prompt.system else []) + [
         {"role": "user", "content": prompt.user}
     ]
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     try:
-        text = env.from_string(template).render(
+        text = _compile(template).render(
             messages=messages,
             add_generation_prompt=True,
             bos_token=bos_token,

@@ -16,12 +16,12 @@ import pandas as pd
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from numbias.backends import Backend, create_backend
+from numbias.backends import Backend, create_backend, describe_backend
 from numbias.data import Dataset
-from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, stack
+from numbias.distribution import ScoreDistribution, stack
 from numbias.errors import NumbiasError
 from numbias.metrics import RULES, evaluate, item_scores
-from numbias.models import DEFAULT_JUDGE, has_chat_template, resolve
+from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import Prompt, PromptTemplate
 from numbias.sampling import sampled_distribution
 from numbias.scale import ScoreScale
@@ -220,31 +220,20 @@ class Judge:
 
     def __init__(self, config: JudgeConfig) -> None:
         self.config = config
-        if config.backend == "llama.cpp":
-            resolved = resolve(config.model)
-            chat = config.options.get("chat")
-            self.chat = has_chat_template(resolved) if chat is None else bool(chat)
-            temperatures = check_temperatures(config.options.get("temperatures", TEMPERATURES))
-            self.identity: dict[str, Any] = {"backend": "llama.cpp", "sha256": resolved.sha256, "chat": self.chat,
-                                             "prune": float(config.options.get("prune", 0.0)),
-                                             "temperatures": list(temperatures)}
-        else:
-            self.chat = bool(config.options.get("chat", True))
-            self.identity = {"backend": config.backend, "model": config.model,
-                             **{k: v for k, v in config.options.items() if k not in _SECRET_OPTIONS}}
+        self.identity: dict[str, Any] = describe_backend(config.backend, config.model, config.options)
+        self.chat = bool(self.identity["chat"])
         self._backend: Backend | None = None
 
     @property
     def backend(self) -> Backend:
         if self._backend is None:
             options = dict(self.config.options)
-            if self.config.backend == "llama.cpp":
+            if self.config.backend in ("llama.cpp", "transformers"):
                 options["chat"] = self.chat
             self._backend = create_backend(self.config.backend, model=self.config.model, **options)
         return self._backend
 
 
-_SECRET_OPTIONS = {"api_key"}
 DEFAULT_PRUNE = 1e-4
 """The default study skips trie branches below this path probability (reported per
 item as ``pruned`` mass); pass ``prune: 0`` in a judge's options for the full trie."""

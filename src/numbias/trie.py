@@ -13,7 +13,9 @@ Backends evaluate the nodes; this module owns the maths and is backend-free.
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -179,6 +181,12 @@ def gather_logprobs(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return row[ids].astype(np.float64) - lse
 
 
+_WORKERS = min(4, os.cpu_count() or 1)
+_POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="numbias-softmax")
+"""numpy releases the GIL in ufuncs, so the temperatures of one row are split across
+cores while the model is idle between decodes."""
+
+
 def tempered_logprobs(logits: np.ndarray, ids: np.ndarray, temperatures: Sequence[float]) -> np.ndarray:
     """Log-softmax of ``logits / T`` over the whole vocabulary for each ``T``, read at
     ``ids``: one row per temperature. Exact per step, so walking the trie with these
@@ -187,9 +195,14 @@ def tempered_logprobs(logits: np.ndarray, ids: np.ndarray, temperatures: Sequenc
     z = z - z.max()  # float32 logits stay float32: exp over 262k tokens is the cost
     picked = z[ids].astype(np.float64)
     out = np.empty((len(temperatures), len(ids)))
-    buf = np.empty_like(z)
-    for k, t in enumerate(temperatures):
-        np.multiply(z, z.dtype.type(1.0 / t), out=buf)
-        np.exp(buf, out=buf)
-        out[k] = picked / t - float(np.log(buf.sum(dtype=np.float64)))
+
+    def fill(ks: range) -> None:
+        buf = np.empty_like(z)
+        for k in ks:
+            np.multiply(z, z.dtype.type(1.0 / temperatures[k]), out=buf)
+            np.exp(buf, out=buf)
+            out[k] = picked / temperatures[k] - float(np.log(buf.sum(dtype=np.float64)))
+
+    step = -(-len(temperatures) // _WORKERS)
+    list(_POOL.map(fill, [range(k, min(k + step, len(temperatures))) for k in range(0, len(temperatures), step)]))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,6 +48,7 @@ _REGISTRY: dict[str, str | Callable[..., Backend]] = {
     "llama.cpp": "numbias.backends.llamacpp:LlamaCppBackend",
     "fake": "numbias.backends.fake:FakeBackend",
     "openai": "numbias.backends.openai_compat:OpenAIBackend",
+    "transformers": "numbias.backends.hf:TransformersBackend",
 }
 
 
@@ -55,7 +57,7 @@ def register_backend(name: str, factory: str | Callable[..., Backend]) -> None:
     _REGISTRY[name] = factory
 
 
-def create_backend(name: str, **options: Any) -> Backend:
+def _factory(name: str) -> Callable[..., Backend]:
     try:
         factory = _REGISTRY[name]
     except KeyError:
@@ -63,4 +65,37 @@ def create_backend(name: str, **options: Any) -> Backend:
     if isinstance(factory, str):
         module, attr = factory.split(":")
         factory = getattr(importlib.import_module(module), attr)
+    return factory
+
+
+def _check_options(name: str, factory: Callable[..., Backend], options: dict[str, Any]) -> None:
+    """Unknown options are a one-line error, not a TypeError from deep inside."""
+    params = inspect.signature(factory).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        known = sorted(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY)
+        raise NumbiasError(f"backend {name!r} has no option(s) {unknown} (options: {', '.join(known)})")
+
+
+SECRET_OPTIONS = frozenset({"api_key"})
+
+
+def describe_backend(name: str, model: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A judge's identity without loading it, with ``chat`` always set: the backend's
+    own ``describe`` where it has one (it knows which options change results), else
+    every non-secret option."""
+    factory = _factory(name)
+    _check_options(name, factory, {"model": model, **options})
+    describe = getattr(factory, "describe", None)
+    if describe is not None:
+        return describe(model, **options)
+    return {"backend": name, "model": model, "chat": bool(options.get("chat", True)),
+            **{k: v for k, v in options.items() if k not in SECRET_OPTIONS}}
+
+
+def create_backend(name: str, **options: Any) -> Backend:
+    factory = _factory(name)
+    _check_options(name, factory, options)
     return factory(**options)

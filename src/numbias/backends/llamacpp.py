@@ -19,7 +19,7 @@ import numpy as np
 
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
 from numbias.errors import NumbiasError
-from numbias.models import check_gguf, resolve
+from numbias.models import check_gguf, has_chat_template, resolve
 from numbias.prompt import Prompt, render_chat, render_plain
 from numbias.sampling import draw_token
 from numbias.scale import ScoreScale
@@ -118,13 +118,26 @@ class LlamaCppBackend:
         self._t1 = self.temperatures.index(1.0)
         self._cached: list[int] = []
         self._tries: dict[ScoreScale, tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]] = {}
-        self.identity: dict[str, Any] = {
+        self.identity = self.describe(model, chat=self.chat, prune=prune, temperatures=self.temperatures)
+
+    @staticmethod
+    def describe(
+        model: str,
+        *,
+        chat: bool | None = None,
+        prune: float = 0.0,
+        temperatures: Sequence[float] = TEMPERATURES,
+        **_: Any,
+    ) -> dict[str, Any]:
+        """The judge's identity without loading it: what changes its distributions
+        (the file's checksum, chat or plain prompting, pruning, the temperature grid)."""
+        judge = resolve(model)
+        return {
             "backend": "llama.cpp",
-            "model": judge.name,
             "sha256": judge.sha256,
-            "chat": self.chat,
-            "prune": prune,
-            "temperatures": list(self.temperatures),
+            "chat": has_chat_template(judge) if chat is None else bool(chat),
+            "prune": float(prune),
+            "temperatures": list(check_temperatures(temperatures)),
         }
 
     # --- text ----------------------------------------------------------------
