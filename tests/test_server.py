@@ -51,6 +51,39 @@ def test_topk_mode_bounds_the_exact_distribution_on_covered_scores(server, smoll
         assert 0 < r.meta["covered"] <= 1.0 + 1e-9
 
 
+@pytest.mark.parametrize("scale_text", ["0-9", "1-10"])
+def test_exact_mode_equals_the_in_process_trie(server, smollm2, scale_text: str) -> None:
+    from numbias.backends.openai_compat import OpenAIBackend
+
+    scale = ScoreScale.parse(scale_text)
+    backend = OpenAIBackend("smollm2", base_url=server, mode="auto", tokenizer="smollm2-135m-instruct")
+    assert backend.mode == "exact"
+    data = TASKS["vader"].load(n=5)
+    prompts = [TASKS["vader"].template.fill(r, scale, chat=True) for r in data.records()]
+    assert backend.count_tokens(prompts[0]) == len(smollm2.tokenize(prompts[0]))
+    for r, x in zip(backend.score(prompts, scale), smollm2.score(prompts, scale)):
+        assert np.abs(r.probs - x.probs).max() < 1e-3
+        assert abs(r.other - x.other) < 1e-3 and abs(r.above - x.above) < 1e-3
+        assert r.meta["bound"] < 1e-4
+
+
+def test_exact_row_from_a_top_k() -> None:
+    from numbias.backends.openai_compat import exact_row
+
+    top = {"8": np.log(0.5), "7": np.log(0.3), "The": np.log(0.15)}
+    row, bound = exact_row(top, ["8", "9", "8"])
+    assert row[0] == pytest.approx(np.log(0.5)) and row[1] == -np.inf and row[2] == -np.inf
+    assert bound == pytest.approx(0.15)
+    assert exact_row({"8": 0.0}, ["8"])[1] == 0.0
+
+
+def test_exact_mode_needs_a_tokenizer() -> None:
+    from numbias.backends.openai_compat import OpenAIBackend
+
+    with pytest.raises(NumbiasError, match="needs `tokenizer`"):
+        OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", mode="exact")
+
+
 def test_sampling_is_seeded_over_http(server) -> None:
     from numbias.backends.openai_compat import OpenAIBackend
 
@@ -139,18 +172,20 @@ class _FaultyProxy:
         self.httpd.shutdown()
 
 
-def test_a_faulty_network_changes_nothing(server) -> None:
+@pytest.mark.parametrize("mode", ["topk", "exact"])
+def test_a_faulty_network_changes_nothing(server, mode: str) -> None:
     """20% of requests fail (500s, stalls past the timeout, dropped connections); the
     run completes and equals a clean one."""
     from numbias.backends.openai_compat import OpenAIBackend
 
     upstream = server.removesuffix("/v1")
     proxy = _FaultyProxy(upstream)
+    extra = {"tokenizer": "smollm2-135m-instruct"} if mode == "exact" else {}
     try:
-        prompts = _prompts(12)
-        clean = list(OpenAIBackend("smollm2", base_url=server, mode="topk", concurrency=1).score(prompts, SCALE))
-        faulty = OpenAIBackend("smollm2", base_url=proxy.url + "/v1", mode="topk", concurrency=4, timeout=1.5,
-                               max_retries=12)
+        prompts = _prompts(12 if mode == "topk" else 3)
+        clean = list(OpenAIBackend("smollm2", base_url=server, mode=mode, concurrency=1, **extra).score(prompts, SCALE))
+        faulty = OpenAIBackend("smollm2", base_url=proxy.url + "/v1", mode=mode, concurrency=4, timeout=1.5,
+                               max_retries=12, **extra)
         through = list(faulty.score(prompts, SCALE))
     finally:
         proxy.close()

@@ -26,6 +26,73 @@ from numbias.scale import ScoreScale
 from numbias.trie import ScoreTrie, gather_logprobs, tempered_logprobs
 
 
+class GGUFVocab:
+    """A GGUF's tokenizer and chat template: what turns a prompt into token ids and
+    token ids into the text pieces the score trie is built from. Loading it needs no
+    weights (``load`` reads the vocabulary only), so HTTP judges use it too."""
+
+    def __init__(self, model: Any, lib: Any) -> None:
+        self._model = model
+        self._lib = lib
+        self.n_vocab: int = model.n_vocab()
+        self.pieces = [self._piece(t) for t in range(self.n_vocab)]
+        self.eog = frozenset(t for t in range(self.n_vocab) if lib.llama_vocab_is_eog(model.vocab, t))
+        self.template: str | None = model.metadata().get("tokenizer.chat_template")
+        self._bos = self._token_text(model.token_bos())
+        self._eos = self._token_text(model.token_eos())
+
+    @classmethod
+    def load(cls, model: str) -> GGUFVocab:
+        """The vocabulary of an embedded judge or a local GGUF, without its weights."""
+        lib, internals = _import_llama()
+        path = resolve(model).path
+        params = lib.llama_model_default_params()
+        params.vocab_only = True
+        lib.llama_log_set(_silent_log, ctypes.c_void_p())
+        try:
+            return cls(internals.LlamaModel(path_model=str(path), params=params, verbose=False), lib)
+        except ValueError:
+            raise NumbiasError(f"llama.cpp could not read the vocabulary of {path}") from None
+
+    def _piece(self, token: int) -> str:
+        buf = ctypes.create_string_buffer(64)
+        n = self._lib.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
+        return buf.raw[:n].decode("utf-8", errors="replace")
+
+    def _token_text(self, token: int) -> str:
+        return "" if token < 0 else self._model.token_get_text(token)
+
+    def render(self, prompt: Prompt, chat: bool) -> str:
+        """The model's own chat template (``chat``) or plain completion text."""
+        if chat:
+            if not self.template:
+                raise NumbiasError("this model has no chat template; use it as a base model (chat=False)")
+            return render_chat(self.template, prompt, self._bos, self._eos)
+        return render_plain(prompt)
+
+    def tokenize(self, text: str) -> list[int]:
+        tokens = self._model.tokenize(text.encode("utf-8"), self._model.add_bos_token(), True)
+        bos = self._model.token_bos()
+        if len(tokens) > 1 and tokens[0] == tokens[1] == bos:
+            tokens = tokens[1:]  # the chat template already wrote the BOS
+        return tokens
+
+
+def _import_llama() -> tuple[Any, Any]:
+    try:
+        import llama_cpp
+        from llama_cpp import _internals
+    except ImportError:
+        raise NumbiasError(
+            'the llama.cpp backend needs llama-cpp-python: CMAKE_ARGS="-DGGML_NATIVE=OFF" '
+            "pip install 'numbias[llama]'"
+        ) from None
+    return llama_cpp, _internals
+
+
 class LlamaCppBackend:
     """A GGUF judge. ``chat=None`` uses the model's chat template when it has one.
 
@@ -52,14 +119,7 @@ class LlamaCppBackend:
         # ggml's tiled K-quant matmul takes over at 8+ rows and rounds differently
         # from the per-row path, so a token's logits would depend on its batch size.
         os.environ.setdefault("GGML_CPU_TILED_MM", "0")
-        try:
-            import llama_cpp
-            from llama_cpp import _internals
-        except ImportError:
-            raise NumbiasError(
-                'the llama.cpp backend needs llama-cpp-python: CMAKE_ARGS="-DGGML_NATIVE=OFF" '
-                "pip install 'numbias[llama]'"
-            ) from None
+        llama_cpp, _internals = _import_llama()
         self._lib = llama_cpp
         if n_ctx < 512:
             raise NumbiasError(f"n_ctx must be at least 512 (got {n_ctx})")
@@ -100,16 +160,13 @@ class LlamaCppBackend:
         self._want = np.ctypeslib.as_array(ctypes.cast(b.logits, ctypes.POINTER(ctypes.c_int8)), shape=(self._n_ctx,))
         self._seq_rows = [np.ctypeslib.as_array(b.seq_id[i], shape=(self.n_seq,)) for i in range(self._n_ctx)]
         self._all_seqs = np.arange(self.n_seq, dtype=np.int32)
-        self.n_vocab = self._model.n_vocab()
-        self.pieces = [self._piece(t) for t in range(self.n_vocab)]
-        self._eog = {t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self._model.vocab, t)}
-        meta = self._model.metadata()
-        self._template = meta.get("tokenizer.chat_template")
-        self.chat = bool(self._template) if chat is None else chat
-        if self.chat and not self._template:
+        self.vocab = GGUFVocab(self._model, llama_cpp)
+        self.n_vocab = self.vocab.n_vocab
+        self.pieces = self.vocab.pieces
+        self._eog = self.vocab.eog
+        self.chat = bool(self.vocab.template) if chat is None else chat
+        if self.chat and not self.vocab.template:
             raise NumbiasError(f"{judge.path.name} has no chat template; use it as a base model (chat=False)")
-        self._bos = self._token_text(self._model.token_bos())
-        self._eos = self._token_text(self._model.token_eos())
         self.reuse_prefix = reuse_prefix
         if not 0.0 <= prune < 1.0:
             raise NumbiasError(f"prune must be in [0, 1), got {prune}")
@@ -141,30 +198,11 @@ class LlamaCppBackend:
         }
 
     # --- text ----------------------------------------------------------------
-    def _piece(self, token: int) -> str:
-        buf = ctypes.create_string_buffer(64)
-        n = self._lib.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = self._lib.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
-        return buf.raw[:n].decode("utf-8", errors="replace")
-
-    def _token_text(self, token: int) -> str:
-        return "" if token < 0 else self._model.token_get_text(token)
-
     def render(self, prompt: Prompt) -> str:
-        if self.chat:
-            assert self._template is not None
-            return render_chat(self._template, prompt, self._bos, self._eos)
-        return render_plain(prompt)
+        return self.vocab.render(prompt, self.chat)
 
     def tokenize(self, prompt: Prompt) -> list[int]:
-        text = self.render(prompt)
-        tokens = self._model.tokenize(text.encode("utf-8"), self._model.add_bos_token(), True)
-        bos = self._model.token_bos()
-        if len(tokens) > 1 and tokens[0] == tokens[1] == bos:
-            tokens = tokens[1:]  # the chat template already wrote the BOS
-        return tokens
+        return self.vocab.tokenize(self.render(prompt))
 
     def count_tokens(self, prompt: Prompt) -> int:
         return len(self.tokenize(prompt))

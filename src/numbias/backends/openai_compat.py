@@ -9,6 +9,14 @@ Modes (chosen explicitly, or by a probe of the server at start with ``mode="auto
 * ``topk``: chat completions with ``top_logprobs`` at the score position; the score
   distribution is read from the first answer token, and the mass the top-k covers is
   recorded per item (``meta["covered"]``; items below ``min_coverage`` are flagged);
+* ``exact``: the score trie walked over HTTP. Each trie node is one completions
+  request for the prompt (rendered here with the model's own chat template, from a
+  local copy of its GGUF vocabulary, ``tokenizer``) followed by the node's digits, asking
+  for the next token's top ``exact_logprobs`` log-probabilities; nodes below ``prune``
+  are skipped as in the in-process backend. Tokens of the trie that fall outside the
+  returned top-k are bounded by its smallest entry (``meta["bound"]``); the server's
+  prefix cache makes the requests of one item cheap. Read at T = 1 only (no
+  temperature grid: see :func:`exact_row`);
 * ``sample``: the paper's protocol, ``n`` sampled answers per item.
 
 A mode the server cannot serve is an error at start, never a silent fallback.
@@ -32,12 +40,14 @@ from typing import Any
 
 import numpy as np
 
+from numbias.backends.llamacpp import GGUFVocab
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
 from numbias.prompt import Prompt
 from numbias.scale import ScoreScale
+from numbias.trie import ScoreTrie, TrieNode
 
-MODES = ("auto", "topk", "sample")
+MODES = ("auto", "exact", "topk", "sample")
 _NUMBER = re.compile(r"^ ?([0-9]+)$")
 
 
@@ -58,6 +68,9 @@ class OpenAIBackend:
         min_coverage: float = 0.95,
         context_length: int = 8192,
         chat: bool = True,
+        tokenizer: str | None = None,
+        exact_logprobs: int = 1000,
+        prune: float = 1e-4,
     ) -> None:
         try:
             import openai
@@ -81,11 +94,24 @@ class OpenAIBackend:
         self._context_length = context_length
         self._client_args = {"base_url": base_url, "api_key": os.environ.get(api_key_env) or "not-needed",
                              "timeout": timeout, "max_retries": max_retries}
+        self.prune = prune
+        self.exact_logprobs = exact_logprobs
+        self._vocab: GGUFVocab | None = None
+        if mode == "exact" or (mode == "auto" and tokenizer):
+            if not tokenizer:
+                raise NumbiasError("exact mode needs `tokenizer`: the served model's GGUF (embedded name or path), "
+                                   "to render its chat template and build the score trie")
+            self._vocab = GGUFVocab.load(tokenizer)
+            self._tries: dict[ScoreScale, ScoreTrie] = {}
         self.mode = self._probe() if mode == "auto" else mode
-        if mode == "topk":
-            self._probe()
+        if mode in ("topk", "exact"):
+            if self._probe() != mode:
+                raise NumbiasError(f"the server at {base_url} cannot serve mode {mode!r}: it returns no "
+                                   "log-probabilities" + (" for completions" if mode == "exact" else ""))
         self.identity: dict[str, Any] = {"backend": "openai", "base_url": base_url, "model": model,
                                          "mode": self.mode, "top_logprobs": top_logprobs}
+        if self.mode == "exact":
+            self.identity |= {"tokenizer": tokenizer, "exact_logprobs": exact_logprobs, "prune": prune}
 
     # --- plumbing ------------------------------------------------------------
     def _run(self, coro_factory: Any) -> Any:
@@ -111,16 +137,25 @@ class OpenAIBackend:
         return [*system, {"role": "user", "content": prompt.user}]
 
     def _probe(self) -> str:
-        """``topk`` when the server returns top log-probabilities, else an error
-        naming what is missing (``auto`` then falls back to ``sample``)."""
+        """``exact`` when a tokenizer is given and completions return top
+        log-probabilities, else ``topk`` when chat completions do, else ``sample``."""
 
-        async def probe(client: Any) -> Any:
+        async def chat(client: Any) -> Any:
             return await client.chat.completions.create(
                 model=self.model, messages=[{"role": "user", "content": "Say 1."}], max_tokens=1, temperature=0,
                 logprobs=True, top_logprobs=self.top_logprobs)
 
+        async def completion(client: Any) -> Any:
+            return await client.completions.create(model=self.model, prompt="1, 2,", max_tokens=1, temperature=0,
+                                                   logprobs=2)
+
         try:
-            reply = self._run(probe)
+            if self._vocab is not None:
+                reply = self._run(completion)
+                logprobs = getattr(reply.choices[0], "logprobs", None) if reply.choices else None
+                if logprobs is not None and logprobs.top_logprobs and logprobs.top_logprobs[0]:
+                    return "exact"
+            reply = self._run(chat)
         except NumbiasError as exc:
             raise NumbiasError(f"capability probe failed: {exc}") from None
         choice = reply.choices[0] if reply.choices else None
@@ -135,17 +170,75 @@ class OpenAIBackend:
         return self._context_length
 
     def count_tokens(self, prompt: Prompt) -> int:
-        """A rough count (the server tokenizes): about four characters per token."""
+        """Exact with a local tokenizer, else a rough count: about four characters per token."""
+        if self._vocab is not None:
+            return len(self._vocab.tokenize(self._vocab.render(prompt, True)))
         return math.ceil(len(prompt.user) / 4)
 
     def score(self, prompts: Sequence[Prompt], scale: ScoreScale) -> Iterator[ScoreDistribution]:
-        if self.mode != "topk":
+        if self.mode not in ("topk", "exact"):
             raise NumbiasError(f"this server was probed as {self.mode!r}: it returns no log-probabilities, so "
                                "only the sampling protocol can run (modes: sampled)")
+        walk = self._exact_all if self.mode == "exact" else self._topk_all
         chunk = self.concurrency * 4
         for start in range(0, len(prompts), chunk):
             part = list(prompts[start : start + chunk])
-            yield from self._run(lambda client, part=part: self._topk_all(client, part, scale))
+            yield from self._run(lambda client, part=part: walk(client, part, scale))
+
+    async def _exact_all(self, client: Any, prompts: list[Prompt], scale: ScoreScale) -> list[ScoreDistribution]:
+        assert self._vocab is not None
+        vocab = self._vocab
+        if scale not in self._tries:
+            self._tries[scale] = ScoreTrie(scale, vocab.pieces)
+        trie = self._tries[scale]
+        gate = asyncio.Semaphore(self.concurrency)
+        no_end = {str(t): -100 for t in sorted(vocab.eog)[:300]}
+
+        async def node_row(text: str, node: TrieNode) -> tuple[np.ndarray, float]:
+            """Log-probabilities of the node's tokens, and the bound on each one missing
+            from the top-k."""
+            async with gate:
+                # Servers return log-probabilities only with a generated token, and stop
+                # without one at end-of-generation: the bias keeps the token (the
+                # log-probabilities are the model's own, before any bias).
+                reply = await client.completions.create(model=self.model, prompt=text, max_tokens=1,
+                                                        temperature=0, logprobs=self.exact_logprobs,
+                                                        logit_bias=no_end)
+            logprobs = reply.choices[0].logprobs if reply.choices else None
+            top = logprobs.top_logprobs[0] if logprobs and logprobs.top_logprobs else None
+            if not top:
+                raise NumbiasError("the server answered a completion without log-probabilities")
+            return exact_row(top, [vocab.pieces[t] for t in node.gather])
+
+        async def one(prompt: Prompt) -> ScoreDistribution:
+            text = vocab.render(prompt, True)
+            base = vocab.tokenize(text)
+            rows: list[np.ndarray | None] = [None] * len(trie.nodes)
+            reach = np.zeros(len(trie.nodes))
+            reach[0] = 1.0
+            rows[0], bound = await node_row(text, trie.nodes[0])
+            level = [0]
+            while level:
+                wanted = []
+                for parent in level:
+                    node = trie.nodes[parent]
+                    p = np.exp(rows[parent][: len(node.children)])  # type: ignore[index]
+                    for child, prob in zip(node.children, p):
+                        reach[child] = reach[parent] * prob
+                        # A path the tokenizer would not produce from its text cannot be asked for.
+                        if reach[child] >= self.prune and vocab.tokenize(text + trie.nodes[child].text) == (
+                                base + trie.path(child)):
+                            wanted.append(child)
+                found = await asyncio.gather(*(node_row(text + trie.nodes[n].text, trie.nodes[n]) for n in wanted))
+                for n, (row, b) in zip(wanted, found):
+                    rows[n] = row
+                    bound = max(bound, b * reach[n])
+                level = [n for n in wanted if trie.nodes[n].children]
+            dist = trie.distribution(rows)
+            dist.meta.update({"n_tokens": len(base), "bound": bound})
+            return dist
+
+        return list(await asyncio.gather(*(one(p) for p in prompts)))
 
     async def _topk_all(self, client: Any, prompts: list[Prompt], scale: ScoreScale) -> list[ScoreDistribution]:
         gate = asyncio.Semaphore(self.concurrency)
@@ -186,6 +279,24 @@ class OpenAIBackend:
 
         texts = await asyncio.gather(*(one(p, k) for p in prompts for k in range(n)))
         return [list(texts[i * n : (i + 1) * n]) for i in range(len(prompts))]
+
+
+def exact_row(top: dict[str, float], pieces: Sequence[str]) -> tuple[np.ndarray, float]:
+    """A trie node's row from a server's top-k (keyed by token text): the
+    log-probabilities of ``pieces``, and the largest probability a piece missing from
+    the top-k can have (the smallest top-k entry). Pieces with the same text share the
+    server's one number, given to the first.
+
+    Only T = 1 is read: text keys merge tokens (control tokens all read as ""), so the
+    mass a top-k leaves out can be large, which the normaliser of softmax(z / T) needs."""
+    seen: set[str] = set()
+    row = np.full(len(pieces), -np.inf)
+    for k, piece in enumerate(pieces):
+        if piece in top and piece not in seen:
+            row[k] = top[piece]
+            seen.add(piece)
+    missing = len(pieces) > len(seen)
+    return row, float(np.exp(min(top.values()))) if missing else 0.0
 
 
 def topk_distribution(top: Sequence[tuple[str, float]], scale: ScoreScale, min_coverage: float) -> ScoreDistribution:
