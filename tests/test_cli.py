@@ -95,3 +95,23 @@ def test_bad_calibrated_judge_file(tmp_path: Path) -> None:
     bad.write_text('{"format": "numbias.calibrated-judge/9"}')
     with pytest.raises(NumbiasError, match="not a saved numbias judge"):
         CalibratedJudge.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("judge", "fragment"),
+    [
+        ("{model: smollm2-135m-instruct, backend: transformers, options: {prune: 0.001}}", "has no option(s) ['prune']"),
+        ("{model: smollm2-135m-instruct, options: {top_k: 5}}", "backend 'llama.cpp' has no option(s) ['top_k']"),
+        ("{model: smollm2-135m-instruct, backend: vllm-direct}", "unknown backend 'vllm-direct'"),
+    ],
+)
+def test_bad_backend_in_config(judge: str, fragment: str, tmp_path: Path) -> None:
+    config = tmp_path / "study.yaml"
+    config.write_text(f"judges: [{judge}]\ntasks: [{{name: vader, options: {{n: 5}}}}]\nout: {tmp_path / 'o'}\n")
+    assert_one_line_error(numbias("run", str(config)), fragment)
+
+
+def test_models_prepare_lists_the_registry() -> None:
+    result = numbias("models", "--prepare")
+    assert result.returncode == 0, result.stderr
+    assert "qwen2.5-coder-0.5b-instruct" in result.stdout
