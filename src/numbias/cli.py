@@ -117,16 +117,26 @@ def score(
     console.print(f"wrote {len(dataset)} distributions to {path}")
 
 
+JudgeOpt = Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")]
+TaskOpt = Annotated[list[str] | None, typer.Option(help="Task name (repeatable).")]
+DataOpt = Annotated[Path | None, typer.Option(help="Data path for the given task(s).")]
+OptionOpt = Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=500, pair=ro-en).")]
+ScaleOpt = Annotated[list[str] | None, typer.Option(help="Scale LO-HI (repeatable).")]
+OutOpt = Annotated[Path | None, typer.Option(help="Results folder.")]
+"""Options shared by ``run``, ``align`` and ``mitigate``."""
+
+
+
 @app.command("run")
 def run_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML study config (optional).")] = None,
-    judge: Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")] = None,
-    task: Annotated[list[str] | None, typer.Option(help="Task name (repeatable).")] = None,
-    data: Annotated[Path | None, typer.Option(help="Data path for the given task(s).")] = None,
-    scale: Annotated[list[str] | None, typer.Option(help="Scale LO-HI (repeatable).")] = None,
+    judge: JudgeOpt = None,
+    task: TaskOpt = None,
+    data: DataOpt = None,
+    scale: ScaleOpt = None,
     rule: Annotated[list[str] | None, typer.Option(help="Scoring rule (repeatable).")] = None,
-    option: Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Results folder.")] = None,
+    option: OptionOpt = None,
+    out: OutOpt = None,
 ) -> None:
     """Run a numerical-bias study (default: Qwen2.5-Coder-0.5B on VADER at 0-9, 1-5, 1-10)."""
     from numbias.study import RunConfig, run
@@ -159,11 +169,11 @@ def align_cmd(
                                                             "position (repeatable).")] = None,
     sample: Annotated[bool, typer.Option(help="Also run the sampling protocol on the models (else its exact "
                                               "expectation).")] = True,
-    task: Annotated[list[str] | None, typer.Option(help="Task name (repeatable).")] = None,
-    data: Annotated[Path | None, typer.Option(help="Data path for the given task(s).")] = None,
-    option: Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE.")] = None,
-    scale: Annotated[list[str] | None, typer.Option(help="Scale LO-HI (repeatable).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Results folder.")] = None,
+    task: TaskOpt = None,
+    data: DataOpt = None,
+    option: OptionOpt = None,
+    scale: ScaleOpt = None,
+    out: OutOpt = None,
 ) -> None:
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
     from numbias.align import align, parse_align
@@ -207,11 +217,11 @@ def align_cmd(
 @app.command("mitigate")
 def mitigate_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML mitigation-study config (optional).")] = None,
-    judge: Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")] = None,
-    task: Annotated[list[str] | None, typer.Option(help="Task name (repeatable).")] = None,
-    data: Annotated[Path | None, typer.Option(help="Data path for the given task(s).")] = None,
-    option: Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=500).")] = None,
-    scale: Annotated[list[str] | None, typer.Option(help="Scale LO-HI to sweep (repeatable).")] = None,
+    judge: JudgeOpt = None,
+    task: TaskOpt = None,
+    data: DataOpt = None,
+    option: OptionOpt = None,
+    scale: ScaleOpt = None,
     dev: Annotated[int | None, typer.Option(help="Development items; the rest are the test split.")] = None,
     folds: Annotated[int | None, typer.Option(help="k-fold instead of one dev/test split.")] = None,
     criterion: Annotated[str | None, typer.Option(help="pearson (dev labels), entropy or kurtosis (label-free).")]
@@ -219,7 +229,7 @@ def mitigate_cmd(
     sample: Annotated[bool, typer.Option(help="Also run the sampling protocol at T 0.4/0.7/1.0/1.3.")] = False,
     save: Annotated[Path | None, typer.Option(help="Save the automatic choice as a calibrated judge (JSON).")]
     = None,
-    out: Annotated[Path | None, typer.Option(help="Results folder.")] = None,
+    out: OutOpt = None,
 ) -> None:
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
     from numbias.mitigate import mitigate, parse_mitigate
