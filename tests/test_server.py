@@ -192,3 +192,16 @@ def test_a_faulty_network_changes_nothing(server, mode: str) -> None:
     assert all(proxy.failures.values()), (proxy.failures, proxy.requests)
     for a, b in zip(clean, through):
         np.testing.assert_allclose(b.probs, a.probs, atol=1e-4)
+
+
+def test_a_study_runs_on_exact_http(server, tmp_path) -> None:
+    from numbias.study import run
+
+    judge = {"model": "smollm2", "backend": "openai",
+             "options": {"base_url": server, "mode": "exact", "tokenizer": "smollm2-135m-instruct"}}
+    config = {"judges": [judge], "tasks": [{"name": "vader", "options": {"n": 4}}], "scales": ["1-5"],
+              "rules": ["greedy", "expected"], "out": str(tmp_path / "o")}
+    results = run(config)
+    assert len(results.summary) == 2 and (results.items["judge"] == "smollm2").all()
+    with pytest.raises(NumbiasError, match="protocol rule reads distributions at the sampling temperature"):
+        run({**config, "rules": ["protocol"]})
