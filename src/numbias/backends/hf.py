@@ -72,10 +72,9 @@ class TransformersBackend:
         self._torch = torch
         if batch_size < 1:
             raise NumbiasError(f"batch_size must be at least 1 (got {batch_size})")
-        try:
-            self._dtype = getattr(torch, dtype)
-        except AttributeError:
-            raise NumbiasError(f"unknown torch dtype {dtype!r}") from None
+        self._dtype = getattr(torch, dtype, None)
+        if not isinstance(self._dtype, torch.dtype):
+            raise NumbiasError(f"unknown torch dtype {dtype!r} (float32, bfloat16, float16)")
         if n_threads:
             torch.set_num_threads(n_threads)
         self.identity = self.describe(model, revision=revision, dtype=dtype, chat=chat, temperatures=temperatures)
