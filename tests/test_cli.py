@@ -43,6 +43,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) ->
         (["mitigate", "--judge", "smollm2-135m-instruct", "--task", "vader", "--option", "n=20", "--dev", "20"],
          "leaves no test items"),
         (["mitigate", "--option", "n=20"], "add --task NAME"),
+        (["correlate", "/nope"], "cannot read /nope/summary.json"),
     ],
 )
 def test_bad_input(args: list[str], fragment: str, tmp_path: Path) -> None:
@@ -115,3 +116,10 @@ def test_models_prepare_lists_the_registry() -> None:
     result = numbias("models", "--prepare")
     assert result.returncode == 0, result.stderr
     assert "qwen2.5-coder-0.5b-instruct" in result.stdout
+
+
+def test_correlate_pools_results_folders() -> None:
+    part1 = Path(__file__).resolve().parents[1] / "docs" / "results" / "align-part1"
+    result = numbias("correlate", str(part1))
+    assert result.returncode == 0, result.stderr
+    assert "over 18 settings (protocol): -0.04" in result.stdout

@@ -5,6 +5,7 @@ main table, plus the kurtosis–accuracy correlation across all settings."""
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,6 +181,20 @@ def protocol_agreement(backend: Backend, prompts: list[Prompt], scale: ScoreScal
     return out
 
 
+def kurtosis_accuracy(summary: pd.DataFrame, rules: Sequence[str], n_boot: int = 1000,
+                      seed: int = 0) -> dict[str, Interval]:
+    """Pearson correlation between kurtosis and Pearson r across a summary's settings
+    (judge × task × scale), per rule, with a bootstrap CI over settings: the paper's
+    −0.60. Summaries of studies run in parts can be concatenated first."""
+    correlation = {}
+    for rule in rules:
+        part = summary[summary.rule == rule].dropna(subset=["kurtosis", "pearson"])
+        if len(part) >= 3:
+            correlation[rule] = bootstrap(part["kurtosis"].to_numpy(), part["pearson"].to_numpy(), _pearson_rows,
+                                          n_boot=n_boot, seed=seed)
+    return correlation
+
+
 def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progress = _no_progress) -> AlignResults:
     if not isinstance(config, AlignConfig):
         config = parse_align(config or {})
@@ -208,12 +223,8 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
                                  "aligned kurtosis": a["kurtosis"], "base r": b["pearson"], "aligned r": a["pearson"],
                                  "note": note})
     table = pd.DataFrame(rows)
-    correlation = {}
-    for rule in (sampled_label, "expected", "protocol"):
-        part = summary[summary.rule == rule].dropna(subset=["kurtosis", "pearson"])
-        if len(part) >= 3:
-            correlation[rule] = bootstrap(part["kurtosis"].to_numpy(), part["pearson"].to_numpy(), _pearson_rows,
-                                          n_boot=config.bootstrap, seed=config.seed)
+    correlation = kurtosis_accuracy(summary, (sampled_label, "expected", "protocol"), config.bootstrap,
+                                    config.seed)
     sims = []
     for s in results.sets:
         if s.mode != "exact":

@@ -214,6 +214,33 @@ def align_cmd(
     console.print(f"results in {folder}/ (alignment.csv, simulated_kurtosis.csv, report.html)")
 
 
+@app.command("correlate")
+def correlate_cmd(
+    folders: Annotated[list[Path], typer.Argument(help="Results folders (each with a summary.json).")],
+) -> None:
+    """Kurtosis against Pearson r across every setting of one or more results folders
+    (a study run in parts, pooled)."""
+    import pandas as pd
+
+    from numbias.align import kurtosis_accuracy
+
+    frames = []
+    for folder in folders:
+        path = folder / "summary.json"
+        try:
+            frames.append(pd.read_json(path))
+        except (OSError, ValueError) as exc:
+            raise NumbiasError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+    summary = pd.concat(frames, ignore_index=True)
+    if not {"rule", "kurtosis", "pearson"} <= set(summary.columns):
+        raise NumbiasError("summary.json lacks rule/kurtosis/pearson columns: is it a numbias results folder?")
+    rules = list(dict.fromkeys(summary["rule"]))
+    for rule, iv in kurtosis_accuracy(summary, rules).items():
+        n = int(summary[summary.rule == rule].dropna(subset=["kurtosis", "pearson"]).shape[0])
+        console.print(f"kurtosis vs Pearson r over {n} settings ({rule}): {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
+                      " (paper: -0.60)")
+
+
 @app.command("mitigate")
 def mitigate_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML mitigation-study config (optional).")] = None,
