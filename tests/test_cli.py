@@ -112,14 +112,10 @@ def test_bad_backend_in_config(judge: str, fragment: str, tmp_path: Path) -> Non
     assert_one_line_error(numbias("run", str(config)), fragment)
 
 
-def test_models_prepare_lists_the_registry() -> None:
-    result = numbias("models", "--prepare")
-    assert result.returncode == 0, result.stderr
-    assert "qwen2.5-coder-0.5b-instruct" in result.stdout
-
-
 def test_correlate_pools_results_folders() -> None:
     part1 = Path(__file__).resolve().parents[1] / "docs" / "results" / "align-part1"
     result = numbias("correlate", str(part1))
     assert result.returncode == 0, result.stderr
     assert "over 18 settings (protocol): -0.04" in result.stdout
+    twice = numbias("correlate", str(part1), str(part1))
+    assert "over 36 settings (protocol): -0.04" in twice.stdout, twice.stdout

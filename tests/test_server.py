@@ -75,6 +75,8 @@ def test_exact_row_from_a_top_k() -> None:
     assert row[0] == pytest.approx(np.log(0.5)) and row[1] == -np.inf and row[2] == -np.inf
     assert bound == pytest.approx(0.15)
     assert exact_row({"8": 0.0}, ["8"])[1] == 0.0
+    # byte-fallback twins share one text: the server's number may be either token's
+    assert exact_row({"8": np.log(0.5), "7": np.log(0.2)}, ["8", "8"])[1] == pytest.approx(0.3)
 
 
 def test_exact_mode_needs_a_tokenizer() -> None:

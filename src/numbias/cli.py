@@ -235,7 +235,12 @@ def correlate_cmd(
     if not {"rule", "kurtosis", "pearson"} <= set(summary.columns):
         raise NumbiasError("summary.json lacks rule/kurtosis/pearson columns: is it a numbias results folder?")
     rules = list(dict.fromkeys(summary["rule"]))
-    for rule, iv in kurtosis_accuracy(summary, rules).items():
+    correlation = kurtosis_accuracy(summary, rules)
+    if not correlation:
+        counts = summary.dropna(subset=["kurtosis", "pearson"]).groupby("rule").size().to_dict()
+        raise NumbiasError(f"too few settings with a kurtosis and a Pearson r to correlate (need 3 per rule; "
+                           f"have {counts or 'none'})")
+    for rule, iv in correlation.items():
         n = int(summary[summary.rule == rule].dropna(subset=["kurtosis", "pearson"]).shape[0])
         console.print(f"kurtosis vs Pearson r over {n} settings ({rule}): {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
                       " (paper: -0.60)")

@@ -12,6 +12,7 @@ embedded judge's name (its GGUF, de-quantised by transformers via ``gguf_file=``
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import sys
 import zlib
@@ -66,6 +67,9 @@ class TransformersBackend:
         verbose: bool = False,
     ) -> None:
         torch, transformers = _import()
+        self._transformers = transformers
+        if _is_gguf(model) and importlib.util.find_spec("gguf") is None:
+            raise NumbiasError("loading a GGUF with transformers needs the gguf package: pip install 'numbias[hf]'")
         if not verbose:
             transformers.logging.set_verbosity_error()
             transformers.logging.disable_progress_bar()
@@ -84,7 +88,7 @@ class TransformersBackend:
             with contextlib.redirect_stderr(sys.stderr if verbose else io.StringIO()):
                 self._tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
                 self._model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=self._dtype, **kwargs)
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, ImportError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise NumbiasError(f"transformers could not load {model!r}: {first}") from None
         try:
@@ -102,6 +106,8 @@ class TransformersBackend:
         self.n_vocab = int(self._model.get_output_embeddings().weight.shape[0])
         self.pieces = _pieces(self._tokenizer, self.n_vocab)
         self._eog = _eog_ids(self._model, self._tokenizer)
+        text_config = getattr(self._model.config, "get_text_config", lambda: self._model.config)()
+        self._window: int | None = getattr(text_config, "sliding_window", None)
         self._tries: dict[ScoreScale, tuple[ScoreTrie, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     @staticmethod
@@ -182,6 +188,9 @@ class TransformersBackend:
         trie, node_tokens, depths, sees = self._plan(scale)
         n_items, n_nodes = len(batch), len(node_tokens)
         width = max(len(t) for t in batch)
+        if self._window is not None and width + n_nodes >= self._window:
+            raise NumbiasError(f"prompt of {width} tokens plus {n_nodes} trie nodes reaches this model's sliding "
+                               f"attention window ({self._window}); the transformers backend cannot mask across it")
         pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
         ids = torch.full((n_items, width), pad, dtype=torch.long)
         mask = torch.zeros((n_items, width), dtype=torch.long)
@@ -230,17 +239,22 @@ class TransformersBackend:
         """Plain sampling from softmax(logits / T) (no top-k/top-p/min-p), seeded per
         prompt so a run is reproducible."""
         torch = self._torch
+        greedy = temperature <= 0
+        # A fresh config: a checkpoint's own generation defaults (repetition penalty,
+        # top-k, ...) would change what is sampled.
+        config = self._transformers.GenerationConfig(
+            do_sample=not greedy, temperature=None if greedy else temperature, top_k=0, top_p=1.0,
+            num_return_sequences=1 if greedy else n, max_new_tokens=max_tokens,
+            eos_token_id=sorted(self._eog) or None, pad_token_id=self._tokenizer.pad_token_id or 0)
         for prompt in prompts:
             tokens = self.tokenize(prompt)
             torch.manual_seed(zlib.crc32(self.render(prompt).encode()) ^ seed)
             ids = torch.tensor([tokens], device=self._device)
             with torch.inference_mode():
-                out = self._model.generate(
-                    input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=temperature > 0,
-                    temperature=temperature if temperature > 0 else None, top_k=0, top_p=1.0, min_p=None,
-                    num_return_sequences=n, max_new_tokens=max_tokens, eos_token_id=sorted(self._eog) or None,
-                    pad_token_id=self._tokenizer.pad_token_id or 0,
-                )
+                out = self._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                           generation_config=config)
+            if greedy:
+                out = out.expand(n, -1)
             texts = []
             for row in out[:, len(tokens) :].tolist():
                 kept = []
@@ -267,7 +281,7 @@ def _hub_has_template(model: str, revision: str | None) -> bool:
     source, kwargs = _source(model, revision)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError, ImportError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NumbiasError(f"transformers could not load the tokenizer of {model!r}: {first}") from None
     return bool(tokenizer.chat_template)

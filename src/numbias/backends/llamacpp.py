@@ -40,6 +40,8 @@ class GGUFVocab:
         self.template: str | None = model.metadata().get("tokenizer.chat_template")
         self._bos = self._token_text(model.token_bos())
         self._eos = self._token_text(model.token_eos())
+        self.adds_bos: bool = bool(model.add_bos_token())
+        self.bos_text = self._bos
 
     @classmethod
     def load(cls, model: str) -> GGUFVocab:

@@ -94,6 +94,10 @@ class OpenAIBackend:
         self._context_length = context_length
         self._client_args = {"base_url": base_url, "api_key": os.environ.get(api_key_env) or "not-needed",
                              "timeout": timeout, "max_retries": max_retries}
+        if not 0.0 <= prune < 1.0:
+            raise NumbiasError(f"prune must be in [0, 1), got {prune}")
+        if exact_logprobs < 1:
+            raise NumbiasError(f"exact_logprobs must be at least 1, got {exact_logprobs}")
         self.prune = prune
         self.exact_logprobs = exact_logprobs
         self._vocab: GGUFVocab | None = None
@@ -108,10 +112,16 @@ class OpenAIBackend:
             if self._probe() != mode:
                 raise NumbiasError(f"the server at {base_url} cannot serve mode {mode!r}: it returns no "
                                    "log-probabilities" + (" for completions" if mode == "exact" else ""))
-        self.identity: dict[str, Any] = {"backend": "openai", "base_url": base_url, "model": model,
+        self.identity: dict[str, Any] = {"backend": "openai", "base_url": base_url, "model": model, "chat": True,
                                          "mode": self.mode, "top_logprobs": top_logprobs}
         if self.mode == "exact":
             self.identity |= {"tokenizer": tokenizer, "exact_logprobs": exact_logprobs, "prune": prune}
+
+    @classmethod
+    def describe(cls, model: str, **options: Any) -> dict[str, Any]:
+        """The identity after the capability probe (``mode: auto`` resolves to what the
+        server serves today, and a store must not mix exact and top-k readings)."""
+        return cls(model, **options).identity
 
     # --- plumbing ------------------------------------------------------------
     def _run(self, coro_factory: Any) -> Any:
@@ -147,14 +157,17 @@ class OpenAIBackend:
 
         async def completion(client: Any) -> Any:
             return await client.completions.create(model=self.model, prompt="1, 2,", max_tokens=1, temperature=0,
-                                                   logprobs=2)
+                                                   logprobs=self.exact_logprobs)
 
-        try:
-            if self._vocab is not None:
+        if self._vocab is not None:
+            try:
                 reply = self._run(completion)
-                logprobs = getattr(reply.choices[0], "logprobs", None) if reply.choices else None
-                if logprobs is not None and logprobs.top_logprobs and logprobs.top_logprobs[0]:
-                    return "exact"
+            except NumbiasError:
+                reply = None  # no completions endpoint, or fewer log-probabilities than asked: not exact
+            logprobs = getattr(reply.choices[0], "logprobs", None) if reply and reply.choices else None
+            if logprobs is not None and logprobs.top_logprobs and logprobs.top_logprobs[0]:
+                return "exact"
+        try:
             reply = self._run(chat)
         except NumbiasError as exc:
             raise NumbiasError(f"capability probe failed: {exc}") from None
@@ -211,7 +224,10 @@ class OpenAIBackend:
             return exact_row(top, [vocab.pieces[t] for t in node.gather])
 
         async def one(prompt: Prompt) -> ScoreDistribution:
+            # The server tokenizes text and adds the BOS itself: send the template's without it.
             text = vocab.render(prompt, True)
+            if vocab.adds_bos and vocab.bos_text and text.startswith(vocab.bos_text):
+                text = text[len(vocab.bos_text) :]
             base = vocab.tokenize(text)
             rows: list[np.ndarray | None] = [None] * len(trie.nodes)
             reach = np.zeros(len(trie.nodes))
@@ -225,7 +241,8 @@ class OpenAIBackend:
                     p = np.exp(rows[parent][: len(node.children)])  # type: ignore[index]
                     for child, prob in zip(node.children, p):
                         reach[child] = reach[parent] * prob
-                        # A path the tokenizer would not produce from its text cannot be asked for.
+                        # A path the tokenizer would not produce from its text cannot be asked
+                        # for as text: it stays unevaluated and counts as pruned.
                         if reach[child] >= self.prune and vocab.tokenize(text + trie.nodes[child].text) == (
                                 base + trie.path(child)):
                             wanted.append(child)
@@ -283,20 +300,25 @@ class OpenAIBackend:
 
 def exact_row(top: dict[str, float], pieces: Sequence[str]) -> tuple[np.ndarray, float]:
     """A trie node's row from a server's top-k (keyed by token text): the
-    log-probabilities of ``pieces``, and the largest probability a piece missing from
-    the top-k can have (the smallest top-k entry). Pieces with the same text share the
-    server's one number, given to the first.
+    log-probabilities of ``pieces``, and a bound on the error of any of them.
 
-    Only T = 1 is read: text keys merge tokens (control tokens all read as ""), so the
-    mass a top-k leaves out can be large, which the normaliser of softmax(z / T) needs."""
-    seen: set[str] = set()
+    A piece missing from the top-k has at most the smallest top-k probability. Pieces
+    that share a text (byte-fallback twins of a digit) share the server's one number,
+    which may be either token's: it is given to the first, and the bound grows to the
+    mass the top-k leaves out. Only T = 1 is read: text keys merge tokens (control
+    tokens all read as ""), so the mass a top-k leaves out can be large, which the
+    normaliser of softmax(z / T) needs."""
     row = np.full(len(pieces), -np.inf)
+    first: dict[str, int] = {}
     for k, piece in enumerate(pieces):
-        if piece in top and piece not in seen:
+        if piece in top and piece not in first:
             row[k] = top[piece]
-            seen.add(piece)
-    missing = len(pieces) > len(seen)
-    return row, float(np.exp(min(top.values()))) if missing else 0.0
+            first[piece] = k
+    values = np.exp(np.fromiter(top.values(), dtype=float))
+    bound = float(values.min()) if len(first) < len(pieces) else 0.0
+    if len(set(pieces)) < len(pieces):
+        bound = max(bound, max(0.0, 1.0 - float(values.sum())))
+    return row, bound
 
 
 def topk_distribution(top: Sequence[tuple[str, float]], scale: ScoreScale, min_coverage: float) -> ScoreDistribution:
