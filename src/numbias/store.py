@@ -1,4 +1,4 @@
-"""SQLite store of per-item distributions, keyed by judge identity and item id.
+"""SQLite store of per-item distributions, keyed by judge identity and item (id and prompt).
 
 Each finished item is committed at once (WAL), so a run killed at any point resumes
 where it stopped and a finished configuration is re-analysed without the model."""
@@ -14,11 +14,20 @@ from typing import Any
 
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
+from numbias.prompt import Prompt
 
 
 def judge_key(identity: Mapping[str, Any]) -> str:
     """Stable digest of everything that determines a judge's answers."""
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def item_slot(item_id: str, prompt: Prompt) -> str:
+    """An item's key in the store: its id and a digest of the prompt it was asked.
+    Ids alone collide across data sets that number their rows alike (the MLQE-PE
+    language pairs do), and a changed text must not reuse an old answer."""
+    text = json.dumps([prompt.system, prompt.user, prompt.answer_prefix])
+    return f"{item_id}#{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 class Store:

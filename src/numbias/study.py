@@ -25,7 +25,7 @@ from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import Prompt, PromptTemplate
 from numbias.sampling import sampled_distribution
 from numbias.scale import ScoreScale
-from numbias.store import Store
+from numbias.store import Store, item_slot
 from numbias.tasks import Task, get_task
 
 
@@ -261,25 +261,25 @@ def collect(
     mode = mode or {"mode": "exact"}
     key = store.register(setting_identity(judge, template, scale, mode))
     ids = data.ids
-    done = store.done(key, ids)
-    todo = [i for i, item_id in enumerate(ids) if item_id not in done]
+    prompts = [template.fill(record, scale, chat=judge.chat) for record in data.records()]
+    slots = [item_slot(item_id, prompt) for item_id, prompt in zip(ids, prompts)]
+    done = store.done(key, slots)
+    todo = [i for i, slot in enumerate(slots) if slot not in done]
     if todo:
-        records = data.records()
-        prompts = [template.fill(records[i], scale, chat=judge.chat) for i in todo]
         backend = judge.backend
         run = scorer or (lambda b, ps: b.score(ps, scale))
         with progress(f"{judge.config.name} · {task_name} · {scale}", len(todo)) as advance:
             finished = 0
             try:
-                for dist in run(backend, prompts):
-                    store.put(key, ids[todo[finished]], dist, dist.meta.get("n_tokens"))
+                for dist in run(backend, [prompts[i] for i in todo]):
+                    store.put(key, slots[todo[finished]], dist, dist.meta.get("n_tokens"))
                     finished += 1
                     advance(1)
             except NumbiasError as exc:
                 raise NumbiasError(f"item {ids[todo[finished]]!r} of {task_name}: {exc}") from None
-    stored = store.get(key, ids)
+    stored = store.get(key, slots)
     label = "exact" if mode["mode"] == "exact" else str(mode.get("label", "sampled"))
-    return ScoredSet(judge.config.name, task_name, scale, data, [stored[i] for i in ids], label)
+    return ScoredSet(judge.config.name, task_name, scale, data, [stored[s] for s in slots], label)
 
 
 def sampling_mode(sampling: SamplingConfig, scale: ScoreScale) -> tuple[dict[str, Any], Callable]:
