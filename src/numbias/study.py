@@ -14,7 +14,16 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from numbias.backends import Backend, create_backend, describe_backend
 from numbias.data import Dataset
@@ -141,6 +150,16 @@ class RunConfig(BaseModel):
         if bad or not v:
             raise ValueError(f"modes must be 'exact' and/or 'sampled', got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _default_judge_reads_what_the_rules_need(self) -> RunConfig:
+        """The default judge reads T = 1 and the protocol's temperature only: the
+        study's rules need no more, and the full grid (for ``mitigate``) costs a tenth
+        of the default run."""
+        if "judges" not in self.model_fields_set:
+            t = self.sampling.temperature
+            self.judges[0].options.setdefault("temperatures", [t] if t > 0 else [])
+        return self
 
     @property
     def store_path(self) -> Path:
