@@ -146,3 +146,11 @@ def test_resume_after_sigkill(tmp_path: Path, smollm2) -> None:
                 assert a[key] == pytest.approx(value, abs=1e-9, nan_ok=True), key
             else:
                 assert a[key] == value
+
+
+def test_default_judge_reads_only_the_temperatures_the_rules_use() -> None:
+    from numbias.study import Judge
+
+    assert Judge(RunConfig.parse({}).judges[0]).identity["temperatures"] == [0.7, 1.0]
+    assert Judge(RunConfig.parse({"sampling": {"temperature": 1.3}}).judges[0]).identity["temperatures"] == [1.0, 1.3]
+    assert "temperatures" not in RunConfig.parse({"judges": ["smollm2-135m-instruct"]}).judges[0].options
