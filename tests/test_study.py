@@ -85,6 +85,54 @@ def test_data_sets_whose_ids_collide_do_not_share_answers(tmp_path: Path) -> Non
     assert (items["a"] != items["b"]).all(), items
 
 
+class _Probed:
+    """A backend whose identity is learned at start (as a server's probed mode is)."""
+
+    identity_after_start = True
+    built: list[bool] = []
+
+    def __new__(cls, model: str, *, chat: bool = True) -> FakeBackend:  # type: ignore[misc]
+        cls.built.append(chat)
+        backend = _fake(model)
+        backend.identity = {"backend": "test-probed", "model": model, "chat": chat, "probe": "served"}
+        return backend
+
+
+def test_backend_identified_at_start_is_built_once(tmp_path: Path) -> None:
+    register_backend("test-probed", _Probed)
+    _Probed.built.clear()
+    cfg = {"judges": [{"model": "toy", "backend": "test-probed", "options": {"chat": False}}],
+           "tasks": [{"name": "vader", "options": {"n": 8}}], "scales": ["0-9", "1-5"],
+           "out": str(tmp_path), "bootstrap": 20}
+    results = run(cfg)
+    assert _Probed.built == [False]  # once, with the configured chat
+    assert len(results.items) == 16
+    db = sqlite3.connect(tmp_path / "store.sqlite")
+    assert {json.loads(i)["probe"] for (i,) in db.execute("SELECT identity FROM judges")} == {"served"}
+
+
+class _Described:
+    """A backend that resolves ``chat: null`` (auto) in its ``describe`` without loading."""
+
+    built: list[bool | None] = []
+
+    @classmethod
+    def describe(cls, model: str, *, chat: bool | None = None) -> dict[str, object]:
+        return {"backend": "test-described", "model": model, "chat": True if chat is None else chat}
+
+    def __new__(cls, model: str, *, chat: bool | None = None) -> FakeBackend:  # type: ignore[misc]
+        cls.built.append(chat)
+        return _fake(model)
+
+
+def test_resolved_chat_reaches_any_backend_that_takes_it(tmp_path: Path) -> None:
+    register_backend("test-described", _Described)
+    _Described.built.clear()
+    run({"judges": [{"model": "toy", "backend": "test-described"}], "tasks": [{"name": "vader", "options": {"n": 8}}],
+         "scales": ["0-9"], "out": str(tmp_path), "bootstrap": 20})
+    assert _Described.built == [True]  # what describe resolved, not the factory's own auto
+
+
 def test_context_error_names_item(tmp_path: Path) -> None:
     def tiny(model: str, **_: object) -> FakeBackend:
         backend = _fake(model)

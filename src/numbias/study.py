@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from numbias.backends import Backend, create_backend, describe_backend
+from numbias.backends.base import takes_option
 from numbias.data import Dataset
 from numbias.distribution import ScoreDistribution, stack
 from numbias.errors import NumbiasError
@@ -239,15 +240,14 @@ class Judge:
 
     def __init__(self, config: JudgeConfig) -> None:
         self.config = config
-        self.identity: dict[str, Any] = describe_backend(config.backend, config.model, config.options)
+        self.identity, self._backend = describe_backend(config.backend, config.model, config.options)
         self.chat = bool(self.identity["chat"])
-        self._backend: Backend | None = None
 
     @property
     def backend(self) -> Backend:
         if self._backend is None:
             options = dict(self.config.options)
-            if self.config.backend in ("llama.cpp", "transformers"):
+            if takes_option(self.config.backend, "chat"):
                 options["chat"] = self.chat
             self._backend = create_backend(self.config.backend, model=self.config.model, **options)
         return self._backend

@@ -82,17 +82,28 @@ def _check_options(name: str, factory: Callable[..., Backend], options: dict[str
 SECRET_OPTIONS = frozenset({"api_key"})
 
 
-def describe_backend(name: str, model: str, options: dict[str, Any]) -> dict[str, Any]:
-    """A judge's identity without loading it, with ``chat`` always set: the backend's
-    own ``describe`` where it has one (it knows which options change results), else
-    every non-secret option."""
+def describe_backend(name: str, model: str, options: dict[str, Any]) -> tuple[dict[str, Any], Backend | None]:
+    """A judge's identity, with ``chat`` always set, and the backend itself where learning
+    the identity meant starting it (``None`` otherwise, so loading waits until an answer is
+    missing from the store). The identity is the backend's own ``describe`` where it has one
+    (it knows which options change results); a backend whose identity depends on what it
+    finds at start (``identity_after_start``: a server's probed mode) is started once and
+    kept; anything else is identified by its non-secret options."""
     factory = _factory(name)
     _check_options(name, factory, {"model": model, **options})
     describe = getattr(factory, "describe", None)
     if describe is not None:
-        return describe(model, **options)
+        return describe(model, **options), None
+    if getattr(factory, "identity_after_start", False):
+        backend = factory(model=model, **options)
+        return backend.identity, backend
     return {"backend": name, "model": model, "chat": bool(options.get("chat", True)),
-            **{k: v for k, v in options.items() if k not in SECRET_OPTIONS}}
+            **{k: v for k, v in options.items() if k not in SECRET_OPTIONS}}, None
+
+
+def takes_option(name: str, option: str) -> bool:
+    """Whether a backend's factory names ``option`` in its signature."""
+    return option in inspect.signature(_factory(name)).parameters
 
 
 def create_backend(name: str, **options: Any) -> Backend:

@@ -36,7 +36,7 @@ import urllib.request
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -53,6 +53,10 @@ _NUMBER = re.compile(r"^ ?([0-9]+)$")
 
 class OpenAIBackend:
     """A judge behind an OpenAI-compatible endpoint (``base_url`` ends in ``/v1``)."""
+
+    identity_after_start: ClassVar[bool] = True
+    """``mode: auto`` resolves to what the server serves today, and a store must not mix
+    exact and top-k readings: the identity is known only after the probe."""
 
     def __init__(
         self,
@@ -116,12 +120,6 @@ class OpenAIBackend:
                                          "mode": self.mode, "top_logprobs": top_logprobs}
         if self.mode == "exact":
             self.identity |= {"tokenizer": tokenizer, "exact_logprobs": exact_logprobs, "prune": prune}
-
-    @classmethod
-    def describe(cls, model: str, **options: Any) -> dict[str, Any]:
-        """The identity after the capability probe (``mode: auto`` resolves to what the
-        server serves today, and a store must not mix exact and top-k readings)."""
-        return cls(model, **options).identity
 
     # --- plumbing ------------------------------------------------------------
     def _run(self, coro_factory: Any) -> Any:
