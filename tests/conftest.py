@@ -30,3 +30,11 @@ def smollm2():
     from numbias.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def embedded_judges() -> None:
+    """Skips unless all three embedded judges can run (the default alignment study's)."""
+    names = ("gemma3-270m-base", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")
+    if not all(judge_available(name) for name in names):
+        pytest.skip("the embedded judges or llama-cpp-python are not installed")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from numbias.align import parse_align, simulate_sample_mean_kurtosis
+from numbias.align import paired_shift, parse_align, simulate_sample_mean_kurtosis
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
 from numbias.metrics import item_scores
@@ -46,6 +47,23 @@ def test_simulated_kurtosis_concentrates_on_exact_for_large_n() -> None:
     sims = simulate_sample_mean_kurtosis(s, n=400, runs=20, seed=1)
     assert abs(np.mean(sims) - kurtosis(exact)) < 0.15
     assert not np.array_equal(sims, simulate_sample_mean_kurtosis(s, n=400, runs=20, seed=2))
+
+
+def test_paired_shift_counts_each_setting() -> None:
+    rows = [  # (scoring, base kurtosis, aligned kurtosis, base r, aligned r)
+        ("protocol", 0.0, 2.0, 0.5, 0.3),   # more peaked, less accurate
+        ("protocol", 1.0, 0.5, 0.2, 0.1),   # less peaked, less accurate
+        ("protocol", 0.0, 3.0, 0.1, 0.4),   # more peaked, more accurate
+        ("protocol", 0.0, np.nan, 0.1, 0.4),  # no kurtosis: not a setting
+        ("expected", 0.0, 1.0, 0.3, 0.3),   # equal r is not less accurate
+    ]
+    table = pd.DataFrame(rows, columns=["scoring", "base kurtosis", "aligned kurtosis", "base r", "aligned r"])
+    shift = paired_shift(table).set_index("scoring")
+    assert shift.loc["protocol", ["settings", "more peaked", "less accurate", "both"]].tolist() == [3, 2, 2, 1]
+    assert shift.loc["protocol", "median Δ kurtosis"] == pytest.approx(2.0)
+    assert shift.loc["protocol", "median Δ r"] == pytest.approx(-0.1)
+    assert shift.loc["expected", ["settings", "more peaked", "less accurate", "both"]].tolist() == [1, 1, 0, 0]
+    assert list(shift.index) == ["protocol", "expected"]  # in the table's order
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from numbias.errors import NumbiasError
@@ -112,6 +113,27 @@ def test_bad_backend_in_config(judge: str, fragment: str, tmp_path: Path) -> Non
     assert_one_line_error(numbias("run", str(config)), fragment)
 
 
+@pytest.mark.model
+@pytest.mark.usefixtures("embedded_judges")
+def test_align_on_the_embedded_pair(tmp_path: Path) -> None:
+    """The issue's "done when": `numbias align` on the embedded pair (plus Qwen) writes its
+    tables and its report section, with the sampled protocol beside its exact expectation."""
+    result = numbias("align", "--task", "vader", "--option", "n=16", "--scale", "0-9", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "cross-family, cross-size contrast" in result.stdout
+    assert "aligned vs base (paper protocol" in result.stdout, result.stdout
+    table = pd.read_csv(tmp_path / "alignment.csv")
+    assert set(table["aligned"]) == {"smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"}
+    assert set(table["base"]) == {"gemma3-270m-base"}
+    assert table["scoring"].str.startswith("paper protocol sampled").sum() == 2
+    assert table[["base kurtosis", "aligned kurtosis", "base r", "aligned r"]].notna().all().all()
+    assert len(pd.read_csv(tmp_path / "simulated_kurtosis.csv")) == 3
+    page = (tmp_path / "report.html").read_text()
+    for section in ("Alignment study: base vs aligned", "Aligned against base, setting by setting",
+                    "Simulated kurtosis of the n-sample protocol mean", "Base vs aligned histograms"):
+        assert section in page
+
+
 def test_correlate_pools_results_folders() -> None:
     part1 = Path(__file__).resolve().parents[1] / "docs" / "results" / "align-part1"
     result = numbias("correlate", str(part1))
@@ -119,3 +141,5 @@ def test_correlate_pools_results_folders() -> None:
     assert "over 18 settings (protocol): -0.04" in result.stdout
     twice = numbias("correlate", str(part1), str(part1))
     assert "over 36 settings (protocol): -0.04" in twice.stdout, twice.stdout
+    assert "more peaked in 8 of 12 settings, less accurate in 3, both in 2" in result.stdout, result.stdout
+    assert "more peaked in 16 of 24 settings, less accurate in 6, both in 4" in twice.stdout, twice.stdout

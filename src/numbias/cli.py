@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from numbias.errors import NumbiasError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Find, measure and remove numerical bias in LLM-as-a-judge evaluators.")
@@ -211,6 +214,7 @@ def align_cmd(
     for rule, iv in results.correlation.items():
         console.print(f"kurtosis vs Pearson r over all settings ({rule}): {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
                       " (paper: -0.60)")
+    _print_shift(results.shift)
     console.print(f"results in {folder}/ (alignment.csv, simulated_kurtosis.csv, report.html)")
 
 
@@ -222,7 +226,7 @@ def correlate_cmd(
     (a study run in parts, pooled)."""
     import pandas as pd
 
-    from numbias.align import kurtosis_accuracy
+    from numbias.align import kurtosis_accuracy, paired_shift
 
     frames = []
     for folder in folders:
@@ -244,6 +248,19 @@ def correlate_cmd(
         n = int(summary[summary.rule == rule].dropna(subset=["kurtosis", "pearson"]).shape[0])
         console.print(f"kurtosis vs Pearson r over {n} settings ({rule}): {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
                       " (paper: -0.60)")
+    tables = [folder / "alignment.csv" for folder in folders]
+    if all(t.is_file() for t in tables):
+        try:
+            _print_shift(paired_shift(pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)))
+        except (OSError, ValueError, KeyError) as exc:
+            raise NumbiasError(f"cannot read the alignment tables: {str(exc).splitlines()[0]}") from None
+
+
+def _print_shift(shift: pd.DataFrame) -> None:
+    for r in shift.to_dict("records"):
+        console.print(f"aligned vs base ({r['scoring']}): more peaked in {r['more peaked']} of {r['settings']} "
+                      f"settings, less accurate in {r['less accurate']}, both in {r['both']} (median change: "
+                      f"kurtosis {r['median Δ kurtosis']:+.2f}, Pearson r {r['median Δ r']:+.2f})")
 
 
 @app.command("mitigate")
