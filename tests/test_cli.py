@@ -134,7 +134,7 @@ def test_align_on_the_embedded_pair(tmp_path: Path) -> None:
         assert section in page
 
 
-def test_correlate_pools_results_folders() -> None:
+def test_correlate_pools_results_folders(tmp_path: Path) -> None:
     part1 = Path(__file__).resolve().parents[1] / "docs" / "results" / "align-part1"
     result = numbias("correlate", str(part1))
     assert result.returncode == 0, result.stderr
@@ -142,4 +142,10 @@ def test_correlate_pools_results_folders() -> None:
     twice = numbias("correlate", str(part1), str(part1))
     assert "over 36 settings (protocol): -0.04" in twice.stdout, twice.stdout
     assert "more peaked in 8 of 12 settings, less accurate in 3, both in 2" in result.stdout, result.stdout
-    assert "more peaked in 16 of 24 settings, less accurate in 6, both in 4" in twice.stdout, twice.stdout
+    plain = tmp_path / "plain"  # a `numbias run` folder: no alignment.csv
+    plain.mkdir()
+    (plain / "summary.json").write_bytes((part1 / "summary.json").read_bytes())
+    mixed = numbias("correlate", str(part1), str(plain))
+    assert mixed.returncode == 0 and f"no paired view: {plain} has no alignment.csv" in mixed.stdout, mixed.stdout
+    both = numbias("correlate", str(part1), str(part1.parent / "align-part2"))
+    assert "more peaked in 24 of 28 settings, less accurate in 16, both in 15" in both.stdout, both.stdout

@@ -86,7 +86,8 @@ def test_data_sets_whose_ids_collide_do_not_share_answers(tmp_path: Path) -> Non
 
 
 class _Probed:
-    """A backend whose identity is learned at start (as a server's probed mode is)."""
+    """A backend whose identity is learned at start (as a server's probed mode is), and
+    says nothing of ``chat`` (the configured option fills it in)."""
 
     identity_after_start = True
     built: list[bool] = []
@@ -94,7 +95,7 @@ class _Probed:
     def __new__(cls, model: str, *, chat: bool = True) -> FakeBackend:  # type: ignore[misc]
         cls.built.append(chat)
         backend = _fake(model)
-        backend.identity = {"backend": "test-probed", "model": model, "chat": chat, "probe": "served"}
+        backend.identity = {"backend": "test-probed", "model": model, "probe": "served"}
         return backend
 
 
@@ -108,7 +109,8 @@ def test_backend_identified_at_start_is_built_once(tmp_path: Path) -> None:
     assert _Probed.built == [False]  # once, with the configured chat
     assert len(results.items) == 16
     db = sqlite3.connect(tmp_path / "store.sqlite")
-    assert {json.loads(i)["probe"] for (i,) in db.execute("SELECT identity FROM judges")} == {"served"}
+    identities = [json.loads(i) for (i,) in db.execute("SELECT identity FROM judges")]
+    assert {(i["probe"], i["chat"]) for i in identities} == {("served", False)}
 
 
 class _Described:

@@ -197,13 +197,15 @@ def kurtosis_accuracy(summary: pd.DataFrame, rules: Sequence[str], n_boot: int =
 
 
 def paired_shift(table: pd.DataFrame) -> pd.DataFrame:
-    """How each aligned judge moves from its base, setting by setting (task × scale),
-    per scoring: the paper's claim is paired (alignment raises bias and costs accuracy),
+    """How each aligned judge moves from its base, setting by setting (pair × task ×
+    scale), per scoring: the paper's claim is paired (alignment raises bias and costs accuracy),
     and a correlation across settings can hide a consistent within-pair direction when
     tasks' base levels differ. Takes alignment tables, concatenated if run in parts."""
     rows = []
     for scoring, part in table.groupby("scoring", sort=False):
         part = part.dropna(subset=["base kurtosis", "aligned kurtosis", "base r", "aligned r"])
+        if part.empty:
+            continue
         peaked = part["aligned kurtosis"] > part["base kurtosis"]
         worse = part["aligned r"] < part["base r"]
         rows.append({"scoring": scoring, "settings": len(part), "more peaked": int(peaked.sum()),

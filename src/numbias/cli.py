@@ -249,14 +249,18 @@ def correlate_cmd(
         console.print(f"kurtosis vs Pearson r over {n} settings ({rule}): {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
                       " (paper: -0.60)")
     tables = [folder / "alignment.csv" for folder in folders]
-    if all(t.is_file() for t in tables):
-        try:
-            _print_shift(paired_shift(pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)))
-        except (OSError, ValueError, KeyError) as exc:
-            raise NumbiasError(f"cannot read the alignment tables: {str(exc).splitlines()[0]}") from None
+    if missing := [str(t.parent) for t in tables if not t.is_file()]:
+        if len(missing) < len(tables):
+            console.print(f"no paired view: {', '.join(missing)} has no alignment.csv (not a `numbias align` folder)")
+        return
+    try:
+        _print_shift(paired_shift(pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)))
+    except (OSError, ValueError, KeyError) as exc:
+        raise NumbiasError(f"cannot read the alignment tables: {str(exc).splitlines()[0]}") from None
 
 
 def _print_shift(shift: pd.DataFrame) -> None:
+    """One line per scoring: the paired counts of :func:`numbias.align.paired_shift`."""
     for r in shift.to_dict("records"):
         console.print(f"aligned vs base ({r['scoring']}): more peaked in {r['more peaked']} of {r['settings']} "
                       f"settings, less accurate in {r['less accurate']}, both in {r['both']} (median change: "

@@ -88,16 +88,19 @@ def describe_backend(name: str, model: str, options: dict[str, Any]) -> tuple[di
     missing from the store). The identity is the backend's own ``describe`` where it has one
     (it knows which options change results); a backend whose identity depends on what it
     finds at start (``identity_after_start``: a server's probed mode) is started once and
-    kept; anything else is identified by its non-secret options."""
+    kept; anything else is identified by its non-secret options. Both attributes are read
+    on the registered factory itself. An identity without ``chat`` takes the option's
+    value (default True)."""
     factory = _factory(name)
     _check_options(name, factory, {"model": model, **options})
+    chat = True if options.get("chat") is None else bool(options["chat"])
     describe = getattr(factory, "describe", None)
     if describe is not None:
-        return describe(model, **options), None
+        return {"chat": chat, **describe(model, **options)}, None
     if getattr(factory, "identity_after_start", False):
         backend = factory(model=model, **options)
-        return backend.identity, backend
-    return {"backend": name, "model": model, "chat": bool(options.get("chat", True)),
+        return {"chat": chat, **backend.identity}, backend
+    return {"backend": name, "model": model, "chat": chat,
             **{k: v for k, v in options.items() if k not in SECRET_OPTIONS}}, None
 
 
