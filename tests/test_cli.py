@@ -52,6 +52,21 @@ def test_bad_input(args: list[str], fragment: str, tmp_path: Path) -> None:
                           else numbias(*args), fragment)
 
 
+def test_progress_without_a_terminal_goes_to_stderr_as_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    from numbias.cli import log_progress
+
+    with log_progress("judge · vader · 0-9", 3, every=0.0) as advance:
+        for _ in range(3):
+            advance(1)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(" (")[0] for line in lines[:3]] == [f"judge · vader · 0-9: {k}/3" for k in (1, 2, 3)]
+    assert lines[3].startswith("judge · vader · 0-9: 3/3 done in ")
+    with pytest.raises(NumbiasError), log_progress("x", 2, every=3600.0) as advance:
+        advance(1)
+        raise NumbiasError("boom")
+    assert capsys.readouterr().err == ""  # nothing before the error line, no "done" after a failure
+
+
 def test_corrupt_gguf(tmp_path: Path) -> None:
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a model at all")

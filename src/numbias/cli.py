@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,30 @@ err_console = Console(stderr=True)
 
 
 @contextmanager
+def log_progress(description: str, total: int, every: float = 30.0) -> Iterator[Callable[[int], None]]:
+    """Progress as plain lines on stderr, at most one per ``every`` seconds and one at the
+    end, for logs and CI (rich draws its bar only on a terminal)."""
+    start = last = time.monotonic()
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done, last
+        done += n
+        if (now := time.monotonic()) - last >= every:
+            last = now
+            err_console.print(f"{description}: {done}/{total} ({now - start:.0f} s)", highlight=False)
+
+    yield advance
+    err_console.print(f"{description}: {done}/{total} done in {time.monotonic() - start:.0f} s", highlight=False)
+
+
+@contextmanager
 def rich_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal, else :func:`log_progress`."""
+    if not err_console.is_terminal:
+        with log_progress(description, total) as advance:
+            yield advance
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
