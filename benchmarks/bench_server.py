@@ -50,5 +50,6 @@ def main() -> None:
     print(f"in-process exact trie (llama.cpp, prune {backend.prune:g}): {args.n_items / wall:.2f} items/s; "
           f"largest |dp| against exact over HTTP: {gap:.1e}")
 
+
 if __name__ == "__main__":
     main()

@@ -17,13 +17,10 @@ import numpy as np
 
 from numbias.backends.hf import TransformersBackend
 from numbias.backends.llamacpp import LlamaCppBackend
+from numbias.distribution import stack
 from numbias.models import JUDGES
 from numbias.scale import ScoreScale
 from numbias.tasks import TASKS
-
-
-def _vector(d) -> np.ndarray:
-    return np.concatenate([d.probs, [d.below, d.above, d.other]])
 
 
 def main() -> None:
@@ -45,7 +42,8 @@ def main() -> None:
             start = time.perf_counter()
             ours = list(hf.score(prompts, scale))
             per_item = (time.perf_counter() - start) / len(prompts)
-            tv = [0.5 * np.abs(_vector(a) - _vector(b)).sum() for a, b in zip(ours, local.score(prompts, scale))]
+            theirs = list(local.score(prompts, scale))
+            tv = 0.5 * np.abs(np.hstack(stack(ours)) - np.hstack(stack(theirs))).sum(axis=1)
             print(f"{name:<28} {text:>5} {max(tv):7.4f} {np.mean(tv):8.4f} {per_item:9.2f} {load:9.0f}")
 
 

@@ -143,3 +143,21 @@ def test_tempered_trie_equals_brute_force_at_that_temperature(seed: int, tempera
     expected = _brute_force(backend, sc, temperature=temperature)
     np.testing.assert_allclose(dist.probs, expected[: sc.size], atol=1e-9)
     np.testing.assert_allclose([dist.below, dist.above, dist.other], expected[sc.size :], atol=1e-9)
+
+
+def test_next_level_keeps_children_whose_path_reaches_prune() -> None:
+    """The step every pruned walk (llama.cpp, exact over HTTP) shares: reach is the
+    product of the T = 1 probabilities along the path, and only children at or above
+    ``prune`` are evaluated next."""
+    trie = ScoreTrie(ScoreScale(1, 10), PIECES)
+    root = trie.nodes[0]
+    k = len(root.children)
+    probs = np.linspace(1.0, 2.0, k) / (4 * np.linspace(1.0, 2.0, k).sum())  # the children share 0.25
+    row = np.log(np.concatenate([probs, np.full(len(root.gather) - k, 1e-3)]))
+    reach = np.zeros(len(trie.nodes))
+    reach[0] = 0.8
+    cut = 0.8 * (probs[k // 2 - 1] + probs[k // 2]) / 2  # between two children (probs increase)
+    wanted = trie.next_level([0], [row], reach, cut)
+    np.testing.assert_allclose(reach[root.children], 0.8 * probs)
+    assert wanted == root.children[k // 2 :]
+    assert trie.next_level([0], [row], reach, 0.0) == root.children

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, first_line
 from numbias.mitigation import Fitted, Setting, SettingData
 from numbias.prompt import PromptTemplate
 from numbias.scale import ScoreScale
@@ -93,7 +93,7 @@ class CalibratedJudge:
             raise NumbiasError(f"calibrated judge file {path} does not exist") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise NumbiasError(f"calibrated judge file {path} is not a saved numbias judge: "
-                               f"{str(exc).splitlines()[0]}") from None
+                               f"{first_line(exc)}") from None
         if saved.format != FORMAT:
             raise NumbiasError(f"calibrated judge file {path} has format {saved.format!r}, expected {FORMAT!r}")
         try:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,14 +144,13 @@ def score(
     console.print(f"wrote {len(dataset)} distributions to {path}")
 
 
+# Options shared by ``run``, ``align`` and ``mitigate``.
 JudgeOpt = Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")]
 TaskOpt = Annotated[list[str] | None, typer.Option(help="Task name (repeatable).")]
 DataOpt = Annotated[Path | None, typer.Option(help="Data path for the given task(s).")]
 OptionOpt = Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=500, pair=ro-en).")]
 ScaleOpt = Annotated[list[str] | None, typer.Option(help="Scale LO-HI (repeatable).")]
 OutOpt = Annotated[Path | None, typer.Option(help="Results folder.")]
-"""Options shared by ``run``, ``align`` and ``mitigate``."""
-
 
 
 @app.command("run")
@@ -258,7 +257,7 @@ def correlate_cmd(
         try:
             frames.append(pd.read_json(path))
         except (OSError, ValueError) as exc:
-            raise NumbiasError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+            raise NumbiasError(f"cannot read {path}: {first_line(exc)}") from None
     summary = pd.concat(frames, ignore_index=True)
     if not {"rule", "kurtosis", "pearson"} <= set(summary.columns):
         raise NumbiasError("summary.json lacks rule/kurtosis/pearson columns: is it a numbias results folder?")
@@ -280,7 +279,7 @@ def correlate_cmd(
     try:
         _print_shift(paired_shift(pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)))
     except (OSError, ValueError, KeyError) as exc:
-        raise NumbiasError(f"cannot read the alignment tables: {str(exc).splitlines()[0]}") from None
+        raise NumbiasError(f"cannot read the alignment tables: {first_line(exc)}") from None
 
 
 def _print_shift(shift: pd.DataFrame) -> None:

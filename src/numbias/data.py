@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, first_line
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def read_table(path: str | Path, *, sep: str | None = None, header: bool = True)
     except ImportError:
         raise NumbiasError(f"reading {path} needs pyarrow: pip install 'numbias[parquet]'") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
-        raise NumbiasError(f"data file {path} is unreadable: {str(exc).splitlines()[0]}") from None
+        raise NumbiasError(f"data file {path} is unreadable: {first_line(exc)}") from None
 
 
 def load_table(

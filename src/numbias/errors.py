@@ -3,3 +3,12 @@
 
 class NumbiasError(Exception):
     """A problem with the user's input (file, column, scale, model, server answer)."""
+
+
+def first_line(exc: BaseException | str) -> str:
+    """The first line of an error's message (or its type when it has none): library
+    errors span many lines, and numbias reports each problem on one."""
+    text = str(exc).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(exc).__name__ if isinstance(exc, BaseException) else ""

@@ -80,6 +80,14 @@ def render_plain(prompt: Prompt) -> str:
     return f"{head}{prompt.user}\n{prompt.answer_prefix}"
 
 
+def drop_repeated_bos(tokens: list[int], bos: int | None) -> list[int]:
+    """Tokens of a rendered chat prompt without the second BOS: the chat template
+    already wrote one, and the tokenizer adds its own."""
+    if len(tokens) > 1 and bos is not None and tokens[0] == tokens[1] == bos:
+        return tokens[1:]
+    return tokens
+
+
 @lru_cache(maxsize=16)
 def _compile(template: str) -> Template:
     """Parse a chat template once: parsing costs more than rendering a short prompt."""

@@ -29,7 +29,7 @@ from numbias.backends import Backend, create_backend, describe_backend
 from numbias.backends.base import takes_option
 from numbias.data import Dataset
 from numbias.distribution import ScoreDistribution, stack
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, first_line
 from numbias.metrics import RULES, evaluate, item_scores
 from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import Prompt, PromptTemplate
@@ -96,7 +96,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise NumbiasError(f"config file {path} does not exist") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise NumbiasError(f"config file {path} is not readable YAML: {str(exc).splitlines()[0]}") from None
+        raise NumbiasError(f"config file {path} is not readable YAML: {first_line(exc)}") from None
     if not isinstance(data, dict):
         raise NumbiasError(f"config file {path} must hold a mapping of settings")
     return data

@@ -120,6 +120,18 @@ class ScoreTrie:
             index = self.nodes[index].parent
         return tokens[::-1]
 
+    def next_level(self, level: Sequence[int], rows: Sequence[np.ndarray], reach: np.ndarray,
+                   prune: float) -> list[int]:
+        """One step of a pruned walk: the children of the ``level`` nodes whose path
+        probability (written into ``reach``) is at least ``prune``. ``rows`` are those
+        nodes' T = 1 log-probabilities, children first (as ``gather`` orders them)."""
+        wanted: list[int] = []
+        for parent, row in zip(level, rows):
+            children = self.nodes[parent].children
+            reach[children] = reach[parent] * np.exp(row[: len(children)])
+            wanted += [c for c in children if reach[c] >= prune]
+        return wanted
+
     def distribution(
         self, node_logprobs: Sequence[np.ndarray | None], temperatures: Sequence[float] = (1.0,)
     ) -> ScoreDistribution:

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, first_line
 from numbias.models import JUDGES, has_chat_template, resolve
-from numbias.prompt import Prompt, render_chat, render_plain
+from numbias.prompt import Prompt, drop_repeated_bos, render_chat, render_plain
 from numbias.scale import ScoreScale
 from numbias.trie import ScoreTrie, tempered_logprobs
 
@@ -89,8 +89,7 @@ class TransformersBackend:
                 self._tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
                 self._model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=self._dtype, **kwargs)
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise NumbiasError(f"transformers could not load {model!r}: {first}") from None
+            raise NumbiasError(f"transformers could not load {model!r}: {first_line(exc)}") from None
         try:
             self._model.to(device)
         except (RuntimeError, AssertionError) as exc:
@@ -106,8 +105,9 @@ class TransformersBackend:
         self.n_vocab = int(self._model.get_output_embeddings().weight.shape[0])
         self.pieces = _pieces(self._tokenizer, self.n_vocab)
         self._eog = _eog_ids(self._model, self._tokenizer)
-        text_config = getattr(self._model.config, "get_text_config", lambda: self._model.config)()
-        self._window: int | None = getattr(text_config, "sliding_window", None)
+        config = self._model.config
+        self._text_config = getattr(config, "get_text_config", lambda: config)()
+        self._window: int | None = getattr(self._text_config, "sliding_window", None)
         self._tries: dict[ScoreScale, tuple[ScoreTrie, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     @staticmethod
@@ -142,19 +142,14 @@ class TransformersBackend:
 
     def tokenize(self, prompt: Prompt) -> list[int]:
         tokens = list(self._tokenizer(self.render(prompt), add_special_tokens=True)["input_ids"])
-        bos = self._tokenizer.bos_token_id
-        if len(tokens) > 1 and bos is not None and tokens[0] == tokens[1] == bos:
-            tokens = tokens[1:]  # the chat template already wrote the BOS
-        return tokens
+        return drop_repeated_bos(tokens, self._tokenizer.bos_token_id)
 
     def count_tokens(self, prompt: Prompt) -> int:
         return len(self.tokenize(prompt))
 
     @property
     def context_length(self) -> int:
-        config = self._model.config
-        text = getattr(config, "get_text_config", lambda: config)()
-        return int(getattr(text, "max_position_embeddings", 2048))
+        return int(getattr(self._text_config, "max_position_embeddings", 2048))
 
     # --- exact scoring ----------------------------------------------------------
     def _plan(self, scale: ScoreScale) -> tuple[ScoreTrie, np.ndarray, np.ndarray, np.ndarray]:
@@ -282,8 +277,7 @@ def _hub_has_template(model: str, revision: str | None) -> bool:
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError, RuntimeError, ImportError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NumbiasError(f"transformers could not load the tokenizer of {model!r}: {first}") from None
+        raise NumbiasError(f"transformers could not load the tokenizer of {model!r}: {first_line(exc)}") from None
     return bool(tokenizer.chat_template)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
 from numbias.errors import NumbiasError
 from numbias.models import check_gguf, has_chat_template, resolve
-from numbias.prompt import Prompt, render_chat, render_plain
+from numbias.prompt import Prompt, drop_repeated_bos, render_chat, render_plain
 from numbias.sampling import draw_token
 from numbias.scale import ScoreScale
 from numbias.trie import ScoreTrie, gather_logprobs, tempered_logprobs
@@ -38,10 +38,9 @@ class GGUFVocab:
         self.pieces = [self._piece(t) for t in range(self.n_vocab)]
         self.eog = frozenset(t for t in range(self.n_vocab) if lib.llama_vocab_is_eog(model.vocab, t))
         self.template: str | None = model.metadata().get("tokenizer.chat_template")
-        self._bos = self._token_text(model.token_bos())
+        self.bos_text = self._token_text(model.token_bos())
         self._eos = self._token_text(model.token_eos())
         self.adds_bos: bool = bool(model.add_bos_token())
-        self.bos_text = self._bos
 
     @classmethod
     def load(cls, model: str) -> GGUFVocab:
@@ -72,15 +71,12 @@ class GGUFVocab:
         if chat:
             if not self.template:
                 raise NumbiasError("this model has no chat template; use it as a base model (chat=False)")
-            return render_chat(self.template, prompt, self._bos, self._eos)
+            return render_chat(self.template, prompt, self.bos_text, self._eos)
         return render_plain(prompt)
 
     def tokenize(self, text: str) -> list[int]:
-        tokens = self._model.tokenize(text.encode("utf-8"), self._model.add_bos_token(), True)
-        bos = self._model.token_bos()
-        if len(tokens) > 1 and tokens[0] == tokens[1] == bos:
-            tokens = tokens[1:]  # the chat template already wrote the BOS
-        return tokens
+        tokens = self._model.tokenize(text.encode("utf-8"), self.adds_bos, True)
+        return drop_repeated_bos(tokens, self._model.token_bos())
 
 
 def _import_llama() -> tuple[Any, Any]:
@@ -324,14 +320,8 @@ class LlamaCppBackend:
         rows[0] = self._read(queued - 1, trie.nodes[0].gather)
         level = [0]
         while level:
-            wanted = []
-            for parent in level:
-                node = trie.nodes[parent]
-                p = np.exp(rows[parent][self._t1, : len(node.children)])  # type: ignore[index]
-                for child, prob in zip(node.children, p):
-                    reach[child] = reach[parent] * prob
-                    if reach[child] >= self.prune:
-                        wanted.append(child)
+            t1_rows = [rows[n][self._t1] for n in level]  # type: ignore[index]
+            wanted = trie.next_level(level, t1_rows, reach, self.prune)
             for j, node in enumerate(wanted):
                 n = trie.nodes[node]
                 self._put(j, n.token, len(tokens) + n.depth - 1, seqs[node], True)

@@ -42,7 +42,7 @@ import numpy as np
 
 from numbias.backends.llamacpp import GGUFVocab
 from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, first_line
 from numbias.prompt import Prompt
 from numbias.scale import ScoreScale
 from numbias.trie import ScoreTrie, TrieNode
@@ -135,7 +135,7 @@ class OpenAIBackend:
             raise NumbiasError(f"cannot reach the server at {self.base_url}: {exc}") from None
         except self._openai.APIStatusError as exc:
             raise NumbiasError(f"the server at {self.base_url} answered {exc.status_code}: "
-                               f"{str(exc.message).splitlines()[0]}") from None
+                               f"{first_line(str(exc.message))}") from None
 
     @staticmethod
     def _messages(prompt: Prompt) -> list[dict[str, str]]:
@@ -233,17 +233,11 @@ class OpenAIBackend:
             rows[0], bound = await node_row(text, trie.nodes[0])
             level = [0]
             while level:
-                wanted = []
-                for parent in level:
-                    node = trie.nodes[parent]
-                    p = np.exp(rows[parent][: len(node.children)])  # type: ignore[index]
-                    for child, prob in zip(node.children, p):
-                        reach[child] = reach[parent] * prob
-                        # A path the tokenizer would not produce from its text cannot be asked
-                        # for as text: it stays unevaluated and counts as pruned.
-                        if reach[child] >= self.prune and vocab.tokenize(text + trie.nodes[child].text) == (
-                                base + trie.path(child)):
-                            wanted.append(child)
+                # A path the tokenizer would not produce from its text cannot be asked for
+                # as text: it stays unevaluated and counts as pruned.
+                level_rows = [rows[p] for p in level]
+                wanted = [n for n in trie.next_level(level, level_rows, reach, self.prune)  # type: ignore[arg-type]
+                          if vocab.tokenize(text + trie.nodes[n].text) == base + trie.path(n)]
                 found = await asyncio.gather(*(node_row(text + trie.nodes[n].text, trie.nodes[n]) for n in wanted))
                 for n, (row, b) in zip(wanted, found):
                     rows[n] = row
