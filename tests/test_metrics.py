@@ -12,6 +12,7 @@ from scipy.spatial.distance import jensenshannon
 from numbias.metrics import (
     bootstrap,
     evaluate,
+    group_pearson,
     histogram,
     human_ceiling,
     item_scores,
@@ -21,6 +22,7 @@ from numbias.metrics import (
     _pearson_rows,
     _spearman_rows,
 )
+from numbias.errors import NumbiasError
 from numbias.scale import ScoreScale
 
 RNG = np.random.default_rng(7)
@@ -96,3 +98,109 @@ def test_human_ceiling_spearman_brown() -> None:
     ceiling = human_ceiling(ratings, splits=20)
     # 10 raters with noise variance 0.25 around unit-variance truth: reliability ~ 1/(1+0.025)
     assert 0.95 < ceiling < 0.995
+
+
+def _grouped(sizes: dict[str, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Judge and human scores for groups of the given sizes, items of different groups
+    interleaved (so a group's items are not contiguous)."""
+    rng = np.random.default_rng(seed)
+    groups = rng.permutation(np.repeat(list(sizes), list(sizes.values())))
+    human = rng.normal(size=len(groups))
+    return human + rng.normal(size=len(groups)), human, groups
+
+
+def _scipy_group_r(scores: np.ndarray, human: np.ndarray, groups: np.ndarray) -> list[float]:
+    return [stats.pearsonr(scores[groups == g], human[groups == g])[0] for g in dict.fromkeys(groups)]
+
+
+def test_group_pearson_is_the_mean_of_within_group_scipy_r() -> None:
+    scores, human, groups = _grouped({"doc-a": 4, "doc-b": 7, "doc-c": 3, "doc-d": 10})
+    res = group_pearson(scores, human, groups, n_boot=200)
+    assert res.pearson.value == pytest.approx(np.mean(_scipy_group_r(scores, human, groups)))
+    assert (res.groups, res.skipped, res.notes) == (4, 0, [])
+    # not the item-level r
+    assert res.pearson.value != pytest.approx(stats.pearsonr(scores, human)[0])
+    # integer labels work the same
+    codes = np.unique(groups, return_inverse=True)[1]
+    assert group_pearson(scores, human, codes, n_boot=200).pearson == res.pearson
+
+
+def test_unusable_groups_are_skipped_with_a_note_and_no_warnings() -> None:
+    scores, human, groups = _grouped({"a": 5, "b": 6})
+    usable = np.mean(_scipy_group_r(scores, human, groups))
+    # three groups of one item, two with constant human scores, one where the judge gave one score
+    extra_groups = ["s1", "s2", "s3", "h1", "h1", "h1", "h2", "h2", "j", "j", "j"]
+    extra_scores = [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 7.0, 7.0]
+    extra_human = [0.5, 0.1, 0.2, 0.3, 0.3, 0.3, 0.9, 0.9, 0.1, 0.2, 0.3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = group_pearson(np.append(scores, extra_scores), np.append(human, extra_human),
+                            np.append(groups, extra_groups), n_boot=100)
+    assert res.pearson.value == pytest.approx(usable)
+    assert (res.groups, res.skipped) == (2, 6)
+    assert res.notes == ["3 group(s) of one item skipped", "2 group(s) with constant human scores skipped",
+                         "1 group(s) where the judge gave one score skipped"]
+
+
+def test_group_pearson_drops_items_missing_a_score_or_a_group() -> None:
+    scores, human, groups = _grouped({"a": 5, "b": 6})
+    expected = group_pearson(scores, human, groups, n_boot=100)
+    res = group_pearson(np.append(scores, [np.nan, 3.0, 4.0]), np.append(human, [0.1, 0.2, np.nan]),
+                        np.append(groups.astype(object), ["a", None, "b"]), n_boot=100)
+    assert res.pearson == expected.pearson
+    assert res.notes == ["1 item(s) with no numeric answer dropped", "1 item(s) with no human score dropped",
+                         "1 item(s) with no group dropped"]
+
+
+def test_no_usable_group_gives_nan_and_a_note() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = group_pearson(np.array([1.0, 2.0, 3.0, 4.0, 4.0]), np.array([1.0, 1.0, 2.0, 3.0, 5.0]),
+                            np.array(["a", "a", "b", "c", "c"]))
+        empty = group_pearson(np.full(3, np.nan), np.ones(3), np.array([1, 1, 2]))
+    assert np.isnan(res.pearson.value) and np.isnan(res.pearson.low) and np.isnan(res.pearson.high)
+    assert (res.groups, res.skipped) == (0, 3)
+    assert any("group-level Pearson undefined" in n for n in res.notes)
+    assert np.isnan(empty.pearson.value) and empty.groups == 0
+    with pytest.raises(NumbiasError, match="one group per item"):
+        group_pearson(np.ones(3), np.ones(3), np.array([1, 2]))
+
+
+def test_group_bootstrap_resamples_groups() -> None:
+    # resampling two groups, a quarter of the resamples are group one twice (mean r1),
+    # a quarter group two twice: the percentile CI is exactly [min r, max r]. Resampling
+    # items would move each group's r and give other bounds.
+    scores, human, groups = _grouped({"a": 12, "b": 15}, seed=1)
+    scores[groups == "b"] = -scores[groups == "b"]
+    r = _scipy_group_r(scores, human, groups)
+    assert min(r) < -0.3 and max(r) > 0.3
+    res = group_pearson(scores, human, groups, n_boot=500, seed=5)
+    assert (res.pearson.low, res.pearson.high) == (pytest.approx(min(r)), pytest.approx(max(r)))
+    # many groups: within [min r, max r], reproducible for a seed, moved by another seed
+    scores, human, groups = _grouped({f"g{i}": 3 + i % 5 for i in range(30)}, seed=2)
+    r = _scipy_group_r(scores, human, groups)
+    one, two, other = (group_pearson(scores, human, groups, n_boot=300, seed=s).pearson for s in (3, 3, 4))
+    assert min(r) <= one.low < one.value < one.high <= max(r)
+    assert one == two and (one.low, one.high) != (other.low, other.high)
+    # the width of a CI for the mean of 30 group-level values
+    assert one.high - one.low == pytest.approx(2 * 1.96 * np.std(r) / np.sqrt(len(r)), rel=0.3)
+
+
+def test_evaluate_with_groups_fills_the_group_fields() -> None:
+    scores, human, groups = _grouped({"a": 6, "b": 8, "c": 5, "d": 1})
+    scale = ScoreScale(0, 9)
+    scores = np.clip(np.rint(4.5 + 2 * scores), 0, 9)
+    scores[0] = np.nan
+    m = evaluate(scores, human, (-3.0, 3.0), scale, groups=groups, n_boot=100, seed=2)
+    keep = ~np.isnan(scores)
+    direct = group_pearson(scores[keep], human[keep], groups[keep], n_boot=100, seed=2)
+    assert m.group_pearson == direct.pearson and m.groups == 3
+    assert m.notes == ["1 item(s) with no numeric answer dropped", "1 group(s) of one item skipped"]
+    flat = m.flat()
+    keys = list(flat)
+    assert keys[keys.index("human_ceiling") + 1:] == ["group_pearson", "group_pearson_low", "group_pearson_high",
+                                                      "groups", "notes"]
+    assert flat["group_pearson"] == direct.pearson.value and flat["groups"] == 3
+    plain = evaluate(scores, human, (-3.0, 3.0), scale, n_boot=100)
+    assert np.isnan(plain.group_pearson.value) and np.isnan(plain.group_pearson.low) and plain.groups == 0
+    assert plain.notes == ["1 item(s) with no numeric answer dropped"]

@@ -18,9 +18,14 @@ from numbias.mitigation import (
     QuantileMapping,
     Setting,
     SettingData,
+    CRITERIA,
+    LABEL_CRITERIA,
     TemperatureScaling,
+    _folds,
+    dev_score,
     select,
 )
+from numbias.metrics import group_pearson
 from numbias.prompt import PromptTemplate
 from numbias.scale import ScoreScale
 from numbias.study import JudgeConfig
@@ -272,14 +277,14 @@ def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
 
     from numbias.data import Dataset
     from numbias.mitigate import _compare_task
+    from numbias.tasks import PreparedTask
 
     data, human = synthetic
     frame = pd.DataFrame({"id": [str(i) for i in range(len(human))], "human": human, "word": "w"})
-    dataset = Dataset("synthetic", frame, ("word",), (0.0, 1.0))
+    task = PreparedTask("synthetic", Dataset("synthetic", frame, ("word",), (0.0, 1.0)), PromptTemplate("Rate {word}."))
     config = parse_mitigate({"scales": ["0-9", "1-5"], "rules": ["expected", "protocol"],
                              "temperatures": [0.7, 1.0, "fit"], "bootstrap": 50, **split})
-    comp = _compare_task(JudgeConfig(model="smollm2-135m-instruct"), PromptTemplate("Rate {word}."), "synthetic",
-                         dataset, data, {}, config)
+    comp = _compare_task(JudgeConfig(model="smollm2-135m-instruct"), task, data, {}, config)
     table = comp.table.set_index("row")
     expected_n = 150 if "dev" in split else 300
     assert (table["n test"] == expected_n).all()
@@ -303,3 +308,64 @@ def test_the_mode_moves_with_temperature_for_multi_token_scores() -> None:
     dist = next(FakeBackend(pieces, table).score([Prompt("q")], ScoreScale(1, 10)))
     assert np.argmax(dist.probs) == 0           # "1": the three end tokens together outweigh "0"
     assert np.argmax(dist.at(0.4).probs) == 9   # "10": sharpened, the single "0" wins
+
+
+def _peaked(target: np.ndarray, scale: ScoreScale) -> list[ScoreDistribution]:
+    """A sharp judge centred on ``target`` (on the unit interval) for each item."""
+    return [_dist(-2.0 * (scale.values - t) ** 2, scale, other_logit=-30) for t in scale.from_unit(target)]
+
+
+@pytest.fixture(scope="module")
+def grouped() -> tuple[dict[str, SettingData], np.ndarray, np.ndarray]:
+    """30 documents × 6 system outputs. Human scores = document level + output quality.
+    The 1-5 judge sees only the document level (good item-level r, none within a
+    document); the 0-9 judge sees only output quality (the reverse)."""
+    rng = np.random.default_rng(4)
+    groups = np.repeat([f"doc{i}" for i in range(30)], 6)
+    level = np.repeat(rng.uniform(0.2, 0.8, 30), 6)
+    quality = rng.uniform(-0.15, 0.15, len(groups))
+    human = level + quality
+    data = {"1-5": SettingData(_peaked(level + rng.uniform(-0.15, 0.15, len(groups)), SCALES["1-5"]), []),
+            "0-9": SettingData(_peaked(0.5 + 2 * quality, SCALES["0-9"]), [])}
+    return data, human, groups
+
+
+def test_group_pearson_selection_picks_the_best_judge_within_groups(grouped) -> None:
+    data, human, groups = grouped
+    candidates = [Setting(s, "expected", 1.0, m) for s in data for m in ("none", "isotonic")]
+    by_items, _ = select(candidates, data, human, (0.0, 1.0))
+    by_groups, group_scores = select(candidates, data, human, (0.0, 1.0), criterion="group_pearson", groups=groups)
+    assert by_items.scale == "1-5" and by_groups.scale == "0-9"
+    assert group_scores[by_groups] == max(group_scores.values()) > 0.8
+    assert all(np.isfinite(v) for v in group_scores.values())  # the label-using isotonic settings cross-fit
+    # a label-free setting's score is group_pearson's point value over the dev items
+    plain = Setting("0-9", "expected")
+    pred = Fitted.fit(plain, data["0-9"], np.arange(len(human)), None).predict(data["0-9"].distributions)
+    assert group_scores[plain] == pytest.approx(group_pearson(pred, human, groups).pearson.value)
+
+
+def test_group_folds_keep_groups_whole(grouped) -> None:
+    _, human, groups = grouped
+    held_out = []
+    for train, part in _folds(len(groups), 5, 0, groups):
+        assert not set(groups[train]) & set(groups[part])
+        held_out.extend(part)
+    assert sorted(held_out) == list(range(len(groups)))
+    # item folds do split groups
+    assert any(set(groups[t]) & set(groups[p]) for t, p in _folds(len(groups), 5, 0, None))
+
+
+def test_group_criterion_needs_groups_and_labels(grouped) -> None:
+    data, human, groups = grouped
+    assert set(LABEL_CRITERIA) < set(CRITERIA) and "group_pearson" in LABEL_CRITERIA
+    setting = Setting("0-9", "expected")
+    with pytest.raises(NumbiasError, match="needs a group column"):
+        select([setting], data, human, (0.0, 1.0), criterion="group_pearson")
+    with pytest.raises(NumbiasError, match="needs a group column"):
+        dev_score(setting, data["0-9"], human, (0.0, 1.0), criterion="group_pearson")
+    with pytest.raises(NumbiasError, match="group-level Pearson needs human scores"):
+        select([setting], data, None, (0.0, 1.0), criterion="group_pearson", groups=groups)
+    with pytest.raises(NumbiasError, match="one group per item"):
+        select([setting], data, human, (0.0, 1.0), criterion="group_pearson", groups=groups[:10])
+    with pytest.raises(NumbiasError, match="unknown selection criterion"):
+        select([setting], data, human, (0.0, 1.0), criterion="vibes")

@@ -1,7 +1,9 @@
 """numbias: find, measure and remove numerical bias in LLM-as-a-judge evaluators."""
 
 from numbias.backends import Backend, create_backend, register_backend
+from numbias.align import align
 from numbias.calibrated import CalibratedJudge
+from numbias.data import Dataset, load_file
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
 from numbias.mitigation import (
@@ -14,7 +16,10 @@ from numbias.mitigation import (
 )
 from numbias.prompt import Prompt, PromptTemplate
 from numbias.scale import ScoreScale
+from numbias.mitigate import mitigate
+from numbias.scoring import score
 from numbias.study import RunConfig, StudyResults, run
+from numbias.tasks import Task, TaskConfig, all_tasks, register_task
 
 __all__ = [
     "Backend",
@@ -22,6 +27,7 @@ __all__ = [
     "BetaCalibration",
     "CalibratedJudge",
     "ContextualCalibration",
+    "Dataset",
     "IsotonicMapping",
     "QuantileMapping",
     "TemperatureScaling",
@@ -32,8 +38,16 @@ __all__ = [
     "ScoreDistribution",
     "ScoreScale",
     "StudyResults",
+    "Task",
+    "TaskConfig",
+    "align",
+    "all_tasks",
     "create_backend",
+    "load_file",
+    "mitigate",
     "register_backend",
+    "register_task",
     "run",
+    "score",
 ]
 __version__ = "0.1.0"

@@ -31,7 +31,7 @@ from numbias.study import (
     StudyResults,
     TaskConfig,
     TaskList,
-    _no_progress,
+    no_progress,
     run,
     validate_config,
 )
@@ -215,7 +215,7 @@ def paired_shift(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progress = _no_progress) -> AlignResults:
+def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progress = no_progress) -> AlignResults:
     if not isinstance(config, AlignConfig):
         config = parse_align(config or {})
     study = config.study()
@@ -241,8 +241,11 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
                     rows.append({"base": base, "aligned": aligned, "task": task, "scale": scale, "scoring": protocol,
                                  "human kurtosis": b["human_kurtosis"], "base kurtosis": b["kurtosis"],
                                  "aligned kurtosis": a["kurtosis"], "base r": b["pearson"], "aligned r": a["pearson"],
+                                 "base group r": b["group_pearson"], "aligned group r": a["group_pearson"],
                                  "note": note})
     table = pd.DataFrame(rows)
+    if table[["base group r", "aligned group r"]].isna().all().all():
+        table = table.drop(columns=["base group r", "aligned group r"])
     correlation = kurtosis_accuracy(summary, (sampled_label, "expected", "protocol"), config.bootstrap,
                                     config.seed)
     sims = []

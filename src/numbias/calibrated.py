@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from numbias.data import Dataset, make_dataset
+from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError, first_line
 from numbias.mitigation import Fitted, Setting, SettingData
-from numbias.prompt import PromptTemplate
+from numbias.prompt import SCALE_FIELDS, PromptTemplate
 from numbias.scale import ScoreScale
-from numbias.study import Judge, JudgeConfig
+from numbias.study import Judge, JudgeConfig, Progress, collect, no_progress, open_store
 
 FORMAT = "numbias.calibrated-judge/1"
 
@@ -28,6 +32,7 @@ class _Saved(BaseModel):
     state: dict[str, Any]
     human_range: tuple[float, float]
     fitted_on: str
+    truncate: str | None = None
 
 
 class CalibratedJudge:
@@ -36,19 +41,21 @@ class CalibratedJudge:
     setting's scale; ``to_human`` maps them linearly onto the human range."""
 
     def __init__(self, judge: JudgeConfig, template: PromptTemplate, fitted: Fitted,
-                 human_range: tuple[float, float], fitted_on: str = "") -> None:
+                 human_range: tuple[float, float], fitted_on: str = "", truncate: str | None = None) -> None:
         self.judge_config = judge
         self.template = template
         self.fitted = fitted
         self.human_range = human_range
         self.fitted_on = fitted_on
+        self.truncate = truncate
         self._judge: Judge | None = None
 
     @classmethod
     def fit(cls, judge: JudgeConfig, template: PromptTemplate, setting: Setting, data: SettingData,
-            human_on_scale: np.ndarray, human_range: tuple[float, float], fitted_on: str = "") -> CalibratedJudge:
+            human_on_scale: np.ndarray, human_range: tuple[float, float], fitted_on: str = "",
+            truncate: str | None = None) -> CalibratedJudge:
         fitted = Fitted.fit(setting, data, np.arange(len(data.distributions)), human_on_scale)
-        return cls(judge, template, fitted, human_range, fitted_on)
+        return cls(judge, template, fitted, human_range, fitted_on, truncate)
 
     @property
     def setting(self) -> Setting:
@@ -58,15 +65,39 @@ class CalibratedJudge:
     def scale(self) -> ScoreScale:
         return ScoreScale.parse(self.setting.scale)
 
-    def score(self, items: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        if not items:
-            return np.zeros(0)
+    @property
+    def judge(self) -> Judge:
+        """The underlying judge, built on first use (its backend loads only to score)."""
         if self._judge is None:
             self._judge = Judge(self.judge_config)
-        self.template.check(set().union(*(set(i) for i in items)))
-        prompts = [self.template.fill(item, self.scale, chat=self._judge.chat) for item in items]
-        dists = list(self._judge.backend.score(prompts, self.scale))
-        return self.fitted.predict(dists)
+        return self._judge
+
+    def score(self, items: Sequence[Mapping[str, Any]] | Dataset, *, store: str | Path | None = None,
+              progress: Progress = no_progress) -> np.ndarray:
+        """Calibrated scores on the setting's scale for new items (a Dataset, e.g. from
+        :func:`numbias.data.load_file`, or mappings of the template's fields). With
+        ``store`` the distributions are kept there, so a long scoring resumes."""
+        data = items if isinstance(items, Dataset) else self._dataset(items)
+        if not len(data):
+            return np.zeros(0)
+        return self.fitted.predict(self.distributions(data, store=store, progress=progress))
+
+    def distributions(self, data: Dataset, *, store: str | Path | None = None,
+                      progress: Progress = no_progress) -> list[ScoreDistribution]:
+        """The judge's exact distributions for ``data`` at the setting's scale."""
+        self.template.check(set(data.fields))
+        with TemporaryDirectory() as tmp, open_store(store or Path(tmp) / "store.sqlite") as db:
+            scored = collect(self.judge, data.name, data, self.template, self.scale, db, progress=progress,
+                             truncate=self.truncate)
+        return scored.distributions
+
+    def _dataset(self, items: Sequence[Mapping[str, Any]]) -> Dataset:
+        fields = sorted(self.template.fields - SCALE_FIELDS)
+        self.template.check(set().union(*(set(i) for i in items)) if items else set(fields))
+        frame = pd.DataFrame([{f: item[f] for f in fields} for item in items])
+        frame["id"] = [str(i) for i in range(len(items))]
+        return make_dataset("items", frame, fields=fields, labelled=False) if items else \
+            Dataset("items", frame, tuple(fields), self.human_range)
 
     def to_human(self, scores: np.ndarray) -> np.ndarray:
         lo, hi = self.human_range
@@ -79,9 +110,14 @@ class CalibratedJudge:
                        setting={"scale": self.setting.scale, "rule": self.setting.rule,
                                 "temperature": self.setting.temperature, "mitigation": self.setting.mitigation},
                        state=self.fitted.state(), human_range=self.human_range,
-                       fitted_on=self.fitted_on)
+                       fitted_on=self.fitted_on, truncate=self.truncate)
+        if self.judge_config.instance is not None:
+            raise NumbiasError("a judge given as a Python object cannot be saved: give it by name and backend")
         path = Path(path)
-        path.write_text(saved.model_dump_json(indent=2), encoding="utf-8")
+        try:
+            path.write_text(saved.model_dump_json(indent=2), encoding="utf-8")
+        except OSError as exc:
+            raise NumbiasError(f"cannot save the calibrated judge to {path}: {first_line(exc)}") from None
         return path
 
     @classmethod
@@ -101,4 +137,4 @@ class CalibratedJudge:
         except (TypeError, ValueError) as exc:
             raise NumbiasError(f"calibrated judge file {path} has a bad setting: {exc}") from None
         return cls(saved.judge, PromptTemplate(**saved.template), Fitted.restore(setting, saved.state),
-                   saved.human_range, saved.fitted_on)
+                   saved.human_range, saved.fitted_on, saved.truncate)

@@ -61,13 +61,69 @@ def rich_progress(description: str, total: int) -> Iterator[Callable[[int], None
         yield lambda n: progress.advance(task, n)
 
 
-def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None) -> list[dict[str, Any]]:
-    """Task configs from --task/--data/--option; --data and --option need a --task."""
-    if not names:
-        if data or option:
-            raise NumbiasError("--data and --option apply to the tasks given with --task; add --task NAME")
+# Options that say which items to judge and how to ask, shared by every command.
+TaskOpt = Annotated[list[str] | None, typer.Option(help="Registered task name or data file (repeatable); "
+                                                         "`numbias tasks` lists them.")]
+DataOpt = Annotated[Path | None, typer.Option(help="Data file (CSV, TSV, JSONL, JSON, Parquet) to judge, or the "
+                                                    "data folder of a registered --task.")]
+OptionOpt = Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=200, seed=1, pair=ro-en).")]
+TemplateOpt = Annotated[str | None, typer.Option(help="Prompt template: text with {column} placeholders and "
+                                                      "{lo}/{hi}, or @path to a rubric file.")]
+SystemOpt = Annotated[str | None, typer.Option(help="System prompt (text or @path).")]
+PrefixOpt = Annotated[str | None, typer.Option(help="Text the answer starts with (e.g. 'Score:').")]
+HumanOpt = Annotated[str | None, typer.Option(help="Data file: the human-score column.")]
+RangeOpt = Annotated[str | None, typer.Option(help="Data file: the scale the raters used, LO-HI (default: taken "
+                                                   "from the data).")]
+IdOpt = Annotated[str | None, typer.Option("--id", help="Data file: the item-id column (default: row number).")]
+GroupOpt = Annotated[str | None, typer.Option(help="Data file: the group column (e.g. source document), for "
+                                                   "group-level accuracy.")]
+RatingsOpt = Annotated[str | None, typer.Option(help="Data file: raw per-rater scores column (human ceiling).")]
+TruncateOpt = Annotated[str | None, typer.Option(help="Field to shorten (its middle cut) when an item exceeds "
+                                                      "the judge's context.")]
+
+
+def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None, *, template: str | None = None,
+           system: str | None = None, answer_prefix: str | None = None, human: str | None = None,
+           human_range: str | None = None, id: str | None = None, group: str | None = None,
+           ratings: str | None = None, truncate: str | None = None) -> list[dict[str, Any]]:
+    """Task configs from the task flags. ``--data`` alone is a data file; with a registered
+    ``--task`` it is that task's data. Every flag given lands somewhere or is an error."""
+    from numbias.data import SUFFIXES
+    from numbias.tasks import parse_range
+
+    options = _options(option)
+    prompt = {k: v for k, v in (("template", template), ("system", system), ("answer_prefix", answer_prefix),
+                                ("truncate", truncate)) if v is not None}
+    reading = {k: v for k, v in (("human", human), ("id", id), ("group", group), ("ratings", ratings),
+                                 ("human_range", parse_range(human_range, "--human-range") if human_range else None))
+               if v is not None}
+    names = list(names or [])
+    files = [n for n in names if Path(n).suffix.lower() in SUFFIXES]
+    if data is not None and (not names or Path(str(data)).is_file() and not [n for n in names if n not in files]):
+        files.append(str(data))
+        data = None
+    registered = [n for n in names if n not in files]
+    if not registered and not files:
+        if option or prompt or reading:
+            given = [f"--{k.replace('_', '-')}" for k in (*prompt, *reading)] + (["--option"] if option else [])
+            raise NumbiasError(f"{', '.join(given)} apply to the tasks given with --task or --data; add one")
         return []
-    return [{"name": t, "path": str(data) if data else None, "options": _options(option)} for t in names]
+    if registered and reading:
+        raise NumbiasError(f"{', '.join('--' + k.replace('_', '-') for k in reading)} apply to data files, not to "
+                           f"the registered task(s) {', '.join(registered)}")
+    if files and (bad := sorted(set(options) - {"n", "seed"})):
+        raise NumbiasError(f"--option {', '.join(bad)}: a data file takes only n and seed (options of registered "
+                           "tasks do not apply)")
+    out = [{"name": n, "path": str(data) if data else None, "options": options, **prompt} for n in registered]
+    out += [{"file": f, **reading, **prompt, **{k: options[k] for k in ("n", "seed") if k in options}}
+            for f in files]
+    return out
+
+
+def _task_flags(**flags: Any) -> dict[str, Any]:
+    """The shared task flags of a command, by the names :func:`_tasks` takes."""
+    return {k: flags[k] for k in ("template", "system", "answer_prefix", "human", "human_range", "id", "group",
+                                  "ratings", "truncate")}
 
 
 def _options(pairs: list[str] | None) -> dict[str, Any]:
@@ -104,51 +160,75 @@ def models(
     console.print("Any local .gguf path is accepted as a judge too.")
 
 
+@app.command("tasks")
+def tasks_cmd(
+    data_root: Annotated[Path | None, typer.Option(envvar="NUMBIAS_DATA", help="Folder holding the published "
+                                                   "benchmark data, to check which tasks can read theirs.")] = None,
+) -> None:
+    """List every task (built-in, registered, installed): fields, human range, data."""
+    from numbias.tasks import all_tasks
+
+    table = Table(title="tasks")
+    for col in ("name", "description", "fields", "human range", "data from", "data here"):
+        table.add_column(col)
+    for spec in all_tasks().values():
+        lo, hi = spec.human_range
+        table.add_row(spec.name, spec.description, ", ".join(spec.fields), f"{lo:g} to {hi:g}", spec.source,
+                      spec.data_status(data_root))
+    console.print(table)
+    console.print("Any data file is a task too: --data items.csv --template @rubric.txt --human COLUMN.")
+
+
 @app.command()
 def score(
-    model: Annotated[str, typer.Option(help="Registry name or path to a GGUF file.")] = "qwen2.5-coder-0.5b-instruct",
-    task: Annotated[str, typer.Option(help="Built-in task (vader, simlex, mtqe, lcp, stsb, gecqe).")] = "vader",
-    data: Annotated[Path | None, typer.Option(help="Data file or folder for the task.")] = None,
-    range_: Annotated[str, typer.Option("--range", help="Score scale LO-HI.")] = "0-9",
+    model: Annotated[str | None, typer.Option(help="Judge: registry name, GGUF path, or the backend's model "
+                                                   "name.")] = None,
+    backend: Annotated[str | None, typer.Option(help="Backend (llama.cpp, transformers, openai, a registered "
+                                                     "name or module:attr).")] = None,
+    task: TaskOpt = None,
+    data: DataOpt = None,
+    range_: Annotated[str | None, typer.Option("--range", help="Score scale LO-HI (default 0-9).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("numbias-scores"),
-    option: Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=200, pair=ro-en).")] = None,
-    template: Annotated[str | None, typer.Option(help="Prompt template overriding the task's.")] = None,
+    option: OptionOpt = None,
+    template: TemplateOpt = None,
+    system: SystemOpt = None,
+    answer_prefix: PrefixOpt = None,
+    human: HumanOpt = None,
+    human_range: RangeOpt = None,
+    id: IdOpt = None,
+    group: GroupOpt = None,
+    ratings: RatingsOpt = None,
+    truncate: TruncateOpt = None,
+    calibrated: Annotated[Path | None, typer.Option(help="A calibrated judge saved by `numbias mitigate --save`: "
+                                                         "write calibrated scores on the human scale.")] = None,
 ) -> None:
-    """Write each item's exact score distribution (one JSON record per item)."""
-    from numbias.scale import ScoreScale
-    from numbias.store import Store
-    from numbias.study import Judge, JudgeConfig, TaskConfig, collect, task_template
-    from numbias.tasks import get_task
+    """Score items, labelled or not: each item's exact distribution and its score by
+    every rule (scores.jsonl, scores.csv); with --calibrated, the saved judge's scores."""
+    from numbias.models import DEFAULT_JUDGE
+    from numbias.scoring import score as score_items
+    from numbias.scoring import write_scores
 
-    scale = ScoreScale.parse(range_)
-    spec = get_task(task)
-    tc = TaskConfig(name=task, path=str(data) if data else None, options=_options(option), template=template)
-    dataset = spec.load(tc.path, **tc.options)
-    prompt = task_template(spec, tc)
-    prompt.check(set(dataset.fields))
-    judge = Judge(JudgeConfig(model=model))
-    store = Store(out / "store.sqlite")
-    try:
-        scored = collect(judge, dataset.name, dataset, prompt, scale, store, progress=rich_progress)
-    finally:
-        store.close()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "scores.jsonl"
-    with path.open("w", encoding="utf-8") as fh:
-        for item_id, human, dist in zip(dataset.ids, dataset.human, scored.distributions):
-            record = {"id": item_id, "human": human, "scale": str(scale),
-                      "probs": dict(zip(scale.labels, dist.probs.round(10).tolist())),
-                      "below": dist.below, "above": dist.above, "other": dist.other,
-                      "n_tokens": dist.meta.get("n_tokens")}
-            fh.write(json.dumps(record) + "\n")
-    console.print(f"wrote {len(dataset)} distributions to {path}")
+    flags = _task_flags(**locals())
+    if calibrated is not None:
+        fixed = {"--model": model, "--backend": backend, "--range": range_, "--template": template,
+                 "--system": system, "--answer-prefix": answer_prefix, "--truncate": truncate}
+        if given := [k for k, v in fixed.items() if v is not None]:
+            raise NumbiasError(f"{', '.join(given)}: the calibrated judge {calibrated} fixes its judge, scale and "
+                               "prompt; drop these options")
+    tasks = _tasks(task, data, option, **flags) or [{"name": "vader"}]
+    if len(tasks) != 1:
+        raise NumbiasError("numbias score takes one task (or one --data file) at a time")
+    judge = {"model": model or DEFAULT_JUDGE, **({"backend": backend} if backend else {})}
+    scored = score_items(tasks[0], judge, range_ or "0-9", store=out / "store.sqlite", calibrated=calibrated,
+                         progress=rich_progress)
+    paths = write_scores(scored, out)
+    for note in scored.notes:
+        console.print(f"note: {note}")
+    console.print(f"wrote {len(scored.ids)} items to {paths[0]} and {paths[1]}")
 
 
 # Options shared by ``run``, ``align`` and ``mitigate``.
 JudgeOpt = Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")]
-TaskOpt = Annotated[list[str] | None, typer.Option(help="Task name (repeatable).")]
-DataOpt = Annotated[Path | None, typer.Option(help="Data path for the given task(s).")]
-OptionOpt = Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=500, pair=ro-en).")]
 ScaleOpt = Annotated[list[str] | None, typer.Option(help="Scale LO-HI (repeatable).")]
 OutOpt = Annotated[Path | None, typer.Option(help="Results folder.")]
 
@@ -163,6 +243,15 @@ def run_cmd(
     rule: Annotated[list[str] | None, typer.Option(help="Scoring rule (repeatable).")] = None,
     option: OptionOpt = None,
     out: OutOpt = None,
+    template: TemplateOpt = None,
+    system: SystemOpt = None,
+    answer_prefix: PrefixOpt = None,
+    human: HumanOpt = None,
+    human_range: RangeOpt = None,
+    id: IdOpt = None,
+    group: GroupOpt = None,
+    ratings: RatingsOpt = None,
+    truncate: TruncateOpt = None,
 ) -> None:
     """Run a numerical-bias study (default: Qwen2.5-Coder-0.5B on VADER at 0-9, 1-5, 1-10)."""
     from numbias.study import RunConfig, run
@@ -172,7 +261,7 @@ def run_cmd(
         settings = RunConfig.from_yaml(config).model_dump()
     if judge:
         settings["judges"] = judge
-    if tasks := _tasks(task, data, option):
+    if tasks := _tasks(task, data, option, **_task_flags(**locals())):
         settings["tasks"] = tasks
     if scale:
         settings["scales"] = scale
@@ -184,6 +273,8 @@ def run_cmd(
     results = run(cfg, progress=rich_progress)
     folder = results.write()
     print_summary(results.summary)
+    for note in results.notes:
+        console.print(f"note: {note}")
     console.print(f"results in {folder}/ (items.csv, summary.json, config.yaml, report.html)")
 
 
@@ -200,6 +291,15 @@ def align_cmd(
     option: OptionOpt = None,
     scale: ScaleOpt = None,
     out: OutOpt = None,
+    template: TemplateOpt = None,
+    system: SystemOpt = None,
+    answer_prefix: PrefixOpt = None,
+    human: HumanOpt = None,
+    human_range: RangeOpt = None,
+    id: IdOpt = None,
+    group: GroupOpt = None,
+    ratings: RatingsOpt = None,
+    truncate: TruncateOpt = None,
 ) -> None:
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
     from numbias.align import align, parse_align
@@ -213,7 +313,7 @@ def align_cmd(
         settings.setdefault("extra_aligned", [])
     if not sample:
         settings["sample"] = False
-    if tasks := _tasks(task, data, option):
+    if tasks := _tasks(task, data, option, **_task_flags(**locals())):
         settings["tasks"] = tasks
     if scale:
         settings["scales"] = scale
@@ -225,7 +325,7 @@ def align_cmd(
     results.simulated.to_csv(folder / "simulated_kurtosis.csv", index=False)
     table = Table(title="alignment study (layout of the paper's main table)")
     cols = ["base", "aligned", "task", "scale", "scoring", "human kurtosis", "base kurtosis", "aligned kurtosis",
-            "base r", "aligned r"]
+            "base r", "aligned r", *[c for c in ("base group r", "aligned group r") if c in results.table]]
     for col in cols:
         table.add_column(col)
     for r in results.table.to_dict("records"):
@@ -300,12 +400,22 @@ def mitigate_cmd(
     scale: ScaleOpt = None,
     dev: Annotated[int | None, typer.Option(help="Development items; the rest are the test split.")] = None,
     folds: Annotated[int | None, typer.Option(help="k-fold instead of one dev/test split.")] = None,
-    criterion: Annotated[str | None, typer.Option(help="pearson (dev labels), entropy or kurtosis (label-free).")]
+    criterion: Annotated[str | None, typer.Option(help="pearson or group_pearson (dev labels), entropy or kurtosis "
+                                                      "(label-free).")]
     = None,
     sample: Annotated[bool, typer.Option(help="Also run the sampling protocol at T 0.4/0.7/1.0/1.3.")] = False,
     save: Annotated[Path | None, typer.Option(help="Save the automatic choice as a calibrated judge (JSON).")]
     = None,
     out: OutOpt = None,
+    template: TemplateOpt = None,
+    system: SystemOpt = None,
+    answer_prefix: PrefixOpt = None,
+    human: HumanOpt = None,
+    human_range: RangeOpt = None,
+    id: IdOpt = None,
+    group: GroupOpt = None,
+    ratings: RatingsOpt = None,
+    truncate: TruncateOpt = None,
 ) -> None:
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
     from numbias.mitigate import mitigate, parse_mitigate
@@ -314,7 +424,7 @@ def mitigate_cmd(
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
     if judge:
         settings["judges"] = judge
-    if tasks := _tasks(task, data, option):
+    if tasks := _tasks(task, data, option, **_task_flags(**locals())):
         settings["tasks"] = tasks
     for key, value in (("scales", scale), ("dev", dev), ("folds", folds), ("criterion", criterion),
                        ("out", str(out) if out else None)):
@@ -324,13 +434,21 @@ def mitigate_cmd(
         settings["sample"] = True
     results = mitigate(parse_mitigate(settings), progress=rich_progress)
     folder = results.write()
-    cols = ["judge", "task", "row", "setting", "dev score", "kurtosis", "pearson", "spearman"]
+    grouped = "group pearson" in results.table
+    cols = ["judge", "task", "row", "setting", "dev score", "kurtosis", "pearson", "spearman",
+            *(["group pearson"] if grouped else [])]
     table = Table(title="mitigations: test split (settings chosen on development items only)")
     for col in cols:
         table.add_column(col, justify="left" if col in {"judge", "task", "row", "setting"} else "right")
+
+    def f(x: Any) -> str:
+        return str(x) if not isinstance(x, float) else "—" if x != x else f"{x:.2f}"
+
     for r in results.table.to_dict("records"):
-        cells = [str(r[c]) if not isinstance(r[c], float) else ("—" if r[c] != r[c] else f"{r[c]:.2f}") for c in cols]
-        cells[6] = f"{r['pearson']:.2f} [{r['pearson_low']:.2f}, {r['pearson_high']:.2f}]"
+        cells = [f(r[c]) for c in cols]
+        cells[6] = f"{f(r['pearson'])} [{f(r['pearson_low'])}, {f(r['pearson_high'])}]"
+        if grouped:
+            cells[8] = f"{f(r['group pearson'])} [{f(r['group pearson_low'])}, {f(r['group pearson_high'])}]"
         table.add_row(*cells)
     console.print(table)
     if save:
@@ -340,18 +458,22 @@ def mitigate_cmd(
 
 
 def print_summary(summary: Any) -> None:
+    """The study's table; a group-level column when some task has groups."""
+    grouped = "group_pearson" in summary and summary["group_pearson"].notna().any()
     table = Table(title="numerical bias and accuracy")
     for col in ("judge", "task", "scale", "rule", "kurtosis", "entropy", "mode share", "distinct",
-                "Pearson [95% CI]", "Spearman", "human ceiling"):
+                "Pearson [95% CI]", *(["group Pearson [95% CI]"] if grouped else []), "Spearman", "human ceiling"):
         table.add_column(col, justify="left" if col in {"judge", "task", "rule"} else "right")
 
     def f(x: float, d: int = 2) -> str:
-        return "—" if x != x else f"{x:.{d}f}"
+        return "—" if x != x or x is None else f"{x:.{d}f}"
 
     for r in summary.to_dict("records"):
+        group = [f"{f(r['group_pearson'])} [{f(r['group_pearson_low'])}, {f(r['group_pearson_high'])}]"] \
+            if grouped else []
         table.add_row(r["judge"], r["task"], r["scale"], r["rule"], f(r["kurtosis"]), f(r["entropy"]),
                       f(r["mode_share"]), str(r["distinct"]),
-                      f"{f(r['pearson'])} [{f(r['pearson_low'])}, {f(r['pearson_high'])}]",
+                      f"{f(r['pearson'])} [{f(r['pearson_low'])}, {f(r['pearson_high'])}]", *group,
                       f(r["spearman"]), f(r["human_ceiling"]))
     console.print(table)
 

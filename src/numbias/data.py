@@ -1,14 +1,17 @@
-"""Data sets: items with text fields, a human score and optional raw ratings.
+"""Data sets: items with text fields, a human score (unless unlabelled), optional
+raw ratings and an optional group.
 
 Every loader funnels through :func:`make_dataset`, which validates what a study
-relies on (unique ids, finite human scores, non-empty texts) and names the problem."""
+relies on (unique ids, finite human scores, non-empty texts) and names the problem
+in one line: the file, the column as the user calls it, and the row id."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +20,25 @@ import pandas as pd
 
 from numbias.errors import NumbiasError, first_line
 
+SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet")
+"""File types :func:`read_table` reads, chosen by suffix."""
+
+_ROLES = ("id", "human", "group", "ratings")
+
 
 @dataclass(frozen=True)
 class Dataset:
-    """``frame`` has columns ``id``, ``human``, the text ``fields`` and, when raw
-    ratings exist, ``ratings`` (a list of numbers per item)."""
+    """``frame`` has columns ``id``, ``human`` (NaN when unlabelled), the text
+    ``fields`` and, when present, ``ratings`` (a list of numbers per item) and
+    ``group``. ``notes`` are facts the outputs must state (an inferred human range);
+    ``source`` says where the data came from."""
 
     name: str
     frame: pd.DataFrame
     fields: tuple[str, ...]
     human_range: tuple[float, float]
+    notes: tuple[str, ...] = ()
+    source: str = ""
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -40,15 +52,38 @@ class Dataset:
         return self.frame["human"].to_numpy(dtype=float)
 
     @property
+    def labelled(self) -> bool:
+        """Whether there are human scores to compare a judge with."""
+        return bool(self.frame["human"].notna().any())
+
+    @property
     def has_ratings(self) -> bool:
         return "ratings" in self.frame.columns
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """The ``group`` column as text, for per-group results; None without one."""
+        return self.frame["group"].astype(str).to_numpy() if "group" in self.frame.columns else None
 
     def records(self) -> list[dict[str, Any]]:
         return self.frame[list(self.fields)].to_dict("records")
 
     def subset(self, ids: Sequence[str]) -> Dataset:
-        frame = self.frame.set_index("id").loc[list(ids)].reset_index()
-        return Dataset(self.name, frame, self.fields, self.human_range)
+        return replace(self, frame=self.frame.set_index("id").loc[list(ids)].reset_index())
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a problem lies: the data set (or file) and the user's column names."""
+
+    prefix: str
+    columns: Mapping[str, str]
+
+    def column(self, name: str) -> str:
+        return self.columns.get(name, name)
+
+    def cell(self, name: str, row_id: str) -> str:
+        return f"{self.prefix}: column {self.column(name)!r} of row id {row_id!r}"
 
 
 def make_dataset(
@@ -57,108 +92,326 @@ def make_dataset(
     *,
     fields: Sequence[str],
     human_range: tuple[float, float] | None = None,
+    labelled: bool = True,
+    source: str | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> Dataset:
-    """Validate a frame with ``id``, ``human`` and ``fields`` columns."""
+    """Validate a frame with ``id``, the text ``fields``, ``human`` when ``labelled``,
+    and optionally ``group`` and ``ratings``. ``columns`` maps those names to the
+    user's, so errors name what the file calls them; with ``source`` they start
+    "data file SOURCE". Without ``human_range`` a labelled set's range is taken from
+    the data (and noted); an unlabelled set's human scores are NaN and its range is
+    the one given, else ``(nan, nan)``."""
+    where = _Where(f"data file {source}" if source else f"data set {name!r}", columns or {})
     if frame.empty:
-        raise NumbiasError(f"data set {name!r} is empty")
+        raise NumbiasError(f"{where.prefix} is empty")
     frame = frame.reset_index(drop=True).copy()
-    frame["id"] = frame["id"].astype(str)
-    dupes = frame["id"][frame["id"].duplicated()].unique()
+    needed = ["id", *fields, *(["human"] if labelled else [])]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise NumbiasError(f"{where.prefix}: no column {where.column(missing[0])!r}")
+    frame["id"] = _ids(frame["id"], where)
+    for column in [*fields, *(["group"] if "group" in frame.columns else [])]:
+        frame[column] = _texts(frame, column, where)
+    notes: tuple[str, ...] = ()
+    if labelled:
+        frame["human"] = _scores(frame, where)
+        scale, notes = _human_range(frame, human_range, where)
+    else:
+        frame["human"] = np.nan
+        scale = _checked_range(human_range, where) if human_range is not None else (np.nan, np.nan)
+    return Dataset(name, frame, tuple(fields), scale, notes, source or "")
+
+
+def _is_blank(value: Any) -> bool:
+    """A missing cell: NaN, None, NA or only whitespace."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and np.isnan(value))
+
+
+def _shown(value: Any) -> str:
+    """A value as the file writes it: 'inf', never np.float64(inf)."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (float, np.floating)):
+        return repr(f"{value:g}")
+    return repr(str(value))
+
+
+def _ids(ids: pd.Series, where: _Where) -> pd.Series:
+    """Ids as text, each present and unique."""
+    blank = ids.map(_is_blank).to_numpy(dtype=bool)
+    if blank.any():
+        raise NumbiasError(f"{where.prefix}: column {where.column('id')!r} is empty in row "
+                           f"{int(blank.argmax())} (counting data rows from 0)")
+    ids = ids.astype(str)
+    dupes = ids[ids.duplicated()].unique()
     if len(dupes):
-        raise NumbiasError(f"data set {name!r}: duplicate id(s) {', '.join(map(repr, dupes[:5]))}")
-    human = pd.to_numeric(frame["human"], errors="coerce")
-    bad = frame.index[human.isna() | ~np.isfinite(human.fillna(0))]
-    if len(bad):
-        row = bad[0]
-        raise NumbiasError(
-            f"data set {name!r}: human score {frame['human'][row]!r} of item {frame['id'][row]!r} "
-            "is not a finite number"
-        )
-    frame["human"] = human.astype(float)
-    for field in fields:
-        text = frame[field]
-        empty = text.isna() | (text.astype(str).str.strip() == "")
-        if empty.any():
-            raise NumbiasError(f"data set {name!r}: item {frame['id'][empty.idxmax()]!r} has empty {field!r}")
-        frame[field] = text.astype(str)
-    lo, hi = human_range if human_range else (float(frame["human"].min()), float(frame["human"].max()))
-    if lo >= hi:
-        raise NumbiasError(f"data set {name!r}: human scores span no range ({lo} to {hi})")
-    outside = frame.index[(frame["human"] < lo) | (frame["human"] > hi)]
-    if len(outside):
-        row = outside[0]
-        raise NumbiasError(
-            f"data set {name!r}: human score {frame['human'][row]} of item {frame['id'][row]!r} "
-            f"is outside the human scale {lo:g}-{hi:g}"
-        )
-    return Dataset(name, frame, tuple(fields), (float(lo), float(hi)))
+        more = f" and {len(dupes) - 5} more" if len(dupes) > 5 else ""
+        raise NumbiasError(f"{where.prefix}: duplicate id(s) in column {where.column('id')!r}: "
+                           f"{', '.join(map(repr, dupes[:5]))}{more}")
+    return ids
 
 
-def read_table(path: str | Path, *, sep: str | None = None, header: bool = True) -> pd.DataFrame:
-    """CSV, TSV, JSONL or Parquet by extension; TSV is read without quoting, as
-    MLQE-PE and CompLex are published."""
+def _texts(frame: pd.DataFrame, column: str, where: _Where) -> pd.Series:
+    """A text column as str (numbers from JSON or Parquet included), none empty."""
+    blank = frame[column].map(_is_blank).to_numpy(dtype=bool)
+    if blank.any():
+        raise NumbiasError(f"{where.cell(column, frame['id'].iloc[int(blank.argmax())])} is empty")
+    return frame[column].astype(str)
+
+
+def _number(value: Any) -> float:
+    """A cell as a float, NaN when it is not a number (booleans are not)."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _scores(frame: pd.DataFrame, where: _Where) -> pd.Series:
+    """Human scores as floats; the first bad one is named as the file writes it."""
+    scores = frame["human"].map(_number).astype(float)
+    bad = ~np.isfinite(scores.to_numpy())
+    if bad.any():
+        row = int(bad.argmax())
+        value, cell = frame["human"].iloc[row], where.cell("human", frame["id"].iloc[row])
+        if _is_blank(value):
+            raise NumbiasError(f"{cell} is empty")
+        kind = "a number" if np.isnan(scores.iloc[row]) else "a finite number"
+        raise NumbiasError(f"{cell} is {_shown(value)}, not {kind}")
+    return scores
+
+
+def _checked_range(given: tuple[float, float], where: _Where) -> tuple[float, float]:
+    """``human_range`` as two finite floats, low below high."""
+    try:
+        lo, hi = (float(v) for v in given)
+    except (TypeError, ValueError):
+        raise NumbiasError(f"{where.prefix}: human_range must be two numbers (low, high), got {given!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise NumbiasError(f"{where.prefix}: human_range {lo:g}-{hi:g} is not a range "
+                           "(two finite numbers, low below high)")
+    return lo, hi
+
+
+def _human_range(
+    frame: pd.DataFrame, given: tuple[float, float] | None, where: _Where
+) -> tuple[tuple[float, float], tuple[str, ...]]:
+    """The human scale and any note about it: scores must lie inside a given range;
+    an inferred one is the data's span, which the outputs must then state."""
+    human = frame["human"]
+    if given is None:
+        lo, hi = float(human.min()), float(human.max())
+        if lo >= hi:
+            raise NumbiasError(f"{where.prefix}: column {where.column('human')!r} spans no range "
+                               f"(every score is {lo:g}); give human_range")
+        return (lo, hi), (f"human range {lo:g}-{hi:g} taken from the data (give human_range to set it)",)
+    lo, hi = _checked_range(given, where)
+    outside = ((human < lo) | (human > hi)).to_numpy()
+    if outside.any():
+        row = int(outside.argmax())
+        raise NumbiasError(f"{where.cell('human', frame['id'].iloc[row])} is {human.iloc[row]:g}, "
+                           f"outside the human range {lo:g}-{hi:g}")
+    return (lo, hi), ()
+
+
+def read_table(path: str | Path, *, sep: str | None = None, header: bool = True, text: bool = False) -> pd.DataFrame:
+    """A data file as a frame, by suffix (see :data:`SUFFIXES`): CSV, TSV (read without
+    quoting, as MLQE-PE and CompLex are published), JSON Lines, a JSON array of objects
+    or Parquet. ``text`` keeps values as written: CSV/TSV cells as str (an id ``007``
+    stays ``007``) and JSON values as Python objects (``7`` beside ``2.5`` is not ``7.0``).
+    "NA" and "None" stay text; only empty cells are missing."""
     path = Path(path)
-    if not path.is_file():
+    suffix = _checked_path(path)
+    if suffix == ".parquet":
+        frame = _read_parquet(path)
+    else:
+        content = _decode(path)
+        if suffix in {".jsonl", ".ndjson"}:
+            frame = _read_jsonl(path, content, text=text)
+        elif suffix == ".json":
+            frame = _read_json(path, content, text=text)
+        else:
+            frame = _read_delimited(path, content, sep="\t" if suffix == ".tsv" else sep or ",",
+                                    header=header, text=text)
+    if not len(frame):
+        raise NumbiasError(f"data file {path} has {'a header but ' if suffix in {'.csv', '.tsv'} else ''}no rows")
+    return frame
+
+
+def _checked_path(path: Path) -> str:
+    """The suffix of an existing, non-empty file of a supported type."""
+    if path.is_dir():
+        raise NumbiasError(f"data file {path} is a folder, not a file")
+    if not path.exists():
         raise NumbiasError(f"data file {path} does not exist")
     suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        kind = repr(suffix) if suffix else "(no suffix)"
+        raise NumbiasError(f"data file {path}: unsupported file type {kind} (supported: {', '.join(SUFFIXES)})")
+    if path.stat().st_size == 0:
+        raise NumbiasError(f"data file {path} is empty")
+    return suffix
+
+
+def _decode(path: Path) -> str:
+    """The file's text; a byte that is not UTF-8 is named by offset and line."""
     try:
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix in {".jsonl", ".ndjson"}:
-            with path.open(encoding="utf-8") as fh:
-                return pd.DataFrame([json.loads(line) for line in fh if line.strip()])
-        if suffix == ".tsv" or sep == "\t":
-            return pd.read_csv(
-                path, sep="\t", quoting=csv.QUOTE_NONE, header=0 if header else None,
-                encoding="utf-8", keep_default_na=False, na_values=[""],
-            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise NumbiasError(f"data file {path} cannot be read: {exc.strerror or first_line(exc)}") from None
+    try:
+        content = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise NumbiasError(f"data file {path} is not UTF-8 text (byte {exc.start}, line {line}); "
+                           "save it as UTF-8") from None
+    if not content.strip():
+        raise NumbiasError(f"data file {path} is empty")
+    return content
+
+
+def _read_delimited(path: Path, content: str, *, sep: str, header: bool, text: bool) -> pd.DataFrame:
+    tsv = sep == "\t"
+    try:
         return pd.read_csv(
-            path, sep=sep or ",", header=0 if header else None, encoding="utf-8",
-            keep_default_na=False, na_values=[""],
+            io.StringIO(content), sep=sep, quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
+            header=0 if header else None, keep_default_na=False, na_values=[""], dtype=str if text else None,
         )
-    except UnicodeDecodeError:
-        raise NumbiasError(f"data file {path} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise NumbiasError(f"data file {path}: invalid JSON on a line ({exc.msg})") from None
-    except ImportError:
-        raise NumbiasError(f"reading {path} needs pyarrow: pip install 'numbias[parquet]'") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+    except ValueError as exc:  # pandas' ParserError and EmptyDataError included
         raise NumbiasError(f"data file {path} is unreadable: {first_line(exc)}") from None
 
 
-def load_table(
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def _read_jsonl(path: Path, content: str, *, text: bool) -> pd.DataFrame:
+    """One JSON object per line; blank lines are skipped, a bad line is named."""
+    records = []
+    for number, line in enumerate(content.split("\n"), start=1):  # not splitlines: U+2028 may sit in a string
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise NumbiasError(f"data file {path} line {number} is not valid JSON: {exc.msg}") from None
+        if not isinstance(record, dict):
+            raise NumbiasError(f"data file {path} line {number} is {_json_kind(record)}, not a JSON object")
+        records.append(record)
+    return pd.DataFrame(records, dtype=object if text else None)
+
+
+def _read_json(path: Path, content: str, *, text: bool) -> pd.DataFrame:
+    """A JSON array of objects, one per row."""
+    try:
+        records = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise NumbiasError(f"data file {path} is not valid JSON: {exc.msg} "
+                           f"(line {exc.lineno}, column {exc.colno})") from None
+    if not isinstance(records, list):
+        raise NumbiasError(f"data file {path} holds {_json_kind(records)}, not a JSON array of objects")
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise NumbiasError(f"data file {path}: item {number} of the JSON array is "
+                               f"{_json_kind(record)}, not an object")
+    return pd.DataFrame(records, dtype=object if text else None)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except ImportError:
+        raise NumbiasError(f"reading {path} needs pyarrow: pip install 'numbias[parquet]'") from None
+    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid and ArrowIOError included
+        raise NumbiasError(f"data file {path} is unreadable: {first_line(exc)}") from None
+
+
+def load_file(
     path: str | Path,
     *,
-    name: str | None = None,
-    columns: Mapping[str, str],
-    human: str,
+    fields: Sequence[str],
+    human: str | None = None,
+    human_range: tuple[float, float] | None = None,
     id: str | None = None,
     ratings: str | None = None,
-    human_range: tuple[float, float] | None = None,
+    group: str | None = None,
+    name: str | None = None,
+    n: int | None = None,
+    seed: int = 0,
 ) -> Dataset:
-    """Load a user file. ``columns`` maps template field → file column."""
-    frame = read_table(path)
-    needed = [c for c in [*columns.values(), human, id, ratings] if c]
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise NumbiasError(
-            f"data file {path}: missing column(s) {', '.join(map(repr, missing))} "
-            f"(has {', '.join(map(str, frame.columns))})"
-        )
-    out = pd.DataFrame({field: frame[col] for field, col in columns.items()})
-    out["id"] = frame[id] if id else np.arange(len(frame))
-    out["human"] = frame[human]
+    """A user's data file as a Dataset. ``fields`` are the columns the prompt template
+    fills; the other arguments name the file's columns for each role, and
+    ``human=None`` means unlabelled. Ids default to the row number in the file (from 0).
+    The whole file is checked before ``n`` rows are sampled, so a bad row is found
+    whatever the seed and an inferred range is the file's."""
+    path = Path(path)
+    fields = [fields] if isinstance(fields, str) else list(fields)
+    roles = {"id": id, "human": human, "group": group, "ratings": ratings}
+    frame = read_table(path, text=True)
+    _check_columns(frame, path, fields, roles)
+    out = pd.DataFrame({field: frame[field] for field in fields})
+    out["id"] = frame[id] if id else pd.Series(np.arange(len(frame))).astype(str)
+    for role in ("human", "group", "ratings"):
+        if roles[role]:
+            out[role] = frame[roles[role]]
+    columns = {role: column for role, column in roles.items() if column}
+    data = make_dataset(name or path.stem, out, fields=fields, human_range=human_range,
+                        labelled=human is not None, source=str(path), columns=columns)
     if ratings:
-        out["ratings"] = frame[ratings].map(parse_ratings)
-    return make_dataset(name or Path(path).stem, out, fields=list(columns), human_range=human_range)
+        parsed = [parse_ratings(value, what=f"data file {path}: column {ratings!r} of row id {row_id!r}")
+                  for row_id, value in zip(data.frame["id"], data.frame["ratings"])]
+        data = replace(data, frame=data.frame.assign(ratings=pd.Series(parsed, index=data.frame.index, dtype=object)))
+    return replace(data, frame=sample_rows(data.frame, n, seed).reset_index(drop=True))
 
 
-def parse_ratings(value: Any) -> list[float]:
-    """A list of raw ratings from ``[1, 2]``, ``"1,2,3"`` or a sequence."""
+def _check_columns(frame: pd.DataFrame, path: Path, fields: list[str], roles: Mapping[str, str | None]) -> None:
+    """Every named column exists, and no text field takes a name numbias keeps for a role."""
+    if not fields:
+        raise NumbiasError(f"data file {path}: give at least one text field for the prompt")
+    for field in fields:
+        if field in _ROLES and roles[field] != field:
+            raise NumbiasError(f"data file {path}: text field {field!r} has the name numbias keeps for the "
+                               f"{field} column; rename it, or pass {field}={field!r} if it is that column")
+    wanted = dict.fromkeys([*fields, *(column for column in roles.values() if column)])
+    missing = [column for column in wanted if column not in frame.columns]
+    if missing:
+        have = [str(c) for c in frame.columns]
+        listed = ", ".join(have[:20]) + (f", ... ({len(have)} in all)" if len(have) > 20 else "")
+        raise NumbiasError(f"data file {path}: no column{'s' if len(missing) > 1 else ''} "
+                           f"{', '.join(map(repr, missing))} (columns: {listed})")
+
+
+def sample_rows(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
+    """``n`` rows drawn with ``seed``, in file order; all rows when ``n`` is None or
+    not below the row count, so a study can ask for more than a small set holds."""
+    if n is None or n >= len(frame):
+        return frame
+    if n < 1:
+        raise NumbiasError(f"sample size must be positive, got {n}")
+    return frame.sample(n=n, random_state=seed).sort_index()
+
+
+def parse_ratings(value: Any, *, what: str = "a raw ratings value") -> list[float]:
+    """A list of raw ratings from ``[1, 2]``, ``"1,2,3"``, ``"1;2"`` or a sequence; a
+    missing value is no ratings. ``what`` starts the error, so a caller can name the
+    file, column and row."""
+    if _is_blank(value):
+        return []
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [float(v) for v in value]
-    text = str(value).strip().strip("[]")
+        items: list[Any] = list(value)
+        shown = "[" + ", ".join(map(str, items)) + "]"
+    else:
+        items, shown = str(value).strip().strip("[]").replace(";", ",").split(","), repr(str(value))
     try:
-        return [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
-    except ValueError:
-        raise NumbiasError(f"raw ratings {value!r} are not a list of numbers") from None
+        ratings = [float(v) for v in items if not isinstance(v, str) or v.strip()]
+    except (TypeError, ValueError):
+        raise NumbiasError(f"{what} is {shown}, not a list of numbers") from None
+    if not np.isfinite(ratings).all():
+        raise NumbiasError(f"{what} is {shown}, which holds a value that is not a finite number")
+    return ratings

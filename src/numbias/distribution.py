@@ -86,6 +86,7 @@ class ScoreDistribution:
             "n_samples": self.n_samples,
             "temperature": self.temperature,
             "tempered": {f"{t!r}": d.to_dict() for t, d in self.tempered.items()},
+            **({"cut": int(self.meta["cut"])} if self.meta.get("cut") else {}),
         }
 
     @classmethod
@@ -99,6 +100,7 @@ class ScoreDistribution:
             n_samples=data.get("n_samples"),
             temperature=data.get("temperature"),
             tempered={float(t): cls.from_dict(d) for t, d in data.get("tempered", {}).items()},
+            meta={"cut": int(data["cut"])} if data.get("cut") else {},
         )
 
 

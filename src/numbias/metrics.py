@@ -10,9 +10,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from numbias.errors import NumbiasError
 from numbias.scale import ScoreScale
 
 RULES = ("greedy", "expected", "median", "protocol")
@@ -88,6 +90,8 @@ class SettingMetrics:
     spearman: Interval
     kendall: Interval
     human_ceiling: float
+    group_pearson: Interval
+    groups: int
     notes: list[str] = field(default_factory=list)
 
     def flat(self) -> dict[str, float | int | str]:
@@ -165,6 +169,80 @@ def human_ceiling(ratings: list[list[float]], *, splits: int = 50, seed: int = 0
     return 2 * r / (1 + r)
 
 
+@dataclass
+class GroupAccuracy:
+    """Within-group Pearson r averaged over groups, as multi-system summarisation and
+    dialogue evaluation report it (items sharing a source document are not independent)."""
+
+    pearson: Interval
+    groups: int
+    """Groups that entered the mean."""
+    skipped: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _aligned(groups: np.ndarray, n: int) -> np.ndarray:
+    """``groups`` as an array, checked to hold one label per item."""
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise NumbiasError(f"groups has shape {groups.shape}, expected one group per item ({n})")
+    return groups
+
+
+def _group_codes(groups: np.ndarray, n: int) -> np.ndarray:
+    """An integer group per item (-1: no group), whatever type the labels have."""
+    return pd.factorize(_aligned(groups, n))[0]
+
+
+def _within_group_r(x: np.ndarray, y: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """Pearson r of every group present (NaN where undefined) and how many groups are
+    skipped for each reason; one pass over the items sorted by group."""
+    if not len(x):
+        return np.zeros(0), {}
+    order = np.argsort(codes, kind="stable")
+    x, y, c = x[order], y[order], codes[order]
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    size = np.diff(np.r_[starts, len(c)])
+
+    def spread(v: np.ndarray) -> np.ndarray:
+        return np.maximum.reduceat(v, starts) - np.minimum.reduceat(v, starts)
+
+    dx = x - np.repeat(np.add.reduceat(x, starts) / size, size)
+    dy = y - np.repeat(np.add.reduceat(y, starts) / size, size)
+    sxy, sxx, syy = (np.add.reduceat(v, starts) for v in (dx * dy, dx * dx, dy * dy))
+    single = size < 2
+    flat_human = ~single & (spread(y) == 0)
+    flat_judge = ~single & ~flat_human & (spread(x) == 0)
+    den = np.sqrt(sxx * syy)
+    ok = ~(single | flat_human | flat_judge) & (den > 0)
+    r = np.divide(sxy, den, out=np.full(len(starts), np.nan), where=ok)
+    return r, {"of one item": int(single.sum()), "with constant human scores": int(flat_human.sum()),
+               "where the judge gave one score": int(flat_judge.sum())}
+
+
+def group_pearson(
+    scores: np.ndarray, human: np.ndarray, groups: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+) -> GroupAccuracy:
+    """Mean within-group Pearson r with a percentile 95% CI from resampling groups (the
+    independent units), reproducible for a seed; ``n_boot=0`` gives the point value only.
+    Groups where r is undefined are skipped and counted in ``notes``."""
+    scores, human = np.asarray(scores, dtype=float), np.asarray(human, dtype=float)
+    codes = _group_codes(groups, len(scores))
+    dropped = {"with no numeric answer": np.isnan(scores), "with no human score": np.isnan(human),
+               "with no group": codes < 0}
+    notes = [f"{int(m.sum())} item(s) {why} dropped" for why, m in dropped.items() if m.any()]
+    keep = ~np.any(list(dropped.values()), axis=0)
+    r, skipped = _within_group_r(scores[keep], human[keep], codes[keep])
+    notes += [f"{k} group(s) {why} skipped" for why, k in skipped.items() if k]
+    r = r[~np.isnan(r)]
+    if not len(r):
+        notes.append("no group has two items with varying judge and human scores: group-level Pearson undefined")
+        return GroupAccuracy(Interval(np.nan, np.nan, np.nan), 0, sum(skipped.values()), notes)
+    boots = r[np.random.default_rng(seed).integers(0, len(r), size=(n_boot, len(r)))].mean(axis=1)
+    low, high = np.percentile(boots, [2.5, 97.5]) if len(boots) else (np.nan, np.nan)
+    return GroupAccuracy(Interval(float(r.mean()), float(low), float(high)), len(r), sum(skipped.values()), notes)
+
+
 def evaluate(
     scores: np.ndarray,
     human: np.ndarray,
@@ -172,17 +250,23 @@ def evaluate(
     scale: ScoreScale,
     *,
     ratings: list[list[float]] | None = None,
+    groups: np.ndarray | None = None,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> SettingMetrics:
+    """Every metric of one setting; with ``groups`` (e.g. each item's source document)
+    also the group-level Pearson r."""
     notes: list[str] = []
     keep = ~np.isnan(scores)
+    groups = _aligned(groups, len(scores))[keep] if groups is not None else None
     if not keep.all():
         notes.append(f"{int((~keep).sum())} item(s) with no numeric answer dropped")
         scores, human = scores[keep], human[keep]
         ratings = [r for r, k in zip(ratings, keep) if k] if ratings else ratings
     if _constant(scores):
         notes.append("judge gave every item the same score: kurtosis and correlations undefined")
+    grouped = group_pearson(scores, human, groups, n_boot=n_boot, seed=seed) if groups is not None else None
+    notes += grouped.notes if grouped else []
     mapped = to_scale(human, human_range, scale)
     hist, hhist = histogram(scores, scale), histogram(mapped, scale)
     mode_idx = int(np.argmax(hist))
@@ -200,5 +284,7 @@ def evaluate(
         spearman=bootstrap(scores, human, _spearman_rows, n_boot=n_boot, seed=seed),
         kendall=bootstrap(scores, human, _kendall_rows, n_boot=min(n_boot, 200), seed=seed),
         human_ceiling=human_ceiling(ratings, seed=seed) if ratings else float("nan"),
+        group_pearson=grouped.pearson if grouped else Interval(np.nan, np.nan, np.nan),
+        groups=grouped.groups if grouped else 0,
         notes=notes,
     )

@@ -23,7 +23,9 @@ from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperat
 from numbias.errors import NumbiasError
 from numbias.metrics import RULES, evaluate, histogram, item_scores, to_scale
 from numbias.mitigation import (
+    CRITERIA,
     FAMILIES,
+    LABEL_CRITERIA,
     FIT,
     MITIGATIONS,
     PAPER_TEMPERATURES,
@@ -36,6 +38,7 @@ from numbias.mitigation import (
 from numbias.prompt import PromptTemplate
 from numbias.scale import ScoreScale
 from numbias.store import Store
+from numbias.tasks import PreparedTask
 from numbias.study import (
     DEFAULT_PRUNE,
     Judge,
@@ -47,14 +50,14 @@ from numbias.study import (
     ScaleList,
     TaskConfig,
     TaskList,
-    _no_progress,
+    no_progress,
     collect,
     one_of,
     sampling_mode,
-    task_template,
+    open_store,
+    prepare_tasks,
     validate_config,
 )
-from numbias.tasks import get_task
 
 PAPER_DEFAULT = Setting("0-9", "protocol", 0.7)
 """The paper's default: 0–9, mean of sampled answers at T = 0.7 (here its exact expectation)."""
@@ -103,8 +106,8 @@ class MitigateConfig(BaseModel):
     @field_validator("criterion")
     @classmethod
     def _criterion(cls, v: str) -> str:
-        if v not in ("pearson", "entropy", "kurtosis"):
-            raise ValueError(f"criterion must be pearson, entropy or kurtosis, got {v!r}")
+        if v not in CRITERIA:
+            raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {v!r}")
         return v
 
     @model_validator(mode="after")
@@ -174,12 +177,15 @@ def compare(
     criterion: str = "pearson",
     seed: int = 0,
     n_boot: int = 1000,
+    groups: np.ndarray | None = None,
 ) -> tuple[Setting, dict[Setting, float], pd.DataFrame, dict[str, np.ndarray]]:
     """Select on ``dev`` items, then fit each table row's setting on ``dev`` and score
-    ``test``. Test labels are read only after every setting is fixed."""
+    ``test``. Test labels are read only after every setting is fixed; ``groups`` (one
+    per item) add group-level accuracy, and selection on it with ``group_pearson``."""
     dev_data = {s: SettingData([d.distributions[i] for i in dev], d.content_free) for s, d in data.items()}
-    dev_human = human[dev] if criterion == "pearson" else None
-    chosen, dev_scores = select(candidates, dev_data, dev_human, human_range, criterion=criterion, seed=seed)
+    dev_human = human[dev] if criterion in LABEL_CRITERIA else None
+    chosen, dev_scores = select(candidates, dev_data, dev_human, human_range, criterion=criterion, seed=seed,
+                                groups=groups[dev] if groups is not None else None)
     records, scores = [], {}
     for label, fam, setting in _rows(candidates, dev_scores, chosen):
         d = data[setting.scale]
@@ -188,16 +194,21 @@ def compare(
             [d.distributions[i] for i in test])
         scores[label] = pred
         records.append(_metrics_row(label, fam, setting.label, dev_scores.get(setting, np.nan), pred, human[test],
-                                    human_range, d.scale, n_boot, seed))
+                                    human_range, d.scale, n_boot, seed, groups[test] if groups is not None else None))
     return chosen, dev_scores, pd.DataFrame(records), scores
 
 
 def _metrics_row(label: str, fam: str, setting: str, dev_r: float, pred: np.ndarray, human: np.ndarray,
-                 human_range: tuple[float, float], scale: ScoreScale, n_boot: int, seed: int) -> dict[str, Any]:
-    m = evaluate(pred, human, human_range, scale, n_boot=n_boot, seed=seed)
-    return {"row": label, "family": fam, "setting": setting, "dev score": dev_r, "kurtosis": m.kurtosis,
-            "entropy": m.entropy, "pearson": m.pearson.value, "pearson_low": m.pearson.low,
-            "pearson_high": m.pearson.high, "spearman": m.spearman.value, "n test": m.n}
+                 human_range: tuple[float, float], scale: ScoreScale, n_boot: int, seed: int,
+                 groups: np.ndarray | None = None) -> dict[str, Any]:
+    m = evaluate(pred, human, human_range, scale, n_boot=n_boot, seed=seed, groups=groups)
+    row = {"row": label, "family": fam, "setting": setting, "dev score": dev_r, "kurtosis": m.kurtosis,
+           "entropy": m.entropy, "pearson": m.pearson.value, "pearson_low": m.pearson.low,
+           "pearson_high": m.pearson.high, "spearman": m.spearman.value, "n test": m.n}
+    if groups is not None:
+        row.update({"group pearson": m.group_pearson.value, "group pearson_low": m.group_pearson.low,
+                    "group pearson_high": m.group_pearson.high, "groups": m.groups})
+    return row
 
 
 @dataclass
@@ -219,6 +230,7 @@ class Comparison:
     fit_on: np.ndarray
     """Items the saved judge is fitted on: the dev split (all items with k folds)."""
     folds: int = 1
+    truncate: str | None = None
 
     def calibrated(self) -> CalibratedJudge:
         """The automatic choice, fitted on the development items, as a reusable judge."""
@@ -231,7 +243,7 @@ class Comparison:
         where = f"all {len(self.fit_on)} items ({self.folds} folds)" if self.folds > 1 else \
             f"{len(self.fit_on)} development items"
         return CalibratedJudge.fit(self.judge, self.template, setting, part, on_scale, self.human_range,
-                                   fitted_on=f"{self.task}: {where}")
+                                   fitted_on=f"{self.task}: {where}", truncate=self.truncate)
 
 
 def _content_free(data: Dataset) -> Dataset:
@@ -277,66 +289,65 @@ class MitigateResults:
 
 
 def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
-             progress: Progress = _no_progress) -> MitigateResults:
+             progress: Progress = no_progress) -> MitigateResults:
     """Score every judge × task at every scale (stored, resumable), then compare all
     settings on held-out items."""
     if not isinstance(config, MitigateConfig):
         config = parse_mitigate(config or {})
-    store = Store(config.store_path)
+    tasks = prepare_tasks(config.tasks, labelled=True)
+    for task in tasks:
+        _splits(len(task.data), config)  # a split that cannot work fails before any model call
+        if config.criterion == "group_pearson" and task.data.groups is None:
+            raise NumbiasError(f"criterion group_pearson needs a group column; task {task.label!r} has none "
+                               "(give group: COLUMN / --group COLUMN)")
     comparisons = []
-    try:
+    with open_store(config.store_path) as store:
         for jc in config.judges:
             judge = Judge(jc)
             grid = check_temperatures(jc.options.get("temperatures", TEMPERATURES))
             missing = [t for t in config.temperatures if t != FIT and t not in grid]
             if missing:
                 raise NumbiasError(f"judge {jc.name}: temperature(s) {missing} are not on its grid {list(grid)}")
-            for tc in config.tasks:
-                task = get_task(tc.name)
-                data = task.load(tc.path, **tc.options)
-                template = task_template(task, tc)
-                template.check(set(data.fields))
-                _splits(len(data), config)  # a split that cannot work fails before any model call
-                name = tc.label or data.name
+            for task in tasks:
                 per_scale = {}
                 for text in config.scales:
                     scale = ScoreScale.parse(text)
-                    items = collect(judge, name, data, template, scale, store, progress=progress)
-                    free = collect(judge, name, _content_free(data), template, scale, store, progress=progress)
+                    items = collect(judge, task.label, task.data, task.template, scale, store, progress=progress,
+                                    truncate=task.truncate)
+                    free = collect(judge, task.label, _content_free(task.data), task.template, scale, store,
+                                   progress=progress, truncate=task.truncate)
                     per_scale[text] = SettingData(items.distributions, free.distributions)
-                sampled = _sample_paper_temperatures(judge, name, data, template, store, config, progress) \
-                    if config.sample else {}
-                comparisons.append(_compare_task(jc, template, name, data, per_scale, sampled, config))
-    finally:
-        store.close()
+                sampled = _sample_paper_temperatures(judge, task, store, config, progress) if config.sample else {}
+                comparisons.append(_compare_task(jc, task, per_scale, sampled, config))
     return MitigateResults(config, comparisons)
 
 
-def _sample_paper_temperatures(judge: Judge, name: str, data: Dataset, template: PromptTemplate, store: Store,
-                               config: MitigateConfig, progress: Progress) -> dict[float, list[ScoreDistribution]]:
+def _sample_paper_temperatures(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,
+                               progress: Progress) -> dict[float, list[ScoreDistribution]]:
     """The paper's temperature scaling as it ran it: the sampling protocol at each T."""
     scale = ScoreScale.parse("0-9")
     out = {}
     for t in PAPER_TEMPERATURES:
         sampling = config.sampling.model_copy(update={"temperature": t})
         mode, scorer = sampling_mode(sampling, scale)
-        out[t] = collect(judge, name, data, template, scale, store, progress=progress, mode=mode,
-                         scorer=scorer).distributions
+        out[t] = collect(judge, task.label, task.data, task.template, scale, store, progress=progress, mode=mode,
+                         scorer=scorer, truncate=task.truncate).distributions
     return out
 
 
-def _compare_task(judge: JudgeConfig, template: PromptTemplate, task: str, data: Dataset,
-                  per_scale: dict[str, SettingData], sampled: dict[float, list[ScoreDistribution]],
-                  config: MitigateConfig) -> Comparison:
+def _compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, SettingData],
+                  sampled: dict[float, list[ScoreDistribution]], config: MitigateConfig) -> Comparison:
     """One dev/test split, or k folds whose held-out predictions are pooled (as
     positions on the unit interval, since folds may choose different scales)."""
-    human = data.human
+    data = task.data
+    human, groups = data.human, data.groups
     splits = _splits(len(data), config)
     chosen, fold_scores, settings = [], [], {}
     pooled: dict[str, np.ndarray] = {}
     for dev, test in splits:
         pick, scores, table, preds = compare(per_scale, human, data.human_range, dev, test, config.candidates(),
-                                             criterion=config.criterion, seed=config.seed, n_boot=config.bootstrap)
+                                             criterion=config.criterion, seed=config.seed, n_boot=config.bootstrap,
+                                             groups=groups)
         chosen.append(pick)
         fold_scores.append(scores)
         for row in table.itertuples():
@@ -345,6 +356,7 @@ def _compare_task(judge: JudgeConfig, template: PromptTemplate, task: str, data:
             pooled.setdefault(row.row, np.full(len(human), np.nan))[test] = scale.to_unit(preds[row.row])
     dev_scores = {s: _mean_defined([f.get(s, np.nan) for f in fold_scores]) for s in fold_scores[0]}
     test_idx = splits[0][1] if len(splits) == 1 else np.arange(len(human))
+    test_groups = groups[test_idx] if groups is not None else None
     records, test_scores = [], {}
     for label, unit in pooled.items():
         fam, used = settings[label]
@@ -354,7 +366,7 @@ def _compare_task(judge: JudgeConfig, template: PromptTemplate, task: str, data:
         dev_r = dev_scores.get(_setting_of(used[0]), np.nan) if len(set(used)) == 1 else np.nan
         test_scores[label] = pred
         records.append(_metrics_row(label, fam, note, dev_r, pred, human[test_idx], data.human_range, scale,
-                                    config.bootstrap, config.seed))
+                                    config.bootstrap, config.seed, test_groups))
     for t, dists in sampled.items():
         probs, rest = stack([dists[i] for i in test_idx])
         pred = item_scores(probs, rest, ScoreScale.parse("0-9"), "protocol")
@@ -362,10 +374,10 @@ def _compare_task(judge: JudgeConfig, template: PromptTemplate, task: str, data:
         test_scores[label] = pred
         records.append(_metrics_row(label, "temperature", f"0-9 · sampled n={config.sampling.n} · T={t:g}", np.nan,
                                     pred, human[test_idx], data.human_range, ScoreScale.parse("0-9"),
-                                    config.bootstrap, config.seed))
+                                    config.bootstrap, config.seed, test_groups))
     fit_on = splits[0][0] if len(splits) == 1 else np.arange(len(human))
-    return Comparison(judge, template, task, dev_scores, chosen, pd.DataFrame(records), test_scores, human[test_idx],
-                      data.human_range, per_scale, human, fit_on, len(splits))
+    return Comparison(judge, task.template, task.label, dev_scores, chosen, pd.DataFrame(records), test_scores,
+                      human[test_idx], data.human_range, per_scale, human, fit_on, len(splits), task.truncate)
 
 
 def _mean_defined(values: list[float]) -> float:

@@ -19,7 +19,7 @@ they were not fitted on); the caller proves it on held-out items.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,7 +29,16 @@ from sklearn.isotonic import IsotonicRegression
 
 from numbias.distribution import ScoreDistribution, stack
 from numbias.errors import NumbiasError
-from numbias.metrics import _pearson_rows, histogram, item_scores, kurtosis, normalised_entropy, to_scale
+from numbias.metrics import (
+    _group_codes,
+    _pearson_rows,
+    group_pearson,
+    histogram,
+    item_scores,
+    kurtosis,
+    normalised_entropy,
+    to_scale,
+)
 from numbias.scale import ScoreScale
 
 _EPS = 1e-12
@@ -414,6 +423,23 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(_pearson_rows(a[keep], b[keep])) if keep.sum() > 2 else float("nan")
 
 
+CRITERIA = ("pearson", "group_pearson", "entropy", "kurtosis")
+LABEL_CRITERIA = ("pearson", "group_pearson")
+"""Selection criteria, and those that read the development items' human scores
+(``group_pearson`` also their groups: the mean within-group Pearson r)."""
+_CRITERION_NAMES = {"pearson": "Pearson r", "group_pearson": "group-level Pearson"}
+
+
+def _check_criterion(criterion: str, human: np.ndarray | None, groups: np.ndarray | None) -> None:
+    """Fail in one line, before any fitting, when a criterion lacks what it reads."""
+    if criterion not in CRITERIA:
+        raise NumbiasError(f"unknown selection criterion {criterion!r} (known: {', '.join(CRITERIA)})")
+    if criterion == "group_pearson" and groups is None:
+        raise NumbiasError("selection by group-level Pearson needs a group column")
+    if criterion in LABEL_CRITERIA and human is None:
+        raise NumbiasError(f"selection by {_CRITERION_NAMES[criterion]} needs human scores on the development items")
+
+
 def label_free_score(scores: np.ndarray, scale: ScoreScale, criterion: str) -> float:
     """Higher is better: normalised entropy of the score histogram, or minus the gap
     between the scores' kurtosis and that of a uniform spread (−1.2)."""
@@ -423,35 +449,54 @@ def label_free_score(scores: np.ndarray, scale: ScoreScale, criterion: str) -> f
     if criterion == "kurtosis":
         k = kurtosis(scores)
         return -abs(k + 1.2) if not np.isnan(k) else float("nan")
-    raise NumbiasError(f"unknown selection criterion {criterion!r} (pearson, entropy, kurtosis)")
+    raise NumbiasError(f"unknown label-free criterion {criterion!r} (entropy, kurtosis)")
+
+
+def _folds(n: int, folds: int, seed: int, groups: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Cross-fitting (fit, held-out) item indices from a seeded permutation of the items,
+    or of the groups, so that no group is split between fitting and scoring."""
+    units = np.arange(n) if groups is None else _group_codes(groups, n)
+    k = int(units.max()) + 1 if n else 0
+    if k < 2:
+        raise UnfittableError(f"cross-fitting needs at least two {'items' if groups is None else 'groups'}")
+    order = np.random.default_rng(seed).permutation(k)
+    for part in np.array_split(order, min(folds, k)):
+        held = np.isin(units, part)
+        yield np.flatnonzero(~held), np.flatnonzero(held)
+
+
+def _accuracy(pred: np.ndarray, human: np.ndarray, groups: np.ndarray | None) -> float:
+    """Item-level Pearson r, or with groups the mean within-group r."""
+    if groups is None:
+        return _pearson(pred, human)
+    return group_pearson(pred, human, groups, n_boot=0).pearson.value
 
 
 def dev_score(
     setting: Setting, data: SettingData, human: np.ndarray | None, human_range: tuple[float, float],
-    *, criterion: str = "pearson", folds: int = 5, seed: int = 0,
+    *, criterion: str = "pearson", folds: int = 5, seed: int = 0, groups: np.ndarray | None = None,
 ) -> float:
     """How good ``setting`` looks on the development items alone (NaN when it cannot
-    be fitted there). With labels (criterion ``pearson``) a label-using setting is
-    cross-fitted: each fold is scored by a fit on the other folds, so it is not
-    flattered by scoring the items it was fitted on."""
+    be fitted there). With labels (criterion ``pearson`` or ``group_pearson``) a
+    label-using setting is cross-fitted: each fold is scored by a fit on the other
+    folds, so it is not flattered by scoring the items it was fitted on; for
+    ``group_pearson`` the folds keep each group (``groups``, per dev item) whole."""
+    _check_criterion(criterion, human, groups)
     n = len(data.distributions)
     everything = np.arange(n)
+    groups = groups if criterion == "group_pearson" else None
     try:
-        if criterion != "pearson":
+        if criterion not in LABEL_CRITERIA:
             return label_free_score(Fitted.fit(setting, data, everything, None).predict(data.distributions),
                                     data.scale, criterion)
-        if human is None:
-            raise NumbiasError("selection by Pearson r needs human scores on the development items")
         if not setting.needs_labels:
-            return _pearson(Fitted.fit(setting, data, everything, None).predict(data.distributions), human)
+            return _accuracy(Fitted.fit(setting, data, everything, None).predict(data.distributions), human, groups)
         on_scale = to_scale(human, human_range, data.scale)
-        order = np.random.default_rng(seed).permutation(n)
         pred = np.full(n, np.nan)
-        for part in np.array_split(order, min(folds, n)):
-            train = np.setdiff1d(order, part)
+        for train, part in _folds(n, folds, seed, groups):
             fitted = Fitted.fit(setting, data, train, on_scale[train])
             pred[part] = fitted.predict([data.distributions[i] for i in part])
-        return _pearson(pred, human)
+        return _accuracy(pred, human, groups)
     except UnfittableError:
         return float("nan")
 
@@ -464,17 +509,19 @@ def select(
     *,
     criterion: str = "pearson",
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> tuple[Setting, dict[Setting, float]]:
     """The best candidate by its development score, and every candidate's score.
 
-    Only development items come in; with a label-free criterion (``entropy``,
-    ``kurtosis``) no labels are used and label-using settings are skipped."""
-    if criterion != "pearson":
+    Only development items come in (``groups``: their groups, for ``group_pearson``);
+    with a label-free criterion (``entropy``, ``kurtosis``) no labels are used and
+    label-using settings are skipped."""
+    _check_criterion(criterion, human, groups)
+    if criterion not in LABEL_CRITERIA:
         candidates = [c for c in candidates if not c.needs_labels]
         human = None
-    elif human is None:
-        raise NumbiasError("selection by Pearson r needs human scores on the development items")
-    scores = {c: dev_score(c, data[c.scale], human, human_range, criterion=criterion, seed=seed) for c in candidates}
+    scores = {c: dev_score(c, data[c.scale], human, human_range, criterion=criterion, seed=seed, groups=groups)
+              for c in candidates}
     ranked = [c for c in candidates if not np.isnan(scores[c])]
     if not ranked:
         raise NumbiasError("no candidate setting has a defined development score")

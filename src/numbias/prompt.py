@@ -7,7 +7,7 @@ optional answer prefix such as ``Score:``)."""
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -114,3 +114,39 @@ def render_chat(template: str, prompt: Prompt, bos_token: str, eos_token: str) -
     except TemplateError as exc:
         raise NumbiasError(f"the model's chat template failed to render: {exc}") from None
     return text + prompt.answer_prefix
+
+
+def cut_middle(text: str, keep: int) -> str:
+    """``text`` with its middle replaced by an ellipsis, keeping ``keep`` characters:
+    the start and the end of a long document usually say the most."""
+    if keep >= len(text):
+        return text
+    head = (keep + 1) // 2
+    tail = keep - head
+    return f"{text[:head]} … {text[len(text) - tail:]}" if tail else f"{text[:head]} …"
+
+
+def fit_field(
+    template: PromptTemplate,
+    item: Mapping[str, Any],
+    scale: ScoreScale,
+    *,
+    chat: bool,
+    field: str,
+    count: Callable[[Prompt], int],
+    budget: int,
+) -> tuple[Prompt, int] | None:
+    """The prompt with ``field`` cut in its middle, as little as needed to fit ``budget``
+    tokens, and the number of characters cut; None when even an empty field is too long."""
+    text = str(item[field])
+
+    def prompt(keep: int) -> Prompt:
+        return template.fill({**item, field: cut_middle(text, keep)}, scale, chat=chat)
+
+    if count(prompt(0)) > budget:
+        return None
+    lo, hi = 0, len(text) - 1  # lo always fits; find the longest that does
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if count(prompt(mid)) <= budget else (lo, mid - 1)
+    return prompt(lo), len(text) - lo

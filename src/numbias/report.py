@@ -57,7 +57,9 @@ def table_html(frame: pd.DataFrame, digits: int = 3) -> str:
 def summary_columns(summary: pd.DataFrame) -> pd.DataFrame:
     out = summary[["judge", "task", "scale", "rule", "kurtosis", "human_kurtosis", "entropy", "mode_share",
                    "distinct", "js_divergence", "wasserstein", "pearson", "pearson_low", "pearson_high",
-                   "spearman", "kendall", "human_ceiling"]].copy()
+                   "spearman", "kendall", "human_ceiling",
+                   *(["group_pearson", "group_pearson_low", "group_pearson_high", "groups"]
+                     if "group_pearson" in summary and summary["group_pearson"].notna().any() else [])]].copy()
     out["distinct"] = out["distinct"].astype(str)
     return out
 
@@ -124,8 +126,10 @@ def write_report(results: StudyResults, path: Path) -> None:
         *results.extra.get("sections", []),
     ]
     notes = summary[summary["notes"].astype(str) != ""]
-    if len(notes):
-        sections.append(("Notes", table_html(notes[["judge", "task", "scale", "rule", "notes"]])))
+    data_notes = "".join(f"<li>{html.escape(note)}</li>" for note in results.notes)
+    if len(notes) or data_notes:
+        sections.append(("Notes", (f"<ul>{data_notes}</ul>" if data_notes else "")
+                         + (table_html(notes[["judge", "task", "scale", "rule", "notes"]]) if len(notes) else "")))
     write_sections("numbias report", sections, path)
 
 

@@ -27,47 +27,64 @@ from pydantic import (
 
 from numbias.backends import Backend, create_backend, describe_backend
 from numbias.backends.base import takes_option
-from numbias.data import Dataset
+from numbias.data import SUFFIXES, Dataset
 from numbias.distribution import ScoreDistribution, stack
 from numbias.errors import NumbiasError, first_line
 from numbias.metrics import RULES, evaluate, item_scores
 from numbias.models import DEFAULT_JUDGE
-from numbias.prompt import Prompt, PromptTemplate
+from numbias.prompt import Prompt, PromptTemplate, fit_field
 from numbias.sampling import sampled_distribution
 from numbias.scale import ScoreScale
 from numbias.store import Store, item_slot
-from numbias.tasks import Task, get_task
+from numbias.tasks import PreparedTask, Task, TaskConfig, prepare
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class JudgeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A judge: a model for a registered backend (or a ``module:attr`` factory), or, from
+    Python, a backend object (``instance``) used as it is."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
     model: str
     backend: str = "llama.cpp"
     label: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    instance: Any = Field(None, exclude=True)
 
     @property
     def name(self) -> str:
         return self.label or self.model
 
 
-class TaskConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    path: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-    template: str | None = None
-    answer_prefix: str | None = None
-    label: str | None = None
+def _judge_ref(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"model": value}
+    if isinstance(value, (dict, JudgeConfig)):
+        return value
+    if callable(getattr(value, "score", None)) and isinstance(getattr(value, "identity", None), dict):
+        return {"model": str(value.identity.get("model", type(value).__name__)), "backend": "object",
+                "instance": value}
+    return value
 
 
-JudgeRef = Annotated[JudgeConfig, BeforeValidator(lambda v: {"model": v} if isinstance(v, str) else v)]
-"""A judge given as a name/path or as a full mapping."""
-TaskRef = Annotated[TaskConfig, BeforeValidator(lambda v: {"name": v} if isinstance(v, str) else v)]
-"""A task given as a name or as a full mapping."""
+def task_ref(value: Any) -> Any:
+    """A task in any form a study takes, as what :class:`TaskConfig` validates."""
+    if isinstance(value, str):
+        return {"file": value} if Path(value).suffix.lower() in SUFFIXES else {"name": value}
+    if isinstance(value, Task):
+        return {"task": value}
+    if isinstance(value, Dataset):
+        raise ValueError(f"a Dataset needs a template: give {{'dataset': data, 'template': '...'}} for "
+                         f"{value.name!r}")
+    return value
+
+
+JudgeRef = Annotated[JudgeConfig, BeforeValidator(_judge_ref)]
+"""A judge given as a name/path, a full mapping, or a backend object."""
+TaskRef = Annotated[TaskConfig, BeforeValidator(task_ref)]
+"""A task given as a registered name, a data file's path, a mapping, or a Task object."""
 JudgeList = list[JudgeRef]
 TaskList = list[TaskRef]
 
@@ -187,6 +204,8 @@ class ScoredSet:
     mode: str = "exact"
     protocol_temperature: float = 1.0
     """Exact sets score the ``protocol`` rule at the protocol's sampling temperature."""
+    truncate: str | None = None
+    """The field cut to fit the context, if any (``cut`` per item in ``meta``)."""
 
     def at(self, temperature: float) -> list[ScoreDistribution]:
         """The exact distributions re-read at ``temperature`` (no model call)."""
@@ -212,6 +231,8 @@ class StudyResults:
     summary: pd.DataFrame
     items: pd.DataFrame
     extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """What the outputs must say about the data (e.g. a human range taken from the data)."""
 
     def write(self, out: str | Path | None = None) -> Path:
         from numbias.report import write_report
@@ -221,7 +242,8 @@ class StudyResults:
         self.items.to_csv(folder / "items.csv", index=False)
         records = json.loads(self.summary.to_json(orient="records"))
         (folder / "summary.json").write_text(json.dumps(records, indent=2))
-        (folder / "config.yaml").write_text(yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
+        (folder / "config.yaml").write_text(yaml.safe_dump(self.config.model_dump(mode="json", exclude_none=True),
+                                                           sort_keys=False))
         write_report(self, folder / "report.html")
         return folder
 
@@ -231,7 +253,7 @@ Progress = Callable[[str, int], Callable[[int], None]]
 
 
 @contextmanager
-def _no_progress(_: str, __: int) -> Iterator[Callable[[int], None]]:
+def no_progress(_: str, __: int) -> Iterator[Callable[[int], None]]:
     yield lambda n: None
 
 
@@ -240,7 +262,11 @@ class Judge:
 
     def __init__(self, config: JudgeConfig) -> None:
         self.config = config
-        self.identity, self._backend = describe_backend(config.backend, config.model, config.options)
+        if config.instance is not None:
+            self._backend: Backend | None = config.instance
+            self.identity = {"chat": bool(getattr(config.instance, "chat", True)), **config.instance.identity}
+        else:
+            self.identity, self._backend = describe_backend(config.backend, config.model, config.options)
         self.chat = bool(self.identity["chat"])
 
     @property
@@ -271,26 +297,35 @@ def collect(
     scale: ScoreScale,
     store: Store,
     *,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     mode: dict[str, Any] | None = None,
     scorer: Callable[[Backend, list[Prompt]], Iterator[ScoreDistribution]] | None = None,
+    truncate: str | None = None,
 ) -> ScoredSet:
     """Distributions for every item, from the store where present, else the model;
-    each new item is stored as soon as it is scored."""
+    each new item is stored as soon as it is scored. Items are keyed by their full
+    prompt; one over the judge's context is an error, or with ``truncate`` has that
+    field cut to fit (``meta["cut"]``: characters removed)."""
     mode = mode or {"mode": "exact"}
-    key = store.register(setting_identity(judge, template, scale, mode))
-    ids = data.ids
-    prompts = [template.fill(record, scale, chat=judge.chat) for record in data.records()]
+    key = store.register({**setting_identity(judge, template, scale, mode),
+                          **({"truncate": truncate} if truncate else {})})
+    ids, records = data.ids, data.records()
+    prompts = [template.fill(record, scale, chat=judge.chat) for record in records]
     slots = [item_slot(item_id, prompt) for item_id, prompt in zip(ids, prompts)]
     done = store.done(key, slots)
     todo = [i for i, slot in enumerate(slots) if slot not in done]
     if todo:
         backend = judge.backend
+        reserve = int(mode.get("max_tokens", len(str(scale.hi)) + 1)) + 1
+        asked, cuts = fit_context(backend, template, scale, judge.chat, [records[i] for i in todo],
+                                  [prompts[i] for i in todo], [ids[i] for i in todo], truncate, reserve, task_name)
         run = scorer or (lambda b, ps: b.score(ps, scale))
         with progress(f"{judge.config.name} · {task_name} · {scale}", len(todo)) as advance:
             finished = 0
             try:
-                for dist in run(backend, [prompts[i] for i in todo]):
+                for dist in run(backend, asked):
+                    if cuts[finished]:
+                        dist.meta["cut"] = cuts[finished]
                     store.put(key, slots[todo[finished]], dist, dist.meta.get("n_tokens"))
                     finished += 1
                     advance(1)
@@ -298,7 +333,33 @@ def collect(
                 raise NumbiasError(f"item {ids[todo[finished]]!r} of {task_name}: {exc}") from None
     stored = store.get(key, slots)
     label = "exact" if mode["mode"] == "exact" else str(mode.get("label", "sampled"))
-    return ScoredSet(judge.config.name, task_name, scale, data, [stored[s] for s in slots], label)
+    return ScoredSet(judge.config.name, task_name, scale, data, [stored[s] for s in slots], label,
+                     truncate=truncate)
+
+
+def fit_context(backend: Backend, template: PromptTemplate, scale: ScoreScale, chat: bool,
+                records: list[dict[str, Any]], prompts: list[Prompt], ids: list[str], truncate: str | None,
+                reserve: int, task_name: str) -> tuple[list[Prompt], list[int]]:
+    """Prompts that fit the judge's context with ``reserve`` tokens left for the answer,
+    and the characters cut from each; checked before any item is scored."""
+    budget = backend.context_length - reserve
+    counts = [backend.count_tokens(p) for p in prompts]
+    over = [i for i, c in enumerate(counts) if c > budget]
+    if not over:
+        return prompts, [0] * len(prompts)
+    longest = max(over, key=counts.__getitem__)
+    where = (f"{len(over)} item(s) of {task_name} exceed the judge's context of {backend.context_length} tokens "
+             f"(longest: item {ids[longest]!r}, {counts[longest]} tokens)")
+    if truncate is None:
+        raise NumbiasError(f"{where}; set truncate: FIELD (--truncate FIELD) to shorten a field to fit")
+    asked, cuts = list(prompts), [0] * len(prompts)
+    for i in over:
+        fitted = fit_field(template, records[i], scale, chat=chat, field=truncate, count=backend.count_tokens,
+                           budget=budget)
+        if fitted is None:
+            raise NumbiasError(f"{where}; item {ids[i]!r} does not fit even with {truncate!r} emptied")
+        asked[i], cuts[i] = fitted
+    return asked, cuts
 
 
 def sampling_mode(sampling: SamplingConfig, scale: ScoreScale) -> tuple[dict[str, Any], Callable]:
@@ -313,63 +374,97 @@ def sampling_mode(sampling: SamplingConfig, scale: ScoreScale) -> tuple[dict[str
     return mode, scorer
 
 
-def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress = _no_progress) -> StudyResults:
+def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress = no_progress) -> StudyResults:
     """Run (or resume) a study and compute its metrics."""
     if not isinstance(config, RunConfig):
         config = RunConfig.parse(config or {})
-    tasks = [(tc, get_task(tc.name)) for tc in config.tasks]
-    datasets = [(tc, task, task.load(tc.path, **tc.options)) for tc, task in tasks]
+    tasks = prepare_tasks(config.tasks, labelled=True)
     judges = [Judge(jc) for jc in config.judges]
     scales = [ScoreScale.parse(s) for s in config.scales]
-    store = Store(config.store_path)
     sets: list[ScoredSet] = []
-    try:
+    with open_store(config.store_path) as store:
         for judge in judges:
-            for tc, task, data in datasets:
-                template = task_template(task, tc)
-                template.check(set(data.fields))
+            for task in tasks:
                 for scale in scales:
-                    name = tc.label or data.name
-                    if "exact" in config.modes:
-                        exact = collect(judge, name, data, template, scale, store, progress=progress)
-                        exact.protocol_temperature = config.sampling.temperature
-                        sets.append(exact)
-                    if "sampled" in config.modes:
-                        mode, scorer = sampling_mode(config.sampling, scale)
-                        sets.append(collect(judge, name, data, template, scale, store, progress=progress,
-                                            mode=mode, scorer=scorer))
+                    sets += collect_modes(judge, task, scale, store, config, progress)
+    return analyse(config, sets, notes=task_notes(tasks))
+
+
+def collect_modes(judge: Judge, task: PreparedTask, scale: ScoreScale, store: Store, config: RunConfig,
+                  progress: Progress) -> list[ScoredSet]:
+    """One judge × task × scale in every mode the study asks for."""
+    sets = []
+    if "exact" in config.modes:
+        exact = collect(judge, task.label, task.data, task.template, scale, store, progress=progress,
+                        truncate=task.truncate)
+        exact.protocol_temperature = config.sampling.temperature
+        sets.append(exact)
+    if "sampled" in config.modes:
+        mode, scorer = sampling_mode(config.sampling, scale)
+        sets.append(collect(judge, task.label, task.data, task.template, scale, store, progress=progress,
+                            mode=mode, scorer=scorer, truncate=task.truncate))
+    return sets
+
+
+def prepare_tasks(configs: Sequence[TaskConfig], *, labelled: bool) -> list[PreparedTask]:
+    """Every task loaded before any model: bad data fails first. A study that measures
+    accuracy needs human scores; labels must tell tasks apart."""
+    tasks = [prepare(tc) for tc in configs]
+    if labelled:
+        for task in tasks:
+            if not task.data.labelled:
+                raise NumbiasError(f"{task.data.source or task.label}: no human scores (give the human column with "
+                                   "--human / human:); to score unlabelled items use numbias score")
+    labels = [t.label for t in tasks]
+    if dupes := sorted({x for x in labels if labels.count(x) > 1}):
+        raise NumbiasError(f"two tasks share the label {dupes[0]!r}: give each a distinct label")
+    return tasks
+
+
+def task_notes(tasks: Sequence[PreparedTask]) -> list[str]:
+    return [f"{t.label}: {note}" for t in tasks for note in t.data.notes]
+
+
+@contextmanager
+def open_store(path: str | Path) -> Iterator[Store]:
+    store = Store(path)
+    try:
+        yield store
     finally:
         store.close()
-    return analyse(config, sets)
 
 
-def task_template(task: Task, tc: TaskConfig) -> PromptTemplate:
-    template = PromptTemplate(
-        text=tc.template or task.template.text,
-        answer_prefix=tc.answer_prefix if tc.answer_prefix is not None else task.template.answer_prefix,
-        system=task.template.system,
-    )
-    return template
-
-
-def analyse(config: RunConfig, sets: list[ScoredSet]) -> StudyResults:
+def analyse(config: RunConfig, sets: list[ScoredSet], notes: Sequence[str] = ()) -> StudyResults:
     rows, items = [], []
     for s in sets:
         data = s.data
         ratings = data.frame["ratings"].tolist() if data.has_ratings else None
-        per_item = pd.DataFrame({"judge": s.judge, "task": s.task, "scale": str(s.scale), "mode": s.mode,
-                                 "id": data.ids, "human": data.human})
-        probs, rest = stack(s.distributions)
-        per_item["numeric_mass"] = probs.sum(axis=1)
-        per_item["out_of_scale"] = rest[:, 0] + rest[:, 1]
-        per_item["other"] = rest[:, 2]
+        per_item = item_frame(s)
         rules = config.rules if s.mode == "exact" else ["protocol"]
         for rule in rules:
             scores = s.scores(rule)
             label = rule if s.mode == "exact" else s.mode
             per_item[label] = scores
-            m = evaluate(scores, data.human, data.human_range, s.scale, ratings=ratings,
+            m = evaluate(scores, data.human, data.human_range, s.scale, ratings=ratings, groups=data.groups,
                          n_boot=config.bootstrap, seed=config.seed)
             rows.append({"judge": s.judge, "task": s.task, "scale": str(s.scale), "rule": label, **m.flat()})
         items.append(per_item)
-    return StudyResults(config, sets, pd.DataFrame(rows), pd.concat(items, ignore_index=True))
+    if not rows:
+        raise NumbiasError("the study has nothing to score: give at least one judge, task, scale and rule")
+    return StudyResults(config, sets, pd.DataFrame(rows), pd.concat(items, ignore_index=True), notes=list(notes))
+
+
+def item_frame(s: ScoredSet) -> pd.DataFrame:
+    """One row per item of a scored set: ids, human score, group, masses, characters cut."""
+    data = s.data
+    frame = pd.DataFrame({"judge": s.judge, "task": s.task, "scale": str(s.scale), "mode": s.mode,
+                          "id": data.ids, "human": data.human})
+    if data.groups is not None:
+        frame["group"] = data.groups
+    probs, rest = stack(s.distributions)
+    frame["numeric_mass"] = probs.sum(axis=1)
+    frame["out_of_scale"] = rest[:, 0] + rest[:, 1]
+    frame["other"] = rest[:, 2]
+    if s.truncate:
+        frame["cut"] = [int(d.meta.get("cut", 0)) for d in s.distributions]
+    return frame

@@ -5,20 +5,27 @@ Embedded data (``vader``, ``simlex``) ships in registry packages; the benchmark 
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator, validate_call
 
-from numbias.data import Dataset, make_dataset, parse_ratings, read_table
-from numbias.errors import NumbiasError
-from numbias.prompt import PromptTemplate
+from numbias.data import SUFFIXES, Dataset, load_file, make_dataset, parse_ratings, read_table, sample_rows
+from numbias.errors import NumbiasError, first_line
+from numbias.prompt import SCALE_FIELDS, PromptTemplate
 
 Loader = Callable[..., Dataset]
+ENTRY_POINTS = "numbias.tasks"
+"""Installed packages add tasks under this entry-point group: each entry point names a
+:class:`Task`, or a callable returning one or a list of them."""
 
 
 @dataclass(frozen=True)
@@ -34,16 +41,54 @@ class Task:
     source: str
     loader: Loader
     needs_path: bool
+    folder: str | None = None
+    """The folder name its published data usually has (for ``numbias tasks --data-root``)."""
+
+    @property
+    def fields(self) -> list[str]:
+        return sorted(self.template.fields - SCALE_FIELDS)
 
     def load(self, path: str | Path | None = None, **options: Any) -> Dataset:
         if self.needs_path and path is None:
-            raise NumbiasError(f"task {self.name!r} needs the path to its data ({self.source})")
+            raise NumbiasError(f"task {self.name!r} needs the path to its data ({self.source}): give --data PATH")
+        if not self.needs_path and path is not None:
+            raise NumbiasError(f"task {self.name!r} reads no data file (its data is {self.source}); "
+                               f"drop --data {path}, or give the file alone to judge it as a file task")
+        check_options(f"task {self.name!r}", self.loader, options, skip=1 if self.needs_path else 0)
         try:
-            data = self.loader(path, **options) if self.needs_path else self.loader(**options)
-        except TypeError as exc:
-            raise NumbiasError(f"task {self.name!r}: bad option ({exc})") from None
+            loader = validate_call(self.loader)
+            data = loader(path, **options) if self.needs_path else loader(**options)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise NumbiasError(f"task {self.name!r}: option {where}={err.get('input')!r}: {err['msg']}") from None
         self.template.check(set(data.fields))
         return data
+
+    def data_status(self, root: Path | None) -> str:
+        """Whether this task's data can be read here: embedded data, or under ``root``."""
+        if not self.needs_path:
+            try:
+                self.loader(n=1)
+            except NumbiasError as exc:
+                return f"missing: {exc}"
+            return "installed"
+        if root is None:
+            return "give --data PATH (or --data-root DIR)"
+        path = root / (self.folder or self.name)
+        try:
+            return f"present: {len(self.load(path))} items in {path}"
+        except NumbiasError as exc:
+            return f"missing: {exc}"
+
+
+def check_options(what: str, function: Callable[..., Any], options: dict[str, Any], skip: int = 0) -> None:
+    """Unknown option names are a one-line error that lists the known ones."""
+    params = list(inspect.signature(function).parameters.values())[skip:]
+    known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise NumbiasError(f"{what} has no option(s) {', '.join(unknown)} (options: {', '.join(known) or 'none'})")
 
 
 def _package_path(module: str, relative: str, install: str) -> Path:
@@ -51,14 +96,6 @@ def _package_path(module: str, relative: str, install: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise NumbiasError(f"this task needs the {module} package: {install}")
     return Path(list(spec.submodule_search_locations)[0]) / relative
-
-
-def _sample(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
-    if n is None or n >= len(frame):
-        return frame
-    if n < 1:
-        raise NumbiasError(f"sample size must be positive, got {n}")
-    return frame.sample(n=n, random_state=seed).sort_index()
 
 
 def load_vader(n: int | None = 300, seed: int = 0) -> Dataset:
@@ -70,14 +107,14 @@ def load_vader(n: int | None = 300, seed: int = 0) -> Dataset:
             if len(parts) >= 4 and parts[0].isalpha():
                 rows.append({"id": parts[0], "word": parts[0], "human": float(parts[1]),
                              "ratings": parse_ratings(parts[3])})
-    return make_dataset("vader", _sample(pd.DataFrame(rows), n, seed), fields=["word"], human_range=(-4.0, 4.0))
+    return make_dataset("vader", sample_rows(pd.DataFrame(rows), n, seed), fields=["word"], human_range=(-4.0, 4.0))
 
 
 def load_simlex(n: int | None = None, seed: int = 0) -> Dataset:
     path = _package_path("gensim", "test/test_data/simlex999.txt", "pip install gensim")
     frame = pd.read_csv(path, sep="\t", comment="#", header=None, names=["word1", "word2", "human"])
     frame["id"] = frame["word1"] + "|" + frame["word2"]
-    return make_dataset("simlex", _sample(frame, n, seed), fields=["word1", "word2"], human_range=(0.0, 10.0))
+    return make_dataset("simlex", sample_rows(frame, n, seed), fields=["word1", "word2"], human_range=(0.0, 10.0))
 
 
 def load_mtqe(path: str | Path, pair: str = "en-de", split: str = "test20", target: str = "mean",
@@ -96,7 +133,7 @@ def load_mtqe(path: str | Path, pair: str = "en-de", split: str = "test20", targ
         "source_lang": _LANGS.get(src, src), "target_lang": _LANGS.get(tgt, tgt),
     })
     rng = (0.0, 100.0) if target == "mean" else None
-    return make_dataset(f"mtqe-{pair}", _sample(out, n, seed),
+    return make_dataset(f"mtqe-{pair}", sample_rows(out, n, seed),
                         fields=["source", "translation", "source_lang", "target_lang"], human_range=rng)
 
 
@@ -109,7 +146,7 @@ def load_lcp(path: str | Path, kind: str = "single", split: str = "test", n: int
     _require(frame, file, ["id", "sentence", "token", "complexity"])
     out = pd.DataFrame({"id": frame["id"], "sentence": frame["sentence"], "token": frame["token"],
                         "human": frame["complexity"]})
-    return make_dataset(f"lcp-{kind}", _sample(out, n, seed), fields=["sentence", "token"], human_range=(0.0, 1.0))
+    return make_dataset(f"lcp-{kind}", sample_rows(out, n, seed), fields=["sentence", "token"], human_range=(0.0, 1.0))
 
 
 def load_stsb(path: str | Path, split: str = "test", n: int | None = None, seed: int = 0) -> Dataset:
@@ -119,7 +156,7 @@ def load_stsb(path: str | Path, split: str = "test", n: int | None = None, seed:
         raise NumbiasError(f"STS-B file {file} should have 3 columns (sentence1, sentence2, score)")
     frame.columns = ["sentence1", "sentence2", "human"]
     frame["id"] = np.arange(len(frame)).astype(str)
-    return make_dataset("stsb", _sample(frame, n, seed), fields=["sentence1", "sentence2"], human_range=(0.0, 5.0))
+    return make_dataset("stsb", sample_rows(frame, n, seed), fields=["sentence1", "sentence2"], human_range=(0.0, 5.0))
 
 
 def load_gecqe(path: str | Path, aspect: str = "grammaticality", n: int | None = None, seed: int = 0) -> Dataset:
@@ -142,7 +179,7 @@ def load_gecqe(path: str | Path, aspect: str = "grammaticality", n: int | None =
         _require(frame, file, ["source", "correction", "human"])
         out = frame.assign(id=frame["id"] if "id" in frame else np.arange(len(frame)).astype(str))
         rng = None
-    return make_dataset(f"gecqe-{aspect}", _sample(out, n, seed), fields=["source", "correction"], human_range=rng)
+    return make_dataset(f"gecqe-{aspect}", sample_rows(out, n, seed), fields=["source", "correction"], human_range=rng)
 
 
 def _require(frame: pd.DataFrame, file: Path, cols: list[str]) -> None:
@@ -173,27 +210,231 @@ TASKS: dict[str, Task] = {
              PromptTemplate("Rate the quality of a machine translation: how well it keeps the meaning of the "
                             "source and how naturally it reads, from {lo} (useless) to {hi} (perfect). " + _ASK
                             + "\n{source_lang} source: {source}\n{target_lang} translation: {translation}"),
-             (0.0, 100.0), None, "github.com/sheffieldnlp/mlqe-pe (data/direct-assessments)", load_mtqe, True),
+             (0.0, 100.0), None, "github.com/sheffieldnlp/mlqe-pe (data/direct-assessments)", load_mtqe, True, "mlqe-pe"),
         Task("lcp", "Lexical complexity (CompLex, SemEval-2021 task 1, 0..1)",
              PromptTemplate("Rate how hard a word is to understand in the sentence it appears in, from {lo} "
                             "(very easy) to {hi} (very difficult). " + _ASK
                             + "\nSentence: {sentence}\nWord: {token}"),
-             (0.0, 1.0), 5, "github.com/MMU-TDMLab/CompLex", load_lcp, True),
+             (0.0, 1.0), 5, "github.com/MMU-TDMLab/CompLex", load_lcp, True, "complex"),
         Task("stsb", "Semantic textual similarity (STS benchmark, 0..5)",
              PromptTemplate("Rate how close in meaning two sentences are, from {lo} (unrelated) to {hi} "
                             "(equivalent). " + _ASK + "\nSentence A: {sentence1}\nSentence B: {sentence2}"),
-             (0.0, 5.0), 6, "github.com/PhilipMay/stsb-multi-mt (English originals)", load_stsb, True),
+             (0.0, 5.0), 6, "github.com/PhilipMay/stsb-multi-mt (English originals)", load_stsb, True, "stsb"),
         Task("gecqe", "Grammatical error correction quality (TMU-GFM, 0..4)",
              PromptTemplate("A grammatical error correction system rewrote a learner's sentence. Rate how "
                             "grammatical the rewritten sentence is, from {lo} (full of errors) to {hi} "
                             "(flawless). " + _ASK + "\nLearner: {source}\nRewritten: {correction}"),
-             (0.0, 4.0), 5, "github.com/tmu-nlp/TMU-GFM-Dataset", load_gecqe, True),
+             (0.0, 4.0), 5, "github.com/tmu-nlp/TMU-GFM-Dataset", load_gecqe, True, "tmu-gfm"),
     )
 }
 
 
+"""The task registry: the built-in tasks, then whatever :func:`register_task` and the
+``numbias.tasks`` entry points add."""
+_entry_points_loaded = False
+
+
+def register_task(task: Task | None = None, /, *, replace: bool = False,
+                  **spec: Any) -> Task | Callable[[Loader], Loader]:
+    """Add a task to the registry, by its name, for YAML and the CLI. Called with a
+    :class:`Task`, registers it; called with the Task's fields instead (``name``,
+    ``template``, ``human_range``, ...), decorates its loader (``loader(path, **options)``
+    when ``needs_path``, else ``loader(**options)``)."""
+    if task is None:
+        return _decorator(replace=replace, **spec)
+    if not isinstance(task, Task):
+        raise NumbiasError(f"register_task takes a numbias Task, got {type(task).__name__}")
+    if task.name in TASKS and TASKS[task.name] is not task and not replace:
+        raise NumbiasError(f"a task named {task.name!r} is already registered (pass replace=True to replace it)")
+    TASKS[task.name] = task
+    return task
+
+
+def _decorator(name: str, *, template: str, human_range: tuple[float, float], description: str = "",
+               source: str = "", needs_path: bool = False, system: str | None = None,
+               answer_prefix: str | None = None, human_levels: int | None = None,
+               replace: bool = False) -> Callable[[Loader], Loader]:
+    def wrap(loader: Loader) -> Loader:
+        register_task(Task(name, description or (loader.__doc__ or name).strip().splitlines()[0],
+                           PromptTemplate(template, answer_prefix, system), tuple(human_range), human_levels,
+                           source or loader.__module__, loader, needs_path), replace=replace)
+        return loader
+
+    return wrap
+
+
+def _load_entry_points() -> None:
+    """Register the tasks installed packages declare, once, on first need."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for point in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            found = point.load()
+            found = found() if callable(found) and not isinstance(found, Task) else found
+        except Exception as exc:  # a broken plug-in must not break the built-in tasks
+            raise NumbiasError(f"entry point {point.name!r} ({point.value}) of group {ENTRY_POINTS} failed to "
+                               f"load: {first_line(exc)}") from None
+        for item in found if isinstance(found, (list, tuple)) else [found]:
+            if not isinstance(item, Task):
+                raise NumbiasError(f"entry point {point.name!r} ({point.value}) gave {type(item).__name__}, "
+                                   "not a numbias Task")
+            TASKS.setdefault(item.name, item)
+
+
+def all_tasks() -> dict[str, Task]:
+    """Every task by name: built-in, registered and installed."""
+    _load_entry_points()
+    return dict(TASKS)
+
+
 def get_task(name: str) -> Task:
+    if name not in TASKS:
+        _load_entry_points()
     try:
         return TASKS[name]
     except KeyError:
-        raise NumbiasError(f"unknown task {name!r} (known: {', '.join(TASKS)})") from None
+        raise NumbiasError(f"unknown task {name!r} (known: {', '.join(TASKS)}; a data file's name must end in "
+                           f"{', '.join(SUFFIXES)})") from None
+
+
+HumanRange = Annotated[tuple[float, float] | None, BeforeValidator(lambda v: parse_range(v) if isinstance(v, str) else v)]
+
+
+def parse_range(text: str, what: str = "human range") -> tuple[float, float]:
+    """``LO-HI`` (negative and decimal ends allowed: ``-4-4``, ``0-0.5``) as two numbers."""
+    match = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*(?:-|:|,|\.\.)\s*(-?\d+(?:\.\d+)?)\s*", str(text))
+    if not match:
+        raise NumbiasError(f"{what} {text!r} is not of the form LO-HI (e.g. 1-5)")
+    lo, hi = float(match[1]), float(match[2])
+    if lo >= hi:
+        raise NumbiasError(f"{what} {text}: LO must be below HI")
+    return lo, hi
+
+
+FILE_KEYS = ("human", "human_range", "id", "ratings", "group")
+"""Keys that say how to read a data file: they apply to file tasks only."""
+
+
+class TaskConfig(BaseModel):
+    """A task in a study: a registered task by ``name`` (its data under ``path``), a data
+    ``file`` read with the column keys, or (from Python) a :class:`Task` or
+    :class:`Dataset` object. ``template`` is text or ``@path`` to a rubric file."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    name: str | None = None
+    file: str | None = None
+    path: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    template: str | None = None
+    system: str | None = None
+    answer_prefix: str | None = None
+    label: str | None = None
+    human: str | None = None
+    human_range: HumanRange = None
+    id: str | None = None
+    ratings: str | None = None
+    group: str | None = None
+    n: int | None = Field(None, ge=1)
+    seed: int | None = None
+    truncate: str | None = None
+    task: Task | None = Field(None, exclude=True)
+    dataset: Dataset | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TaskConfig:
+        given = [k for k in ("name", "file", "dataset") if getattr(self, k) is not None]
+        if self.task is not None and "name" not in given:
+            self.name = self.task.name
+            given.append("name")
+        if len(given) != 1:
+            raise ValueError("give a task as exactly one of name (a registered task), file (a data file) or "
+                             f"dataset (a Dataset object); got {' and '.join(given) or 'none'}")
+        if self.name is not None:
+            if used := [k for k in FILE_KEYS if getattr(self, k) is not None]:
+                raise ValueError(f"{', '.join(used)} apply to data files (file: ...), not to the registered task "
+                                 f"{self.name!r}")
+        elif self.path is not None or self.options:
+            raise ValueError("path and options apply to registered tasks; a data file takes file, human, "
+                             "human_range, id, ratings, group, n, seed")
+        if self.file is not None and self.template is None:
+            raise ValueError(f"data file {self.file} needs a template (text with {{column}} placeholders, or "
+                             "@path to a rubric file)")
+        if self.dataset is not None and self.template is None:
+            raise ValueError(f"Dataset {self.dataset.name!r} needs a template")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "file" if self.file else "dataset" if self.dataset is not None else "registered"
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    """A task ready to judge: its items, the prompt template, and how long items fit."""
+
+    label: str
+    data: Dataset
+    template: PromptTemplate
+    truncate: str | None = None
+
+
+def read_template(text: str) -> str:
+    """Template text, or the contents of the rubric file that ``@path`` names."""
+    if not text.startswith("@"):
+        return text
+    path = Path(text[1:]).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NumbiasError(f"rubric file {path} does not exist (template {text!r})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NumbiasError(f"rubric file {path} is unreadable: {first_line(exc)}") from None
+
+
+def _template(tc: TaskConfig, base: PromptTemplate | None, where: str) -> PromptTemplate:
+    text = read_template(tc.template) if tc.template is not None else base.text if base else ""
+    template = PromptTemplate(
+        text=text,
+        answer_prefix=tc.answer_prefix if tc.answer_prefix is not None else base.answer_prefix if base else None,
+        system=read_template(tc.system) if tc.system is not None else base.system if base else None,
+    )
+    try:
+        fields = template.fields
+    except NumbiasError as exc:
+        raise NumbiasError(f"{where}: {exc}") from None
+    if "" in fields:
+        raise NumbiasError(f"{where}: the template has an unnamed {{}} placeholder; name every field")
+    if not fields - SCALE_FIELDS:
+        raise NumbiasError(f"{where}: the template uses no item field, so every item would get the same prompt "
+                           "(add a {column} placeholder)")
+    return template
+
+
+def prepare(tc: TaskConfig) -> PreparedTask:
+    """Load a task's items and build its template; every problem is a one-line error."""
+    if tc.kind == "registered":
+        spec = tc.task or get_task(str(tc.name))
+        options = dict(tc.options)
+        for key in ("n", "seed"):
+            if getattr(tc, key) is not None:
+                options[key] = getattr(tc, key)
+        data = spec.load(tc.path, **options)
+        template = _template(tc, spec.template, f"task {spec.name!r}")
+    elif tc.kind == "file":
+        template = _template(tc, None, f"data file {tc.file}")
+        data = load_file(tc.file, fields=sorted(template.fields - SCALE_FIELDS), human=tc.human,
+                         human_range=tc.human_range, id=tc.id, ratings=tc.ratings, group=tc.group,
+                         name=tc.label, n=tc.n, seed=tc.seed or 0)
+    else:
+        data = tc.dataset  # type: ignore[assignment]
+        template = _template(tc, None, f"data set {data.name!r}")
+    try:
+        template.check(set(data.fields))
+    except NumbiasError as exc:
+        raise NumbiasError(f"{tc.file or tc.name or data.name}: {exc}") from None
+    if tc.truncate is not None and tc.truncate not in template.fields:
+        raise NumbiasError(f"truncate: {tc.truncate!r} is not a field of the template (fields: "
+                           f"{', '.join(sorted(template.fields - SCALE_FIELDS))})")
+    return PreparedTask(tc.label or data.name, data, template, tc.truncate)

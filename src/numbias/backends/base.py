@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, first_line
 from numbias.prompt import Prompt
 from numbias.scale import ScoreScale
 
@@ -58,13 +58,15 @@ def register_backend(name: str, factory: str | Callable[..., Backend]) -> None:
 
 
 def _factory(name: str) -> Callable[..., Backend]:
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise NumbiasError(f"unknown backend {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
+    factory = _REGISTRY.get(name, name if ":" in name else None)
+    if factory is None:
+        raise NumbiasError(f"unknown backend {name!r} (known: {', '.join(sorted(_REGISTRY))}, or module:attr)")
     if isinstance(factory, str):
-        module, attr = factory.split(":")
-        factory = getattr(importlib.import_module(module), attr)
+        module, _, attr = factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise NumbiasError(f"backend {name!r}: cannot import {factory}: {first_line(exc)}") from None
     return factory
 
 

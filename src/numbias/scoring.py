@@ -1,0 +1,175 @@
+"""Production scoring: a judge (or a saved calibrated judge) over items that may have
+no human scores, each item's exact distribution and its score by every rule.
+
+This is the path after a study: measure on labelled items once, then score new ones
+the same way. Distributions are kept in a store under the output folder, so a long
+scoring resumes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from numbias.calibrated import CalibratedJudge
+from numbias.distribution import ScoreDistribution
+from numbias.errors import NumbiasError, first_line
+from numbias.metrics import RULES
+from numbias.scale import ScoreScale
+from numbias.study import (
+    Judge,
+    JudgeConfig,
+    JudgeRef,
+    TaskRef,
+    task_ref,
+    Progress,
+    ScoredSet,
+    collect,
+    no_progress,
+    open_store,
+    prepare_tasks,
+    validate_config,
+)
+from numbias.tasks import PreparedTask, TaskConfig
+
+class _OneTask(BaseModel):
+    """A task given any way a study takes one (name, file path, mapping, object)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    task: TaskRef
+
+
+class _OneJudge(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    judge: JudgeRef
+
+
+_PROMPT_KEYS = ("template", "system", "answer_prefix", "truncate")
+PROTOCOL_TEMPERATURE = 0.7
+"""The ``protocol`` rule's temperature when scoring outside a study (the paper's)."""
+
+
+@dataclass
+class ScoredItems:
+    """Every item's distribution and scores; ``calibrated`` when a saved judge scored them."""
+
+    task: PreparedTask
+    scale: ScoreScale
+    distributions: list[ScoreDistribution]
+    scores: dict[str, np.ndarray]
+    calibrated: np.ndarray | None = None
+    calibrated_human: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.task.data.ids
+
+    def frame(self) -> pd.DataFrame:
+        """One row per item: id, human score and group when present, a column per rule."""
+        data = self.task.data
+        out = pd.DataFrame({"id": data.ids})
+        if data.labelled:
+            out["human"] = data.human
+        if data.groups is not None:
+            out["group"] = data.groups
+        for rule, values in self.scores.items():
+            out[rule] = values
+        if self.calibrated is not None:
+            out["calibrated"] = self.calibrated
+            out["calibrated_human"] = self.calibrated_human
+        if self.task.truncate:
+            out["cut"] = [int(d.meta.get("cut", 0)) for d in self.distributions]
+        return out
+
+
+def _rule_scores(scored: ScoredSet, notes: list[str]) -> dict[str, np.ndarray]:
+    scored.protocol_temperature = PROTOCOL_TEMPERATURE
+    out = {}
+    for rule in RULES:
+        try:
+            out[rule] = scored.scores(rule)
+        except NumbiasError as exc:
+            notes.append(f"rule {rule} left out: {exc}")
+    return out
+
+
+def score(
+    task: TaskConfig | dict[str, Any] | str,
+    judge: JudgeConfig | dict[str, Any] | str | None = None,
+    scale: str = "0-9",
+    *,
+    store: str | Path | None = None,
+    calibrated: CalibratedJudge | str | Path | None = None,
+    progress: Progress = no_progress,
+) -> ScoredItems:
+    """Score one task's items (labelled or not). With ``calibrated`` (a saved judge or its
+    file), its judge, scale and prompt are used and calibrated scores are added."""
+    if calibrated is not None:
+        saved = calibrated if isinstance(calibrated, CalibratedJudge) else CalibratedJudge.load(calibrated)
+        return _score_calibrated(task, saved, store, progress)
+    from numbias.models import DEFAULT_JUDGE
+
+    tc = validate_config(_OneTask, {"task": task}, "numbias score").task
+    jc = validate_config(_OneJudge, {"judge": judge or DEFAULT_JUDGE}, "numbias score").judge
+    prepared = prepare_tasks([tc], labelled=False)[0]
+    on = ScoreScale.parse(scale)
+    with open_store(store or Path("numbias-scores") / "store.sqlite") as db:
+        scored = collect(Judge(jc), prepared.label, prepared.data, prepared.template, on, db, progress=progress,
+                         truncate=prepared.truncate)
+    notes = [f"{prepared.label}: {n}" for n in prepared.data.notes]
+    return ScoredItems(prepared, on, scored.distributions, _rule_scores(scored, notes), notes=notes)
+
+
+def _score_calibrated(task: TaskConfig | dict[str, Any] | str, saved: CalibratedJudge, store: str | Path | None,
+                      progress: Progress) -> ScoredItems:
+    """The saved judge's prompt on the task's items: its template replaces the task's."""
+    raw = task_ref(task)
+    if isinstance(raw, TaskConfig):
+        raw = {**raw.model_dump(exclude_none=True), "task": raw.task, "dataset": raw.dataset}
+    if given := [k for k in _PROMPT_KEYS if raw.get(k) is not None]:
+        raise NumbiasError(f"{', '.join(given)}: the calibrated judge fixes the prompt; drop them from the task")
+    prompt = {k: getattr(saved.template, k, None) for k in ("system", "answer_prefix")}
+    prompt |= {"template": saved.template.text, "truncate": saved.truncate}
+    tc = validate_config(_OneTask, {"task": {**raw, **{k: v for k, v in prompt.items() if v is not None}}},
+                         "numbias score").task
+    prepared = prepare_tasks([tc], labelled=False)[0]
+    dists = saved.distributions(prepared.data, store=store, progress=progress)
+    values = saved.fitted.predict(dists)
+    notes = [f"{prepared.label}: {n}" for n in prepared.data.notes]
+    scored = ScoredSet(saved.judge.config.name, prepared.label, saved.scale, prepared.data, dists)
+    return ScoredItems(prepared, saved.scale, dists, _rule_scores(scored, notes), values, saved.to_human(values),
+                       notes)
+
+
+def write_scores(scored: ScoredItems, out: str | Path) -> tuple[Path, Path]:
+    """``scores.jsonl`` (each item's distribution and scores) and ``scores.csv`` (scores)."""
+    folder = Path(out)
+    frame = scored.frame()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        jsonl, table = folder / "scores.jsonl", folder / "scores.csv"
+        with jsonl.open("w", encoding="utf-8") as fh:
+            for row, dist in zip(frame.to_dict("records"), scored.distributions):
+                record = {**{k: _plain(v) for k, v in row.items()}, "scale": str(scored.scale),
+                          "probs": dict(zip(scored.scale.labels, dist.probs.round(10).tolist())),
+                          "below": dist.below, "above": dist.above, "other": dist.other}
+                fh.write(json.dumps(record) + "\n")
+        frame.to_csv(table, index=False)
+    except OSError as exc:
+        raise NumbiasError(f"cannot write scores to {folder}: {first_line(exc)}") from None
+    return jsonl, table
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: numpy numbers as Python numbers, NaN as null."""
+    if isinstance(value, (np.floating, float)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,46 @@
+"""A judge and a task as an installed package would provide them, for tests that reach
+numbias only by name (``backend: plugin_judge:make``, entry point ``numbias.tasks``)."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from numbias.backends.fake import FakeBackend
+from numbias.prompt import Prompt, PromptTemplate
+from numbias.tasks import Task
+
+PIECES = [str(d) for d in range(10)] + [" ", "x", ""]
+
+
+def logits(prompt: Prompt, context: tuple[int, ...]) -> np.ndarray:
+    """Fixed logits that depend on every part of the prompt (system, user, answer prefix),
+    so a part that does not reach the judge changes the distributions."""
+    text = f"{prompt.system}|{prompt.user}|{prompt.answer_prefix}"
+    row = np.random.default_rng(zlib.crc32(text.encode()) + len(context)).normal(0, 1.5, len(PIECES))
+    if context:
+        row[-1] = 4.0
+    return row
+
+
+def make(model: str, chat: bool = True, context_length: int = 4096) -> FakeBackend:
+    backend = FakeBackend(PIECES, logits, eos=len(PIECES) - 1, context_length=context_length)
+    backend.identity = {**backend.identity, "model": model, "context_length": context_length}
+    return backend
+
+
+def _load_reviews(n: int | None = None, seed: int = 0):
+    import pandas as pd
+
+    from numbias.data import make_dataset, sample_rows
+
+    words = ["awful", "poor", "fine", "good", "great", "bad", "nice", "superb", "dull", "lovely", "grim", "okay"]
+    frame = pd.DataFrame({"id": [f"w{i}" for i in range(len(words))], "word": words,
+                          "human": [1, 2, 3, 4, 5, 2, 4, 5, 2, 5, 1, 3]})
+    return make_dataset("plugin-reviews", sample_rows(frame, n, seed), fields=["word"], human_range=(1.0, 5.0))
+
+
+TASK = Task("plugin-reviews", "One-word reviews (a plug-in task)",
+            PromptTemplate("Rate the review from {lo} to {hi}.\nReview: {word}"),
+            (1.0, 5.0), 5, "the plugin_judge test module", _load_reviews, False)
