@@ -43,7 +43,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) ->
         (["align", "--base", "gemma3-270m-base"], "one --aligned per --base"),
         (["mitigate", "--judge", "smollm2-135m-instruct", "--task", "vader", "--option", "n=20", "--dev", "20"],
          "leaves no test items"),
-        (["mitigate", "--option", "n=20"], "add --task NAME"),
+        (["mitigate", "--option", "n=20"], "--option applies to the tasks given with --task or --data"),
         (["correlate", "/nope"], "cannot read /nope/summary.json"),
     ],
 )

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from numbias.data import load_table
 from numbias.errors import NumbiasError
 from numbias.tasks import TASKS, get_task
 
@@ -41,40 +40,12 @@ def test_lcp_stsb_gecqe(shared_data: Path) -> None:
     assert len(gec) > 4000 and gec.human.max() <= 4
 
 
-def _csv(tmp_path: Path, text: str, name: str = "d.csv") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("id,text,score\n1,a,1\n2,b,x\n", "not a finite number"),
-        ("id,text,score\n1,a,1\n2,b,\n", "not a finite number"),
-        ("id,text,score\n1,a,1\n2,b,inf\n", "not a finite number"),
-        ("id,text,score\n1,a,1\n2,,2\n", "empty 'text'"),
-        ("id,text,score\n1,a,1\n1,b,2\n", "duplicate id"),
-        ("id,text,score\n", "is empty"),
-        ("id,txt,score\n1,a,1\n", "missing column(s) 'text'"),
-    ],
-)
-def test_bad_tables(tmp_path: Path, content: str, message: str) -> None:
-    with pytest.raises(NumbiasError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        load_table(_csv(tmp_path, content), columns={"text": "text"}, human="score", id="id")
-
-
-def test_non_utf8_and_missing_file(tmp_path: Path) -> None:
-    path = tmp_path / "latin.csv"
-    path.write_bytes("id,text,score\n1,caf\xe9,1\n".encode("latin-1"))
-    with pytest.raises(NumbiasError, match="not UTF-8"):
-        load_table(path, columns={"text": "text"}, human="score", id="id")
-    with pytest.raises(NumbiasError, match="does not exist"):
-        load_table(tmp_path / "nope.csv", columns={"text": "text"}, human="score")
-
-
-def test_jsonl_and_unknown_task(tmp_path: Path) -> None:
-    path = _csv(tmp_path, '{"id": 1, "t": "x", "s": 2}\n{"id": 2, "t": "y", "s": 3}\n', "d.jsonl")
-    assert len(load_table(path, columns={"t": "t"}, human="s", id="id")) == 2
-    with pytest.raises(NumbiasError, match="unknown task"):
+def test_unknown_task_and_options() -> None:
+    with pytest.raises(NumbiasError, match="unknown task 'nope'"):
         get_task("nope")
+    with pytest.raises(NumbiasError, match=r"task 'vader' has no option\(s\) pair \(options: n, seed\)"):
+        TASKS["vader"].load(pair="ro-en")
+    with pytest.raises(NumbiasError, match="task 'vader': option n='abc'"):
+        TASKS["vader"].load(n="abc")
+    with pytest.raises(NumbiasError, match="reads no data file"):
+        TASKS["vader"].load("items.csv")

@@ -329,3 +329,23 @@ def test_every_command_on_files_with_smollm2(tmp_path: Path, smollm2) -> None:
     assert cal.returncode == 0, cal.stderr
     out = pd.read_csv(tmp_path / "c" / "scores.csv")
     assert len(out) == 30 and out["calibrated_human"].between(1, 5).all()
+
+
+@pytest.mark.model
+def test_readme_worked_example_runs(tmp_path: Path) -> None:
+    """The README's "Your own data" example, exactly as written, on the default judge."""
+    from conftest import judge_available
+
+    if not judge_available("qwen2.5-coder-0.5b-instruct"):
+        pytest.skip("the default judge is not installed")
+    readme = (TESTS.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- worked-example -->", 1)[1].split("```bash\n", 1)[1].split("\n```", 1)[0]
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = pd.read_json(tmp_path / "measured" / "summary.json")
+    assert set(summary["scale"]) == {"0-9", "1-5"} and summary["groups"].between(1, 5).all()
+    assert {"group pearson", "pearson"} <= set(pd.read_csv(tmp_path / "mitigated" / "mitigation.csv").columns)
+    scored = pd.read_csv(tmp_path / "scored" / "scores.csv")
+    assert len(scored) == 4 and scored["calibrated_human"].between(1, 5).all()

@@ -106,11 +106,12 @@ def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None,
     if not registered and not files:
         if option or prompt or reading:
             given = [f"--{k.replace('_', '-')}" for k in (*prompt, *reading)] + (["--option"] if option else [])
-            raise NumbiasError(f"{', '.join(given)} apply to the tasks given with --task or --data; add one")
+            raise NumbiasError(f"{', '.join(given)} {_apply(given)} to the tasks given with --task or --data; add one")
         return []
     if registered and reading:
-        raise NumbiasError(f"{', '.join('--' + k.replace('_', '-') for k in reading)} apply to data files, not to "
-                           f"the registered task(s) {', '.join(registered)}")
+        given = [f"--{k.replace('_', '-')}" for k in reading]
+        raise NumbiasError(f"{', '.join(given)} {_apply(given)} to data files, not to the registered task(s) "
+                           f"{', '.join(registered)}")
     if files and (bad := sorted(set(options) - {"n", "seed"})):
         raise NumbiasError(f"--option {', '.join(bad)}: a data file takes only n and seed (options of registered "
                            "tasks do not apply)")
@@ -118,6 +119,10 @@ def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None,
     out += [{"file": f, **reading, **prompt, **{k: options[k] for k in ("n", "seed") if k in options}}
             for f in files]
     return out
+
+
+def _apply(flags: list[str]) -> str:
+    return "applies" if len(flags) == 1 else "apply"
 
 
 def _task_flags(**flags: Any) -> dict[str, Any]:
@@ -215,7 +220,7 @@ def score(
         if given := [k for k, v in fixed.items() if v is not None]:
             raise NumbiasError(f"{', '.join(given)}: the calibrated judge {calibrated} fixes its judge, scale and "
                                "prompt; drop these options")
-    tasks = _tasks(task, data, option, **flags) or [{"name": "vader"}]
+    tasks = _tasks(task or ([] if data else ["vader"]), data, option, **flags)
     if len(tasks) != 1:
         raise NumbiasError("numbias score takes one task (or one --data file) at a time")
     judge = {"model": model or DEFAULT_JUDGE, **({"backend": backend} if backend else {})}
