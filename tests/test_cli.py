@@ -164,3 +164,67 @@ def test_correlate_pools_results_folders(tmp_path: Path) -> None:
     assert mixed.returncode == 0 and f"no paired view: {plain} has no alignment.csv" in mixed.stdout, mixed.stdout
     both = numbias("correlate", str(part1), str(part1.parent / "align-part2"))
     assert "more peaked in 24 of 28 settings, less accurate in 16, both in 15" in both.stdout, both.stdout
+
+
+GOOD = "id,text,ctx,score\na,hello,x,3\nb,world,y,4\nc,again,z,5\n"
+TEMPLATE = "Rate {text} in {ctx} from {lo} to {hi}"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "extra", "fragment"),
+    [
+        ("items.csv", GOOD, ["--human", "overall"], "items.csv: no column 'overall' (columns: id, text, ctx, score)"),
+        ("items.csv", GOOD, ["--template", "Rate {nope} from {lo} to {hi}"], "items.csv: template placeholder {nope}"),
+        ("items.csv", GOOD, ["--template", "Rate {text from {lo} to {hi}"], "items.csv: prompt template is malformed"),
+        ("items.csv", GOOD, ["--template", "Rate } from {lo} to {hi}"], "items.csv: prompt template is malformed"),
+        ("items.csv", GOOD, ["--template", "@missing.txt"], "rubric file missing.txt does not exist"),
+        ("items.csv", GOOD.replace(",4\n", ",abc\n"), [], "items.csv: column 'score' of row id 'b' is 'abc', not a number"),
+        ("items.csv", GOOD.replace(",4\n", ",NaN\n"), [], "column 'score' of row id 'b' is 'NaN', not a number"),
+        ("items.csv", GOOD.replace(",4\n", ",inf\n"), [], "column 'score' of row id 'b' is 'inf', not a finite number"),
+        ("items.csv", GOOD.replace(",4\n", ",\n"), [], "items.csv: column 'score' of row id 'b' is empty"),
+        ("items.csv", GOOD.replace(",4\n", ",9\n"), ["--human-range", "1-5"],
+         "column 'score' of row id 'b' is 9, outside the human range 1-5"),
+        ("items.csv", GOOD.replace("b,", "a,"), [], "items.csv: duplicate id(s) in column 'id': 'a'"),
+        ("items.csv", GOOD.replace("world", ""), [], "items.csv: column 'text' of row id 'b' is empty"),
+        ("items.csv", "", [], "data file items.csv is empty"),
+        ("items.csv", "id,text,ctx,score\n", [], "data file items.csv has a header but no rows"),
+        ("items.jsonl", '{"id": "a", "text": "t", "ctx": "c", "score": 1}\n{"id": "b", oops\n', [],
+         "data file items.jsonl line 2 is not valid JSON"),
+        ("items.csv", GOOD, ["--human-range", "5-1"], "--human-range 5-1: LO must be below HI"),
+        ("items.csv", GOOD, ["--template", "Rate from {lo} to {hi}"], "the template uses no item field"),
+        ("items.csv", GOOD, ["--truncate", "score"], "truncate: 'score' is not a field of the template"),
+        ("items.csv", GOOD, ["--option", "pair=ro-en"], "--option pair: a data file takes only n and seed"),
+        ("items.csv", GOOD, ["--option", "n=0"], "n: Input should be greater than or equal to 1"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "score"])
+def test_bad_data_files(tmp_path: Path, command: str, name: str, content: str, extra: list[str],
+                        fragment: str) -> None:
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    flags = {"--template": TEMPLATE, "--human": "score", "--id": "id"}
+    for i in range(0, len(extra) - 1, 2):
+        flags[extra[i]] = extra[i + 1]
+    args = [x for pair in flags.items() for x in pair]
+    result = numbias(command, "--data", name, *args, "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+
+
+def test_bad_data_files_of_other_kinds(tmp_path: Path) -> None:
+    (tmp_path / "latin.csv").write_bytes("id,text,score\n1,caf\xe9,1\n".encode("latin-1"))
+    base = ["run", "--template", "Rate {text} from {lo} to {hi}", "--human", "score", "--out", str(tmp_path / "o")]
+    assert_one_line_error(numbias(*base, "--data", "latin.csv", cwd=tmp_path), "latin.csv is not UTF-8 text")
+    assert_one_line_error(numbias(*base, "--data", "nope.csv", cwd=tmp_path), "data file nope.csv does not exist")
+    assert_one_line_error(numbias("run", "--task", "vader", "--data", "latin.csv", cwd=tmp_path),
+                          "task 'vader' reads no data file")
+    assert_one_line_error(numbias("run", "--task", "vader", "--human", "score", cwd=tmp_path),
+                          "--human applies to data files, not to the registered task(s) vader")
+    assert_one_line_error(numbias("run", "--template", "{x}", cwd=tmp_path),
+                          "--template applies to the tasks given with --task or --data")
+    assert_one_line_error(numbias("run", "--data", "latin.csv", "--human", "score", cwd=tmp_path),
+                          "data file latin.csv needs a template")
+    pd.DataFrame({"text": ["a", "b"], "score": [1, 2]}).to_parquet(tmp_path / "items.parquet")
+    no_reader = ("import sys; sys.modules['pyarrow'] = None; sys.modules['fastparquet'] = None; "
+                 "from numbias.cli import main; sys.argv = ['numbias'] + sys.argv[1:]; main()")
+    result = subprocess.run([sys.executable, "-c", no_reader, *base, "--data", "items.parquet"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert_one_line_error(result, "reading items.parquet needs pyarrow: pip install 'numbias[parquet]'")

@@ -220,8 +220,9 @@ def test_parquet_without_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("key,text,overall\nr1,a,1\nr1,b,2\nr2,c,2\nr2,d,3\n", ["duplicate id(s) in column 'key': 'r1', 'r2'"]),
         ("key,text,overall\nr1,a,1\nr7, ,2\n", ["column 'text' of row id 'r7' is empty"]),
         ("key,text,overall\nr1,a,1\n,b,2\n", ["column 'key' is empty in row 1"]),
-        ("key,txt,overall\nr1,a,1\n", ["no column 'text' (columns: key, txt, overall)"]),
-        ("key,txt,score\nr1,a,1\n", ["no columns 'text', 'overall' (columns: key, txt, score)"]),
+        ("key,txt,overall\nr1,a,1\n", ["template placeholder {text} not a column of the file (columns: key, txt, "
+                                        "overall)"]),
+        ("key,text,score\nr1,a,1\n", ["no column 'overall' (columns: key, text, score)"]),
     ],
 )
 def test_bad_values(tmp_path: Path, content: str, parts: list[str]) -> None:

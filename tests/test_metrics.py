@@ -128,17 +128,17 @@ def test_group_pearson_is_the_mean_of_within_group_scipy_r() -> None:
 def test_unusable_groups_are_skipped_with_a_note_and_no_warnings() -> None:
     scores, human, groups = _grouped({"a": 5, "b": 6})
     usable = np.mean(_scipy_group_r(scores, human, groups))
-    # three groups of one item, two with constant human scores, one where the judge gave one score
-    extra_groups = ["s1", "s2", "s3", "h1", "h1", "h1", "h2", "h2", "j", "j", "j"]
-    extra_scores = [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 7.0, 7.0]
-    extra_human = [0.5, 0.1, 0.2, 0.3, 0.3, 0.3, 0.9, 0.9, 0.1, 0.2, 0.3]
+    # three groups of fewer than three items, two with constant human scores, one where the judge gave one score
+    extra_groups = ["s1", "s2", "s2", "s3", "h1", "h1", "h1", "h2", "h2", "h2", "j", "j", "j"]
+    extra_scores = [1.0, 2.0, 2.5, 3.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.0, 7.0]
+    extra_human = [0.5, 0.1, 0.4, 0.2, 0.3, 0.3, 0.3, 0.9, 0.9, 0.9, 0.1, 0.2, 0.3]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         res = group_pearson(np.append(scores, extra_scores), np.append(human, extra_human),
                             np.append(groups, extra_groups), n_boot=100)
     assert res.pearson.value == pytest.approx(usable)
     assert (res.groups, res.skipped) == (2, 6)
-    assert res.notes == ["3 group(s) of one item skipped", "2 group(s) with constant human scores skipped",
+    assert res.notes == ["3 group(s) of fewer than three items skipped", "2 group(s) with constant human scores skipped",
                          "1 group(s) where the judge gave one score skipped"]
 
 
@@ -195,7 +195,7 @@ def test_evaluate_with_groups_fills_the_group_fields() -> None:
     keep = ~np.isnan(scores)
     direct = group_pearson(scores[keep], human[keep], groups[keep], n_boot=100, seed=2)
     assert m.group_pearson == direct.pearson and m.groups == 3
-    assert m.notes == ["1 item(s) with no numeric answer dropped", "1 group(s) of one item skipped"]
+    assert m.notes == ["1 item(s) with no numeric answer dropped", "1 group(s) of fewer than three items skipped"]
     flat = m.flat()
     keys = list(flat)
     assert keys[keys.index("human_ceiling") + 1:] == ["group_pearson", "group_pearson_low", "group_pearson_high",

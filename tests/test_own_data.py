@@ -349,3 +349,56 @@ def test_readme_worked_example_runs(tmp_path: Path) -> None:
     assert {"group pearson", "pearson"} <= set(pd.read_csv(tmp_path / "mitigated" / "mitigation.csv").columns)
     scored = pd.read_csv(tmp_path / "scored" / "scores.csv")
     assert len(scored) == 4 and scored["calibrated_human"].between(1, 5).all()
+
+
+def test_task_and_dataset_objects_from_python(tmp_path: Path) -> None:
+    from plugin_judge import TASK
+
+    data = numbias.load_file(write(rows(12), tmp_path / "items.csv"), fields=["product", "aspect", "review"],
+                             human="stars", human_range=(1, 5), id="item_id")
+    res = numbias.run({"judges": [make("toy")], "scales": ["1-5"], "out": str(tmp_path / "o"), "bootstrap": 20,
+                       "tasks": [TASK, {"dataset": data, "template": TEMPLATE, "label": "mine"}]})
+    assert [s.task for s in res.sets] == ["plugin-reviews", "mine"]
+    assert "plugin-reviews" not in TASKS  # an object is used as given, not registered
+    assert res.sets[1].data.ids == [f"r{i}" for i in range(12)]
+    with pytest.raises(NumbiasError, match="a Dataset needs a template"):
+        numbias.run({"judges": [make("toy")], "tasks": [data], "out": str(tmp_path / "x")})
+    with pytest.raises(NumbiasError, match="share the label 'mine'"):
+        numbias.run({"judges": [make("toy")], "out": str(tmp_path / "y"),
+                     "tasks": [{"dataset": data, "template": TEMPLATE, "label": "mine"},
+                               {"file": str(tmp_path / "items.csv"), "human": "stars", "template": TEMPLATE,
+                                "label": "mine"}]})
+
+
+def test_options_that_would_be_ignored_are_errors(tmp_path: Path) -> None:
+    from numbias.cli import _tasks
+
+    path = write(rows(12), tmp_path / "items.csv")
+    with pytest.raises(NumbiasError, match="--data missing.csv is not a data file"):
+        _tasks([str(path)], Path("missing.csv"), None)
+    data = numbias.load_file(path, fields=["product", "aspect", "review"], human="stars")
+    cfg = {"judges": [make("toy")], "out": str(tmp_path / "o")}
+    with pytest.raises(NumbiasError, match="group, n do not apply to a Dataset object"):
+        numbias.run({**cfg, "tasks": [{"dataset": data, "template": TEMPLATE, "n": 3, "group": "product"}]})
+    with pytest.raises(NumbiasError, match="'lo' is not a field of the template"):
+        numbias.run({**cfg, "tasks": [file_task(path, truncate="lo")]})
+    with pytest.raises(NumbiasError, match="human_range need the human-score column"):
+        numbias.run({**cfg, "tasks": [{"file": str(path), "template": TEMPLATE, "human_range": [1, 5]}]})
+    with pytest.raises(NumbiasError, match="scoring measures no accuracy"):
+        numbias.score({**file_task(path)}, make("toy"), store=tmp_path / "s.sqlite")
+    with pytest.raises(NumbiasError, match="fixes its judge and scale"):
+        numbias.score({"file": str(path)}, make("toy"), calibrated=tmp_path / "judge.json")
+
+
+def test_groups_never_straddle_the_dev_and_test_split(tmp_path: Path) -> None:
+    path = write(rows(), tmp_path / "items.csv")
+    for split in ({"dev": 20}, {"folds": 3}):
+        res = numbias.mitigate({"judges": [fake_judge()], "tasks": [file_task(path)], "scales": ["0-9"],
+                                "out": str(tmp_path / "m"), "bootstrap": 20, **split})
+        assert res.comparisons[0].folds == split.get("folds", 1)
+    products = rows()["product"].to_numpy()
+    from numbias.mitigate import MitigateConfig, _splits
+
+    for config in (MitigateConfig(dev=20), MitigateConfig(folds=3)):
+        for dev, test in _splits(40, config, products):
+            assert not set(products[dev]) & set(products[test]) and len(dev) + len(test) == 40

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -269,6 +268,8 @@ def parse_align(data: dict[str, Any]) -> AlignConfig:
 
 
 def report_sections(res: AlignResults) -> list[tuple[str, str]]:
+    import matplotlib.pyplot as plt
+
     from numbias.report import figure_html, table_html
 
     corr = "".join(

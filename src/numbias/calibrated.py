@@ -77,9 +77,9 @@ class CalibratedJudge:
         """Calibrated scores on the setting's scale for new items (a Dataset, e.g. from
         :func:`numbias.data.load_file`, or mappings of the template's fields). With
         ``store`` the distributions are kept there, so a long scoring resumes."""
-        data = items if isinstance(items, Dataset) else self._dataset(items)
-        if not len(data):
+        if not len(items):
             return np.zeros(0)
+        data = items if isinstance(items, Dataset) else self._dataset(items)
         return self.fitted.predict(self.distributions(data, store=store, progress=progress))
 
     def distributions(self, data: Dataset, *, store: str | Path | None = None,
@@ -93,11 +93,12 @@ class CalibratedJudge:
 
     def _dataset(self, items: Sequence[Mapping[str, Any]]) -> Dataset:
         fields = sorted(self.template.fields - SCALE_FIELDS)
-        self.template.check(set().union(*(set(i) for i in items)) if items else set(fields))
+        for k, item in enumerate(items):
+            if missing := [f for f in fields if f not in item]:
+                raise NumbiasError(f"item {k} lacks the template field(s) {', '.join(missing)}")
         frame = pd.DataFrame([{f: item[f] for f in fields} for item in items])
         frame["id"] = [str(i) for i in range(len(items))]
-        return make_dataset("items", frame, fields=fields, labelled=False) if items else \
-            Dataset("items", frame, tuple(fields), self.human_range)
+        return make_dataset("items", frame, fields=fields, labelled=False)
 
     def to_human(self, scores: np.ndarray) -> np.ndarray:
         lo, hi = self.human_range

@@ -103,6 +103,9 @@ def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None,
         files.append(str(data))
         data = None
     registered = [n for n in names if n not in files]
+    if data is not None and not registered:
+        raise NumbiasError(f"--data {data} is not a data file (CSV, TSV, JSONL, JSON, Parquet) and no registered "
+                           "--task reads it")
     if not registered and not files:
         if option or prompt or reading:
             given = [f"--{k.replace('_', '-')}" for k in (*prompt, *reading)] + (["--option"] if option else [])
@@ -224,8 +227,8 @@ def score(
     if len(tasks) != 1:
         raise NumbiasError("numbias score takes one task (or one --data file) at a time")
     judge = {"model": model or DEFAULT_JUDGE, **({"backend": backend} if backend else {})}
-    scored = score_items(tasks[0], judge, range_ or "0-9", store=out / "store.sqlite", calibrated=calibrated,
-                         progress=rich_progress)
+    scored = score_items(tasks[0], None if calibrated else judge, range_, store=out / "store.sqlite",
+                         calibrated=calibrated, progress=rich_progress)
     paths = write_scores(scored, out)
     for note in scored.notes:
         console.print(f"note: {note}")
@@ -326,6 +329,8 @@ def align_cmd(
         settings["out"] = str(out)
     results = align(parse_align(settings), progress=rich_progress)
     folder = results.study.write()
+    for note in results.study.notes:
+        console.print(f"note: {note}")
     results.table.to_csv(folder / "alignment.csv", index=False)
     results.simulated.to_csv(folder / "simulated_kurtosis.csv", index=False)
     table = Table(title="alignment study (layout of the paper's main table)")
@@ -439,7 +444,18 @@ def mitigate_cmd(
         settings["sample"] = True
     results = mitigate(parse_mitigate(settings), progress=rich_progress)
     folder = results.write()
-    grouped = "group pearson" in results.table
+    _print_mitigation(results.table)
+    for note in results.notes:
+        console.print(f"note: {note}")
+    if save:
+        path = results.comparisons[0].calibrated().save(save)
+        console.print(f"saved the automatic choice of {results.comparisons[0].task} as {path}")
+    console.print(f"results in {folder}/ (mitigation.csv, dev_scores.csv, report.html)")
+
+
+def _print_mitigation(frame: pd.DataFrame) -> None:
+    """The mitigation table, with group-level Pearson when the task has groups."""
+    grouped = "group pearson" in frame
     cols = ["judge", "task", "row", "setting", "dev score", "kurtosis", "pearson", "spearman",
             *(["group pearson"] if grouped else [])]
     table = Table(title="mitigations: test split (settings chosen on development items only)")
@@ -449,17 +465,13 @@ def mitigate_cmd(
     def f(x: Any) -> str:
         return str(x) if not isinstance(x, float) else "—" if x != x else f"{x:.2f}"
 
-    for r in results.table.to_dict("records"):
+    for r in frame.to_dict("records"):
         cells = [f(r[c]) for c in cols]
         cells[6] = f"{f(r['pearson'])} [{f(r['pearson_low'])}, {f(r['pearson_high'])}]"
         if grouped:
             cells[8] = f"{f(r['group pearson'])} [{f(r['group pearson_low'])}, {f(r['group pearson_high'])}]"
         table.add_row(*cells)
     console.print(table)
-    if save:
-        path = results.comparisons[0].calibrated().save(save)
-        console.print(f"saved the automatic choice of {results.comparisons[0].task} as {path}")
-    console.print(f"results in {folder}/ (mitigation.csv, dev_scores.csv, report.html)")
 
 
 def print_summary(summary: Any) -> None:

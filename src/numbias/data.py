@@ -378,11 +378,13 @@ def _check_columns(frame: pd.DataFrame, path: Path, fields: list[str], roles: Ma
         if field in _ROLES and roles[field] != field:
             raise NumbiasError(f"data file {path}: text field {field!r} has the name numbias keeps for the "
                                f"{field} column; rename it, or pass {field}={field!r} if it is that column")
-    wanted = dict.fromkeys([*fields, *(column for column in roles.values() if column)])
-    missing = [column for column in wanted if column not in frame.columns]
+    have = [str(c) for c in frame.columns]
+    listed = ", ".join(have[:20]) + (f", ... ({len(have)} in all)" if len(have) > 20 else "")
+    if absent := [field for field in fields if field not in frame.columns]:
+        raise NumbiasError(f"data file {path}: template placeholder{'s' if len(absent) > 1 else ''} "
+                           f"{', '.join('{' + f + '}' for f in absent)} not a column of the file (columns: {listed})")
+    missing = [column for column in dict.fromkeys(c for c in roles.values() if c) if column not in frame.columns]
     if missing:
-        have = [str(c) for c in frame.columns]
-        listed = ", ".join(have[:20]) + (f", ... ({len(have)} in all)" if len(have) > 20 else "")
         raise NumbiasError(f"data file {path}: no column{'s' if len(missing) > 1 else ''} "
                            f"{', '.join(map(repr, missing))} (columns: {listed})")
 

@@ -189,7 +189,7 @@ def _aligned(groups: np.ndarray, n: int) -> np.ndarray:
     return groups
 
 
-def _group_codes(groups: np.ndarray, n: int) -> np.ndarray:
+def group_codes(groups: np.ndarray, n: int) -> np.ndarray:
     """An integer group per item (-1: no group), whatever type the labels have."""
     return pd.factorize(_aligned(groups, n))[0]
 
@@ -210,13 +210,13 @@ def _within_group_r(x: np.ndarray, y: np.ndarray, codes: np.ndarray) -> tuple[np
     dx = x - np.repeat(np.add.reduceat(x, starts) / size, size)
     dy = y - np.repeat(np.add.reduceat(y, starts) / size, size)
     sxy, sxx, syy = (np.add.reduceat(v, starts) for v in (dx * dy, dx * dx, dy * dy))
-    single = size < 2
+    single = size < 3  # two items always correlate at +-1: the sign of one difference
     flat_human = ~single & (spread(y) == 0)
     flat_judge = ~single & ~flat_human & (spread(x) == 0)
     den = np.sqrt(sxx * syy)
     ok = ~(single | flat_human | flat_judge) & (den > 0)
     r = np.divide(sxy, den, out=np.full(len(starts), np.nan), where=ok)
-    return r, {"of one item": int(single.sum()), "with constant human scores": int(flat_human.sum()),
+    return r, {"of fewer than three items": int(single.sum()), "with constant human scores": int(flat_human.sum()),
                "where the judge gave one score": int(flat_judge.sum())}
 
 
@@ -227,7 +227,7 @@ def group_pearson(
     independent units), reproducible for a seed; ``n_boot=0`` gives the point value only.
     Groups where r is undefined are skipped and counted in ``notes``."""
     scores, human = np.asarray(scores, dtype=float), np.asarray(human, dtype=float)
-    codes = _group_codes(groups, len(scores))
+    codes = group_codes(groups, len(scores))
     dropped = {"with no numeric answer": np.isnan(scores), "with no human score": np.isnan(human),
                "with no group": codes < 0}
     notes = [f"{int(m.sum())} item(s) {why} dropped" for why, m in dropped.items() if m.any()]
@@ -236,7 +236,7 @@ def group_pearson(
     notes += [f"{k} group(s) {why} skipped" for why, k in skipped.items() if k]
     r = r[~np.isnan(r)]
     if not len(r):
-        notes.append("no group has two items with varying judge and human scores: group-level Pearson undefined")
+        notes.append("no group has three items with varying judge and human scores: group-level Pearson undefined")
         return GroupAccuracy(Interval(np.nan, np.nan, np.nan), 0, sum(skipped.values()), notes)
     boots = r[np.random.default_rng(seed).integers(0, len(r), size=(n_boot, len(r)))].mean(axis=1)
     low, high = np.percentile(boots, [2.5, 97.5]) if len(boots) else (np.nan, np.nan)

@@ -8,11 +8,10 @@ read once, to score settings that are already fixed."""
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,7 +20,7 @@ from numbias.calibrated import CalibratedJudge
 from numbias.data import Dataset
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, stack
 from numbias.errors import NumbiasError
-from numbias.metrics import RULES, evaluate, histogram, item_scores, to_scale
+from numbias.metrics import RULES, evaluate, group_codes, histogram, item_scores, to_scale
 from numbias.mitigation import (
     CRITERIA,
     FAMILIES,
@@ -56,6 +55,7 @@ from numbias.study import (
     sampling_mode,
     open_store,
     prepare_tasks,
+    task_notes,
     validate_config,
 )
 
@@ -252,22 +252,31 @@ def _content_free(data: Dataset) -> Dataset:
     return Dataset(f"{data.name} (content-free)", frame, data.fields, data.human_range)
 
 
-def _splits(n: int, config: MitigateConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    order = np.random.default_rng(config.seed).permutation(n)
+def _splits(n: int, config: MitigateConfig, groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded dev/test splits (or k folds) of the items; with ``groups`` whole groups go
+    to one side, so no source document is both chosen on and tested on."""
+    units = np.arange(n) if groups is None else group_codes(groups, n)
+    order = np.random.default_rng(config.seed).permutation(units.max() + 1)
+    parts_of = [np.flatnonzero(units == u) for u in order] if groups is not None else [np.array([i]) for i in order]
     if config.folds:
-        if n < 10 * config.folds:
-            raise NumbiasError(f"{config.folds} folds need at least {10 * config.folds} items (the task has {n})")
-        parts = np.array_split(order, config.folds)
-        return [(np.sort(np.concatenate(parts[:k] + parts[k + 1:])), np.sort(p)) for k, p in enumerate(parts)]
-    if config.dev >= n:
+        if n < 10 * config.folds or len(parts_of) < config.folds:
+            raise NumbiasError(f"{config.folds} folds need at least {10 * config.folds} items and {config.folds} "
+                               f"groups (the task has {n} items)")
+        folds = [np.concatenate([parts_of[j] for j in part])
+                 for part in np.array_split(np.arange(len(parts_of)), config.folds)]
+        return [(np.sort(np.concatenate(folds[:k] + folds[k + 1:])), np.sort(f)) for k, f in enumerate(folds)]
+    taken = int(np.searchsorted(np.cumsum([len(p) for p in parts_of]), config.dev)) + 1
+    if config.dev >= n or taken >= len(parts_of):
         raise NumbiasError(f"dev split of {config.dev} items leaves no test items (the task has {n})")
-    return [(np.sort(order[: config.dev]), np.sort(order[config.dev:]))]
+    return [(np.sort(np.concatenate(parts_of[:taken])), np.sort(np.concatenate(parts_of[taken:])))]
 
 
 @dataclass
 class MitigateResults:
     config: MitigateConfig
     comparisons: list[Comparison]
+    notes: list[str] = field(default_factory=list)
+    """What the outputs must say about the data (e.g. a human range taken from the data)."""
 
     @property
     def table(self) -> pd.DataFrame:
@@ -296,7 +305,7 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
         config = parse_mitigate(config or {})
     tasks = prepare_tasks(config.tasks, labelled=True)
     for task in tasks:
-        _splits(len(task.data), config)  # a split that cannot work fails before any model call
+        _splits(len(task.data), config, task.data.groups)  # a split that cannot work fails before any model
         if config.criterion == "group_pearson" and task.data.groups is None:
             raise NumbiasError(f"criterion group_pearson needs a group column; task {task.label!r} has none "
                                "(give group: COLUMN / --group COLUMN)")
@@ -319,7 +328,7 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
                     per_scale[text] = SettingData(items.distributions, free.distributions)
                 sampled = _sample_paper_temperatures(judge, task, store, config, progress) if config.sample else {}
                 comparisons.append(_compare_task(jc, task, per_scale, sampled, config))
-    return MitigateResults(config, comparisons)
+    return MitigateResults(config, comparisons, task_notes(tasks))
 
 
 def _sample_paper_temperatures(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,
@@ -341,7 +350,7 @@ def _compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, S
     positions on the unit interval, since folds may choose different scales)."""
     data = task.data
     human, groups = data.human, data.groups
-    splits = _splits(len(data), config)
+    splits = _splits(len(data), config, groups)
     chosen, fold_scores, settings = [], [], {}
     pooled: dict[str, np.ndarray] = {}
     for dev, test in splits:
@@ -391,9 +400,12 @@ def _setting_of(label: str) -> Setting:
 
 
 def report_sections(res: MitigateResults) -> list[tuple[str, str]]:
+    import matplotlib.pyplot as plt
+
     from numbias.report import figure_html, table_html
 
-    parts = []
+    parts = [("Notes", "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in res.notes) + "</ul>")] \
+        if res.notes else []
     for c in res.comparisons:
         chosen = ", ".join(dict.fromkeys(s.label for s in c.chosen))
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 0.9 + 0.28 * len(c.table)))

@@ -30,7 +30,7 @@ from sklearn.isotonic import IsotonicRegression
 from numbias.distribution import ScoreDistribution, stack
 from numbias.errors import NumbiasError
 from numbias.metrics import (
-    _group_codes,
+    group_codes,
     _pearson_rows,
     group_pearson,
     histogram,
@@ -455,7 +455,7 @@ def label_free_score(scores: np.ndarray, scale: ScoreScale, criterion: str) -> f
 def _folds(n: int, folds: int, seed: int, groups: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Cross-fitting (fit, held-out) item indices from a seeded permutation of the items,
     or of the groups, so that no group is split between fitting and scoring."""
-    units = np.arange(n) if groups is None else _group_codes(groups, n)
+    units = np.arange(n) if groups is None else group_codes(groups, n)
     k = int(units.max()) + 1 if n else 0
     if k < 2:
         raise UnfittableError(f"cross-fitting needs at least two {'items' if groups is None else 'groups'}")

@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from numbias.calibrated import CalibratedJudge
+from numbias.data import Dataset
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError, first_line
 from numbias.metrics import RULES
@@ -102,23 +103,26 @@ def _rule_scores(scored: ScoredSet, notes: list[str]) -> dict[str, np.ndarray]:
 def score(
     task: TaskConfig | dict[str, Any] | str,
     judge: JudgeConfig | dict[str, Any] | str | None = None,
-    scale: str = "0-9",
+    scale: str | None = None,
     *,
     store: str | Path | None = None,
     calibrated: CalibratedJudge | str | Path | None = None,
     progress: Progress = no_progress,
 ) -> ScoredItems:
     """Score one task's items (labelled or not). With ``calibrated`` (a saved judge or its
-    file), its judge, scale and prompt are used and calibrated scores are added."""
+    file), its judge, scale and prompt are used and calibrated scores are added; the
+    scale defaults to 0-9."""
     if calibrated is not None:
+        if judge is not None or scale is not None:
+            raise NumbiasError("a calibrated judge fixes its judge and scale: give neither with calibrated")
         saved = calibrated if isinstance(calibrated, CalibratedJudge) else CalibratedJudge.load(calibrated)
         return _score_calibrated(task, saved, store, progress)
     from numbias.models import DEFAULT_JUDGE
 
     tc = validate_config(_OneTask, {"task": task}, "numbias score").task
     jc = validate_config(_OneJudge, {"judge": judge or DEFAULT_JUDGE}, "numbias score").judge
-    prepared = prepare_tasks([tc], labelled=False)[0]
-    on = ScoreScale.parse(scale)
+    prepared = _prepare(tc)
+    on = ScoreScale.parse(scale or "0-9")
     with open_store(store or Path("numbias-scores") / "store.sqlite") as db:
         scored = collect(Judge(jc), prepared.label, prepared.data, prepared.template, on, db, progress=progress,
                          truncate=prepared.truncate)
@@ -129,22 +133,28 @@ def score(
 def _score_calibrated(task: TaskConfig | dict[str, Any] | str, saved: CalibratedJudge, store: str | Path | None,
                       progress: Progress) -> ScoredItems:
     """The saved judge's prompt on the task's items: its template replaces the task's."""
-    raw = task_ref(task)
+    raw = {"dataset": task} if isinstance(task, Dataset) else task_ref(task)
     if isinstance(raw, TaskConfig):
         raw = {**raw.model_dump(exclude_none=True), "task": raw.task, "dataset": raw.dataset}
     if given := [k for k in _PROMPT_KEYS if raw.get(k) is not None]:
         raise NumbiasError(f"{', '.join(given)}: the calibrated judge fixes the prompt; drop them from the task")
-    prompt = {k: getattr(saved.template, k, None) for k in ("system", "answer_prefix")}
-    prompt |= {"template": saved.template.text, "truncate": saved.truncate}
+    prompt = {"template": saved.template, "truncate": saved.truncate}
     tc = validate_config(_OneTask, {"task": {**raw, **{k: v for k, v in prompt.items() if v is not None}}},
                          "numbias score").task
-    prepared = prepare_tasks([tc], labelled=False)[0]
+    prepared = _prepare(tc)
     dists = saved.distributions(prepared.data, store=store, progress=progress)
     values = saved.fitted.predict(dists)
     notes = [f"{prepared.label}: {n}" for n in prepared.data.notes]
     scored = ScoredSet(saved.judge.config.name, prepared.label, saved.scale, prepared.data, dists)
     return ScoredItems(prepared, saved.scale, dists, _rule_scores(scored, notes), values, saved.to_human(values),
                        notes)
+
+
+def _prepare(tc: TaskConfig) -> PreparedTask:
+    if tc.ratings is not None:
+        raise NumbiasError(f"ratings ({tc.ratings!r}) give a study's human ceiling; scoring measures no accuracy, "
+                           "so drop them")
+    return prepare_tasks([tc], labelled=False)[0]
 
 
 def write_scores(scored: ScoredItems, out: str | Path) -> tuple[Path, Path]:

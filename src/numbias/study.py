@@ -53,6 +53,14 @@ class JudgeConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     instance: Any = Field(None, exclude=True)
 
+    @field_validator("instance")
+    @classmethod
+    def _a_backend(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, Backend):
+            raise ValueError(f"instance must be a backend object (the numbias.Backend protocol), got "
+                             f"{type(value).__name__}")
+        return value
+
     @property
     def name(self) -> str:
         return self.label or self.model
@@ -63,7 +71,7 @@ def _judge_ref(value: Any) -> Any:
         return {"model": value}
     if isinstance(value, (dict, JudgeConfig)):
         return value
-    if callable(getattr(value, "score", None)) and isinstance(getattr(value, "identity", None), dict):
+    if isinstance(value, Backend):
         return {"model": str(value.identity.get("model", type(value).__name__)), "backend": "object",
                 "instance": value}
     return value
@@ -307,8 +315,9 @@ def collect(
     prompt; one over the judge's context is an error, or with ``truncate`` has that
     field cut to fit (``meta["cut"]``: characters removed)."""
     mode = mode or {"mode": "exact"}
-    key = store.register({**setting_identity(judge, template, scale, mode),
-                          **({"truncate": truncate} if truncate else {})})
+    # A cut depends on the context the judge was given, which its identity need not hold.
+    cut = {"truncate": truncate, "judge_options": judge.config.options} if truncate else {}
+    key = store.register({**setting_identity(judge, template, scale, mode), **cut})
     ids, records = data.ids, data.records()
     prompts = [template.fill(record, scale, chat=judge.chat) for record in records]
     slots = [item_slot(item_id, prompt) for item_id, prompt in zip(ids, prompts)]

@@ -69,9 +69,9 @@ class Task:
         """Whether this task's data can be read here: embedded data, or under ``root``."""
         if not self.needs_path:
             try:
-                self.loader(n=1)
-            except NumbiasError as exc:
-                return f"missing: {exc}"
+                self.loader()
+            except Exception as exc:  # a plug-in's loader may fail in any way; the listing goes on
+                return f"missing: {first_line(exc)}"
             return "installed"
         if root is None:
             return "give --data PATH (or --data-root DIR)"
@@ -229,8 +229,7 @@ TASKS: dict[str, Task] = {
 }
 
 
-"""The task registry: the built-in tasks, then whatever :func:`register_task` and the
-``numbias.tasks`` entry points add."""
+# The registry: the built-in tasks above, then what register_task and entry points add.
 _entry_points_loaded = False
 
 
@@ -268,7 +267,6 @@ def _load_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
         return
-    _entry_points_loaded = True
     for point in importlib.metadata.entry_points(group=ENTRY_POINTS):
         try:
             found = point.load()
@@ -280,7 +278,11 @@ def _load_entry_points() -> None:
             if not isinstance(item, Task):
                 raise NumbiasError(f"entry point {point.name!r} ({point.value}) gave {type(item).__name__}, "
                                    "not a numbias Task")
-            TASKS.setdefault(item.name, item)
+            if item.name in TASKS and TASKS[item.name] is not item:
+                raise NumbiasError(f"entry point {point.name!r} ({point.value}) gives a task named {item.name!r}, "
+                                   "which another task already has")
+            TASKS[item.name] = item
+    _entry_points_loaded = True
 
 
 def all_tasks() -> dict[str, Task]:
@@ -327,7 +329,7 @@ class TaskConfig(BaseModel):
     file: str | None = None
     path: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-    template: str | None = None
+    template: str | PromptTemplate | None = None
     system: str | None = None
     answer_prefix: str | None = None
     label: str | None = None
@@ -351,13 +353,22 @@ class TaskConfig(BaseModel):
         if len(given) != 1:
             raise ValueError("give a task as exactly one of name (a registered task), file (a data file) or "
                              f"dataset (a Dataset object); got {' and '.join(given) or 'none'}")
-        if self.name is not None:
+        if self.file == "":
+            raise ValueError("file is empty: give the data file's path")
+        if self.dataset is not None:
+            if used := [k for k in (*FILE_KEYS, "n", "seed", "path") if getattr(self, k) is not None]:
+                raise ValueError(f"{', '.join(used)} do not apply to a Dataset object (it is already loaded); "
+                                 "pass them to numbias.load_file instead")
+        elif self.name is not None:
             if used := [k for k in FILE_KEYS if getattr(self, k) is not None]:
                 raise ValueError(f"{', '.join(used)} apply to data files (file: ...), not to the registered task "
                                  f"{self.name!r}")
         elif self.path is not None or self.options:
             raise ValueError("path and options apply to registered tasks; a data file takes file, human, "
                              "human_range, id, ratings, group, n, seed")
+        used = [k for k in ("human_range", "ratings") if getattr(self, k) is not None]
+        if self.file is not None and self.human is None and used:
+            raise ValueError(f"{', '.join(used)} need the human-score column: give human too")
         if self.file is not None and self.template is None:
             raise ValueError(f"data file {self.file} needs a template (text with {{column}} placeholders, or "
                              "@path to a rubric file)")
@@ -367,7 +378,7 @@ class TaskConfig(BaseModel):
 
     @property
     def kind(self) -> str:
-        return "file" if self.file else "dataset" if self.dataset is not None else "registered"
+        return "file" if self.file is not None else "dataset" if self.dataset is not None else "registered"
 
 
 @dataclass(frozen=True)
@@ -394,7 +405,12 @@ def read_template(text: str) -> str:
 
 
 def _template(tc: TaskConfig, base: PromptTemplate | None, where: str) -> PromptTemplate:
-    text = read_template(tc.template) if tc.template is not None else base.text if base else ""
+    """The task's prompt: its own template (text, ``@path``, or a PromptTemplate used
+    as it is) over the registered task's, with the system prompt and prefix given."""
+    if isinstance(tc.template, PromptTemplate):
+        base, text = tc.template, tc.template.text
+    else:
+        text = read_template(tc.template) if tc.template is not None else base.text if base else ""
     template = PromptTemplate(
         text=text,
         answer_prefix=tc.answer_prefix if tc.answer_prefix is not None else base.answer_prefix if base else None,
@@ -434,7 +450,7 @@ def prepare(tc: TaskConfig) -> PreparedTask:
         template.check(set(data.fields))
     except NumbiasError as exc:
         raise NumbiasError(f"{tc.file or tc.name or data.name}: {exc}") from None
-    if tc.truncate is not None and tc.truncate not in template.fields:
+    if tc.truncate is not None and tc.truncate not in template.fields - SCALE_FIELDS:
         raise NumbiasError(f"truncate: {tc.truncate!r} is not a field of the template (fields: "
                            f"{', '.join(sorted(template.fields - SCALE_FIELDS))})")
     return PreparedTask(tc.label or data.name, data, template, tc.truncate)

@@ -184,7 +184,7 @@ class OpenAIBackend:
         """Exact with a local tokenizer, else a rough count: about four characters per token."""
         if self._vocab is not None:
             return len(self._vocab.tokenize(self._vocab.render(prompt, True)))
-        return math.ceil(len(prompt.user) / 4)
+        return math.ceil((len(prompt.system or "") + len(prompt.user) + len(prompt.answer_prefix)) / 4)
 
     def score(self, prompts: Sequence[Prompt], scale: ScoreScale) -> Iterator[ScoreDistribution]:
         if self.mode not in ("topk", "exact"):
