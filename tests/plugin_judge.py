@@ -3,6 +3,7 @@ numbias only by name (``backend: plugin_judge:make``, entry point ``numbias.task
 
 from __future__ import annotations
 
+import time
 import zlib
 
 import numpy as np
@@ -24,8 +25,26 @@ def logits(prompt: Prompt, context: tuple[int, ...]) -> np.ndarray:
     return row
 
 
-def make(model: str, chat: bool = True, context_length: int = 4096) -> FakeBackend:
-    backend = FakeBackend(PIECES, logits, eos=len(PIECES) - 1, context_length=context_length)
+class SlowFake(FakeBackend):
+    """The fake judge taking ``delay`` seconds per item and logging each item it scores
+    to ``log`` (one line per item, appended): what a crash test needs to see."""
+
+    def __init__(self, *args: object, delay: float, log: str | None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay, self.log = delay, log
+
+    def score(self, prompts, scale):  # noqa: ANN001, ANN201 - the Backend protocol's signature
+        for prompt, dist in zip(prompts, super().score(prompts, scale)):
+            time.sleep(self.delay)
+            if self.log:
+                with open(self.log, "a", encoding="utf-8") as fh:
+                    fh.write(f"{scale}|{prompt.user}\n")
+            yield dist
+
+
+def make(model: str, chat: bool = True, context_length: int = 4096, delay: float = 0.0,
+         log: str | None = None) -> FakeBackend:
+    backend = SlowFake(PIECES, logits, eos=len(PIECES) - 1, context_length=context_length, delay=delay, log=log)
     backend.identity = {**backend.identity, "model": model, "context_length": context_length}
     return backend
 

@@ -80,7 +80,7 @@ def test_corrupt_gguf(tmp_path: Path) -> None:
 def test_bad_yaml_and_unknown_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("tasks: [vader\n")
-    assert_one_line_error(numbias("run", str(bad)), "not readable YAML")
+    assert_one_line_error(numbias("run", str(bad)), "is not valid YAML (line 2, column 1)")
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("tasks: [vader]\ntemperature: 3\n")
     assert_one_line_error(numbias("run", str(unknown)), "unknown config key 'temperature'")

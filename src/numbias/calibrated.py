@@ -16,6 +16,7 @@ from numbias.data import Dataset, make_dataset
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError, first_line
 from numbias.mitigation import Fitted, Setting, SettingData
+from numbias.output import text, write_all
 from numbias.prompt import SCALE_FIELDS, PromptTemplate
 from numbias.scale import ScoreScale
 from numbias.study import Judge, JudgeConfig, Progress, collect, no_progress, open_store
@@ -115,10 +116,7 @@ class CalibratedJudge:
         if self.judge_config.instance is not None:
             raise NumbiasError("a judge given as a Python object cannot be saved: give it by name and backend")
         path = Path(path)
-        try:
-            path.write_text(saved.model_dump_json(indent=2), encoding="utf-8")
-        except OSError as exc:
-            raise NumbiasError(f"cannot save the calibrated judge to {path}: {first_line(exc)}") from None
+        write_all(path.parent, {path.name: text(saved.model_dump_json(indent=2))})
         return path
 
     @classmethod

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from numbias.errors import NumbiasError, first_line
+from numbias.output import one_writer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,6 +79,8 @@ IdOpt = Annotated[str | None, typer.Option("--id", help="Data file: the item-id 
 GroupOpt = Annotated[str | None, typer.Option(help="Data file: the group column (e.g. source document), for "
                                                    "group-level accuracy.")]
 RatingsOpt = Annotated[str | None, typer.Option(help="Data file: raw per-rater scores column (human ceiling).")]
+WaitOpt = Annotated[bool, typer.Option(help="When another run writes to the same results folder, wait for it "
+                                           "(else stop at once).")]
 TruncateOpt = Annotated[str | None, typer.Option(help="Field to shorten (its middle cut) when an item exceeds "
                                                       "the judge's context.")]
 
@@ -207,6 +210,7 @@ def score(
     group: GroupOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
+    wait: WaitOpt = False,
     calibrated: Annotated[Path | None, typer.Option(help="A calibrated judge saved by `numbias mitigate --save`: "
                                                          "write calibrated scores on the human scale.")] = None,
 ) -> None:
@@ -227,9 +231,10 @@ def score(
     if len(tasks) != 1:
         raise NumbiasError("numbias score takes one task (or one --data file) at a time")
     judge = {"model": model or DEFAULT_JUDGE, **({"backend": backend} if backend else {})}
-    scored = score_items(tasks[0], None if calibrated else judge, range_, store=out / "store.sqlite",
-                         calibrated=calibrated, progress=rich_progress)
-    paths = write_scores(scored, out)
+    with one_writer(out, wait=wait):
+        scored = score_items(tasks[0], None if calibrated else judge, range_, store=out / "store.sqlite",
+                             calibrated=calibrated, progress=rich_progress)
+        paths = write_scores(scored, out)
     for note in scored.notes:
         console.print(f"note: {note}")
     console.print(f"wrote {len(scored.ids)} items to {paths[0]} and {paths[1]}")
@@ -260,6 +265,7 @@ def run_cmd(
     group: GroupOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
+    wait: WaitOpt = False,
 ) -> None:
     """Run a numerical-bias study (default: Qwen2.5-Coder-0.5B on VADER at 0-9, 1-5, 1-10)."""
     from numbias.study import RunConfig, run
@@ -278,8 +284,9 @@ def run_cmd(
     if out:
         settings["out"] = str(out)
     cfg = RunConfig.parse(settings)
-    results = run(cfg, progress=rich_progress)
-    folder = results.write()
+    with one_writer(cfg.out, wait=wait):
+        results = run(cfg, progress=rich_progress)
+        folder = results.write()
     print_summary(results.summary)
     for note in results.notes:
         console.print(f"note: {note}")
@@ -308,6 +315,7 @@ def align_cmd(
     group: GroupOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
+    wait: WaitOpt = False,
 ) -> None:
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
     from numbias.align import align, parse_align
@@ -327,12 +335,14 @@ def align_cmd(
         settings["scales"] = scale
     if out:
         settings["out"] = str(out)
-    results = align(parse_align(settings), progress=rich_progress)
-    folder = results.study.write()
+    parsed = parse_align(settings)
+    with one_writer(parsed.out, wait=wait):
+        results = align(parsed, progress=rich_progress)
+        folder = results.study.write(extra={
+            "alignment.csv": lambda p: results.table.to_csv(p, index=False),
+            "simulated_kurtosis.csv": lambda p: results.simulated.to_csv(p, index=False)})
     for note in results.study.notes:
         console.print(f"note: {note}")
-    results.table.to_csv(folder / "alignment.csv", index=False)
-    results.simulated.to_csv(folder / "simulated_kurtosis.csv", index=False)
     table = Table(title="alignment study (layout of the paper's main table)")
     cols = ["base", "aligned", "task", "scale", "scoring", "human kurtosis", "base kurtosis", "aligned kurtosis",
             "base r", "aligned r", *[c for c in ("base group r", "aligned group r") if c in results.table]]
@@ -426,6 +436,7 @@ def mitigate_cmd(
     group: GroupOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
+    wait: WaitOpt = False,
 ) -> None:
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
     from numbias.mitigate import mitigate, parse_mitigate
@@ -442,13 +453,15 @@ def mitigate_cmd(
             settings[key] = value
     if sample:
         settings["sample"] = True
-    results = mitigate(parse_mitigate(settings), progress=rich_progress)
-    folder = results.write()
+    parsed = parse_mitigate(settings)
+    with one_writer(parsed.out, wait=wait):
+        results = mitigate(parsed, progress=rich_progress)
+        folder = results.write()
+        path = results.comparisons[0].calibrated().save(save) if save else None
     _print_mitigation(results.table)
     for note in results.notes:
         console.print(f"note: {note}")
-    if save:
-        path = results.comparisons[0].calibrated().save(save)
+    if path:
         console.print(f"saved the automatic choice of {results.comparisons[0].task} as {path}")
     console.print(f"results in {folder}/ (mitigation.csv, dev_scores.csv, report.html)")
 
@@ -507,10 +520,8 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            err_console.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
+    except Exception as exc:  # typer's (vendored click) usage errors: a mistyped command or option
+        if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            err_console.print(f"error: {exc.format_message()} (see numbias --help)", markup=False, soft_wrap=True)
             sys.exit(2)
         raise

@@ -21,6 +21,7 @@ from numbias.data import Dataset
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, stack
 from numbias.errors import NumbiasError
 from numbias.metrics import RULES, evaluate, group_codes, histogram, item_scores, to_scale
+from numbias.output import write_all
 from numbias.mitigation import (
     CRITERIA,
     FAMILIES,
@@ -287,14 +288,13 @@ class MitigateResults:
     def write(self) -> Path:
         from numbias.report import write_sections
 
-        folder = Path(self.config.out)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.table.to_csv(folder / "mitigation.csv", index=False)
         dev = pd.DataFrame([{"judge": c.judge.name, "task": c.task, "setting": s.label, "dev score": v}
                             for c in self.comparisons for s, v in c.dev_scores.items()])
-        dev.to_csv(folder / "dev_scores.csv", index=False)
-        write_sections("numbias mitigation study", report_sections(self), folder / "report.html")
-        return folder
+        return write_all(self.config.out, {
+            "mitigation.csv": lambda p: self.table.to_csv(p, index=False),
+            "dev_scores.csv": lambda p: dev.to_csv(p, index=False),
+            "report.html": lambda p: write_sections("numbias mitigation study", report_sections(self), p),
+        })
 
 
 def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,

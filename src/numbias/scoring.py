@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict
 from numbias.calibrated import CalibratedJudge
 from numbias.data import Dataset
 from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError, first_line
+from numbias.errors import NumbiasError
 from numbias.metrics import RULES
+from numbias.output import text, write_all
 from numbias.scale import ScoreScale
 from numbias.study import (
     Judge,
@@ -159,21 +160,16 @@ def _prepare(tc: TaskConfig) -> PreparedTask:
 
 def write_scores(scored: ScoredItems, out: str | Path) -> tuple[Path, Path]:
     """``scores.jsonl`` (each item's distribution and scores) and ``scores.csv`` (scores)."""
-    folder = Path(out)
     frame = scored.frame()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        jsonl, table = folder / "scores.jsonl", folder / "scores.csv"
-        with jsonl.open("w", encoding="utf-8") as fh:
-            for row, dist in zip(frame.to_dict("records"), scored.distributions):
-                record = {**{k: _plain(v) for k, v in row.items()}, "scale": str(scored.scale),
-                          "probs": dict(zip(scored.scale.labels, dist.probs.round(10).tolist())),
-                          "below": dist.below, "above": dist.above, "other": dist.other}
-                fh.write(json.dumps(record) + "\n")
-        frame.to_csv(table, index=False)
-    except OSError as exc:
-        raise NumbiasError(f"cannot write scores to {folder}: {first_line(exc)}") from None
-    return jsonl, table
+    lines = []
+    for row, dist in zip(frame.to_dict("records"), scored.distributions):
+        record = {**{k: _plain(v) for k, v in row.items()}, "scale": str(scored.scale),
+                  "probs": dict(zip(scored.scale.labels, dist.probs.round(10).tolist())),
+                  "below": dist.below, "above": dist.above, "other": dist.other}
+        lines.append(json.dumps(record) + "\n")
+    folder = write_all(out, {"scores.jsonl": text("".join(lines)),
+                             "scores.csv": lambda p: frame.to_csv(p, index=False)})
+    return folder / "scores.jsonl", folder / "scores.csv"
 
 
 def _plain(value: Any) -> Any:

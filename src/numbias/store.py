@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, first_line
 from numbias.prompt import Prompt
 
 
@@ -48,6 +48,10 @@ class Store:
             )
         except sqlite3.DatabaseError as exc:
             raise NumbiasError(f"result store {self.path} is unusable: {exc}") from None
+        except FileExistsError:
+            raise NumbiasError(f"cannot create the result store {self.path}: {self.path.parent} is a file") from None
+        except OSError as exc:
+            raise NumbiasError(f"cannot create the result store {self.path}: {first_line(exc)}") from None
 
     def register(self, identity: Mapping[str, Any]) -> str:
         key = judge_key(identity)

@@ -32,6 +32,7 @@ from numbias.distribution import ScoreDistribution, stack
 from numbias.errors import NumbiasError, first_line
 from numbias.metrics import RULES, evaluate, item_scores
 from numbias.models import DEFAULT_JUDGE
+from numbias.output import Writer, text, write_all
 from numbias.prompt import Prompt, PromptTemplate, fit_field
 from numbias.sampling import sampled_distribution
 from numbias.scale import ScoreScale
@@ -120,8 +121,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise NumbiasError(f"config file {path} does not exist") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise NumbiasError(f"config file {path} is not readable YAML: {first_line(exc)}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or first_line(exc)
+        raise NumbiasError(f"config file {path} is not valid YAML{where}: {problem}") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise NumbiasError(f"config file {path} is unreadable: {first_line(exc)}") from None
     if not isinstance(data, dict):
         raise NumbiasError(f"config file {path} must hold a mapping of settings")
     return data
@@ -242,18 +248,19 @@ class StudyResults:
     notes: list[str] = field(default_factory=list)
     """What the outputs must say about the data (e.g. a human range taken from the data)."""
 
-    def write(self, out: str | Path | None = None) -> Path:
+    def write(self, out: str | Path | None = None, extra: dict[str, Writer] | None = None) -> Path:
+        """The result files (and ``extra`` ones), all replaced together."""
         from numbias.report import write_report
 
-        folder = Path(out or self.config.out)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.items.to_csv(folder / "items.csv", index=False)
         records = json.loads(self.summary.to_json(orient="records"))
-        (folder / "summary.json").write_text(json.dumps(records, indent=2))
-        (folder / "config.yaml").write_text(yaml.safe_dump(self.config.model_dump(mode="json", exclude_none=True),
-                                                           sort_keys=False))
-        write_report(self, folder / "report.html")
-        return folder
+        config = yaml.safe_dump(self.config.model_dump(mode="json", exclude_none=True), sort_keys=False)
+        return write_all(out or self.config.out, {
+            "items.csv": lambda p: self.items.to_csv(p, index=False),
+            "summary.json": text(json.dumps(records, indent=2)),
+            "config.yaml": text(config),
+            **(extra or {}),
+            "report.html": lambda p: write_report(self, p),
+        })
 
 
 Progress = Callable[[str, int], Callable[[int], None]]

@@ -1,0 +1,181 @@
+"""Hostile use: runs killed at random moments, two runs on one folder, malformed input
+of every kind (one line, exit 2, no traceback), and a fuzz of configs and options."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+TESTS = Path(__file__).resolve().parent
+RESULTS = ("items.csv", "summary.json", "config.yaml", "report.html")
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "numbias", *args], capture_output=True, text=True, cwd=cwd,
+                          env=_env(), timeout=600)
+
+
+def _start(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "numbias", *args], cwd=cwd, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _one_line(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def _study(folder: Path, *, delay: float, log: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "items.csv").write_text("id,word,stars\n" + "".join(f"w{i},word{i},{i % 5 + 1}\n" for i in range(24)))
+    config = {"judges": [{"model": "toy", "backend": "plugin_judge:make", "options": {"delay": delay, "log": log}}],
+              "tasks": [{"file": "items.csv", "human": "stars", "human_range": [1, 5],
+                         "template": "Rate {word} from {lo} to {hi}."}],
+              "scales": ["0-9", "1-5"], "out": "out", "bootstrap": 50}
+    (folder / "study.yaml").write_text(json.dumps(config))
+    return folder
+
+
+def _scored(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_killed_at_random_moments_resumes_to_the_same_files(tmp_path: Path) -> None:
+    """SIGKILL while loading, scoring or writing; the resumed run's files equal an
+    uninterrupted run's byte for byte, and no stored item is scored twice."""
+    clean = _study(tmp_path / "clean", delay=0.04, log="scored.log")
+    start = time.monotonic()
+    assert _cli("run", "study.yaml", cwd=clean).returncode == 0
+    duration = time.monotonic() - start
+    expected = {name: (clean / "out" / name).read_bytes() for name in RESULTS}
+    moments = np.random.default_rng(7).uniform(0.2, duration, size=10)
+    for k, moment in enumerate(moments):
+        folder = _study(tmp_path / f"run{k}", delay=0.04, log="scored.log")
+        log = folder / "scored.log"
+        proc = _start("run", "study.yaml", cwd=folder)
+        time.sleep(moment)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        before = _scored(log)
+        store = folder / "out" / "store.sqlite"
+        kept = 0
+        if store.exists():
+            with sqlite3.connect(store) as db:
+                kept = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        resumed = _cli("run", "study.yaml", cwd=folder)
+        assert resumed.returncode == 0, resumed.stderr
+        for name in RESULTS:
+            assert (folder / "out" / name).read_bytes() == expected[name], f"{name} differs after kill {k}"
+        after = _scored(log)[len(before):]
+        assert len(after) == 48 - kept, f"kill {k}: {kept} stored, {len(after)} scored on resume"
+        assert not [p for p in (folder / "out").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_second_run_on_the_folder_stops_or_waits(tmp_path: Path) -> None:
+    folder = _study(tmp_path, delay=0.05, log="scored.log")
+    first = _start("run", "study.yaml", cwd=folder)
+    pid_file = folder / "out" / ".numbias.lock.pid"
+    for _ in range(600):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    _one_line(_cli("run", "study.yaml", cwd=folder), f"in use by another numbias run (PID {first.pid})")
+    waited = _cli("run", "study.yaml", "--wait", cwd=folder)
+    assert first.wait() == 0 and waited.returncode == 0, waited.stderr
+    assert not pid_file.exists()
+    assert json.loads((folder / "out" / "summary.json").read_text())
+
+
+def test_result_files_are_replaced_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure while the set is written leaves the previous set, and no temporaries."""
+    from numbias.errors import NumbiasError
+    from numbias.output import text, write_all
+
+    write_all(tmp_path, {"a.csv": text("old a"), "b.json": text("old b")})
+
+    def broken(path: Path) -> None:
+        path.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(NumbiasError, match="cannot write results to .*: disk full"):
+        write_all(tmp_path, {"a.csv": text("new a"), "b.json": broken})
+    assert (tmp_path / "a.csv").read_text() == "old a" and (tmp_path / "b.json").read_text() == "old b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.json"]
+    assert oct((tmp_path / "a.csv").stat().st_mode & 0o777) == "0o644"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "--bogus"], "No such option: --bogus"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["run", "--task", "vader", "--option", "n=2.5"], "option n=2.5: Input should be a valid integer"),
+        (["run", "--task", "vader", "--option", "n=abc"], "option n='abc': Input should be a valid integer"),
+        (["run", "--task", "vader", "--option", "seed=abc"], "option seed='abc': Input should be a valid integer"),
+        (["run", "--task", "vader", "--option", "nope"], "option 'nope' is not KEY=VALUE"),
+        (["run", "--out", "/proc/x", "--task", "vader"], "cannot create results folder /proc/x"),
+        (["score", "--out", "/proc/x"], "cannot create results folder /proc/x"),
+        (["run", "--scale", "0-"], "not of the form LO-HI"),
+    ],
+)
+def test_bad_options(tmp_path: Path, args: list[str], fragment: str) -> None:
+    _one_line(_cli(*args, cwd=tmp_path), fragment)
+
+
+def test_bad_paths_and_configs(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    _one_line(_cli("run", "--out", "afile", "--task", "vader", cwd=tmp_path), "afile is an existing file, not a folder")
+    _one_line(_cli("score", "--out", "afile", cwd=tmp_path), "afile is an existing file, not a folder")
+    (tmp_path / "empty.yaml").write_text("judges: []\ntasks: []\nscales: []\nrules: []\n")
+    _one_line(_cli("run", "empty.yaml", cwd=tmp_path), "nothing to score")
+    (tmp_path / "tabs.yaml").write_text("tasks:\n  - vader\n\t- simlex\n")
+    _one_line(_cli("run", "tabs.yaml", cwd=tmp_path), "tabs.yaml is not valid YAML (line 3")
+    (tmp_path / "items.csv").write_text("id,word,stars\na,good,inf\n")
+    _one_line(_cli("run", "--data", "items.csv", "--template", "{word} {lo}-{hi}", "--human", "stars", cwd=tmp_path),
+              "column 'stars' of row id '0' is 'inf', not a finite number")
+
+
+KEYS = ["judges", "tasks", "scales", "rules", "modes", "sampling", "seed", "bootstrap", "out", "store", "extra"]
+VALUES = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True)
+                      | st.text(max_size=8), lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.sampled_from(["name", "file", "model", "n", "x", "template"]), inner,
+                                        max_size=3), max_leaves=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=4),
+       options=st.lists(st.text(alphabet="nsed=.-x1", max_size=6), max_size=3))
+def test_malformed_configs_and_options_give_one_line(config: dict, options: list[str], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Whatever is malformed ends as one error line and exit 2, never a traceback (a
+    config that happens to be valid is never run: every judge given is missing)."""
+    from numbias.cli import main
+
+    config = {**config, "judges": [str(tmp_path / "no-such-judge.gguf")]}
+    (tmp_path / "c.yaml").write_text(json.dumps(config, default=str))
+    argv = ["numbias", "run", str(tmp_path / "c.yaml"), *[x for o in options for x in ("--option", o)]]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2, err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
