@@ -3,6 +3,7 @@ numbias only by name (``backend: plugin_judge:make``, entry point ``numbias.task
 
 from __future__ import annotations
 
+import os
 import time
 import zlib
 
@@ -42,8 +43,12 @@ class SlowFake(FakeBackend):
             yield dist
 
 
-def make(model: str, chat: bool = True, context_length: int = 4096, delay: float = 0.0,
+def make(model: str, chat: bool = True, context_length: int = 4096, delay: float | None = None,
          log: str | None = None) -> FakeBackend:
+    """``delay`` and ``log`` default to ``$PLUGIN_JUDGE_DELAY`` and ``$PLUGIN_JUDGE_LOG``,
+    so a command that takes no judge options (``numbias score``) can set them too."""
+    delay = float(os.environ.get("PLUGIN_JUDGE_DELAY", 0)) if delay is None else delay
+    log = log or os.environ.get("PLUGIN_JUDGE_LOG")
     backend = SlowFake(PIECES, logits, eos=len(PIECES) - 1, context_length=context_length, delay=delay, log=log)
     backend.identity = {**backend.identity, "model": model, "context_length": context_length}
     return backend

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from numbias.backends import Backend
 from numbias.distribution import ScoreDistribution, stack
@@ -78,12 +78,20 @@ class AlignConfig(BaseModel):
                                  f"{self.sampling.max_tokens} new tokens")
         return self
 
+    @model_validator(mode="after")
+    def _one_judge_per_name(self) -> AlignConfig:
+        seen: dict[str, JudgeConfig] = {}
+        for judge in self._named():
+            if seen.setdefault(judge.name, judge) != judge:
+                raise ValueError(f"two different judges share the name {judge.name!r}: give each a distinct label")
+        return self
+
+    def _named(self) -> list[JudgeConfig]:
+        return [j for pair in self.pairs for j in (pair.base, pair.aligned)] + list(self.extra_aligned)
+
     def study(self) -> RunConfig:
         judges: dict[str, JudgeConfig] = {}
-        for pair in self.pairs:
-            judges.setdefault(pair.base.name, pair.base)
-            judges.setdefault(pair.aligned.name, pair.aligned)
-        for judge in self.extra_aligned:
+        for judge in self._named():  # a judge in several pairs is scored once
             judges.setdefault(judge.name, judge)
         return RunConfig(judges=list(judges.values()), tasks=self.tasks, scales=self.scales,
                          rules=["expected", "protocol"], modes=["exact", "sampled"] if self.sample else ["exact"],

@@ -309,10 +309,10 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
         if config.criterion == "group_pearson" and task.data.groups is None:
             raise NumbiasError(f"criterion group_pearson needs a group column; task {task.label!r} has none "
                                "(give group: COLUMN / --group COLUMN)")
+    judges = [Judge(jc) for jc in config.judges]  # every judge's options checked before any model loads
     comparisons = []
     with open_store(config.store_path) as store:
-        for jc in config.judges:
-            judge = Judge(jc)
+        for jc, judge in zip(config.judges, judges):
             grid = check_temperatures(jc.options.get("temperatures", TEMPERATURES))
             missing = [t for t in config.temperatures if t != FIT and t not in grid]
             if missing:

@@ -94,7 +94,17 @@ JudgeRef = Annotated[JudgeConfig, BeforeValidator(_judge_ref)]
 """A judge given as a name/path, a full mapping, or a backend object."""
 TaskRef = Annotated[TaskConfig, BeforeValidator(task_ref)]
 """A task given as a registered name, a data file's path, a mapping, or a Task object."""
-JudgeList = list[JudgeRef]
+
+
+def _distinct_names(judges: list[JudgeConfig]) -> list[JudgeConfig]:
+    names = [j.name for j in judges]
+    if dupes := sorted({x for x in names if names.count(x) > 1}):
+        raise ValueError(f"two judges share the name {dupes[0]!r}: give each a distinct label")
+    return judges
+
+
+JudgeList = Annotated[list[JudgeRef], AfterValidator(_distinct_names)]
+"""Judges whose names (labels) tell their rows apart."""
 TaskList = list[TaskRef]
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +15,11 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator, validate_call
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from numbias.data import SUFFIXES, Dataset, load_file, make_dataset, parse_ratings, read_table, sample_rows
 from numbias.errors import NumbiasError, first_line
+from numbias.options import check_options
 from numbias.prompt import SCALE_FIELDS, PromptTemplate
 
 Loader = Callable[..., Dataset]
@@ -54,14 +54,8 @@ class Task:
         if not self.needs_path and path is not None:
             raise NumbiasError(f"task {self.name!r} reads no data file (its data is {self.source}); "
                                f"drop --data {path}, or give the file alone to judge it as a file task")
-        check_options(f"task {self.name!r}", self.loader, options, skip=1 if self.needs_path else 0)
-        try:
-            loader = validate_call(self.loader)
-            data = loader(path, **options) if self.needs_path else loader(**options)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise NumbiasError(f"task {self.name!r}: option {where}={err.get('input')!r}: {err['msg']}") from None
+        options = check_options(f"task {self.name!r}", self.loader, options, skip=1 if self.needs_path else 0)
+        data = self.loader(path, **options) if self.needs_path else self.loader(**options)
         self.template.check(set(data.fields))
         return data
 
@@ -80,15 +74,6 @@ class Task:
             return f"present: {len(self.load(path))} items in {path}"
         except NumbiasError as exc:
             return f"missing: {exc}"
-
-
-def check_options(what: str, function: Callable[..., Any], options: dict[str, Any], skip: int = 0) -> None:
-    """Unknown option names are a one-line error that lists the known ones."""
-    params = list(inspect.signature(function).parameters.values())[skip:]
-    known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise NumbiasError(f"{what} has no option(s) {', '.join(unknown)} (options: {', '.join(known) or 'none'})")
 
 
 def _package_path(module: str, relative: str, install: str) -> Path:

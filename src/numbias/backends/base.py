@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError, first_line
+from numbias.options import check_options
 from numbias.prompt import Prompt
 from numbias.scale import ScoreScale
 
@@ -70,17 +71,6 @@ def _factory(name: str) -> Callable[..., Backend]:
     return factory
 
 
-def _check_options(name: str, factory: Callable[..., Backend], options: dict[str, Any]) -> None:
-    """Unknown options are a one-line error, not a TypeError from deep inside."""
-    params = inspect.signature(factory).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(options) - set(params))
-    if unknown:
-        known = sorted(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY)
-        raise NumbiasError(f"backend {name!r} has no option(s) {unknown} (options: {', '.join(known)})")
-
-
 SECRET_OPTIONS = frozenset({"api_key"})
 
 
@@ -94,7 +84,8 @@ def describe_backend(name: str, model: str, options: dict[str, Any]) -> tuple[di
     on the registered factory itself. An identity without ``chat`` takes the option's
     value (default True)."""
     factory = _factory(name)
-    _check_options(name, factory, {"model": model, **options})
+    options = check_options(f"backend {name!r}", factory, {"model": model, **options})
+    model = options.pop("model")
     chat = True if options.get("chat") is None else bool(options["chat"])
     describe = getattr(factory, "describe", None)
     if describe is not None:
@@ -113,5 +104,4 @@ def takes_option(name: str, option: str) -> bool:
 
 def create_backend(name: str, **options: Any) -> Backend:
     factory = _factory(name)
-    _check_options(name, factory, options)
-    return factory(**options)
+    return factory(**check_options(f"backend {name!r}", factory, options))

@@ -1,0 +1,207 @@
+"""The bad-input matrix: every kind of malformed command, option, config, data file,
+judge and output path, each ending in one line on stderr that names the problem, exit
+2, no traceback. Cases run in-process (the CLI's ``main``) in a folder holding the
+files they name."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD = "id,text,ctx,score\na,hello,x,3\nb,world,y,4\nc,again,z,5\n"
+TEMPLATE = "Rate {text} in {ctx} from {lo} to {hi}"
+FAKE = {"model": "toy", "backend": "plugin_judge:make"}
+FILE_TASK = {"file": "items.csv", "human": "score", "template": TEMPLATE}
+
+
+def _yaml(**config: object) -> str:
+    return json.dumps(config)  # JSON is YAML
+
+
+FILES: dict[str, str | bytes] = {
+    "items.csv": GOOD,
+    "many.csv": "id,text,ctx,score\n" + "".join(f"i{k},t{k},c{k},{k % 5}\n" for k in range(30)),
+    "latin.csv": "id,text,score\n1,caf\xe9,1\n".encode("latin-1"),
+    "afile": "x",
+    "junk.gguf": b"not a model at all",
+    "bad.yaml": "tasks: [vader\n",
+    "tabs.yaml": "tasks:\n  - vader\n\t- simlex\n",
+    "unknown.yaml": "tasks: [vader]\ntemperature: 3\n",
+    "empty.yaml": "judges: []\ntasks: []\nscales: []\nrules: []\n",
+    "list.yaml": "- vader\n",
+    "bad.json": '{"format": "numbias.calibrated-judge/9"}',
+    "inf.csv": "id,word,stars\na,good,inf\n",
+    "two-judges.yaml": _yaml(judges=[FAKE, {**FAKE, "options": {"delay": 0.1}}], tasks=[FILE_TASK]),
+    "two-labels.yaml": _yaml(judges=[{**FAKE, "label": "j"}, {"model": "other", "label": "j"}], tasks=[FILE_TASK]),
+    "two-tasks.yaml": _yaml(judges=[FAKE], tasks=[FILE_TASK, FILE_TASK]),
+    "pairs.yaml": _yaml(pairs=[{"base": "gemma3-270m-base", "aligned": "smollm2-135m-instruct"},
+                               {"base": {"model": "x.gguf", "label": "gemma3-270m-base"}, "aligned": "y.gguf"}]),
+    "typed.yaml": _yaml(judges=[{**FAKE, "options": {"delay": "fast"}}], tasks=[FILE_TASK]),
+    "n_ctx.yaml": _yaml(judges=[{"model": "smollm2-135m-instruct", "options": {"n_ctx": "big"}}], tasks=["vader"]),
+    "chat.yaml": _yaml(judges=[{**FAKE, "options": {"chat": "perhaps"}}], tasks=[FILE_TASK]),
+    "prune.yaml": _yaml(judges=[{"model": "smollm2-135m-instruct", "backend": "transformers",
+                                 "options": {"prune": 0.001}}], tasks=["vader"]),
+    "top_k.yaml": _yaml(judges=[{"model": "smollm2-135m-instruct", "options": {"top_k": 5}}], tasks=["vader"]),
+    "vllm.yaml": _yaml(judges=[{"model": "m", "backend": "vllm-direct"}], tasks=["vader"]),
+    "nomod.yaml": _yaml(judges=[{"model": "m", "backend": "no_such_module:make"}], tasks=["vader"]),
+    "badtask.yaml": _yaml(judges=[FAKE], tasks=[{"name": "vader", "options": {"n": "many"}}]),
+    "modes.yaml": _yaml(modes=["vibes"]),
+    "sampling.yaml": _yaml(sampling={"n": 0}),
+}
+
+CASES: list[tuple[str, list[str], str]] = [
+    # commands and options as typed
+    ("mistyped option", ["run", "--bogus"], "No such option: --bogus"),
+    ("mistyped command", ["nosuch"], "No such command 'nosuch'"),
+    ("mistyped option of tasks", ["tasks", "--bogus"], "No such option: --bogus"),
+    ("scale without HI", ["run", "--scale", "0-"], "not of the form LO-HI"),
+    ("range upside down", ["score", "--range", "9-0"], "lo must be below hi"),
+    ("range not integer", ["score", "--range", "1.5-9"], "not of the form LO-HI"),
+    ("unknown rule", ["run", "--rule", "vibes"], "unknown rule"),
+    ("mitigate off the default scale", ["mitigate", "--scale", "1-5"], "paper's default"),
+    ("unknown criterion", ["mitigate", "--criterion", "vibes"], "criterion must be"),
+    ("base without aligned", ["align", "--base", "gemma3-270m-base"], "one --aligned per --base"),
+    ("option without task", ["mitigate", "--option", "n=20"], "--option applies to the tasks given with --task"),
+    ("dev takes every item", ["mitigate", "--judge", "smollm2-135m-instruct", "--task", "vader", "--option", "n=20",
+                              "--dev", "20"], "leaves no test items"),
+    ("group criterion without groups", ["mitigate", "--data", "many.csv", "--template", TEMPLATE, "--human",
+                                        "score", "--criterion", "group_pearson", "--dev", "10"], "needs a group column"),
+    # task options
+    ("task option not integer", ["run", "--task", "vader", "--option", "n=2.5"],
+     "option n=2.5: Input should be a valid integer"),
+    ("task option text", ["run", "--task", "vader", "--option", "n=abc"],
+     "option n='abc': Input should be a valid integer"),
+    ("seed text", ["run", "--task", "vader", "--option", "seed=abc"], "option seed='abc': Input should be a valid"),
+    ("option not KEY=VALUE", ["run", "--task", "vader", "--option", "nope"], "option 'nope' is not KEY=VALUE"),
+    ("unknown task option", ["run", "--task", "vader", "--option", "pair=ro-en"],
+     "task 'vader' has no option(s) pair (options: n, seed)"),
+    ("task option typed in a config", ["run", "badtask.yaml"], "task 'vader': option n='many'"),
+    # judges
+    ("unknown judge", ["score", "--model", "no-such-judge", "--out", "o"], "unknown judge 'no-such-judge'"),
+    ("judge path missing", ["score", "--model", "/nope/model.gguf", "--out", "o"], "does not exist"),
+    ("judge not a GGUF", ["score", "--model", "junk.gguf", "--out", "o"], "not a GGUF file"),
+    ("option of another backend", ["run", "prune.yaml"], "backend 'transformers' has no option(s) prune"),
+    ("unknown backend option", ["run", "top_k.yaml"], "backend 'llama.cpp' has no option(s) top_k"),
+    ("unknown backend", ["run", "vllm.yaml"], "unknown backend 'vllm-direct'"),
+    ("backend not importable", ["run", "nomod.yaml"], "backend 'no_such_module:make': cannot import"),
+    ("judge option of the wrong type", ["run", "typed.yaml"], "option delay='fast': Input should be a valid number"),
+    ("judge option checked before loading", ["run", "n_ctx.yaml"], "option n_ctx='big': Input should be a valid"),
+    ("judge option not a boolean", ["run", "chat.yaml"], "option chat='perhaps': Input should be a valid boolean"),
+    ("two judges, one name", ["run", "two-judges.yaml"], "two judges share the name 'toy'"),
+    ("two judges, one label", ["run", "two-labels.yaml"], "two judges share the name 'j'"),
+    ("two pair judges, one name", ["align", "pairs.yaml"], "two different judges share the name 'gemma3-270m-base'"),
+    # tasks and prompts
+    ("unknown task", ["score", "--task", "nope", "--out", "o"], "unknown task 'nope'"),
+    ("task data missing", ["score", "--task", "stsb", "--data", "/nope/stsb.csv", "--out", "o"], "does not exist"),
+    ("template field not in the data", ["score", "--template", "Rate {missing} from {lo} to {hi}", "--out", "o"],
+     "field(s) ['missing'] not in the data"),
+    ("two tasks, one label", ["run", "two-tasks.yaml"], "two tasks share the label"),
+    ("data for a task that reads none", ["run", "--task", "vader", "--data", "latin.csv"],
+     "task 'vader' reads no data file"),
+    ("file flag on a registered task", ["run", "--task", "vader", "--human", "score"],
+     "--human applies to data files, not to the registered task(s) vader"),
+    ("prompt flag without a task", ["run", "--template", "{x}"], "--template applies to the tasks given with --task"),
+    ("data file without a template", ["run", "--data", "latin.csv", "--human", "score"],
+     "data file latin.csv needs a template"),
+    ("score a file without a template", ["score", "--data", "items.csv", "--out", "o"],
+     "data file items.csv needs a template"),
+    ("data not UTF-8", ["run", "--data", "latin.csv", "--template", TEMPLATE, "--human", "score"],
+     "latin.csv is not UTF-8 text"),
+    ("data file missing", ["run", "--data", "nope.csv", "--template", TEMPLATE, "--human", "score"],
+     "data file nope.csv does not exist"),
+    ("data path is a folder", ["run", "--data", ".", "--template", TEMPLATE, "--human", "score"], "not a file"),
+    ("infinite human score", ["run", "--data", "inf.csv", "--template", "{word} {lo}-{hi}", "--human", "stars"],
+     "column 'stars' of row id '0' is 'inf', not a finite number"),
+    # configs
+    ("config not YAML", ["run", "bad.yaml"], "is not valid YAML (line 2, column 1)"),
+    ("config with a tab", ["run", "tabs.yaml"], "tabs.yaml is not valid YAML (line 3"),
+    ("unknown config key", ["run", "unknown.yaml"], "unknown config key 'temperature'"),
+    ("empty config lists", ["run", "empty.yaml"], "nothing to score"),
+    ("config missing", ["run", "nope.yaml"], "config file nope.yaml does not exist"),
+    ("config not a mapping", ["run", "list.yaml"], "must hold a mapping of settings"),
+    ("unknown mode", ["run", "modes.yaml"], "modes must be 'exact' and/or 'sampled'"),
+    ("sampling n of zero", ["run", "sampling.yaml"], "sampling.n: Input should be greater than or equal to 1"),
+    # outputs and saved files
+    ("run out is a file", ["run", "--out", "afile", "--task", "vader"], "afile is an existing file, not a folder"),
+    ("score out is a file", ["score", "--out", "afile"], "afile is an existing file, not a folder"),
+    ("run out unwritable", ["run", "--out", "/proc/x", "--task", "vader"], "cannot create results folder /proc/x"),
+    ("score out unwritable", ["score", "--out", "/proc/x"], "cannot create results folder /proc/x"),
+    ("correlate a missing folder", ["correlate", "/nope"], "cannot read /nope/summary.json"),
+    ("calibrated file not a judge", ["score", "--calibrated", "bad.json", "--data", "items.csv", "--out", "o"],
+     "not a saved numbias judge"),
+    ("calibrated file missing", ["score", "--calibrated", "none.json", "--data", "items.csv", "--out", "o"],
+     "none.json"),
+]
+
+DATA_CASES: list[tuple[str, str, list[str], str]] = [
+    ("items.csv", GOOD, ["--human", "overall"], "items.csv: no column 'overall' (columns: id, text, ctx, score)"),
+    ("items.csv", GOOD, ["--template", "Rate {nope} from {lo} to {hi}"], "items.csv: template placeholder {nope}"),
+    ("items.csv", GOOD, ["--template", "Rate {text from {lo} to {hi}"], "items.csv: prompt template is malformed"),
+    ("items.csv", GOOD, ["--template", "Rate } from {lo} to {hi}"], "items.csv: prompt template is malformed"),
+    ("items.csv", GOOD, ["--template", "@missing.txt"], "rubric file missing.txt does not exist"),
+    ("items.csv", GOOD.replace(",4\n", ",abc\n"), [], "items.csv: column 'score' of row id 'b' is 'abc', not a number"),
+    ("items.csv", GOOD.replace(",4\n", ",NaN\n"), [], "column 'score' of row id 'b' is 'NaN', not a number"),
+    ("items.csv", GOOD.replace(",4\n", ",inf\n"), [], "column 'score' of row id 'b' is 'inf', not a finite number"),
+    ("items.csv", GOOD.replace(",4\n", ",\n"), [], "items.csv: column 'score' of row id 'b' is empty"),
+    ("items.csv", GOOD.replace(",4\n", ",9\n"), ["--human-range", "1-5"],
+     "column 'score' of row id 'b' is 9, outside the human range 1-5"),
+    ("items.csv", GOOD.replace("b,", "a,"), [], "items.csv: duplicate id(s) in column 'id': 'a'"),
+    ("items.csv", GOOD.replace("world", ""), [], "items.csv: column 'text' of row id 'b' is empty"),
+    ("items.csv", "", [], "data file items.csv is empty"),
+    ("items.csv", "id,text,ctx,score\n", [], "data file items.csv has a header but no rows"),
+    ("items.jsonl", '{"id": "a", "text": "t", "ctx": "c", "score": 1}\n{"id": "b", oops\n', [],
+     "data file items.jsonl line 2 is not valid JSON"),
+    ("items.csv", GOOD, ["--human-range", "5-1"], "--human-range 5-1: LO must be below HI"),
+    ("items.csv", GOOD, ["--template", "Rate from {lo} to {hi}"], "the template uses no item field"),
+    ("items.csv", GOOD, ["--truncate", "score"], "truncate: 'score' is not a field of the template"),
+    ("items.csv", GOOD, ["--option", "pair=ro-en"], "--option pair: a data file takes only n and seed"),
+    ("items.csv", GOOD, ["--option", "n=0"], "n: Input should be greater than or equal to 1"),
+    ("items.csv", GOOD, ["--group", "team"], "items.csv: no column 'team'"),
+    ("items.csv", GOOD, ["--id", "key"], "items.csv: no column 'key'"),
+]
+
+
+def test_the_matrix_covers_sixty_kinds() -> None:
+    assert len(CASES) + len(DATA_CASES) >= 60
+
+
+def _main(args: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    from numbias.cli import main
+
+    for name, content in FILES.items():
+        if not (folder / name).exists():
+            path = folder / name
+            path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "argv", ["numbias", *args])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(("args", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input(args: list[str], fragment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   capsys: pytest.CaptureFixture[str]) -> None:
+    line = _main(args, tmp_path, monkeypatch, capsys)
+    assert line.startswith("error: ") and fragment in line, line
+
+
+@pytest.mark.parametrize(("name", "content", "extra", "fragment"), DATA_CASES,
+                         ids=[c[3][:40] for c in DATA_CASES])
+@pytest.mark.parametrize("command", ["run", "score", "mitigate"])
+def test_bad_data_file(command: str, name: str, content: str, extra: list[str], fragment: str, tmp_path: Path,
+                       monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    flags = {"--template": TEMPLATE, "--human": "score", "--id": "id"}
+    flags.update(zip(extra[::2], extra[1::2]))
+    args = [command, "--data", name, *[x for pair in flags.items() for x in pair], "--out", "o"]
+    line = _main(args, tmp_path, monkeypatch, capsys)
+    assert fragment in line, line
