@@ -20,7 +20,8 @@ import argparse
 
 from numbias.align import protocol_agreement
 from numbias.scale import ScoreScale
-from numbias.study import Judge, JudgeConfig, SamplingConfig, TaskConfig, task_template
+from numbias.config import JudgeConfig, SamplingConfig
+from numbias.judge import Judge
 from numbias.tasks import get_task
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     scale = ScoreScale.parse(args.scale)
     task = get_task("vader")
     data = task.load(n=args.n_items, seed=args.seed)
-    template = task_template(task, TaskConfig(name="vader"))
+    template = task.template
     print(f"protocol (n={args.n}, T={args.temperature:g}, first integer, clipped) vs exact expectation at the same T, "
           f"VADER, scale {scale}")
     print(f"{'judge':30} {'reading':14} {'numeric':>8} {'Pearson':>8} {'noise band 95%':>16} {'MAD':>6} {'TV':>6}")

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _restore_registries() -> Iterator[None]:
+    """What a test registers (a backend, a task, a mitigation) is gone after it."""
+    from numbias.backends.base import BACKENDS
+    from numbias.mitigation import MITIGATION_REGISTRY
+    from numbias.plugins import forget
+    from numbias.tasks import TASKS
+
+    saved = [(registry, dict(registry)) for registry in (BACKENDS, TASKS, MITIGATION_REGISTRY)]
+    yield
+    for registry, before in saved:
+        registry.clear()
+        registry.update(before)
+    for group in ("numbias.tasks", "numbias.backends", "numbias.mitigations"):
+        forget(group)  # entry points a test's registry held are read again on need
 
 
 @pytest.fixture(scope="session")

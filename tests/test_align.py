@@ -12,7 +12,7 @@ from numbias.errors import NumbiasError
 from numbias.metrics import item_scores
 from numbias.sampling import protocol_score, sampled_distribution
 from numbias.scale import ScoreScale
-from numbias.study import ScoredSet
+from numbias.judge import ScoredSet
 from numbias.tasks import TASKS
 
 SCALE = ScoreScale(0, 9)
@@ -103,7 +103,7 @@ def test_protocol_agrees_with_exact_expectation_within_sampling_noise(smollm2) -
     allows (the band comes from sampling the exact distributions themselves), and the
     pooled answer categories match the exact ones."""
     from numbias.align import protocol_agreement
-    from numbias.study import SamplingConfig
+    from numbias.config import SamplingConfig
 
     data = TASKS["vader"].load(n=200)
     prompts = [TASKS["vader"].template.fill(r, SCALE, chat=True) for r in data.records()]

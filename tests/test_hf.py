@@ -68,7 +68,9 @@ def test_sampling_is_seeded(hf_smollm2) -> None:
 
 
 def test_study_runs_on_transformers(tmp_path, hf_smollm2) -> None:
-    from numbias.study import Judge, JudgeConfig, run
+    from numbias.config import JudgeConfig
+    from numbias.judge import Judge
+    from numbias.study import run
 
     judge = {"model": "smollm2-135m-instruct", "backend": "transformers"}
     assert Judge(JudgeConfig(**judge)).identity["backend"] == "transformers"

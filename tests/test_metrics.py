@@ -19,7 +19,7 @@ from numbias.metrics import (
     kurtosis,
     normalised_entropy,
     _kendall_rows,
-    _pearson_rows,
+    pearson_rows,
     _spearman_rows,
 )
 from numbias.errors import NumbiasError
@@ -39,7 +39,7 @@ def test_kurtosis_matches_scipy_fisher() -> None:
 
 
 def test_correlations_match_scipy() -> None:
-    assert _pearson_rows(A[None], B[None])[0] == pytest.approx(stats.pearsonr(A, B).statistic)
+    assert pearson_rows(A[None], B[None])[0] == pytest.approx(stats.pearsonr(A, B).statistic)
     assert _spearman_rows(A[None], B[None])[0] == pytest.approx(stats.spearmanr(A, B).statistic)
     assert _kendall_rows(A[None], B[None])[0] == pytest.approx(stats.kendalltau(A, B).statistic)
 
@@ -66,9 +66,9 @@ def test_js_and_wasserstein_against_scipy() -> None:
 
 
 def test_bootstrap_reproducible_for_seed() -> None:
-    one = bootstrap(A, B, _pearson_rows, n_boot=300, seed=3)
-    two = bootstrap(A, B, _pearson_rows, n_boot=300, seed=3)
-    other = bootstrap(A, B, _pearson_rows, n_boot=300, seed=4)
+    one = bootstrap(A, B, pearson_rows, n_boot=300, seed=3)
+    two = bootstrap(A, B, pearson_rows, n_boot=300, seed=3)
+    other = bootstrap(A, B, pearson_rows, n_boot=300, seed=4)
     assert (one.low, one.high) == (two.low, two.high)
     assert (one.low, one.high) != (other.low, other.high)
     assert one.low < one.value < one.high

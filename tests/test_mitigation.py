@@ -7,12 +7,14 @@ import pytest
 from scipy import stats
 
 from numbias.calibrated import CalibratedJudge
-from numbias.distribution import TEMPERATURES, ScoreDistribution
+from numbias.distribution import TEMPERATURES, ScoreDistribution, stack
 from numbias.errors import NumbiasError
 from numbias.mitigate import PAPER_DEFAULT, compare, parse_mitigate
+from numbias.report import write
 from numbias.mitigation import (
     BatchCalibration,
     BetaCalibration,
+    ContextualCalibration,
     Fitted,
     IsotonicMapping,
     QuantileMapping,
@@ -25,10 +27,10 @@ from numbias.mitigation import (
     dev_score,
     select,
 )
-from numbias.metrics import group_pearson
+from numbias.metrics import group_pearson, item_scores
 from numbias.prompt import PromptTemplate
 from numbias.scale import ScoreScale
-from numbias.study import JudgeConfig
+from numbias.config import JudgeConfig
 
 SCALES = {s: ScoreScale.parse(s) for s in ("0-9", "1-5")}
 
@@ -138,12 +140,40 @@ def test_isotonic_is_monotone_and_quantile_matches_human() -> None:
     rng = np.random.default_rng(1)
     scores = rng.normal(7, 1, 300)
     human = 3 * np.tanh(scores - 7) + rng.normal(0, 0.5, 300)
-    iso = IsotonicMapping().fit(scores, human)
+    iso = IsotonicMapping().fit_scores(scores, human)
     grid = np.linspace(0, 12, 500)
-    assert np.all(np.diff(iso.predict(grid)) >= 0)
-    q = QuantileMapping().fit(scores, human)
-    mapped = q.predict(scores)
+    assert np.all(np.diff(iso.map_scores(grid)) >= 0)
+    q = QuantileMapping().fit_scores(scores, human)
+    mapped = q.map_scores(scores)
     np.testing.assert_allclose(np.quantile(mapped, [0.1, 0.5, 0.9]), np.quantile(human, [0.1, 0.5, 0.9]), atol=0.1)
+
+
+@pytest.mark.parametrize("mapping", [IsotonicMapping, QuantileMapping])
+def test_score_mappings_fit_the_rule_scores_of_the_distributions(synthetic, mapping: type) -> None:
+    data, human = synthetic
+    dists, on_scale = data["0-9"].distributions, SCALES["0-9"].from_unit(human)
+    probs, rest = stack(dists)
+    greedy = item_scores(probs, rest, SCALES["0-9"], "greedy")
+    fitted = mapping(rule="greedy").fit(dists, on_scale)
+    by_scores = mapping().fit_scores(greedy, on_scale)
+    np.testing.assert_array_equal(fitted.predict(dists), by_scores.map_scores(greedy))
+    with pytest.raises(NumbiasError, match="needs human scores"):
+        mapping().fit(dists)
+
+
+def test_distribution_calibrators_predict_the_rule_scores_of_their_transform(synthetic) -> None:
+    data, human = synthetic
+    d = data["0-9"]
+    for cal in (BetaCalibration(rule="protocol").fit(d.distributions, SCALES["0-9"].from_unit(human)),
+                BatchCalibration(rule="median").fit(d.distributions),
+                ContextualCalibration(rule="expected").fit(d.distributions, content_free=d.content_free)):
+        probs, rest = stack(cal.transform(d.distributions))
+        np.testing.assert_array_equal(cal.predict(d.distributions), item_scores(probs, rest, d.scale, cal.rule))
+    # the content-free prior comes in with the data, at fit
+    cal = ContextualCalibration().fit(d.distributions, content_free=d.content_free)
+    np.testing.assert_allclose(cal.prior_, d.content_free[0].probs / d.content_free[0].probs.sum())
+    with pytest.raises(NumbiasError, match="content-free items"):
+        ContextualCalibration().fit(d.distributions)
 
 
 def test_selection_prefers_the_informative_setting(synthetic) -> None:
@@ -243,7 +273,7 @@ def test_mitigate_end_to_end_and_saved_judge(smollm2, tmp_path) -> None:
     ids = data.ids
     expected = comp.calibrated().fitted.predict([dists[ids.index(i)] for i in data.ids[:3]])
     np.testing.assert_allclose(scores, expected, atol=1e-6)
-    assert (res.write() / "report.html").exists()
+    assert (write(res) / "report.html").exists()
 
 
 def test_calibrators_survive_degenerate_fitting_items(synthetic) -> None:
@@ -261,7 +291,7 @@ def test_calibrators_survive_degenerate_fitting_items(synthetic) -> None:
     # NaN item scores (no numeric mass) are left out of the mappings' fit
     empty = ScoreDistribution(d.scale, np.zeros(10), 0, 0, 1.0)
     scores = np.append(np.linspace(0, 9, 50), np.nan)
-    mapped = IsotonicMapping().fit(scores, np.append(np.linspace(0, 1, 50), 0.5)).predict(scores[:50])
+    mapped = IsotonicMapping().fit_scores(scores, np.append(np.linspace(0, 1, 50), 0.5)).map_scores(scores[:50])
     assert np.all(np.isfinite(mapped))
     assert np.isnan(Fitted.fit(Setting("0-9", "expected"), d, np.arange(5), None).predict([empty])[0])
     constant = SettingData(d.distributions, d.content_free)

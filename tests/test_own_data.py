@@ -104,7 +104,7 @@ def test_rubric_file_and_inferred_range_are_said(tmp_path: Path) -> None:
     res = numbias.run({"judges": [make("toy")], "scales": ["1-5"], "out": str(tmp_path / "o"), "bootstrap": 20,
                        "tasks": [{"file": str(path), "human": "stars", "template": f"@{rubric}"}]})
     assert res.notes == ["items: human range 1-5 taken from the data (give human_range to set it)"]
-    assert "human range 1-5 taken from the data" in (res.write() / "report.html").read_text()
+    assert "human range 1-5 taken from the data" in (numbias.write(res) / "report.html").read_text()
     assert res.sets[0].data.human_range == (1.0, 5.0)
 
 

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import numbias.study as study
+import numbias.judge as judge_module
 from numbias.backends import register_backend
 from numbias.backends.fake import FakeBackend
 from numbias.errors import NumbiasError
-from numbias.study import RunConfig, run
+from numbias.config import RunConfig
+from numbias.report import write
+from numbias.study import run
 
 PIECES = [str(d) for d in range(10)] + [" ", "x", ""]
 
@@ -35,7 +37,10 @@ def _fake(model: str, **_: object) -> FakeBackend:
     return FakeBackend(PIECES, logits, eos=len(PIECES) - 1)
 
 
-register_backend("test-fake", _fake)
+@pytest.fixture(autouse=True)
+def _test_fake() -> None:
+    """The fake judge by name, for this module's tests (conftest restores the registry)."""
+    register_backend("test-fake", _fake)
 
 
 def test_finished_config_makes_no_model_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,10 +51,10 @@ def test_finished_config_makes_no_model_call(tmp_path: Path, monkeypatch: pytest
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("a finished configuration must not create a backend")
 
-    monkeypatch.setattr(study, "create_backend", refuse)
+    monkeypatch.setattr(judge_module, "create_backend", refuse)
     second = run(cfg)
     pd.testing.assert_frame_equal(first.summary, second.summary)
-    folder = second.write()
+    folder = write(second)
     assert {p.name for p in folder.iterdir()} >= {"items.csv", "summary.json", "config.yaml", "report.html"}
 
 
@@ -63,7 +68,7 @@ def test_report_escapes_data_text(tmp_path: Path) -> None:
                            "scales": ["0-9"], "out": str(tmp_path / "out"), "bootstrap": 50})
     pd.DataFrame({"source": [r["text"] for r in rows], "correction": "ok", "human": [r["score"] for r in rows],
                   "id": range(12)}).to_csv(data, index=False)
-    page = (run(cfg).write() / "report.html").read_text()
+    page = (write(run(cfg)) / "report.html").read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
     assert "<b>mine</b>" not in page and "&lt;b&gt;mine&lt;/b&gt;" in page
 
@@ -199,7 +204,7 @@ def test_resume_after_sigkill(tmp_path: Path, smollm2) -> None:
 
 
 def test_default_judge_reads_only_the_temperatures_the_rules_use() -> None:
-    from numbias.study import Judge
+    from numbias.judge import Judge
 
     assert Judge(RunConfig.parse({}).judges[0]).identity["temperatures"] == [0.7, 1.0]
     assert Judge(RunConfig.parse({"sampling": {"temperature": 1.3}}).judges[0]).identity["temperatures"] == [1.0, 1.3]

@@ -9,14 +9,21 @@ from numbias.errors import NumbiasError
 from numbias.mitigation import (
     BatchCalibration,
     BetaCalibration,
+    Calibrator,
     ContextualCalibration,
+    DistributionCalibrator,
     IsotonicMapping,
+    MitigationSpec,
     QuantileMapping,
+    ScoreMapping,
     TemperatureScaling,
+    all_mitigations,
+    register_mitigation,
 )
 from numbias.prompt import Prompt, PromptTemplate
 from numbias.scale import ScoreScale
 from numbias.mitigate import mitigate
+from numbias.report import write
 from numbias.scoring import score
 from numbias.study import RunConfig, StudyResults, run
 from numbias.tasks import Task, TaskConfig, all_tasks, register_task
@@ -26,29 +33,36 @@ __all__ = [
     "BatchCalibration",
     "BetaCalibration",
     "CalibratedJudge",
+    "Calibrator",
     "ContextualCalibration",
     "Dataset",
+    "DistributionCalibrator",
     "IsotonicMapping",
-    "QuantileMapping",
-    "TemperatureScaling",
+    "MitigationSpec",
     "NumbiasError",
     "Prompt",
     "PromptTemplate",
+    "QuantileMapping",
     "RunConfig",
     "ScoreDistribution",
+    "ScoreMapping",
     "ScoreScale",
     "StudyResults",
     "Task",
     "TaskConfig",
+    "TemperatureScaling",
     "align",
+    "all_mitigations",
     "all_tasks",
     "create_backend",
     "load_file",
     "mitigate",
     "register_backend",
+    "register_mitigation",
     "register_task",
     "run",
     "score",
+    "write",
 ]
 __version__ = "0.1.0"
 

@@ -4,7 +4,6 @@ main table, plus the kurtosis–accuracy correlation across all settings."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,25 +14,23 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from numbias.backends import Backend
 from numbias.distribution import ScoreDistribution, stack
-from numbias.metrics import Interval, _pearson_rows, bootstrap, histogram, item_scores, kurtosis, to_scale
+from numbias.metrics import Interval, pearson_rows, bootstrap, item_scores, kurtosis
 from numbias.prompt import Prompt
 from numbias.sampling import categorize, protocol_score
-from numbias.scale import ScoreScale
-from numbias.study import (
+from numbias.models import DEFAULT_JUDGE
+from numbias.scale import PAPER_SCALE, ScoreScale
+from numbias.config import (
     JudgeConfig,
     JudgeList,
     JudgeRef,
-    Progress,
     RunConfig,
     SamplingConfig,
-    ScoredSet,
-    StudyResults,
     TaskConfig,
     TaskList,
-    no_progress,
-    run,
     validate_config,
 )
+from numbias.judge import Progress, ScoredSet, no_progress
+from numbias.study import StudyResults, run
 
 EMBEDDED_PAIR_NOTE = ("cross-family, cross-size contrast (Gemma 3 270M base vs SmolLM2 135M instruct): no "
                       "same-model base/instruct pair ships in the registry")
@@ -56,9 +53,9 @@ class AlignConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pairs: list[PairConfig] = Field(default_factory=lambda: [
         PairConfig(base="gemma3-270m-base", aligned="smollm2-135m-instruct", note=EMBEDDED_PAIR_NOTE)])
-    extra_aligned: JudgeList = Field(default_factory=lambda: [JudgeConfig(model="qwen2.5-coder-0.5b-instruct")])
+    extra_aligned: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE)])
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader")])
-    scales: list[str] = Field(default_factory=lambda: ["0-9", "1-5"])
+    scales: list[str] = Field(default_factory=lambda: [PAPER_SCALE, "1-5"])
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     sample: bool = True
     """Run the sampling protocol on the models too; when off, the protocol's rows are
@@ -145,7 +142,7 @@ def noise_band(dists: list[ScoreDistribution], counts: np.ndarray, runs: int, se
         means = np.array([rng.choice(scale.values, size=c, p=p).mean() if c else np.nan
                           for p, c in zip(clipped, counts)])
         keep = ~np.isnan(means)
-        rs.append(float(_pearson_rows(means[keep], expect[keep])))
+        rs.append(float(pearson_rows(means[keep], expect[keep])))
     return float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))
 
 
@@ -175,7 +172,7 @@ def protocol_agreement(backend: Backend, prompts: list[Prompt], scale: ScoreScal
             means.append(np.mean(values) if values else np.nan)
         m = np.array(means)
         keep = ~np.isnan(m) & ~np.isnan(expect)
-        r = float(_pearson_rows(m[keep], expect[keep]))
+        r = float(pearson_rows(m[keep], expect[keep]))
         low, high = noise_band(exact, np.array(counts), runs=runs, seed=sampling.seed)
         out[reading] = {"pearson": r, "mad": float(np.abs(m[keep] - expect[keep]).mean()), "band": (low, high),
                         "numeric answers": float(np.mean(counts)) / sampling.n}
@@ -198,7 +195,7 @@ def kurtosis_accuracy(summary: pd.DataFrame, rules: Sequence[str], n_boot: int =
     for rule in rules:
         part = summary[summary.rule == rule].dropna(subset=["kurtosis", "pearson"])
         if len(part) >= 3:
-            correlation[rule] = bootstrap(part["kurtosis"].to_numpy(), part["pearson"].to_numpy(), _pearson_rows,
+            correlation[rule] = bootstrap(part["kurtosis"].to_numpy(), part["pearson"].to_numpy(), pearson_rows,
                                           n_boot=n_boot, seed=seed)
     return correlation
 
@@ -267,43 +264,8 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
                      "97.5%": float(np.percentile(k, 97.5)) if len(k) else np.nan})
     simulated = pd.DataFrame(sims)
     out = AlignResults(config, results, table, correlation, simulated, paired_shift(table))
-    results.extra["sections"] = report_sections(out)
     return out
 
 
 def parse_align(data: dict[str, Any]) -> AlignConfig:
     return validate_config(AlignConfig, data, "align config")
-
-
-def report_sections(res: AlignResults) -> list[tuple[str, str]]:
-    import matplotlib.pyplot as plt
-
-    from numbias.report import figure_html, table_html
-
-    corr = "".join(
-        f"<li>{html.escape(rule)}: r = {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]</li>"
-        for rule, iv in res.correlation.items())
-    figs = []
-    exact = [s for s in res.study.sets if s.mode == "exact"]
-    for task in dict.fromkeys(s.task for s in exact):
-        sets = [s for s in exact if s.task == task]
-        scales = list(dict.fromkeys(str(s.scale) for s in sets))
-        fig, axes = plt.subplots(1, len(scales), figsize=(4.5 * len(scales), 3), squeeze=False)
-        for ax, scale in zip(axes[0], scales):
-            for s in [s for s in sets if str(s.scale) == scale]:
-                ax.plot(s.scale.values, histogram(s.scores("protocol"), s.scale), marker="o", label=s.judge)
-            ref = sets[0]
-            human = histogram(to_scale(ref.data.human, ref.data.human_range, ref.scale), ref.scale)
-            ax.plot(ref.scale.values, human, color="black", linestyle="--", label="human (mapped)")
-            ax.set_title(f"{task} · {scale}", fontsize=9)
-            ax.legend(fontsize=6)
-        figs.append(figure_html(fig, f"base vs aligned vs human histograms, {task}"))
-    return [
-        ("Alignment study: base vs aligned", table_html(res.table, 2)
-         + f"<p>Correlation between kurtosis and Pearson r over all settings (paper: −0.60):</p><ul>{corr}</ul>"),
-        ("Aligned against base, setting by setting", table_html(res.shift, 2)
-         + "<p>Settings where the aligned judge's kurtosis is above its base's (more peaked), where its "
-           "Pearson r is below (less accurate), and both.</p>"),
-        ("Simulated kurtosis of the n-sample protocol mean", table_html(res.simulated, 2)),
-        ("Base vs aligned histograms", "".join(figs)),
-    ]

@@ -19,9 +19,13 @@ from numbias.mitigation import Fitted, Setting, SettingData
 from numbias.output import text, write_all
 from numbias.prompt import SCALE_FIELDS, PromptTemplate
 from numbias.scale import ScoreScale
-from numbias.study import Judge, JudgeConfig, Progress, collect, no_progress, open_store
+from numbias.config import JudgeConfig
+from numbias.judge import Judge, Progress, collect, no_progress
+from numbias.store import Store
 
-FORMAT = "numbias.calibrated-judge/1"
+FORMAT = "numbias.calibrated-judge/2"
+"""/2 saves the calibrator's parameters with its learned state; /1 files (defaults) still load."""
+FORMATS = ("numbias.calibrated-judge/1", FORMAT)
 
 
 class _Saved(BaseModel):
@@ -87,7 +91,7 @@ class CalibratedJudge:
                       progress: Progress = no_progress) -> list[ScoreDistribution]:
         """The judge's exact distributions for ``data`` at the setting's scale."""
         self.template.check(set(data.fields))
-        with TemporaryDirectory() as tmp, open_store(store or Path(tmp) / "store.sqlite") as db:
+        with TemporaryDirectory() as tmp, Store(store or Path(tmp) / "store.sqlite") as db:
             scored = collect(self.judge, data.name, data, self.template, self.scale, db, progress=progress,
                              truncate=self.truncate)
         return scored.distributions
@@ -129,11 +133,12 @@ class CalibratedJudge:
         except (ValueError, UnicodeDecodeError) as exc:
             raise NumbiasError(f"calibrated judge file {path} is not a saved numbias judge: "
                                f"{first_line(exc)}") from None
-        if saved.format != FORMAT:
-            raise NumbiasError(f"calibrated judge file {path} has format {saved.format!r}, expected {FORMAT!r}")
+        if saved.format not in FORMATS:
+            raise NumbiasError(f"calibrated judge file {path} has format {saved.format!r}, expected one of "
+                               f"{', '.join(FORMATS)}")
         try:
             setting = Setting(**saved.setting)  # type: ignore[arg-type]
-        except (TypeError, ValueError) as exc:
-            raise NumbiasError(f"calibrated judge file {path} has a bad setting: {exc}") from None
+        except (TypeError, ValueError, NumbiasError) as exc:
+            raise NumbiasError(f"calibrated judge file {path} has a bad setting: {first_line(exc)}") from None
         return cls(saved.judge, PromptTemplate(**saved.template), Fitted.restore(setting, saved.state),
                    saved.human_range, saved.fitted_on, saved.truncate)

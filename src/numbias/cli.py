@@ -268,7 +268,9 @@ def run_cmd(
     wait: WaitOpt = False,
 ) -> None:
     """Run a numerical-bias study (default: Qwen2.5-Coder-0.5B on VADER at 0-9, 1-5, 1-10)."""
-    from numbias.study import RunConfig, run
+    from numbias.config import RunConfig
+    from numbias.report import write
+    from numbias.study import run
 
     settings: dict[str, Any] = {}
     if config is not None:
@@ -286,7 +288,7 @@ def run_cmd(
     cfg = RunConfig.parse(settings)
     with one_writer(cfg.out, wait=wait):
         results = run(cfg, progress=rich_progress)
-        folder = results.write()
+        folder = write(results)
     print_summary(results.summary)
     for note in results.notes:
         console.print(f"note: {note}")
@@ -319,7 +321,8 @@ def align_cmd(
 ) -> None:
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
     from numbias.align import align, parse_align
-    from numbias.study import read_yaml
+    from numbias.config import read_yaml
+    from numbias.report import write
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
     if base or aligned:
@@ -338,9 +341,7 @@ def align_cmd(
     parsed = parse_align(settings)
     with one_writer(parsed.out, wait=wait):
         results = align(parsed, progress=rich_progress)
-        folder = results.study.write(extra={
-            "alignment.csv": lambda p: results.table.to_csv(p, index=False),
-            "simulated_kurtosis.csv": lambda p: results.simulated.to_csv(p, index=False)})
+        folder = write(results)
     for note in results.study.notes:
         console.print(f"note: {note}")
     table = Table(title="alignment study (layout of the paper's main table)")
@@ -439,8 +440,9 @@ def mitigate_cmd(
     wait: WaitOpt = False,
 ) -> None:
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
+    from numbias.config import read_yaml
     from numbias.mitigate import mitigate, parse_mitigate
-    from numbias.study import read_yaml
+    from numbias.report import write
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
     if judge:
@@ -456,7 +458,7 @@ def mitigate_cmd(
     parsed = parse_mitigate(settings)
     with one_writer(parsed.out, wait=wait):
         results = mitigate(parsed, progress=rich_progress)
-        folder = results.write()
+        folder = write(results)
         path = results.comparisons[0].calibrated().save(save) if save else None
     _print_mitigation(results.table)
     for note in results.notes:

@@ -49,7 +49,7 @@ class ScoreDistribution:
     def __post_init__(self) -> None:
         probs = np.asarray(self.probs, dtype=float)
         if probs.shape != (self.scale.size,):
-            raise ValueError(f"expected {self.scale.size} probabilities, got shape {probs.shape}")
+            raise NumbiasError(f"expected {self.scale.size} probabilities, got shape {probs.shape}")
         object.__setattr__(self, "probs", probs)
 
     @property

@@ -43,7 +43,7 @@ def item_scores(probs: np.ndarray, rest: np.ndarray, scale: ScoreScale, rule: st
         clipped[:, -1] += rest[:, 1]
         mass = clipped.sum(axis=1)
         return np.divide(clipped @ values, mass, out=np.full(len(probs), np.nan), where=mass > 0)
-    raise ValueError(f"unknown rule {rule!r} (known: {', '.join(RULES)})")
+    raise NumbiasError(f"unknown rule {rule!r} (known: {', '.join(RULES)})")
 
 
 def to_scale(human: np.ndarray, human_range: tuple[float, float], scale: ScoreScale) -> np.ndarray:
@@ -118,7 +118,8 @@ def kurtosis(x: np.ndarray) -> float:
     return float(stats.kurtosis(x, fisher=True, bias=True))
 
 
-def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r along the last axis: one r per row of resamples at once."""
     a = a - a.mean(axis=-1, keepdims=True)
     b = b - b.mean(axis=-1, keepdims=True)
     den = np.sqrt((a * a).sum(axis=-1) * (b * b).sum(axis=-1))
@@ -127,7 +128,7 @@ def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return _pearson_rows(stats.rankdata(a, axis=-1), stats.rankdata(b, axis=-1))
+    return pearson_rows(stats.rankdata(a, axis=-1), stats.rankdata(b, axis=-1))
 
 
 def _kendall_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -164,7 +165,7 @@ def human_ceiling(ratings: list[list[float]], *, splits: int = 50, seed: int = 0
     rs = []
     for _ in range(splits):
         halves = np.array([[p[: len(p) // 2].mean(), p[len(p) // 2 :].mean()] for p in map(rng.permutation, usable)])
-        rs.append(_pearson_rows(halves[:, 0], halves[:, 1]))
+        rs.append(pearson_rows(halves[:, 0], halves[:, 1]))
     r = float(np.nanmean(rs))
     return 2 * r / (1 + r)
 
@@ -280,7 +281,7 @@ def evaluate(
         distinct=int(np.count_nonzero(hist)),
         js_divergence=float(jensenshannon(hist, hhist, base=2) ** 2),
         wasserstein=float(stats.wasserstein_distance(scores, mapped) / (scale.hi - scale.lo)),
-        pearson=bootstrap(scores, human, _pearson_rows, n_boot=n_boot, seed=seed),
+        pearson=bootstrap(scores, human, pearson_rows, n_boot=n_boot, seed=seed),
         spearman=bootstrap(scores, human, _spearman_rows, n_boot=n_boot, seed=seed),
         kendall=bootstrap(scores, human, _kendall_rows, n_boot=min(n_boot, 200), seed=seed),
         human_ceiling=human_ceiling(ratings, seed=seed) if ratings else float("nan"),

@@ -7,10 +7,8 @@ read once, to score settings that are already fixed."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,45 +18,37 @@ from numbias.calibrated import CalibratedJudge
 from numbias.data import Dataset
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, stack
 from numbias.errors import NumbiasError
-from numbias.metrics import RULES, evaluate, group_codes, histogram, item_scores, to_scale
-from numbias.output import write_all
+from numbias.metrics import RULES, evaluate, group_codes, item_scores, to_scale
 from numbias.mitigation import (
+    BUILT_IN_MITIGATIONS,
     CRITERIA,
-    FAMILIES,
     LABEL_CRITERIA,
     FIT,
-    MITIGATIONS,
     PAPER_TEMPERATURES,
     Fitted,
     Setting,
     SettingData,
-    make_calibrator,
+    all_mitigations,
+    get_mitigation,
     select,
 )
 from numbias.prompt import PromptTemplate
 from numbias.scale import ScoreScale
 from numbias.store import Store
 from numbias.tasks import PreparedTask
-from numbias.study import (
+from numbias.config import (
     DEFAULT_PRUNE,
-    Judge,
     JudgeConfig,
     JudgeList,
-    Progress,
     RuleList,
     SamplingConfig,
     ScaleList,
     TaskConfig,
     TaskList,
-    no_progress,
-    collect,
-    one_of,
-    sampling_mode,
-    open_store,
-    prepare_tasks,
-    task_notes,
     validate_config,
 )
+from numbias.judge import Judge, Progress, collect, no_progress, sampling_mode
+from numbias.tasks import prepare_tasks, task_notes
 
 PAPER_DEFAULT = Setting("0-9", "protocol", 0.7)
 """The paper's default: 0–9, mean of sampled answers at T = 0.7 (here its exact expectation)."""
@@ -74,8 +64,8 @@ class MitigateConfig(BaseModel):
     rules: RuleList = Field(default_factory=lambda: list(RULES))
     temperatures: list[float | str] = Field(default_factory=lambda: [*PAPER_TEMPERATURES, FIT])
     """Fixed temperatures (read exactly from the stored grid) and/or ``fit``."""
-    mitigations: Annotated[list[str], one_of("mitigation", MITIGATIONS)] = Field(
-        default_factory=lambda: list(MITIGATIONS))
+    mitigations: list[str] = Field(default_factory=lambda: list(BUILT_IN_MITIGATIONS))
+    """Registered mitigation names (built-in, :func:`numbias.register_mitigation`, installed)."""
     dev: int = Field(200, ge=10)
     """Development items (seeded draw); the rest of the task's items are the test split."""
     folds: int | None = Field(None, ge=2)
@@ -103,6 +93,14 @@ class MitigateConfig(BaseModel):
         if any(isinstance(t, str) for t in fixed):
             raise ValueError(f"temperatures are numbers or {FIT!r}, got {v}")
         return [*check_temperatures(fixed), *([FIT] if FIT in v else [])] if fixed else [FIT]
+
+    @field_validator("mitigations")
+    @classmethod
+    def _mitigations(cls, v: list[str]) -> list[str]:
+        known = all_mitigations()  # read at validation: a mitigation registered after import counts
+        if bad := [m for m in v if m not in known]:
+            raise ValueError(f"unknown mitigation(s) {bad}; known: {', '.join(known)}")
+        return v
 
     @field_validator("criterion")
     @classmethod
@@ -134,29 +132,32 @@ def parse_mitigate(data: dict[str, Any]) -> MitigateConfig:
 
 def family(setting: Setting) -> str:
     if setting.mitigation != "none":
-        return FAMILIES[setting.mitigation]
+        return get_mitigation(setting.mitigation).family
     return "score range" if setting.scale != "0-9" else "temperature"
 
 
 def _rows(candidates: list[Setting], dev_scores: dict[Setting, float], chosen: Setting) -> list[tuple[str, str, Setting]]:
     """(row label, family, setting) of the paper-style table: each mitigation changes
-    one thing about the paper's default; then the best of each family on dev, and the
-    automatic choice."""
+    one thing about the paper's default; then the best of each family on dev (the
+    built-in families first, in their order, then any other mitigation's family), and
+    the automatic choice."""
     d = PAPER_DEFAULT
     rows = [("original (paper default)", "original", d)]
     temps = dict.fromkeys(c.temperature for c in candidates)
     rows += [(f"temperature {t:g}" if t != FIT else "temperature (fitted on dev)", "temperature",
               Setting(d.scale, d.rule, t)) for t in temps if t != d.temperature]
-    for m in dict.fromkeys(c.mitigation for c in candidates):
-        if m != "none":
-            rows.append((make_calibrator(m, content_free=[]).name, FAMILIES[m], Setting(d.scale, d.rule, d.temperature, m)))
+    specs = {m: get_mitigation(m) for m in dict.fromkeys(c.mitigation for c in candidates)}
+    rows += [(spec.title, spec.family, Setting(d.scale, d.rule, d.temperature, m))
+             for m, spec in specs.items() if m != "none"]
     rows += [(f"scale {s}", "score range", Setting(s, d.rule, d.temperature))
              for s in dict.fromkeys(c.scale for c in candidates) if s != d.scale]
     scored = [c for c in candidates if not np.isnan(dev_scores.get(c, np.nan))]
+    present = {spec.family for m, spec in specs.items() if m != "none"}
+    families = [f for f in dict.fromkeys([*(get_mitigation(m).family for m in BUILT_IN_MITIGATIONS),
+                                          *(spec.family for spec in specs.values())]) if f in present]
     members = {
         "temperature": lambda c: c.scale == d.scale and c.mitigation == "none",
-        "distribution calibration": lambda c: c.scale == d.scale and FAMILIES[c.mitigation] == "distribution calibration",
-        "score mapping": lambda c: c.scale == d.scale and FAMILIES[c.mitigation] == "score mapping",
+        **{f: lambda c, f=f: c.scale == d.scale and specs[c.mitigation].family == f for f in families},
         "score range": lambda c: c.mitigation == "none" and c.temperature == d.temperature,
     }
     for name, member in members.items():
@@ -232,6 +233,8 @@ class Comparison:
     """Items the saved judge is fitted on: the dev split (all items with k folds)."""
     folds: int = 1
     truncate: str | None = None
+    row_scales: dict[str, ScoreScale] = field(default_factory=dict)
+    """The scale each table row's test scores are on."""
 
     def calibrated(self) -> CalibratedJudge:
         """The automatic choice, fitted on the development items, as a reusable judge."""
@@ -285,16 +288,6 @@ class MitigateResults:
         table = pd.concat(frames, ignore_index=True)
         return table[["judge", "task", *[c for c in table.columns if c not in ("judge", "task")]]]
 
-    def write(self) -> Path:
-        from numbias.report import write_sections
-
-        dev = pd.DataFrame([{"judge": c.judge.name, "task": c.task, "setting": s.label, "dev score": v}
-                            for c in self.comparisons for s, v in c.dev_scores.items()])
-        return write_all(self.config.out, {
-            "mitigation.csv": lambda p: self.table.to_csv(p, index=False),
-            "dev_scores.csv": lambda p: dev.to_csv(p, index=False),
-            "report.html": lambda p: write_sections("numbias mitigation study", report_sections(self), p),
-        })
 
 
 def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
@@ -311,7 +304,7 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
                                "(give group: COLUMN / --group COLUMN)")
     judges = [Judge(jc) for jc in config.judges]  # every judge's options checked before any model loads
     comparisons = []
-    with open_store(config.store_path) as store:
+    with Store(config.store_path) as store:
         for jc, judge in zip(config.judges, judges):
             grid = check_temperatures(jc.options.get("temperatures", TEMPERATURES))
             missing = [t for t in config.temperatures if t != FIT and t not in grid]
@@ -366,10 +359,10 @@ def _compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, S
     dev_scores = {s: _mean_defined([f.get(s, np.nan) for f in fold_scores]) for s in fold_scores[0]}
     test_idx = splits[0][1] if len(splits) == 1 else np.arange(len(human))
     test_groups = groups[test_idx] if groups is not None else None
-    records, test_scores = [], {}
+    records, test_scores, row_scales = [], {}, {}
     for label, unit in pooled.items():
         fam, used = settings[label]
-        scale = ScoreScale.parse(used[0].split(" · ")[0])
+        scale = row_scales[label] = ScoreScale.parse(used[0].split(" · ")[0])
         pred = scale.from_unit(unit[test_idx])
         note = used[0] if len(set(used)) == 1 else "; ".join(f"{used.count(u)}× {u}" for u in dict.fromkeys(used))
         dev_r = dev_scores.get(_setting_of(used[0]), np.nan) if len(set(used)) == 1 else np.nan
@@ -380,13 +373,14 @@ def _compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, S
         probs, rest = stack([dists[i] for i in test_idx])
         pred = item_scores(probs, rest, ScoreScale.parse("0-9"), "protocol")
         label = f"sampled protocol T={t:g} (paper)"
-        test_scores[label] = pred
+        test_scores[label], row_scales[label] = pred, ScoreScale.parse("0-9")
         records.append(_metrics_row(label, "temperature", f"0-9 · sampled n={config.sampling.n} · T={t:g}", np.nan,
                                     pred, human[test_idx], data.human_range, ScoreScale.parse("0-9"),
                                     config.bootstrap, config.seed, test_groups))
     fit_on = splits[0][0] if len(splits) == 1 else np.arange(len(human))
     return Comparison(judge, task.template, task.label, dev_scores, chosen, pd.DataFrame(records), test_scores,
-                      human[test_idx], data.human_range, per_scale, human, fit_on, len(splits), task.truncate)
+                      human[test_idx], data.human_range, per_scale, human, fit_on, len(splits), task.truncate,
+                      row_scales)
 
 
 def _mean_defined(values: list[float]) -> float:
@@ -397,37 +391,3 @@ def _mean_defined(values: list[float]) -> float:
 def _setting_of(label: str) -> Setting:
     scale, rule, t, mitigation = label.split(" · ")
     return Setting(scale, rule, FIT if t == "T fitted" else float(t.removeprefix("T=")), mitigation)
-
-
-def report_sections(res: MitigateResults) -> list[tuple[str, str]]:
-    import matplotlib.pyplot as plt
-
-    from numbias.report import figure_html, table_html
-
-    parts = [("Notes", "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in res.notes) + "</ul>")] \
-        if res.notes else []
-    for c in res.comparisons:
-        chosen = ", ".join(dict.fromkeys(s.label for s in c.chosen))
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 0.9 + 0.28 * len(c.table)))
-        t = c.table
-        err = np.clip([t["pearson"] - t["pearson_low"], t["pearson_high"] - t["pearson"]], 0, None)
-        ax1.barh(t["row"], t["pearson"], xerr=np.nan_to_num(err),
-                 color=["#c44" if r == "automatic choice" else "#789" for r in t["row"]])
-        ax1.invert_yaxis()
-        ax1.set_xlabel("test Pearson r (95% CI)")
-        ax1.tick_params(axis="y", labelsize=7)
-        for label in ("original (paper default)", "automatic choice"):
-            setting = t.set_index("row").loc[label, "setting"].split("; ")[-1].split("× ")[-1]
-            scale = ScoreScale.parse(setting.split(" · ")[0])
-            ax2.plot(np.linspace(0, 1, scale.size), histogram(c.test_scores[label], scale), marker="o", label=label)
-        base = ScoreScale.parse("0-9")
-        ax2.plot(np.linspace(0, 1, base.size), histogram(to_scale(c.test_human, c.human_range, base), base), "k--",
-                 label="human (on 0-9)")
-        ax2.set_xlabel("position on the scale")
-        ax2.legend(fontsize=7)
-        parts.append((f"Mitigations: {c.judge.name} · {c.task}",
-                      f"<p>automatic choice: <b>{html.escape(chosen)}</b> (criterion: "
-                      f"{html.escape(res.config.criterion)}, chosen on development items only)</p>"
-                      + table_html(c.table.drop(columns=["family"]), 3)
-                      + figure_html(fig, f"mitigations for {c.judge.name} on {c.task}")))
-    return parts

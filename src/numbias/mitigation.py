@@ -1,37 +1,44 @@
 """Mitigations of numerical bias and the automatic choice of setting.
 
-Two kinds of calibrator, both scikit-learn style (``fit`` returns self, learned state
-in trailing-underscore attributes, JSON-able through ``state()`` and restored by
-:meth:`Fitted.restore`):
+Every calibrator follows one contract, scikit-learn's (:class:`Calibrator`): parameters
+only in ``__init__``, among them ``rule`` (the scoring rule a setting sets), data only in
+``fit(distributions, human, content_free=...)``, which returns self, learned state in
+trailing-underscore attributes, made JSON-able by ``get_state`` and restored by
+``set_state``; ``predict`` gives item scores on the judge's scale. Two kinds:
 
-* distribution calibrators reshape each item's score distribution before a scoring
-  rule reads it: temperature scaling (exact, from the distributions the backend read
-  at a grid of temperatures; a setting's fixed or fitted temperature), the paper's
-  Beta-target distribution calibration, and the label-free batch and content-free
-  (contextual) calibrations;
+* distribution calibrators reshape each item's score distribution (``transform``)
+  before the rule reads it: temperature scaling (exact, from the distributions the
+  backend read at a grid of temperatures; a setting's fixed or fitted temperature), the
+  paper's Beta-target distribution calibration, and the label-free batch and
+  content-free (contextual) calibrations;
 * score mappings map a rule's item scores monotonically onto the human scale:
   isotonic regression and quantile mapping.
 
-A :class:`Setting` is scale × temperature × mitigation × rule. :func:`select` picks one on
-development items only (cross-fitted, so label-using mitigations are judged on items
-they were not fitted on); the caller proves it on held-out items.
+Mitigations are found by name in an open registry (:func:`register_mitigation`, and
+installed packages' entry points). A :class:`Setting` is scale × temperature ×
+mitigation × rule. :func:`select` picks one on development items only (cross-fitted, so
+label-using mitigations are judged on items they were not fitted on); the caller proves
+it on held-out items.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from scipy import stats
+from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 
 from numbias.distribution import ScoreDistribution, stack
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, first_line
 from numbias.metrics import (
     group_codes,
-    _pearson_rows,
+    pearson_rows,
     group_pearson,
     histogram,
     item_scores,
@@ -39,6 +46,7 @@ from numbias.metrics import (
     normalised_entropy,
     to_scale,
 )
+from numbias.plugins import load_group
 from numbias.scale import ScoreScale
 
 _EPS = 1e-12
@@ -73,29 +81,6 @@ def _unit(human: np.ndarray, scale: ScoreScale) -> np.ndarray:
     return (np.asarray(human, dtype=float) - scale.lo) / (scale.hi - scale.lo)
 
 
-class DistributionCalibrator(Protocol):
-    name: str
-    needs_labels: bool
-    state_keys: tuple[str, ...]
-
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None) -> Any: ...
-
-    def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]: ...
-
-    def state(self) -> dict[str, Any]: ...
-
-
-def _finite_state(obj: Any) -> dict[str, Any]:
-    """The learned attributes as JSON-able values; non-finite state is a fitting failure."""
-    out: dict[str, Any] = {}
-    for key in obj.state_keys:
-        value = np.asarray(getattr(obj, key), dtype=float)
-        if not np.all(np.isfinite(value)):
-            raise UnfittableError(f"{obj.name} learned non-finite {key}")
-        out[key] = value.tolist()
-    return out
-
-
 def _usable(scores: np.ndarray, human: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pairs where the rule gave a score (an item with no in-scale mass gives NaN)."""
     keep = ~np.isnan(scores) & ~np.isnan(human)
@@ -104,53 +89,131 @@ def _usable(scores: np.ndarray, human: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return scores[keep], human[keep]
 
 
-class _Reweighting:
+def _rule_scores(distributions: Sequence[ScoreDistribution], rule: str) -> np.ndarray:
+    probs, rest = stack(list(distributions))
+    return item_scores(probs, rest, distributions[0].scale, rule)
+
+
+class Calibrator(BaseEstimator):
+    """The one contract of every mitigation (scikit-learn's, so ``get_params``,
+    ``set_params`` and ``sklearn.base.clone`` work): parameters only in ``__init__``,
+    stored under their own names and including ``rule``; data only in :meth:`fit`;
+    learned state in the trailing-underscore attributes named by ``state_keys``
+    (numbers or arrays of them), which is what a saved judge keeps."""
+
+    state_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, rule: str = "expected") -> None:
+        self.rule = rule
+
+    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
+            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+        """``human``: on the judge's scale, aligned with ``distributions``;
+        ``content_free``: the judge's distributions for content-free items."""
+        raise NotImplementedError
+
+    def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
+        """Item scores on the judge's scale."""
+        raise NotImplementedError
+
+    def get_state(self) -> dict[str, Any]:
+        """The learned attributes as JSON-able values; non-finite state is a fitting failure."""
+        out: dict[str, Any] = {}
+        for key in self.state_keys:
+            value = np.asarray(getattr(self, key), dtype=float)
+            if not np.all(np.isfinite(value)):
+                raise UnfittableError(f"{type(self).__name__} learned non-finite {key}")
+            out[key] = value.tolist()
+        return out
+
+    def set_state(self, state: dict[str, Any]) -> Self:
+        """Take learned state saved by :meth:`get_state` (on an instance with the saved parameters)."""
+        if set(state) != set(self.state_keys):
+            raise NumbiasError(f"saved state of {type(self).__name__} has keys {sorted(state)}, "
+                               f"expected {sorted(self.state_keys)}")
+        for key, value in state.items():
+            setattr(self, key, np.asarray(value, dtype=float) if isinstance(value, list) else float(value))
+        return self
+
+
+class NoMitigation(Calibrator):
+    """The rule's scores as they are: the paper's default and every unmitigated setting."""
+
+    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
+            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+        return self
+
+    def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
+        return _rule_scores(distributions, self.rule)
+
+
+class DistributionCalibrator(Calibrator):
+    """A calibrator that reshapes the distributions; the rule reads what it gives."""
+
+    def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
+        raise NotImplementedError
+
+    def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
+        return _rule_scores(self.transform(distributions), self.rule)
+
+
+class ScoreMapping(Calibrator):
+    """A calibrator that maps the rule's item scores onto the human scale: subclasses
+    give ``fit_scores`` and ``map_scores``, which also serve scores from elsewhere."""
+
+    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
+            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+        if human is None:
+            raise NumbiasError(f"{type(self).__name__} needs human scores")
+        return self.fit_scores(_rule_scores(distributions, self.rule), np.asarray(human, dtype=float))
+
+    def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
+        return self.map_scores(_rule_scores(distributions, self.rule))
+
+    def fit_scores(self, scores: np.ndarray, human: np.ndarray) -> Self:
+        raise NotImplementedError
+
+    def map_scores(self, scores: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _Reweighting(DistributionCalibrator):
     """A calibrator that multiplies every item's in-scale probabilities by ``weights_``."""
 
-    name: str
-    state_keys: tuple[str, ...] = ("weights_",)
+    state_keys: ClassVar[tuple[str, ...]] = ("weights_",)
     weights_: np.ndarray
 
     def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
         return _reweight(distributions, self.weights_)
 
-    def state(self) -> dict[str, Any]:
-        return _finite_state(self)
 
-
-class _Interpolating:
+class _Interpolating(ScoreMapping):
     """A score mapping that interpolates between fitted knots ``x_`` → ``y_``."""
 
-    name: str
-    needs_labels = True
-    state_keys = ("x_", "y_")
+    state_keys: ClassVar[tuple[str, ...]] = ("x_", "y_")
     x_: np.ndarray
     y_: np.ndarray
 
-    def predict(self, scores: np.ndarray) -> np.ndarray:
+    def map_scores(self, scores: np.ndarray) -> np.ndarray:
         return np.interp(scores, self.x_, self.y_)
 
-    def state(self) -> dict[str, Any]:
-        return _finite_state(self)
 
-
-class TemperatureScaling:
+class TemperatureScaling(DistributionCalibrator):
     """Rescale every step's log-probabilities by 1/T (exact for multi-token scores:
     the backend walked the trie at each grid temperature). T is fitted on the grid by
     the likelihood of the human score (mapped onto the scale and rounded), or by
     Pearson r of ``rule``'s scores."""
 
-    name = "temperature scaling"
-    needs_labels = True
-    state_keys = ("temperature_",)
+    state_keys: ClassVar[tuple[str, ...]] = ("temperature_",)
 
     def __init__(self, *, criterion: str = "likelihood", rule: str = "expected") -> None:
-        if criterion not in ("likelihood", "pearson"):
-            raise NumbiasError(f"temperature criterion must be 'likelihood' or 'pearson', got {criterion!r}")
         self.criterion = criterion
         self.rule = rule
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None) -> TemperatureScaling:
+    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
+            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+        if self.criterion not in ("likelihood", "pearson"):
+            raise NumbiasError(f"temperature criterion must be 'likelihood' or 'pearson', got {self.criterion!r}")
         if human is None:
             raise NumbiasError("fitting a temperature needs human scores")
         human = np.asarray(human, dtype=float)
@@ -164,8 +227,7 @@ class TemperatureScaling:
                 p = _in_scale(at)[np.arange(len(at)), target]
                 self.scores_[t] = float(np.mean(np.log(p + _EPS)))
             else:
-                probs, rest = stack(at)
-                self.scores_[t] = _pearson(item_scores(probs, rest, scale, self.rule), human)
+                self.scores_[t] = _pearson(_rule_scores(at, self.rule), human)
         defined = {t: v for t, v in self.scores_.items() if not np.isnan(v)}
         if not defined:
             raise UnfittableError("no temperature on the grid gives a defined fit")
@@ -174,9 +236,6 @@ class TemperatureScaling:
 
     def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
         return [d.at(self.temperature_) for d in distributions]
-
-    def state(self) -> dict[str, Any]:
-        return {"temperature_": float(self.temperature_)}
 
 
 def score_bins(scale: ScoreScale) -> np.ndarray:
@@ -192,11 +251,10 @@ class BetaCalibration(_Reweighting):
     towards q(y), a Beta distribution fitted (scipy, location 0, scale 1) to the human
     scores mapped onto [0, 1], integrated over the bins that round to each score."""
 
-    name = "beta calibration"
-    needs_labels = True
-    state_keys = ("a_", "b_", "weights_")
+    state_keys: ClassVar[tuple[str, ...]] = ("a_", "b_", "weights_")
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None) -> BetaCalibration:
+    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
+            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
         if human is None:
             raise NumbiasError("Beta calibration needs human scores")
         scale = distributions[0].scale
@@ -222,15 +280,15 @@ class BatchCalibration(_Reweighting):
     the division is repeated until the calibrated batch's marginal is flat over the
     scores the judge gives at all (a score with no mass anywhere keeps none)."""
 
-    name = "batch calibration"
-    needs_labels = False
-
-    def __init__(self, max_iter: int = 100, tol: float = 1e-4, max_weight: float = 1e6) -> None:
+    def __init__(self, max_iter: int = 100, tol: float = 1e-4, max_weight: float = 1e6,
+                 rule: str = "expected") -> None:
         self.max_iter = max_iter
         self.tol = tol
         self.max_weight = max_weight
+        self.rule = rule
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None) -> BatchCalibration:
+    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
+            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
         p = _in_scale(distributions)
         self.marginal_ = p.mean(axis=0)
         support = self.marginal_ > _EPS
@@ -252,19 +310,18 @@ class BatchCalibration(_Reweighting):
 
 class ContextualCalibration(_Reweighting):
     """Label-free: divide by the judge's distribution for content-free items (every
-    field "N/A", and empty), i.e. its prior for a score before reading anything."""
+    field "N/A", and empty; given to ``fit``), i.e. its prior for a score before
+    reading anything."""
 
-    name = "contextual calibration"
-    needs_labels = False
-
-    def __init__(self, content_free: Sequence[ScoreDistribution] | None = None, max_weight: float = 1e6) -> None:
-        self.content_free = content_free
+    def __init__(self, max_weight: float = 1e6, rule: str = "expected") -> None:
         self.max_weight = max_weight
+        self.rule = rule
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None) -> ContextualCalibration:
-        if not self.content_free:
+    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
+            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+        if not content_free:
             raise NumbiasError("contextual calibration needs the judge's distributions for content-free items")
-        self.prior_ = _in_scale(self.content_free).mean(axis=0)
+        self.prior_ = _in_scale(content_free).mean(axis=0)
         weights = 1.0 / np.maximum(self.prior_, 1 / self.max_weight)
         self.weights_ = weights / weights.max()
         return self
@@ -273,9 +330,7 @@ class ContextualCalibration(_Reweighting):
 class IsotonicMapping(_Interpolating):
     """Monotone map from a rule's item score to the human score (scikit-learn)."""
 
-    name = "isotonic mapping"
-
-    def fit(self, scores: np.ndarray, human: np.ndarray) -> IsotonicMapping:
+    def fit_scores(self, scores: np.ndarray, human: np.ndarray) -> Self:
         model = IsotonicRegression(out_of_bounds="clip").fit(*_usable(scores, human))
         self.x_, self.y_ = model.X_thresholds_, model.y_thresholds_
         return self
@@ -285,9 +340,7 @@ class QuantileMapping(_Interpolating):
     """Map a score's quantile among the fitting items to the same quantile of the
     human scores: the judge's score histogram takes the humans' shape."""
 
-    name = "quantile mapping"
-
-    def fit(self, scores: np.ndarray, human: np.ndarray) -> QuantileMapping:
+    def fit_scores(self, scores: np.ndarray, human: np.ndarray) -> Self:
         scores, human = _usable(scores, human)
         q = np.linspace(0, 1, 101)
         # ties among judge quantiles: average the human quantiles they cover
@@ -297,25 +350,103 @@ class QuantileMapping(_Interpolating):
         return self
 
 
+ENTRY_POINTS = "numbias.mitigations"
+"""Installed packages add mitigations under this entry-point group: each entry point
+names a :class:`MitigationSpec`, or a callable returning one or a list of them."""
+
+
+@dataclass(frozen=True)
+class MitigationSpec:
+    """A mitigation by name: what builds its calibrator (a callable, or ``"module:attr"``
+    imported on first use), the family whose best member the paper-style table reports,
+    whether fitting reads human scores, and its row label in that table."""
+
+    name: str
+    factory: Callable[..., Calibrator] | str
+    family: str
+    needs_labels: bool
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or " · " in self.name or not self.family:
+            raise NumbiasError(f"a mitigation needs a name without ' · ' and a family, got {self.name!r}")
+        if not self.title:
+            object.__setattr__(self, "title", self.name)
+
+    def make(self) -> Calibrator:
+        """A fresh calibrator with the factory's parameters."""
+        factory = self.factory
+        if isinstance(factory, str):
+            module, _, attr = factory.partition(":")
+            try:
+                factory = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError, ValueError) as exc:
+                raise NumbiasError(f"mitigation {self.name!r}: cannot import {self.factory}: "
+                                   f"{first_line(exc)}") from None
+        calibrator = factory()
+        if not isinstance(calibrator, Calibrator) or "rule" not in calibrator.get_params():
+            raise NumbiasError(f"mitigation {self.name!r}: its factory gave {type(calibrator).__name__}, "
+                               "not a numbias Calibrator with a rule parameter")
+        return calibrator
+
+
+MITIGATION_REGISTRY: dict[str, MitigationSpec] = {}
+"""Every known mitigation by name: built-in, registered, and (once read) installed."""
+
+
+def register_mitigation(name: str, factory: Callable[..., Calibrator] | str, family: str, needs_labels: bool,
+                        title: str | None = None, *, replace: bool = False) -> MitigationSpec:
+    """Add a mitigation by name, for configs, selection and saved judges. ``factory``
+    builds a :class:`Calibrator` with no arguments (a class, or ``"module:attr"``);
+    ``title`` is its row in the paper-style table (default: the name)."""
+    spec = MitigationSpec(name, factory, family, needs_labels, title or "")
+    if name in MITIGATION_REGISTRY and MITIGATION_REGISTRY[name] != spec and not replace:
+        raise NumbiasError(f"a mitigation named {name!r} is already registered (pass replace=True to replace it)")
+    MITIGATION_REGISTRY[name] = spec
+    return spec
+
+
+def _register_entry_point(name: str, found: Any) -> None:
+    found = found() if callable(found) else found
+    for item in found if isinstance(found, (list, tuple)) else [found]:
+        if not isinstance(item, MitigationSpec):
+            raise NumbiasError(f"entry point {name!r} of group {ENTRY_POINTS} gave {type(item).__name__}, "
+                               "not a numbias MitigationSpec")
+        if MITIGATION_REGISTRY.get(item.name, item) != item:
+            raise NumbiasError(f"entry point {name!r} of group {ENTRY_POINTS} gives a mitigation named "
+                               f"{item.name!r}, which another mitigation already has")
+        MITIGATION_REGISTRY[item.name] = item
+
+
+def all_mitigations() -> dict[str, MitigationSpec]:
+    """Every mitigation by name: built-in, registered and installed."""
+    load_group(ENTRY_POINTS, _register_entry_point)
+    return dict(MITIGATION_REGISTRY)
+
+
+def get_mitigation(name: str) -> MitigationSpec:
+    if name not in MITIGATION_REGISTRY:
+        load_group(ENTRY_POINTS, _register_entry_point)
+    try:
+        return MITIGATION_REGISTRY[name]
+    except KeyError:
+        raise NumbiasError(f"unknown mitigation {name!r} (known: {', '.join(MITIGATION_REGISTRY)})") from None
+
+
+BUILT_IN_MITIGATIONS = tuple(register_mitigation(*spec).name for spec in (
+    ("none", NoMitigation, "original", False, "original"),
+    ("beta", BetaCalibration, "distribution calibration", True, "beta calibration"),
+    ("batch", BatchCalibration, "distribution calibration", False, "batch calibration"),
+    ("contextual", ContextualCalibration, "distribution calibration", False, "contextual calibration"),
+    ("isotonic", IsotonicMapping, "score mapping", True, "isotonic mapping"),
+    ("quantile", QuantileMapping, "score mapping", True, "quantile mapping"),
+))
+"""The built-in mitigations, in the order a study compares them by default."""
+
+
 PAPER_TEMPERATURES = (0.4, 0.7, 1.0, 1.3)
 FIT = "fit"
 """A setting's temperature: a fixed value read exactly, or ``"fit"`` (fitted on dev)."""
-MITIGATIONS = ("none", "beta", "batch", "contextual", "isotonic", "quantile")
-FAMILIES = {"none": "original", "beta": "distribution calibration", "batch": "distribution calibration",
-            "contextual": "distribution calibration", "isotonic": "score mapping", "quantile": "score mapping"}
-_LABEL_FREE = {"none", "batch", "contextual"}
-
-
-def make_calibrator(mitigation: str, content_free: Sequence[ScoreDistribution] | None = None) -> Any:
-    """A fresh calibrator (or mapping) for a mitigation name; ``None`` for ``none``."""
-    factories: dict[str, Callable[[], Any]] = {
-        "none": lambda: None, "beta": BetaCalibration, "batch": BatchCalibration,
-        "contextual": lambda: ContextualCalibration(content_free), "isotonic": IsotonicMapping,
-        "quantile": QuantileMapping}
-    try:
-        return factories[mitigation]()
-    except KeyError:
-        raise NumbiasError(f"unknown mitigation {mitigation!r} (known: {', '.join(MITIGATIONS)})") from None
 
 
 @dataclass(frozen=True)
@@ -332,7 +463,7 @@ class Setting:
     def __post_init__(self) -> None:
         if self.temperature != FIT:
             object.__setattr__(self, "temperature", float(self.temperature))
-        make_calibrator(self.mitigation, content_free=[])
+        get_mitigation(self.mitigation)
 
     @property
     def label(self) -> str:
@@ -341,7 +472,7 @@ class Setting:
 
     @property
     def needs_labels(self) -> bool:
-        return self.temperature == FIT or self.mitigation not in _LABEL_FREE
+        return self.temperature == FIT or get_mitigation(self.mitigation).needs_labels
 
 
 @dataclass
@@ -359,9 +490,10 @@ class SettingData:
 
 class Fitted:
     """A setting fitted on some items; ``predict`` scores any items at its scale:
-    read at the (fitted) temperature, calibrate, apply the rule or the mapping."""
+    read at the (fitted) temperature, then the mitigation's calibrator (with the
+    setting's rule) gives the scores."""
 
-    def __init__(self, setting: Setting, temperature: float, calibrator: Any) -> None:
+    def __init__(self, setting: Setting, temperature: float, calibrator: Calibrator) -> None:
         self.setting = setting
         self.temperature_ = temperature
         self.calibrator = calibrator
@@ -376,51 +508,44 @@ class Fitted:
             temperature = TemperatureScaling(rule=setting.rule).fit(dists, human).temperature_
         else:
             temperature = float(setting.temperature)
-        dists = [d.at(temperature) for d in dists]
         free = [d.at(temperature) for d in data.content_free]
-        cal = make_calibrator(setting.mitigation, free)
-        if isinstance(cal, (IsotonicMapping, QuantileMapping)):
-            cal.fit(_rule_scores(dists, setting.rule), human)
-        elif cal is not None:
-            cal.fit(dists, human)
-        return cls(setting, temperature, cal)
+        calibrator = get_mitigation(setting.mitigation).make().set_params(rule=setting.rule)
+        calibrator.fit([d.at(temperature) for d in dists], human, content_free=free)
+        return cls(setting, temperature, calibrator)
 
     def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
         if not distributions:
             return np.zeros(0)
-        distributions = [d.at(self.temperature_) for d in distributions]
-        cal = self.calibrator
-        if isinstance(cal, (IsotonicMapping, QuantileMapping)):
-            return cal.predict(_rule_scores(distributions, self.setting.rule))
-        if cal is not None:
-            distributions = cal.transform(distributions)
-        return _rule_scores(distributions, self.setting.rule)
+        return self.calibrator.predict([d.at(self.temperature_) for d in distributions])
 
     def state(self) -> dict[str, Any]:
-        return {"temperature_": self.temperature_,
-                "calibrator": self.calibrator.state() if self.calibrator is not None else {}}
+        """The temperature, the calibrator's parameters and its learned state, as JSON."""
+        params = self.calibrator.get_params(deep=False)
+        try:
+            json.dumps(params, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise NumbiasError(f"setting {self.setting.label}: calibrator parameters cannot be saved as JSON: "
+                               f"{first_line(exc)}") from None
+        return {"temperature_": self.temperature_, "params": params, "calibrator": self.calibrator.get_state()}
 
     @classmethod
     def restore(cls, setting: Setting, state: dict[str, Any]) -> Fitted:
-        """A fitted setting rebuilt from :meth:`state` (as saved in JSON)."""
-        cal = make_calibrator(setting.mitigation, content_free=[])
-        expected = set(cal.state_keys) if cal is not None else set()
-        given = state.get("calibrator", {})
-        if set(given) != expected or "temperature_" not in state:
-            raise NumbiasError(f"saved state for {setting.label} has keys {sorted(given)}, expected {sorted(expected)}")
-        for key, value in given.items():
-            setattr(cal, key, np.asarray(value, dtype=float) if isinstance(value, list) else float(value))
-        return cls(setting, float(state["temperature_"]), cal)
-
-
-def _rule_scores(distributions: Sequence[ScoreDistribution], rule: str) -> np.ndarray:
-    probs, rest = stack(list(distributions))
-    return item_scores(probs, rest, distributions[0].scale, rule)
+        """A fitted setting rebuilt from :meth:`state` (as saved in JSON): the registered
+        mitigation's calibrator, its saved parameters (none saved, as in format /1: the
+        factory's) and its learned state."""
+        if "temperature_" not in state:
+            raise NumbiasError(f"saved state for {setting.label} has no temperature_")
+        calibrator = get_mitigation(setting.mitigation).make()
+        params = {**state.get("params", {}), "rule": setting.rule}
+        if unknown := sorted(set(params) - set(calibrator.get_params(deep=False))):
+            raise NumbiasError(f"saved state for {setting.label} has unknown calibrator parameter(s) {unknown}")
+        calibrator.set_params(**params).set_state(state.get("calibrator", {}))
+        return cls(setting, float(state["temperature_"]), calibrator)
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     keep = ~np.isnan(a) & ~np.isnan(b)
-    return float(_pearson_rows(a[keep], b[keep])) if keep.sum() > 2 else float("nan")
+    return float(pearson_rows(a[keep], b[keep])) if keep.sum() > 2 else float("nan")
 
 
 CRITERIA = ("pearson", "group_pearson", "entropy", "kurtosis")

@@ -1,27 +1,35 @@
-"""One self-contained HTML report: tables, and matplotlib figures inlined as PNG.
+"""Every result file and the one self-contained HTML page, for run, align and
+mitigate alike: the studies return plain data, and this module writes it.
 
-Figures are drawn from computed results only; every text that came from a data set
-or a config is HTML-escaped."""
+Figures are drawn from computed results only (matplotlib's object API, no global
+pyplot state) and inlined as PNG; every text that came from a data set or a config
+is HTML-escaped."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
+from functools import singledispatch
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from numbias.align import AlignResults
+from numbias.errors import NumbiasError
+from numbias.metrics import histogram, to_scale
+from numbias.mitigate import MitigateResults
+from numbias.output import Writer, text, write_all
+from numbias.scale import PAPER_SCALE, ScoreScale
+from numbias.study import StudyResults
 
-from numbias.metrics import histogram, to_scale  # noqa: E402
-
-if TYPE_CHECKING:
-    from numbias.study import StudyResults
+Section = tuple[str, str]
+"""A heading and its HTML."""
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222}
@@ -32,10 +40,63 @@ img{max-width:100%} .note{color:#666;font-size:0.85rem}
 """
 
 
-def figure_html(fig: plt.Figure, alt: str) -> str:
+@singledispatch
+def write(results: Any, out: str | Path | None = None) -> Path:
+    """Write a study's result files and report into ``out`` (default: the config's
+    ``out``), all replaced together; returns the folder.
+
+    >>> write(object())
+    Traceback (most recent call last):
+    ...
+    numbias.errors.NumbiasError: cannot write results of type object (give what run, align or mitigate returned)
+    """
+    raise NumbiasError(f"cannot write results of type {type(results).__name__} "
+                       "(give what run, align or mitigate returned)")
+
+
+@write.register
+def _(results: StudyResults, out: str | Path | None = None) -> Path:
+    return write_all(out or results.config.out, study_files(results))
+
+
+@write.register
+def _(results: AlignResults, out: str | Path | None = None) -> Path:
+    files = study_files(results.study, align_sections(results))
+    page = files.pop("report.html")
+    return write_all(out or results.config.out, {
+        **files,
+        "alignment.csv": lambda p: results.table.to_csv(p, index=False),
+        "simulated_kurtosis.csv": lambda p: results.simulated.to_csv(p, index=False),
+        "report.html": page,
+    })
+
+
+@write.register
+def _(results: MitigateResults, out: str | Path | None = None) -> Path:
+    dev = pd.DataFrame([{"judge": c.judge.name, "task": c.task, "setting": s.label, "dev score": v}
+                        for c in results.comparisons for s, v in c.dev_scores.items()])
+    return write_all(out or results.config.out, {
+        "mitigation.csv": lambda p: results.table.to_csv(p, index=False),
+        "dev_scores.csv": lambda p: dev.to_csv(p, index=False),
+        "report.html": lambda p: write_page("numbias mitigation study", mitigate_sections(results), p),
+    })
+
+
+def study_files(results: StudyResults, extra_sections: list[Section] | None = None) -> dict[str, Writer]:
+    """A study's files: per-item scores, the summary, the config it ran, the report."""
+    records = json.loads(results.summary.to_json(orient="records"))
+    config = yaml.safe_dump(results.config.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    return {
+        "items.csv": lambda p: results.items.to_csv(p, index=False),
+        "summary.json": text(json.dumps(records, indent=2)),
+        "config.yaml": text(config),
+        "report.html": lambda p: write_page("numbias report", study_sections(results, extra_sections or []), p),
+    }
+
+
+def figure_html(fig: Figure, alt: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
@@ -54,6 +115,21 @@ def table_html(frame: pd.DataFrame, digits: int = 3) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def write_page(title: str, sections: list[Section], path: Path) -> None:
+    """A self-contained page of (heading, HTML) sections."""
+    body = "".join(f"<h2>{html.escape(head)}</h2>{content}" for head, content in sections)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
+    path.write_text(page, encoding="utf-8")
+
+
+def _notes(notes: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in notes) + "</ul>" if notes else ""
+
+
+# --- run -----------------------------------------------------------------------------
+
+
 def summary_columns(summary: pd.DataFrame) -> pd.DataFrame:
     out = summary[["judge", "task", "scale", "rule", "kurtosis", "human_kurtosis", "entropy", "mode_share",
                    "distinct", "js_divergence", "wasserstein", "pearson", "pearson_low", "pearson_high",
@@ -69,7 +145,8 @@ def histograms(results: StudyResults) -> str:
     rules = results.config.rules
     for task in dict.fromkeys(s.task for s in results.sets):
         sets = [s for s in results.sets if s.task == task]
-        fig, axes = plt.subplots(len(sets), len(rules), figsize=(3.2 * len(rules), 2.3 * len(sets)), squeeze=False)
+        fig = Figure(figsize=(3.2 * len(rules), 2.3 * len(sets)))
+        axes = fig.subplots(len(sets), len(rules), squeeze=False)
         for row, s in enumerate(sets):
             human = histogram(to_scale(s.data.human, s.data.human_range, s.scale), s.scale)
             for col, rule in enumerate(rules):
@@ -89,7 +166,8 @@ def histograms(results: StudyResults) -> str:
 
 
 def kurtosis_vs_pearson(summary: pd.DataFrame) -> str:
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
     for (judge, rule), group in summary.groupby(["judge", "rule"]):
         ax.scatter(np.log1p(group["kurtosis"].clip(lower=-0.99)), group["pearson"], label=f"{judge} · {rule}", s=22)
     ax.set_xlabel("log(1 + excess kurtosis of judge scores)")
@@ -113,7 +191,7 @@ def disagreements(results: StudyResults, rule: str, k: int = 5) -> str:
     return "".join(parts)
 
 
-def write_report(results: StudyResults, path: Path) -> None:
+def study_sections(results: StudyResults, extra: list[Section]) -> list[Section]:
     summary = results.summary
     sections = [
         ("Summary", table_html(summary_columns(summary))
@@ -123,19 +201,87 @@ def write_report(results: StudyResults, path: Path) -> None:
         ("Kurtosis against accuracy", kurtosis_vs_pearson(summary)),
         ("Score histograms", histograms(results)),
         ("Largest disagreements", disagreements(results, results.config.rules[-1])),
-        *results.extra.get("sections", []),
+        *extra,
     ]
     notes = summary[summary["notes"].astype(str) != ""]
-    data_notes = "".join(f"<li>{html.escape(note)}</li>" for note in results.notes)
-    if len(notes) or data_notes:
-        sections.append(("Notes", (f"<ul>{data_notes}</ul>" if data_notes else "")
+    if len(notes) or results.notes:
+        sections.append(("Notes", _notes(results.notes)
                          + (table_html(notes[["judge", "task", "scale", "rule", "notes"]]) if len(notes) else "")))
-    write_sections("numbias report", sections, path)
+    return sections
 
 
-def write_sections(title: str, sections: list[tuple[str, str]], path: Path) -> None:
-    """A self-contained page of (heading, HTML) sections."""
-    body = "".join(f"<h2>{html.escape(head)}</h2>{content}" for head, content in sections)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
-    path.write_text(page, encoding="utf-8")
+# --- align ---------------------------------------------------------------------------
+
+
+def align_sections(res: AlignResults) -> list[Section]:
+    corr = "".join(
+        f"<li>{html.escape(rule)}: r = {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]</li>"
+        for rule, iv in res.correlation.items())
+    return [
+        ("Alignment study: base vs aligned", table_html(res.table, 2)
+         + f"<p>Correlation between kurtosis and Pearson r over all settings (paper: −0.60):</p><ul>{corr}</ul>"),
+        ("Aligned against base, setting by setting", table_html(res.shift, 2)
+         + "<p>Settings where the aligned judge's kurtosis is above its base's (more peaked), where its "
+           "Pearson r is below (less accurate), and both.</p>"),
+        ("Simulated kurtosis of the n-sample protocol mean", table_html(res.simulated, 2)),
+        ("Base vs aligned histograms", align_histograms(res)),
+    ]
+
+
+def align_histograms(res: AlignResults) -> str:
+    """Base, aligned and human score histograms on one axis per task × scale."""
+    figs = []
+    exact = [s for s in res.study.sets if s.mode == "exact"]
+    for task in dict.fromkeys(s.task for s in exact):
+        sets = [s for s in exact if s.task == task]
+        scales = list(dict.fromkeys(str(s.scale) for s in sets))
+        fig = Figure(figsize=(4.5 * len(scales), 3))
+        axes = fig.subplots(1, len(scales), squeeze=False)
+        for ax, scale in zip(axes[0], scales):
+            for s in [s for s in sets if str(s.scale) == scale]:
+                ax.plot(s.scale.values, histogram(s.scores("protocol"), s.scale), marker="o", label=s.judge)
+            ref = sets[0]
+            human = histogram(to_scale(ref.data.human, ref.data.human_range, ref.scale), ref.scale)
+            ax.plot(ref.scale.values, human, color="black", linestyle="--", label="human (mapped)")
+            ax.set_title(f"{task} · {scale}", fontsize=9)
+            ax.legend(fontsize=6)
+        figs.append(figure_html(fig, f"base vs aligned vs human histograms, {task}"))
+    return "".join(figs)
+
+
+# --- mitigate ------------------------------------------------------------------------
+
+
+def mitigate_sections(res: MitigateResults) -> list[Section]:
+    parts = [("Notes", _notes(res.notes))] if res.notes else []
+    for c in res.comparisons:
+        chosen = ", ".join(dict.fromkeys(s.label for s in c.chosen))
+        parts.append((f"Mitigations: {c.judge.name} · {c.task}",
+                      f"<p>automatic choice: <b>{html.escape(chosen)}</b> (criterion: "
+                      f"{html.escape(res.config.criterion)}, chosen on development items only)</p>"
+                      + table_html(c.table.drop(columns=["family"]), 3)
+                      + figure_html(_mitigation_figure(c), f"mitigations for {c.judge.name} on {c.task}")))
+    return parts
+
+
+def _mitigation_figure(c: Any) -> Figure:
+    """Test Pearson r of every row with its CI, and the test histograms of the paper's
+    default and of the automatic choice against the humans'."""
+    t = c.table
+    fig = Figure(figsize=(11, 0.9 + 0.28 * len(t)))
+    ax1, ax2 = fig.subplots(1, 2)
+    err = np.clip([t["pearson"] - t["pearson_low"], t["pearson_high"] - t["pearson"]], 0, None)
+    ax1.barh(t["row"], t["pearson"], xerr=np.nan_to_num(err),
+             color=["#c44" if r == "automatic choice" else "#789" for r in t["row"]])
+    ax1.invert_yaxis()
+    ax1.set_xlabel("test Pearson r (95% CI)")
+    ax1.tick_params(axis="y", labelsize=7)
+    for label in ("original (paper default)", "automatic choice"):
+        scale = c.row_scales[label]
+        ax2.plot(np.linspace(0, 1, scale.size), histogram(c.test_scores[label], scale), marker="o", label=label)
+    base = ScoreScale.parse(PAPER_SCALE)
+    ax2.plot(np.linspace(0, 1, base.size), histogram(to_scale(c.test_human, c.human_range, base), base), "k--",
+             label="human (on 0-9)")
+    ax2.set_xlabel("position on the scale")
+    ax2.legend(fontsize=7)
+    return fig

@@ -13,6 +13,10 @@ from numbias.errors import NumbiasError
 _RANGE = re.compile(r"^\s*(-?\d+)\s*(?:-|–|\.\.|:|to)\s*(-?\d+)\s*$")
 
 
+PAPER_SCALE = "0-9"
+"""The scale the paper asks on by default, and numbias's default."""
+
+
 @dataclass(frozen=True)
 class ScoreScale:
     """An inclusive integer scale such as 0–9 or 1–100."""

@@ -22,21 +22,12 @@ from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
 from numbias.metrics import RULES
 from numbias.output import text, write_all
-from numbias.scale import ScoreScale
-from numbias.study import (
-    Judge,
-    JudgeConfig,
-    JudgeRef,
-    TaskRef,
-    task_ref,
-    Progress,
-    ScoredSet,
-    collect,
-    no_progress,
-    open_store,
-    prepare_tasks,
-    validate_config,
-)
+from numbias.models import DEFAULT_JUDGE
+from numbias.scale import PAPER_SCALE, ScoreScale
+from numbias.config import JudgeConfig, JudgeRef, TaskRef, task_ref, validate_config
+from numbias.judge import Judge, Progress, ScoredSet, collect, no_progress
+from numbias.store import Store
+from numbias.tasks import prepare_tasks
 from numbias.tasks import PreparedTask, TaskConfig
 
 class _OneTask(BaseModel):
@@ -118,13 +109,12 @@ def score(
             raise NumbiasError("a calibrated judge fixes its judge and scale: give neither with calibrated")
         saved = calibrated if isinstance(calibrated, CalibratedJudge) else CalibratedJudge.load(calibrated)
         return _score_calibrated(task, saved, store, progress)
-    from numbias.models import DEFAULT_JUDGE
 
     tc = validate_config(_OneTask, {"task": task}, "numbias score").task
     jc = validate_config(_OneJudge, {"judge": judge or DEFAULT_JUDGE}, "numbias score").judge
     prepared = _prepare(tc)
-    on = ScoreScale.parse(scale or "0-9")
-    with open_store(store or Path("numbias-scores") / "store.sqlite") as db:
+    on = ScoreScale.parse(scale or PAPER_SCALE)
+    with Store(store or Path("numbias-scores") / "store.sqlite") as db:
         scored = collect(Judge(jc), prepared.label, prepared.data, prepared.template, on, db, progress=progress,
                          truncate=prepared.truncate)
     notes = [f"{prepared.label}: {n}" for n in prepared.data.notes]

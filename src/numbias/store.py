@@ -31,6 +31,8 @@ def item_slot(item_id: str, prompt: Prompt) -> str:
 
 
 class Store:
+    """Per-item distributions under a judge key; ``with Store(path) as store`` closes it."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
@@ -80,3 +82,9 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

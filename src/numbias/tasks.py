@@ -5,10 +5,9 @@ Embedded data (``vader``, ``simlex``) ships in registry packages; the benchmark 
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from numbias.data import SUFFIXES, Dataset, load_file, make_dataset, parse_ratings, read_table, sample_rows
 from numbias.errors import NumbiasError, first_line
 from numbias.options import check_options
+from numbias.plugins import load_group
 from numbias.prompt import SCALE_FIELDS, PromptTemplate
 
 Loader = Callable[..., Dataset]
@@ -214,10 +214,6 @@ TASKS: dict[str, Task] = {
 }
 
 
-# The registry: the built-in tasks above, then what register_task and entry points add.
-_entry_points_loaded = False
-
-
 def register_task(task: Task | None = None, /, *, replace: bool = False,
                   **spec: Any) -> Task | Callable[[Loader], Loader]:
     """Add a task to the registry, by its name, for YAML and the CLI. Called with a
@@ -249,25 +245,19 @@ def _decorator(name: str, *, template: str, human_range: tuple[float, float], de
 
 def _load_entry_points() -> None:
     """Register the tasks installed packages declare, once, on first need."""
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    for point in importlib.metadata.entry_points(group=ENTRY_POINTS):
-        try:
-            found = point.load()
-            found = found() if callable(found) and not isinstance(found, Task) else found
-        except Exception as exc:  # a broken plug-in must not break the built-in tasks
-            raise NumbiasError(f"entry point {point.name!r} ({point.value}) of group {ENTRY_POINTS} failed to "
-                               f"load: {first_line(exc)}") from None
-        for item in found if isinstance(found, (list, tuple)) else [found]:
-            if not isinstance(item, Task):
-                raise NumbiasError(f"entry point {point.name!r} ({point.value}) gave {type(item).__name__}, "
-                                   "not a numbias Task")
-            if item.name in TASKS and TASKS[item.name] is not item:
-                raise NumbiasError(f"entry point {point.name!r} ({point.value}) gives a task named {item.name!r}, "
-                                   "which another task already has")
-            TASKS[item.name] = item
-    _entry_points_loaded = True
+    load_group(ENTRY_POINTS, _register_entry_point)
+
+
+def _register_entry_point(name: str, found: Any) -> None:
+    found = found() if callable(found) and not isinstance(found, Task) else found
+    for item in found if isinstance(found, (list, tuple)) else [found]:
+        if not isinstance(item, Task):
+            raise NumbiasError(f"entry point {name!r} of group {ENTRY_POINTS} gave {type(item).__name__}, "
+                               "not a numbias Task")
+        if item.name in TASKS and TASKS[item.name] is not item:
+            raise NumbiasError(f"entry point {name!r} of group {ENTRY_POINTS} gives a task named {item.name!r}, "
+                               "which another task already has")
+        TASKS[item.name] = item
 
 
 def all_tasks() -> dict[str, Task]:
@@ -439,3 +429,22 @@ def prepare(tc: TaskConfig) -> PreparedTask:
         raise NumbiasError(f"truncate: {tc.truncate!r} is not a field of the template (fields: "
                            f"{', '.join(sorted(template.fields - SCALE_FIELDS))})")
     return PreparedTask(tc.label or data.name, data, template, tc.truncate)
+
+
+def prepare_tasks(configs: Sequence[TaskConfig], *, labelled: bool) -> list[PreparedTask]:
+    """Every task loaded before any model: bad data fails first. A study that measures
+    accuracy needs human scores; labels must tell tasks apart."""
+    tasks = [prepare(tc) for tc in configs]
+    if labelled:
+        for task in tasks:
+            if not task.data.labelled:
+                raise NumbiasError(f"{task.data.source or task.label}: no human scores (give the human column with "
+                                   "--human / human:); to score unlabelled items use numbias score")
+    labels = [t.label for t in tasks]
+    if dupes := sorted({x for x in labels if labels.count(x) > 1}):
+        raise NumbiasError(f"two tasks share the label {dupes[0]!r}: give each a distinct label")
+    return tasks
+
+
+def task_notes(tasks: Sequence[PreparedTask]) -> list[str]:
+    return [f"{t.label}: {note}" for t in tasks for note in t.data.notes]

@@ -13,6 +13,7 @@ Backends evaluate the nodes; this module owns the maths and is backend-free.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -22,10 +23,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from numbias.distribution import ScoreDistribution
+from numbias.errors import NumbiasError
 from numbias.scale import ScoreScale
 
 _NUMBER = re.compile(r"^( ?)([0-9]*)(.*)$", re.DOTALL)
 _DIGITISH = re.compile(r"^ ?[0-9]| $")
+
+
+DEFAULT_PRUNE = 1e-4
+"""The default study skips trie branches below this path probability (reported per
+item as ``pruned`` mass); ``prune: 0`` in a judge's options walks the full trie."""
 
 
 @dataclass
@@ -145,7 +152,7 @@ class ScoreTrie:
         reported as ``pruned``."""
         temps = [float(t) for t in temperatures]
         if 1.0 not in temps:
-            raise ValueError("temperatures must include 1.0")
+            raise NumbiasError("temperatures must include 1.0")
         dists = {}
         for k, t in enumerate(temps):
             rows = [None if r is None else (r if np.ndim(r) == 1 else r[k]) for r in node_logprobs]
@@ -194,9 +201,13 @@ def gather_logprobs(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 _WORKERS = min(4, os.cpu_count() or 1)
-_POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="numbias-softmax")
-"""numpy releases the GIL in ufuncs, so the temperatures of one row are split across
-cores while the model is idle between decodes."""
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """numpy releases the GIL in ufuncs, so the temperatures of one row are split across
+    cores while the model is idle between decodes; started on first use."""
+    return ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="numbias-softmax")
 
 
 def tempered_logprobs(logits: np.ndarray, ids: np.ndarray, temperatures: Sequence[float]) -> np.ndarray:
@@ -216,5 +227,5 @@ def tempered_logprobs(logits: np.ndarray, ids: np.ndarray, temperatures: Sequenc
             out[k] = picked / temperatures[k] - float(np.log(buf.sum(dtype=np.float64)))
 
     step = -(-len(temperatures) // _WORKERS)
-    list(_POOL.map(fill, [range(k, min(k + step, len(temperatures))) for k in range(0, len(temperatures), step)]))
+    list(_pool().map(fill, [range(k, min(k + step, len(temperatures))) for k in range(0, len(temperatures), step)]))
     return out

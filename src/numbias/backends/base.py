@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError, first_line
 from numbias.options import check_options
+from numbias.plugins import load_group
 from numbias.prompt import Prompt
 from numbias.scale import ScoreScale
 
@@ -45,7 +46,7 @@ class Backend(Protocol):
         ...
 
 
-_REGISTRY: dict[str, str | Callable[..., Backend]] = {
+BACKENDS: dict[str, str | Callable[..., Backend]] = {
     "llama.cpp": "numbias.backends.llamacpp:LlamaCppBackend",
     "fake": "numbias.backends.fake:FakeBackend",
     "openai": "numbias.backends.openai_compat:OpenAIBackend",
@@ -53,15 +54,36 @@ _REGISTRY: dict[str, str | Callable[..., Backend]] = {
 }
 
 
-def register_backend(name: str, factory: str | Callable[..., Backend]) -> None:
+ENTRY_POINTS = "numbias.backends"
+"""Installed packages add backends under this entry-point group: each entry point's
+name is the backend's name, and it names the factory (``model=...`` and options in,
+a :class:`Backend` out)."""
+
+
+def register_backend(name: str, factory: str | Callable[..., Backend], *, replace: bool = False) -> None:
     """Register a backend factory, or a ``"module:attr"`` path imported on first use."""
-    _REGISTRY[name] = factory
+    if name in BACKENDS and BACKENDS[name] != factory and not replace:
+        raise NumbiasError(f"a backend named {name!r} is already registered (pass replace=True to replace it)")
+    BACKENDS[name] = factory
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a registered backend (a test's, or a plug-in's being replaced)."""
+    BACKENDS.pop(name, None)
+
+
+def backends() -> list[str]:
+    """Every backend's name: built-in, registered and installed."""
+    load_group(ENTRY_POINTS, lambda name, factory: register_backend(name, factory))
+    return sorted(BACKENDS)
 
 
 def _factory(name: str) -> Callable[..., Backend]:
-    factory = _REGISTRY.get(name, name if ":" in name else None)
+    if name not in BACKENDS and ":" not in name:
+        backends()
+    factory = BACKENDS.get(name, name if ":" in name else None)
     if factory is None:
-        raise NumbiasError(f"unknown backend {name!r} (known: {', '.join(sorted(_REGISTRY))}, or module:attr)")
+        raise NumbiasError(f"unknown backend {name!r} (known: {', '.join(sorted(BACKENDS))}, or module:attr)")
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         try:

@@ -40,12 +40,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from numbias.backends.llamacpp import GGUFVocab
+from numbias.backends._gguf import GGUFVocab
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError, first_line
 from numbias.prompt import Prompt
 from numbias.scale import ScoreScale
-from numbias.trie import ScoreTrie, TrieNode
+from numbias.trie import DEFAULT_PRUNE, ScoreTrie, TrieNode
 
 MODES = ("auto", "exact", "topk", "sample")
 _NUMBER = re.compile(r"^ ?([0-9]+)$")
@@ -74,7 +74,7 @@ class OpenAIBackend:
         chat: bool = True,
         tokenizer: str | None = None,
         exact_logprobs: int = 1000,
-        prune: float = 1e-4,
+        prune: float = DEFAULT_PRUNE,
     ) -> None:
         try:
             import openai
