@@ -23,7 +23,6 @@ it on held-out items.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from numbias.metrics import (
     normalised_entropy,
     to_scale,
 )
-from numbias.plugins import load_group
+from numbias.plugins import import_ref, load_group
 from numbias.scale import ScoreScale
 
 _EPS = 1e-12
@@ -377,12 +376,7 @@ class MitigationSpec:
         """A fresh calibrator with the factory's parameters."""
         factory = self.factory
         if isinstance(factory, str):
-            module, _, attr = factory.partition(":")
-            try:
-                factory = getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError, ValueError) as exc:
-                raise NumbiasError(f"mitigation {self.name!r}: cannot import {self.factory}: "
-                                   f"{first_line(exc)}") from None
+            factory = import_ref(factory, f"mitigation {self.name!r}")
         calibrator = factory()
         if not isinstance(calibrator, Calibrator) or "rule" not in calibrator.get_params():
             raise NumbiasError(f"mitigation {self.name!r}: its factory gave {type(calibrator).__name__}, "

@@ -4,6 +4,7 @@ one-line error naming it rather than a traceback from inside another package."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,15 @@ def load_group(group: str, register: Callable[[str, Any], None]) -> None:
                                f"{first_line(exc)}") from None
         register(point.name, loaded)
     _loaded.add(group)
+
+
+def import_ref(ref: str, what: str) -> Any:
+    """The object a ``"module:attr"`` reference names; a failure is one line naming ``what``."""
+    module, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise NumbiasError(f"{what}: cannot import {ref}: {first_line(exc)}") from None
 
 
 def forget(group: str) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError, first_line
+from numbias.errors import NumbiasError
 from numbias.options import check_options
-from numbias.plugins import load_group
+from numbias.plugins import import_ref, load_group
 from numbias.prompt import Prompt
 from numbias.scale import ScoreScale
 
@@ -84,13 +83,7 @@ def _factory(name: str) -> Callable[..., Backend]:
     factory = BACKENDS.get(name, name if ":" in name else None)
     if factory is None:
         raise NumbiasError(f"unknown backend {name!r} (known: {', '.join(sorted(BACKENDS))}, or module:attr)")
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise NumbiasError(f"backend {name!r}: cannot import {factory}: {first_line(exc)}") from None
-    return factory
+    return import_ref(factory, f"backend {name!r}") if isinstance(factory, str) else factory
 
 
 SECRET_OPTIONS = frozenset({"api_key"})
