@@ -397,8 +397,8 @@ def test_groups_never_straddle_the_dev_and_test_split(tmp_path: Path) -> None:
                                 "out": str(tmp_path / "m"), "bootstrap": 20, **split})
         assert res.comparisons[0].folds == split.get("folds", 1)
     products = rows()["product"].to_numpy()
-    from numbias.mitigate import MitigateConfig, _splits
+    from numbias.mitigate import MitigateConfig, make_splits
 
     for config in (MitigateConfig(dev=20), MitigateConfig(folds=3)):
-        for dev, test in _splits(40, config, products):
+        for dev, test in make_splits(40, config, products):
             assert not set(products[dev]) & set(products[test]) and len(dev) + len(test) == 40

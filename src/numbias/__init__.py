@@ -1,11 +1,12 @@
 """numbias: find, measure and remove numerical bias in LLM-as-a-judge evaluators."""
 
-from numbias.backends import Backend, create_backend, register_backend
 from numbias.align import align
+from numbias.backends import Backend, create_backend, register_backend
 from numbias.calibrated import CalibratedJudge
 from numbias.data import Dataset, load_file
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
+from numbias.mitigate import mitigate
 from numbias.mitigation import (
     BatchCalibration,
     BetaCalibration,
@@ -21,9 +22,8 @@ from numbias.mitigation import (
     register_mitigation,
 )
 from numbias.prompt import Prompt, PromptTemplate
-from numbias.scale import ScoreScale
-from numbias.mitigate import mitigate
 from numbias.report import write
+from numbias.scale import ScoreScale
 from numbias.scoring import score
 from numbias.study import RunConfig, StudyResults, run
 from numbias.tasks import Task, TaskConfig, all_tasks, register_task

@@ -13,12 +13,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from numbias.backends import Backend
-from numbias.distribution import ScoreDistribution, stack
-from numbias.metrics import Interval, pearson_rows, bootstrap, item_scores, kurtosis
-from numbias.prompt import Prompt
-from numbias.sampling import categorize, protocol_score
-from numbias.models import DEFAULT_JUDGE
-from numbias.scale import PAPER_SCALE, ScoreScale
 from numbias.config import (
     JudgeConfig,
     JudgeList,
@@ -29,7 +23,13 @@ from numbias.config import (
     TaskList,
     validate_config,
 )
+from numbias.distribution import ScoreDistribution, stack
 from numbias.judge import Progress, ScoredSet, no_progress
+from numbias.metrics import Interval, bootstrap, item_scores, kurtosis, pearson_rows
+from numbias.models import DEFAULT_JUDGE
+from numbias.prompt import Prompt
+from numbias.sampling import categorize, protocol_score
+from numbias.scale import PAPER_SCALE, ScoreScale
 from numbias.study import StudyResults, run
 
 EMBEDDED_PAIR_NOTE = ("cross-family, cross-size contrast (Gemma 3 270M base vs SmolLM2 135M instruct): no "

@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from numbias.config import JudgeConfig
 from numbias.data import Dataset, make_dataset
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError, first_line
+from numbias.judge import Judge, Progress, collect, no_progress
 from numbias.mitigation import Fitted, Setting, SettingData
 from numbias.output import text, write_all
 from numbias.prompt import SCALE_FIELDS, PromptTemplate
 from numbias.scale import ScoreScale
-from numbias.config import JudgeConfig
-from numbias.judge import Judge, Progress, collect, no_progress
 from numbias.store import Store
 
 FORMAT = "numbias.calibrated-judge/2"

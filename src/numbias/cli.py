@@ -24,6 +24,8 @@ from numbias.output import one_writer
 if TYPE_CHECKING:
     import pandas as pd
 
+    from numbias.align import AlignResults
+
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Find, measure and remove numerical bias in LLM-as-a-judge evaluators.")
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -344,6 +346,11 @@ def align_cmd(
         folder = write(results)
     for note in results.study.notes:
         console.print(f"note: {note}")
+    _print_alignment(results)
+    console.print(f"results in {folder}/ (alignment.csv, simulated_kurtosis.csv, report.html)")
+
+
+def _print_alignment(results: AlignResults) -> None:
     table = Table(title="alignment study (layout of the paper's main table)")
     cols = ["base", "aligned", "task", "scale", "scoring", "human kurtosis", "base kurtosis", "aligned kurtosis",
             "base r", "aligned r", *[c for c in ("base group r", "aligned group r") if c in results.table]]
@@ -359,7 +366,6 @@ def align_cmd(
         console.print(f"kurtosis vs Pearson r over all settings ({rule}): {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
                       " (paper: -0.60)")
     _print_shift(results.shift)
-    console.print(f"results in {folder}/ (alignment.csv, simulated_kurtosis.csv, report.html)")
 
 
 @app.command("correlate")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -23,8 +23,9 @@ from pydantic import (
 from numbias.backends import Backend
 from numbias.data import SUFFIXES, Dataset
 from numbias.errors import NumbiasError, first_line
-from numbias.metrics import RULES
+from numbias.metrics import RULES, Rule
 from numbias.models import DEFAULT_JUDGE
+from numbias.sampling import PROTOCOL_TEMPERATURE
 from numbias.scale import PAPER_SCALE, ScoreScale
 from numbias.tasks import Task, TaskConfig
 from numbias.trie import DEFAULT_PRUNE
@@ -97,19 +98,25 @@ JudgeList = Annotated[list[JudgeRef], AfterValidator(_distinct_names)]
 TaskList = list[TaskRef]
 
 
-def one_of(what: str, known: Sequence[str]) -> AfterValidator:
-    """A list validator: every entry must be one of ``known``."""
+def one_of(what: str, known: Sequence[str]) -> BeforeValidator:
+    """A list validator: every entry must be one of ``known`` (checked before the
+    entries' ``Literal`` type, for a message that lists what is known)."""
 
-    def check(v: list[str]) -> list[str]:
+    def check(v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
         bad = [x for x in v if x not in known]
         if bad:
             raise ValueError(f"unknown {what}(s) {bad}; known: {', '.join(known)}")
         return v
 
-    return AfterValidator(check)
+    return BeforeValidator(check)
 
 
-RuleList = Annotated[list[str], one_of("rule", RULES)]
+RuleList = Annotated[list[Rule], one_of("rule", RULES)]
+Mode = Literal["exact", "sampled"]
+"""How a study reads a judge: its exact distributions, or the paper's sampled answers."""
+MODES: tuple[Mode, ...] = get_args(Mode)
 ScaleList = Annotated[list[str], AfterValidator(lambda v: [str(ScoreScale.parse(s)) for s in v])]
 """Scales written ``LO-HI``, checked and written canonically."""
 
@@ -149,7 +156,7 @@ class SamplingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     n: int = Field(10, ge=1)
-    temperature: float = Field(0.7, ge=0)
+    temperature: float = Field(PROTOCOL_TEMPERATURE, ge=0)
     max_tokens: int = Field(5, ge=1)
     seed: int = 0
 
@@ -167,18 +174,17 @@ class RunConfig(BaseModel):
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader")])
     scales: ScaleList = Field(default_factory=lambda: [PAPER_SCALE, "1-5", "1-10"])
     rules: RuleList = Field(default_factory=lambda: ["greedy", "expected", "protocol"])
-    modes: list[str] = Field(default_factory=lambda: ["exact"])
+    modes: list[Mode] = Field(default_factory=lambda: ["exact"])
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     out: str = "numbias-results"
     store: str | None = None
     seed: int = 0
     bootstrap: int = 1000
 
-    @field_validator("modes")
+    @field_validator("modes", mode="before")
     @classmethod
-    def _modes(cls, v: list[str]) -> list[str]:
-        bad = [m for m in v if m not in ("exact", "sampled")]
-        if bad or not v:
+    def _modes(cls, v: Any) -> Any:
+        if isinstance(v, list) and (not v or any(m not in MODES for m in v)):
             raise ValueError(f"modes must be 'exact' and/or 'sampled', got {v}")
         return v
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -17,14 +18,15 @@ from scipy.spatial.distance import jensenshannon
 from numbias.errors import NumbiasError
 from numbias.scale import ScoreScale
 
-RULES = ("greedy", "expected", "median", "protocol")
+Rule = Literal["greedy", "expected", "median", "protocol"]
+RULES: tuple[Rule, ...] = get_args(Rule)
 """greedy: the most probable score; expected: mean over in-scale scores; median;
 protocol: the paper's mean of n clipped samples (exact expectation: out-of-scale
 numbers clipped to the ends, non-numbers dropped); a study reads it from the
 distribution at the protocol's sampling temperature."""
 
 
-def item_scores(probs: np.ndarray, rest: np.ndarray, scale: ScoreScale, rule: str) -> np.ndarray:
+def item_scores(probs: np.ndarray, rest: np.ndarray, scale: ScoreScale, rule: Rule) -> np.ndarray:
     """``probs`` items × scores; ``rest`` items × (below, above, other)."""
     values = scale.values
     if rule == "greedy":

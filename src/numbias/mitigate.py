@@ -15,27 +15,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from numbias.calibrated import CalibratedJudge
-from numbias.data import Dataset
-from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, stack
-from numbias.errors import NumbiasError
-from numbias.metrics import RULES, evaluate, group_codes, item_scores, to_scale
-from numbias.mitigation import (
-    BUILT_IN_MITIGATIONS,
-    CRITERIA,
-    LABEL_CRITERIA,
-    FIT,
-    PAPER_TEMPERATURES,
-    Fitted,
-    Setting,
-    SettingData,
-    all_mitigations,
-    get_mitigation,
-    select,
-)
-from numbias.prompt import PromptTemplate
-from numbias.scale import ScoreScale
-from numbias.store import Store
-from numbias.tasks import PreparedTask
 from numbias.config import (
     DEFAULT_PRUNE,
     JudgeConfig,
@@ -47,22 +26,46 @@ from numbias.config import (
     TaskList,
     validate_config,
 )
+from numbias.data import Dataset
+from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, stack
+from numbias.errors import NumbiasError
 from numbias.judge import Judge, Progress, collect, no_progress, sampling_mode
-from numbias.tasks import prepare_tasks, task_notes
+from numbias.metrics import RULES, evaluate, group_codes, item_scores, to_scale
+from numbias.mitigation import (
+    BUILT_IN_MITIGATIONS,
+    CRITERIA,
+    FIT,
+    LABEL_CRITERIA,
+    PAPER_TEMPERATURES,
+    Criterion,
+    Fitted,
+    Setting,
+    SettingData,
+    Temperature,
+    all_mitigations,
+    get_mitigation,
+    select,
+)
+from numbias.models import DEFAULT_JUDGE
+from numbias.prompt import PromptTemplate
+from numbias.sampling import PROTOCOL_TEMPERATURE
+from numbias.scale import PAPER_SCALE, ScoreScale
+from numbias.store import Store
+from numbias.tasks import PreparedTask, prepare_tasks, task_notes
 
-PAPER_DEFAULT = Setting("0-9", "protocol", 0.7)
+PAPER_DEFAULT = Setting(PAPER_SCALE, "protocol", PROTOCOL_TEMPERATURE)
 """The paper's default: 0–9, mean of sampled answers at T = 0.7 (here its exact expectation)."""
 CONTENT_FREE = ("N/A", "")
 
 
 class MitigateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model="qwen2.5-coder-0.5b-instruct",
+    judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
                                                                    options={"prune": DEFAULT_PRUNE})])
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader", options={"n": 500})])
-    scales: ScaleList = Field(default_factory=lambda: ["0-9", "1-5", "1-10", "0-10", "1-100", "0-100"])
+    scales: ScaleList = Field(default_factory=lambda: [PAPER_SCALE, "1-5", "1-10", "0-10", "1-100", "0-100"])
     rules: RuleList = Field(default_factory=lambda: list(RULES))
-    temperatures: list[float | str] = Field(default_factory=lambda: [*PAPER_TEMPERATURES, FIT])
+    temperatures: list[Temperature] = Field(default_factory=lambda: [*PAPER_TEMPERATURES, FIT])
     """Fixed temperatures (read exactly from the stored grid) and/or ``fit``."""
     mitigations: list[str] = Field(default_factory=lambda: list(BUILT_IN_MITIGATIONS))
     """Registered mitigation names (built-in, :func:`numbias.register_mitigation`, installed)."""
@@ -70,7 +73,7 @@ class MitigateConfig(BaseModel):
     """Development items (seeded draw); the rest of the task's items are the test split."""
     folds: int | None = Field(None, ge=2)
     """Instead of one dev/test split: k folds, each held out once (selection on the rest)."""
-    criterion: str = "pearson"
+    criterion: Criterion = "pearson"
     sample: bool = False
     """Also run the paper's sampling protocol at 0.4/0.7/1.0/1.3 on the 0–9 scale."""
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
@@ -86,11 +89,13 @@ class MitigateConfig(BaseModel):
             raise ValueError("give at least one scale")
         return list(dict.fromkeys(v))
 
-    @field_validator("temperatures")
+    @field_validator("temperatures", mode="before")
     @classmethod
-    def _temperatures(cls, v: list[float | str]) -> list[float | str]:
+    def _temperatures(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
         fixed = [t for t in v if t != FIT]
-        if any(isinstance(t, str) for t in fixed):
+        if any(isinstance(t, (str, bool)) or not isinstance(t, (int, float)) for t in fixed):
             raise ValueError(f"temperatures are numbers or {FIT!r}, got {v}")
         return [*check_temperatures(fixed), *([FIT] if FIT in v else [])] if fixed else [FIT]
 
@@ -102,19 +107,20 @@ class MitigateConfig(BaseModel):
             raise ValueError(f"unknown mitigation(s) {bad}; known: {', '.join(known)}")
         return v
 
-    @field_validator("criterion")
+    @field_validator("criterion", mode="before")
     @classmethod
-    def _criterion(cls, v: str) -> str:
+    def _criterion(cls, v: Any) -> Any:
         if v not in CRITERIA:
             raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {v!r}")
         return v
 
     @model_validator(mode="after")
     def _paper_default(self) -> MitigateConfig:
-        if "0-9" not in self.scales or "protocol" not in self.rules or 0.7 not in self.temperatures \
-                or "none" not in self.mitigations:
-            raise ValueError("the comparison needs the paper's default: keep scale 0-9, rule protocol, "
-                             "temperature 0.7 and mitigation none")
+        d = PAPER_DEFAULT
+        if d.scale not in self.scales or d.rule not in self.rules or d.temperature not in self.temperatures \
+                or d.mitigation not in self.mitigations:
+            raise ValueError(f"the comparison needs the paper's default: keep scale {d.scale}, rule {d.rule}, "
+                             f"temperature {d.temperature:g} and mitigation {d.mitigation}")
         return self
 
     @property
@@ -130,10 +136,15 @@ def parse_mitigate(data: dict[str, Any]) -> MitigateConfig:
     return validate_config(MitigateConfig, data, "mitigate config")
 
 
-def family(setting: Setting) -> str:
-    if setting.mitigation != "none":
-        return get_mitigation(setting.mitigation).family
-    return "score range" if setting.scale != "0-9" else "temperature"
+@dataclass(frozen=True)
+class RowFit:
+    """One row of the paper-style table on one split: what it is, the setting behind
+    it, and that setting's scores for the split's test items (on its scale)."""
+
+    label: str
+    family: str
+    setting: Setting
+    pred: np.ndarray
 
 
 def _rows(candidates: list[Setting], dev_scores: dict[Setting, float], chosen: Setting) -> list[tuple[str, str, Setting]]:
@@ -176,28 +187,25 @@ def compare(
     test: np.ndarray,
     candidates: list[Setting],
     *,
-    criterion: str = "pearson",
+    criterion: Criterion = "pearson",
     seed: int = 0,
-    n_boot: int = 1000,
     groups: np.ndarray | None = None,
-) -> tuple[Setting, dict[Setting, float], pd.DataFrame, dict[str, np.ndarray]]:
+) -> tuple[Setting, dict[Setting, float], list[RowFit]]:
     """Select on ``dev`` items, then fit each table row's setting on ``dev`` and score
-    ``test``. Test labels are read only after every setting is fixed; ``groups`` (one
-    per item) add group-level accuracy, and selection on it with ``group_pearson``."""
+    the ``test`` items. No test label is read here: the rows' settings and scores are
+    fixed before anything is measured; ``groups`` (one per item) allow selection on
+    ``group_pearson``."""
     dev_data = {s: SettingData([d.distributions[i] for i in dev], d.content_free) for s, d in data.items()}
     dev_human = human[dev] if criterion in LABEL_CRITERIA else None
     chosen, dev_scores = select(candidates, dev_data, dev_human, human_range, criterion=criterion, seed=seed,
                                 groups=groups[dev] if groups is not None else None)
-    records, scores = [], {}
+    fits = []
     for label, fam, setting in _rows(candidates, dev_scores, chosen):
         d = data[setting.scale]
         on_scale = to_scale(human[dev], human_range, d.scale)
-        pred = Fitted.fit(setting, d, dev, on_scale if setting.needs_labels else None).predict(
-            [d.distributions[i] for i in test])
-        scores[label] = pred
-        records.append(_metrics_row(label, fam, setting.label, dev_scores.get(setting, np.nan), pred, human[test],
-                                    human_range, d.scale, n_boot, seed, groups[test] if groups is not None else None))
-    return chosen, dev_scores, pd.DataFrame(records), scores
+        fitted = Fitted.fit(setting, d, dev, on_scale if setting.needs_labels else None)
+        fits.append(RowFit(label, fam, setting, fitted.predict([d.distributions[i] for i in test])))
+    return chosen, dev_scores, fits
 
 
 def _metrics_row(label: str, fam: str, setting: str, dev_r: float, pred: np.ndarray, human: np.ndarray,
@@ -256,7 +264,7 @@ def _content_free(data: Dataset) -> Dataset:
     return Dataset(f"{data.name} (content-free)", frame, data.fields, data.human_range)
 
 
-def _splits(n: int, config: MitigateConfig, groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_splits(n: int, config: MitigateConfig, groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Seeded dev/test splits (or k folds) of the items; with ``groups`` whole groups go
     to one side, so no source document is both chosen on and tested on."""
     units = np.arange(n) if groups is None else group_codes(groups, n)
@@ -298,7 +306,7 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
         config = parse_mitigate(config or {})
     tasks = prepare_tasks(config.tasks, labelled=True)
     for task in tasks:
-        _splits(len(task.data), config, task.data.groups)  # a split that cannot work fails before any model
+        make_splits(len(task.data), config, task.data.groups)  # a split that cannot work fails before any model
         if config.criterion == "group_pearson" and task.data.groups is None:
             raise NumbiasError(f"criterion group_pearson needs a group column; task {task.label!r} has none "
                                "(give group: COLUMN / --group COLUMN)")
@@ -320,14 +328,14 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
                                    progress=progress, truncate=task.truncate)
                     per_scale[text] = SettingData(items.distributions, free.distributions)
                 sampled = _sample_paper_temperatures(judge, task, store, config, progress) if config.sample else {}
-                comparisons.append(_compare_task(jc, task, per_scale, sampled, config))
+                comparisons.append(compare_task(jc, task, per_scale, sampled, config))
     return MitigateResults(config, comparisons, task_notes(tasks))
 
 
 def _sample_paper_temperatures(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,
                                progress: Progress) -> dict[float, list[ScoreDistribution]]:
     """The paper's temperature scaling as it ran it: the sampling protocol at each T."""
-    scale = ScoreScale.parse("0-9")
+    scale = ScoreScale.parse(PAPER_SCALE)
     out = {}
     for t in PAPER_TEMPERATURES:
         sampling = config.sampling.model_copy(update={"temperature": t})
@@ -337,57 +345,62 @@ def _sample_paper_temperatures(judge: Judge, task: PreparedTask, store: Store, c
     return out
 
 
-def _compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, SettingData],
-                  sampled: dict[float, list[ScoreDistribution]], config: MitigateConfig) -> Comparison:
+def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, SettingData],
+                 sampled: dict[float, list[ScoreDistribution]], config: MitigateConfig) -> Comparison:
     """One dev/test split, or k folds whose held-out predictions are pooled (as
-    positions on the unit interval, since folds may choose different scales)."""
+    positions on the unit interval, since folds may choose different scales); then
+    the test metrics of every row, the first time test labels are read."""
     data = task.data
     human, groups = data.human, data.groups
-    splits = _splits(len(data), config, groups)
-    chosen, fold_scores, settings = [], [], {}
+    splits = make_splits(len(data), config, groups)
+    chosen, fold_scores = [], []
+    used: dict[str, tuple[str, list[Setting]]] = {}
     pooled: dict[str, np.ndarray] = {}
     for dev, test in splits:
-        pick, scores, table, preds = compare(per_scale, human, data.human_range, dev, test, config.candidates(),
-                                             criterion=config.criterion, seed=config.seed, n_boot=config.bootstrap,
-                                             groups=groups)
+        pick, scores, fits = compare(per_scale, human, data.human_range, dev, test, config.candidates(),
+                                     criterion=config.criterion, seed=config.seed, groups=groups)
         chosen.append(pick)
         fold_scores.append(scores)
-        for row in table.itertuples():
-            settings.setdefault(row.row, (row.family, []))[1].append(row.setting)
-            scale = ScoreScale.parse(row.setting.split(" · ")[0])
-            pooled.setdefault(row.row, np.full(len(human), np.nan))[test] = scale.to_unit(preds[row.row])
+        for fit in fits:
+            used.setdefault(fit.label, (fit.family, []))[1].append(fit.setting)
+            unit = ScoreScale.parse(fit.setting.scale).to_unit(fit.pred)
+            pooled.setdefault(fit.label, np.full(len(human), np.nan))[test] = unit
     dev_scores = {s: _mean_defined([f.get(s, np.nan) for f in fold_scores]) for s in fold_scores[0]}
     test_idx = splits[0][1] if len(splits) == 1 else np.arange(len(human))
-    test_groups = groups[test_idx] if groups is not None else None
+    rows = [(label, fam, settings, pooled[label][test_idx]) for label, (fam, settings) in used.items()]
+    table, test_scores, row_scales = _test_table(rows, sampled, dev_scores, human, test_idx, data, config)
+    fit_on = splits[0][0] if len(splits) == 1 else np.arange(len(human))
+    return Comparison(judge, task.template, task.label, dev_scores, chosen, table, test_scores, human[test_idx],
+                      data.human_range, per_scale, human, fit_on, len(splits), task.truncate, row_scales)
+
+
+def _test_table(rows: list[tuple[str, str, list[Setting], np.ndarray]], sampled: dict[float, list[ScoreDistribution]],
+                dev_scores: dict[Setting, float], human: np.ndarray, test_idx: np.ndarray, data: Dataset,
+                config: MitigateConfig) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, ScoreScale]]:
+    """Each row's test metrics (a row whose folds chose different settings says how
+    often each won), then the paper's sampled temperature rows."""
+    groups = data.groups[test_idx] if data.groups is not None else None
     records, test_scores, row_scales = [], {}, {}
-    for label, unit in pooled.items():
-        fam, used = settings[label]
-        scale = row_scales[label] = ScoreScale.parse(used[0].split(" · ")[0])
-        pred = scale.from_unit(unit[test_idx])
-        note = used[0] if len(set(used)) == 1 else "; ".join(f"{used.count(u)}× {u}" for u in dict.fromkeys(used))
-        dev_r = dev_scores.get(_setting_of(used[0]), np.nan) if len(set(used)) == 1 else np.nan
-        test_scores[label] = pred
+
+    def add(label: str, fam: str, note: str, dev_r: float, pred: np.ndarray, scale: ScoreScale) -> None:
+        test_scores[label], row_scales[label] = pred, scale
         records.append(_metrics_row(label, fam, note, dev_r, pred, human[test_idx], data.human_range, scale,
-                                    config.bootstrap, config.seed, test_groups))
+                                    config.bootstrap, config.seed, groups))
+
+    for label, fam, settings, unit in rows:
+        scale = ScoreScale.parse(settings[0].scale)
+        labels = [s.label for s in settings]
+        one = len(set(settings)) == 1
+        note = labels[0] if one else "; ".join(f"{labels.count(u)}× {u}" for u in dict.fromkeys(labels))
+        add(label, fam, note, dev_scores.get(settings[0], np.nan) if one else np.nan, scale.from_unit(unit), scale)
+    paper = ScoreScale.parse(PAPER_SCALE)
     for t, dists in sampled.items():
         probs, rest = stack([dists[i] for i in test_idx])
-        pred = item_scores(probs, rest, ScoreScale.parse("0-9"), "protocol")
-        label = f"sampled protocol T={t:g} (paper)"
-        test_scores[label], row_scales[label] = pred, ScoreScale.parse("0-9")
-        records.append(_metrics_row(label, "temperature", f"0-9 · sampled n={config.sampling.n} · T={t:g}", np.nan,
-                                    pred, human[test_idx], data.human_range, ScoreScale.parse("0-9"),
-                                    config.bootstrap, config.seed, test_groups))
-    fit_on = splits[0][0] if len(splits) == 1 else np.arange(len(human))
-    return Comparison(judge, task.template, task.label, dev_scores, chosen, pd.DataFrame(records), test_scores,
-                      human[test_idx], data.human_range, per_scale, human, fit_on, len(splits), task.truncate,
-                      row_scales)
+        add(f"sampled protocol T={t:g} (paper)", "temperature", f"{paper} · sampled n={config.sampling.n} · T={t:g}",
+            np.nan, item_scores(probs, rest, paper, "protocol"), paper)
+    return pd.DataFrame(records), test_scores, row_scales
 
 
 def _mean_defined(values: list[float]) -> float:
     defined = [v for v in values if not np.isnan(v)]
     return float(np.mean(defined)) if defined else float("nan")
-
-
-def _setting_of(label: str) -> Setting:
-    scale, rule, t, mitigation = label.split(" · ")
-    return Setting(scale, rule, FIT if t == "T fitted" else float(t.removeprefix("T=")), mitigation)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self, get_args
 
 import numpy as np
 from scipy import stats
@@ -36,16 +36,18 @@ from sklearn.isotonic import IsotonicRegression
 from numbias.distribution import ScoreDistribution, stack
 from numbias.errors import NumbiasError, first_line
 from numbias.metrics import (
+    Rule,
     group_codes,
-    pearson_rows,
     group_pearson,
     histogram,
     item_scores,
     kurtosis,
     normalised_entropy,
+    pearson_rows,
     to_scale,
 )
 from numbias.plugins import import_ref, load_group
+from numbias.sampling import PROTOCOL_TEMPERATURE
 from numbias.scale import ScoreScale
 
 _EPS = 1e-12
@@ -88,7 +90,7 @@ def _usable(scores: np.ndarray, human: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return scores[keep], human[keep]
 
 
-def _rule_scores(distributions: Sequence[ScoreDistribution], rule: str) -> np.ndarray:
+def _rule_scores(distributions: Sequence[ScoreDistribution], rule: Rule) -> np.ndarray:
     probs, rest = stack(list(distributions))
     return item_scores(probs, rest, distributions[0].scale, rule)
 
@@ -102,7 +104,7 @@ class Calibrator(BaseEstimator):
 
     state_keys: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, rule: str = "expected") -> None:
+    def __init__(self, rule: Rule = "expected") -> None:
         self.rule = rule
 
     def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
@@ -205,7 +207,7 @@ class TemperatureScaling(DistributionCalibrator):
 
     state_keys: ClassVar[tuple[str, ...]] = ("temperature_",)
 
-    def __init__(self, *, criterion: str = "likelihood", rule: str = "expected") -> None:
+    def __init__(self, *, criterion: str = "likelihood", rule: Rule = "expected") -> None:
         self.criterion = criterion
         self.rule = rule
 
@@ -280,7 +282,7 @@ class BatchCalibration(_Reweighting):
     scores the judge gives at all (a score with no mass anywhere keeps none)."""
 
     def __init__(self, max_iter: int = 100, tol: float = 1e-4, max_weight: float = 1e6,
-                 rule: str = "expected") -> None:
+                 rule: Rule = "expected") -> None:
         self.max_iter = max_iter
         self.tol = tol
         self.max_weight = max_weight
@@ -312,7 +314,7 @@ class ContextualCalibration(_Reweighting):
     field "N/A", and empty; given to ``fit``), i.e. its prior for a score before
     reading anything."""
 
-    def __init__(self, max_weight: float = 1e6, rule: str = "expected") -> None:
+    def __init__(self, max_weight: float = 1e6, rule: Rule = "expected") -> None:
         self.max_weight = max_weight
         self.rule = rule
 
@@ -438,8 +440,10 @@ BUILT_IN_MITIGATIONS = tuple(register_mitigation(*spec).name for spec in (
 """The built-in mitigations, in the order a study compares them by default."""
 
 
-PAPER_TEMPERATURES = (0.4, 0.7, 1.0, 1.3)
-FIT = "fit"
+PAPER_TEMPERATURES = (0.4, PROTOCOL_TEMPERATURE, 1.0, 1.3)
+"""The temperatures the paper's temperature scaling compares."""
+FIT: Literal["fit"] = "fit"
+Temperature = float | Literal["fit"]
 """A setting's temperature: a fixed value read exactly, or ``"fit"`` (fitted on dev)."""
 
 
@@ -450,8 +454,8 @@ class Setting:
     each into an item score. The paper's default is ``Setting("0-9", "protocol", 0.7)``."""
 
     scale: str
-    rule: str
-    temperature: float | str = 1.0
+    rule: Rule
+    temperature: Temperature = 1.0
     mitigation: str = "none"
 
     def __post_init__(self) -> None:
@@ -542,14 +546,15 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(pearson_rows(a[keep], b[keep])) if keep.sum() > 2 else float("nan")
 
 
-CRITERIA = ("pearson", "group_pearson", "entropy", "kurtosis")
-LABEL_CRITERIA = ("pearson", "group_pearson")
+Criterion = Literal["pearson", "group_pearson", "entropy", "kurtosis"]
+CRITERIA: tuple[Criterion, ...] = get_args(Criterion)
+LABEL_CRITERIA: tuple[Criterion, ...] = ("pearson", "group_pearson")
 """Selection criteria, and those that read the development items' human scores
 (``group_pearson`` also their groups: the mean within-group Pearson r)."""
 _CRITERION_NAMES = {"pearson": "Pearson r", "group_pearson": "group-level Pearson"}
 
 
-def _check_criterion(criterion: str, human: np.ndarray | None, groups: np.ndarray | None) -> None:
+def _check_criterion(criterion: Criterion, human: np.ndarray | None, groups: np.ndarray | None) -> None:
     """Fail in one line, before any fitting, when a criterion lacks what it reads."""
     if criterion not in CRITERIA:
         raise NumbiasError(f"unknown selection criterion {criterion!r} (known: {', '.join(CRITERIA)})")
@@ -559,7 +564,7 @@ def _check_criterion(criterion: str, human: np.ndarray | None, groups: np.ndarra
         raise NumbiasError(f"selection by {_CRITERION_NAMES[criterion]} needs human scores on the development items")
 
 
-def label_free_score(scores: np.ndarray, scale: ScoreScale, criterion: str) -> float:
+def label_free_score(scores: np.ndarray, scale: ScoreScale, criterion: Criterion) -> float:
     """Higher is better: normalised entropy of the score histogram, or minus the gap
     between the scores' kurtosis and that of a uniform spread (−1.2)."""
     scores = scores[~np.isnan(scores)]
@@ -593,7 +598,7 @@ def _accuracy(pred: np.ndarray, human: np.ndarray, groups: np.ndarray | None) ->
 
 def dev_score(
     setting: Setting, data: SettingData, human: np.ndarray | None, human_range: tuple[float, float],
-    *, criterion: str = "pearson", folds: int = 5, seed: int = 0, groups: np.ndarray | None = None,
+    *, criterion: Criterion = "pearson", folds: int = 5, seed: int = 0, groups: np.ndarray | None = None,
 ) -> float:
     """How good ``setting`` looks on the development items alone (NaN when it cannot
     be fitted there). With labels (criterion ``pearson`` or ``group_pearson``) a
@@ -626,7 +631,7 @@ def select(
     human: np.ndarray | None,
     human_range: tuple[float, float],
     *,
-    criterion: str = "pearson",
+    criterion: Criterion = "pearson",
     seed: int = 0,
     groups: np.ndarray | None = None,
 ) -> tuple[Setting, dict[Setting, float]]:

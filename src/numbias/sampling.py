@@ -9,6 +9,9 @@ import numpy as np
 from numbias.distribution import ScoreDistribution
 from numbias.scale import ScoreScale
 
+PROTOCOL_TEMPERATURE = 0.7
+"""The paper's sampling temperature; its ``protocol`` rule is read there by default."""
+
 
 def draw_token(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
     """One token from softmax(logits / T) over the whole vocabulary; T = 0 is greedy."""

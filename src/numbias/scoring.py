@@ -17,18 +17,19 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from numbias.calibrated import CalibratedJudge
+from numbias.config import JudgeConfig, JudgeRef, TaskRef, task_ref, validate_config
 from numbias.data import Dataset
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
-from numbias.metrics import RULES
-from numbias.output import text, write_all
-from numbias.models import DEFAULT_JUDGE
-from numbias.scale import PAPER_SCALE, ScoreScale
-from numbias.config import JudgeConfig, JudgeRef, TaskRef, task_ref, validate_config
 from numbias.judge import Judge, Progress, ScoredSet, collect, no_progress
+from numbias.metrics import RULES
+from numbias.models import DEFAULT_JUDGE
+from numbias.output import text, write_all
+from numbias.sampling import PROTOCOL_TEMPERATURE
+from numbias.scale import PAPER_SCALE, ScoreScale
 from numbias.store import Store
-from numbias.tasks import prepare_tasks
-from numbias.tasks import PreparedTask, TaskConfig
+from numbias.tasks import PreparedTask, TaskConfig, prepare_tasks
+
 
 class _OneTask(BaseModel):
     """A task given any way a study takes one (name, file path, mapping, object)."""
@@ -43,8 +44,6 @@ class _OneJudge(BaseModel):
 
 
 _PROMPT_KEYS = ("template", "system", "answer_prefix", "truncate")
-PROTOCOL_TEMPERATURE = 0.7
-"""The ``protocol`` rule's temperature when scoring outside a study (the paper's)."""
 
 
 @dataclass

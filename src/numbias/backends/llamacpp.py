@@ -13,6 +13,7 @@ import ctypes
 import os
 import zlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,47 +54,13 @@ class LlamaCppBackend:
         # ggml's tiled K-quant matmul takes over at 8+ rows and rounds differently
         # from the per-row path, so a token's logits would depend on its batch size.
         os.environ.setdefault("GGML_CPU_TILED_MM", "0")
-        llama_cpp, _internals = import_llama()
+        llama_cpp, internals = import_llama()
         self._lib = llama_cpp
         if n_ctx < 512:
             raise NumbiasError(f"n_ctx must be at least 512 (got {n_ctx})")
         judge = resolve(model)
         check_gguf(judge.path)
-        mparams = llama_cpp.llama_model_default_params()
-        mparams.n_gpu_layers = n_gpu_layers
-        mparams.use_extra_bufts = False
-        if not verbose:
-            llama_cpp.llama_log_set(silent_log, ctypes.c_void_p())
-        try:
-            self._model = _internals.LlamaModel(path_model=str(judge.path), params=mparams, verbose=verbose)
-        except ValueError:
-            raise NumbiasError(f"llama.cpp could not load {judge.path} (corrupt or unsupported GGUF)") from None
-        self.n_seq = llama_cpp.llama_max_parallel_sequences()
-        cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = min(n_ctx, self._model.n_ctx_train())
-        cparams.n_batch = cparams.n_ctx
-        cparams.n_ubatch = min(512, cparams.n_ctx)
-        cparams.n_seq_max = self.n_seq
-        cparams.kv_unified = True
-        cparams.no_perf = True
-        # The CPU flash-attention kernel ignores per-token masks once a batch exceeds
-        # 64 tokens, which breaks the trie's branch isolation; the plain path is exact.
-        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        threads = n_threads or os.cpu_count() or 1
-        cparams.n_threads = cparams.n_threads_batch = threads
-        try:
-            self._ctx = _internals.LlamaContext(model=self._model, params=cparams, verbose=verbose)
-        except ValueError:
-            raise NumbiasError(f"llama.cpp could not create a context for {judge.path}") from None
-        self._n_ctx = cparams.n_ctx
-        self._batch = _internals.LlamaBatch(n_tokens=self._n_ctx, embd=0, n_seq_max=self.n_seq, verbose=verbose)
-        b = self._batch.batch
-        self._tok = np.ctypeslib.as_array(b.token, shape=(self._n_ctx,))
-        self._pos = np.ctypeslib.as_array(b.pos, shape=(self._n_ctx,))
-        self._nseq = np.ctypeslib.as_array(b.n_seq_id, shape=(self._n_ctx,))
-        self._want = np.ctypeslib.as_array(ctypes.cast(b.logits, ctypes.POINTER(ctypes.c_int8)), shape=(self._n_ctx,))
-        self._seq_rows = [np.ctypeslib.as_array(b.seq_id[i], shape=(self.n_seq,)) for i in range(self._n_ctx)]
-        self._all_seqs = np.arange(self.n_seq, dtype=np.int32)
+        self._load(internals, judge.path, n_ctx, n_threads or os.cpu_count() or 1, n_gpu_layers, verbose)
         self.vocab = GGUFVocab(self._model, llama_cpp)
         self.n_vocab = self.vocab.n_vocab
         self.pieces = self.vocab.pieces
@@ -110,6 +77,45 @@ class LlamaCppBackend:
         self._cached: list[int] = []
         self._tries: dict[ScoreScale, tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]] = {}
         self.identity = self.describe(model, chat=self.chat, prune=prune, temperatures=self.temperatures)
+
+    def _load(self, internals: Any, path: Path, n_ctx: int, threads: int, n_gpu_layers: int, verbose: bool) -> None:
+        """The model, a context of ``n_ctx`` tokens and one reusable batch whose arrays
+        numpy writes into directly."""
+        llama_cpp = self._lib
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = n_gpu_layers
+        mparams.use_extra_bufts = False
+        if not verbose:
+            llama_cpp.llama_log_set(silent_log, ctypes.c_void_p())
+        try:
+            self._model = internals.LlamaModel(path_model=str(path), params=mparams, verbose=verbose)
+        except ValueError:
+            raise NumbiasError(f"llama.cpp could not load {path} (corrupt or unsupported GGUF)") from None
+        self.n_seq = llama_cpp.llama_max_parallel_sequences()
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = min(n_ctx, self._model.n_ctx_train())
+        cparams.n_batch = cparams.n_ctx
+        cparams.n_ubatch = min(512, cparams.n_ctx)
+        cparams.n_seq_max = self.n_seq
+        cparams.kv_unified = True
+        cparams.no_perf = True
+        # The CPU flash-attention kernel ignores per-token masks once a batch exceeds
+        # 64 tokens, which breaks the trie's branch isolation; the plain path is exact.
+        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        cparams.n_threads = cparams.n_threads_batch = threads
+        try:
+            self._ctx = internals.LlamaContext(model=self._model, params=cparams, verbose=verbose)
+        except ValueError:
+            raise NumbiasError(f"llama.cpp could not create a context for {path}") from None
+        self._n_ctx = cparams.n_ctx
+        self._batch = internals.LlamaBatch(n_tokens=self._n_ctx, embd=0, n_seq_max=self.n_seq, verbose=verbose)
+        b = self._batch.batch
+        self._tok = np.ctypeslib.as_array(b.token, shape=(self._n_ctx,))
+        self._pos = np.ctypeslib.as_array(b.pos, shape=(self._n_ctx,))
+        self._nseq = np.ctypeslib.as_array(b.n_seq_id, shape=(self._n_ctx,))
+        self._want = np.ctypeslib.as_array(ctypes.cast(b.logits, ctypes.POINTER(ctypes.c_int8)), shape=(self._n_ctx,))
+        self._seq_rows = [np.ctypeslib.as_array(b.seq_id[i], shape=(self.n_seq,)) for i in range(self._n_ctx)]
+        self._all_seqs = np.arange(self.n_seq, dtype=np.int32)
 
     @staticmethod
     def describe(

@@ -51,6 +51,23 @@ MODES = ("auto", "exact", "topk", "sample")
 _NUMBER = re.compile(r"^ ?([0-9]+)$")
 
 
+def _check_ranges(*, chat: bool, mode: str, top_logprobs: int, concurrency: int, prune: float,
+                  exact_logprobs: int) -> None:
+    """The options' values a type cannot say, each a one-line error before any request."""
+    if not chat:
+        raise NumbiasError("the OpenAI backend talks to chat endpoints only (chat: false is not supported)")
+    if mode not in MODES:
+        raise NumbiasError(f"unknown mode {mode!r} for the OpenAI backend (known: {', '.join(MODES)})")
+    if not 1 <= top_logprobs <= 20:
+        raise NumbiasError(f"top_logprobs must be between 1 and 20, got {top_logprobs}")
+    if concurrency < 1:
+        raise NumbiasError(f"concurrency must be at least 1, got {concurrency}")
+    if not 0.0 <= prune < 1.0:
+        raise NumbiasError(f"prune must be in [0, 1), got {prune}")
+    if exact_logprobs < 1:
+        raise NumbiasError(f"exact_logprobs must be at least 1, got {exact_logprobs}")
+
+
 class OpenAIBackend:
     """A judge behind an OpenAI-compatible endpoint (``base_url`` ends in ``/v1``)."""
 
@@ -81,14 +98,8 @@ class OpenAIBackend:
         except ImportError:
             raise NumbiasError("the OpenAI-compatible backend needs the openai package: "
                                "pip install 'numbias[server]'") from None
-        if not chat:
-            raise NumbiasError("the OpenAI backend talks to chat endpoints only (chat: false is not supported)")
-        if mode not in MODES:
-            raise NumbiasError(f"unknown mode {mode!r} for the OpenAI backend (known: {', '.join(MODES)})")
-        if not 1 <= top_logprobs <= 20:
-            raise NumbiasError(f"top_logprobs must be between 1 and 20, got {top_logprobs}")
-        if concurrency < 1:
-            raise NumbiasError(f"concurrency must be at least 1, got {concurrency}")
+        _check_ranges(chat=chat, mode=mode, top_logprobs=top_logprobs, concurrency=concurrency, prune=prune,
+                      exact_logprobs=exact_logprobs)
         self._openai = openai
         self.model = model
         self.base_url = base_url
@@ -98,10 +109,6 @@ class OpenAIBackend:
         self._context_length = context_length
         self._client_args = {"base_url": base_url, "api_key": os.environ.get(api_key_env) or "not-needed",
                              "timeout": timeout, "max_retries": max_retries}
-        if not 0.0 <= prune < 1.0:
-            raise NumbiasError(f"prune must be in [0, 1), got {prune}")
-        if exact_logprobs < 1:
-            raise NumbiasError(f"exact_logprobs must be at least 1, got {exact_logprobs}")
         self.prune = prune
         self.exact_logprobs = exact_logprobs
         self._vocab: GGUFVocab | None = None
