@@ -9,7 +9,8 @@ from scipy import stats
 from numbias.calibrated import CalibratedJudge
 from numbias.distribution import TEMPERATURES, ScoreDistribution, stack
 from numbias.errors import NumbiasError
-from numbias.mitigate import PAPER_DEFAULT, compare, parse_mitigate
+from numbias.mitigate import parse_mitigate
+from numbias.selection import PAPER_DEFAULT, compare
 from numbias.report import write
 from numbias.mitigation import (
     BatchCalibration,
@@ -314,7 +315,7 @@ def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
     data, human = synthetic
     frame = pd.DataFrame({"id": [str(i) for i in range(len(human))], "human": human, "word": "w"})
     task = PreparedTask("synthetic", Dataset("synthetic", frame, ("word",), (0.0, 1.0)), PromptTemplate("Rate {word}."))
-    config = parse_mitigate({"scales": ["0-9", "1-5"], "rules": ["expected", "protocol"],
+    config = parse_mitigate({"scales": ["0-9", "1-5"], "rules": ["expected", "protocol"], "ensembles": [],
                              "temperatures": [0.7, 1.0, "fit"], "bootstrap": 50, **split})
     comp = compare_task(JudgeConfig(model="smollm2-135m-instruct"), task, data, {}, config)
     table = comp.table.set_index("row")

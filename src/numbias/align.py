@@ -220,10 +220,49 @@ def paired_shift(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progress = no_progress) -> AlignResults:
+    """Run the study over every pair's judges and lay the pairs side by side: does the
+    aligned judge's score distribution have more kurtosis, and less accuracy?
+
+    >>> import tempfile
+    >>> import numpy as np, pandas as pd
+    >>> import numbias
+    >>> from numbias.backends.fake import FakeBackend
+    >>> from numbias.data import make_dataset
+    >>> def judge(name, answer):  # answer(word) is the score, then the answer ends
+    ...     def logits(prompt, tokens):
+    ...         row = np.full(11, -50.0)
+    ...         row[10 if tokens else answer(prompt.user.split()[-1])] = 0.0
+    ...         return row
+    ...     backend = FakeBackend([*"0123456789", ""], logits, eos=10)
+    ...     backend.identity["model"] = name  # the store keeps answers under a judge's identity
+    ...     return backend
+    >>> base, aligned = judge("base", len), judge("aligned", lambda word: 1 if word == "bad" else 7)
+    >>> words = pd.DataFrame({"id": [*"abcdef"], "word": ["bad", "okay", "nice", "great", "superb", "fab"],
+    ...                       "human": [1, 2, 3, 4, 5, 4]})
+    >>> task = {"dataset": make_dataset("words", words, fields=["word"], human_range=(1, 5)),
+    ...         "template": "Rate from {lo} to {hi}: {word}"}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     res = numbias.align({"pairs": [{"base": base, "aligned": aligned}], "extra_aligned": [], "tasks": [task],
+    ...                          "scales": ["0-9"], "sample": False, "simulations": 10, "bootstrap": 20, "out": tmp})
+    >>> res.table["scoring"].tolist()
+    ['protocol expectation (exact, T=0.7)', 'exact expected']
+    >>> res.table[["base kurtosis", "aligned kurtosis", "base r", "aligned r"]].round(2)
+       base kurtosis  aligned kurtosis  base r  aligned r
+    0          -1.01               1.2    0.68       0.72
+    1          -1.01               1.2    0.68       0.72
+    """
     if not isinstance(config, AlignConfig):
         config = parse_align(config or {})
-    study = config.study()
-    results = run(study, progress=progress)
+    results = run(config.study(), progress=progress)
+    table = pair_table(config, results)
+    correlation = kurtosis_accuracy(results.summary, (config.sampling.label, "expected", "protocol"),
+                                    config.bootstrap, config.seed)
+    return AlignResults(config, results, table, correlation, simulated_kurtosis(config, results),
+                        paired_shift(table))
+
+
+def pair_table(config: AlignConfig, results: StudyResults) -> pd.DataFrame:
+    """One row per pair × task × scale × scoring: each judge's kurtosis and accuracy."""
     summary = results.summary
     sampled_label = config.sampling.label
     protocol_rows = [("paper protocol " + sampled_label, sampled_label)] if config.sample else []
@@ -239,7 +278,7 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
     pairs += [(config.pairs[0].base.name, j.name, "further aligned judge") for j in config.extra_aligned]
     for base, aligned, note in pairs:
         for task in dict.fromkeys(s.task for s in results.sets):
-            for scale in study.scales:
+            for scale in results.config.scales:
                 for protocol, rule in [*protocol_rows, ("exact expected", "expected")]:
                     b, a = pick(base, task, scale, rule), pick(aligned, task, scale, rule)
                     rows.append({"base": base, "aligned": aligned, "task": task, "scale": scale, "scoring": protocol,
@@ -250,8 +289,11 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
     table = pd.DataFrame(rows)
     if table[["base group r", "aligned group r"]].isna().all().all():
         table = table.drop(columns=["base group r", "aligned group r"])
-    correlation = kurtosis_accuracy(summary, (sampled_label, "expected", "protocol"), config.bootstrap,
-                                    config.seed)
+    return table
+
+
+def simulated_kurtosis(config: AlignConfig, results: StudyResults) -> pd.DataFrame:
+    """Per exact set: the kurtosis the paper's n-sample protocol would show, simulated."""
     sims = []
     for s in results.sets:
         if s.mode != "exact":
@@ -262,9 +304,7 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
                      "simulated kurtosis (mean)": float(k.mean()) if len(k) else np.nan,
                      "2.5%": float(np.percentile(k, 2.5)) if len(k) else np.nan,
                      "97.5%": float(np.percentile(k, 97.5)) if len(k) else np.nan})
-    simulated = pd.DataFrame(sims)
-    out = AlignResults(config, results, table, correlation, simulated, paired_shift(table))
-    return out
+    return pd.DataFrame(sims)
 
 
 def parse_align(data: dict[str, Any]) -> AlignConfig:

@@ -13,19 +13,23 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from numbias.config import JudgeConfig
+from numbias.conformal import ConformalInterval
 from numbias.data import Dataset, make_dataset
-from numbias.distribution import ScoreDistribution
+from numbias.distribution import ScoreDistribution, mixture
 from numbias.errors import NumbiasError, first_line
 from numbias.judge import Judge, Progress, collect, no_progress
-from numbias.mitigation import Fitted, Setting, SettingData
+from numbias.mitigation import Fitted, Setting, SettingData, dev_predictions
 from numbias.output import text, write_all
 from numbias.prompt import SCALE_FIELDS, PromptTemplate
-from numbias.scale import ScoreScale
+from numbias.scale import ENSEMBLE_JOIN, ScoreScale, ensemble_parts, setting_scale
 from numbias.store import Store
 
-FORMAT = "numbias.calibrated-judge/2"
-"""/2 saves the calibrator's parameters with its learned state; /1 files (defaults) still load."""
-FORMATS = ("numbias.calibrated-judge/1", FORMAT)
+FORMAT = "numbias.calibrated-judge/3"
+"""/3 adds the conformal interval; /2 saves the calibrator's parameters with its learned
+state; /2 and /1 files (no interval; /1: default parameters) still load."""
+FORMATS = ("numbias.calibrated-judge/1", "numbias.calibrated-judge/2", FORMAT)
+COVERAGE = 0.9
+"""The coverage of the conformal interval a calibrated judge gives around each score."""
 
 
 class _Saved(BaseModel):
@@ -38,29 +42,68 @@ class _Saved(BaseModel):
     human_range: tuple[float, float]
     fitted_on: str
     truncate: str | None = None
+    interval: dict[str, Any] | None = None
+    interval_note: str = ""
 
 
 class CalibratedJudge:
     """Scores new items the way a fitted setting does: the judge's distribution at the
     setting's scale, the fitted calibrator, the rule. ``score`` returns scores on the
-    setting's scale; ``to_human`` maps them linearly onto the human range."""
+    setting's scale; ``to_human`` maps them linearly onto the human range.
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from numbias import CalibratedJudge, PromptTemplate, ScoreScale, register_backend
+    >>> from numbias.backends.fake import FakeBackend
+    >>> from numbias.config import JudgeConfig
+    >>> from numbias.mitigation import Setting, SettingData
+    >>> def by_length(model: str) -> FakeBackend:  # the word's length as the score, then the end
+    ...     return FakeBackend([*"0123456789", ""], lambda prompt, tokens: np.eye(11)[
+    ...         10 if tokens else len(prompt.user.split()[-1])] * 50, eos=10)
+    >>> register_backend("by-length", by_length)
+    >>> template, scale = PromptTemplate("Rate the word: {word}"), ScoreScale(0, 9)
+    >>> words, stars = ["bad", "okay", "great", "superb"], np.array([1.0, 2.0, 4.0, 5.0])
+    >>> prompts = [template.fill({"word": w}, scale, chat=True) for w in words]
+    >>> dev = SettingData(list(by_length("toy").score(prompts, scale)), [])
+    >>> judge = CalibratedJudge.fit(JudgeConfig(model="toy", backend="by-length"), template,
+    ...                             Setting("0-9", "expected", 1.0, "isotonic"), dev, (stars - 1) / 4 * 9, (1, 5))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     loaded = CalibratedJudge.load(judge.save(f"{tmp}/judge.json"))
+    ...     scores = loaded.score([{"word": "fine"}, {"word": "lovely"}])
+    >>> loaded.setting == judge.setting, scores, loaded.to_human(scores)
+    (True, array([2.25, 9.  ]), array([2., 5.]))
+    """
 
     def __init__(self, judge: JudgeConfig, template: PromptTemplate, fitted: Fitted,
-                 human_range: tuple[float, float], fitted_on: str = "", truncate: str | None = None) -> None:
+                 human_range: tuple[float, float], fitted_on: str = "", truncate: str | None = None,
+                 interval: ConformalInterval | None = None, interval_note: str = "") -> None:
         self.judge_config = judge
         self.template = template
         self.fitted = fitted
         self.human_range = human_range
         self.fitted_on = fitted_on
         self.truncate = truncate
+        self.interval = interval
+        """The conformal interval on the human scale around each score (None: see ``interval_note``)."""
+        self.interval_note = interval_note
         self._judge: Judge | None = None
 
     @classmethod
     def fit(cls, judge: JudgeConfig, template: PromptTemplate, setting: Setting, data: SettingData,
             human_on_scale: np.ndarray, human_range: tuple[float, float], fitted_on: str = "",
             truncate: str | None = None) -> CalibratedJudge:
+        """Fit ``setting`` on all of ``data``, and a conformal interval (coverage
+        :data:`COVERAGE`) on the same items' cross-fitted predictions, so its radius is
+        that of held-out scores; when the items cannot support one, ``interval_note`` says why."""
         fitted = Fitted.fit(setting, data, np.arange(len(data.distributions)), human_on_scale)
-        return cls(judge, template, fitted, human_range, fitted_on, truncate)
+        lo, hi = human_range
+        human = lo + data.scale.to_unit(human_on_scale) * (hi - lo)
+        try:
+            pred = dev_predictions(setting, data, human, human_range)
+            interval, note = ConformalInterval(COVERAGE).fit(pred, human), ""
+        except NumbiasError as exc:
+            interval, note = None, f"no conformal interval: {first_line(exc)}"
+        return cls(judge, template, fitted, human_range, fitted_on, truncate, interval, note)
 
     @property
     def setting(self) -> Setting:
@@ -68,7 +111,8 @@ class CalibratedJudge:
 
     @property
     def scale(self) -> ScoreScale:
-        return ScoreScale.parse(self.setting.scale)
+        """The scale the scores are on (a range ensemble's: its common grid)."""
+        return setting_scale(self.setting.scale)
 
     @property
     def judge(self) -> Judge:
@@ -89,12 +133,17 @@ class CalibratedJudge:
 
     def distributions(self, data: Dataset, *, store: str | Path | None = None,
                       progress: Progress = no_progress) -> list[ScoreDistribution]:
-        """The judge's exact distributions for ``data`` at the setting's scale."""
+        """The judge's exact distributions for ``data`` at the setting's scale (for a
+        range ensemble: read at each of its scales and mixed)."""
         self.template.check(set(data.fields))
+        text = self.setting.scale
+        scales = ensemble_parts(text) if ENSEMBLE_JOIN in text else (self.scale,)
         with TemporaryDirectory() as tmp, Store(store or Path(tmp) / "store.sqlite") as db:
-            scored = collect(self.judge, data.name, data, self.template, self.scale, db, progress=progress,
-                             truncate=self.truncate)
-        return scored.distributions
+            read = [collect(self.judge, data.name, data, self.template, scale, db, progress=progress,
+                            truncate=self.truncate).distributions for scale in scales]
+        if len(read) == 1:
+            return read[0]
+        return [mixture(parts, self.scale) for parts in zip(*read)]
 
     def _dataset(self, items: Sequence[Mapping[str, Any]]) -> Dataset:
         fields = sorted(self.template.fields - SCALE_FIELDS)
@@ -109,6 +158,14 @@ class CalibratedJudge:
         lo, hi = self.human_range
         return lo + self.scale.to_unit(scores) * (hi - lo)
 
+    def bounds(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The low and high ends, on the human scale, of each score's conformal interval
+        (NaN without an interval: ``interval_note`` says why)."""
+        if self.interval is None:
+            return np.full(len(scores), np.nan), np.full(len(scores), np.nan)
+        _, low, high = self.interval.predict(scores)
+        return low, high
+
     def save(self, path: str | Path) -> Path:
         saved = _Saved(format=FORMAT, judge=self.judge_config,
                        template={"text": self.template.text, "answer_prefix": self.template.answer_prefix,
@@ -116,7 +173,9 @@ class CalibratedJudge:
                        setting={"scale": self.setting.scale, "rule": self.setting.rule,
                                 "temperature": self.setting.temperature, "mitigation": self.setting.mitigation},
                        state=self.fitted.state(), human_range=self.human_range,
-                       fitted_on=self.fitted_on, truncate=self.truncate)
+                       fitted_on=self.fitted_on, truncate=self.truncate, interval_note=self.interval_note,
+                       interval=None if self.interval is None else
+                       {"params": self.interval.get_params(), "state": self.interval.get_state()})
         if self.judge_config.instance is not None:
             raise NumbiasError("a judge given as a Python object cannot be saved: give it by name and backend")
         path = Path(path)
@@ -141,4 +200,17 @@ class CalibratedJudge:
         except (TypeError, ValueError, NumbiasError) as exc:
             raise NumbiasError(f"calibrated judge file {path} has a bad setting: {first_line(exc)}") from None
         return cls(saved.judge, PromptTemplate(**saved.template), Fitted.restore(setting, saved.state),
-                   saved.human_range, saved.fitted_on, saved.truncate)
+                   saved.human_range, saved.fitted_on, saved.truncate, *_saved_interval(saved, path))
+
+
+def _saved_interval(saved: _Saved, path: str | Path) -> tuple[ConformalInterval | None, str]:
+    """The saved conformal interval, or why there is none (files before /3 have none)."""
+    if saved.format != FORMAT:
+        return None, f"no conformal interval: {path} was saved in format {saved.format}"
+    if saved.interval is None:
+        return None, saved.interval_note or "no conformal interval"
+    try:
+        interval = ConformalInterval(**saved.interval["params"]).set_state(saved.interval["state"])
+    except (KeyError, TypeError, NumbiasError) as exc:
+        raise NumbiasError(f"calibrated judge file {path} has a bad conformal interval: {first_line(exc)}") from None
+    return interval, saved.interval_note

@@ -166,7 +166,15 @@ class SamplingConfig(BaseModel):
 
 
 class RunConfig(BaseModel):
-    """A study. Strings are shorthands: a judge name/path, a task name."""
+    """A study. Strings are shorthands: a judge name/path, a task name or data file.
+
+    >>> config = RunConfig.parse({"judges": ["smollm2-135m-instruct"], "tasks": ["vader"], "scales": ["1..5"]})
+    >>> config.judges[0].backend, config.tasks[0].name, config.scales, config.rules
+    ('llama.cpp', 'vader', ['1-5'], ['greedy', 'expected', 'protocol'])
+    >>> RunConfig.parse({"rules": ["vibes"]})
+    Traceback (most recent call last):
+    numbias.errors.NumbiasError: config: rules: unknown rule(s) ['vibes']; known: greedy, expected, median, protocol
+    """
 
     model_config = ConfigDict(extra="forbid")
     judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,

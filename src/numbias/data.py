@@ -31,7 +31,19 @@ class Dataset:
     """``frame`` has columns ``id``, ``human`` (NaN when unlabelled), the text
     ``fields`` and, when present, ``ratings`` (a list of numbers per item) and
     ``group``. ``notes`` are facts the outputs must state (an inferred human range);
-    ``source`` says where the data came from."""
+    ``source`` says where the data came from.
+
+    >>> import pandas as pd
+    >>> from numbias.data import make_dataset
+    >>> frame = pd.DataFrame({"id": ["w1", "w2"], "word": ["bad", "great"], "human": [1, 5]})
+    >>> data = make_dataset("words", frame, fields=["word"])
+    >>> len(data), data.ids, data.human, data.labelled, data.human_range
+    (2, ['w1', 'w2'], array([1., 5.]), True, (1.0, 5.0))
+    >>> data.notes
+    ('human range 1-5 taken from the data (give human_range to set it)',)
+    >>> data.records(), data.subset(["w2"]).ids
+    ([{'word': 'bad'}, {'word': 'great'}], ['w2'])
+    """
 
     name: str
     frame: pd.DataFrame
@@ -349,7 +361,22 @@ def load_file(
     fills; the other arguments name the file's columns for each role, and
     ``human=None`` means unlabelled. Ids default to the row number in the file (from 0).
     The whole file is checked before ``n`` rows are sampled, so a bad row is found
-    whatever the seed and an inferred range is the file's."""
+    whatever the seed and an inferred range is the file's.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from numbias import load_file
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "reviews.csv"
+    ...     _ = path.write_text("review,stars\\nawful,1\\ngreat,5\\nfine,3\\n")
+    ...     data = load_file(path, fields=["review"], human="stars", human_range=(1, 5))
+    >>> data.name, data.ids, data.human, data.fields
+    ('reviews', ['0', '1', '2'], array([1., 5., 3.]), ('review',))
+    >>> load_file("missing.csv", fields=["review"])
+    Traceback (most recent call last):
+    ...
+    numbias.errors.NumbiasError: data file missing.csv does not exist
+    """
     path = Path(path)
     fields = [fields] if isinstance(fields, str) else list(fields)
     roles = {"id": id, "human": human, "group": group, "ratings": ratings}

@@ -34,6 +34,19 @@ class ScoreDistribution:
     ``temperature`` is the softmax temperature it was sampled or read at (None: 1).
     ``tempered`` holds the exact distribution at other temperatures, each step of
     every multi-token score rescaled by 1/T, as read by the backend.
+
+    >>> from numbias import ScoreDistribution, ScoreScale
+    >>> hot = ScoreDistribution(ScoreScale(1, 3), [0.25, 0.25, 0.25], above=0.125, other=0.125)
+    >>> d = ScoreDistribution(ScoreScale(1, 3), [0.5, 0.25, 0.125], above=0.0625, other=0.0625,
+    ...                       tempered={2.0: hot})
+    >>> d.total, d.out_of_scale
+    (1.0, 0.0625)
+    >>> d.at(2.0) is hot, d.at(1.0) is d
+    (True, True)
+    >>> d.at(0.5)
+    Traceback (most recent call last):
+    ...
+    numbias.errors.NumbiasError: temperature 0.5 was not read; stored: 1, 2
     """
 
     scale: ScoreScale
@@ -109,3 +122,31 @@ def stack(distributions: list[ScoreDistribution]) -> tuple[np.ndarray, np.ndarra
     probs = np.vstack([d.probs for d in distributions])
     rest = np.array([[d.below, d.above, d.other] for d in distributions], dtype=float)
     return probs, rest
+
+
+def mixture(parts: Sequence[ScoreDistribution], grid: ScoreScale,
+            weights: Sequence[float] | None = None) -> ScoreDistribution:
+    """One item read at several scales as one distribution on ``grid`` (a range
+    ensemble): each part's in-scale shape placed at its scores' positions on the
+    unit interval and the shapes averaged (``weights``: equal by default), so its
+    expected score is the mean of the parts' unit-scaled expected scores; the
+    in-scale, out-of-scale and other masses are the parts' averages. The parts stay in
+    ``meta["parts"]``, and re-reading at a temperature re-reads every part."""
+    w = np.full(len(parts), 1.0 / len(parts)) if weights is None else np.asarray(weights, float) / np.sum(weights)
+    mass = np.array([p.probs.sum() for p in parts])
+    shape_w = np.where(mass > 0, w, 0.0)
+    shape = np.zeros(grid.size)
+    for part, wk, mk in zip(parts, shape_w, mass):
+        if wk > 0:
+            where = np.rint(part.scale.to_unit(part.scale.values) * (grid.hi - grid.lo)).astype(int)
+            np.add.at(shape, where, wk * part.probs / mk)
+    probs = shape / shape_w.sum() * float(np.dot(w, mass)) if shape_w.sum() > 0 else shape
+    common = set.intersection(*(set(p.tempered) for p in parts)) if all(p.tempered for p in parts) else set()
+    return ScoreDistribution(
+        grid, probs,
+        below=float(np.dot(w, [p.below for p in parts])),
+        above=float(np.dot(w, [p.above for p in parts])),
+        other=float(np.dot(w, [p.other for p in parts])),
+        tempered={t: mixture([p.at(t) for p in parts], grid, w) for t in sorted(common)},
+        meta={"parts": tuple(parts)},
+    )

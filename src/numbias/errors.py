@@ -2,7 +2,17 @@
 
 
 class NumbiasError(Exception):
-    """A problem with the user's input (file, column, scale, model, server answer)."""
+    """A problem with the user's input (file, column, scale, model, server answer).
+
+    Every problem a user can cause is one of these, so a caller catches one type:
+
+    >>> import numbias
+    >>> try:
+    ...     numbias.ScoreScale.parse("nine")
+    ... except numbias.NumbiasError as exc:
+    ...     print(exc)
+    scale 'nine' is not of the form LO-HI with integers, e.g. 0-9
+    """
 
 
 def first_line(exc: BaseException | str) -> str:

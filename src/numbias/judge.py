@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,20 @@ Progress = Callable[[str, int], Callable[[int], None]]
 @contextmanager
 def no_progress(_: str, __: int) -> Iterator[Callable[[int], None]]:
     yield lambda n: None
+
+
+_STORE_ONLY: ContextVar[bool] = ContextVar("store_only", default=False)
+
+
+@contextmanager
+def store_only() -> Iterator[None]:
+    """Within it, :func:`collect` answers from the store alone: a missing item is a
+    one-line error, never a model load (a report rebuilt from a results folder)."""
+    token = _STORE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _STORE_ONLY.reset(token)
 
 
 class Judge:
@@ -117,6 +132,9 @@ def collect(
     slots = [item_slot(item_id, prompt) for item_id, prompt in zip(ids, prompts)]
     done = store.done(key, slots)
     todo = [i for i, slot in enumerate(slots) if slot not in done]
+    if todo and _STORE_ONLY.get():
+        raise NumbiasError(f"the store lacks {len(todo)} of {len(slots)} item(s) of {task_name} for judge "
+                           f"{judge.config.name} at {scale} ({mode['mode']}); run the command again to score them")
     if todo:
         backend = judge.backend
         reserve = int(mode.get("max_tokens", len(str(scale.hi)) + 1)) + 1

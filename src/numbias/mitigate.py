@@ -27,34 +27,37 @@ from numbias.config import (
     validate_config,
 )
 from numbias.data import Dataset
-from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, stack
+from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, mixture, stack
 from numbias.errors import NumbiasError
 from numbias.judge import Judge, Progress, collect, no_progress, sampling_mode
 from numbias.metrics import RULES, evaluate, group_codes, item_scores, to_scale
 from numbias.mitigation import (
-    BUILT_IN_MITIGATIONS,
     CRITERIA,
+    DEFAULT_MITIGATIONS,
     FIT,
-    LABEL_CRITERIA,
     PAPER_TEMPERATURES,
     Criterion,
-    Fitted,
     Setting,
     SettingData,
     Temperature,
     all_mitigations,
-    get_mitigation,
-    select,
 )
 from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import PromptTemplate
-from numbias.sampling import PROTOCOL_TEMPERATURE
-from numbias.scale import PAPER_SCALE, ScoreScale
+from numbias.scale import ENSEMBLE_JOIN, PAPER_SCALE, ScoreScale, ensemble_grid, ensemble_parts, setting_scale
+from numbias.selection import (
+    LABEL_SIZES,
+    PAPER_DEFAULT,
+    Honesty,
+    compare,
+    fit_predict,
+    honest_selection,
+    label_efficiency,
+    pearson,
+)
 from numbias.store import Store
 from numbias.tasks import PreparedTask, prepare_tasks, task_notes
 
-PAPER_DEFAULT = Setting(PAPER_SCALE, "protocol", PROTOCOL_TEMPERATURE)
-"""The paper's default: 0–9, mean of sampled answers at T = 0.7 (here its exact expectation)."""
 CONTENT_FREE = ("N/A", "")
 
 
@@ -65,9 +68,12 @@ class MitigateConfig(BaseModel):
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader", options={"n": 500})])
     scales: ScaleList = Field(default_factory=lambda: [PAPER_SCALE, "1-5", "1-10", "0-10", "1-100", "0-100"])
     rules: RuleList = Field(default_factory=lambda: list(RULES))
+    ensembles: list[str] | None = None
+    """Range ensembles, each a ``+``-joined list of the study's scales (``0-9+1-5``);
+    default: all the study's scales together (when there are two or more); ``[]``: none."""
     temperatures: list[Temperature] = Field(default_factory=lambda: [*PAPER_TEMPERATURES, FIT])
     """Fixed temperatures (read exactly from the stored grid) and/or ``fit``."""
-    mitigations: list[str] = Field(default_factory=lambda: list(BUILT_IN_MITIGATIONS))
+    mitigations: list[str] = Field(default_factory=lambda: list(DEFAULT_MITIGATIONS))
     """Registered mitigation names (built-in, :func:`numbias.register_mitigation`, installed)."""
     dev: int = Field(200, ge=10)
     """Development items (seeded draw); the rest of the task's items are the test split."""
@@ -76,6 +82,16 @@ class MitigateConfig(BaseModel):
     criterion: Criterion = "pearson"
     sample: bool = False
     """Also run the paper's sampling protocol at 0.4/0.7/1.0/1.3 on the 0–9 scale."""
+    resamples: int = Field(10, ge=0)
+    """Bootstrap resamples of dev for the choice's stability, beside a nested
+    cross-validation estimate of the selection (0: neither)."""
+    label_sizes: list[int] = Field(default_factory=lambda: list(LABEL_SIZES))
+    label_draws: int = Field(0, ge=0)
+    """Seeded draws of each number of labels for the label-efficiency curve (0, the
+    default: none; the study's results use 20)."""
+    oracle: bool = True
+    """Add the setting that is best on the test items, labelled as such: how far each
+    method is from the best possible choice (not a method: it reads test labels)."""
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     out: str = "numbias-mitigate"
     store: str | None = None
@@ -127,85 +143,24 @@ class MitigateConfig(BaseModel):
     def store_path(self) -> str:
         return self.store or f"{self.out}/store.sqlite"
 
+    @model_validator(mode="after")
+    def _ensembles_of_the_scales(self) -> MitigateConfig:
+        if self.ensembles is None:
+            self.ensembles = [ENSEMBLE_JOIN.join(self.scales)] if len(self.scales) > 1 else []
+        for k, text in enumerate(self.ensembles):
+            parts = [str(p) for p in ensemble_parts(text)]
+            if missing := [p for p in parts if p not in self.scales]:
+                raise ValueError(f"range ensemble {text!r} joins scale(s) {missing} that are not in scales")
+            self.ensembles[k] = ENSEMBLE_JOIN.join(parts)
+        return self
+
     def candidates(self) -> list[Setting]:
-        return [Setting(s, r, t, m) for s in self.scales for r in self.rules for t in self.temperatures
-                for m in self.mitigations]
+        return [Setting(s, r, t, m) for s in [*self.scales, *(self.ensembles or [])] for r in self.rules
+                for t in self.temperatures for m in self.mitigations]
 
 
 def parse_mitigate(data: dict[str, Any]) -> MitigateConfig:
     return validate_config(MitigateConfig, data, "mitigate config")
-
-
-@dataclass(frozen=True)
-class RowFit:
-    """One row of the paper-style table on one split: what it is, the setting behind
-    it, and that setting's scores for the split's test items (on its scale)."""
-
-    label: str
-    family: str
-    setting: Setting
-    pred: np.ndarray
-
-
-def _rows(candidates: list[Setting], dev_scores: dict[Setting, float], chosen: Setting) -> list[tuple[str, str, Setting]]:
-    """(row label, family, setting) of the paper-style table: each mitigation changes
-    one thing about the paper's default; then the best of each family on dev (the
-    built-in families first, in their order, then any other mitigation's family), and
-    the automatic choice."""
-    d = PAPER_DEFAULT
-    rows = [("original (paper default)", "original", d)]
-    temps = dict.fromkeys(c.temperature for c in candidates)
-    rows += [(f"temperature {t:g}" if t != FIT else "temperature (fitted on dev)", "temperature",
-              Setting(d.scale, d.rule, t)) for t in temps if t != d.temperature]
-    specs = {m: get_mitigation(m) for m in dict.fromkeys(c.mitigation for c in candidates)}
-    rows += [(spec.title, spec.family, Setting(d.scale, d.rule, d.temperature, m))
-             for m, spec in specs.items() if m != "none"]
-    rows += [(f"scale {s}", "score range", Setting(s, d.rule, d.temperature))
-             for s in dict.fromkeys(c.scale for c in candidates) if s != d.scale]
-    scored = [c for c in candidates if not np.isnan(dev_scores.get(c, np.nan))]
-    present = {spec.family for m, spec in specs.items() if m != "none"}
-    families = [f for f in dict.fromkeys([*(get_mitigation(m).family for m in BUILT_IN_MITIGATIONS),
-                                          *(spec.family for spec in specs.values())]) if f in present]
-    members = {
-        "temperature": lambda c: c.scale == d.scale and c.mitigation == "none",
-        **{f: lambda c, f=f: c.scale == d.scale and specs[c.mitigation].family == f for f in families},
-        "score range": lambda c: c.mitigation == "none" and c.temperature == d.temperature,
-    }
-    for name, member in members.items():
-        pool = [c for c in scored if member(c)]
-        if pool:
-            rows.append((f"best {name} (dev)", name, max(pool, key=lambda c: dev_scores[c])))
-    rows.append(("automatic choice", "automatic", chosen))
-    return [r for r in rows if r[2] in dev_scores or r[2] == chosen]
-
-
-def compare(
-    data: dict[str, SettingData],
-    human: np.ndarray,
-    human_range: tuple[float, float],
-    dev: np.ndarray,
-    test: np.ndarray,
-    candidates: list[Setting],
-    *,
-    criterion: Criterion = "pearson",
-    seed: int = 0,
-    groups: np.ndarray | None = None,
-) -> tuple[Setting, dict[Setting, float], list[RowFit]]:
-    """Select on ``dev`` items, then fit each table row's setting on ``dev`` and score
-    the ``test`` items. No test label is read here: the rows' settings and scores are
-    fixed before anything is measured; ``groups`` (one per item) allow selection on
-    ``group_pearson``."""
-    dev_data = {s: SettingData([d.distributions[i] for i in dev], d.content_free) for s, d in data.items()}
-    dev_human = human[dev] if criterion in LABEL_CRITERIA else None
-    chosen, dev_scores = select(candidates, dev_data, dev_human, human_range, criterion=criterion, seed=seed,
-                                groups=groups[dev] if groups is not None else None)
-    fits = []
-    for label, fam, setting in _rows(candidates, dev_scores, chosen):
-        d = data[setting.scale]
-        on_scale = to_scale(human[dev], human_range, d.scale)
-        fitted = Fitted.fit(setting, d, dev, on_scale if setting.needs_labels else None)
-        fits.append(RowFit(label, fam, setting, fitted.predict([d.distributions[i] for i in test])))
-    return chosen, dev_scores, fits
 
 
 def _metrics_row(label: str, fam: str, setting: str, dev_r: float, pred: np.ndarray, human: np.ndarray,
@@ -243,6 +198,12 @@ class Comparison:
     truncate: str | None = None
     row_scales: dict[str, ScoreScale] = field(default_factory=dict)
     """The scale each table row's test scores are on."""
+    honesty: Honesty | None = None
+    """The nested estimate and stability of the choice (a dev/test split only)."""
+    label_curve: pd.DataFrame | None = None
+    """Test r against the number of labels that chose and fitted (a dev/test split only)."""
+    test_on: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    """The test items (all items with k folds), in the order of ``test_human``."""
 
     def calibrated(self) -> CalibratedJudge:
         """The automatic choice, fitted on the development items, as a reusable judge."""
@@ -296,12 +257,94 @@ class MitigateResults:
         table = pd.concat(frames, ignore_index=True)
         return table[["judge", "task", *[c for c in table.columns if c not in ("judge", "task")]]]
 
+    @property
+    def selection(self) -> pd.DataFrame:
+        """Per judge × task: the chosen setting's dev score, the nested estimate of the
+        selection procedure and the choice's stability."""
+        return pd.DataFrame([{"judge": c.judge.name, "task": c.task, "chosen": h.chosen.label,
+                              "dev score": h.dev_score, "nested estimate": h.nested, "stability": h.stability,
+                              "scale stability": h.scale_stability,
+                              "resamples": h.resamples}
+                             for c in self.comparisons if (h := c.honesty) is not None])
+
+    @property
+    def label_curve(self) -> pd.DataFrame:
+        frames = [c.label_curve.assign(judge=c.judge.name, task=c.task) for c in self.comparisons
+                  if c.label_curve is not None]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    @property
+    def transfer(self) -> pd.DataFrame:
+        """Each judge × task's choice applied to another task with the same judge, and to
+        another judge on the same task (:func:`transfer`)."""
+        return transfer(self.comparisons)
+
+
+def transfer(comparisons: list[Comparison]) -> pd.DataFrame:
+    """How much of a choice's gain survives elsewhere: the setting chosen on ``a``
+    applied to ``b``'s test items, refitted on ``b``'s development items
+    ("refitted", the choice transfers) or as fitted on ``a`` ("as fitted", the
+    calibration transfers too), against ``b``'s paper default and its own choice."""
+    records = []
+    for a in comparisons:
+        for b in comparisons:
+            if a is b or (a.judge.name != b.judge.name and a.task != b.task) or a.folds > 1 or b.folds > 1:
+                continue
+            setting = a.chosen[0]
+            if setting.scale not in b.data:
+                continue
+            rows = b.table.set_index("row")["pearson"]
+            default, own = rows["original (paper default)"], rows["automatic choice"]
+            refit = pearson(fit_predict(setting, b.data, b.human, b.human_range, b.fit_on, b.test_on), b.test_human)
+            fitted = a.calibrated().fitted.predict([b.data[setting.scale].distributions[i] for i in b.test_on])
+            as_fitted = pearson(fitted, b.test_human)
+            gain = own - default
+            records.append({"from judge": a.judge.name, "from task": a.task, "to judge": b.judge.name,
+                            "to task": b.task, "setting": setting.label, "default r": default, "own choice r": own,
+                            "refitted r": refit, "as fitted r": as_fitted,
+                            "gain kept (refitted)": (refit - default) / gain if gain else np.nan,
+                            "gain kept (as fitted)": (as_fitted - default) / gain if gain else np.nan})
+    return pd.DataFrame(records)
+
 
 
 def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
              progress: Progress = no_progress) -> MitigateResults:
     """Score every judge × task at every scale (stored, resumable), then compare all
-    settings on held-out items."""
+    settings on held-out items.
+
+    A judge that answers 8 to everything at 0–9 but reads the word at 1–5: the
+    automatic choice, made on development items, moves to the 1–5 scale.
+
+    >>> import tempfile
+    >>> import numpy as np, pandas as pd
+    >>> import numbias
+    >>> from numbias.backends.fake import FakeBackend
+    >>> from numbias.data import make_dataset
+    >>> def logits(prompt, tokens):
+    ...     row = np.full(11, -9.0)
+    ...     if tokens:
+    ...         row[10] = 9.0  # one digit, then the end
+    ...     elif "to 9" in prompt.user:
+    ...         row[8] = 9.0
+    ...     else:
+    ...         row[min(len(prompt.user.rsplit(": ", 1)[-1]), 5)] = 9.0  # the word's length
+    ...     return row
+    >>> judge = FakeBackend([*"0123456789", ""], logits, eos=10)
+    >>> frame = pd.DataFrame({"id": [str(i) for i in range(60)], "word": ["w" * (1 + i % 5) for i in range(60)],
+    ...                       "human": [i % 5 for i in range(60)]})
+    >>> task = {"dataset": make_dataset("words", frame, fields=["word"], human_range=(0, 4)),
+    ...         "template": "Rate from {lo} to {hi}: {word}"}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     res = numbias.mitigate({"judges": [judge], "tasks": [task], "scales": ["0-9", "1-5"], "dev": 30,
+    ...                             "mitigations": ["none", "isotonic"], "temperatures": [0.7, 1.0],
+    ...                             "resamples": 0, "bootstrap": 20, "out": tmp})
+    >>> res.comparisons[0].chosen[0].scale
+    '1-5'
+    >>> table = res.table.set_index("row")
+    >>> print(f'{table.loc["original (paper default)", "pearson"]:.2f} → {table.loc["automatic choice", "pearson"]:.2f}')
+    0.00 → 1.00
+    """
     if not isinstance(config, MitigateConfig):
         config = parse_mitigate(config or {})
     tasks = prepare_tasks(config.tasks, labelled=True)
@@ -319,17 +362,33 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
             if missing:
                 raise NumbiasError(f"judge {jc.name}: temperature(s) {missing} are not on its grid {list(grid)}")
             for task in tasks:
-                per_scale = {}
-                for text in config.scales:
-                    scale = ScoreScale.parse(text)
-                    items = collect(judge, task.label, task.data, task.template, scale, store, progress=progress,
-                                    truncate=task.truncate)
-                    free = collect(judge, task.label, _content_free(task.data), task.template, scale, store,
-                                   progress=progress, truncate=task.truncate)
-                    per_scale[text] = SettingData(items.distributions, free.distributions)
+                per_scale = _read_scales(judge, task, store, config, progress)
                 sampled = _sample_paper_temperatures(judge, task, store, config, progress) if config.sample else {}
                 comparisons.append(compare_task(jc, task, per_scale, sampled, config))
     return MitigateResults(config, comparisons, task_notes(tasks))
+
+
+def _read_scales(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,
+                 progress: Progress) -> dict[str, SettingData]:
+    """The task's items and the content-free items at every scale (stored, resumable)."""
+    per_scale = {}
+    for text in config.scales:
+        scale = ScoreScale.parse(text)
+        items = collect(judge, task.label, task.data, task.template, scale, store, progress=progress,
+                        truncate=task.truncate)
+        free = collect(judge, task.label, _content_free(task.data), task.template, scale, store,
+                       progress=progress, truncate=task.truncate)
+        per_scale[text] = SettingData(items.distributions, free.distributions)
+    return per_scale
+
+
+def ensemble_data(text: str, per_scale: dict[str, SettingData]) -> SettingData:
+    """A range ensemble's items and content-free items, each a mixture of its scales'."""
+    parts = ensemble_parts(text)
+    grid = ensemble_grid(parts)
+    views = [per_scale[str(p)] for p in parts]
+    return SettingData([mixture(item, grid) for item in zip(*(v.distributions for v in views))],
+                       [mixture(item, grid) for item in zip(*(v.content_free for v in views))])
 
 
 def _sample_paper_temperatures(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,
@@ -352,6 +411,7 @@ def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, Se
     the test metrics of every row, the first time test labels are read."""
     data = task.data
     human, groups = data.human, data.groups
+    per_scale = per_scale | {text: ensemble_data(text, per_scale) for text in config.ensembles or []}
     splits = make_splits(len(data), config, groups)
     chosen, fold_scores = [], []
     used: dict[str, tuple[str, list[Setting]]] = {}
@@ -363,15 +423,44 @@ def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, Se
         fold_scores.append(scores)
         for fit in fits:
             used.setdefault(fit.label, (fit.family, []))[1].append(fit.setting)
-            unit = ScoreScale.parse(fit.setting.scale).to_unit(fit.pred)
+            unit = setting_scale(fit.setting.scale).to_unit(fit.pred)
             pooled.setdefault(fit.label, np.full(len(human), np.nan))[test] = unit
     dev_scores = {s: _mean_defined([f.get(s, np.nan) for f in fold_scores]) for s in fold_scores[0]}
     test_idx = splits[0][1] if len(splits) == 1 else np.arange(len(human))
     rows = [(label, fam, settings, pooled[label][test_idx]) for label, (fam, settings) in used.items()]
     table, test_scores, row_scales = _test_table(rows, sampled, dev_scores, human, test_idx, data, config)
     fit_on = splits[0][0] if len(splits) == 1 else np.arange(len(human))
-    return Comparison(judge, task.template, task.label, dev_scores, chosen, table, test_scores, human[test_idx],
-                      data.human_range, per_scale, human, fit_on, len(splits), task.truncate, row_scales)
+    comparison = Comparison(judge, task.template, task.label, dev_scores, chosen, table, test_scores,
+                            human[test_idx], data.human_range, per_scale, human, fit_on, len(splits), task.truncate,
+                            row_scales, test_on=test_idx)
+    if len(splits) == 1:
+        _check_the_choice(comparison, *splits[0], groups, config)
+    return comparison
+
+
+def _check_the_choice(c: Comparison, dev: np.ndarray, test: np.ndarray, groups: np.ndarray | None,
+                      config: MitigateConfig) -> None:
+    """The choice's nested estimate and stability, its label-efficiency curve, and the
+    oracle row (the candidate best on test), as configured."""
+    candidates = config.candidates()
+    if config.resamples:
+        c.honesty = honest_selection(c.data, c.human, c.human_range, dev, candidates, criterion=config.criterion,
+                                     seed=config.seed, groups=groups, resamples=config.resamples)
+    if config.label_draws:
+        c.label_curve = label_efficiency(c.data, c.human, c.human_range, dev, test, candidates,
+                                         sizes=tuple(config.label_sizes), draws=config.label_draws, seed=config.seed)
+    if config.oracle:
+        test_r = {s: pearson(fit_predict(s, c.data, c.human, c.human_range, dev, test), c.human[test])
+                  for s in candidates}
+        best = max((s for s in candidates if not np.isnan(test_r[s])), key=lambda s: test_r[s])
+        scale = setting_scale(best.scale)
+        pred = scale.from_unit(fit_predict(best, c.data, c.human, c.human_range, dev, test))
+        label = "oracle: best on test (not a method)"
+        c.test_scores[label], c.row_scales[label] = pred, scale
+        row = _metrics_row(label, "oracle", best.label, c.dev_scores.get(best, np.nan), pred, c.human[test],
+                           c.human_range, scale, config.bootstrap, config.seed,
+                           groups[test] if groups is not None else None)
+        c.table = pd.concat([c.table, pd.DataFrame([row])], ignore_index=True)
 
 
 def _test_table(rows: list[tuple[str, str, list[Setting], np.ndarray]], sampled: dict[float, list[ScoreDistribution]],
@@ -388,7 +477,7 @@ def _test_table(rows: list[tuple[str, str, list[Setting], np.ndarray]], sampled:
                                     config.bootstrap, config.seed, groups))
 
     for label, fam, settings, unit in rows:
-        scale = ScoreScale.parse(settings[0].scale)
+        scale = setting_scale(settings[0].scale)
         labels = [s.label for s in settings]
         one = len(set(settings)) == 1
         note = labels[0] if one else "; ".join(f"{labels.count(u)}× {u}" for u in dict.fromkeys(labels))

@@ -4,7 +4,7 @@ Every calibrator follows one contract, scikit-learn's (:class:`Calibrator`): par
 only in ``__init__``, among them ``rule`` (the scoring rule a setting sets), data only in
 ``fit(distributions, human, content_free=...)``, which returns self, learned state in
 trailing-underscore attributes, made JSON-able by ``get_state`` and restored by
-``set_state``; ``predict`` gives item scores on the judge's scale. Two kinds:
+``set_state``; ``predict`` gives item scores on the judge's scale. Three kinds:
 
 * distribution calibrators reshape each item's score distribution (``transform``)
   before the rule reads it: temperature scaling (exact, from the distributions the
@@ -12,7 +12,10 @@ trailing-underscore attributes, made JSON-able by ``get_state`` and restored by
   paper's Beta-target distribution calibration, and the label-free batch and
   content-free (contextual) calibrations;
 * score mappings map a rule's item scores monotonically onto the human scale:
-  isotonic regression and quantile mapping.
+  isotonic regression and quantile mapping;
+* distribution regressions predict the human score from each item's whole
+  distribution (its log-probabilities, at every scale of a range ensemble): ridge and
+  ordinal (proportional-odds) regression.
 
 Mitigations are found by name in an open registry (:func:`register_mitigation`, and
 installed packages' entry points). A :class:`Setting` is scale × temperature ×
@@ -29,9 +32,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self, get_args
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 from sklearn.base import BaseEstimator
+from scipy.special import expit, logit
 from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import KFold
+from threadpoolctl import threadpool_limits
 
 from numbias.distribution import ScoreDistribution, stack
 from numbias.errors import NumbiasError, first_line
@@ -100,9 +107,25 @@ class Calibrator(BaseEstimator):
     ``set_params`` and ``sklearn.base.clone`` work): parameters only in ``__init__``,
     stored under their own names and including ``rule``; data only in :meth:`fit`;
     learned state in the trailing-underscore attributes named by ``state_keys``
-    (numbers or arrays of them), which is what a saved judge keeps."""
+    (numbers or arrays of them), which is what a saved judge keeps.
+
+    >>> import numpy as np
+    >>> from numbias import IsotonicMapping, ScoreDistribution, ScoreScale
+    >>> dists = [ScoreDistribution(ScoreScale(1, 3), np.eye(3)[k]) for k in (0, 1, 2, 2)]
+    >>> cal = IsotonicMapping(rule="greedy").fit(dists, np.array([1.0, 1.5, 2.5, 3.5]))
+    >>> cal.get_params()
+    {'rule': 'greedy'}
+    >>> state = cal.get_state()
+    >>> state
+    {'x_': [1.0, 2.0, 3.0], 'y_': [1.0, 1.5, 3.0]}
+    >>> IsotonicMapping(rule="greedy").set_state(state).predict(dists)
+    array([1. , 1.5, 3. , 3. ])
+    """
 
     state_keys: ClassVar[tuple[str, ...]] = ()
+    uses_rule: ClassVar[bool] = True
+    """False for calibrators that read the whole distribution, never a rule's score:
+    selection then fits one of them per scale and temperature, not one per rule."""
 
     def __init__(self, rule: Rule = "expected") -> None:
         self.rule = rule
@@ -149,7 +172,19 @@ class NoMitigation(Calibrator):
 
 
 class DistributionCalibrator(Calibrator):
-    """A calibrator that reshapes the distributions; the rule reads what it gives."""
+    """A calibrator that reshapes the distributions; the rule reads what it gives.
+
+    >>> from numbias import DistributionCalibrator, ScoreDistribution, ScoreScale
+    >>> class Soften(DistributionCalibrator):  # halfway to the uniform distribution
+    ...     def fit(self, distributions, human=None, *, content_free=None):
+    ...         return self
+    ...     def transform(self, distributions):
+    ...         return [ScoreDistribution(d.scale, (d.probs + d.probs.sum() / d.scale.size) / 2)
+    ...                 for d in distributions]
+    >>> sure = ScoreDistribution(ScoreScale(1, 3), [1.0, 0.0, 0.0])
+    >>> Soften().fit([sure]).predict([sure]), Soften(rule="greedy").predict([sure])
+    (array([1.5]), array([1.]))
+    """
 
     def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
         raise NotImplementedError
@@ -160,7 +195,22 @@ class DistributionCalibrator(Calibrator):
 
 class ScoreMapping(Calibrator):
     """A calibrator that maps the rule's item scores onto the human scale: subclasses
-    give ``fit_scores`` and ``map_scores``, which also serve scores from elsewhere."""
+    give ``fit_scores`` and ``map_scores``, which also serve scores from elsewhere.
+
+    >>> import numpy as np
+    >>> from numbias import ScoreDistribution, ScoreMapping, ScoreScale
+    >>> class Shift(ScoreMapping):  # moves every score by the mean error on the fitting items
+    ...     state_keys = ("shift_",)
+    ...     def fit_scores(self, scores, human):
+    ...         self.shift_ = float(np.mean(human - scores))
+    ...         return self
+    ...     def map_scores(self, scores):
+    ...         return scores + self.shift_
+    >>> dists = [ScoreDistribution(ScoreScale(1, 5), np.eye(5)[k]) for k in (2, 3, 4)]
+    >>> cal = Shift(rule="greedy").fit(dists, np.array([2.0, 3.0, 4.0]))
+    >>> cal.shift_, cal.predict(dists), cal.map_scores(np.array([4.5]))
+    (-1.0, array([2., 3., 4.]), array([3.5]))
+    """
 
     def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
             content_free: Sequence[ScoreDistribution] | None = None) -> Self:
@@ -203,7 +253,23 @@ class TemperatureScaling(DistributionCalibrator):
     """Rescale every step's log-probabilities by 1/T (exact for multi-token scores:
     the backend walked the trie at each grid temperature). T is fitted on the grid by
     the likelihood of the human score (mapped onto the scale and rounded), or by
-    Pearson r of ``rule``'s scores."""
+    Pearson r of ``rule``'s scores.
+
+    >>> import numpy as np
+    >>> from numbias import ScoreDistribution, ScoreScale, TemperatureScaling
+    >>> scale = ScoreScale(1, 3)
+    >>> def sure_of(score):  # a judge sure of ``score``, read at T = 1, 0.5 and 2
+    ...     def at(t):
+    ...         p = np.exp(4 * np.eye(3)[score - 1] / t)
+    ...         return ScoreDistribution(scale, p / p.sum(), temperature=t)
+    ...     return ScoreDistribution(scale, at(1.0).probs, tempered={0.5: at(0.5), 2.0: at(2.0)})
+    >>> dists = [sure_of(1), sure_of(2), sure_of(3)]
+    >>> cal = TemperatureScaling().fit(dists, np.array([1.0, 2.0, 1.0]))  # it is wrong on the last item
+    >>> cal.temperature_, {t: round(v, 2) for t, v in cal.scores_.items()}
+    (2.0, {0.5: -2.67, 1.0: -1.37, 2.0: -0.91})
+    >>> cal.transform(dists)[0].probs.round(2), cal.predict(dists).round(2)
+    (array([0.79, 0.11, 0.11]), array([1.32, 2.  , 2.68]))
+    """
 
     state_keys: ClassVar[tuple[str, ...]] = ("temperature_",)
 
@@ -250,7 +316,20 @@ class BetaCalibration(_Reweighting):
     """The paper's distribution calibration (after generative calibration): the
     judge's marginal score distribution p(y) over the fitting items is reweighted
     towards q(y), a Beta distribution fitted (scipy, location 0, scale 1) to the human
-    scores mapped onto [0, 1], integrated over the bins that round to each score."""
+    scores mapped onto [0, 1], integrated over the bins that round to each score.
+
+    >>> import numpy as np
+    >>> from numbias import BetaCalibration, ScoreDistribution, ScoreScale
+    >>> scale = ScoreScale(1, 5)
+    >>> pulled = [ScoreDistribution(scale, (np.eye(5)[k] + np.eye(5)[4]) / 2) for k in range(5)]  # half on 5
+    >>> cal = BetaCalibration().fit(pulled, np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+    >>> round(cal.a_, 2), round(cal.b_, 2)
+    (0.32, 0.32)
+    >>> cal.marginal_.round(2), cal.weights_.round(2)
+    (array([0.1, 0.1, 0.1, 0.1, 0.6]), array([1.  , 0.5 , 0.4 , 0.5 , 0.17]))
+    >>> cal.predict(pulled).round(2)
+    array([1.57, 2.75, 3.59, 4.25, 5.  ])
+    """
 
     state_keys: ClassVar[tuple[str, ...]] = ("a_", "b_", "weights_")
 
@@ -279,7 +358,22 @@ class BatchCalibration(_Reweighting):
     so no score is favoured a priori. One division (``max_iter=1``) is the classic
     batch calibration; it only shrinks a strong pull towards one score, so by default
     the division is repeated until the calibrated batch's marginal is flat over the
-    scores the judge gives at all (a score with no mass anywhere keeps none)."""
+    scores the judge gives at all (a score with no mass anywhere keeps none).
+
+    >>> import numpy as np
+    >>> from numbias import BatchCalibration, ScoreDistribution, ScoreScale
+    >>> scale = ScoreScale(1, 3)
+    >>> pulled = [ScoreDistribution(scale, p) for p in ([0.6, 0.2, 0.2], [0.4, 0.4, 0.2], [0.4, 0.2, 0.4])]
+    >>> cal = BatchCalibration().fit(pulled)
+    >>> cal.marginal_.round(2), cal.weights_.round(2), cal.converged_
+    (array([0.47, 0.27, 0.27]), array([0.56, 1.  , 1.  ]), True)
+    >>> np.mean([d.probs for d in cal.transform(pulled)], axis=0).round(2)
+    array([0.33, 0.33, 0.33])
+    >>> cal.predict(pulled).round(2)
+    array([1.82, 1.97, 2.21])
+    >>> BatchCalibration(max_iter=1).fit(pulled).weights_.round(2)  # the classic single division
+    array([0.57, 1.  , 1.  ])
+    """
 
     def __init__(self, max_iter: int = 100, tol: float = 1e-4, max_weight: float = 1e6,
                  rule: Rule = "expected") -> None:
@@ -312,7 +406,16 @@ class BatchCalibration(_Reweighting):
 class ContextualCalibration(_Reweighting):
     """Label-free: divide by the judge's distribution for content-free items (every
     field "N/A", and empty; given to ``fit``), i.e. its prior for a score before
-    reading anything."""
+    reading anything.
+
+    >>> from numbias import ContextualCalibration, ScoreDistribution, ScoreScale
+    >>> scale = ScoreScale(1, 3)
+    >>> prior = ScoreDistribution(scale, [0.25, 0.25, 0.5])  # the judge's answer to an empty item
+    >>> item = ScoreDistribution(scale, [0.25, 0.25, 0.5])  # an item it reads no differently
+    >>> cal = ContextualCalibration().fit([item], content_free=[prior])
+    >>> cal.weights_, cal.transform([item])[0].probs.round(2), cal.predict([item])
+    (array([1. , 1. , 0.5]), array([0.33, 0.33, 0.33]), array([2.]))
+    """
 
     def __init__(self, max_weight: float = 1e6, rule: Rule = "expected") -> None:
         self.max_weight = max_weight
@@ -329,7 +432,15 @@ class ContextualCalibration(_Reweighting):
 
 
 class IsotonicMapping(_Interpolating):
-    """Monotone map from a rule's item score to the human score (scikit-learn)."""
+    """Monotone map from a rule's item score to the human score (scikit-learn).
+
+    >>> import numpy as np
+    >>> from numbias import IsotonicMapping, ScoreDistribution, ScoreScale
+    >>> dists = [ScoreDistribution(ScoreScale(0, 9), np.eye(10)[k]) for k in (5, 6, 7, 8)]
+    >>> cal = IsotonicMapping(rule="greedy").fit(dists, np.array([1.0, 3.0, 2.0, 9.0]))
+    >>> cal.predict(dists), cal.map_scores(np.array([4.0, 7.5, 9.0]))
+    (array([1. , 2.5, 2.5, 9. ]), array([1.  , 5.75, 9.  ]))
+    """
 
     def fit_scores(self, scores: np.ndarray, human: np.ndarray) -> Self:
         model = IsotonicRegression(out_of_bounds="clip").fit(*_usable(scores, human))
@@ -339,7 +450,14 @@ class IsotonicMapping(_Interpolating):
 
 class QuantileMapping(_Interpolating):
     """Map a score's quantile among the fitting items to the same quantile of the
-    human scores: the judge's score histogram takes the humans' shape."""
+    human scores: the judge's score histogram takes the humans' shape.
+
+    >>> import numpy as np
+    >>> from numbias import QuantileMapping, ScoreDistribution, ScoreScale
+    >>> dists = [ScoreDistribution(ScoreScale(0, 9), np.eye(10)[k]) for k in (6, 7, 7, 8, 9)]
+    >>> QuantileMapping(rule="greedy").fit(dists, np.array([0.0, 2.0, 4.0, 6.0, 8.0])).predict(dists)
+    array([0., 3., 3., 6., 8.])
+    """
 
     def fit_scores(self, scores: np.ndarray, human: np.ndarray) -> Self:
         scores, human = _usable(scores, human)
@@ -351,6 +469,203 @@ class QuantileMapping(_Interpolating):
         return self
 
 
+def _part_units(distributions: Sequence[ScoreDistribution], rule: Rule) -> np.ndarray:
+    """Items × parts: each part of a range ensemble scored by ``rule``, on the unit interval."""
+    parts = [d.meta.get("parts") for d in distributions]
+    if not parts or any(p is None for p in parts):
+        raise UnfittableError("weights over scales need a range ensemble (a setting whose scale joins scales)")
+    columns = [[p[k] for p in parts] for k in range(len(parts[0]))]
+    return np.column_stack([col[0].scale.to_unit(_rule_scores(col, rule)) for col in columns])
+
+
+class EnsembleWeights(Calibrator):
+    """A range ensemble weighted by how well each scale tracks the human scores on the
+    fitting items: non-negative least squares of the (centred) human score on the
+    parts' unit-scaled rule scores, the weights then summing to one; the prediction
+    is the weighted mean on the ensemble's grid."""
+
+    state_keys = ("weights_",)
+
+    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
+            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+        units = _part_units(distributions, self.rule)
+        if human is None:
+            raise UnfittableError("weights over scales are fitted on human scores")
+        keep = ~np.isnan(units).any(axis=1) & ~np.isnan(human)
+        if keep.sum() < 3:
+            raise UnfittableError("weights over scales need at least three scored items")
+        x, y = units[keep] - units[keep].mean(axis=0), human[keep] - human[keep].mean()
+        weights = optimize.nnls(x, y)[0]
+        if weights.sum() <= 0:
+            raise UnfittableError("no scale of the range ensemble tracks the human scores")
+        self.weights_ = weights / weights.sum()
+        return self
+
+    def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
+        return distributions[0].scale.from_unit(_part_units(distributions, self.rule) @ self.weights_)
+
+
+RIDGE_ALPHAS = np.logspace(-3, 3, 13)
+"""Ridge strengths distribution regression (ridge) chooses among by leave-one-out CV."""
+ORDINAL_ALPHAS = np.logspace(-3, 0, 4)
+"""L2 strengths (per fitting item) ordinal regression chooses among by k-fold CV."""
+
+
+def _scale_features(distributions: Sequence[ScoreDistribution]) -> np.ndarray:
+    """Items × (scores + 3): log-probability of every in-scale score (renormalised over
+    the in-scale mass) and log of the below, above and other masses, floored at 1e-12."""
+    _, rest = stack(list(distributions))
+    return np.log(np.maximum(np.hstack([_in_scale(distributions), rest]), _EPS))
+
+
+def _features(distributions: Sequence[ScoreDistribution]) -> np.ndarray:
+    """Items × features of distribution regression: one scale's log-probabilities, or
+    for a range ensemble's mixtures (``meta["parts"]``) every part's, side by side, so
+    the same regression reads all the scales at once."""
+    parts = [d.meta.get("parts") for d in distributions]
+    if not any(parts):
+        return _scale_features(distributions)
+    if not all(parts) or len({len(p) for p in parts}) > 1:
+        raise NumbiasError("distribution regression needs every item read at the same scales")
+    return np.hstack([_scale_features([p[k] for p in parts]) for k in range(len(parts[0]))])
+
+
+class DistributionRegression(Calibrator):
+    """Predicts the human score from each item's whole distribution rather than from
+    one rule's score (so ``rule`` plays no part): the features (:func:`_features`) are
+    standardised on the fitting items (``mean_``, ``scale_``); subclasses give
+    ``fit_features`` and ``predict_features``. Predictions are clipped to the scale."""
+
+    mean_: np.ndarray
+    scale_: np.ndarray
+    uses_rule: ClassVar[bool] = False
+
+    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
+            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+        if human is None:
+            raise NumbiasError(f"{type(self).__name__} needs human scores")
+        x, y = _features(distributions), np.asarray(human, dtype=float)
+        keep = ~np.isnan(y)
+        if keep.sum() < 3 or np.ptp(y[keep]) == 0:
+            raise UnfittableError("distribution regression needs at least three human scores that vary")
+        self.mean_ = x[keep].mean(axis=0)
+        spread = x[keep].std(axis=0)
+        self.scale_ = np.where(spread > 1e-9, spread, 1.0)  # a constant feature stays at 0
+        return self.fit_features(self._standardise(x[keep]), y[keep], distributions[0].scale)
+
+    def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
+        scale = distributions[0].scale
+        return np.clip(self.predict_features(self._standardise(_features(distributions))), scale.lo, scale.hi)
+
+    def _standardise(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[1] != len(self.mean_):
+            raise NumbiasError(f"{type(self).__name__} was fitted on {len(self.mean_)} features, got {x.shape[1]}")
+        return (x - self.mean_) / self.scale_
+
+    def fit_features(self, x: np.ndarray, y: np.ndarray, scale: ScoreScale) -> Self:
+        raise NotImplementedError
+
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class RidgeRegression(DistributionRegression):
+    """Ridge regression of the human score on the features, its strength chosen among
+    :data:`RIDGE_ALPHAS` by scikit-learn's efficient leave-one-out cross-validation."""
+
+    state_keys: ClassVar[tuple[str, ...]] = ("mean_", "scale_", "coef_", "intercept_", "alpha_")
+
+    def fit_features(self, x: np.ndarray, y: np.ndarray, scale: ScoreScale) -> Self:
+        model = RidgeCV(alphas=RIDGE_ALPHAS).fit(x, y)
+        self.coef_, self.intercept_, self.alpha_ = model.coef_, float(model.intercept_), float(model.alpha_)
+        return self
+
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.coef_ + self.intercept_
+
+
+def _thresholds(w: np.ndarray, n_features: int) -> np.ndarray:
+    """Increasing cut-points from unconstrained parameters: the first, then log-gaps."""
+    return w[n_features] + np.concatenate([[0.0], np.cumsum(np.exp(w[n_features + 1:]))])
+
+
+def _level_probs(eta: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Items × levels probabilities of the cumulative-logit model P(y ≤ k) = σ(θ_k − η)."""
+    cdf = expit(thresholds[None, :] - eta[:, None])
+    return np.diff(cdf, axis=1, prepend=0.0, append=1.0)
+
+
+def _ordinal_loss(w: np.ndarray, x: np.ndarray, codes: np.ndarray, n_levels: int,
+                  alpha: float) -> tuple[float, np.ndarray]:
+    """Mean negative log-likelihood plus ``alpha``/2 ‖β‖², and its gradient (for L-BFGS)."""
+    n, p = x.shape
+    beta, theta = w[:p], _thresholds(w, p)
+    eta = x @ beta
+    upper = np.append(theta, np.inf)[codes] - eta
+    lower = np.insert(theta, 0, -np.inf)[codes] - eta
+    # P(level) = σ(upper) − σ(lower), from the side that keeps its precision
+    prob = np.maximum(np.where(lower > 0, expit(-lower) - expit(-upper), expit(upper) - expit(lower)), 1e-300)
+    g_up = expit(upper) * expit(-upper) / prob
+    g_low = -expit(lower) * expit(-lower) / prob
+    g_theta = -(np.bincount(codes, g_up, n_levels)[:-1] + np.bincount(codes, g_low, n_levels)[1:])
+    grad = np.concatenate([x.T @ (g_up + g_low) + n * alpha * beta, [g_theta.sum()],
+                           np.exp(w[p + 1:]) * np.cumsum(g_theta[::-1])[::-1][1:]])
+    return float(-np.log(prob).sum() / n + 0.5 * alpha * beta @ beta), grad / n
+
+
+def _fit_ordinal(x: np.ndarray, codes: np.ndarray, n_levels: int, alpha: float,
+                 start: np.ndarray | None = None) -> np.ndarray:
+    """The penalised maximum-likelihood parameters (β, then the cut-points' parameters),
+    from ``start`` or from no slope and the levels' cumulative shares."""
+    if start is None:
+        share = np.cumsum(np.bincount(codes, minlength=n_levels))[:-1] / len(codes)
+        theta = logit(np.clip(share, 1e-3, 1 - 1e-3))
+        start = np.concatenate([np.zeros(x.shape[1]), theta[:1], np.log(np.maximum(np.diff(theta), 1e-3))])
+    return optimize.minimize(_ordinal_loss, start, args=(x, codes, n_levels, alpha), jac=True,
+                             method="L-BFGS-B", options={"ftol": 1e-7}).x  # a mean log-loss: 1e-7 is plenty
+
+
+class OrdinalRegression(DistributionRegression):
+    """Proportional-odds (cumulative-logit) regression of the human score, rounded to
+    the scale's integer levels present on the fitting items, on the features; the
+    prediction is the expected level. The L2 strength on the slopes is chosen among
+    :data:`ORDINAL_ALPHAS` by ``folds``-fold cross-validated squared error."""
+
+    state_keys: ClassVar[tuple[str, ...]] = ("mean_", "scale_", "coef_", "thresholds_", "levels_", "alpha_")
+
+    def __init__(self, folds: int = 5, rule: Rule = "expected") -> None:
+        self.folds = folds
+        self.rule = rule
+
+    def fit_features(self, x: np.ndarray, y: np.ndarray, scale: ScoreScale) -> Self:
+        if self.folds < 2:
+            raise NumbiasError(f"ordinal regression needs folds of 2 or more, got {self.folds}")
+        self.levels_, codes = np.unique(np.clip(np.rint(y), scale.lo, scale.hi), return_inverse=True)
+        if len(self.levels_) < 2:
+            raise UnfittableError("ordinal regression needs human scores at two levels or more")
+        with threadpool_limits(1, user_api="blas"):  # L-BFGS's small products: threads only cost (15x)
+            self.alpha_ = self._cross_validate(x, y, codes)
+            w = _fit_ordinal(x, codes, len(self.levels_), self.alpha_)
+        self.coef_, self.thresholds_ = w[:x.shape[1]], _thresholds(w, x.shape[1])
+        return self
+
+    def _cross_validate(self, x: np.ndarray, y: np.ndarray, codes: np.ndarray) -> float:
+        """The strength with the least held-out squared error (strongest first, each fit
+        warm-starting the next; ties go to the stronger)."""
+        alphas = ORDINAL_ALPHAS[::-1]
+        errors = np.zeros(len(alphas))
+        for train, held in KFold(min(self.folds, len(y)), shuffle=True, random_state=0).split(x):
+            w = None
+            for j, alpha in enumerate(alphas):
+                w = _fit_ordinal(x[train], codes[train], len(self.levels_), alpha, w)
+                pred = _level_probs(x[held] @ w[:x.shape[1]], _thresholds(w, x.shape[1])) @ self.levels_
+                errors[j] += np.sum((pred - y[held]) ** 2)
+        return float(alphas[np.argmin(errors)])
+
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        return _level_probs(x @ self.coef_, self.thresholds_) @ self.levels_
+
+
 ENTRY_POINTS = "numbias.mitigations"
 """Installed packages add mitigations under this entry-point group: each entry point
 names a :class:`MitigationSpec`, or a callable returning one or a list of them."""
@@ -360,7 +675,15 @@ names a :class:`MitigationSpec`, or a callable returning one or a list of them."
 class MitigationSpec:
     """A mitigation by name: what builds its calibrator (a callable, or ``"module:attr"``
     imported on first use), the family whose best member the paper-style table reports,
-    whether fitting reads human scores, and its row label in that table."""
+    whether fitting reads human scores, and its row label in that table.
+
+    >>> from numbias import all_mitigations
+    >>> spec = all_mitigations()["isotonic"]
+    >>> spec
+    MitigationSpec(name='isotonic', factory=<class 'numbias.mitigation.IsotonicMapping'>, family='score mapping', needs_labels=True, title='isotonic mapping')
+    >>> spec.make()
+    IsotonicMapping()
+    """
 
     name: str
     factory: Callable[..., Calibrator] | str
@@ -394,7 +717,20 @@ def register_mitigation(name: str, factory: Callable[..., Calibrator] | str, fam
                         title: str | None = None, *, replace: bool = False) -> MitigationSpec:
     """Add a mitigation by name, for configs, selection and saved judges. ``factory``
     builds a :class:`Calibrator` with no arguments (a class, or ``"module:attr"``);
-    ``title`` is its row in the paper-style table (default: the name)."""
+    ``title`` is its row in the paper-style table (default: the name).
+
+    >>> from numbias import IsotonicMapping, QuantileMapping, all_mitigations, register_mitigation
+    >>> from numbias.mitigation import Setting
+    >>> spec = register_mitigation("isotonic-median", lambda: IsotonicMapping(rule="median"), "score mapping", True)
+    >>> all_mitigations()["isotonic-median"] is spec, spec.title, spec.make()
+    (True, 'isotonic-median', IsotonicMapping(rule='median'))
+    >>> Setting("0-9", "expected", 1.0, "isotonic-median").needs_labels
+    True
+    >>> register_mitigation("isotonic", QuantileMapping, "score mapping", True)
+    Traceback (most recent call last):
+    ...
+    numbias.errors.NumbiasError: a mitigation named 'isotonic' is already registered (pass replace=True to replace it)
+    """
     spec = MitigationSpec(name, factory, family, needs_labels, title or "")
     if name in MITIGATION_REGISTRY and MITIGATION_REGISTRY[name] != spec and not replace:
         raise NumbiasError(f"a mitigation named {name!r} is already registered (pass replace=True to replace it)")
@@ -415,7 +751,13 @@ def _register_entry_point(name: str, found: Any) -> None:
 
 
 def all_mitigations() -> dict[str, MitigationSpec]:
-    """Every mitigation by name: built-in, registered and installed."""
+    """Every mitigation by name: built-in, registered and installed.
+
+    >>> from numbias import all_mitigations
+    >>> found = all_mitigations()
+    >>> found["none"].title, found["beta"].family, found["beta"].needs_labels, found["batch"].needs_labels
+    ('original', 'distribution calibration', True, False)
+    """
     load_group(ENTRY_POINTS, _register_entry_point)
     return dict(MITIGATION_REGISTRY)
 
@@ -436,8 +778,14 @@ BUILT_IN_MITIGATIONS = tuple(register_mitigation(*spec).name for spec in (
     ("contextual", ContextualCalibration, "distribution calibration", False, "contextual calibration"),
     ("isotonic", IsotonicMapping, "score mapping", True, "isotonic mapping"),
     ("quantile", QuantileMapping, "score mapping", True, "quantile mapping"),
+    ("ridge", RidgeRegression, "distribution regression", True, "distribution regression (ridge)"),
+    ("ordinal", OrdinalRegression, "distribution regression", True, "distribution regression (ordinal)"),
+    ("weighted", EnsembleWeights, "range ensemble", True, "range ensemble (weights fitted on dev)"),
 ))
-"""The built-in mitigations, in the order a study compares them by default."""
+"""The built-in mitigations, in the order a study compares them."""
+DEFAULT_MITIGATIONS = tuple(m for m in BUILT_IN_MITIGATIONS if m != "ordinal")
+"""What ``mitigate`` compares unless told: every built-in but ordinal regression, whose
+cross-validated fit costs more than all the others together (name it to add it)."""
 
 
 PAPER_TEMPERATURES = (0.4, PROTOCOL_TEMPERATURE, 1.0, 1.3)
@@ -596,6 +944,25 @@ def _accuracy(pred: np.ndarray, human: np.ndarray, groups: np.ndarray | None) ->
     return group_pearson(pred, human, groups, n_boot=0).pearson.value
 
 
+def dev_predictions(
+    setting: Setting, data: SettingData, human: np.ndarray | None, human_range: tuple[float, float],
+    *, folds: int = 5, seed: int = 0, groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """The development items' scores as :func:`dev_score` judges them: a label-using
+    setting cross-fitted (each fold predicted by a fit on the other folds; ``groups``
+    kept whole), so the scores are held-out ones; any other setting fitted on all of
+    them (``human`` None: every setting, and a label-using one fails)."""
+    n = len(data.distributions)
+    if human is None or not setting.needs_labels:
+        return Fitted.fit(setting, data, np.arange(n), None).predict(data.distributions)
+    on_scale = to_scale(human, human_range, data.scale)
+    pred = np.full(n, np.nan)
+    for train, part in _folds(n, folds, seed, groups):
+        fitted = Fitted.fit(setting, data, train, on_scale[train])
+        pred[part] = fitted.predict([data.distributions[i] for i in part])
+    return pred
+
+
 def dev_score(
     setting: Setting, data: SettingData, human: np.ndarray | None, human_range: tuple[float, float],
     *, criterion: Criterion = "pearson", folds: int = 5, seed: int = 0, groups: np.ndarray | None = None,
@@ -606,23 +973,19 @@ def dev_score(
     folds, so it is not flattered by scoring the items it was fitted on; for
     ``group_pearson`` the folds keep each group (``groups``, per dev item) whole."""
     _check_criterion(criterion, human, groups)
-    n = len(data.distributions)
-    everything = np.arange(n)
     groups = groups if criterion == "group_pearson" else None
     try:
         if criterion not in LABEL_CRITERIA:
-            return label_free_score(Fitted.fit(setting, data, everything, None).predict(data.distributions),
-                                    data.scale, criterion)
-        if not setting.needs_labels:
-            return _accuracy(Fitted.fit(setting, data, everything, None).predict(data.distributions), human, groups)
-        on_scale = to_scale(human, human_range, data.scale)
-        pred = np.full(n, np.nan)
-        for train, part in _folds(n, folds, seed, groups):
-            fitted = Fitted.fit(setting, data, train, on_scale[train])
-            pred[part] = fitted.predict([data.distributions[i] for i in part])
+            return label_free_score(dev_predictions(setting, data, None, human_range), data.scale, criterion)
+        pred = dev_predictions(setting, data, human, human_range, folds=folds, seed=seed, groups=groups)
         return _accuracy(pred, human, groups)
     except UnfittableError:
         return float("nan")
+
+
+def _uses_rule(setting: Setting) -> bool:
+    factory = get_mitigation(setting.mitigation).factory
+    return not isinstance(factory, type) or getattr(factory, "uses_rule", True)
 
 
 def select(
@@ -644,8 +1007,12 @@ def select(
     if criterion not in LABEL_CRITERIA:
         candidates = [c for c in candidates if not c.needs_labels]
         human = None
-    scores = {c: dev_score(c, data[c.scale], human, human_range, criterion=criterion, seed=seed, groups=groups)
-              for c in candidates}
+    scores, seen = {}, {}
+    for c in candidates:  # a calibrator that ignores the rule scores the same at every rule
+        key = c if _uses_rule(c) else (c.scale, c.temperature, c.mitigation)
+        if key not in seen:
+            seen[key] = dev_score(c, data[c.scale], human, human_range, criterion=criterion, seed=seed, groups=groups)
+        scores[c] = seen[key]
     ranked = [c for c in candidates if not np.isnan(scores[c])]
     if not ranked:
         raise NumbiasError("no candidate setting has a defined development score")

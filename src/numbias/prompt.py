@@ -23,7 +23,12 @@ SCALE_FIELDS = frozenset({"lo", "hi"})
 
 @dataclass(frozen=True)
 class Prompt:
-    """What a judge is asked: the user turn and the text its answer starts with."""
+    """What a judge is asked: the user turn and the text its answer starts with.
+
+    >>> from numbias import Prompt
+    >>> Prompt("Rate the word 'great' from 1 to 5.", answer_prefix="Score:")
+    Prompt(user="Rate the word 'great' from 1 to 5.", answer_prefix='Score:', system=None)
+    """
 
     user: str
     answer_prefix: str = ""
@@ -35,7 +40,19 @@ class PromptTemplate:
     """A ``str.format`` template over item fields plus ``{lo}`` and ``{hi}``.
 
     ``answer_prefix=None`` lets the judge choose: nothing for chat models (the score
-    opens the assistant turn), ``Score:`` for base models."""
+    opens the assistant turn), ``Score:`` for base models.
+
+    >>> from numbias import PromptTemplate, ScoreScale
+    >>> template = PromptTemplate("Rate the word {word} from {lo} to {hi}.")
+    >>> sorted(template.fields)
+    ['hi', 'lo', 'word']
+    >>> template.fill({"word": "great"}, ScoreScale(1, 5), chat=False)
+    Prompt(user='Rate the word great from 1 to 5.', answer_prefix='Score:', system=None)
+    >>> template.check({"text"})
+    Traceback (most recent call last):
+    ...
+    numbias.errors.NumbiasError: prompt template field(s) ['word'] not in the data (available: ['hi', 'lo', 'text'])
+    """
 
     text: str
     answer_prefix: str | None = None

@@ -75,9 +75,13 @@ def _(results: AlignResults, out: str | Path | None = None) -> Path:
 def _(results: MitigateResults, out: str | Path | None = None) -> Path:
     dev = pd.DataFrame([{"judge": c.judge.name, "task": c.task, "setting": s.label, "dev score": v}
                         for c in results.comparisons for s, v in c.dev_scores.items()])
+    checks = {name: frame for name, frame in (("selection.csv", results.selection),
+                                               ("label_efficiency.csv", results.label_curve),
+                                               ("transfer.csv", results.transfer)) if len(frame)}
     return write_all(out or results.config.out, {
         "mitigation.csv": lambda p: results.table.to_csv(p, index=False),
         "dev_scores.csv": lambda p: dev.to_csv(p, index=False),
+        **{name: (lambda p, f=frame: f.to_csv(p, index=False)) for name, frame in checks.items()},
         "report.html": lambda p: write_page("numbias mitigation study", mitigate_sections(results), p),
     })
 
@@ -261,7 +265,35 @@ def mitigate_sections(res: MitigateResults) -> list[Section]:
                       f"{html.escape(res.config.criterion)}, chosen on development items only)</p>"
                       + table_html(c.table.drop(columns=["family"]), 3)
                       + figure_html(_mitigation_figure(c), f"mitigations for {c.judge.name} on {c.task}")))
+    if len(res.selection):
+        parts.append(("What the choice is worth", "<p>the chosen setting's development score beside a nested "
+                      "cross-validation estimate of the selection, and the share of bootstrap resamples of the "
+                      "development items on which it wins</p>" + table_html(res.selection, 3)))
+    if len(curve := res.label_curve):
+        parts.append(("Label efficiency", figure_html(_label_figure(curve), "test r against the number of labels")))
+    if len(res.transfer):
+        parts.append(("Transfer", "<p>each choice applied to another task (same judge) or judge (same task)</p>"
+                      + table_html(res.transfer, 3)))
     return parts
+
+
+def _label_figure(curve: pd.DataFrame) -> Figure:
+    """Mean test r (± one standard deviation over the draws) of each choice against the
+    number of labels, one panel per judge × task; the label-free choice at zero."""
+    groups = list(curve.groupby(["judge", "task"], sort=False))
+    fig = Figure(figsize=(5.5 * len(groups), 3.6))
+    for ax, ((judge, task), part) in zip(np.atleast_1d(fig.subplots(1, len(groups))), groups):
+        for choice, rows in part.groupby("choice", sort=False):
+            stats = rows.groupby("labels")["test pearson"].agg(["mean", "std"]).fillna(0.0)
+            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=choice,
+                        linewidth=2.5 if choice == "automatic choice" else 1)
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlabel("human labels used to choose and fit")
+        ax.set_ylabel("test Pearson r")
+        ax.set_title(f"{judge} · {task}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def _mitigation_figure(c: Any) -> Figure:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,7 +20,18 @@ PAPER_SCALE = "0-9"
 
 @dataclass(frozen=True)
 class ScoreScale:
-    """An inclusive integer scale such as 0–9 or 1–100."""
+    """An inclusive integer scale such as 0–9 or 1–100.
+
+    >>> scale = ScoreScale.parse("1..5")
+    >>> scale, str(scale), scale.size, scale.labels
+    (ScoreScale(lo=1, hi=5), '1-5', 5, ['1', '2', '3', '4', '5'])
+    >>> scale.to_unit([1, 3, 5])
+    array([0. , 0.5, 1. ])
+    >>> ScoreScale.parse("5-1")
+    Traceback (most recent call last):
+    ...
+    numbias.errors.NumbiasError: scale 5-1: lo must be below hi
+    """
 
     lo: int
     hi: int
@@ -67,3 +79,29 @@ class ScoreScale:
 
     def from_unit(self, u: np.ndarray | float) -> np.ndarray:
         return self.lo + np.asarray(u, dtype=float) * (self.hi - self.lo)
+
+
+ENSEMBLE_JOIN = "+"
+"""Joins the scales of a range ensemble: ``"0-9+1-5+1-10"``."""
+MAX_GRID = 1000
+
+
+def ensemble_parts(text: str) -> tuple[ScoreScale, ...]:
+    """The scales of a range ensemble written ``"0-9+1-5"`` (at least two, distinct)."""
+    parts = tuple(ScoreScale.parse(p) for p in str(text).split(ENSEMBLE_JOIN))
+    if len(parts) < 2 or len(set(parts)) < len(parts):
+        raise NumbiasError(f"range ensemble {text!r} needs two or more distinct scales joined by "
+                           f"{ENSEMBLE_JOIN!r}, e.g. 0-9+1-5")
+    return parts
+
+
+def ensemble_grid(parts: tuple[ScoreScale, ...]) -> ScoreScale:
+    """The common scale ``0..L`` a range ensemble's parts are placed on: every part's
+    scores land exactly on it when L, the least common multiple of the parts' spans,
+    is at most 1000 (else L = 1000 and scores round to the nearest step)."""
+    return ScoreScale(0, min(math.lcm(*(p.hi - p.lo for p in parts)), MAX_GRID))
+
+
+def setting_scale(text: str) -> ScoreScale:
+    """The scale a setting's scores are on: the scale itself, or a range ensemble's grid."""
+    return ensemble_grid(ensemble_parts(text)) if ENSEMBLE_JOIN in str(text) else ScoreScale.parse(text)

@@ -48,7 +48,8 @@ _PROMPT_KEYS = ("template", "system", "answer_prefix", "truncate")
 
 @dataclass
 class ScoredItems:
-    """Every item's distribution and scores; ``calibrated`` when a saved judge scored them."""
+    """Every item's distribution and scores; ``calibrated`` when a saved judge scored them,
+    with ``low``/``high``: the ends of its conformal interval on the human scale."""
 
     task: PreparedTask
     scale: ScoreScale
@@ -56,6 +57,8 @@ class ScoredItems:
     scores: dict[str, np.ndarray]
     calibrated: np.ndarray | None = None
     calibrated_human: np.ndarray | None = None
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -63,7 +66,8 @@ class ScoredItems:
         return self.task.data.ids
 
     def frame(self) -> pd.DataFrame:
-        """One row per item: id, human score and group when present, a column per rule."""
+        """One row per item: id, human score and group when present, a column per rule;
+        with a calibrated judge its scores, on the human scale too, and the interval (low, high)."""
         data = self.task.data
         out = pd.DataFrame({"id": data.ids})
         if data.labelled:
@@ -75,6 +79,7 @@ class ScoredItems:
         if self.calibrated is not None:
             out["calibrated"] = self.calibrated
             out["calibrated_human"] = self.calibrated_human
+            out["low"], out["high"] = self.low, self.high
         if self.task.truncate:
             out["cut"] = [int(d.meta.get("cut", 0)) for d in self.distributions]
         return out
@@ -102,7 +107,28 @@ def score(
 ) -> ScoredItems:
     """Score one task's items (labelled or not). With ``calibrated`` (a saved judge or its
     file), its judge, scale and prompt are used and calibrated scores are added; the
-    scale defaults to 0-9."""
+    scale defaults to 0-9.
+
+    >>> import tempfile
+    >>> import numpy as np, pandas as pd
+    >>> import numbias
+    >>> from numbias.backends.fake import FakeBackend
+    >>> from numbias.data import make_dataset
+    >>> def logits(prompt, tokens):  # the word's length as the score, then the end
+    ...     row = np.full(11, -50.0)
+    ...     row[10 if tokens else len(prompt.user.split()[-1])] = 0.0
+    ...     return row
+    >>> judge = FakeBackend([*"0123456789", ""], logits, eos=10)
+    >>> new = make_dataset("new", pd.DataFrame({"id": ["x", "y"], "word": ["fine", "lovely"]}), fields=["word"],
+    ...                    labelled=False)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     scored = numbias.score({"dataset": new, "template": "Rate from {lo} to {hi}: {word}"}, judge, "0-9",
+    ...                            store=f"{tmp}/store.sqlite")
+    >>> scored.frame()
+      id  greedy  expected  median  protocol
+    0  x     4.0       4.0     4.0       4.0
+    1  y     6.0       6.0     6.0       6.0
+    """
     if calibrated is not None:
         if judge is not None or scale is not None:
             raise NumbiasError("a calibrated judge fixes its judge and scale: give neither with calibrated")
@@ -135,9 +161,12 @@ def _score_calibrated(task: TaskConfig | dict[str, Any] | str, saved: Calibrated
     dists = saved.distributions(prepared.data, store=store, progress=progress)
     values = saved.fitted.predict(dists)
     notes = [f"{prepared.label}: {n}" for n in prepared.data.notes]
+    if saved.interval is None:
+        notes.append(f"{prepared.label}: {saved.interval_note}; low and high are empty")
     scored = ScoredSet(saved.judge.config.name, prepared.label, saved.scale, prepared.data, dists)
+    low, high = saved.bounds(values)
     return ScoredItems(prepared, saved.scale, dists, _rule_scores(scored, notes), values, saved.to_human(values),
-                       notes)
+                       low, high, notes)
 
 
 def _prepare(tc: TaskConfig) -> PreparedTask:

@@ -22,6 +22,33 @@ from numbias.tasks import PreparedTask, prepare_tasks, task_notes
 
 @dataclass
 class StudyResults:
+    """What a study found, as plain data: one summary row per judge × task × scale ×
+    rule, one item row per judge × task × scale × mode, and the scored sets themselves
+    (so :mod:`numbias.report` and :mod:`numbias.align` read them without a model).
+
+    >>> import tempfile
+    >>> import numpy as np, pandas as pd
+    >>> import numbias
+    >>> from numbias.backends.fake import FakeBackend
+    >>> from numbias.data import make_dataset
+    >>> seven = FakeBackend([*"0123456789", ""], lambda _, tokens: np.eye(11)[10 if tokens else 7] * 50, eos=10)
+    >>> frame = pd.DataFrame({"id": ["a", "b", "c"], "word": ["bad", "fine", "great"], "human": [1, 3, 5]})
+    >>> task = {"dataset": make_dataset("words", frame, fields=["word"], human_range=(1, 5)),
+    ...         "template": "Rate {word} from {lo} to {hi}."}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     results = numbias.run({"judges": [seven], "tasks": [task], "scales": ["0-9"], "rules": ["expected"],
+    ...                            "out": tmp, "bootstrap": 20})
+    >>> results.summary[["scale", "rule", "mode", "mode_share", "pearson"]]
+      scale      rule  mode  mode_share  pearson
+    0   0-9  expected   7.0         1.0      NaN
+    >>> results.summary.notes.tolist()
+    ['judge gave every item the same score: kurtosis and correlations undefined']
+    >>> [(str(s.scale), s.mode, len(s.distributions)) for s in results.sets]
+    [('0-9', 'exact', 3)]
+    >>> results.items.columns.tolist()
+    ['judge', 'task', 'scale', 'mode', 'id', 'human', 'numeric_mass', 'out_of_scale', 'other', 'expected']
+    """
+
     config: RunConfig
     sets: list[ScoredSet]
     summary: pd.DataFrame
@@ -32,7 +59,38 @@ class StudyResults:
 
 
 def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress = no_progress) -> StudyResults:
-    """Run (or resume) a study and compute its metrics."""
+    """Run (or resume) a study and compute its metrics. Each item's distribution is
+    stored under ``out`` (or ``store``) as it is read, so a second run reads none again.
+
+    >>> import tempfile
+    >>> import numpy as np, pandas as pd
+    >>> import numbias
+    >>> from numbias.backends.fake import FakeBackend
+    >>> from numbias.data import make_dataset
+    >>> def logits(prompt, tokens):  # the word's length as the score, then the end
+    ...     row = np.full(11, -50.0)
+    ...     row[10 if tokens else len(prompt.user.split()[-1])] = 0.0
+    ...     return row
+    >>> judge = FakeBackend([*"0123456789", ""], logits, eos=10)
+    >>> words = pd.DataFrame({"id": [*"abcde"], "word": ["bad", "okay", "nice", "great", "superb"],
+    ...                       "human": [1, 2, 3, 4, 5]})
+    >>> task = {"dataset": make_dataset("words", words, fields=["word"], human_range=(1, 5)),
+    ...         "template": "Rate from {lo} to {hi}: {word}"}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     results = numbias.run({"judges": [judge], "tasks": [task], "scales": ["0-9"],
+    ...                            "rules": ["greedy", "expected"], "out": tmp, "bootstrap": 20})
+    >>> results.summary[["task", "scale", "rule", "pearson", "kurtosis"]].round(2)
+        task scale      rule  pearson  kurtosis
+    0  words   0-9    greedy     0.97     -1.04
+    1  words   0-9  expected     0.97     -1.04
+    >>> results.items[["id", "human", "greedy", "expected", "numeric_mass"]]
+      id  human  greedy  expected  numeric_mass
+    0  a    1.0     3.0       3.0           1.0
+    1  b    2.0     4.0       4.0           1.0
+    2  c    3.0     4.0       4.0           1.0
+    3  d    4.0     5.0       5.0           1.0
+    4  e    5.0     6.0       6.0           1.0
+    """
     if not isinstance(config, RunConfig):
         config = RunConfig.parse(config or {})
     tasks = prepare_tasks(config.tasks, labelled=True)

@@ -30,7 +30,23 @@ ENTRY_POINTS = "numbias.tasks"
 
 @dataclass(frozen=True)
 class Task:
-    """What to judge, how to ask, and what the human scores mean."""
+    """What to judge, how to ask, and what the human scores mean.
+
+    >>> import pandas as pd
+    >>> from numbias import PromptTemplate, Task
+    >>> from numbias.data import make_dataset
+    >>> def load(n=None):
+    ...     frame = pd.DataFrame({"id": ["a", "b", "c"], "word": ["bad", "fine", "great"], "human": [1, 3, 5]})
+    ...     return make_dataset("words", frame.head(n), fields=["word"], human_range=(1, 5))
+    >>> task = Task("words", "Three words", PromptTemplate("Rate the word {word} from {lo} to {hi}."),
+    ...             (1.0, 5.0), 5, "this example", load, needs_path=False)
+    >>> task.fields, task.load(n=2).ids
+    (['word'], ['a', 'b'])
+    >>> task.load(size=2)
+    Traceback (most recent call last):
+    ...
+    numbias.errors.NumbiasError: task 'words' has no option(s) size (options: n)
+    """
 
     name: str
     description: str
@@ -219,7 +235,22 @@ def register_task(task: Task | None = None, /, *, replace: bool = False,
     """Add a task to the registry, by its name, for YAML and the CLI. Called with a
     :class:`Task`, registers it; called with the Task's fields instead (``name``,
     ``template``, ``human_range``, ...), decorates its loader (``loader(path, **options)``
-    when ``needs_path``, else ``loader(**options)``)."""
+    when ``needs_path``, else ``loader(**options)``).
+
+    >>> import pandas as pd
+    >>> from numbias import all_tasks, register_task
+    >>> from numbias.data import make_dataset
+    >>> @register_task(name="words", template="Rate the word {word} from {lo} to {hi}.", human_range=(1, 5))
+    ... def load_words(n=None):
+    ...     '''Three words rated 1-5.'''
+    ...     frame = pd.DataFrame({"id": ["a", "b", "c"], "word": ["bad", "fine", "great"], "human": [1, 3, 5]})
+    ...     return make_dataset("words", frame.head(n), fields=["word"], human_range=(1, 5))
+    >>> task = all_tasks()["words"]
+    >>> task.description, task.human_range, task.fields
+    ('Three words rated 1-5.', (1, 5), ['word'])
+    >>> task.load(n=2).records()
+    [{'word': 'bad'}, {'word': 'fine'}]
+    """
     if task is None:
         return _decorator(replace=replace, **spec)
     if not isinstance(task, Task):
@@ -261,7 +292,15 @@ def _register_entry_point(name: str, found: Any) -> None:
 
 
 def all_tasks() -> dict[str, Task]:
-    """Every task by name: built-in, registered and installed."""
+    """Every task by name: built-in, registered and installed.
+
+    >>> from numbias import all_tasks
+    >>> vader = all_tasks()["vader"]
+    >>> vader.human_range, vader.fields, vader.needs_path
+    ((-4.0, 4.0), ['word'], False)
+    >>> all_tasks()["stsb"].needs_path
+    True
+    """
     _load_entry_points()
     return dict(TASKS)
 
@@ -297,7 +336,14 @@ FILE_KEYS = ("human", "human_range", "id", "ratings", "group")
 class TaskConfig(BaseModel):
     """A task in a study: a registered task by ``name`` (its data under ``path``), a data
     ``file`` read with the column keys, or (from Python) a :class:`Task` or
-    :class:`Dataset` object. ``template`` is text or ``@path`` to a rubric file."""
+    :class:`Dataset` object. ``template`` is text or ``@path`` to a rubric file.
+
+    >>> from numbias import TaskConfig
+    >>> TaskConfig(name="vader", options={"n": 50}).kind
+    'registered'
+    >>> TaskConfig(file="items.csv", human="stars", template="Rate {review} from {lo} to {hi}.").kind
+    'file'
+    """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
     name: str | None = None

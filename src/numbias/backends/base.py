@@ -16,7 +16,25 @@ from numbias.scale import ScoreScale
 
 @runtime_checkable
 class Backend(Protocol):
-    """A judge that can report exact score distributions and draw samples."""
+    """A judge that can report exact score distributions and draw samples.
+
+    Any object with these members is a judge; the fake backend (fixed logits) is one:
+
+    >>> import numpy as np
+    >>> from numbias import Backend, Prompt, ScoreScale
+    >>> from numbias.backends.fake import FakeBackend
+    >>> def logits(prompt, tokens):  # the word's length as the score, then the end
+    ...     row = np.full(11, -50.0)
+    ...     row[10 if tokens else len(prompt.user.split()[-1])] = 0.0
+    ...     return row
+    >>> judge = FakeBackend([*"0123456789", ""], logits, eos=10)
+    >>> isinstance(judge, Backend)
+    True
+    >>> next(judge.score([Prompt("Rate: great")], ScoreScale(0, 9))).probs.round(2)
+    array([0., 0., 0., 0., 0., 1., 0., 0., 0., 0.])
+    >>> next(judge.sample([Prompt("Rate: bad")], n=3, temperature=1.0, max_tokens=5, seed=0))
+    ['3', '3', '3']
+    """
 
     identity: dict[str, Any]
     """What makes results reproducible: model checksum, backend name and settings."""
@@ -60,7 +78,22 @@ a :class:`Backend` out)."""
 
 
 def register_backend(name: str, factory: str | Callable[..., Backend], *, replace: bool = False) -> None:
-    """Register a backend factory, or a ``"module:attr"`` path imported on first use."""
+    """Register a backend factory, or a ``"module:attr"`` path imported on first use.
+
+    >>> import numpy as np
+    >>> from numbias import Prompt, ScoreScale, create_backend, register_backend
+    >>> from numbias.backends.fake import FakeBackend
+    >>> def always_seven(model: str) -> FakeBackend:
+    ...     return FakeBackend([*"0123456789", ""], lambda _, tokens: np.eye(11)[10 if tokens else 7] * 50, eos=10)
+    >>> register_backend("seven", always_seven)
+    >>> judge = create_backend("seven", model="any")
+    >>> next(judge.score([Prompt("Rate")], ScoreScale(0, 9))).probs.round(2)
+    array([0., 0., 0., 0., 0., 0., 0., 1., 0., 0.])
+    >>> register_backend("seven", "my_package.judges:Seven")
+    Traceback (most recent call last):
+    ...
+    numbias.errors.NumbiasError: a backend named 'seven' is already registered (pass replace=True to replace it)
+    """
     if name in BACKENDS and BACKENDS[name] != factory and not replace:
         raise NumbiasError(f"a backend named {name!r} is already registered (pass replace=True to replace it)")
     BACKENDS[name] = factory
@@ -118,5 +151,23 @@ def takes_option(name: str, option: str) -> bool:
 
 
 def create_backend(name: str, **options: Any) -> Backend:
+    """A backend by its registered name (or ``module:attr``), its options checked
+    against the factory's signature before it starts.
+
+    >>> from numbias import Prompt, ScoreScale, create_backend
+    >>> stop = [-50.0, -50.0, -50.0, 0.0]  # after a digit, the answer ends
+    >>> judge = create_backend("fake", pieces=["0", "1", "2", ""], eos=3,
+    ...                        logits={(): [0.0, 0.0, 0.0, -50.0], (0,): stop, (1,): stop, (2,): stop})
+    >>> next(judge.score([Prompt("Rate")], ScoreScale(0, 2))).probs.round(2)
+    array([0.33, 0.33, 0.33])
+    >>> create_backend("fake", model="x")
+    Traceback (most recent call last):
+    ...
+    numbias.errors.NumbiasError: backend 'fake' has no option(s) model (options: pieces, logits, eos, context_length, temperatures)
+    >>> create_backend("nope")
+    Traceback (most recent call last):
+    ...
+    numbias.errors.NumbiasError: unknown backend 'nope' (known: ...)
+    """
     factory = _factory(name)
     return factory(**check_options(f"backend {name!r}", factory, options))

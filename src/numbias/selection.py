@@ -1,0 +1,240 @@
+"""What the automatic choice of setting is, and what it is worth: the paper-style
+table's rows (each mitigation against the paper's default, each family's best), the
+choice on development items proven on held-out ones (:func:`compare`), and the
+checks that keep the choice honest — a nested cross-validation estimate of the
+selection procedure itself (the winner's curse corrected), how often the same setting
+wins on bootstrap resamples, and how test accuracy grows with the number of labels.
+
+Only development items are read to choose; held-out labels are never seen here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from numbias.errors import NumbiasError
+from numbias.metrics import pearson_rows, to_scale
+from numbias.mitigation import (
+    BUILT_IN_MITIGATIONS,
+    FIT,
+    LABEL_CRITERIA,
+    Criterion,
+    Fitted,
+    Setting,
+    SettingData,
+    UnfittableError,
+    get_mitigation,
+    select,
+)
+from numbias.sampling import PROTOCOL_TEMPERATURE
+from numbias.scale import ENSEMBLE_JOIN, PAPER_SCALE
+
+PAPER_DEFAULT = Setting(PAPER_SCALE, "protocol", PROTOCOL_TEMPERATURE)
+"""The paper's default: 0–9, mean of sampled answers at T = 0.7 (here its exact expectation)."""
+
+@dataclass(frozen=True)
+class RowFit:
+    """One row of the paper-style table on one split: what it is, the setting behind
+    it, and that setting's scores for the split's test items (on its scale)."""
+
+    label: str
+    family: str
+    setting: Setting
+    pred: np.ndarray
+
+
+def families(candidates: list[Setting]) -> dict[str, Callable[[Setting], bool]]:
+    """Each family of the paper-style table and which candidates belong to it: the
+    temperature (paper's scale, no mitigation), each mitigation family (the built-in
+    ones first, in their order, then any other), the score range (single scales, the
+    paper's temperature) and the range ensemble (ensembles, with no mitigation or
+    weights over scales)."""
+    d = PAPER_DEFAULT
+    ensembles = {c.scale for c in candidates if ENSEMBLE_JOIN in c.scale}
+    specs = {m: get_mitigation(m) for m in dict.fromkeys(c.mitigation for c in candidates)}
+    present = {spec.family for m, spec in specs.items() if m != "none"} - {"range ensemble"}
+    named = [f for f in dict.fromkeys([*(get_mitigation(m).family for m in BUILT_IN_MITIGATIONS),
+                                       *(spec.family for spec in specs.values())]) if f in present]
+    members: dict[str, Callable[[Setting], bool]] = {
+        "temperature": lambda c: c.scale == d.scale and c.mitigation == "none",
+        **{f: lambda c, f=f: c.scale == d.scale and specs[c.mitigation].family == f for f in named},
+        "score range": lambda c: c.mitigation == "none" and c.temperature == d.temperature and c.scale not in ensembles,
+    }
+    if ensembles:
+        members["range ensemble"] = lambda c: c.scale in ensembles and \
+            specs[c.mitigation].family in ("original", "range ensemble")
+    return members
+
+
+def family_bests(candidates: list[Setting], scores: dict[Setting, float]) -> dict[str, Setting]:
+    """Each family's best candidate by ``scores`` (families with no scored member left out)."""
+    scored = [c for c in candidates if not np.isnan(scores.get(c, np.nan))]
+    bests = {}
+    for name, member in families(candidates).items():
+        if pool := [c for c in scored if member(c)]:
+            bests[name] = max(pool, key=lambda c: scores[c])
+    return bests
+
+
+def table_rows(candidates: list[Setting], dev_scores: dict[Setting, float],
+               chosen: Setting) -> list[tuple[str, str, Setting]]:
+    """(row label, family, setting) of the paper-style table: each mitigation changes
+    one thing about the paper's default (one that needs a range ensemble is applied to
+    the first ensemble), each scale and range ensemble replaces its scale; then the
+    best of each family on dev, and the automatic choice."""
+    d = PAPER_DEFAULT
+    scored = {c for c in candidates if not np.isnan(dev_scores.get(c, np.nan))}
+    scales = list(dict.fromkeys(c.scale for c in candidates))
+    ensembles = [s for s in scales if ENSEMBLE_JOIN in s]
+    rows = [("original (paper default)", "original", d)]
+    rows += [(f"temperature {t:g}" if t != FIT else "temperature (fitted on dev)", "temperature",
+              Setting(d.scale, d.rule, t)) for t in dict.fromkeys(c.temperature for c in candidates)
+             if t != d.temperature]
+    for m in dict.fromkeys(c.mitigation for c in candidates):
+        spec = get_mitigation(m)
+        at = [s for s in (d.scale, *ensembles) if Setting(s, d.rule, d.temperature, m) in scored]
+        if m != "none":
+            rows.append((spec.title, spec.family, Setting(at[0] if at else d.scale, d.rule, d.temperature, m)))
+    rows += [(f"scale {s}", "score range", Setting(s, d.rule, d.temperature)) for s in scales
+             if s != d.scale and s not in ensembles]
+    rows += [(f"range ensemble {s}", "range ensemble", Setting(s, d.rule, d.temperature)) for s in ensembles]
+    rows += [(f"best {name} (dev)", name, best) for name, best in family_bests(candidates, dev_scores).items()]
+    rows.append(("automatic choice", "automatic", chosen))
+    return [r for r in rows if r[2] in dev_scores or r[2] == chosen]
+
+
+def compare(
+    data: dict[str, SettingData],
+    human: np.ndarray,
+    human_range: tuple[float, float],
+    dev: np.ndarray,
+    test: np.ndarray,
+    candidates: list[Setting],
+    *,
+    criterion: Criterion = "pearson",
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+) -> tuple[Setting, dict[Setting, float], list[RowFit]]:
+    """Select on ``dev`` items, then fit each table row's setting on ``dev`` and score
+    the ``test`` items. No test label is read here: the rows' settings and scores are
+    fixed before anything is measured; ``groups`` (one per item) allow selection on
+    ``group_pearson``."""
+    dev_data = {s: SettingData([d.distributions[i] for i in dev], d.content_free) for s, d in data.items()}
+    dev_human = human[dev] if criterion in LABEL_CRITERIA else None
+    chosen, dev_scores = select(candidates, dev_data, dev_human, human_range, criterion=criterion, seed=seed,
+                                groups=groups[dev] if groups is not None else None)
+    fits = []
+    for label, fam, setting in table_rows(candidates, dev_scores, chosen):
+        d = data[setting.scale]
+        on_scale = to_scale(human[dev], human_range, d.scale)
+        try:
+            fitted = Fitted.fit(setting, d, dev, on_scale if setting.needs_labels else None)
+        except UnfittableError:  # e.g. weights over scales at a single scale: no row
+            continue
+        fits.append(RowFit(label, fam, setting, fitted.predict([d.distributions[i] for i in test])))
+    return chosen, dev_scores, fits
+
+
+
+
+def subset(data: dict[str, SettingData], idx: np.ndarray) -> dict[str, SettingData]:
+    """Every scale's data for the items ``idx`` (content-free items kept whole)."""
+    return {k: SettingData([d.distributions[i] for i in idx], d.content_free) for k, d in data.items()}
+
+
+def fit_predict(setting: Setting, data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
+                fit_on: np.ndarray, predict: np.ndarray) -> np.ndarray:
+    """``setting`` fitted on the items ``fit_on`` (their labels only if it needs them),
+    its scores for the items ``predict`` on the unit interval (NaN when it cannot be
+    fitted on those items)."""
+    d = data[setting.scale]
+    on_scale = to_scale(human[fit_on], human_range, d.scale) if setting.needs_labels else None
+    try:
+        fitted = Fitted.fit(setting, d, fit_on, on_scale)
+    except UnfittableError:
+        return np.full(len(predict), np.nan)
+    return d.scale.to_unit(fitted.predict([d.distributions[i] for i in predict]))
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r over the items both define (NaN with fewer than three)."""
+    keep = ~np.isnan(a) & ~np.isnan(b)
+    return float(pearson_rows(a[keep], b[keep])) if keep.sum() > 2 else float("nan")
+
+
+@dataclass(frozen=True)
+class Honesty:
+    """What the selection procedure is worth, beside the chosen setting's own dev score:
+    ``nested`` is Pearson r over the dev items of a selection run without each fold
+    and applied to it (the winner's curse corrected); ``stability`` the share of
+    bootstrap resamples of dev on which the same setting wins (``scale_stability``: a
+    setting at the same scale, since near-equal settings split the wins)."""
+
+    chosen: Setting
+    dev_score: float
+    nested: float
+    stability: float
+    scale_stability: float
+    resamples: int
+
+
+def _selection(candidates: list[Setting], data: dict[str, SettingData], human: np.ndarray,
+               human_range: tuple[float, float], idx: np.ndarray, criterion: Criterion, seed: int,
+               groups: np.ndarray | None) -> tuple[Setting, dict[Setting, float]]:
+    labels = human[idx] if criterion in LABEL_CRITERIA else None
+    return select(candidates, subset(data, idx), labels, human_range, criterion=criterion, seed=seed,
+                  groups=groups[idx] if groups is not None else None)
+
+
+def honest_selection(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
+                     dev: np.ndarray, candidates: list[Setting], *, criterion: Criterion = "pearson", seed: int = 0,
+                     groups: np.ndarray | None = None, folds: int = 5, resamples: int = 20) -> Honesty:
+    """Nested cross-validation of the whole selection on ``dev`` (outer folds keep each
+    group whole), and the choice's stability over seeded bootstrap resamples of dev."""
+    from sklearn.model_selection import GroupKFold, KFold
+
+    chosen, scores = _selection(candidates, data, human, human_range, dev, criterion, seed, groups)
+    pooled = np.full(len(dev), np.nan)
+    splitter = GroupKFold(folds) if groups is not None else KFold(folds, shuffle=True, random_state=seed)
+    for inner, held in splitter.split(dev, groups=groups[dev] if groups is not None else None):
+        pick, _ = _selection(candidates, data, human, human_range, dev[inner], criterion, seed, groups)
+        pooled[held] = fit_predict(pick, data, human, human_range, dev[inner], dev[held])
+    rng = np.random.default_rng(seed)
+    wins = [_selection(candidates, data, human, human_range, np.sort(rng.choice(dev, size=len(dev), replace=True)),
+                       criterion, seed, groups)[0] for _ in range(resamples)]
+    share = (lambda same: float(np.mean([same(w) for w in wins])) if wins else float("nan"))
+    return Honesty(chosen, scores[chosen], pearson(pooled, human[dev]), share(lambda w: w == chosen),
+                   share(lambda w: w.scale == chosen.scale), resamples)
+
+
+LABEL_SIZES = (10, 25, 50, 100, 200)
+FREE_CRITERION: Criterion = "entropy"
+"""The label-free criterion whose choice is the zero-label point of the label-efficiency curve."""
+
+
+def label_efficiency(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
+                     dev: np.ndarray, test: np.ndarray, candidates: list[Setting], *,
+                     sizes: tuple[int, ...] = LABEL_SIZES, draws: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Test Pearson r of the automatic choice and of each family's best when only
+    ``size`` labelled dev items (a seeded draw, ``draws`` times) choose and fit, and of
+    the label-free choice (size 0). One row per size × draw × choice."""
+    records = []
+    free, _ = _selection(candidates, data, human, human_range, dev, FREE_CRITERION, seed, None)
+    records.append({"labels": 0, "draw": 0, "choice": "automatic choice", "setting": free.label,
+                    "test pearson": pearson(fit_predict(free, data, human, human_range, dev, test), human[test])})
+    for size in [s for s in sizes if s <= len(dev)]:
+        for draw in range(draws):
+            picked = np.sort(np.random.default_rng([seed, size, draw]).choice(dev, size=size, replace=False))
+            try:
+                chosen, scores = _selection(candidates, data, human, human_range, picked, "pearson", seed, None)
+            except NumbiasError:  # no candidate has a defined score on so few items
+                continue
+            for name, setting in {"automatic choice": chosen, **{f"best {f}": s for f, s in
+                                                                 family_bests(candidates, scores).items()}}.items():
+                pred = fit_predict(setting, data, human, human_range, picked, test)
+                records.append({"labels": size, "draw": draw, "choice": name, "setting": setting.label,
+                                "test pearson": pearson(pred, human[test])})
+    return pd.DataFrame(records)

@@ -1,0 +1,54 @@
+"""The paper's sampling protocol: drawn tokens and how a sampled answer is read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from numbias.backends.fake import FakeBackend
+from numbias.prompt import Prompt
+from numbias.sampling import categorize, draw_token
+from numbias.scale import ScoreScale
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("8", 8), (" 8", 8), ("8/10", 8), ("  8", "other"), ("Score: 7", "other"), ("10", "above"), ("07", "other"),
+     ("", "other")],
+)
+def test_categorize(text: str, expected: int | str) -> None:
+    scale = ScoreScale(0, 9)
+    index = {"below": 10, "above": 11, "other": 12}.get(expected, expected)  # type: ignore[arg-type]
+    assert categorize(text, scale) == index
+
+
+def test_categorize_below_the_scale() -> None:
+    assert categorize("0", ScoreScale(1, 5)) == 5
+
+
+def test_fake_sampling_is_seeded() -> None:
+    pieces = ["1", "2", "x", ""]
+    backend = FakeBackend(pieces, {(): [0.0, 0.5, -1.0, -9.0]}, eos=3)
+    p = [Prompt(user="a")]
+    one = next(backend.sample(p, n=50, temperature=1.0, max_tokens=1, seed=1))
+    assert one == next(backend.sample(p, n=50, temperature=1.0, max_tokens=1, seed=1))
+    assert one != next(backend.sample(p, n=50, temperature=1.0, max_tokens=1, seed=2))
+
+
+class _Fixed:
+    """A generator whose every draw is ``u``, so the cut through the CDF is exact."""
+
+    def __init__(self, u: float) -> None:
+        self.u = u
+
+    def random(self) -> float:
+        return self.u
+
+
+def test_draw_token_cuts_the_tempered_cdf() -> None:
+    logits = np.log([1.0, 3.0])  # T = 1: CDF 1/4, 1;  T = 0.5: weights 1, 9, CDF 1/10, 1
+    assert draw_token(logits, 1.0, _Fixed(0.2)) == 0
+    assert draw_token(logits, 1.0, _Fixed(0.3)) == 1
+    assert draw_token(logits, 0.5, _Fixed(0.2)) == 1
+    assert draw_token(logits, 0.5, _Fixed(0.05)) == 0
+    assert draw_token(np.array([0.0, 2.0, 1.0]), 0.0, _Fixed(0.0)) == 1  # T = 0 is greedy

@@ -1,0 +1,119 @@
+"""What the automatic choice is worth: the nested estimate and stability of the
+selection, the label-efficiency curve, transfer and the oracle row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import numbias
+from numbias.distribution import ScoreDistribution
+from numbias.mitigation import Setting, SettingData
+from numbias.scale import ScoreScale
+from numbias.selection import family_bests, honest_selection, label_efficiency
+
+SCALES = {"0-9": ScoreScale(0, 9), "1-5": ScoreScale(1, 5)}
+
+
+def _dist(centre: float, scale: ScoreScale, sharpness: float, rng: np.random.Generator) -> ScoreDistribution:
+    def at(t: float) -> ScoreDistribution:
+        logits = (-((scale.to_unit(scale.values) - centre) ** 2) * sharpness + rng.normal(0, 0.2, scale.size)) / t
+        probs = np.exp(logits - logits.max())
+        return ScoreDistribution(scale, probs / probs.sum() * 0.95, 0.02, 0.01, 0.02, temperature=None if t == 1 else t)
+
+    return ScoreDistribution(**{**at(1.0).__dict__, "tempered": {0.7: at(0.7)}})
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[dict[str, SettingData], np.ndarray]:
+    """0-9 sees the human score through heavy noise; 1-5 sees it clearly."""
+    rng = np.random.default_rng(0)
+    human = rng.uniform(0, 1, 160)
+    noisy = np.clip(human + rng.normal(0, 0.6, len(human)), 0, 1)
+    return {"0-9": SettingData([_dist(c, SCALES["0-9"], 30, rng) for c in noisy], []),
+            "1-5": SettingData([_dist(c, SCALES["1-5"], 30, rng) for c in human], [])}, human
+
+
+CANDIDATES = [Setting(s, r, t, m) for s in SCALES for r in ("expected", "protocol") for t in (0.7, 1.0)
+              for m in ("none", "isotonic")]
+
+
+def test_the_nested_estimate_and_stability(data) -> None:
+    per_scale, human = data
+    dev = np.arange(100)
+    first = honest_selection(per_scale, human, (0.0, 1.0), dev, CANDIDATES, resamples=6)
+    assert first.chosen.scale == "1-5" and first.scale_stability == 1.0 and 0 <= first.stability <= 1
+    assert first.resamples == 6
+    assert 0.5 < first.nested <= first.dev_score + 0.05
+    again = honest_selection(per_scale, human, (0.0, 1.0), dev, CANDIDATES, resamples=6)
+    assert again == first
+    # the test items' labels never enter
+    shuffled = human.copy()
+    shuffled[100:] = shuffled[100:][::-1]
+    assert honest_selection(per_scale, shuffled, (0.0, 1.0), dev, CANDIDATES, resamples=6) == first
+
+
+def test_label_efficiency_draws_are_seeded_and_reproducible(data) -> None:
+    per_scale, human = data
+    dev, test = np.arange(100), np.arange(100, 160)
+    curve = label_efficiency(per_scale, human, (0.0, 1.0), dev, test, CANDIDATES, sizes=(10, 50), draws=3)
+    pd.testing.assert_frame_equal(curve, label_efficiency(per_scale, human, (0.0, 1.0), dev, test, CANDIDATES,
+                                                          sizes=(10, 50), draws=3))
+    other = label_efficiency(per_scale, human, (0.0, 1.0), dev, test, CANDIDATES, sizes=(10, 50), draws=3, seed=1)
+    assert not curve["test pearson"].equals(other["test pearson"])
+    assert set(curve["labels"]) == {0, 10, 50} and set(curve.query("labels > 0")["draw"]) == {0, 1, 2}
+    auto = curve[curve["choice"] == "automatic choice"].groupby("labels")["test pearson"].mean()
+    assert auto[50] > 0.8 and auto[50] >= auto[10] - 0.05
+    assert {"best temperature", "best score mapping", "best score range"} <= set(curve["choice"])
+
+
+def test_family_bests_pick_within_each_family() -> None:
+    scores = {c: float(i) for i, c in enumerate(CANDIDATES)}
+    bests = family_bests(CANDIDATES, scores)
+    assert bests["score range"] == max((c for c in CANDIDATES if c.mitigation == "none" and c.temperature == 0.7),
+                                       key=scores.get)
+    assert all(b.scale == "0-9" for f, b in bests.items() if f != "score range")
+
+
+def test_transfer_and_the_oracle_row(tmp_path) -> None:
+    rows = pd.DataFrame({"id": [f"w{i}" for i in range(80)], "word": [f"word{i}" for i in range(80)],
+                         "stars": [i % 5 + 1 for i in range(80)]})
+    rows.to_csv(tmp_path / "items.csv", index=False)
+    task = {"file": str(tmp_path / "items.csv"), "human": "stars", "human_range": [1, 5],
+            "template": "Rate {word} from {lo} to {hi}."}
+    res = numbias.mitigate({
+        "judges": [{"model": "toy", "backend": "plugin_judge:make"}],
+        "tasks": [task, {**task, "label": "again", "template": "Score {word} from {lo} to {hi}."}],
+        "dev": 40, "bootstrap": 20, "scales": ["0-9", "1-5"], "mitigations": ["none", "isotonic"],
+        "temperatures": [0.7, 1.0], "resamples": 3, "label_draws": 2, "label_sizes": [10], "out": str(tmp_path)})
+    transfer = res.transfer
+    assert len(transfer) == 2 and set(transfer["from task"]) == {"items", "again"}
+    back = transfer.set_index("to task")
+    for c in res.comparisons:
+        own = c.table.set_index("row").loc["automatic choice", "pearson"]
+        assert back.loc[c.task, "own choice r"] == own
+        oracle = c.table.set_index("row").loc["oracle: best on test (not a method)", "pearson"]
+        assert oracle >= own - 1e-12  # nothing beats the best on test
+    assert len(res.selection) == 2 and set(res.label_curve["labels"]) == {0, 10}
+    folder = numbias.write(res, tmp_path / "out")
+    assert {"selection.csv", "label_efficiency.csv", "transfer.csv"} <= {p.name for p in folder.iterdir()}
+
+
+def test_store_only_answers_from_the_store_or_says_what_is_missing(tmp_path) -> None:
+    """What the store-backed benchmark relies on: nothing is scored inside store_only."""
+    from numbias.errors import NumbiasError
+    from numbias.judge import store_only
+
+    rows = pd.DataFrame({"id": [f"w{i}" for i in range(20)], "word": [f"word{i}" for i in range(20)],
+                         "stars": [i % 5 + 1 for i in range(20)]})
+    rows.to_csv(tmp_path / "items.csv", index=False)
+    config = {"judges": [{"model": "toy", "backend": "plugin_judge:make"}], "scales": ["0-9"], "rules": ["expected"],
+              "tasks": [{"file": str(tmp_path / "items.csv"), "human": "stars", "template": "Rate {word} ({lo}-{hi})."}],
+              "bootstrap": 10, "out": str(tmp_path / "r")}
+    with store_only(), pytest.raises(NumbiasError, match="the store lacks 20 of 20 item"):
+        numbias.run(config)
+    first = numbias.run(config)
+    with store_only():
+        again = numbias.run(config)
+    pd.testing.assert_frame_equal(first.items, again.items)
