@@ -62,7 +62,7 @@ def _study(folder: Path, *, delay: float, log: str, items: int = 24) -> Path:
     (folder / "study.yaml").write_text(json.dumps({"judges": [judge], "tasks": [task], "scales": ["0-9", "1-5"],
                                                    "out": "out", "bootstrap": 50}))
     (folder / "mitigate.yaml").write_text(json.dumps({"judges": [judge], "tasks": [task], "dev": 10, "out": "out",
-                                                      "bootstrap": 50, "sample": False}))
+                                                      "bootstrap": 50, "sample": False, "resamples": 0}))
     return folder
 
 

@@ -268,7 +268,8 @@ def test_every_command_on_files_from_the_cli_with_the_fake_backend(tmp_path: Pat
                   cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr
     out = pd.read_csv(tmp_path / "s" / "scores.csv")
-    assert list(out.columns) == ["id", "greedy", "expected", "median", "protocol", "calibrated", "calibrated_human"]
+    assert list(out.columns) == ["id", "greedy", "expected", "median", "protocol", "calibrated", "calibrated_human",
+                                 "low", "high"]
     assert out["id"].tolist() == [f"r{i}" for i in range(40)]
     plain = _cli("score", "--backend", "plugin_judge:make", "--model", "toy", "--data", "new.jsonl", "--template",
                  "@rubric.txt", "--range", "1-5", "--out", "p", cwd=tmp_path)

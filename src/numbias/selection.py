@@ -198,9 +198,14 @@ def honest_selection(data: dict[str, SettingData], human: np.ndarray, human_rang
 
     chosen, scores = _selection(candidates, data, human, human_range, dev, criterion, seed, groups)
     pooled = np.full(len(dev), np.nan)
+    units = len(set(groups[dev])) if groups is not None else len(dev)
+    folds = min(folds, units)  # with fewer than two groups there is no nested estimate (NaN)
     splitter = GroupKFold(folds) if groups is not None else KFold(folds, shuffle=True, random_state=seed)
-    for inner, held in splitter.split(dev, groups=groups[dev] if groups is not None else None):
-        pick, _ = _selection(candidates, data, human, human_range, dev[inner], criterion, seed, groups)
+    for inner, held in splitter.split(dev, groups=groups[dev] if groups is not None else None) if folds > 1 else []:
+        try:
+            pick, _ = _selection(candidates, data, human, human_range, dev[inner], criterion, seed, groups)
+        except NumbiasError:  # no candidate is defined on this fold's complement
+            continue
         pooled[held] = fit_predict(pick, data, human, human_range, dev[inner], dev[held])
     rng = np.random.default_rng(seed)
     wins = [_selection(candidates, data, human, human_range, np.sort(rng.choice(dev, size=len(dev), replace=True)),
