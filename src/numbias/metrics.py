@@ -26,6 +26,12 @@ numbers clipped to the ends, non-numbers dropped); a study reads it from the
 distribution at the protocol's sampling temperature."""
 
 
+def pearson_defined(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r over the items both define (NaN with fewer than three)."""
+    keep = ~np.isnan(a) & ~np.isnan(b)
+    return float(pearson_rows(a[keep], b[keep])) if keep.sum() > 2 else float("nan")
+
+
 def item_scores(probs: np.ndarray, rest: np.ndarray, scale: ScoreScale, rule: Rule) -> np.ndarray:
     """``probs`` items × scores; ``rest`` items × (below, above, other)."""
     values = scale.values

@@ -450,11 +450,11 @@ def _check_the_choice(c: Comparison, dev: np.ndarray, test: np.ndarray, groups: 
         c.label_curve = label_efficiency(c.data, c.human, c.human_range, dev, test, candidates,
                                          sizes=tuple(config.label_sizes), draws=config.label_draws, seed=config.seed)
     if config.oracle:
-        test_r = {s: pearson(fit_predict(s, c.data, c.human, c.human_range, dev, test), c.human[test])
-                  for s in candidates}
+        units = {s: fit_predict(s, c.data, c.human, c.human_range, dev, test) for s in candidates}
+        test_r = {s: pearson(u, c.human[test]) for s, u in units.items()}
         best = max((s for s in candidates if not np.isnan(test_r[s])), key=lambda s: test_r[s])
         scale = setting_scale(best.scale)
-        pred = scale.from_unit(fit_predict(best, c.data, c.human, c.human_range, dev, test))
+        pred = scale.from_unit(units[best])
         label = "oracle: best on test (not a method)"
         c.test_scores[label], c.row_scales[label] = pred, scale
         row = _metrics_row(label, "oracle", best.label, c.dev_scores.get(best, np.nan), pred, c.human[test],

@@ -50,7 +50,7 @@ from numbias.metrics import (
     item_scores,
     kurtosis,
     normalised_entropy,
-    pearson_rows,
+    pearson_defined,
     to_scale,
 )
 from numbias.plugins import import_ref, load_group
@@ -294,7 +294,7 @@ class TemperatureScaling(DistributionCalibrator):
                 p = _in_scale(at)[np.arange(len(at)), target]
                 self.scores_[t] = float(np.mean(np.log(p + _EPS)))
             else:
-                self.scores_[t] = _pearson(_rule_scores(at, self.rule), human)
+                self.scores_[t] = pearson_defined(_rule_scores(at, self.rule), human)
         defined = {t: v for t, v in self.scores_.items() if not np.isnan(v)}
         if not defined:
             raise UnfittableError("no temperature on the grid gives a defined fit")
@@ -889,11 +889,6 @@ class Fitted:
         return cls(setting, float(state["temperature_"]), calibrator)
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    keep = ~np.isnan(a) & ~np.isnan(b)
-    return float(pearson_rows(a[keep], b[keep])) if keep.sum() > 2 else float("nan")
-
-
 Criterion = Literal["pearson", "group_pearson", "entropy", "kurtosis"]
 CRITERIA: tuple[Criterion, ...] = get_args(Criterion)
 LABEL_CRITERIA: tuple[Criterion, ...] = ("pearson", "group_pearson")
@@ -940,7 +935,7 @@ def _folds(n: int, folds: int, seed: int, groups: np.ndarray | None) -> Iterator
 def _accuracy(pred: np.ndarray, human: np.ndarray, groups: np.ndarray | None) -> float:
     """Item-level Pearson r, or with groups the mean within-group r."""
     if groups is None:
-        return _pearson(pred, human)
+        return pearson_defined(pred, human)
     return group_pearson(pred, human, groups, n_boot=0).pearson.value
 
 

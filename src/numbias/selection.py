@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from numbias.errors import NumbiasError
-from numbias.metrics import pearson_rows, to_scale
+from numbias.metrics import pearson_defined as pearson
+from numbias.metrics import to_scale
 from numbias.mitigation import (
     BUILT_IN_MITIGATIONS,
     FIT,
@@ -122,7 +123,7 @@ def compare(
     the ``test`` items. No test label is read here: the rows' settings and scores are
     fixed before anything is measured; ``groups`` (one per item) allow selection on
     ``group_pearson``."""
-    dev_data = {s: SettingData([d.distributions[i] for i in dev], d.content_free) for s, d in data.items()}
+    dev_data = subset(data, dev)
     dev_human = human[dev] if criterion in LABEL_CRITERIA else None
     chosen, dev_scores = select(candidates, dev_data, dev_human, human_range, criterion=criterion, seed=seed,
                                 groups=groups[dev] if groups is not None else None)
@@ -157,12 +158,6 @@ def fit_predict(setting: Setting, data: dict[str, SettingData], human: np.ndarra
     except UnfittableError:
         return np.full(len(predict), np.nan)
     return d.scale.to_unit(fitted.predict([d.distributions[i] for i in predict]))
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r over the items both define (NaN with fewer than three)."""
-    keep = ~np.isnan(a) & ~np.isnan(b)
-    return float(pearson_rows(a[keep], b[keep])) if keep.sum() > 2 else float("nan")
 
 
 @dataclass(frozen=True)
