@@ -431,6 +431,16 @@ def mitigate_cmd(
                                                       "(label-free).")]
     = None,
     sample: Annotated[bool, typer.Option(help="Also run the sampling protocol at T 0.4/0.7/1.0/1.3.")] = False,
+    mitigation: Annotated[list[str] | None, typer.Option(
+        help="A mitigation to compare (repeat; default: every built-in but ordinal).")] = None,
+    ensemble: Annotated[list[str] | None, typer.Option(
+        help="A range ensemble, scales joined by + (repeat; 'none': no ensemble; default: all scales).")] = None,
+    resamples: Annotated[int | None, typer.Option(
+        help="Bootstrap resamples of dev for the choice's stability and nested estimate (0: neither).")] = None,
+    label_draws: Annotated[int | None, typer.Option(
+        help="Seeded draws per number of labels for the label-efficiency curve (0: no curve).")] = None,
+    oracle: Annotated[bool | None, typer.Option(
+        "--oracle/--no-oracle", help="Add the setting best on test, labelled as such (not a method).")] = None,
     save: Annotated[Path | None, typer.Option(help="Save the automatic choice as a calibrated judge (JSON).")]
     = None,
     out: OutOpt = None,
@@ -461,6 +471,12 @@ def mitigate_cmd(
             settings[key] = value
     if sample:
         settings["sample"] = True
+    if ensemble:
+        settings["ensembles"] = [] if ensemble == ["none"] else ensemble
+    for key, given in (("mitigations", mitigation), ("resamples", resamples), ("label_draws", label_draws),
+                       ("oracle", oracle)):
+        if given is not None:
+            settings[key] = given
     parsed = parse_mitigate(settings)
     with one_writer(parsed.out, wait=wait):
         results = mitigate(parsed, progress=rich_progress)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from numbias.calibrated import CalibratedJudge
+from numbias.calibrated import COVERAGE, CalibratedJudge
 from numbias.config import (
     DEFAULT_PRUNE,
     JudgeConfig,
@@ -26,6 +26,7 @@ from numbias.config import (
     TaskList,
     validate_config,
 )
+from numbias.conformal import ConformalInterval, coverage_and_width
 from numbias.data import Dataset
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, mixture, stack
 from numbias.errors import NumbiasError
@@ -41,6 +42,7 @@ from numbias.mitigation import (
     SettingData,
     Temperature,
     all_mitigations,
+    dev_predictions,
 )
 from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import PromptTemplate
@@ -204,6 +206,8 @@ class Comparison:
     """Test r against the number of labels that chose and fitted (a dev/test split only)."""
     test_on: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     """The test items (all items with k folds), in the order of ``test_human``."""
+    row_settings: dict[str, Setting] = field(default_factory=dict)
+    """The setting behind each table row that has one (a dev/test split only)."""
 
     def calibrated(self) -> CalibratedJudge:
         """The automatic choice, fitted on the development items, as a reusable judge."""
@@ -434,8 +438,32 @@ def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, Se
                             human[test_idx], data.human_range, per_scale, human, fit_on, len(splits), task.truncate,
                             row_scales, test_on=test_idx)
     if len(splits) == 1:
+        comparison.row_settings = {label: settings[0] for label, (_, settings) in used.items()}
         _check_the_choice(comparison, *splits[0], groups, config)
+        _add_intervals(comparison, splits[0][0])
     return comparison
+
+
+def _add_intervals(c: Comparison, dev: np.ndarray) -> None:
+    """Each row's split-conformal interval (coverage :data:`COVERAGE`), fitted on the
+    row's cross-fitted development scores as a saved judge's is, and measured on the
+    test items: the share of human scores inside and the mean width, on the human scale."""
+    coverage, width = [], []
+    for label in c.table["row"]:
+        setting = c.row_settings.get(label)
+        try:
+            if setting is None:
+                raise NumbiasError("no setting")
+            data = c.data[setting.scale]
+            part = SettingData([data.distributions[i] for i in dev], data.content_free)
+            pred = dev_predictions(setting, part, c.human[dev], c.human_range)
+            _, low, high = ConformalInterval(COVERAGE).fit(pred, c.human[dev]).predict(c.test_scores[label])
+            inside, wide = coverage_and_width(low, high, c.test_human)
+        except NumbiasError:  # a sampled row, or too few scored dev items for an interval
+            inside, wide = np.nan, np.nan
+        coverage.append(inside)
+        width.append(wide)
+    c.table = c.table.assign(**{"interval coverage": coverage, "interval width": width})
 
 
 def _check_the_choice(c: Comparison, dev: np.ndarray, test: np.ndarray, groups: np.ndarray | None,
@@ -456,7 +484,7 @@ def _check_the_choice(c: Comparison, dev: np.ndarray, test: np.ndarray, groups: 
         scale = setting_scale(best.scale)
         pred = scale.from_unit(units[best])
         label = "oracle: best on test (not a method)"
-        c.test_scores[label], c.row_scales[label] = pred, scale
+        c.test_scores[label], c.row_scales[label], c.row_settings[label] = pred, scale, best
         row = _metrics_row(label, "oracle", best.label, c.dev_scores.get(best, np.nan), pred, c.human[test],
                            c.human_range, scale, config.bootstrap, config.seed,
                            groups[test] if groups is not None else None)
