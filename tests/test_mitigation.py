@@ -327,6 +327,12 @@ def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
     # the informative 1-5 judge wins on every fold
     assert all(c.scale == "1-5" for c in comp.chosen)
     assert table.loc["automatic choice", "pearson"] > table.loc["original (paper default)", "pearson"]
+    if "dev" in split:  # each row's 90% interval, fitted on dev, holds about 90% of the test items
+        coverage = table["interval coverage"].dropna()
+        assert len(coverage) == len(table) and coverage.between(0.8, 1.0).all()
+        assert (table["interval width"] > 0).all()
+    else:
+        assert "interval coverage" not in table
 
 
 

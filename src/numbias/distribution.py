@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -77,8 +78,16 @@ class ScoreDistribution:
     def is_sampled(self) -> bool:
         return self.n_samples is not None
 
+    @cached_property
+    def row(self) -> np.ndarray:
+        """The scores' probabilities then below, above and other, as one array (built
+        once: selection stacks the same items thousands of times)."""
+        return np.append(self.probs, [self.below, self.above, self.other])
+
     def at(self, temperature: float) -> ScoreDistribution:
         """The exact distribution at softmax temperature ``temperature``."""
+        if (found := self.tempered.get(temperature)) is not None:  # the hot path of selection
+            return found
         if self.is_sampled:
             raise NumbiasError("a sampled distribution cannot be re-read at another temperature")
         if temperature == (self.temperature or 1.0):
@@ -119,9 +128,10 @@ class ScoreDistribution:
 
 def stack(distributions: list[ScoreDistribution]) -> tuple[np.ndarray, np.ndarray]:
     """Items × scores probability matrix and items × 3 (below, above, other) masses."""
-    probs = np.vstack([d.probs for d in distributions])
-    rest = np.array([[d.below, d.above, d.other] for d in distributions], dtype=float)
-    return probs, rest
+    rows = np.array([d.row for d in distributions], dtype=float)
+    if rows.ndim != 2:
+        raise NumbiasError("cannot stack distributions on different scales")
+    return rows[:, :-3].copy(), rows[:, -3:].copy()
 
 
 def mixture(parts: Sequence[ScoreDistribution], grid: ScoreScale,

@@ -27,6 +27,7 @@ it on held-out items.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self, get_args
@@ -72,17 +73,21 @@ def _in_scale(dists: Sequence[ScoreDistribution]) -> np.ndarray:
     return np.divide(probs, mass, out=np.full_like(probs, 1.0 / probs.shape[1]), where=mass > 0)
 
 
+def _reweighted(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each row (an item's in-scale probabilities) times ``weights``, rescaled to keep
+    the row's in-scale mass; a row the weights zero out is left as it was."""
+    new = probs * weights
+    total = new.sum(axis=1, keepdims=True)
+    scale = np.divide(probs.sum(axis=1, keepdims=True), total, out=np.zeros_like(total), where=total > 0)
+    return np.where(total > 0, new * scale, probs)
+
+
 def _reweight(dists: Sequence[ScoreDistribution], weights: np.ndarray) -> list[ScoreDistribution]:
     """Multiply each item's in-scale probabilities by ``weights``, keeping the item's
     in-scale mass (out-of-scale and non-numeric masses are untouched)."""
-    out = []
-    for d in dists:
-        mass = d.probs.sum()
-        new = d.probs * weights
-        total = new.sum()
-        probs = new * (mass / total) if total > 0 else d.probs
-        out.append(ScoreDistribution(d.scale, probs, d.below, d.above, d.other, d.n_samples, d.temperature))
-    return out
+    probs = _reweighted(stack(list(dists))[0], weights)
+    return [ScoreDistribution(d.scale, p, d.below, d.above, d.other, d.n_samples, d.temperature)
+            for d, p in zip(dists, probs)]
 
 
 def _unit(human: np.ndarray, scale: ScoreScale) -> np.ndarray:
@@ -236,6 +241,12 @@ class _Reweighting(DistributionCalibrator):
 
     def transform(self, distributions: Sequence[ScoreDistribution]) -> list[ScoreDistribution]:
         return _reweight(distributions, self.weights_)
+
+    def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
+        """The rule's scores of :meth:`transform`, computed on the stacked items (no
+        per-item distributions built: selection predicts thousands of times)."""
+        probs, rest = stack(list(distributions))
+        return item_scores(_reweighted(probs, self.weights_), rest, distributions[0].scale, self.rule)
 
 
 class _Interpolating(ScoreMapping):
@@ -834,6 +845,26 @@ class SettingData:
         return self.distributions[0].scale
 
 
+_FITTED_T: OrderedDict[tuple[tuple[int, ...], bytes], tuple[list[ScoreDistribution], float]] = OrderedDict()
+_FITTED_T_SIZE = 256
+
+
+def _fitted_temperature(dists: list[ScoreDistribution], human: np.ndarray) -> float:
+    """The likelihood-fitted temperature of these items, memoised: it depends on neither
+    rule nor mitigation, and selection asks for it for every rule × mitigation on
+    each fold. Keyed by the items' identities (the entry holds the items, so their ids
+    stay theirs) and the labels' bytes."""
+    key = (tuple(map(id, dists)), np.asarray(human, dtype=float).tobytes())
+    if key in _FITTED_T:
+        _FITTED_T.move_to_end(key)
+        return _FITTED_T[key][1]
+    temperature = TemperatureScaling().fit(dists, human).temperature_
+    _FITTED_T[key] = (dists, temperature)
+    if len(_FITTED_T) > _FITTED_T_SIZE:
+        _FITTED_T.popitem(last=False)
+    return temperature
+
+
 class Fitted:
     """A setting fitted on some items; ``predict`` scores any items at its scale:
     read at the (fitted) temperature, then the mitigation's calibrator (with the
@@ -851,7 +882,7 @@ class Fitted:
             raise NumbiasError(f"setting {setting.label} needs human scores to fit")
         dists = [data.distributions[i] for i in idx]
         if setting.temperature == FIT:
-            temperature = TemperatureScaling(rule=setting.rule).fit(dists, human).temperature_
+            temperature = _fitted_temperature(dists, human)
         else:
             temperature = float(setting.temperature)
         free = [d.at(temperature) for d in data.content_free]
