@@ -439,6 +439,8 @@ def mitigate_cmd(
         help="Bootstrap resamples of dev for the choice's stability and nested estimate (0: neither).")] = None,
     label_draws: Annotated[int | None, typer.Option(
         help="Seeded draws per number of labels for the label-efficiency curve (0: no curve).")] = None,
+    n_jobs: Annotated[int | None, typer.Option(
+        help="Processes comparing the judge × task pairs in parallel (the results do not depend on it).")] = None,
     oracle: Annotated[bool | None, typer.Option(
         "--oracle/--no-oracle", help="Add the setting best on test, labelled as such (not a method).")] = None,
     save: Annotated[Path | None, typer.Option(help="Save the automatic choice as a calibrated judge (JSON).")]
@@ -474,7 +476,7 @@ def mitigate_cmd(
     if ensemble:
         settings["ensembles"] = [] if ensemble == ["none"] else ensemble
     for key, given in (("mitigations", mitigation), ("resamples", resamples), ("label_draws", label_draws),
-                       ("oracle", oracle)):
+                       ("oracle", oracle), ("n_jobs", n_jobs)):
         if given is not None:
             settings[key] = given
     parsed = parse_mitigate(settings)

@@ -7,6 +7,8 @@ read once, to score settings that are already fixed."""
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +96,9 @@ class MitigateConfig(BaseModel):
     oracle: bool = True
     """Add the setting that is best on the test items, labelled as such: how far each
     method is from the best possible choice (not a method: it reads test labels)."""
+    n_jobs: int = Field(1, ge=1)
+    """Worker processes comparing the judge × task pairs once every answer is read
+    (the scoring itself is sequential); the results do not depend on it."""
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     out: str = "numbias-mitigate"
     store: str | None = None
@@ -358,7 +363,7 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
             raise NumbiasError(f"criterion group_pearson needs a group column; task {task.label!r} has none "
                                "(give group: COLUMN / --group COLUMN)")
     judges = [Judge(jc) for jc in config.judges]  # every judge's options checked before any model loads
-    comparisons = []
+    jobs = []
     with Store(config.store_path) as store:
         for jc, judge in zip(config.judges, judges):
             grid = check_temperatures(jc.options.get("temperatures", TEMPERATURES))
@@ -368,8 +373,19 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
             for task in tasks:
                 per_scale = _read_scales(judge, task, store, config, progress)
                 sampled = _sample_paper_temperatures(judge, task, store, config, progress) if config.sample else {}
-                comparisons.append(compare_task(jc, task, per_scale, sampled, config))
-    return MitigateResults(config, comparisons, task_notes(tasks))
+                jobs.append((jc, task, per_scale, sampled, config))
+    return MitigateResults(config, _compare_all(jobs, config.n_jobs), task_notes(tasks))
+
+
+def _compare_all(jobs: list[tuple[Any, ...]], n_jobs: int) -> list[Comparison]:
+    """Every judge × task's comparison, in order; with ``n_jobs`` > 1 in forked worker
+    processes (pure numpy work on stored distributions; forking keeps the mitigations
+    registered at run time), where the platform can fork."""
+    if n_jobs == 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [compare_task(*job) for job in jobs]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(n_jobs, len(jobs)), mp_context=context) as pool:
+        return list(pool.map(compare_task, *zip(*jobs)))
 
 
 def _read_scales(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,
