@@ -326,8 +326,8 @@ def test_every_command_on_files_with_smollm2(tmp_path: Path, smollm2) -> None:
                "--dev", "15", "--save", "judge.json", "--out", "m", "--mitigation", "none", "--mitigation", "isotonic",
                "--ensemble", "none", "--resamples", "0", "--label-draws", "2", "--no-oracle", cwd=tmp_path)
     assert mit.returncode == 0, mit.stderr
-    rows = pd.read_csv(tmp_path / "m" / "mitigation.csv")
-    assert set(rows["family"]) == {"original", "temperature", "score mapping", "score range", "automatic"}
+    mitigation = pd.read_csv(tmp_path / "m" / "mitigation.csv")
+    assert set(mitigation["family"]) == {"original", "temperature", "score mapping", "score range", "automatic"}
     assert not (tmp_path / "m" / "selection.csv").exists()
     assert set(pd.read_csv(tmp_path / "m" / "label_efficiency.csv")["draw"]) == {0, 1}
     cal = _cli("score", "--calibrated", "judge.json", "--data", "new.jsonl", "--id", "item_id", "--out", "c",

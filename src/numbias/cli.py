@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from numbias.align import AlignResults
+    from numbias.mitigate import MitigateConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Find, measure and remove numerical bias in LLM-as-a-judge evaluators.")
@@ -459,8 +460,7 @@ def mitigate_cmd(
 ) -> None:
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
     from numbias.config import read_yaml
-    from numbias.mitigate import mitigate, parse_mitigate
-    from numbias.report import write
+    from numbias.mitigate import parse_mitigate
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
     if judge:
@@ -468,18 +468,22 @@ def mitigate_cmd(
     if tasks := _tasks(task, data, option, **_task_flags(**locals())):
         settings["tasks"] = tasks
     for key, value in (("scales", scale), ("dev", dev), ("folds", folds), ("criterion", criterion),
-                       ("out", str(out) if out else None)):
+                       ("out", str(out) if out else None), ("sample", sample)):
         if value:
             settings[key] = value
-    if sample:
-        settings["sample"] = True
-    if ensemble:
-        settings["ensembles"] = [] if ensemble == ["none"] else ensemble
-    for key, given in (("mitigations", mitigation), ("resamples", resamples), ("label_draws", label_draws),
+    for key, given in (("ensembles", None if not ensemble else [] if ensemble == ["none"] else ensemble),
+                       ("mitigations", mitigation), ("resamples", resamples), ("label_draws", label_draws),
                        ("oracle", oracle), ("n_jobs", n_jobs)):
         if given is not None:
             settings[key] = given
-    parsed = parse_mitigate(settings)
+    _run_mitigate(parse_mitigate(settings), save, wait)
+
+
+def _run_mitigate(parsed: MitigateConfig, save: Path | None, wait: bool) -> None:
+    """Run the study under the folder's lock, write it, save the choice, print the table."""
+    from numbias.mitigate import mitigate
+    from numbias.report import write
+
     with one_writer(parsed.out, wait=wait):
         results = mitigate(parsed, progress=rich_progress)
         folder = write(results)
