@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -41,16 +41,16 @@ th{background:#f0f1f4;font-weight:600;cursor:pointer;user-select:none;vertical-a
 th[title]{text-decoration:underline dotted #8a8a96;text-underline-offset:3px}
 th[aria-sort=ascending]::after{content:" \\25B2";font-size:9px}
 th[aria-sort=descending]::after{content:" \\25BC";font-size:9px}
-th.t,td.t{text-align:left} td.t{overflow-wrap:anywhere;max-width:36rem}
+th.t,td.t{text-align:left} td.long{overflow-wrap:anywhere;min-width:16rem;max-width:36rem}
 td small{display:block;color:#777;font-size:11px;white-space:nowrap}
 tbody tr:hover{background:#f6f8fc}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:1rem}
 .card{background:#fff;border:1px solid #e2e2e6;border-radius:8px;padding:.9rem 1.1rem}
-.card h3{margin:0 0 .4rem}
+.card h3{margin:0 0 .4rem} .lead{margin-bottom:1rem} .lead ul{margin:.2rem 0;padding-left:1.2rem}
 .badge{display:inline-block;font-size:12px;font-weight:600;border-radius:10px;padding:0 .55rem;margin-left:.4rem;
 vertical-align:2px}
 .strong{background:#fbd9c7;color:#8a2c00} .some{background:#fcefc0;color:#6b4e00} .little{background:#d8f0de;color:#1c5e2e}
-.tiles{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:.5rem;margin:.6rem 0}
+.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:.5rem;margin:.6rem 0}
 .tile{border-left:4px solid #D55E00;background:#fafafb;padding:.25rem .55rem}
 .tile b{display:block;font-size:1.35rem;line-height:1.3} .tile span{display:block;color:#555;font-size:11.5px}
 .tile em{font-style:normal;color:#333;font-size:11.5px;font-weight:600}
@@ -60,8 +60,9 @@ vertical-align:2px}
 figure{margin:0;background:#fff;border:1px solid #e2e2e6;border-radius:6px;padding:.4rem .5rem}
 figcaption{font-size:12px;color:#333;margin-bottom:.15rem}
 svg{max-width:100%;height:auto;display:block}
-.item{display:grid;grid-template-columns:minmax(0,1fr) 330px;gap:1rem;background:#fff;border:1px solid #e2e2e6;
-border-radius:6px;padding:.6rem .8rem;margin-bottom:.5rem}
+.items{display:grid;gap:.5rem;margin-bottom:.5rem} .items.two{grid-template-columns:repeat(2,minmax(0,1fr))}
+.item{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,330px);gap:.8rem;background:#fff;
+border:1px solid #e2e2e6;border-radius:6px;padding:.6rem .8rem}
 .item .text{overflow-wrap:anywhere;white-space:pre-wrap}
 .item .meta{color:#555;font-size:12px;margin-bottom:.25rem}
 """
@@ -115,6 +116,8 @@ class Column:
     digits: int = 2
     percent: bool = False
     ci: tuple[str, str] | None = None
+    long: bool = False
+    """Free text (an item's): wrapped anywhere, in a column of bounded width."""
 
 
 def columns(frame: pd.DataFrame, known: Mapping[str, Column]) -> list[Column]:
@@ -131,20 +134,22 @@ def columns(frame: pd.DataFrame, known: Mapping[str, Column]) -> list[Column]:
         for sep in ("_", " "):
             low, high = f"{key}{sep}low", f"{key}{sep}high"
             if low in frame and high in frame:
-                spec = Column(spec.key, spec.title, spec.tip, spec.digits, spec.percent, (low, high))
+                spec = replace(spec, ci=(low, high))
                 attached |= {low, high}
-        out.append(spec if spec.title else Column(key, key, spec.tip, spec.digits, spec.percent, spec.ci))
+        out.append(spec if spec.title else replace(spec, title=key))
     return [c for c in out if c.key not in attached]
 
 
 def number(value: float, digits: int = 2, percent: bool = False) -> str:
     """A number as the page shows it: rounded, a true minus sign, a percent if asked.
 
-    >>> number(-0.4567), number(0.456, percent=True), number(float('nan'))
-    ('−0.46', '46%', '—')
+    >>> number(-0.4567), number(0.456, percent=True), number(-0.001), number(float('nan'))
+    ('−0.46', '46%', '0.00', '—')
     """
     if np.isnan(value):
         return "—"
+    if round(value * (100 if percent else 1), 0 if percent else digits) == 0:
+        value = 0.0  # no "−0.00"
     if percent:
         return f"{100 * value:.0f}%"
     return f"{value:,.{digits}f}".replace("-", "−")
@@ -153,7 +158,7 @@ def number(value: float, digits: int = 2, percent: bool = False) -> str:
 def _cell(value: object, spec: Column, row: Mapping[str, object]) -> str:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-        return f'<td class="t">{esc(text)}</td>'
+        return f'<td class="{"t long" if spec.long else "t"}">{esc(text)}</td>'
     v = float(value)
     if np.isnan(v):
         return '<td data-v="">—</td>'

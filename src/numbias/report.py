@@ -88,6 +88,8 @@ COLUMNS = {c.key: c for c in [
            percent=True),
     Column("nested estimate", "nested estimate", "Pearson r of the selection procedure itself, chosen without "
            "each fold of the development items and applied to it (the winner's curse corrected)"),
+    Column("text", "text", "the item's fields as the judge read them (the first 400 characters)", long=True),
+    Column("human", "human", "the human score, on the raters' scale"),
     Column("gain kept (refitted)", "gain kept (refitted)", "share of the gain over the default that survives, "
            "the setting refitted on the target", percent=True),
     Column("gain kept (as fitted)", "gain kept (as fitted)", "share of the gain that survives with the "
@@ -205,6 +207,7 @@ def rebuild(folder: str | Path, *, wait: bool = False) -> Path:
 
 
 def _notes(notes: Sequence[str]) -> str:
+    """A bullet list of plain-text notes (none: nothing)."""
     return "<ul>" + "".join(f"<li>{esc(note)}</li>" for note in notes) + "</ul>" if notes else ""
 
 
@@ -238,38 +241,44 @@ def display_bins(scale: ScoreScale, *shares: np.ndarray, most: int = 21) -> tupl
 
 
 def paired(scale: ScoreScale, judge: np.ndarray, human: np.ndarray, label: str, title: str,
-           color: str = PALETTE[0]) -> str:
+           color: str = PALETTE[0], width: int = 320) -> str:
     """Judge and human histograms of the same items, paired bars on one axis."""
     keep = ~np.isnan(judge)
     cats, (j, h) = display_bins(scale, histogram(judge, scale), histogram(human[keep], scale))
-    return bars(cats, [Series("human", h, HUMAN), Series(label, j, color)], title=title)
+    return bars(cats, [Series("human", h, HUMAN), Series(label, j, color)], title=title, width=width,
+                height=190 if width > 400 else 170)
 
 
 def figure(caption: str, svg: str) -> str:
+    """A chart under its (escaped) caption."""
     return f"<figure><figcaption>{esc(caption)}</figcaption>{svg}</figure>"
 
 
 def _mapped(s: ScoredSet) -> np.ndarray:
+    """The set's human scores on the judge's scale, as the histograms compare them."""
     return to_scale(s.data.human, s.data.human_range, s.scale)
 
 
 # --- run -----------------------------------------------------------------------------
 
 
-def study_page(results: StudyResults, extra: Sequence[Section] = (), lead: Sequence[str] = ()) -> str:
+def study_page(results: StudyResults) -> str:
+    """The page of ``numbias run``: what was measured, then its sections."""
     judges = list(dict.fromkeys(results.summary["judge"]))
     tasks = {s.task: len(s.data) for s in results.sets}
     subtitle = (f"{', '.join(judges)} on {', '.join(f'{t} ({n} items)' for t, n in tasks.items())} · scales "
                 f"{', '.join(results.config.scales)} · rules {', '.join(results.config.rules)}")
-    return page("numbias report", subtitle, study_sections(results, extra, lead))
+    return page("numbias report", subtitle, study_sections(results, []))
 
 
-def study_sections(results: StudyResults, extra: Sequence[Section], lead: Sequence[str]) -> list[Section]:
+def study_sections(results: StudyResults, extra: Sequence[Section], lead: str = "") -> list[Section]:
+    """The sections of a study's page; ``extra`` after the summary, ``lead`` (HTML)
+    above the verdicts."""
     summary = results.summary
     verdicts = "".join(card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice())
                        for v in study_verdicts(results))
     sections = [
-        ("Verdict", _notes(lead) + f'<div class="cards">{verdicts}</div>'),
+        ("Verdict", lead + f'<div class="cards">{verdicts}</div>'),
         ("Summary", table(summary_frame(summary), COLUMNS)
          + '<p class="note">One row per judge × task × scale × rule; hover a heading for what it measures, click '
            "it to sort. Human scores are mapped linearly onto the judge's range for the histogram measures.</p>"),
@@ -323,7 +332,9 @@ def histograms(results: StudyResults) -> str:
                            f"mode {number(row['mode'], 0)} ({number(row['mode_share'], percent=True)})")
                 figs.append(figure(caption, paired(s.scale, s.scores(rule), _mapped(s), "judge",
                                                    f"{judge} · {task} · {s.scale} · {label}")))
-        parts.append(f"<h3>{esc(judge)} on {esc(task)}</h3><div class=\"grid\">{''.join(figs)}</div>")
+        per_row = len(results.config.rules) if len(results.config.rules) <= 4 else 4
+        parts.append(f"<h3>{esc(judge)} on {esc(task)}</h3><div class=\"grid\" style=\"grid-template-columns:"
+                     f"repeat({per_row},minmax(0,1fr))\">{''.join(figs)}</div>")
     return ('<p class="note">Share of items at each score: the humans\' scores (grey, mapped linearly onto the '
             "judge's scale and rounded) against the judge's (colour). Hover a bar for its share.</p>" + "".join(parts))
 
@@ -342,8 +353,10 @@ def kurtosis_scatter(summary: pd.DataFrame) -> str:
     legend = [(f"{j} · {t}", color[(j, t)]) for j, t in groups] if len(groups) > 1 else []
     undefined = int(summary[["kurtosis", "pearson"]].isna().any(axis=1).sum())
     note = f" {_plural(undefined, 'setting')} with constant scores (no kurtosis or r) not shown." if undefined else ""
-    return (scatter(points, title="kurtosis against Pearson r", xlabel="excess kurtosis of the judge's scores "
-                    "(signed log axis)", ylabel="Pearson r with the humans", xlog=True, vlines=vlines, legend=legend)
+    xlog = bool((summary["kurtosis"].abs() > 10).any())
+    axis = "excess kurtosis of the judge's scores" + (" (signed log axis)" if xlog else "")
+    return (scatter(points, title="kurtosis against Pearson r", xlabel=axis, ylabel="Pearson r with the humans",
+                    xlog=xlog, vlines=vlines, legend=legend, width=760, height=360)
             + f'<p class="note">The paper finds more peaked judges less accurate (r = −0.60 across its settings): '
               f"points further right should sit lower.{note}</p>")
 
@@ -377,15 +390,16 @@ def disagreements(results: StudyResults) -> str:
         human = _mapped(s)
         gap = scores - human
         order = np.argsort(-np.nan_to_num(np.abs(gap), nan=-1.0), kind="stable")[:TOP_DISAGREEMENTS]
-        blocks = []
-        for i in order:
+        blocks, texts = [], [_item_text(s.data.frame, s.data.fields, i, chr(10)) for i in order]
+        for i, item in zip(order, texts):
             meta = (f"id {s.data.ids[i]} · human {number(s.data.human[i])} ({number(human[i])} on {s.scale}) · "
                     f"judge {number(scores[i])} ({v.rule}) · gap {gap[i]:+.2f}")
             blocks.append(f'<div class="item"><div><div class="meta">{esc(meta)}</div><div class="text">'
-                          f"{esc(_item_text(s.data.frame, s.data.fields, i, chr(10)))}</div></div>"
+                          f"{esc(item)}</div></div>"
                           f"{_distribution(s, i, scores[i], human[i])}</div>")
+        two = " two" if max(map(len, texts), default=0) < 200 else ""
         parts.append(f"<h3>Largest disagreements: {esc(v.judge)} on {esc(v.task)} ({esc(v.scale)} · {esc(v.rule)})"
-                     f"</h3>{''.join(blocks)}")
+                     f'</h3><div class="items{two}">{"".join(blocks)}</div>')
     return ('<p class="note">Each item\'s exact score distribution (T = 1; for sampled answers, their shares), '
             "with the human score (mapped onto the scale) and the judge's marked; out = numbers outside the scale, "
             "n/a = no number.</p>" + "".join(parts))
@@ -418,10 +432,13 @@ def item_tables(results: StudyResults) -> str:
 
 
 def align_page(res: AlignResults) -> str:
+    """The study's page with the pairs' findings first and their sections after the summary."""
     study = res.study
     subtitle = (f"{_plural(len(res.config.pairs) + len(res.config.extra_aligned), 'base/aligned pair')} on "
                 f"{', '.join(dict.fromkeys(s.task for s in study.sets))} · scales {', '.join(res.config.scales)}")
-    return page("numbias alignment report", subtitle, study_sections(study, align_sections(res), align_lead(res)))
+    lead = (f'<div class="card lead"><h3>Aligned against base, across settings</h3>'
+            f"{_notes([line[0].upper() + line[1:] for line in align_lead(res)])}</div>")
+    return page("numbias alignment report", subtitle, study_sections(study, align_sections(res), lead))
 
 
 def align_sections(res: AlignResults) -> list[Section]:
@@ -450,8 +467,13 @@ def paired_view(table_: pd.DataFrame) -> str:
         points.append(Point(r["aligned kurtosis"], r["aligned r"], f"{r['scale']}", color[r["scoring"]],
                             f"{r['aligned']} · {where}: kurtosis {r['aligned kurtosis']:.2f}, r {r['aligned r']:.2f}"))
         links.append((len(points) - 2, len(points) - 1))
-    svg = scatter(points, title="base to aligned, setting by setting", xlabel="excess kurtosis (signed log axis)",
-                  ylabel="Pearson r with the humans", xlog=True, links=links,
+    xlog = bool((table_[["base kurtosis", "aligned kurtosis"]].abs() > 10).any().any())
+    humans = table_.drop_duplicates("task")
+    vlines = [(float(r["human kurtosis"]), "humans" if len(humans) == 1 else f"humans ({r['task']})")
+              for r in humans.to_dict("records") if np.isfinite(r["human kurtosis"])]
+    svg = scatter(points, title="base to aligned, setting by setting",
+                  xlabel="excess kurtosis" + (" (signed log axis)" if xlog else ""),
+                  ylabel="Pearson r with the humans", xlog=xlog, links=links, vlines=vlines,
                   legend=[("base", "#555"), *((s, color[s]) for s in scorings)], width=760, height=380)
     return figure("The paired view: each arrow goes from the base judge to the aligned one on the same items; "
                   "right and down is the paper's claim (more peaked, less accurate).", svg)
@@ -469,7 +491,8 @@ def align_histograms(res: AlignResults) -> str:
             row = _row(res.study.summary, s.judge, s.task, str(s.scale), "protocol")
             panels.append(figure(f"{role}: {s.judge} · {s.task} · {s.scale} · protocol — kurtosis "
                                  f"{number(row['kurtosis'])}, r {number(row['pearson'])}",
-                                 paired(s.scale, s.scores("protocol"), _mapped(s), role, f"{role} {s.judge}", color)))
+                                 paired(s.scale, s.scores("protocol"), _mapped(s), role, f"{role} {s.judge}", color,
+                                        width=560)))
         rows.append(f'<div class="pair">{"".join(panels)}</div>')
     return "".join(rows)
 
@@ -478,6 +501,7 @@ def align_histograms(res: AlignResults) -> str:
 
 
 def mitigate_page(res: MitigateResults) -> str:
+    """The page of ``numbias mitigate``: verdicts, then each comparison and the checks of the choice."""
     c = res.config
     split = f"{c.folds} folds" if c.folds else f"{c.dev} development items, the rest held out"
     subtitle = (f"{', '.join(j.name for j in c.judges)} on {', '.join(dict.fromkeys(x.task for x in res.comparisons))}"
@@ -512,14 +536,14 @@ def comparison_html(c: Comparison, criterion: str) -> str:
     t = c.table
     svg = forest(t["row"].tolist(), t["pearson"].tolist(), t["pearson_low"].tolist(), t["pearson_high"].tolist(),
                  highlight=[r == CHOICE_ROW for r in t["row"]], title=f"test Pearson r, {c.judge.name} · {c.task}",
-                 xlabel="test Pearson r with the humans (95% CI)")
+                 xlabel="test Pearson r with the humans (95% CI)", width=1140)
     panels = []
     for label, color in ((DEFAULT_ROW, PALETTE[1]), (CHOICE_ROW, PALETTE[0])):
         scale = c.row_scales[label]
         setting = t.set_index("row").loc[label, "setting"]
         panels.append(figure(f"{'before' if label == DEFAULT_ROW else 'after'}: {label} ({setting})",
                              paired(scale, c.test_scores[label], to_scale(c.test_human, c.human_range, scale), label,
-                                    f"{label}, test items", color)))
+                                    f"{label}, test items", color, width=560)))
     return (f"<p>Automatic choice: <b>{esc(chosen)}</b> (criterion: {esc(criterion)}, chosen on development items "
             "only; every figure below is on the held-out test items).</p>" + table(t.drop(columns=["family"]), COLUMNS)
             + figure("Test Pearson r of every row (95% CI); the automatic choice in colour.", svg)
@@ -540,5 +564,6 @@ def label_figures(curve: pd.DataFrame) -> str:
         figs.append(figure(f"{judge} · {task}: test r against the number of labelled development items (0: the "
                            "label-free choice)",
                            lines([str(n) for n in sizes], series, title=f"label efficiency, {judge} · {task}",
-                                 xlabel="human labels used to choose and fit", ylabel="test Pearson r")))
+                                 xlabel="human labels used to choose and fit", ylabel="test Pearson r",
+                                 width=1140, height=320)))
     return "".join(figs)

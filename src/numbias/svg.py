@@ -69,13 +69,16 @@ def ticks(lo: float, hi: float, n: int = 5) -> list[float]:
         lo, hi = lo - 0.5, hi + 0.5
     raw = (hi - lo) / n
     step = 10 ** math.floor(math.log10(raw))
-    step *= next(m for m in (1, 2, 2.5, 5, 10) if step * m >= raw)
+    step *= next(m for m in (1, 2, 5, 10) if step * m >= raw)
     first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
     return [round(k * step, 10) for k in range(first, last + 1)]
 
 
-def _label(v: float, percent: bool) -> str:
-    return f"{100 * v:.0f}%" if percent else f"{v:.2f}".rstrip("0").rstrip(".") if v else "0"
+def _label(v: float, percent: bool, step: float = 0.01) -> str:
+    """A tick's text, with as many decimals as its axis's step needs."""
+    if percent:
+        return f"{100 * v:.{max(0, -math.floor(math.log10(100 * step) + 1e-9))}f}%"
+    return f"{v:.{max(0, -math.floor(math.log10(step) + 1e-9))}f}".replace("-", "−")
 
 
 def _frame(width: int, height: int, title: str, body: list[str]) -> str:
@@ -94,8 +97,9 @@ def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
 
 
 def _yaxis(yt: list[float], y: Callable[[float], float], x0: float, x1: float, percent: bool) -> list[str]:
+    step = yt[1] - yt[0] if len(yt) > 1 else 1.0
     return [f'<line x1="{x0}" x2="{x1}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e4e4e4"/>'
-            f'<text x="{x0 - 4}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#555">{_label(v, percent)}</text>'
+            f'<text x="{x0 - 4}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#555">{_label(v, percent, step)}</text>'
             for v in yt]
 
 
@@ -104,7 +108,7 @@ def bars(categories: Sequence[str], series: Sequence[Series], *, title: str, wid
     """Grouped bars, one group per category (the series side by side, on one axis).
 
     >>> svg = bars(["0", "1"], [Series("judge", [0.25, 0.75], "#D55E00")], title="shares")
-    >>> svg.startswith("<svg") and svg.count("<rect") == 3 and "judge: 75%" in svg
+    >>> svg.startswith("<svg") and svg.count("<rect") == 3 and "judge: 75.0%" in svg
     True
     """
     left, right, top, bottom = 36, 6, 20, 22
@@ -123,7 +127,7 @@ def bars(categories: Sequence[str], series: Sequence[Series], *, title: str, wid
             v = float(s.values[i])
             if np.isfinite(v) and v > 0:
                 body.append(f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar:.2f}" height="{y(0) - y(v):.1f}" '
-                            f'fill="{s.color}"><title>{esc(cat)}: {esc(s.label)}: {_label(v, percent)}</title></rect>')
+                            f'fill="{s.color}"><title>{esc(cat)}: {esc(s.label)}: {_label(v, percent, 0.001)}</title></rect>')
             x += bar
         if i % every == 0:
             body.append(f'<text x="{left + group * (i + 0.5):.1f}" y="{height - 8}" text-anchor="middle" '
@@ -190,7 +194,7 @@ def scatter(points: Sequence[Point], *, title: str, xlabel: str, ylabel: str, wi
     for t in xt:
         body.append(f'<line x1="{raw(t):.1f}" x2="{raw(t):.1f}" y1="{top}" y2="{top + ph}" stroke="#eee"/>'
                     f'<text x="{raw(t):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">'
-                    f'{_num(math.copysign(math.expm1(abs(t)), t)) if xlog else _label(t, False)}</text>')
+                    f'{_num(math.copysign(math.expm1(abs(t)), t)) if xlog else _label(t, False, xt[1] - xt[0])}</text>')
     for v, label in vlines:
         body.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{top}" y2="{top + ph}" stroke="{HUMAN}" '
                     f'stroke-dasharray="5 3"/><text x="{x(v) + 3:.1f}" y="{top + 10}" fill="#666">{esc(label)}</text>')
@@ -276,7 +280,7 @@ def forest(labels: Sequence[str], values: Sequence[float], lows: Sequence[float]
     pw = width - left - right
     x = lambda v: left + pw * (v - xt[0]) / (xt[-1] - xt[0])
     body = [f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{height - 30}" stroke="#eee"/>'
-            f'<text x="{x(t):.1f}" y="{height - 18}" text-anchor="middle" fill="#555">{_label(t, False)}</text>'
+            f'<text x="{x(t):.1f}" y="{height - 18}" text-anchor="middle" fill="#555">{_label(t, False, xt[1] - xt[0])}</text>'
             for t in xt]
     for i, (label, v, lo, hi, hot) in enumerate(zip(labels, values, lows, highs, highlight)):
         cy = top + row * (i + 0.5)

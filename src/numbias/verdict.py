@@ -83,8 +83,10 @@ class StudyVerdict:
     human_kurtosis: float
     answer: Interval
     expected: Interval | None
-    best_setting: str
+    best_scale: str
+    best_rule: str
     best: Interval
+    """The most accurate setting of the study for this judge × task."""
     ceiling: float
 
     @property
@@ -92,35 +94,38 @@ class StudyVerdict:
         return level(self.share, self.human_share, self.kurtosis, self.human_kurtosis)
 
     def tiles(self) -> list[Tile]:
-        tiles = [(f"score it over-produces ({self.scale})", number(self.mode, 0),
-                  f"{number(self.share, percent=True)} of answers · humans {number(self.human_share, percent=True)}"),
+        tiles = [(f"most given score ({self.scale})", number(self.mode, 0),
+                  f"{number(self.share, percent=True)} of items · humans {number(self.human_share, percent=True)}"),
                  ("excess kurtosis", number(self.kurtosis), f"humans {number(self.human_kurtosis)}"),
-                 (f"Pearson r, {self.rule} answer", number(self.answer.value),
+                 (f"r, {self.rule} answer", number(self.answer.value),
                   f"[{number(self.answer.low)}, {number(self.answer.high)}]")]
         if self.expected is not None:
-            tiles.append(("Pearson r, exact expected score", number(self.expected.value),
+            tiles.append(("r, expected score", number(self.expected.value),
                           f"[{number(self.expected.low)}, {number(self.expected.high)}]"))
         return tiles
 
     def finding(self) -> str:
         text = [_pile(self.mode, self.share, self.human_share, f"At {self.scale}, its {self.rule} answer"),
-                _peak(self.kurtosis, self.human_kurtosis),
-                f"Its {self.rule} answer correlates with the humans at {_r(self.answer)}"]
-        if self.expected is not None:
+                _peak(self.kurtosis, self.human_kurtosis)]
+        answer = (f"Its {self.rule} answer correlates with the humans at {_r(self.answer)}"
+                  if np.isfinite(self.answer.value) else f"Its {self.rule} answer carries no ranking (no r)")
+        if self.expected is not None and np.isfinite(self.expected.value):
             gap = self.expected.value - self.answer.value
-            how = (f", {gap:+.2f} from reading the whole distribution instead of its top score" if gap >= 0.02
-                   else ", no better than the answer" if gap > -0.02 else ", below the answer")
-            text[-1] += f"; the exact expected score of the same distributions reaches {_r(self.expected)}{how}"
-        text[-1] += f" (human ceiling {number(self.ceiling)})." if np.isfinite(self.ceiling) else "."
+            how = ("" if np.isnan(gap) else f", {gap:+.2f} from reading the whole distribution instead of its top "
+                   "score" if gap >= 0.02 else ", no better than the answer" if gap > -0.02 else ", below the answer")
+            answer += f"; the exact expected score of the same distributions reaches {_r(self.expected)}{how}"
+        text.append(answer + (f" (human ceiling {number(self.ceiling)})." if np.isfinite(self.ceiling) else "."))
         return " ".join(text)
 
     def advice(self) -> str:
-        gain = self.best.value - self.answer.value
-        first = (f"Score with {self.best_setting} rather than the {self.rule} answer at {self.scale}: "
-                 f"{_r(self.best)}, {gain:+.2f}." if gain >= 0.02 else
-                 f"The {self.rule} answer at {self.scale} is as accurate as any setting measured here.")
-        return (f"{first} To choose a setting on held-out items (temperature, calibration, score range), run "
-                "numbias mitigate on this judge and task.")
+        gain = self.best.value - np.nan_to_num(self.answer.value, nan=-np.inf)
+        where = "" if self.best_scale == self.scale else f"ask on {self.best_scale} and "
+        by = f", {gain:+.2f}" if np.isfinite(gain) else ""
+        first = (f"{where}read the {self.best_rule} score rather than the {self.rule} answer at {self.scale}: "
+                 f"{_r(self.best)}{by}." if gain >= 0.02 and np.isfinite(self.best.value) else
+                 f"the {self.rule} answer at {self.scale} is as accurate as any setting measured here.")
+        return (f"{first[0].upper()}{first[1:]} To choose a setting on held-out items (temperature, calibration, "
+                "score range) and prove it on others, run numbias mitigate on this judge and task.")
 
 
 def answer_rule(rules: Sequence[str]) -> str:
@@ -157,7 +162,7 @@ def study_verdicts(results: StudyResults) -> list[StudyVerdict]:
             human_share(results, judge, task, scale, rule, float(row["mode"])), float(row["kurtosis"]),
             float(row["human_kurtosis"]), _interval(row, "pearson"),
             _interval(at.loc["expected"], "pearson") if "expected" in at.index and rule != "expected" else None,
-            f"{best['scale']} · {best['rule']}", _interval(best, "pearson"), float(row["human_ceiling"])))
+            str(best["scale"]), str(best["rule"]), _interval(best, "pearson"), float(row["human_ceiling"])))
     return out
 
 
@@ -230,13 +235,13 @@ class MitigateVerdict:
         return level(self.share, self.human_share, self.default_kurtosis, self.human_kurtosis)
 
     def tiles(self) -> list[Tile]:
-        return [(f"score it over-produces ({PAPER_SCALE}, default)", number(self.mode, 0),
-                 f"{number(self.share, percent=True)} of test items · humans {number(self.human_share, percent=True)}"),
-                ("excess kurtosis, default → choice", f"{number(self.default_kurtosis)} → {number(self.choice_kurtosis)}",
+        return [(f"most given score ({PAPER_SCALE}, default)", number(self.mode, 0),
+                 f"{number(self.share, percent=True)} of items · humans {number(self.human_share, percent=True)}"),
+                ("kurtosis, default → choice", f"{number(self.default_kurtosis)} → {number(self.choice_kurtosis)}",
                  f"humans {number(self.human_kurtosis)}"),
-                ("test Pearson r, paper default", number(self.default.value),
+                ("test r, paper default", number(self.default.value),
                  f"[{number(self.default.low)}, {number(self.default.high)}]"),
-                ("test Pearson r, automatic choice", number(self.choice.value),
+                ("test r, automatic choice", number(self.choice.value),
                  f"gain {self.gain.value:+.2f} [{self.gain.low:+.2f}, {self.gain.high:+.2f}]".replace("-", "−"))]
 
     def finding(self) -> str:
@@ -254,6 +259,9 @@ class MitigateVerdict:
         return " ".join(text)
 
     def advice(self) -> str:
+        if self.gain.low > 0 and self.gain.value < 0.02:
+            return (f"The automatic choice, {self.chosen}, is reliably but only slightly better ({self.gain.value:+.2f}):"
+                    " the default is about as good.")
         if self.gain.low > 0:
             keep = (" Save it with --save judge.json and score new items with numbias score --calibrated judge.json."
                     if self.saveable else "")
