@@ -46,8 +46,11 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[object,
             "template": TEMPLATE}
     common = {"tasks": [task], "scales": ["0-9", "1-5"], "bootstrap": 50}
     run = numbias.run({**common, "judges": [_judge("aligned", 5.0)], "out": str(root / "run")})
-    align = numbias.align({**common, "pairs": [{"base": _judge("base", 0.0), "aligned": _judge("aligned", 5.0)}],
-                           "extra_aligned": [], "sample": False, "simulations": 10, "out": str(root / "align")})
+    long = {"base": {**_judge("base", 0.0), "label": "gemma3-270m-base"},  # the default pair's names, and the
+            "aligned": {**_judge("aligned", 5.0), "label": "smollm2-135m-instruct"}}  # sampled rows: the widest page
+    align = numbias.align({**common, "pairs": [long], "extra_aligned": [{**_judge("aligned", 3.0),
+                                                                         "label": "qwen2.5-coder-0.5b-instruct"}],
+                           "sampling": {"n": 3}, "simulations": 10, "out": str(root / "align")})
     mitigate = numbias.mitigate({**common, "judges": [_judge("aligned", 5.0)], "dev": 30, "resamples": 3,
                                  "mitigations": ["none", "isotonic"], "temperatures": [0.7, 1.0], "label_draws": 2,
                                  "label_sizes": [10, 20], "out": str(root / "mitigate")})
@@ -159,7 +162,8 @@ LAYOUT = """(() => {
   const tw = [...document.querySelectorAll('.tw')].filter(w => w.scrollWidth > w.clientWidth + 1);
   const svgs = [...document.querySelectorAll('svg')];
   return {width: document.documentElement.scrollWidth, tablesOver: tw.length,
-          images: document.images.length, broken: [...document.images].filter(i => !i.complete || !i.naturalWidth).length,
+          images: document.images.length,
+          broken: [...document.images].filter(i => !i.complete || !i.naturalWidth).length,
           svgs: svgs.length, blank: svgs.filter(s => !(s.getBoundingClientRect().width > 0)).length,
           pwned: typeof window.__pwned !== 'undefined'};
 })()"""

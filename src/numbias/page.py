@@ -49,7 +49,8 @@ tbody tr:hover{background:#f6f8fc}
 .card h3{margin:0 0 .4rem} .lead{margin-bottom:1rem} .lead ul{margin:.2rem 0;padding-left:1.2rem}
 .badge{display:inline-block;font-size:12px;font-weight:600;border-radius:10px;padding:0 .55rem;margin-left:.4rem;
 vertical-align:2px}
-.strong{background:#fbd9c7;color:#8a2c00} .some{background:#fcefc0;color:#6b4e00} .little{background:#d8f0de;color:#1c5e2e}
+.strong{background:#fbd9c7;color:#8a2c00} .some{background:#fcefc0;color:#6b4e00}
+.little{background:#d8f0de;color:#1c5e2e}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:.5rem;margin:.6rem 0}
 .tile{border-left:4px solid #D55E00;background:#fafafb;padding:.25rem .55rem}
 .tile b{display:block;font-size:1.35rem;line-height:1.3} .tile span{display:block;color:#555;font-size:11.5px}

@@ -178,11 +178,12 @@ def rebuild(folder: str | Path, *, wait: bool = False) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise NumbiasError(f"results folder {folder} does not exist")
-    found = next(((name, schema, study) for name, schema, study in REBUILDS if (folder / name).is_file()), None)
-    if found is None:
+    present = [(k, entry) for k, entry in enumerate(REBUILDS) if (folder / entry[0]).is_file()]
+    if not present:
         raise NumbiasError(f"{folder} holds no config.yaml, align-config.yaml or mitigate-config.yaml: not a results "
                            "folder of numbias run, align or mitigate")
-    name, schema, study = found
+    # the study that wrote last (a folder two studies shared); align writes config.yaml too, first
+    _, (name, schema, study) = max(present, key=lambda p: ((folder / p[1][0]).stat().st_mtime_ns, -p[0]))
     path = folder / name
     config = validate_config(schema, read_yaml(path), str(path))
     judges = config.judges if hasattr(config, "judges") else [j for p in config.pairs for j in (p.base, p.aligned)]
@@ -417,14 +418,21 @@ def item_tables(results: StudyResults) -> str:
         frame = pd.DataFrame({"id": data.ids[:shown], "human": data.human[:shown],
                               "text": [_item_text(data.frame, data.fields, i, " · ")[:400] for i in range(shown)]})
         score_columns = [(s, label, rule) for s in sets for label, rule in _set_rules(s, results.config.rules)]
-        if len(score_columns) > 9:  # one column per scored set: its answer
-            answer = answer_rule(list(results.config.rules))
-            score_columns = [(s, label, rule) for s, label, rule in score_columns if s.mode != "exact" or label == answer]
+        if len(score_columns) > 9:  # one column per judge × scale: its answer
+            labels: dict[tuple[str, str], list[str]] = {}
+            for s, label, _ in score_columns:
+                labels.setdefault((s.judge, str(s.scale)), []).append(label)
+            score_columns = [(s, label, rule) for s, label, rule in score_columns
+                             if label == answer_rule(labels[(s.judge, str(s.scale))])]
+        known = dict(COLUMNS)
         for s, label, rule in score_columns:
-            name = f"{s.scale} · {label}" if len(judges) == 1 else f"{s.judge} · {s.scale} · {label}"
+            name = f"{s.judge} · {s.scale} · {label}"
+            short = label.split("(")[0]  # sampled(n=10,T=0.7): the settings go to the tooltip
+            title = f"{s.scale} · {short}" if len(judges) == 1 else f"{s.judge} · {s.scale} · {short}"
+            known[name] = Column(name, title, f"{name}: the item's score")
             frame[name] = s.scores(rule)[:shown]
         left = f" (the first {shown} of {len(data)}; items.csv has them all)" if shown < len(data) else ""
-        parts.append(f"<h3>All items of {esc(task)}{esc(left)}</h3>" + table(frame, COLUMNS, filter_at=0))
+        parts.append(f"<h3>All items of {esc(task)}{esc(left)}</h3>" + table(frame, known, filter_at=0))
     return "".join(parts)
 
 

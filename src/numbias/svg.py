@@ -126,8 +126,9 @@ def bars(categories: Sequence[str], series: Sequence[Series], *, title: str, wid
         for s in series:
             v = float(s.values[i])
             if np.isfinite(v) and v > 0:
+                tip = f"{esc(cat)}: {esc(s.label)}: {_label(v, percent, 0.001)}"
                 body.append(f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar:.2f}" height="{y(0) - y(v):.1f}" '
-                            f'fill="{s.color}"><title>{esc(cat)}: {esc(s.label)}: {_label(v, percent, 0.001)}</title></rect>')
+                            f'fill="{s.color}"><title>{tip}</title></rect>')
             x += bar
         if i % every == 0:
             body.append(f'<text x="{left + group * (i + 0.5):.1f}" y="{height - 8}" text-anchor="middle" '
@@ -222,7 +223,8 @@ def _arrow(xa: float, ya: float, xb: float, yb: float, color: str) -> str:
         return ""
     ux, uy = dx / length, dy / length
     tx, ty = xb - ux * 6, yb - uy * 6
-    head = [(tx, ty), (tx - ux * 7 - uy * 3.5, ty - uy * 7 + ux * 3.5), (tx - ux * 7 + uy * 3.5, ty - uy * 7 - ux * 3.5)]
+    head = [(tx, ty), (tx - ux * 7 - uy * 3.5, ty - uy * 7 + ux * 3.5),
+            (tx - ux * 7 + uy * 3.5, ty - uy * 7 - ux * 3.5)]
     pts = " ".join(f"{px:.1f},{py:.1f}" for px, py in head)
     return (f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{tx:.1f}" y2="{ty:.1f}" stroke="{color}" stroke-opacity="0.6" '
             f'stroke-width="1.5"/><polygon points="{pts}" fill="{color}" fill-opacity="0.8"/>')
@@ -280,7 +282,8 @@ def forest(labels: Sequence[str], values: Sequence[float], lows: Sequence[float]
     pw = width - left - right
     x = lambda v: left + pw * (v - xt[0]) / (xt[-1] - xt[0])
     body = [f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{height - 30}" stroke="#eee"/>'
-            f'<text x="{x(t):.1f}" y="{height - 18}" text-anchor="middle" fill="#555">{_label(t, False, xt[1] - xt[0])}</text>'
+            f'<text x="{x(t):.1f}" y="{height - 18}" text-anchor="middle" fill="#555">'
+            f"{_label(t, False, xt[1] - xt[0])}</text>"
             for t in xt]
     for i, (label, v, lo, hi, hot) in enumerate(zip(labels, values, lows, highs, highlight)):
         cy = top + row * (i + 0.5)

@@ -260,8 +260,8 @@ class MitigateVerdict:
 
     def advice(self) -> str:
         if self.gain.low > 0 and self.gain.value < 0.02:
-            return (f"The automatic choice, {self.chosen}, is reliably but only slightly better ({self.gain.value:+.2f}):"
-                    " the default is about as good.")
+            return (f"The automatic choice, {self.chosen}, is reliably but only slightly better "
+                    f"({self.gain.value:+.2f}): the default is about as good.")
         if self.gain.low > 0:
             keep = (" Save it with --save judge.json and score new items with numbias score --calibrated judge.json."
                     if self.saveable else "")
