@@ -54,7 +54,7 @@ vertical-align:2px}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:.5rem;margin:.6rem 0}
 .tile{border-left:4px solid #D55E00;background:#fafafb;padding:.25rem .55rem}
 .tile b{display:block;font-size:1.35rem;line-height:1.3} .tile span{display:block;color:#555;font-size:11.5px}
-.tile em{font-style:normal;color:#333;font-size:11.5px;font-weight:600}
+.tile em{font-style:normal;color:#333;font-size:11.5px;font-weight:600;overflow-wrap:anywhere}
 .todo{border-top:1px solid #ececf0;padding-top:.45rem;margin-top:.45rem}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(280px,1fr));gap:.6rem}
 .pair{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:.6rem;margin-bottom:.6rem}

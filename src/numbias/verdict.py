@@ -93,11 +93,16 @@ class StudyVerdict:
     def level(self) -> str:
         return level(self.share, self.human_share, self.kurtosis, self.human_kurtosis)
 
+    @property
+    def named(self) -> str:
+        """The answer rule in words: a sampled label (``sampled(n=10,T=0.7)``) reads "sampled"."""
+        return "sampled" if self.rule.startswith("sampled") else self.rule
+
     def tiles(self) -> list[Tile]:
         tiles = [(f"most given score ({self.scale})", number(self.mode, 0),
                   f"{number(self.share, percent=True)} of items · humans {number(self.human_share, percent=True)}"),
                  ("excess kurtosis", number(self.kurtosis), f"humans {number(self.human_kurtosis)}"),
-                 (f"r, {self.rule} answer", number(self.answer.value),
+                 (f"r, {self.named} answer", number(self.answer.value),
                   f"[{number(self.answer.low)}, {number(self.answer.high)}]")]
         if self.expected is not None:
             tiles.append(("r, expected score", number(self.expected.value),
@@ -105,14 +110,15 @@ class StudyVerdict:
         return tiles
 
     def finding(self) -> str:
-        text = [_pile(self.mode, self.share, self.human_share, f"At {self.scale}, its {self.rule} answer"),
+        sampled = f" ({self.rule}: the paper's protocol, sampled)" if self.named != self.rule else ""
+        text = [_pile(self.mode, self.share, self.human_share, f"At {self.scale}, its {self.named} answer{sampled}"),
                 _peak(self.kurtosis, self.human_kurtosis)]
-        answer = (f"Its {self.rule} answer correlates with the humans at {_r(self.answer)}"
-                  if np.isfinite(self.answer.value) else f"Its {self.rule} answer carries no ranking (no r)")
+        answer = (f"Its {self.named} answer correlates with the humans at {_r(self.answer)}"
+                  if np.isfinite(self.answer.value) else f"Its {self.named} answer carries no ranking (no r)")
         if self.expected is not None and np.isfinite(self.expected.value):
             gap = self.expected.value - self.answer.value
-            how = ("" if np.isnan(gap) else f", {gap:+.2f} from reading the whole distribution instead of its top "
-                   "score" if gap >= 0.02 else ", no better than the answer" if gap > -0.02 else ", below the answer")
+            how = ("" if np.isnan(gap) else f", {gap:+.2f} from reading the whole distribution" if gap >= 0.02
+                   else ", no better than the answer" if gap > -0.02 else ", below the answer")
             answer += f"; the exact expected score of the same distributions reaches {_r(self.expected)}{how}"
         text.append(answer + (f" (human ceiling {number(self.ceiling)})." if np.isfinite(self.ceiling) else "."))
         return " ".join(text)
@@ -121,9 +127,9 @@ class StudyVerdict:
         gain = self.best.value - np.nan_to_num(self.answer.value, nan=-np.inf)
         where = "" if self.best_scale == self.scale else f"ask on {self.best_scale} and "
         by = f", {gain:+.2f}" if np.isfinite(gain) else ""
-        first = (f"{where}read the {self.best_rule} score rather than the {self.rule} answer at {self.scale}: "
+        first = (f"{where}read the {self.best_rule} score rather than the {self.named} answer at {self.scale}: "
                  f"{_r(self.best)}{by}." if gain >= 0.02 and np.isfinite(self.best.value) else
-                 f"the {self.rule} answer at {self.scale} is as accurate as any setting measured here.")
+                 f"the {self.named} answer at {self.scale} is as accurate as any setting measured here.")
         return (f"{first[0].upper()}{first[1:]} To choose a setting on held-out items (temperature, calibration, "
                 "score range) and prove it on others, run numbias mitigate on this judge and task.")
 
