@@ -4,6 +4,7 @@ numbias only by name (``backend: plugin_judge:make``, entry point ``numbias.task
 from __future__ import annotations
 
 import os
+import re
 import time
 import zlib
 
@@ -68,3 +69,30 @@ def _load_reviews(n: int | None = None, seed: int = 0):
 TASK = Task("plugin-reviews", "One-word reviews (a plug-in task)",
             PromptTemplate("Rate the review from {lo} to {hi}.\nReview: {word}"),
             (1.0, 5.0), 5, "the plugin_judge test module", _load_reviews, False)
+
+
+def reader(model: str, bias: float = 0.0) -> FakeBackend:
+    """A judge that reads an item's true score from the number in its text (``word12``:
+    true score 12 % 5 on 0–4, as a position on the scale it is asked on), with seeded
+    noise, a little non-numeric mass, and a pull of ``bias`` towards the scale's
+    second-highest score: an aligned-looking judge when ``bias`` is large."""
+
+    def logits(prompt: Prompt, context: tuple[int, ...]) -> np.ndarray:
+        row = np.full(len(PIECES), -30.0)
+        if context:
+            row[-1] = 10.0  # one digit, then the end
+            return row
+        lo, hi = (int(x) for x in re.findall(r"from (\d+) to (\d+)", prompt.user)[-1])
+        word = prompt.user.split("Item: ")[-1].split("\n")[0]
+        number = re.findall(r"\d+", word)
+        true = (int(number[-1]) if number else zlib.crc32(word.encode())) % 5 / 4
+        unit = np.clip(true + np.random.default_rng(zlib.crc32(word.encode())).normal(0, 0.15), 0, 1)
+        scores = np.arange(lo, hi + 1)
+        row[scores] = -((scores - lo) / (hi - lo) - unit) ** 2 / 0.03
+        row[hi - 1] += bias
+        row[PIECES.index("x")] = -4.0
+        return row
+
+    backend = FakeBackend(PIECES, logits, eos=len(PIECES) - 1)
+    backend.identity = {**backend.identity, "model": model, "bias": bias, "reader": 1}
+    return backend

@@ -14,7 +14,8 @@ ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 LAYERS = [
     ["errors"],
-    ["options", "plugins", "output"],
+    ["options", "plugins", "output", "svg"],
+    ["page"],
     ["scale"],
     ["distribution"],
     ["trie", "sampling"],
@@ -34,6 +35,7 @@ LAYERS = [
     ["study"],
     ["calibrated"],
     ["align", "mitigate", "scoring"],
+    ["verdict"],
     ["report"],
     ["cli"],
     ["__init__", "__main__"],

@@ -133,6 +133,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("run out unwritable", ["run", "--out", "/proc/x", "--task", "vader"], "cannot create results folder /proc/x"),
     ("score out unwritable", ["score", "--out", "/proc/x"], "cannot create results folder /proc/x"),
     ("correlate a missing folder", ["correlate", "/nope"], "cannot read /nope/summary.json"),
+    ("report of a missing folder", ["report", "/nope"], "results folder /nope does not exist"),
+    ("report of a folder with no results", ["report", "."], "holds no config.yaml, align-config.yaml or"),
     ("calibrated file not a judge", ["score", "--calibrated", "bad.json", "--data", "items.csv", "--out", "o"],
      "not a saved numbias judge"),
     ("calibrated file missing", ["score", "--calibrated", "none.json", "--data", "items.csv", "--out", "o"],

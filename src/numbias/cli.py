@@ -1,4 +1,4 @@
-"""Command line: ``numbias run``, ``align``, ``mitigate``, ``score``, ``models``.
+"""Command line: ``numbias run``, ``align``, ``mitigate``, ``score``, ``report``, ``models``.
 
 Every user error ends as one line on stderr and exit code 2, never a traceback;
 results already computed are in the store and survive any stop."""
@@ -412,10 +412,10 @@ def correlate_cmd(
 
 def _print_shift(shift: pd.DataFrame) -> None:
     """One line per scoring: the paired counts of :func:`numbias.align.paired_shift`."""
+    from numbias.verdict import shift_sentence
+
     for r in shift.to_dict("records"):
-        console.print(f"aligned vs base ({r['scoring']}): more peaked in {r['more peaked']} of {r['settings']} "
-                      f"settings, less accurate in {r['less accurate']}, both in {r['both']} (median change: "
-                      f"kurtosis {r['median Δ kurtosis']:+.2f}, Pearson r {r['median Δ r']:+.2f})")
+        console.print(shift_sentence(r), highlight=False)
 
 
 @app.command("mitigate")
@@ -494,6 +494,23 @@ def _run_mitigate(parsed: MitigateConfig, save: Path | None, wait: bool) -> None
     if path:
         console.print(f"saved the automatic choice of {results.comparisons[0].task} as {path}")
     console.print(f"results in {folder}/ (mitigation.csv, dev_scores.csv, report.html)")
+
+
+@app.command("report")
+def report_cmd(
+    folder: Annotated[Path, typer.Argument(help="Results folder of numbias run, align or mitigate.")],
+    open_: Annotated[bool, typer.Option("--open", help="Open the report in the web browser.")] = False,
+    wait: WaitOpt = False,
+) -> None:
+    """Rebuild a results folder's report.html from its config and store (no model is loaded)."""
+    import webbrowser
+
+    from numbias.report import rebuild
+
+    path = rebuild(folder, wait=wait)
+    console.print(f"wrote {path}", highlight=False)
+    if open_ and not webbrowser.open(path.resolve().as_uri()):
+        console.print(f"no web browser found; open {path} yourself", highlight=False)
 
 
 def _print_mitigation(frame: pd.DataFrame) -> None:

@@ -1,16 +1,17 @@
 """Every result file and the one self-contained HTML page, for run, align and
 mitigate alike: the studies return plain data, and this module writes it.
 
-Figures are drawn from computed results only (matplotlib's object API, no global
-pyplot state) and inlined as PNG; every text that came from a data set or a config
-is HTML-escaped."""
+The page opens with the verdict (:mod:`numbias.verdict`), then readable tables
+(:mod:`numbias.page`), figures that compare judge with human (:mod:`numbias.svg`)
+and the items themselves. Figures are drawn from numbers computed here, and every
+text that came from a data set or a config is escaped. ``numbias report DIR``
+rebuilds the page from a results folder's config and store (:func:`rebuild`)."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
+import math
+from collections.abc import Callable, Sequence
 from functools import singledispatch
 from pathlib import Path
 from typing import Any
@@ -18,29 +19,94 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from matplotlib.figure import Figure
+from pydantic import BaseModel
 
-from numbias.align import AlignResults
+from numbias.align import AlignConfig, AlignResults, align
+from numbias.config import RunConfig, read_yaml, validate_config
 from numbias.errors import NumbiasError
+from numbias.judge import ScoredSet, store_only
 from numbias.metrics import histogram, to_scale
-from numbias.mitigate import MitigateResults
-from numbias.output import Writer, text, write_all
-from numbias.scale import PAPER_SCALE, ScoreScale
-from numbias.study import StudyResults
+from numbias.mitigate import Comparison, MitigateConfig, MitigateResults, mitigate
+from numbias.output import Writer, one_writer, text, write_all
+from numbias.page import Column, Section, number, page, table
+from numbias.scale import ScoreScale
+from numbias.study import StudyResults, run
+from numbias.svg import HUMAN, PALETTE, Line, Mark, Point, Series, bars, esc, forest, lines, scatter
+from numbias.verdict import (
+    CHOICE_ROW,
+    DEFAULT_ROW,
+    LEVEL_WORDS,
+    Tile,
+    align_lead,
+    answer_rule,
+    mitigate_verdicts,
+    rule_scores,
+    study_verdicts,
+)
 
-Section = tuple[str, str]
-"""A heading and its HTML."""
+MAX_ITEMS = 2000
+"""Rows of the searchable item table per task (items.csv holds them all)."""
+TOP_DISAGREEMENTS = 6
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222}
-table{border-collapse:collapse;font-size:0.85rem;margin:1rem 0}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f3f3f3} td.t{text-align:left}
-img{max-width:100%} .note{color:#666;font-size:0.85rem}
-"""
+_RULE_TIP = ("how an item's score is read from its distribution: greedy = the most probable score, expected = "
+             "the mean, median, protocol = the paper's mean of 10 answers at T = 0.7 (its exact expectation), "
+             "sampled = those answers actually drawn")
+COLUMNS = {c.key: c for c in [
+    Column("scale", "scale", "the range the judge was asked to answer on"),
+    Column("rule", "rule", _RULE_TIP),
+    Column("n", "items", "items with a numeric answer"),
+    Column("kurtosis", "kurtosis", "excess (Fisher) kurtosis of the judge's item scores: 0 for a normal "
+           "distribution, higher = more peaked (scores piled on a few values)"),
+    Column("human_kurtosis", "human kurtosis", "excess kurtosis of the human scores of the same items"),
+    Column("mode", "mode", "the score the judge gives most often", digits=0),
+    Column("mode_share", "mode share", "share of the items given the mode", percent=True),
+    Column("entropy", "entropy", "normalised entropy of the score histogram: 1 = every score equally often, "
+           "0 = a single score"),
+    Column("distinct", "scores used", "how many of the scale's scores the judge gives at least once"),
+    Column("js_divergence", "JS divergence", "Jensen–Shannon divergence (base 2) between the judge's and the "
+           "humans' histograms, human scores mapped linearly onto the judge's range: 0 = same shape, 1 = disjoint"),
+    Column("wasserstein", "Wasserstein (% of range)", "earth mover's distance between judge and human scores, as "
+           "a share of the scale's range", percent=True),
+    Column("pearson", "Pearson r [95% CI]", "linear correlation with the human scores; 95% bootstrap interval "
+           "over items"),
+    Column("spearman", "Spearman ρ", "rank correlation with the human scores"),
+    Column("kendall", "Kendall τ", "pairwise rank agreement with the human scores"),
+    Column("human_ceiling", "human ceiling", "split-half reliability of the raters (Spearman–Brown): about the "
+           "best r a judge can reach"),
+    Column("group_pearson", "group r [95% CI]", "Pearson r within each group (e.g. source document), averaged; "
+           "interval from resampling groups"),
+    Column("groups", "groups", "groups that entered the group-level r"),
+    Column("row", "row", "what changes from the paper's default (0-9, protocol, T = 0.7)"),
+    Column("setting", "setting", "scale · rule · temperature · mitigation"),
+    Column("dev score", "dev score", "the selection criterion on development items (cross-fitted where the "
+           "setting is fitted on labels)"),
+    Column("group pearson", "group r [95% CI]", "within-group Pearson r, averaged over groups"),
+    Column("n test", "test items", "held-out items the row is scored on"),
+    Column("stability", "stability", "share of bootstrap resamples of the development items on which the same "
+           "setting wins", percent=True),
+    Column("scale stability", "scale stability", "share of resamples won by a setting at the same scale",
+           percent=True),
+    Column("nested estimate", "nested estimate", "Pearson r of the selection procedure itself, chosen without "
+           "each fold of the development items and applied to it (the winner's curse corrected)"),
+    Column("text", "text", "the item's fields as the judge read them (the first 400 characters)", long=True),
+    Column("human", "human", "the human score, on the raters' scale"),
+    Column("gain kept (refitted)", "gain kept (refitted)", "share of the gain over the default that survives, "
+           "the setting refitted on the target", percent=True),
+    Column("gain kept (as fitted)", "gain kept (as fitted)", "share of the gain that survives with the "
+           "calibration fitted on the source", percent=True),
+]}
+
+
+# --- result files --------------------------------------------------------------------
 
 
 @singledispatch
+def files(results: Any) -> dict[str, Writer]:
+    """A study's result files by name, each a writer (nothing is computed until written)."""
+    raise NumbiasError(f"cannot write results of type {type(results).__name__} "
+                       "(give what run, align or mitigate returned)")
+
+
 def write(results: Any, out: str | Path | None = None) -> Path:
     """Write a study's result files and report into ``out`` (default: the config's
     ``out``), all replaced together; returns the folder.
@@ -50,270 +116,462 @@ def write(results: Any, out: str | Path | None = None) -> Path:
     ...
     numbias.errors.NumbiasError: cannot write results of type object (give what run, align or mitigate returned)
     """
-    raise NumbiasError(f"cannot write results of type {type(results).__name__} "
-                       "(give what run, align or mitigate returned)")
+    contents = files(results)
+    return write_all(out or results.config.out, contents)
 
 
-@write.register
-def _(results: StudyResults, out: str | Path | None = None) -> Path:
-    return write_all(out or results.config.out, study_files(results))
+def _yaml(config: BaseModel) -> Writer:
+    return text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False))
 
 
-@write.register
-def _(results: AlignResults, out: str | Path | None = None) -> Path:
-    files = study_files(results.study, align_sections(results))
-    page = files.pop("report.html")
-    return write_all(out or results.config.out, {
-        **files,
-        "alignment.csv": lambda p: results.table.to_csv(p, index=False),
-        "simulated_kurtosis.csv": lambda p: results.simulated.to_csv(p, index=False),
-        "report.html": page,
-    })
+def _csv(frame: pd.DataFrame) -> Writer:
+    return lambda p: frame.to_csv(p, index=False)
 
 
-@write.register
-def _(results: MitigateResults, out: str | Path | None = None) -> Path:
+@files.register
+def _(results: StudyResults) -> dict[str, Writer]:
+    return {**study_files(results), "report.html": lambda p: p.write_text(study_page(results), encoding="utf-8")}
+
+
+@files.register
+def _(results: AlignResults) -> dict[str, Writer]:
+    return {**study_files(results.study), "alignment.csv": _csv(results.table),
+            "simulated_kurtosis.csv": _csv(results.simulated), "align-config.yaml": _yaml(results.config),
+            "report.html": lambda p: p.write_text(align_page(results), encoding="utf-8")}
+
+
+@files.register
+def _(results: MitigateResults) -> dict[str, Writer]:
     dev = pd.DataFrame([{"judge": c.judge.name, "task": c.task, "setting": s.label, "dev score": v}
                         for c in results.comparisons for s, v in c.dev_scores.items()])
     checks = {name: frame for name, frame in (("selection.csv", results.selection),
                                                ("label_efficiency.csv", results.label_curve),
                                                ("transfer.csv", results.transfer)) if len(frame)}
-    return write_all(out or results.config.out, {
-        "mitigation.csv": lambda p: results.table.to_csv(p, index=False),
-        "dev_scores.csv": lambda p: dev.to_csv(p, index=False),
-        **{name: (lambda p, f=frame: f.to_csv(p, index=False)) for name, frame in checks.items()},
-        "report.html": lambda p: write_page("numbias mitigation study", mitigate_sections(results), p),
-    })
+    return {"mitigation.csv": _csv(results.table), "dev_scores.csv": _csv(dev),
+            **{name: _csv(frame) for name, frame in checks.items()}, "mitigate-config.yaml": _yaml(results.config),
+            "report.html": lambda p: p.write_text(mitigate_page(results), encoding="utf-8")}
 
 
-def study_files(results: StudyResults, extra_sections: list[Section] | None = None) -> dict[str, Writer]:
-    """A study's files: per-item scores, the summary, the config it ran, the report."""
+def study_files(results: StudyResults) -> dict[str, Writer]:
+    """A study's data files: per-item scores, the summary, the config it ran."""
     records = json.loads(results.summary.to_json(orient="records"))
-    config = yaml.safe_dump(results.config.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    return {
-        "items.csv": lambda p: results.items.to_csv(p, index=False),
-        "summary.json": text(json.dumps(records, indent=2)),
-        "config.yaml": text(config),
-        "report.html": lambda p: write_page("numbias report", study_sections(results, extra_sections or []), p),
-    }
+    return {"items.csv": _csv(results.items), "summary.json": text(json.dumps(records, indent=2)),
+            "config.yaml": _yaml(results.config)}
 
 
-def figure_html(fig: Figure, alt: str) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    data = base64.b64encode(buf.getvalue()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+# --- rebuilding from a results folder ------------------------------------------------
+
+REBUILDS: tuple[tuple[str, type[BaseModel], Callable[[Any], Any]], ...] = (
+    ("mitigate-config.yaml", MitigateConfig, mitigate),
+    ("align-config.yaml", AlignConfig, align),
+    ("config.yaml", RunConfig, run),
+)
+"""Which config a results folder holds, the schema it is read with, and the study
+that reads its store again."""
 
 
-def table_html(frame: pd.DataFrame, digits: int = 3) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = []
-    for _, row in frame.iterrows():
-        cells = []
-        for value in row:
-            if isinstance(value, (float, np.floating)):
-                cells.append(f"<td>{'—' if np.isnan(value) else f'{value:.{digits}f}'}</td>")
-            else:
-                cells.append(f'<td class="t">{html.escape(str(value))}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def rebuild(folder: str | Path, *, wait: bool = False) -> Path:
+    """Write ``folder/report.html`` again from the folder's config and store, loading no
+    model (an item missing from the store is an error); returns the page's path.
+    Data files the config names are read relative to the working folder, as when the
+    study ran."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NumbiasError(f"results folder {folder} does not exist")
+    present = [(k, entry) for k, entry in enumerate(REBUILDS) if (folder / entry[0]).is_file()]
+    if not present:
+        raise NumbiasError(f"{folder} holds no config.yaml, align-config.yaml or mitigate-config.yaml: not a results "
+                           "folder of numbias run, align or mitigate")
+    # the study that wrote last (a folder two studies shared); align writes config.yaml too, first
+    _, (name, schema, study) = max(present, key=lambda p: ((folder / p[1][0]).stat().st_mtime_ns, -p[0]))
+    path = folder / name
+    config = validate_config(schema, read_yaml(path), str(path))
+    judges = config.judges if hasattr(config, "judges") else [j for p in config.pairs for j in (p.base, p.aligned)]
+    if objects := [j.name for j in judges if j.backend == "object"]:
+        raise NumbiasError(f"{path}: judge {objects[0]!r} was given as a Python object; rebuild this report from "
+                           "Python with numbias.write")
+    store = Path(config.store) if config.store else folder / "store.sqlite"
+    if not store.is_file():
+        raise NumbiasError(f"{store} does not exist: the report is rebuilt from the store its study wrote")
+    config = config.model_copy(update={"out": str(folder), "store": str(store)})
+    with one_writer(folder, wait=wait):
+        try:
+            with store_only():
+                results = study(config)
+        except NumbiasError as exc:
+            raise NumbiasError(f"cannot rebuild {folder / 'report.html'} from {store}: {exc}") from None
+        write_all(folder, {"report.html": files(results)["report.html"]})
+    return folder / "report.html"
 
 
-def write_page(title: str, sections: list[Section], path: Path) -> None:
-    """A self-contained page of (heading, HTML) sections."""
-    body = "".join(f"<h2>{html.escape(head)}</h2>{content}" for head, content in sections)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
-    path.write_text(page, encoding="utf-8")
+# --- shared pieces -------------------------------------------------------------------
 
 
-def _notes(notes: list[str]) -> str:
-    return "<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in notes) + "</ul>" if notes else ""
+def _notes(notes: Sequence[str]) -> str:
+    """A bullet list of plain-text notes (none: nothing)."""
+    return "<ul>" + "".join(f"<li>{esc(note)}</li>" for note in notes) + "</ul>" if notes else ""
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def card(title: str, level: str, tiles: Sequence[Tile], finding: str, advice: str) -> str:
+    """A verdict: its title and level, the headline figures, what was found, what to do."""
+    figures = "".join(f'<div class="tile"><em>{esc(label)}</em><b>{esc(value)}</b><span>{esc(detail)}</span></div>'
+                      for label, value, detail in tiles)
+    return (f'<div class="card"><h3>{esc(title)}<span class="badge {level}">{esc(LEVEL_WORDS[level])}</span></h3>'
+            f'<div class="tiles">{figures}</div><p>{esc(finding)}</p>'
+            f'<p class="todo"><b>What to do:</b> {esc(advice)}</p></div>')
+
+
+def display_bins(scale: ScoreScale, *shares: np.ndarray, most: int = 21) -> tuple[list[str], list[np.ndarray]]:
+    """Category labels and shares for a histogram figure: every score up to ``most``
+    scores, else runs of neighbouring scores summed (1–100 reads as 20 bars).
+
+    >>> labels, (h,) = display_bins(ScoreScale(1, 100), np.full(100, 0.01))
+    >>> labels[:2], len(labels), round(float(h[0]), 2)
+    (['1–5', '6–10'], 20, 0.05)
+    """
+    if scale.size <= most:
+        return scale.labels, list(shares)
+    width = math.ceil(scale.size / 20)
+    starts = np.arange(0, scale.size, width)
+    labels = [f"{scale.lo + s}–{scale.lo + min(s + width, scale.size) - 1}" for s in starts]
+    return labels, [np.add.reduceat(h, starts) for h in shares]
+
+
+def paired(scale: ScoreScale, judge: np.ndarray, human: np.ndarray, label: str, title: str,
+           color: str = PALETTE[0], width: int = 320) -> str:
+    """Judge and human histograms of the same items, paired bars on one axis."""
+    keep = ~np.isnan(judge)
+    cats, (j, h) = display_bins(scale, histogram(judge, scale), histogram(human[keep], scale))
+    return bars(cats, [Series("human", h, HUMAN), Series(label, j, color)], title=title, width=width,
+                height=190 if width > 400 else 170)
+
+
+def figure(caption: str, svg: str) -> str:
+    """A chart under its (escaped) caption."""
+    return f"<figure><figcaption>{esc(caption)}</figcaption>{svg}</figure>"
+
+
+def _mapped(s: ScoredSet) -> np.ndarray:
+    """The set's human scores on the judge's scale, as the histograms compare them."""
+    return to_scale(s.data.human, s.data.human_range, s.scale)
 
 
 # --- run -----------------------------------------------------------------------------
 
 
-def summary_columns(summary: pd.DataFrame) -> pd.DataFrame:
-    out = summary[["judge", "task", "scale", "rule", "kurtosis", "human_kurtosis", "entropy", "mode_share",
-                   "distinct", "js_divergence", "wasserstein", "pearson", "pearson_low", "pearson_high",
-                   "spearman", "kendall", "human_ceiling",
-                   *(["group_pearson", "group_pearson_low", "group_pearson_high", "groups"]
-                     if "group_pearson" in summary and summary["group_pearson"].notna().any() else [])]].copy()
-    out["distinct"] = out["distinct"].astype(str)
-    return out
+def study_page(results: StudyResults) -> str:
+    """The page of ``numbias run``: what was measured, then its sections."""
+    judges = list(dict.fromkeys(results.summary["judge"]))
+    tasks = {s.task: len(s.data) for s in results.sets}
+    subtitle = (f"{', '.join(judges)} on {', '.join(f'{t} ({n} items)' for t, n in tasks.items())} · scales "
+                f"{', '.join(results.config.scales)} · rules {', '.join(results.config.rules)}")
+    return page("numbias report", subtitle, study_sections(results, []))
 
 
-def histograms(results: StudyResults) -> str:
-    parts = []
-    rules = results.config.rules
-    for task in dict.fromkeys(s.task for s in results.sets):
-        sets = [s for s in results.sets if s.task == task]
-        fig = Figure(figsize=(3.2 * len(rules), 2.3 * len(sets)))
-        axes = fig.subplots(len(sets), len(rules), squeeze=False)
-        for row, s in enumerate(sets):
-            human = histogram(to_scale(s.data.human, s.data.human_range, s.scale), s.scale)
-            for col, rule in enumerate(rules):
-                ax = axes[row][col]
-                judge = histogram(s.scores(rule), s.scale)
-                x = s.scale.values
-                ax.bar(x, judge, width=0.8 if s.scale.size <= 20 else 1.0, color="#d95f02", alpha=0.8, label="judge")
-                ax.step(x, human, where="mid", color="#1b9e77", label="human (mapped)")
-                ax.set_title(f"{s.judge} · {s.scale} · {rule if s.mode == 'exact' else s.mode}", fontsize=8)
-                ax.tick_params(labelsize=7)
-                if row == 0 and col == 0:
-                    ax.legend(fontsize=7)
-        fig.suptitle(task, fontsize=10)
-        fig.tight_layout()
-        parts.append(f"<h3>{html.escape(task)}</h3>" + figure_html(fig, f"score histograms for {task}"))
-    return "".join(parts)
-
-
-def kurtosis_vs_pearson(summary: pd.DataFrame) -> str:
-    fig = Figure(figsize=(5.5, 4))
-    ax = fig.subplots()
-    for (judge, rule), group in summary.groupby(["judge", "rule"]):
-        ax.scatter(np.log1p(group["kurtosis"].clip(lower=-0.99)), group["pearson"], label=f"{judge} · {rule}", s=22)
-    ax.set_xlabel("log(1 + excess kurtosis of judge scores)")
-    ax.set_ylabel("Pearson r with human scores")
-    ax.legend(fontsize=6)
-    return figure_html(fig, "kurtosis against Pearson r")
-
-
-def disagreements(results: StudyResults, rule: str, k: int = 5) -> str:
-    """The items where judge and human disagree most: what a person reads first."""
-    parts = []
-    for s in results.sets:
-        scores = s.scores(rule)
-        gap = scores - to_scale(s.data.human, s.data.human_range, s.scale)
-        order = np.argsort(-np.nan_to_num(np.abs(gap), nan=-1.0))[:k]
-        frame = s.data.frame.iloc[order][list(s.data.fields)].copy()
-        frame.insert(0, "human", s.data.human[order])
-        frame.insert(1, f"judge ({rule})", scores[order])
-        frame = frame.astype({c: str for c in s.data.fields})
-        parts.append(f"<h3>{html.escape(f'{s.judge} · {s.task} · {s.scale}')}</h3>" + table_html(frame, 2))
-    return "".join(parts)
-
-
-def study_sections(results: StudyResults, extra: list[Section]) -> list[Section]:
+def study_sections(results: StudyResults, extra: Sequence[Section], lead: str = "") -> list[Section]:
+    """The sections of a study's page; ``extra`` after the summary, ``lead`` (HTML)
+    above the verdicts."""
     summary = results.summary
+    verdicts = "".join(card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice())
+                       for v in study_verdicts(results))
     sections = [
-        ("Summary", table_html(summary_columns(summary))
-         + '<p class="note">kurtosis: excess (Fisher) kurtosis of item scores; entropy: normalised entropy of '
-           "the score histogram; JS / Wasserstein: distance between judge and human histograms (human scores "
-           "mapped linearly onto the judge's range; Wasserstein in units of the range).</p>"),
-        ("Kurtosis against accuracy", kurtosis_vs_pearson(summary)),
-        ("Score histograms", histograms(results)),
-        ("Largest disagreements", disagreements(results, results.config.rules[-1])),
+        ("Verdict", lead + f'<div class="cards">{verdicts}</div>'),
+        ("Summary", table(summary_frame(summary), COLUMNS)
+         + '<p class="note">One row per judge × task × scale × rule; hover a heading for what it measures, click '
+           "it to sort. Human scores are mapped linearly onto the judge's range for the histogram measures.</p>"),
         *extra,
+        ("Score histograms", histograms(results)),
+        ("Kurtosis against accuracy", kurtosis_scatter(summary)),
+        ("Items", disagreements(results) + item_tables(results)),
     ]
     notes = summary[summary["notes"].astype(str) != ""]
     if len(notes) or results.notes:
         sections.append(("Notes", _notes(results.notes)
-                         + (table_html(notes[["judge", "task", "scale", "rule", "notes"]]) if len(notes) else "")))
+                         + (table(notes[["judge", "task", "scale", "rule", "notes"]], COLUMNS) if len(notes) else "")))
     return sections
+
+
+def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary's columns a person reads, in reading order; a judge or task column
+    only when there are several, and no column that is empty throughout."""
+    keys = ["judge", "task", "scale", "rule", "n", "kurtosis", "human_kurtosis", "mode", "mode_share", "entropy",
+            "distinct", "js_divergence", "wasserstein", "pearson", "pearson_low", "pearson_high", "spearman",
+            "kendall", "human_ceiling", "group_pearson", "group_pearson_low", "group_pearson_high", "groups"]
+    frame = summary[[k for k in keys if k in summary]]
+    drop = [k for k in ("judge", "task") if frame[k].nunique() == 1]
+    drop += [k for k in frame if pd.api.types.is_float_dtype(frame[k]) and frame[k].isna().all()]
+    if "group_pearson" in drop:
+        drop.append("groups")
+    return frame.drop(columns=drop)
+
+
+def _row(summary: pd.DataFrame, judge: str, task: str, scale: str, rule: str) -> pd.Series:
+    return summary[(summary.judge == judge) & (summary.task == task) & (summary.scale == scale)
+                   & (summary.rule == rule)].iloc[0]
+
+
+def _set_rules(s: ScoredSet, rules: Sequence[str]) -> list[tuple[str, str]]:
+    """(summary label, rule to score with) of every rule a scored set was read with."""
+    return [(r, r) for r in rules] if s.mode == "exact" else [(s.mode, "protocol")]
+
+
+def histograms(results: StudyResults) -> str:
+    """Per judge × task, one figure per scale × rule: the judge's histogram paired with
+    the humans' (mapped onto the judge's scale), captioned with the summary's figures."""
+    parts = []
+    summary = results.summary
+    for judge, task in dict.fromkeys((s.judge, s.task) for s in results.sets):
+        figs = []
+        for s in (s for s in results.sets if (s.judge, s.task) == (judge, task)):
+            for label, rule in _set_rules(s, results.config.rules):
+                row = _row(summary, judge, task, str(s.scale), label)
+                caption = (f"{s.scale} · {label}: kurtosis {number(row['kurtosis'])}, r {number(row['pearson'])}, "
+                           f"mode {number(row['mode'], 0)} ({number(row['mode_share'], percent=True)})")
+                figs.append(figure(caption, paired(s.scale, s.scores(rule), _mapped(s), "judge",
+                                                   f"{judge} · {task} · {s.scale} · {label}")))
+        per_row = len(results.config.rules) if len(results.config.rules) <= 4 else 4
+        parts.append(f"<h3>{esc(judge)} on {esc(task)}</h3><div class=\"grid\" style=\"grid-template-columns:"
+                     f"repeat({per_row},minmax(0,1fr))\">{''.join(figs)}</div>")
+    return ('<p class="note">Share of items at each score: the humans\' scores (grey, mapped linearly onto the '
+            "judge's scale and rounded) against the judge's (colour). Hover a bar for its share.</p>" + "".join(parts))
+
+
+def kurtosis_scatter(summary: pd.DataFrame) -> str:
+    """Every setting's kurtosis against its Pearson r, labelled by setting; the
+    humans' kurtosis as a reference line."""
+    groups = list(dict.fromkeys(zip(summary["judge"], summary["task"])))
+    color = {g: PALETTE[k % len(PALETTE)] for k, g in enumerate(groups)}
+    points = [Point(r["kurtosis"], r["pearson"], f"{r['scale']} · {r['rule']}", color[(r["judge"], r["task"])],
+                    f"{r['judge']} · {r['task']} · {r['scale']} · {r['rule']}: kurtosis {r['kurtosis']:.2f}, "
+                    f"r {r['pearson']:.2f}") for r in summary.to_dict("records")]
+    humans = summary.drop_duplicates("task")
+    vlines = [(float(r["human_kurtosis"]), "humans" if len(humans) == 1 else f"humans ({r['task']})")
+              for r in humans.to_dict("records") if np.isfinite(r["human_kurtosis"])]
+    legend = [(f"{j} · {t}", color[(j, t)]) for j, t in groups] if len(groups) > 1 else []
+    undefined = int(summary[["kurtosis", "pearson"]].isna().any(axis=1).sum())
+    note = f" {_plural(undefined, 'setting')} with constant scores (no kurtosis or r) not shown." if undefined else ""
+    xlog = bool((summary["kurtosis"].abs() > 10).any())
+    axis = "excess kurtosis of the judge's scores" + (" (signed log axis)" if xlog else "")
+    return (scatter(points, title="kurtosis against Pearson r", xlabel=axis, ylabel="Pearson r with the humans",
+                    xlog=xlog, vlines=vlines, legend=legend, width=760, height=360)
+            + f'<p class="note">The paper finds more peaked judges less accurate (r = −0.60 across its settings): '
+              f"points further right should sit lower.{note}</p>")
+
+
+def _item_text(frame: pd.DataFrame, fields: Sequence[str], i: int, sep: str) -> str:
+    values = [str(frame.iloc[i][f]) for f in fields]
+    return values[0] if len(values) == 1 else sep.join(f"{f}: {v}" for f, v in zip(fields, values))
+
+
+def _distribution(s: ScoredSet, i: int, judge: float, human: float) -> str:
+    """One item's full score distribution, the judge's score and the human's marked."""
+    d = s.distributions[i]
+    cats, probs = list(s.scale.labels), list(d.probs)
+    if d.below + d.above > 0.005:
+        cats, probs = [*cats, "out"], [*probs, d.below + d.above]
+    if d.other > 0.005:
+        cats, probs = [*cats, "n/a"], [*probs, d.other]
+    marks = [Mark(human - s.scale.lo, f"human {number(human)}", "#222")]
+    if np.isfinite(judge):
+        marks.append(Mark(judge - s.scale.lo, f"judge {number(judge)}", PALETTE[1]))
+    return bars(cats, [Series("P(score)", probs, PALETTE[0])], title=f"score distribution of item {s.data.ids[i]}",
+                width=330, height=150, marks=marks)
+
+
+def disagreements(results: StudyResults) -> str:
+    """Per judge × task (the verdict's scale and rule): the items where judge and
+    human disagree most, each beside its whole score distribution."""
+    parts = []
+    for v in study_verdicts(results):
+        s, scores = rule_scores(results, v.judge, v.task, v.scale, v.rule)
+        human = _mapped(s)
+        gap = scores - human
+        order = np.argsort(-np.nan_to_num(np.abs(gap), nan=-1.0), kind="stable")[:TOP_DISAGREEMENTS]
+        blocks, texts = [], [_item_text(s.data.frame, s.data.fields, i, chr(10)) for i in order]
+        for i, item in zip(order, texts):
+            meta = (f"id {s.data.ids[i]} · human {number(s.data.human[i])} ({number(human[i])} on {s.scale}) · "
+                    f"judge {number(scores[i])} ({v.rule}) · gap {gap[i]:+.2f}")
+            blocks.append(f'<div class="item"><div><div class="meta">{esc(meta)}</div><div class="text">'
+                          f"{esc(item)}</div></div>"
+                          f"{_distribution(s, i, scores[i], human[i])}</div>")
+        two = " two" if max(map(len, texts), default=0) < 200 else ""
+        parts.append(f"<h3>Largest disagreements: {esc(v.judge)} on {esc(v.task)} ({esc(v.scale)} · {esc(v.rule)})"
+                     f'</h3><div class="items{two}">{"".join(blocks)}</div>')
+    return ('<p class="note">Each item\'s exact score distribution (T = 1; for sampled answers, their shares), '
+            "with the human score (mapped onto the scale) and the judge's marked; out = numbers outside the scale, "
+            "n/a = no number.</p>" + "".join(parts))
+
+
+def item_tables(results: StudyResults) -> str:
+    """Per task, a searchable table of every item (up to :data:`MAX_ITEMS`): id, text,
+    human score and the judges' scores."""
+    parts = []
+    judges = {s.judge for s in results.sets}
+    for task in dict.fromkeys(s.task for s in results.sets):
+        sets = [s for s in results.sets if s.task == task]
+        data = sets[0].data
+        shown = min(len(data), MAX_ITEMS)
+        frame = pd.DataFrame({"id": data.ids[:shown], "human": data.human[:shown],
+                              "text": [_item_text(data.frame, data.fields, i, " · ")[:400] for i in range(shown)]})
+        score_columns = [(s, label, rule) for s in sets for label, rule in _set_rules(s, results.config.rules)]
+        if len(score_columns) > 9:  # one column per judge × scale: its answer
+            labels: dict[tuple[str, str], list[str]] = {}
+            for s, label, _ in score_columns:
+                labels.setdefault((s.judge, str(s.scale)), []).append(label)
+            score_columns = [(s, label, rule) for s, label, rule in score_columns
+                             if label == answer_rule(labels[(s.judge, str(s.scale))])]
+        known = dict(COLUMNS)
+        for s, label, rule in score_columns:
+            name = f"{s.judge} · {s.scale} · {label}"
+            short = label.split("(")[0]  # sampled(n=10,T=0.7): the settings go to the tooltip
+            title = f"{s.scale} · {short}" if len(judges) == 1 else f"{s.judge} · {s.scale} · {short}"
+            known[name] = Column(name, title, f"{name}: the item's score")
+            frame[name] = s.scores(rule)[:shown]
+        left = f" (the first {shown} of {len(data)}; items.csv has them all)" if shown < len(data) else ""
+        parts.append(f"<h3>All items of {esc(task)}{esc(left)}</h3>" + table(frame, known, filter_at=0))
+    return "".join(parts)
 
 
 # --- align ---------------------------------------------------------------------------
 
 
+def align_page(res: AlignResults) -> str:
+    """The study's page with the pairs' findings first and their sections after the summary."""
+    study = res.study
+    subtitle = (f"{_plural(len(res.config.pairs) + len(res.config.extra_aligned), 'base/aligned pair')} on "
+                f"{', '.join(dict.fromkeys(s.task for s in study.sets))} · scales {', '.join(res.config.scales)}")
+    lead = (f'<div class="card lead"><h3>Aligned against base, across settings</h3>'
+            f"{_notes([line[0].upper() + line[1:] for line in align_lead(res)])}</div>")
+    return page("numbias alignment report", subtitle, study_sections(study, align_sections(res), lead))
+
+
 def align_sections(res: AlignResults) -> list[Section]:
-    corr = "".join(
-        f"<li>{html.escape(rule)}: r = {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]</li>"
-        for rule, iv in res.correlation.items())
+    notes = [n for n in dict.fromkeys(res.table["note"]) if n]
     return [
-        ("Alignment study: base vs aligned", table_html(res.table, 2)
-         + f"<p>Correlation between kurtosis and Pearson r over all settings (paper: −0.60):</p><ul>{corr}</ul>"),
-        ("Aligned against base, setting by setting", table_html(res.shift, 2)
-         + "<p>Settings where the aligned judge's kurtosis is above its base's (more peaked), where its "
-           "Pearson r is below (less accurate), and both.</p>"),
-        ("Simulated kurtosis of the n-sample protocol mean", table_html(res.simulated, 2)),
+        ("Alignment study: base vs aligned", table(res.table.drop(columns=["note"]), COLUMNS) + _notes(notes)
+         + paired_view(res.table)),
+        ("Aligned against base, setting by setting", table(res.shift, COLUMNS)
+         + '<p class="note">Settings where the aligned judge\'s kurtosis is above its base\'s (more peaked), where '
+           "its Pearson r is below (less accurate), and both.</p>"),
         ("Base vs aligned histograms", align_histograms(res)),
+        ("Simulated kurtosis of the n-sample protocol mean", table(res.simulated, COLUMNS)),
     ]
 
 
+def paired_view(table_: pd.DataFrame) -> str:
+    """Each setting's move from base to aligned in the kurtosis–accuracy plane: an
+    arrow per pair × task × scale × scoring."""
+    scorings = list(dict.fromkeys(table_["scoring"]))
+    color = {s: PALETTE[k % len(PALETTE)] for k, s in enumerate(scorings)}
+    points, links = [], []
+    for r in table_.to_dict("records"):
+        where = f"{r['task']} · {r['scale']} · {r['scoring']}"
+        points.append(Point(r["base kurtosis"], r["base r"], "", "#555",
+                            f"{r['base']} (base) · {where}: kurtosis {r['base kurtosis']:.2f}, r {r['base r']:.2f}"))
+        points.append(Point(r["aligned kurtosis"], r["aligned r"], f"{r['scale']}", color[r["scoring"]],
+                            f"{r['aligned']} · {where}: kurtosis {r['aligned kurtosis']:.2f}, r {r['aligned r']:.2f}"))
+        links.append((len(points) - 2, len(points) - 1))
+    xlog = bool((table_[["base kurtosis", "aligned kurtosis"]].abs() > 10).any().any())
+    humans = table_.drop_duplicates("task")
+    vlines = [(float(r["human kurtosis"]), "humans" if len(humans) == 1 else f"humans ({r['task']})")
+              for r in humans.to_dict("records") if np.isfinite(r["human kurtosis"])]
+    svg = scatter(points, title="base to aligned, setting by setting",
+                  xlabel="excess kurtosis" + (" (signed log axis)" if xlog else ""),
+                  ylabel="Pearson r with the humans", xlog=xlog, links=links, vlines=vlines,
+                  legend=[("base", "#555"), *((s, color[s]) for s in scorings)], width=760, height=380)
+    return figure("The paired view: each arrow goes from the base judge to the aligned one on the same items; "
+                  "right and down is the paper's claim (more peaked, less accurate).", svg)
+
+
 def align_histograms(res: AlignResults) -> str:
-    """Base, aligned and human score histograms on one axis per task × scale."""
-    figs = []
-    exact = [s for s in res.study.sets if s.mode == "exact"]
-    for task in dict.fromkeys(s.task for s in exact):
-        sets = [s for s in exact if s.task == task]
-        scales = list(dict.fromkeys(str(s.scale) for s in sets))
-        fig = Figure(figsize=(4.5 * len(scales), 3))
-        axes = fig.subplots(1, len(scales), squeeze=False)
-        for ax, scale in zip(axes[0], scales):
-            for s in [s for s in sets if str(s.scale) == scale]:
-                ax.plot(s.scale.values, histogram(s.scores("protocol"), s.scale), marker="o", label=s.judge)
-            ref = sets[0]
-            human = histogram(to_scale(ref.data.human, ref.data.human_range, ref.scale), ref.scale)
-            ax.plot(ref.scale.values, human, color="black", linestyle="--", label="human (mapped)")
-            ax.set_title(f"{task} · {scale}", fontsize=9)
-            ax.legend(fontsize=6)
-        figs.append(figure_html(fig, f"base vs aligned vs human histograms, {task}"))
-    return "".join(figs)
+    """Per pair × task × scale, the base's and the aligned judge's histograms side by
+    side, each paired with the humans' (the protocol's exact expectation)."""
+    sets = {(s.judge, s.task, str(s.scale)): s for s in res.study.sets if s.mode == "exact"}
+    rows = []
+    for r in res.table.drop_duplicates(["base", "aligned", "task", "scale"]).to_dict("records"):
+        panels = []
+        for role, color in (("base", PALETTE[1]), ("aligned", PALETTE[0])):
+            s = sets[(r[role], r["task"], r["scale"])]
+            row = _row(res.study.summary, s.judge, s.task, str(s.scale), "protocol")
+            panels.append(figure(f"{role}: {s.judge} · {s.task} · {s.scale} · protocol — kurtosis "
+                                 f"{number(row['kurtosis'])}, r {number(row['pearson'])}",
+                                 paired(s.scale, s.scores("protocol"), _mapped(s), role, f"{role} {s.judge}", color,
+                                        width=560)))
+        rows.append(f'<div class="pair">{"".join(panels)}</div>')
+    return "".join(rows)
 
 
 # --- mitigate ------------------------------------------------------------------------
 
 
+def mitigate_page(res: MitigateResults) -> str:
+    """The page of ``numbias mitigate``: verdicts, then each comparison and the checks of the choice."""
+    c = res.config
+    split = f"{c.folds} folds" if c.folds else f"{c.dev} development items, the rest held out"
+    subtitle = (f"{', '.join(j.name for j in c.judges)} on {', '.join(dict.fromkeys(x.task for x in res.comparisons))}"
+                f" · scales {', '.join(c.scales)} · {split} · criterion {c.criterion}")
+    return page("numbias mitigation report", subtitle, mitigate_sections(res))
+
+
 def mitigate_sections(res: MitigateResults) -> list[Section]:
-    parts = [("Notes", _notes(res.notes))] if res.notes else []
+    verdicts = "".join(card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice())
+                       for v in mitigate_verdicts(res))
+    parts = [("Verdict", f'<div class="cards">{verdicts}</div>')]
     for c in res.comparisons:
-        chosen = ", ".join(dict.fromkeys(s.label for s in c.chosen))
-        parts.append((f"Mitigations: {c.judge.name} · {c.task}",
-                      f"<p>automatic choice: <b>{html.escape(chosen)}</b> (criterion: "
-                      f"{html.escape(res.config.criterion)}, chosen on development items only)</p>"
-                      + table_html(c.table.drop(columns=["family"]), 3)
-                      + figure_html(_mitigation_figure(c), f"mitigations for {c.judge.name} on {c.task}")))
+        parts.append((f"Mitigations: {c.judge.name} · {c.task}", comparison_html(c, res.config.criterion)))
     if len(res.selection):
-        parts.append(("What the choice is worth", "<p>the chosen setting's development score beside a nested "
+        parts.append(("What the choice is worth", "<p>The chosen setting's development score beside a nested "
                       "cross-validation estimate of the selection, and the share of bootstrap resamples of the "
-                      "development items on which it wins</p>" + table_html(res.selection, 3)))
+                      "development items on which it wins.</p>" + table(res.selection, COLUMNS)))
     if len(curve := res.label_curve):
-        parts.append(("Label efficiency", figure_html(_label_figure(curve), "test r against the number of labels")))
+        parts.append(("Label efficiency", label_figures(curve)))
     if len(res.transfer):
-        parts.append(("Transfer", "<p>each choice applied to another task (same judge) or judge (same task)</p>"
-                      + table_html(res.transfer, 3)))
+        parts.append(("Transfer", "<p>Each choice applied to another task (same judge) or judge (same task).</p>"
+                      + table(res.transfer, COLUMNS)))
+    if res.notes:
+        parts.append(("Notes", _notes(res.notes)))
     return parts
 
 
-def _label_figure(curve: pd.DataFrame) -> Figure:
-    """Mean test r (± one standard deviation over the draws) of each choice against the
-    number of labels, one panel per judge × task; the label-free choice at zero."""
-    groups = list(curve.groupby(["judge", "task"], sort=False))
-    fig = Figure(figsize=(5.5 * len(groups), 3.6))
-    for ax, ((judge, task), part) in zip(np.atleast_1d(fig.subplots(1, len(groups))), groups):
-        for choice, rows in part.groupby("choice", sort=False):
-            stats = rows.groupby("labels")["test pearson"].agg(["mean", "std"]).fillna(0.0)
-            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=choice,
-                        linewidth=2.5 if choice == "automatic choice" else 1)
-        ax.set_xscale("symlog", linthresh=10)
-        ax.set_xlabel("human labels used to choose and fit")
-        ax.set_ylabel("test Pearson r")
-        ax.set_title(f"{judge} · {task}", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def _mitigation_figure(c: Any) -> Figure:
-    """Test Pearson r of every row with its CI, and the test histograms of the paper's
-    default and of the automatic choice against the humans'."""
+def comparison_html(c: Comparison, criterion: str) -> str:
+    """One judge × task: the table of rows, their test r with intervals, and the test
+    histograms before (the paper's default) and after (the automatic choice)."""
+    chosen = ", ".join(dict.fromkeys(s.label for s in c.chosen))
     t = c.table
-    fig = Figure(figsize=(11, 0.9 + 0.28 * len(t)))
-    ax1, ax2 = fig.subplots(1, 2)
-    err = np.clip([t["pearson"] - t["pearson_low"], t["pearson_high"] - t["pearson"]], 0, None)
-    ax1.barh(t["row"], t["pearson"], xerr=np.nan_to_num(err),
-             color=["#c44" if r == "automatic choice" else "#789" for r in t["row"]])
-    ax1.invert_yaxis()
-    ax1.set_xlabel("test Pearson r (95% CI)")
-    ax1.tick_params(axis="y", labelsize=7)
-    for label in ("original (paper default)", "automatic choice"):
+    svg = forest(t["row"].tolist(), t["pearson"].tolist(), t["pearson_low"].tolist(), t["pearson_high"].tolist(),
+                 highlight=[r == CHOICE_ROW for r in t["row"]], title=f"test Pearson r, {c.judge.name} · {c.task}",
+                 xlabel="test Pearson r with the humans (95% CI)", width=1140)
+    panels = []
+    for label, color in ((DEFAULT_ROW, PALETTE[1]), (CHOICE_ROW, PALETTE[0])):
         scale = c.row_scales[label]
-        ax2.plot(np.linspace(0, 1, scale.size), histogram(c.test_scores[label], scale), marker="o", label=label)
-    base = ScoreScale.parse(PAPER_SCALE)
-    ax2.plot(np.linspace(0, 1, base.size), histogram(to_scale(c.test_human, c.human_range, base), base), "k--",
-             label="human (on 0-9)")
-    ax2.set_xlabel("position on the scale")
-    ax2.legend(fontsize=7)
-    return fig
+        setting = t.set_index("row").loc[label, "setting"]
+        panels.append(figure(f"{'before' if label == DEFAULT_ROW else 'after'}: {label} ({setting})",
+                             paired(scale, c.test_scores[label], to_scale(c.test_human, c.human_range, scale), label,
+                                    f"{label}, test items", color, width=560)))
+    return (f"<p>Automatic choice: <b>{esc(chosen)}</b> (criterion: {esc(criterion)}, chosen on development items "
+            "only; every figure below is on the held-out test items).</p>" + table(t.drop(columns=["family"]), COLUMNS)
+            + figure("Test Pearson r of every row (95% CI); the automatic choice in colour.", svg)
+            + f'<div class="pair">{"".join(panels)}</div>')
+
+
+def label_figures(curve: pd.DataFrame) -> str:
+    """Mean test r (± one standard deviation over the draws) of each choice against the
+    number of labels, per judge × task; the label-free choice at zero."""
+    figs = []
+    for (judge, task), part in curve.groupby(["judge", "task"], sort=False):
+        sizes = sorted(set(part["labels"]))
+        series = []
+        for k, (choice, rows) in enumerate(part.groupby("choice", sort=False)):
+            stats = rows.groupby("labels")["test pearson"].agg(["mean", "std"]).reindex(sizes)
+            series.append(Line(choice, stats["mean"].tolist(), stats["std"].fillna(0.0).tolist(),
+                               PALETTE[k % len(PALETTE)], choice == CHOICE_ROW))
+        figs.append(figure(f"{judge} · {task}: test r against the number of labelled development items (0: the "
+                           "label-free choice)",
+                           lines([str(n) for n in sizes], series, title=f"label efficiency, {judge} · {task}",
+                                 xlabel="human labels used to choose and fit", ylabel="test Pearson r",
+                                 width=1140, height=320)))
+    return "".join(figs)

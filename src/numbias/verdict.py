@@ -1,0 +1,328 @@
+"""The verdict a report opens with: for each judge × task, the few figures that say
+whether the judge is biased, on which score, what that costs in accuracy and what
+to do about it, and the sentences that say it.
+
+Every figure is read from the results' own tables (the study's summary, the
+mitigation table) or from the same item scores they were computed from, so the
+headline and the tables below it cannot disagree."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from numbias.align import AlignResults
+from numbias.errors import NumbiasError
+from numbias.judge import ScoredSet
+from numbias.metrics import RULES, Interval, histogram, kurtosis, pearson_rows, to_scale
+from numbias.mitigate import Comparison, MitigateResults
+from numbias.page import number
+from numbias.scale import PAPER_SCALE, ScoreScale
+from numbias.selection import PAPER_DEFAULT
+from numbias.study import StudyResults
+
+Tile = tuple[str, str, str]
+"""A headline figure: what it is, its value, and what to read it against."""
+DEFAULT_ROW, CHOICE_ROW = "original (paper default)", "automatic choice"
+
+
+def level(share: float, human_share: float, kurt: float, human_kurt: float) -> str:
+    """How biased: ``strong`` when the judge's favourite score takes 20 points more of
+    the items than the humans give it (or kurtosis is 3 above theirs), ``some`` at 8
+    points (or 1 above), else ``little``.
+
+    >>> level(0.46, 0.09, 3.1, -0.4), level(0.2, 0.1, 0.1, 0.0), level(0.12, 0.1, 0.0, -0.2)
+    ('strong', 'some', 'little')
+    """
+    excess, peak = share - human_share, kurt - human_kurt
+    if excess >= 0.2 or peak >= 3:
+        return "strong"
+    return "some" if excess >= 0.08 or peak >= 1 else "little"
+
+
+LEVEL_WORDS = {"strong": "strongly biased", "some": "somewhat biased", "little": "little numerical bias"}
+
+
+def _r(iv: Interval) -> str:
+    return f"r = {number(iv.value)} [{number(iv.low)}, {number(iv.high)}]"
+
+
+def _pile(mode: float, share: float, human_share: float, what: str) -> str:
+    """The sentence on the judge's favourite score against the humans' share there."""
+    mode_text = number(mode, 0)
+    if share > human_share:
+        times = f", {share / human_share:.1f}× as often" if human_share > 0 else ", a score they never give"
+        return (f"{what} is {mode_text} for {number(share, percent=True)} of the items; the humans' scores fall in "
+                f"that bin for {number(human_share, percent=True)}{times}.")
+    return (f"{what} is most often {mode_text} ({number(share, percent=True)} of the items), no more than the "
+            f"humans' {number(human_share, percent=True)} in that bin.")
+
+
+def _peak(kurt: float, human_kurt: float) -> str:
+    if np.isnan(kurt):
+        return "It gives every item the same score."
+    return f"Excess kurtosis of its scores: {number(kurt)}, against the humans' {number(human_kurt)}."
+
+
+@dataclass(frozen=True)
+class StudyVerdict:
+    """One judge × task of a study, at its headline scale (the paper's 0–9 when
+    measured) and its answer rule (greedy, else the sampled or exact protocol)."""
+
+    judge: str
+    task: str
+    scale: str
+    rule: str
+    mode: float
+    share: float
+    human_share: float
+    kurtosis: float
+    human_kurtosis: float
+    answer: Interval
+    expected: Interval | None
+    best_scale: str
+    best_rule: str
+    best: Interval
+    """The most accurate setting of the study for this judge × task."""
+    ceiling: float
+
+    @property
+    def level(self) -> str:
+        return level(self.share, self.human_share, self.kurtosis, self.human_kurtosis)
+
+    @property
+    def named(self) -> str:
+        """The answer rule in words: a sampled label (``sampled(n=10,T=0.7)``) reads "sampled"."""
+        return "sampled" if self.rule.startswith("sampled") else self.rule
+
+    def tiles(self) -> list[Tile]:
+        tiles = [(f"most given score ({self.scale})", number(self.mode, 0),
+                  f"{number(self.share, percent=True)} of items · humans {number(self.human_share, percent=True)}"),
+                 ("excess kurtosis", number(self.kurtosis), f"humans {number(self.human_kurtosis)}"),
+                 (f"r, {self.named} answer", number(self.answer.value),
+                  f"[{number(self.answer.low)}, {number(self.answer.high)}]")]
+        if self.expected is not None:
+            tiles.append(("r, expected score", number(self.expected.value),
+                          f"[{number(self.expected.low)}, {number(self.expected.high)}]"))
+        return tiles
+
+    def finding(self) -> str:
+        sampled = f" ({self.rule}: the paper's protocol, sampled)" if self.named != self.rule else ""
+        text = [_pile(self.mode, self.share, self.human_share, f"At {self.scale}, its {self.named} answer{sampled}"),
+                _peak(self.kurtosis, self.human_kurtosis)]
+        answer = (f"Its {self.named} answer correlates with the humans at {_r(self.answer)}"
+                  if np.isfinite(self.answer.value) else f"Its {self.named} answer carries no ranking (no r)")
+        if self.expected is not None and np.isfinite(self.expected.value):
+            gap = self.expected.value - self.answer.value
+            how = ("" if np.isnan(gap) else f", {gap:+.2f} from reading the whole distribution" if gap >= 0.02
+                   else ", no better than the answer" if gap > -0.02 else ", below the answer")
+            answer += f"; the exact expected score of the same distributions reaches {_r(self.expected)}{how}"
+        text.append(answer + (f" (human ceiling {number(self.ceiling)})." if np.isfinite(self.ceiling) else "."))
+        return " ".join(text)
+
+    def advice(self) -> str:
+        gain = self.best.value - np.nan_to_num(self.answer.value, nan=-np.inf)
+        where = "" if self.best_scale == self.scale else f"ask on {self.best_scale} and "
+        by = f", {gain:+.2f}" if np.isfinite(gain) else ""
+        first = (f"{where}read the {self.best_rule} score rather than the {self.named} answer at {self.scale}: "
+                 f"{_r(self.best)}{by}." if gain >= 0.02 and np.isfinite(self.best.value) else
+                 f"the {self.named} answer at {self.scale} is as accurate as any setting measured here.")
+        return (f"{first[0].upper()}{first[1:]} To choose a setting on held-out items (temperature, calibration, "
+                "score range) and prove it on others, run numbias mitigate on this judge and task.")
+
+
+def answer_rule(rules: Sequence[str]) -> str:
+    """What reads as the judge's answer: greedy, else the sampled protocol, else its exact expectation.
+
+    >>> answer_rule(["expected", "protocol", "sampled(n=10,T=0.7)"])
+    'sampled(n=10,T=0.7)'
+    """
+    for pick in ("greedy", *[r for r in rules if r.startswith("sampled")], "protocol"):
+        if pick in rules:
+            return pick
+    return rules[0]
+
+
+def _interval(row: pd.Series, key: str) -> Interval:
+    return Interval(float(row[key]), float(row[f"{key}_low"]), float(row[f"{key}_high"]))
+
+
+def study_verdicts(results: StudyResults) -> list[StudyVerdict]:
+    """A verdict per judge × task, every figure from the summary row it names (the
+    humans' share in the judge's favourite bin from the same items)."""
+    out = []
+    summary = results.summary
+    for (judge, task), rows in summary.groupby(["judge", "task"], sort=False):
+        scales = list(dict.fromkeys(rows["scale"]))
+        scale = PAPER_SCALE if PAPER_SCALE in scales else scales[0]
+        at = rows[rows["scale"] == scale].set_index("rule")
+        rule = answer_rule(list(at.index))
+        row = at.loc[rule]
+        defined = rows.dropna(subset=["pearson"])
+        best = defined.loc[defined["pearson"].idxmax()] if len(defined) else row
+        out.append(StudyVerdict(
+            judge, task, scale, rule, float(row["mode"]), float(row["mode_share"]),
+            human_share(results, judge, task, scale, rule, float(row["mode"])), float(row["kurtosis"]),
+            float(row["human_kurtosis"]), _interval(row, "pearson"),
+            _interval(at.loc["expected"], "pearson") if "expected" in at.index and rule != "expected" else None,
+            str(best["scale"]), str(best["rule"]), _interval(best, "pearson"), float(row["human_ceiling"])))
+    return out
+
+
+def rule_scores(results: StudyResults, judge: str, task: str, scale: str, rule: str) -> tuple[ScoredSet, np.ndarray]:
+    """The scored set behind a summary row and its item scores by the row's rule (an
+    exact set for greedy/expected/median/protocol, the sampled set for its label)."""
+    for s in results.sets:
+        if (s.judge, s.task, str(s.scale)) == (judge, task, scale) and (s.mode == rule or
+                                                                         s.mode == "exact" and rule in RULES):
+            return s, s.scores(rule if s.mode == "exact" else "protocol")
+    raise NumbiasError(f"no scored set of {judge} on {task} at {scale} reads rule {rule!r}")
+
+
+def human_share(results: StudyResults, judge: str, task: str, scale: str, rule: str, score: float) -> float:
+    """The share of items whose human score, mapped onto the judge's scale, falls in
+    ``score``'s bin (over the items the rule scores, as the summary's histograms)."""
+    s, scores = rule_scores(results, judge, task, scale, rule)
+    keep = ~np.isnan(scores)
+    hist = histogram(to_scale(s.data.human[keep], s.data.human_range, s.scale), s.scale)
+    return float(hist[int(score - s.scale.lo)])
+
+
+def paired_gain(before: np.ndarray, after: np.ndarray, human: np.ndarray, *, n_boot: int, seed: int) -> Interval:
+    """Pearson r of ``after`` minus that of ``before`` against ``human``, with a 95%
+    percentile CI from resampling the items (both settings on the same resample).
+
+    >>> rng = np.random.default_rng(0)
+    >>> human = rng.normal(size=200)
+    >>> gain = paired_gain(human + rng.normal(size=200), human + 0.3 * rng.normal(size=200), human, n_boot=200, seed=0)
+    >>> 0 < gain.low < gain.value < gain.high
+    True
+    """
+    keep = ~(np.isnan(before) | np.isnan(after) | np.isnan(human))
+    b, a, h = before[keep], after[keep], human[keep]
+    value = float(pearson_rows(a, h) - pearson_rows(b, h))
+    if len(h) < 3 or np.isnan(value):
+        return Interval(value, float("nan"), float("nan"))
+    idx = np.random.default_rng(seed).integers(0, len(h), size=(n_boot, len(h)))
+    diffs = pearson_rows(a[idx], h[idx]) - pearson_rows(b[idx], h[idx])
+    diffs = diffs[~np.isnan(diffs)]
+    low, high = np.percentile(diffs, [2.5, 97.5]) if len(diffs) else (np.nan, np.nan)
+    return Interval(value, float(low), float(high))
+
+
+@dataclass(frozen=True)
+class MitigateVerdict:
+    """One judge × task of a mitigation study: the paper's default on the test items,
+    the automatic choice made on development items, and the gain between them."""
+
+    judge: str
+    task: str
+    chosen: str
+    n_dev: int
+    n_test: int
+    mode: float
+    share: float
+    human_share: float
+    default: Interval
+    choice: Interval
+    gain: Interval
+    default_kurtosis: float
+    choice_kurtosis: float
+    human_kurtosis: float
+    nested: float
+    stability: float
+    saveable: bool
+
+    @property
+    def level(self) -> str:
+        return level(self.share, self.human_share, self.default_kurtosis, self.human_kurtosis)
+
+    def tiles(self) -> list[Tile]:
+        return [(f"most given score ({PAPER_SCALE}, default)", number(self.mode, 0),
+                 f"{number(self.share, percent=True)} of items · humans {number(self.human_share, percent=True)}"),
+                ("kurtosis, default → choice", f"{number(self.default_kurtosis)} → {number(self.choice_kurtosis)}",
+                 f"humans {number(self.human_kurtosis)}"),
+                ("test r, paper default", number(self.default.value),
+                 f"[{number(self.default.low)}, {number(self.default.high)}]"),
+                ("test r, automatic choice", number(self.choice.value),
+                 f"gain {self.gain.value:+.2f} [{self.gain.low:+.2f}, {self.gain.high:+.2f}]".replace("-", "−"))]
+
+    def finding(self) -> str:
+        text = [_pile(self.mode, self.share, self.human_share,
+                      f"On the {self.n_test} test items, the paper's default ({PAPER_DEFAULT.label}) answer"),
+                _peak(self.default_kurtosis, self.human_kurtosis),
+                f"The default reaches test {_r(self.default)}. Chosen on {self.n_dev} development items, the "
+                f"automatic choice is {self.chosen}: test {_r(self.choice)}, a gain of {self.gain.value:+.2f} "
+                f"[{self.gain.low:+.2f}, {self.gain.high:+.2f}] (paired bootstrap over the test items), with "
+                f"excess kurtosis {number(self.choice_kurtosis)}."]
+        if np.isfinite(self.nested):
+            text.append(f"A nested estimate of what the selection achieves is r = {number(self.nested)}; the same "
+                        f"setting wins on {number(self.stability, percent=True)} of bootstrap resamples of the "
+                        "development items.")
+        return " ".join(text)
+
+    def advice(self) -> str:
+        if self.gain.low > 0 and self.gain.value < 0.02:
+            return (f"The automatic choice, {self.chosen}, is reliably but only slightly better "
+                    f"({self.gain.value:+.2f}): the default is about as good.")
+        if self.gain.low > 0:
+            keep = (" Save it with --save judge.json and score new items with numbias score --calibrated judge.json."
+                    if self.saveable else "")
+            return f"Use the automatic choice, {self.chosen}.{keep}"
+        if self.gain.value > 0:
+            return ("The gain is within noise (its interval includes 0): label more development items before "
+                    "relying on the choice.")
+        return "The choice does no better than the default on the test items: keep the default, or label more items."
+
+
+def mitigate_verdicts(results: MitigateResults) -> list[MitigateVerdict]:
+    """A verdict per comparison, its r and kurtosis read from the mitigation table."""
+    honesty = results.selection.set_index(["judge", "task"]) if len(results.selection) else None
+    out = []
+    for c in results.comparisons:
+        rows = c.table.set_index("row")
+        default, choice = rows.loc[DEFAULT_ROW], rows.loc[CHOICE_ROW]
+        scale = ScoreScale.parse(PAPER_SCALE)
+        hist = histogram(c.test_scores[DEFAULT_ROW], scale)
+        human = histogram(to_scale(c.test_human[~np.isnan(c.test_scores[DEFAULT_ROW])], c.human_range, scale), scale)
+        mode = int(np.argmax(hist))
+        check = honesty.loc[(c.judge.name, c.task)] if honesty is not None else None
+        out.append(MitigateVerdict(
+            c.judge.name, c.task, str(choice["setting"]), len(c.fit_on), len(c.test_human), float(scale.lo + mode),
+            float(hist[mode]), float(human[mode]), _interval(default, "pearson"), _interval(choice, "pearson"),
+            _gain(c, results), float(default["kurtosis"]), float(choice["kurtosis"]), kurtosis(c.test_human),
+            float(check["nested estimate"]) if check is not None else float("nan"),
+            float(check["stability"]) if check is not None else float("nan"), len(set(c.chosen)) == 1))
+    return out
+
+
+def _gain(c: Comparison, results: MitigateResults) -> Interval:
+    """The table's r of the choice minus the default's, with the paired bootstrap's interval."""
+    rows = c.table.set_index("row")["pearson"]
+    iv = paired_gain(c.test_scores[DEFAULT_ROW], c.test_scores[CHOICE_ROW], c.test_human,
+                     n_boot=results.config.bootstrap, seed=results.config.seed)
+    return Interval(float(rows[CHOICE_ROW] - rows[DEFAULT_ROW]), iv.low, iv.high)
+
+
+def shift_sentence(row: dict) -> str:
+    """One scoring's paired counts (:func:`numbias.align.paired_shift`) in words.
+
+    >>> shift_sentence({"scoring": "exact expected", "settings": 4, "more peaked": 3, "less accurate": 2, "both": 2,
+    ...                 "median Δ kurtosis": 1.5, "median Δ r": -0.1})
+    'aligned vs base (exact expected): more peaked in 3 of 4 settings, less accurate in 2, both in 2 (median change: kurtosis +1.50, Pearson r -0.10)'
+    """
+    return (f"aligned vs base ({row['scoring']}): more peaked in {row['more peaked']} of {row['settings']} settings, "
+            f"less accurate in {row['less accurate']}, both in {row['both']} (median change: kurtosis "
+            f"{row['median Δ kurtosis']:+.2f}, Pearson r {row['median Δ r']:+.2f})")
+
+
+def align_lead(res: AlignResults) -> list[str]:
+    """What the alignment study found across its settings: the paired counts per
+    scoring and the correlation of kurtosis with accuracy (the paper's −0.60)."""
+    lines = [shift_sentence(r) for r in res.shift.to_dict("records")]
+    lines += [f"kurtosis against Pearson r over all settings ({rule}): {_r(iv).removeprefix('r = ')} (paper: −0.60)"
+              for rule, iv in res.correlation.items()]
+    return lines
