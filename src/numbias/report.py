@@ -82,6 +82,9 @@ COLUMNS = {c.key: c for c in [
            "setting is fitted on labels)"),
     Column("group pearson", "group r [95% CI]", "within-group Pearson r, averaged over groups"),
     Column("n test", "test items", "held-out items the row is scored on"),
+    Column("interval coverage", "90% interval coverage", "share of the test items whose human score lies in "
+           "the row's 90% split-conformal interval (fitted on development items)", percent=True),
+    Column("interval width", "interval width", "mean width of that interval, on the human scale"),
     Column("stability", "stability", "share of bootstrap resamples of the development items on which the same "
            "setting wins", percent=True),
     Column("scale stability", "scale stability", "share of resamples won by a setting at the same scale",
