@@ -33,7 +33,7 @@ LAYERS = [
     ["judge"],
     ["study"],
     ["calibrated"],
-    ["align", "mitigate", "scoring"],
+    ["align", "mitigate", "scoring", "train"],
     ["report"],
     ["cli"],
     ["__init__", "__main__"],
