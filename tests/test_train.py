@@ -152,7 +152,7 @@ def test_tiny_recipe_trains_and_its_card_says_how(tiny: tuple[dict, Path], share
 
 @needs_training
 def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+                                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from numbias import models
     from numbias.config import JudgeConfig
     from numbias.study import run
@@ -164,11 +164,16 @@ def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeyp
     assert [s.name for s in models.trained_stages()] == ["tiny-gemma3-270m-sft-dpo-s0", "tiny-gemma3-270m-sft-s0"]
     with pytest.raises(NumbiasError, match="judge it with backend: transformers"):
         models.resolve(name)
-    config = {"tasks": [{"name": "vader", "options": {"n": 3}}], "scales": ["0-9"], "rules": ["expected"]}
+    config = {"tasks": [{"name": "vader", "options": {"n": 3}}], "scales": ["0-9"], "rules": ["expected"],
+              "bootstrap": 20}
     by_name = run({**config, "judges": [name], "out": str(tmp_path / "a")})
     by_path = run({**config, "judges": [str(out / name)], "out": str(tmp_path / "b")})
-    assert by_name.summary["kurtosis"].tolist() == by_path.summary["kurtosis"].tolist()
-    assert by_name.summary["distinct"].iloc[0] >= 1
+    assert by_name.items["expected"].tolist() == by_path.items["expected"].tolist()
+    assert by_name.items["numeric_mass"].min() > 0
+    from numbias.cli import models as list_models
+
+    list_models(prepare=False)
+    assert "tiny-gemma3-270m-sft-dpo-s0" in capsys.readouterr().out
 
 
 @needs_training
@@ -191,18 +196,23 @@ def _numbias(*args: str) -> subprocess.Popen:
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
 
 
-def _one_line_error(*args: str) -> str:
-    proc = _numbias(*args)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 2, err
+def _one_line_error(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    """The CLI run in this process: exit 2 and one line on stderr, which is returned."""
+    from numbias.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["numbias", *args])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    err = capsys.readouterr().err
     lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
+    assert stop.value.code == 2 and len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 
 
 @needs_training
-def test_a_killed_run_resumes_to_the_same_loss_curve(tiny: tuple[dict, Path], shared_data: Path,
-                                                     tmp_path: Path) -> None:
+def test_a_killed_run_resumes_to_the_same_loss_curve(tiny: tuple[dict, Path], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     recipe, uninterrupted = tiny
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -217,7 +227,8 @@ def test_a_killed_run_resumes_to_the_same_loss_curve(tiny: tuple[dict, Path], sh
     # Bad input on the way back stops before any model loads, and keeps the checkpoint.
     broken = tmp_path / "broken.yaml"
     broken.write_text(yaml.safe_dump({**recipe, "lora": {**recipe["lora"], "rank": 4}}))
-    assert "was written with another lora" in _one_line_error("train", str(broken), "--stage", "sft", "--out", str(out))
+    line = _one_line_error(["train", str(broken), "--stage", "sft", "--out", str(out)], monkeypatch, capsys)
+    assert "fingerprint.json was written with another lora" in line, line
     assert (work / "step-000004.pt").exists()
     resumed = _numbias("train", str(path), "--stage", "sft", "--out", str(out))
     _, err = resumed.communicate(timeout=600)
@@ -259,13 +270,6 @@ def test_bad_input_is_one_line_and_keeps_checkpoints(case: str, tmp_path: Path, 
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"a checkpoint")
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    monkeypatch.setattr(sys, "argv", ["numbias", "train", str(tmp_path / "recipe.yaml"), "--stage", *stage.split()])
-    from numbias.cli import main
-
-    with pytest.raises(SystemExit) as stop:
-        main()
-    err = capsys.readouterr().err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert stop.value.code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    assert fragment.replace("{dir}", str(tmp_path)) in lines[0], lines[0]
+    line = _one_line_error(["train", str(tmp_path / "recipe.yaml"), "--stage", *stage.split()], monkeypatch, capsys)
+    assert fragment.replace("{dir}", str(tmp_path)) in line, line
     assert checkpoint.read_bytes() == b"a checkpoint"

@@ -558,7 +558,7 @@ def main() -> None:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted: finished items are kept in the store; run again to resume")
+        err_console.print("interrupted: finished items (and training checkpoints) are kept; run again to resume")
         sys.exit(130)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
