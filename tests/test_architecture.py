@@ -34,7 +34,7 @@ LAYERS = [
     ["judge"],
     ["study"],
     ["calibrated"],
-    ["align", "mitigate", "scoring"],
+    ["align", "mitigate", "scoring", "train"],
     ["verdict"],
     ["report"],
     ["cli"],

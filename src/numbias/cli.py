@@ -1,4 +1,4 @@
-"""Command line: ``numbias run``, ``align``, ``mitigate``, ``score``, ``report``, ``models``.
+"""Command line: ``numbias run``, ``align``, ``mitigate``, ``score``, ``train``, ``report``, ``models``.
 
 Every user error ends as one line on stderr and exit code 2, never a traceback;
 results already computed are in the store and survive any stop."""
@@ -157,8 +157,8 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
 def models(
     prepare: Annotated[bool, typer.Option(help="Assemble and verify every installed judge now (setup does).")] = False,
 ) -> None:
-    """List the embedded judges and whether they are installed."""
-    from numbias.models import JUDGES
+    """List the embedded judges and whether they are installed, then the trained stages."""
+    from numbias.models import JUDGES, trained_stages
 
     if prepare:
         for spec in JUDGES.values():
@@ -171,7 +171,42 @@ def models(
         table.add_row(spec.name, spec.kind, spec.licence, f"{spec.size_bytes / 1e6:.0f} MB",
                       "yes" if spec.installed else "no", spec.install)
     console.print(table)
+    if stages := trained_stages():
+        trained = Table(title="trained stages (numbias train; backend transformers)")
+        for col in ("name", "stage", "from", "seed", "steps", "final loss", "folder"):
+            trained.add_column(col)
+        for stage in stages:
+            card = stage.card
+            loss = card.get("loss") or [float("nan")]
+            trained.add_row(stage.name, str(card.get("stage")), str(card.get("start", {}).get("name")),
+                            str(card.get("seed")), str(card.get("steps")), f"{loss[-1]:.3f}", str(stage.path))
+        console.print(trained)
     console.print("Any local .gguf path is accepted as a judge too.")
+
+
+@app.command("train")
+def train_cmd(
+    recipe: Annotated[Path, typer.Argument(help="YAML training recipe (base, seed, max_length, lora, sft, dpo).")],
+    stage: Annotated[list[str] | None, typer.Option(help="Stage to train: sft or dpo (repeatable; default: the "
+                                                         "recipe's stages, sft then dpo).")] = None,
+    start: Annotated[str, typer.Option("--from", help="What dpo starts from: sft (this seed's SFT stage) or base "
+                                                      "(the DPO-only control).")] = "sft",
+    seed: Annotated[int | None, typer.Option(help="Training seed (default: the recipe's).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the stages (default: the numbias cache, where each "
+                                                  "is a judge by name).")] = None,
+) -> None:
+    """Align the base model one stage at a time (LoRA, merged): each stage is then a judge
+    by name; a stopped run resumes from its last checkpoint."""
+    from numbias.train import load_recipe, train
+
+    parsed = load_recipe(recipe)
+    for name in stage or [s for s in ("sft", "dpo") if getattr(parsed, s) is not None]:
+        trained = train(parsed, name, start=start, seed=seed, out=out, progress=rich_progress)
+        card = trained.card
+        loss = card["loss"]
+        console.print(f"{trained.name}: {card['steps']} steps, loss {loss[0]:.3f} → {loss[-1]:.3f}, "
+                      f"{card['tokens_per_s']} tokens/s; in {trained.path} (judge: {trained.name}, "
+                      "backend transformers)")
 
 
 @app.command("tasks")
@@ -562,7 +597,7 @@ def main() -> None:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted: finished items are kept in the store; run again to resume")
+        err_console.print("interrupted: finished items (and training checkpoints) are kept; run again to resume")
         sys.exit(130)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))

@@ -24,7 +24,7 @@ from numbias.backends import Backend
 from numbias.data import SUFFIXES, Dataset
 from numbias.errors import NumbiasError, first_line
 from numbias.metrics import RULES, Rule
-from numbias.models import DEFAULT_JUDGE
+from numbias.models import DEFAULT_JUDGE, trained_stage
 from numbias.sampling import PROTOCOL_TEMPERATURE
 from numbias.scale import PAPER_SCALE, ScoreScale
 from numbias.tasks import Task, TaskConfig
@@ -43,6 +43,16 @@ class JudgeConfig(BaseModel):
     label: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     instance: Any = Field(None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trained_on_transformers(cls, data: Any) -> Any:
+        """A stage trained by ``numbias train`` is a Hugging Face checkpoint: unless a
+        backend is named, it is judged on transformers."""
+        if isinstance(data, dict) and "backend" not in data and isinstance(data.get("model"), str) \
+                and trained_stage(data["model"]) is not None:
+            return {**data, "backend": "transformers"}
+        return data
 
     @field_validator("instance")
     @classmethod

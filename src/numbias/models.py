@@ -1,8 +1,10 @@
-"""Registry of embedded judges whose GGUF weights ship inside registry packages.
+"""Registry of judges: embedded ones, whose GGUF weights ship inside registry packages,
+and stages trained by ``numbias train``, found in the cache.
 
-Each judge is located (or assembled from chunks) into the user cache directory and
-checked against a pinned sha256 before first use; a stamp records the check so later
-runs only re-hash when the file changed."""
+Each embedded judge is located (or assembled from chunks) into the user cache directory
+and checked against a pinned sha256 before first use; a stamp records the check so later
+runs only re-hash when the file changed. A trained stage is a Hugging Face folder with a
+``card.json``, judged on the transformers backend."""
 
 from __future__ import annotations
 
@@ -166,6 +168,9 @@ def resolve(name_or_path: str) -> ResolvedJudge:
     if name_or_path in JUDGES:
         spec = JUDGES[name_or_path]
         return ResolvedJudge(spec.name, spec.path(), spec.sha256, spec)
+    if (stage := trained_stage(name_or_path)) is not None:
+        raise NumbiasError(f"judge {name_or_path!r} is a trained stage (a Hugging Face checkpoint in {stage.path}), "
+                           "not a GGUF: judge it with backend: transformers")
     path = Path(name_or_path).expanduser()
     looks_like_path = path.suffix.lower() == ".gguf" or os.sep in name_or_path
     if not looks_like_path:
@@ -176,6 +181,51 @@ def resolve(name_or_path: str) -> ResolvedJudge:
         raise NumbiasError(f"model file {path} does not exist")
     check_gguf(path)
     return ResolvedJudge(path.stem, path.resolve(), file_sha256(path), None)
+
+
+CARD = "card.json"
+"""The file that makes a folder a trained stage: what trained it (recipe, data and base
+digests, loss curve)."""
+CARD_FORMAT = "numbias.trained-stage/1"
+WEIGHTS = "model.safetensors"
+
+
+def trained_dir() -> Path:
+    """Where ``numbias train`` writes its stages by default: each is a judge by its name."""
+    return cache_dir() / "trained"
+
+
+@dataclass(frozen=True)
+class TrainedStage:
+    """A merged Hugging Face checkpoint written by ``numbias train``, with its card."""
+
+    name: str
+    path: Path
+    card: dict
+
+    @property
+    def weights_sha256(self) -> str:
+        """The weights' digest, checked against the file (re-hashed only when it changed)."""
+        return file_sha256(self.path / WEIGHTS)
+
+
+def trained_stage(name_or_path: str) -> TrainedStage | None:
+    """The trained stage a name (in :func:`trained_dir`) or a folder holds, or None."""
+    if not name_or_path or name_or_path in JUDGES:
+        return None
+    path = Path(name_or_path).expanduser()
+    folder = path if os.sep in name_or_path or path.is_absolute() else trained_dir() / name_or_path
+    card = _read_json(folder / CARD) if (folder / CARD).is_file() else None
+    if not card or card.get("format") != CARD_FORMAT or not (folder / WEIGHTS).is_file():
+        return None
+    return TrainedStage(str(card.get("name") or folder.name), folder.resolve(), card)
+
+
+def trained_stages() -> list[TrainedStage]:
+    """Every trained stage in the cache, by name."""
+    root = trained_dir()
+    found = (trained_stage(str(p)) for p in sorted(root.iterdir()) if p.is_dir()) if root.is_dir() else ()
+    return [stage for stage in found if stage is not None]
 
 
 def check_gguf(path: Path) -> None:
@@ -202,7 +252,7 @@ def verify(path: Path, expected: str, name: str) -> Path:
 def file_sha256(path: Path, use_stamp: bool = True) -> str:
     stamp = _stamp_path(path)
     if use_stamp and stamp.is_file():
-        data = _read_stamp(stamp)
+        data = _read_json(stamp)
         if data and data.get("key") == _file_key(path):
             return str(data["sha256"])
     digest = hashlib.sha256()
@@ -223,15 +273,17 @@ def _stamp_path(path: Path) -> Path:
     return cache_dir() / "stamps" / f"{key}.json"
 
 
-def _read_stamp(stamp: Path) -> dict | None:
+def _read_json(path: Path) -> dict | None:
+    """A JSON object from a file, or None when it is missing, unreadable or not an object."""
     try:
-        return json.loads(stamp.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def _stamp_ok(path: Path, expected: str) -> bool:
-    data = _read_stamp(_stamp_path(path))
+    data = _read_json(_stamp_path(path))
     return bool(data) and data.get("sha256") == expected and data.get("key") == _file_key(path)
 
 

