@@ -46,6 +46,14 @@ class _Saved(BaseModel):
     interval_note: str = ""
 
 
+def cross_fitted_interval(setting: Setting, data: SettingData, human: np.ndarray,
+                          human_range: tuple[float, float]) -> ConformalInterval:
+    """The :data:`COVERAGE` conformal interval of ``setting`` fitted on its cross-fitted
+    scores of ``data``'s items (``human`` on the human scale), so its radius is that of
+    held-out scores; a NumbiasError when the items cannot support one."""
+    return ConformalInterval(COVERAGE).fit(dev_predictions(setting, data, human, human_range), human)
+
+
 class CalibratedJudge:
     """Scores new items the way a fitted setting does: the judge's distribution at the
     setting's scale, the fitted calibrator, the rule. ``score`` returns scores on the
@@ -99,8 +107,7 @@ class CalibratedJudge:
         lo, hi = human_range
         human = lo + data.scale.to_unit(human_on_scale) * (hi - lo)
         try:
-            pred = dev_predictions(setting, data, human, human_range)
-            interval, note = ConformalInterval(COVERAGE).fit(pred, human), ""
+            interval, note = cross_fitted_interval(setting, data, human, human_range), ""
         except NumbiasError as exc:
             interval, note = None, f"no conformal interval: {first_line(exc)}"
         return cls(judge, template, fitted, human_range, fitted_on, truncate, interval, note)

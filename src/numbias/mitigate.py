@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from numbias.calibrated import COVERAGE, CalibratedJudge
+from numbias.calibrated import CalibratedJudge, cross_fitted_interval
 from numbias.config import (
     DEFAULT_PRUNE,
     JudgeConfig,
@@ -28,7 +28,7 @@ from numbias.config import (
     TaskList,
     validate_config,
 )
-from numbias.conformal import ConformalInterval, coverage_and_width
+from numbias.conformal import coverage_and_width
 from numbias.data import Dataset
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, mixture, stack
 from numbias.errors import NumbiasError
@@ -44,7 +44,6 @@ from numbias.mitigation import (
     SettingData,
     Temperature,
     all_mitigations,
-    dev_predictions,
 )
 from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import PromptTemplate
@@ -58,6 +57,7 @@ from numbias.selection import (
     honest_selection,
     label_efficiency,
     pearson,
+    subset,
 )
 from numbias.store import Store
 from numbias.tasks import PreparedTask, prepare_tasks, task_notes
@@ -466,17 +466,15 @@ def _add_intervals(c: Comparison, dev: np.ndarray) -> None:
     test items: the share of human scores inside and the mean width, on the human scale."""
     coverage, width = [], []
     for label in c.table["row"]:
-        setting = c.row_settings.get(label)
-        try:
-            if setting is None:
-                raise NumbiasError("no setting")
-            data = c.data[setting.scale]
-            part = SettingData([data.distributions[i] for i in dev], data.content_free)
-            pred = dev_predictions(setting, part, c.human[dev], c.human_range)
-            _, low, high = ConformalInterval(COVERAGE).fit(pred, c.human[dev]).predict(c.test_scores[label])
-            inside, wide = coverage_and_width(low, high, c.test_human)
-        except NumbiasError:  # a sampled row, or too few scored dev items for an interval
-            inside, wide = np.nan, np.nan
+        inside = wide = np.nan  # a sampled row has no setting to fit
+        if (setting := c.row_settings.get(label)) is not None:
+            part = subset({setting.scale: c.data[setting.scale]}, dev)[setting.scale]
+            try:
+                interval = cross_fitted_interval(setting, part, c.human[dev], c.human_range)
+                _, low, high = interval.predict(c.test_scores[label])
+                inside, wide = coverage_and_width(low, high, c.test_human)
+            except NumbiasError:  # too few scored development items for an interval
+                pass
         coverage.append(inside)
         width.append(wide)
     c.table = c.table.assign(**{"interval coverage": coverage, "interval width": width})
