@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from numbias import train as T
+from numbias.weights import dequantised
 
 
 def rate(model: Any, loss_fn: T.LossFn, batches: list[list[int]], backward: bool) -> tuple[float, float]:
@@ -43,7 +44,7 @@ def main() -> None:
     assert recipe.sft is not None and recipe.dpo is not None, "the recipe needs sft and dpo sections"
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
-    model, tokenizer = T.load_model(T.base_folder(T.resolve_base(recipe.base)))
+    model, tokenizer = T.load_model(dequantised(T.resolve_base(recipe.base)))
     sft = T.encode(tokenizer, T.read_stage_data(recipe.sft, "sft", recipe.seed).texts, recipe.max_length)
     pairs = T.encode(tokenizer, T.read_stage_data(recipe.dpo, "dpo", recipe.seed).texts, recipe.max_length)
     sft_batches = T.plan(len(sft), args.steps + 1, recipe.sft.batch_size, recipe.seed)

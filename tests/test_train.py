@@ -191,6 +191,87 @@ def test_a_stage_judged_twice_gives_identical_distributions(tiny: tuple[dict, Pa
         assert np.array_equal(a.probs, b.probs) and a.total == pytest.approx(1.0, abs=1e-6)
 
 
+@needs_training
+def test_a_stage_on_llama_cpp_is_its_float32_weights(tiny: tuple[dict, Path]) -> None:
+    """Exported to GGUF F32, a stage judged on llama.cpp gives the distributions of the
+    same weights on transformers up to float arithmetic, twice the same, with the
+    answer position's next-token entropy recorded by both."""
+    from numbias.backends.hf import TransformersBackend
+    from numbias.backends.llamacpp import LlamaCppBackend
+    from numbias.scale import ScoreScale
+    from numbias.tasks import TASKS
+    from numbias.weights import FLOAT32_GGUF
+
+    _, out = tiny
+    folder = str(out / "tiny-gemma3-270m-sft-s0")
+    scale = ScoreScale(0, 9)
+    prompts = [TASKS["vader"].template.fill({"word": w}, scale, chat=False) for w in ("good", "awful", "table")]
+    hf = list(TransformersBackend(folder).score(prompts, scale))
+    llama = LlamaCppBackend(folder)
+    assert (out / "tiny-gemma3-270m-sft-s0" / FLOAT32_GGUF).is_file() and not llama.chat
+    assert llama.identity["weights"] == "float32"
+    assert llama.identity["sha256"] == _card(out / "tiny-gemma3-270m-sft-s0")["weights_sha256"]
+    first, second = (list(LlamaCppBackend(folder).score(prompts, scale)) for _ in range(2))
+    for a, b, h in zip(first, second, hf):
+        assert np.array_equal(a.probs, b.probs)
+        assert np.abs(a.probs - h.probs).max() < 2e-3
+        assert a.meta["next_token_entropy"] == pytest.approx(h.meta["next_token_entropy"], abs=1e-2)
+
+
+@needs_training
+def test_float32_judging_names_what_is_wrong(tiny: tuple[dict, Path], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from numbias.backends.llamacpp import LlamaCppBackend
+    from numbias.weights import CONVERTER_ENV, export_gguf
+
+    _, out = tiny
+    with pytest.raises(NumbiasError, match="its only weights are float32"):
+        LlamaCppBackend(str(out / "tiny-gemma3-270m-sft-s0"), float32=False)
+    with pytest.raises(NumbiasError, match="float32 weights exist for embedded judges and trained stages only"):
+        LlamaCppBackend.describe(str(tmp_path / "some.gguf"), float32=True)
+    monkeypatch.setenv(CONVERTER_ENV, str(tmp_path))
+    with pytest.raises(NumbiasError, match=f"{CONVERTER_ENV}=.*no convert_hf_to_gguf.py"):
+        export_gguf(out / "tiny-gemma3-270m-sft-s0", tmp_path / "x.gguf")
+
+
+@needs_training
+def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], shared_data: Path) -> None:
+    """Stages are told from their cards; the diversity instructions avoid every line a
+    stage was trained on; an effect counts only beyond twice the seed spread."""
+    import pandas as pd
+
+    from numbias.config import JudgeConfig
+    from numbias.stages import DiversityConfig, held_out, stage_of, stage_table
+    from numbias.train import instruction_text, read_records
+
+    recipe, out = tiny
+    sft, dpo = JudgeConfig(model=str(out / "tiny-gemma3-270m-sft-s0")), \
+        JudgeConfig(model=str(out / "tiny-gemma3-270m-sft-dpo-s0"))
+    base = JudgeConfig(model="gemma3-270m-base")
+    assert [stage_of(j) for j in (base, sft, dpo)] == [("base", None), ("SFT", 0), ("SFT+DPO", 0)]
+    path = recipe["sft"]["data"][0]["path"]
+    used = set(_card(out / "tiny-gemma3-270m-sft-s0")["data"][0]["lines"])
+    seen = {instruction_text(r) for line, r in read_records(Path(path), "sft") if line in used}
+    drawn = held_out(DiversityConfig(path=path, n=50), [base, sft, dpo])
+    assert len(drawn) == len(set(drawn)) == 50 and not seen & set(drawn)
+    with pytest.raises(NumbiasError, match="fewer than n="):
+        held_out(DiversityConfig(path=path, n=10**6), [sft])
+    summary = pd.DataFrame([{"judge": j.name, "task": "t", "scale": "0-9", "rule": "expected", "kurtosis": k,
+                             "entropy": 1.0, "mode_share": 0.5, "mode": 5, "pearson": 0.3}
+                            for j, k in ((base, 0.0), (sft, 1.0))])
+    items = pd.DataFrame({"judge": [base.name, sft.name], "task": "t", "scale": "0-9", "mode": "exact",
+                          "next_token_entropy": [2.0, 1.5]})
+    row = stage_table([base, sft], summary, items).iloc[0]
+    assert (row["stage"], row["seeds"], row["Δ kurtosis"], row["Δ next_token_entropy"]) == ("SFT", 1, 1.0, -0.5)
+    assert not row["Δ kurtosis beyond spread"]  # one seed has no spread to leave
+    after = pd.concat([summary, summary[1:].assign(judge=dpo.name, kurtosis=1.25)])
+    rows = stage_table([base, sft, dpo], after, items).set_index(["stage", "against"])
+    paired = rows.loc[("SFT+DPO", "SFT, same seed")]  # DPO after SFT, against the SFT model of its seed
+    assert (paired["base kurtosis"], paired["kurtosis"], paired["Δ kurtosis"]) == (1.0, 1.25, 0.25)
+    assert rows.loc[("SFT+DPO", "base"), "Δ kurtosis"] == 1.25
+    assert stage_table([base], summary[:1], items[:1]).empty
+
+
 def _numbias(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "numbias", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})

@@ -5,7 +5,7 @@ main table, plus the kurtosis–accuracy correlation across all settings."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import Prompt
 from numbias.sampling import categorize, protocol_score
 from numbias.scale import PAPER_SCALE, ScoreScale
+from numbias.stages import DiversityConfig, diversity, stage_table
 from numbias.study import StudyResults, run
 
 EMBEDDED_PAIR_NOTE = ("cross-family, cross-size contrast (Gemma 3 270M base vs SmolLM2 135M instruct): no "
@@ -65,6 +66,8 @@ class AlignConfig(BaseModel):
     store: str | None = None
     seed: int = 0
     bootstrap: int = 1000
+    diversity: DiversityConfig | None = None
+    """Free generations of every judge on held-out instructions, for distinct-n."""
 
     @model_validator(mode="after")
     def _protocol_can_read(self) -> AlignConfig:
@@ -104,6 +107,10 @@ class AlignResults:
     correlation: dict[str, Interval]
     simulated: pd.DataFrame
     shift: pd.DataFrame
+    stages: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Each trained stage against the base and its seed spread (:func:`stage_table`)."""
+    diversity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    generations: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def simulate_sample_mean_kurtosis(s: ScoredSet, n: int, runs: int, seed: int) -> np.ndarray:
@@ -257,8 +264,11 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
     table = pair_table(config, results)
     correlation = kurtosis_accuracy(results.summary, (config.sampling.label, "expected", "protocol"),
                                     config.bootstrap, config.seed)
+    judges = config.study().judges
+    spread, texts = (diversity(config.diversity, judges, progress) if config.diversity
+                     else (pd.DataFrame(), pd.DataFrame()))
     return AlignResults(config, results, table, correlation, simulated_kurtosis(config, results),
-                        paired_shift(table))
+                        paired_shift(table), stage_table(judges, results.summary, results.items), spread, texts)
 
 
 def pair_table(config: AlignConfig, results: StudyResults) -> pd.DataFrame:

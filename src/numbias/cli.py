@@ -204,9 +204,11 @@ def train_cmd(
         trained = train(parsed, name, start=start, seed=seed, out=out, progress=rich_progress)
         card = trained.card
         loss = card["loss"]
-        console.print(f"{trained.name}: {card['steps']} steps, loss {loss[0]:.3f} → {loss[-1]:.3f}, "
-                      f"{card['tokens_per_s']} tokens/s; in {trained.path} (judge: {trained.name}, "
-                      "backend transformers)")
+        tenth = max(1, len(loss) // 10)  # one batch's loss is noisy: the first and last tenth's means
+        first, last = sum(loss[:tenth]) / tenth, sum(loss[-tenth:]) / tenth
+        console.print(f"{trained.name}: {card['steps']} steps, loss {first:.3f} → {last:.3f} (first and last "
+                      f"{tenth} steps' mean), {card['tokens_per_s']} tokens/s; in {trained.path} (judge: "
+                      f"{trained.name}, backend transformers, or llama.cpp exported to GGUF F32)")
 
 
 @app.command("tasks")
@@ -383,7 +385,43 @@ def align_cmd(
     for note in results.study.notes:
         console.print(f"note: {note}")
     _print_alignment(results)
-    console.print(f"results in {folder}/ (alignment.csv, simulated_kurtosis.csv, report.html)")
+    _print_stages(results)
+    extra = [name for name, frame in (("stages.csv", results.stages), ("diversity.csv", results.diversity))
+             if len(frame)]
+    console.print(f"results in {folder}/ (alignment.csv, simulated_kurtosis.csv, {', '.join(extra + ['report.html'])})")
+
+
+def _cell(value: Any) -> str:
+    """A table cell: blank for a missing value, three decimals for a float."""
+    if value is None or value != value:
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _print_stages(results: AlignResults) -> None:
+    """The trained stages against the base (exact expected scores) and each judge's
+    output diversity, when the study has them."""
+    if len(results.stages):
+        table = Table(title="trained stages against the base, and DPO after SFT against SFT of the same seed "
+                            "(exact expected; mean over seeds ± sd; * beyond twice the seed sd, every seed the same way)")
+        for col in ("task", "scale", "stage", "against", "seeds", "kurtosis", "Pearson r", "mode share",
+                    "next-token entropy"):
+            table.add_column(col)
+        for r in results.stages[results.stages["rule"] == "expected"].to_dict("records"):
+            cells = [f"{r[f'base {m}']:.2f} → {r[m]:.2f}" + ("" if r[f"{m} seed sd"] != r[f"{m} seed sd"] else
+                                                              f" ± {r[f'{m} seed sd']:.2f}")
+                     + (" *" if r[f"Δ {m} beyond spread"] else "")
+                     for m in ("kurtosis", "pearson", "mode_share", "next_token_entropy")]
+            table.add_row(r["task"], r["scale"], r["stage"], r["against"], str(r["seeds"]), *cells)
+        console.print(table)
+    if len(results.diversity):
+        table = Table(title="output diversity (free generations on held-out instructions)")
+        cols = ["judge", "stage", "seed", "generations", "distinct-1", "distinct-2", "mean words", "empty"]
+        for col in cols:
+            table.add_column(col)
+        for r in results.diversity.to_dict("records"):
+            table.add_row(*[_cell(r[c]) for c in cols])
+        console.print(table)
 
 
 def _print_alignment(results: AlignResults) -> None:

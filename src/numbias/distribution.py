@@ -109,6 +109,7 @@ class ScoreDistribution:
             "temperature": self.temperature,
             "tempered": {f"{t!r}": d.to_dict() for t, d in self.tempered.items()},
             **({"cut": int(self.meta["cut"])} if self.meta.get("cut") else {}),
+            **({"next_token_entropy": float(h)} if (h := self.meta.get("next_token_entropy")) is not None else {}),
         }
 
     @classmethod
@@ -122,7 +123,8 @@ class ScoreDistribution:
             n_samples=data.get("n_samples"),
             temperature=data.get("temperature"),
             tempered={float(t): cls.from_dict(d) for t, d in data.get("tempered", {}).items()},
-            meta={"cut": int(data["cut"])} if data.get("cut") else {},
+            meta=({"cut": int(data["cut"])} if data.get("cut") else {})
+            | ({"next_token_entropy": float(data["next_token_entropy"])} if "next_token_entropy" in data else {}),
         )
 
 

@@ -140,6 +140,9 @@ def _(results: StudyResults) -> dict[str, Writer]:
 def _(results: AlignResults) -> dict[str, Writer]:
     return {**study_files(results.study), "alignment.csv": _csv(results.table),
             "simulated_kurtosis.csv": _csv(results.simulated), "align-config.yaml": _yaml(results.config),
+            **{name: _csv(frame) for name, frame in (("stages.csv", results.stages),
+                                                     ("diversity.csv", results.diversity),
+                                                     ("generations.csv", results.generations)) if len(frame)},
             "report.html": lambda p: p.write_text(align_page(results), encoding="utf-8")}
 
 
@@ -462,7 +465,34 @@ def align_sections(res: AlignResults) -> list[Section]:
            "its Pearson r is below (less accurate), and both.</p>"),
         ("Base vs aligned histograms", align_histograms(res)),
         ("Simulated kurtosis of the n-sample protocol mean", table(res.simulated, COLUMNS)),
+        *((("Trained stages against the base, beside the seed spread", stage_summary(res.stages)),)
+          if len(res.stages) else ()),
+        *((("Output diversity: free generations on held-out instructions", table(res.diversity, COLUMNS)
+            + '<p class="note">distinct-n: distinct word n-grams over all n-grams of a judge\'s generations '
+              "(1 = nothing repeats); generations.csv has the texts.</p>"),) if len(res.diversity) else ()),
     ]
+
+
+def stage_summary(stages: pd.DataFrame) -> str:
+    """One row per task × scale × rule × stage and what it is set against (the base, or
+    for DPO after SFT the SFT model of the same seed): each metric as reference → stage
+    mean ± seed sd, marked when every seed moved the same way by more than twice the spread."""
+    shown = {"kurtosis": "kurtosis", "pearson": "Pearson r", "mode_share": "mode share",
+             "entropy": "score entropy", "next_token_entropy": "next-token entropy"}
+    rows = []
+    for r in stages.to_dict("records"):
+        row = {k: r[k] for k in ("task", "scale", "rule", "stage", "against", "seeds")}
+        row["mode"] = f"{r['base mode']} → {r['mode']}"
+        for metric, label in shown.items():
+            sd = "" if not np.isfinite(r[f"{metric} seed sd"]) else f" ± {r[f'{metric} seed sd']:.2f}"
+            mark = " *" if r[f"Δ {metric} beyond spread"] else ""
+            row[label] = f"{r[f'base {metric}']:.2f} → {r[metric]:.2f}{sd}{mark}"
+        rows.append(row)
+    return table(pd.DataFrame(rows), COLUMNS) + ('<p class="note">reference → the stage\'s mean over training '
+                                                  "seeds ± their sd; the reference is the base, or for SFT+DPO "
+                                                  "against SFT the SFT model of each seed; * every seed moved the "
+                                                  "same way, by more than twice the seed sd. stages.csv has every "
+                                                  "number.</p>")
 
 
 def paired_view(table_: pd.DataFrame) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from numbias.config import RunConfig
@@ -142,7 +143,8 @@ def analyse(config: RunConfig, sets: list[ScoredSet], notes: Sequence[str] = ())
 
 
 def item_frame(s: ScoredSet) -> pd.DataFrame:
-    """One row per item of a scored set: ids, human score, group, masses, characters cut."""
+    """One row per item of a scored set: ids, human score, group, masses, characters cut,
+    and the whole next-token entropy at the answer position where the backend read it."""
     data = s.data
     frame = pd.DataFrame({"judge": s.judge, "task": s.task, "scale": str(s.scale), "mode": s.mode,
                           "id": data.ids, "human": data.human})
@@ -154,4 +156,6 @@ def item_frame(s: ScoredSet) -> pd.DataFrame:
     frame["other"] = rest[:, 2]
     if s.truncate:
         frame["cut"] = [int(d.meta.get("cut", 0)) for d in s.distributions]
+    if any("next_token_entropy" in d.meta for d in s.distributions):
+        frame["next_token_entropy"] = [d.meta.get("next_token_entropy", np.nan) for d in s.distributions]
     return frame

@@ -17,16 +17,14 @@ instruction, a newline, then the response and the end-of-sequence token."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import importlib.util
-import io
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
@@ -43,13 +41,13 @@ from numbias.models import (
     WEIGHTS,
     ResolvedJudge,
     TrainedStage,
-    cache_dir,
     file_sha256,
     resolve,
     trained_dir,
     trained_stage,
 )
 from numbias.prompt import Prompt, render_plain
+from numbias.weights import dequantised, quiet_transformers
 
 if TYPE_CHECKING:
     import torch
@@ -180,14 +178,18 @@ def read_records(path: Path, stage: Stage) -> list[tuple[int, dict[str, Any]]]:
     return records
 
 
+def instruction_text(record: dict[str, Any]) -> str:
+    """An SFT record's instruction, and its input below it when it has one."""
+    extra = str(record.get("input") or "").strip()
+    return record["instruction"].strip() + (f"\n\n{extra}" if extra else "")
+
+
 def as_text(record: dict[str, Any], stage: Stage) -> tuple[str, list[str]]:
     """A record as the prompt a base-style judge reads and its response(s): SFT's
     instruction (and input); a preference pair's dialogue without the outer
     ``Human:`` / ``Assistant:`` markers, and its chosen and rejected replies."""
     if stage == "sft":
-        extra = str(record.get("input") or "").strip()
-        user = record["instruction"].strip() + (f"\n\n{extra}" if extra else "")
-        return render_plain(Prompt(user)), [record["output"].strip()]
+        return render_plain(Prompt(instruction_text(record))), [record["output"].strip()]
     user = record["prompt"].strip().removeprefix("Human:").removesuffix("Assistant:").strip()
     return render_plain(Prompt(user)), [record["chosen"].strip(), record["rejected"].strip()]
 
@@ -254,17 +256,6 @@ def _require() -> None:
         raise NumbiasError(f"numbias train needs {', '.join(missing)}: pip install 'numbias[train]'")
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """transformers' progress bars and notices off: GGUF de-quantisation draws on stderr."""
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    with contextlib.redirect_stderr(io.StringIO()):
-        yield
-
-
 def resolve_base(base: str) -> ResolvedJudge:
     """The base model's GGUF (an embedded judge's name or a path), verified."""
     try:
@@ -273,52 +264,13 @@ def resolve_base(base: str) -> ResolvedJudge:
         raise NumbiasError(f"base model {base!r}: {exc}") from None
 
 
-def base_folder(base: ResolvedJudge) -> Path:
-    """The base GGUF de-quantised by transformers (as the transformers backend loads it),
-    saved once as a float32 Hugging Face folder in the cache, so every stage and run
-    starts from the same weights without de-quantising again."""
-    folder = cache_dir() / "dequantised" / f"{base.name}-{base.sha256[:16]}"
-    if (folder / WEIGHTS).is_file():
-        return folder
-    import torch
-    import transformers
-
-    auto = transformers.AutoModelForCausalLM
-    try:
-        with _quiet():
-            kwargs = {"gguf_file": base.path.name}
-            tokenizer = transformers.AutoTokenizer.from_pretrained(str(base.path.parent), **kwargs)
-            loaded = auto.from_pretrained(str(base.path.parent), dtype=torch.float32, **kwargs)
-    except (OSError, ValueError, RuntimeError, ImportError) as exc:
-        raise NumbiasError(f"transformers could not load the base {base.name!r}: {first_line(exc)}") from None
-    # The GGUF-loaded model is marked quantised and refuses to save: the same tensors in a plain model.
-    settings = {k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"}
-    with torch.device("meta"):
-        model = auto.from_config(type(loaded.config).from_dict(settings), dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict(), assign=True)
-    model.tie_weights()
-    model.generation_config = loaded.generation_config
-    partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
-    try:
-        model.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
-        (partial / "source.json").write_text(json.dumps({"name": base.name, "sha256": base.sha256}))
-        partial.replace(folder)
-    except OSError as exc:
-        shutil.rmtree(partial, ignore_errors=True)
-        if not (folder / WEIGHTS).is_file():  # else another run saved it first
-            raise NumbiasError(f"cannot save the de-quantised base in {folder.parent}: "
-                               f"{exc.strerror or first_line(exc)}") from None
-    return folder
-
-
 def load_model(folder: Path) -> tuple[Any, Any]:
     """A float32 causal LM and its tokenizer from a Hugging Face folder."""
     import torch
     import transformers
 
     try:
-        with _quiet():
+        with quiet_transformers():
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
             model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
     except (OSError, ValueError, RuntimeError) as exc:
@@ -611,7 +563,7 @@ def train(recipe: Recipe | dict[str, Any] | str | Path, stage: str = "sft", *, s
 
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
-    model, tokenizer = load_model(Path(job.start["path"]) if "path" in job.start else base_folder(job.base))
+    model, tokenizer = load_model(Path(job.start["path"]) if "path" in job.start else dequantised(job.base))
     examples = encode(tokenizer, job.data.texts, recipe.max_length)
     if job.stage == "sft":
         loss_fn = sft_loss(examples)

@@ -210,6 +210,16 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="numbias-softmax")
 
 
+def next_token_entropy(logits: np.ndarray) -> float:
+    """Entropy (nats) of the whole next-token distribution ``softmax(logits)``: how
+    spread the model is at the answer position, over numbers and everything else."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max()
+    p = np.exp(z)
+    total = p.sum()
+    return float(np.log(total) - (p * z).sum() / total)
+
+
 def tempered_logprobs(logits: np.ndarray, ids: np.ndarray, temperatures: Sequence[float]) -> np.ndarray:
     """Log-softmax of ``logits / T`` over the whole vocabulary for each ``T``, read at
     ``ids``: one row per temperature. Exact per step, so walking the trie with these

@@ -28,7 +28,7 @@ from numbias.errors import NumbiasError, first_line
 from numbias.models import JUDGES, has_chat_template, resolve, trained_stage
 from numbias.prompt import Prompt, drop_repeated_bos, render_chat, render_plain
 from numbias.scale import ScoreScale
-from numbias.trie import ScoreTrie, tempered_logprobs
+from numbias.trie import ScoreTrie, next_token_entropy, tempered_logprobs
 
 _ROW_BUDGET = 4096
 """Most logit rows (items × trie nodes) one forward pass may return."""
@@ -177,12 +177,13 @@ class TransformersBackend:
         per_batch = max(1, min(self.batch_size, _ROW_BUDGET // max(1, len(trie.nodes))))
         for start in range(0, len(prompts), per_batch):
             batch = [self.tokenize(p) for p in prompts[start : start + per_batch]]
-            for tokens, rows in zip(batch, self._score_batch(batch, scale)):
+            for tokens, (rows, entropy) in zip(batch, self._score_batch(batch, scale)):
                 dist = trie.distribution(rows, self.temperatures)
-                dist.meta["n_tokens"] = len(tokens)
+                dist.meta.update(n_tokens=len(tokens), next_token_entropy=entropy)
                 yield dist
 
-    def _score_batch(self, batch: list[list[int]], scale: ScoreScale) -> list[list[np.ndarray]]:
+    def _score_batch(self, batch: list[list[int]], scale: ScoreScale) -> list[tuple[list[np.ndarray], float]]:
+        """Each item's trie rows and its answer position's next-token entropy."""
         torch = self._torch
         trie, node_tokens, depths, sees = self._plan(scale)
         n_items, n_nodes = len(batch), len(node_tokens)
@@ -222,7 +223,7 @@ class TransformersBackend:
             rows = [tempered_logprobs(root[b], trie.nodes[0].gather, self.temperatures)]
             rows += [tempered_logprobs(logits[b, j], trie.nodes[j + 1].gather, self.temperatures)
                      for j in range(n_nodes)]
-            results.append(rows)
+            results.append((rows, next_token_entropy(root[b])))
         return results
 
     # --- sampling ----------------------------------------------------------------

@@ -21,11 +21,21 @@ import numpy as np
 from numbias.backends._gguf import GGUFVocab, import_llama, silent_log
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
 from numbias.errors import NumbiasError
-from numbias.models import check_gguf, has_chat_template, resolve
+from numbias.models import JUDGES, check_gguf, has_chat_template, resolve, trained_stage
 from numbias.prompt import Prompt
 from numbias.sampling import draw_token
 from numbias.scale import ScoreScale
-from numbias.trie import ScoreTrie, gather_logprobs, tempered_logprobs
+from numbias.trie import ScoreTrie, gather_logprobs, next_token_entropy, tempered_logprobs
+from numbias.weights import float32_gguf, float32_source
+
+
+def _float32(model: str, float32: bool | None) -> bool:
+    """Whether to judge the float32 weights exported to GGUF: asked for, or the only
+    weights there are (a trained stage)."""
+    stage = trained_stage(model) is not None
+    if stage and float32 is False:
+        raise NumbiasError(f"judge {model!r} is a trained stage: its only weights are float32 (float32: false)")
+    return stage if float32 is None else float32
 
 
 class LlamaCppBackend:
@@ -36,7 +46,10 @@ class LlamaCppBackend:
     their mass as if the number ended there (recorded per item as ``pruned``): on CPU
     builds, where a batch costs about as much as its tokens one by one, this is
     several times faster for a bounded, reported error. Every node is also read at
-    each of ``temperatures`` (see :attr:`ScoreDistribution.tempered`)."""
+    each of ``temperatures`` (see :attr:`ScoreDistribution.tempered`).
+
+    ``float32`` judges an embedded judge's or a trained stage's float32 weights, exported
+    once to GGUF F32 (:mod:`numbias.weights`); a trained stage is always judged so."""
 
     def __init__(
         self,
@@ -49,6 +62,7 @@ class LlamaCppBackend:
         reuse_prefix: bool = True,
         prune: float = 0.0,
         temperatures: Sequence[float] = TEMPERATURES,
+        float32: bool | None = None,
         verbose: bool = False,
     ) -> None:
         # ggml's tiled K-quant matmul takes over at 8+ rows and rounds differently
@@ -58,7 +72,7 @@ class LlamaCppBackend:
         self._lib = llama_cpp
         if n_ctx < 512:
             raise NumbiasError(f"n_ctx must be at least 512 (got {n_ctx})")
-        judge = resolve(model)
+        judge = float32_gguf(model) if _float32(model, float32) else resolve(model)
         check_gguf(judge.path)
         self._load(internals, judge.path, n_ctx, n_threads or os.cpu_count() or 1, n_gpu_layers, verbose)
         self.vocab = GGUFVocab(self._model, llama_cpp)
@@ -76,7 +90,8 @@ class LlamaCppBackend:
         self._t1 = self.temperatures.index(1.0)
         self._cached: list[int] = []
         self._tries: dict[ScoreScale, tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]] = {}
-        self.identity = self.describe(model, chat=self.chat, prune=prune, temperatures=self.temperatures)
+        self.identity = self.describe(model, chat=self.chat, prune=prune, temperatures=self.temperatures,
+                                      float32=float32)
 
     def _load(self, internals: Any, path: Path, n_ctx: int, threads: int, n_gpu_layers: int, verbose: bool) -> None:
         """The model, a context of ``n_ctx`` tokens and one reusable batch whose arrays
@@ -124,15 +139,25 @@ class LlamaCppBackend:
         chat: bool | None = None,
         prune: float = 0.0,
         temperatures: Sequence[float] = TEMPERATURES,
+        float32: bool | None = None,
         **_: Any,
     ) -> dict[str, Any]:
         """The judge's identity without loading it: what changes its distributions
-        (the file's checksum, chat or plain prompting, pruning, the temperature grid)."""
-        judge = resolve(model)
+        (the file's checksum — for float32 weights, the weights' own, since their export
+        is made from them —, chat or plain prompting, pruning, the temperature grid)."""
+        if _float32(model, float32):
+            name, _, sha256 = float32_source(model)
+            stage = trained_stage(model)
+            template = bool(stage.card.get("chat")) if stage else JUDGES[name].kind == "instruct"
+            weights = {"sha256": sha256, "weights": "float32"}
+        else:
+            judge = resolve(model)
+            template = has_chat_template(judge)
+            weights = {"sha256": judge.sha256}
         return {
             "backend": "llama.cpp",
-            "sha256": judge.sha256,
-            "chat": has_chat_template(judge) if chat is None else bool(chat),
+            **weights,
+            "chat": template if chat is None else bool(chat),
             "prune": float(prune),
             "temperatures": list(check_temperatures(temperatures)),
         }
@@ -223,17 +248,18 @@ class LlamaCppBackend:
         depth = max(n.depth for n in trie.nodes)
         for prompt in prompts:
             tokens = self.tokenize(prompt)
-            if self.prune > 0:
-                rows = self._walk_pruned(tokens, trie, groups, depth)
-            else:
-                rows = self._walk_all(tokens, trie, groups, depth)
+            walk = self._walk_pruned if self.prune > 0 else self._walk_all
+            rows, entropy = walk(tokens, trie, groups, depth)
             dist = trie.distribution(rows, self.temperatures)
-            dist.meta["n_tokens"] = len(tokens)
+            dist.meta.update(n_tokens=len(tokens), next_token_entropy=entropy,
+                             nodes=sum(row is not None for row in rows[1:]))
             yield dist
 
-    def _walk_all(self, tokens: list[int], trie: ScoreTrie, groups: list, depth: int) -> list[np.ndarray | None]:
-        """Prompt and every trie node in one decode per group of leaves."""
+    def _walk_all(self, tokens: list[int], trie: ScoreTrie, groups: list, depth: int) -> tuple[list, float]:
+        """Prompt and every trie node in one decode per group of leaves; the rows, and
+        the entropy of the whole next-token distribution at the answer position."""
         rows: list[np.ndarray | None] = [None] * len(trie.nodes)
+        entropy = float("nan")
         for g, group in enumerate(groups):
             start = self._prefill(tokens, depth) if g == 0 else 0
             if g > 0:
@@ -244,13 +270,15 @@ class LlamaCppBackend:
             self._decode(start + len(group))
             if g == 0:
                 rows[0] = self._read(start - 1, trie.nodes[0].gather)
+                entropy = next_token_entropy(self._logits(start - 1))
             for j, (node, _) in enumerate(group):
                 if rows[node] is None:
                     rows[node] = self._read(start + j, trie.nodes[node].gather)
-        return rows
+        return rows, entropy
 
-    def _walk_pruned(self, tokens: list[int], trie: ScoreTrie, groups: list, depth: int) -> list[np.ndarray | None]:
-        """Level by level, only nodes whose path probability reaches ``prune``."""
+    def _walk_pruned(self, tokens: list[int], trie: ScoreTrie, groups: list, depth: int) -> tuple[list, float]:
+        """Level by level, only nodes whose path probability reaches ``prune``; the rows
+        and the answer position's next-token entropy, as :meth:`_walk_all`."""
         if len(groups) > 1:
             raise NumbiasError("pruned scoring supports tries of at most 255 leaves; use prune=0")
         seqs = dict(groups[0])
@@ -260,6 +288,7 @@ class LlamaCppBackend:
         queued = self._prefill(tokens, depth)
         self._decode(queued)
         rows[0] = self._read(queued - 1, trie.nodes[0].gather)
+        entropy = next_token_entropy(self._logits(queued - 1))
         level = [0]
         while level:
             t1_rows = [rows[n][self._t1] for n in level]  # type: ignore[index]
@@ -272,7 +301,7 @@ class LlamaCppBackend:
                 for j, node in enumerate(wanted):
                     rows[node] = self._read(j, trie.nodes[node].gather)
             level = [n for n in wanted if trie.nodes[n].children]
-        return rows
+        return rows, entropy
 
     def forced_choice(self, prompt: Prompt, scale: ScoreScale) -> np.ndarray:
         """Reference scoring, one score at a time and without the trie: the prompt is
