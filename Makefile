@@ -17,3 +17,4 @@ test: setup
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_trie.py
+	$(VENV)/bin/python benchmarks/bench_growth.py

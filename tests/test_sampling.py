@@ -52,3 +52,26 @@ def test_draw_token_cuts_the_tempered_cdf() -> None:
     assert draw_token(logits, 0.5, _Fixed(0.2)) == 1
     assert draw_token(logits, 0.5, _Fixed(0.05)) == 0
     assert draw_token(np.array([0.0, 2.0, 1.0]), 0.0, _Fixed(0.0)) == 1  # T = 0 is greedy
+
+
+def test_expected_tv_is_what_sampling_gives() -> None:
+    """The exact expected TV distance of n draws matches a simulation of them, and the
+    samples needed for a precision are the fewest that reach it."""
+    from numbias.sampling import expected_tv, samples_needed
+
+    rng = np.random.default_rng(0)
+    rows = rng.dirichlet(np.full(13, 0.3), size=3)
+    for n in (10, 200):
+        simulated = [np.mean([0.5 * np.abs(rng.multinomial(n, r) / n - r).sum() for _ in range(3000)]) for r in rows]
+        assert np.allclose(expected_tv(rows, n), simulated, rtol=0.03)
+    scale = ScoreScale(0, 9)
+    n = samples_needed(rows, scale, tv=0.03, mean_tol=1.0)  # the TV criterion alone, for every item
+    assert expected_tv(rows, n).max() < 0.03 <= expected_tv(rows, n - 1).max()
+    mean = samples_needed(rows, scale, tv=0.03, mean_tol=1.0, every=False)
+    assert expected_tv(rows, mean).mean() < 0.03 <= expected_tv(rows, mean - 1).mean() and mean < n
+    point = np.zeros((1, 13))
+    point[0, 4] = 1.0
+    assert samples_needed(point, scale) == 1  # a certain answer needs one sample
+    coin = np.array([[0.5, 0.5, 0, 0, 0]])
+    assert samples_needed(coin, ScoreScale(0, 1), tv=0.05) == 64  # 0.399 / sqrt(n) < 0.05
+    assert samples_needed(coin, ScoreScale(0, 1), tv=1.0, mean_tol=0.01) > 600  # the mean's criterion binds

@@ -161,3 +161,37 @@ def test_next_level_keeps_children_whose_path_reaches_prune() -> None:
     np.testing.assert_allclose(reach[root.children], 0.8 * probs)
     assert wanted == root.children[k // 2 :]
     assert trie.next_level([0], [row], reach, 0.0) == root.children
+
+
+def test_next_level_skips_the_least_probable_within_the_budget() -> None:
+    """With a budget, children below ``prune`` are skipped least probable first while
+    their total stays within it; the rest of them are evaluated."""
+    trie = ScoreTrie(ScoreScale(1, 10), PIECES)
+    root = trie.nodes[0]
+    k = len(root.children)
+    probs = np.arange(1, k + 1) / (2.0 * np.arange(1, k + 1).sum())  # increasing, sharing 0.5
+    row = np.log(np.concatenate([probs, np.full(len(root.gather) - k, 1e-3)]))
+    reach = np.zeros(len(trie.nodes))
+    reach[0] = 1.0
+    budget = probs[0] + probs[1] + probs[2] / 2  # room for the two least probable children only
+    wanted = trie.next_level([0], [row], reach, 1.0, budget)
+    assert wanted == root.children[2:]
+    assert trie.next_level([0], [row], reach, (probs[0] + probs[1]) / 2, budget) == root.children[1:]
+    assert trie.next_level([0], [row], reach, 1.0, 0.0) == root.children
+
+
+def test_sizes_and_below_count_every_node_under_a_node() -> None:
+    trie = ScoreTrie(ScoreScale(1, 100), PIECES)
+    for index in (0, *trie.nodes[0].children):
+        under = trie.below(index)
+        assert len(under) == len(set(under)) == trie.sizes[index]
+        assert all(index in _ancestors(trie, n) for n in under)
+    assert trie.sizes[0] == len(trie.nodes) - 1 and all(trie.sizes[leaf] == 0 for leaf in trie.leaves)
+
+
+def _ancestors(trie: ScoreTrie, index: int) -> set[int]:
+    out = set()
+    while index > 0:
+        index = trie.nodes[index].parent
+        out.add(index)
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from scipy.stats import binom
 
 from numbias.distribution import ScoreDistribution
 from numbias.scale import ScoreScale
@@ -80,3 +81,53 @@ def sampled_distribution(texts: list[str], scale: ScoreScale, temperature: float
             counts[value - scale.lo] += 1
     n = len(texts)
     return ScoreDistribution(scale, counts / n, below / n, above / n, other / n, n_samples=n, temperature=temperature)
+
+
+
+def expected_tv(outcomes: np.ndarray, n: int) -> np.ndarray:
+    """Each item's expected total variation distance between ``n`` answers drawn from its
+    outcome row and the row itself, exactly: by linearity it is half the sum over
+    outcomes of a binomial's mean absolute deviation, which de Moivre's formula gives as
+    ``2 m (1 - p) P(X = m)`` with ``m = floor(n p) + 1``."""
+    p = np.asarray(outcomes, dtype=float)
+    m = np.floor(n * p) + 1
+    mad = np.where((p > 0) & (p < 1), 2 * m * (1 - p) * binom.pmf(m, n, p), 0.0)
+    return 0.5 * mad.sum(axis=-1) / n
+
+
+def samples_needed(outcomes: np.ndarray, scale: ScoreScale, *, tv: float = 0.03, mean_tol: float = 0.05,
+                   every: bool = True, limit: int = 1 << 24) -> int:
+    """How many sampled answers per item make sampling as precise as asked against the
+    exact distributions: the fewest ``n`` at which each item's expected total variation
+    distance (:func:`expected_tv`) is below ``tv`` and the expected error of its mean
+    score (out-of-scale answers clipped, ``other`` dropped, as the protocol reads them;
+    normal approximation) is below ``mean_tol`` × the scale's span — for every item, or
+    with ``every=False`` on average over the items. ``outcomes`` has one row per item:
+    the scale's scores, then below, above, other.
+
+    >>> samples_needed(np.array([[0.5, 0.5, 0, 0, 0]]), ScoreScale(0, 1), tv=0.05)
+    64
+    """
+    p = np.clip(np.asarray(outcomes, dtype=float), 0.0, None)
+    p /= p.sum(axis=1, keepdims=True)
+    values = np.concatenate([np.arange(scale.lo, scale.hi + 1), [scale.lo, scale.hi]]).astype(float)
+    scored = np.maximum(p[:, :-1].sum(axis=1), 1e-12)
+    mean = p[:, :-1] @ values / scored
+    sd = np.sqrt(np.maximum(p[:, :-1] @ values**2 / scored - mean**2, 0.0))
+    span = max(scale.hi - scale.lo, 1)
+    summary = np.max if every else np.mean
+
+    def close(n: int) -> bool:
+        error = np.sqrt(2 / np.pi) * sd / np.sqrt(n * scored)
+        return float(summary(expected_tv(p, n))) < tv and float(summary(error)) < mean_tol * span
+
+    high = 1
+    while not close(high):
+        if high >= limit:
+            raise ValueError(f"more than {limit} samples per item would be needed")
+        high *= 2
+    low = high // 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if close(mid) else (mid, high)
+    return high

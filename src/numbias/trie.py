@@ -76,6 +76,10 @@ class ScoreTrie:
                 nxt.extend(self._expand(index, digitish))
             frontier = nxt
         self.leaves = [i for i, n in enumerate(self.nodes) if not n.children]
+        self.sizes = [0] * len(self.nodes)
+        """How many nodes lie below each node (children come after their parent)."""
+        for index in range(len(self.nodes) - 1, 0, -1):
+            self.sizes[self.nodes[index].parent] += 1 + self.sizes[index]
 
     def _expand(self, index: int, digitish: list[tuple[int, str]]) -> list[int]:
         node = self.nodes[index]
@@ -119,6 +123,14 @@ class ScoreTrie:
             return self.ABOVE
         return value - self.scale.lo
 
+    def below(self, index: int) -> list[int]:
+        """Every node under ``index``, level by level."""
+        out, frontier = [], list(self.nodes[index].children)
+        while frontier:
+            out += frontier
+            frontier = [c for n in frontier for c in self.nodes[n].children]
+        return out
+
     def path(self, index: int) -> list[int]:
         """Token ids from the root to node ``index``."""
         tokens: list[int] = []
@@ -128,16 +140,26 @@ class ScoreTrie:
         return tokens[::-1]
 
     def next_level(self, level: Sequence[int], rows: Sequence[np.ndarray], reach: np.ndarray,
-                   prune: float) -> list[int]:
-        """One step of a pruned walk: the children of the ``level`` nodes whose path
-        probability (written into ``reach``) is at least ``prune``. ``rows`` are those
-        nodes' T = 1 log-probabilities, children first (as ``gather`` orders them)."""
-        wanted: list[int] = []
+                   prune: float, budget: float = float("inf")) -> list[int]:
+        """One step of a pruned walk: the children of the ``level`` nodes to evaluate
+        next. Their path probability (written into ``reach``) is the product of the T = 1
+        probabilities along the path; ``rows`` are the ``level`` nodes' T = 1
+        log-probabilities, children first (as ``gather`` orders them). Children below
+        ``prune`` are skipped, the least probable first, while the mass skipped stays
+        within ``budget``; any left over are evaluated too."""
+        candidates: list[int] = []
         for parent, row in zip(level, rows):
             children = self.nodes[parent].children
             reach[children] = reach[parent] * np.exp(row[: len(children)])
-            wanted += [c for c in children if reach[c] >= prune]
-        return wanted
+            candidates += children
+        skipped: set[int] = set()
+        total = 0.0
+        for child in sorted((c for c in candidates if reach[c] < prune), key=lambda c: reach[c]):
+            if total + reach[child] > budget:
+                break
+            total += reach[child]
+            skipped.add(child)
+        return [c for c in candidates if c not in skipped]
 
     def distribution(
         self, node_logprobs: Sequence[np.ndarray | None], temperatures: Sequence[float] = (1.0,)

@@ -38,6 +38,18 @@ def _float32(model: str, float32: bool | None) -> bool:
     return stage if float32 is None else float32
 
 
+_EAGER = 2
+"""A pruned walk decodes the nodes below a node with it when there are at most this many."""
+
+
+def _check_pruning(prune: float, max_pruned: float | None) -> None:
+    if not 0.0 <= prune < 1.0:
+        raise NumbiasError(f"prune must be in [0, 1), got {prune}")
+    if max_pruned is not None and not (0.0 < max_pruned < 1.0 and prune > 0):
+        raise NumbiasError(f"max_pruned must be in (0, 1) and needs prune > 0, got max_pruned={max_pruned}, "
+                           f"prune={prune}")
+
+
 class LlamaCppBackend:
     """A GGUF judge. ``chat=None`` uses the model's chat template when it has one.
 
@@ -45,8 +57,11 @@ class LlamaCppBackend:
     level by level and skips nodes whose path probability is below ``prune``, counting
     their mass as if the number ended there (recorded per item as ``pruned``): on CPU
     builds, where a batch costs about as much as its tokens one by one, this is
-    several times faster for a bounded, reported error. Every node is also read at
-    each of ``temperatures`` (see :attr:`ScoreDistribution.tempered`).
+    several times faster for a bounded, reported error. ``max_pruned`` caps that error:
+    below-threshold nodes are skipped, the least probable first, only while the item's
+    skipped mass stays within it (shared out over the trie's levels), so every item's
+    ``pruned`` is at most ``max_pruned``. Every node is also read at each of
+    ``temperatures`` (see :attr:`ScoreDistribution.tempered`).
 
     ``float32`` judges an embedded judge's or a trained stage's float32 weights, exported
     once to GGUF F32 (:mod:`numbias.weights`); a trained stage is always judged so."""
@@ -61,6 +76,7 @@ class LlamaCppBackend:
         chat: bool | None = None,
         reuse_prefix: bool = True,
         prune: float = 0.0,
+        max_pruned: float | None = None,
         temperatures: Sequence[float] = TEMPERATURES,
         float32: bool | None = None,
         verbose: bool = False,
@@ -83,15 +99,14 @@ class LlamaCppBackend:
         if self.chat and not self.vocab.template:
             raise NumbiasError(f"{judge.path.name} has no chat template; use it as a base model (chat=False)")
         self.reuse_prefix = reuse_prefix
-        if not 0.0 <= prune < 1.0:
-            raise NumbiasError(f"prune must be in [0, 1), got {prune}")
-        self.prune = prune
+        _check_pruning(prune, max_pruned)
+        self.prune, self.max_pruned = prune, max_pruned
         self.temperatures = check_temperatures(temperatures)
         self._t1 = self.temperatures.index(1.0)
         self._cached: list[int] = []
         self._tries: dict[ScoreScale, tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]] = {}
-        self.identity = self.describe(model, chat=self.chat, prune=prune, temperatures=self.temperatures,
-                                      float32=float32)
+        self.identity = self.describe(model, chat=self.chat, prune=prune, max_pruned=max_pruned,
+                                      temperatures=self.temperatures, float32=float32)
 
     def _load(self, internals: Any, path: Path, n_ctx: int, threads: int, n_gpu_layers: int, verbose: bool) -> None:
         """The model, a context of ``n_ctx`` tokens and one reusable batch whose arrays
@@ -138,6 +153,7 @@ class LlamaCppBackend:
         *,
         chat: bool | None = None,
         prune: float = 0.0,
+        max_pruned: float | None = None,
         temperatures: Sequence[float] = TEMPERATURES,
         float32: bool | None = None,
         **_: Any,
@@ -159,6 +175,7 @@ class LlamaCppBackend:
             **weights,
             "chat": template if chat is None else bool(chat),
             "prune": float(prune),
+            **({"max_pruned": float(max_pruned)} if max_pruned is not None else {}),
             "temperatures": list(check_temperatures(temperatures)),
         }
 
@@ -277,8 +294,9 @@ class LlamaCppBackend:
         return rows, entropy
 
     def _walk_pruned(self, tokens: list[int], trie: ScoreTrie, groups: list, depth: int) -> tuple[list, float]:
-        """Level by level, only nodes whose path probability reaches ``prune``; the rows
-        and the answer position's next-token entropy, as :meth:`_walk_all`."""
+        """Level by level, only nodes whose path probability reaches ``prune`` (and those
+        ``max_pruned`` cannot leave out); the rows and the answer position's next-token
+        entropy, as :meth:`_walk_all`."""
         if len(groups) > 1:
             raise NumbiasError("pruned scoring supports tries of at most 255 leaves; use prune=0")
         seqs = dict(groups[0])
@@ -289,18 +307,24 @@ class LlamaCppBackend:
         self._decode(queued)
         rows[0] = self._read(queued - 1, trie.nodes[0].gather)
         entropy = next_token_entropy(self._logits(queued - 1))
-        level = [0]
+        level, left = [0], float("inf") if self.max_pruned is None else self.max_pruned
         while level:
-            t1_rows = [rows[n][self._t1] for n in level]  # type: ignore[index]
-            wanted = trie.next_level(level, t1_rows, reach, self.prune)
-            for j, node in enumerate(wanted):
+            children = [c for n in level for c in trie.nodes[n].children]
+            budget = left / (depth - trie.nodes[level[0]].depth)  # shared out over the levels below
+            wanted = trie.next_level(level, [rows[n][self._t1] for n in level], reach,  # type: ignore[index]
+                                     self.prune, budget)
+            left -= float(reach[children].sum() - reach[wanted].sum())
+            # A node with few nodes below takes them into its decode: one decode fewer
+            # per item (1-10's "10", 1-100's "100") for a token or two more.
+            batch = wanted + [d for n in wanted if 0 < trie.sizes[n] <= _EAGER for d in trie.below(n)]
+            for j, node in enumerate(batch):
                 n = trie.nodes[node]
                 self._put(j, n.token, len(tokens) + n.depth - 1, seqs[node], True)
-            if wanted:
-                self._decode(len(wanted))
-                for j, node in enumerate(wanted):
+            if batch:
+                self._decode(len(batch))
+                for j, node in enumerate(batch):
                     rows[node] = self._read(j, trie.nodes[node].gather)
-            level = [n for n in wanted if trie.nodes[n].children]
+            level = [n for n in wanted if trie.sizes[n] > _EAGER]
         return rows, entropy
 
     def forced_choice(self, prompt: Prompt, scale: ScoreScale) -> np.ndarray:
