@@ -272,6 +272,35 @@ def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], share
     assert stage_table([base], summary[:1], items[:1]).empty
 
 
+@needs_training
+def test_align_over_trained_stages_writes_the_stage_views(tiny: tuple[dict, Path], tmp_path: Path) -> None:
+    """`numbias align` over the base (float32, llama.cpp) and the tiny SFT and SFT+DPO
+    stages writes the stage table (DPO after SFT against SFT of its seed among its rows)
+    and the diversity tables, prints them and shows them in the report."""
+    import pandas as pd
+
+    recipe, out = tiny
+    base = {"model": "gemma3-270m-base", "backend": "llama.cpp", "label": "base-f32", "options": {"float32": True}}
+    config = {"pairs": [{"base": base, "aligned": {"model": str(out / f"tiny-gemma3-270m-{s}-s0"),
+                                                   "backend": "llama.cpp"}} for s in ("sft", "sft-dpo")],
+              "extra_aligned": [], "tasks": [{"name": "vader", "options": {"n": 6}}], "scales": ["0-9"],
+              "sample": False, "bootstrap": 50, "out": str(tmp_path / "out"), "store": str(tmp_path / "s.sqlite"),
+              "diversity": {"path": recipe["sft"]["data"][0]["path"], "n": 3, "max_tokens": 4}}
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "numbias", "align", str(tmp_path / "lab.yaml")], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    stages = pd.read_csv(tmp_path / "out" / "stages.csv")
+    assert set(zip(stages.stage, stages.against)) == {("SFT", "base"), ("SFT+DPO", "base"),
+                                                      ("SFT+DPO", "SFT, same seed")}
+    assert stages["next_token_entropy"].notna().all() and (stages.seeds == 1).all()
+    diversity = pd.read_csv(tmp_path / "out" / "diversity.csv")
+    assert list(diversity.stage) == ["base", "SFT", "SFT+DPO"] and (diversity.generations == 3).all()
+    assert "trained stages against the base" in done.stdout and "output diversity" in done.stdout
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "Trained stages against the base" in page and "SFT, same seed" in page and "Output diversity" in page
+
+
 def _numbias(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "numbias", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})

@@ -482,7 +482,7 @@ def stage_summary(stages: pd.DataFrame) -> str:
     rows = []
     for r in stages.to_dict("records"):
         row = {k: r[k] for k in ("task", "scale", "rule", "stage", "against", "seeds")}
-        row["mode"] = f"{r['base mode']} → {r['mode']}"
+        row["mode"] = f"{r['base mode']:g} → {r['mode']:g}"
         for metric, label in shown.items():
             sd = "" if not np.isfinite(r[f"{metric} seed sd"]) else f" ± {r[f'{metric} seed sd']:.2f}"
             mark = " *" if r[f"Δ {metric} beyond spread"] else ""
