@@ -401,6 +401,8 @@ def _cell(value: Any) -> str:
 def _print_stages(results: AlignResults) -> None:
     """The trained stages against the base (exact expected scores) and each judge's
     output diversity, when the study has them."""
+    from numbias.stages import effect_text
+
     if len(results.stages):
         table = Table(title="trained stages against the base, and DPO after SFT against SFT of the same seed "
                             "(exact expected; mean over seeds ± sd; * beyond twice the seed sd, every seed the same way)")
@@ -408,10 +410,7 @@ def _print_stages(results: AlignResults) -> None:
                     "next-token entropy"):
             table.add_column(col)
         for r in results.stages[results.stages["rule"] == "expected"].to_dict("records"):
-            cells = [f"{r[f'base {m}']:.2f} → {r[m]:.2f}" + ("" if r[f"{m} seed sd"] != r[f"{m} seed sd"] else
-                                                              f" ± {r[f'{m} seed sd']:.2f}")
-                     + (" *" if r[f"Δ {m} beyond spread"] else "")
-                     for m in ("kurtosis", "pearson", "mode_share", "next_token_entropy")]
+            cells = [effect_text(r, m) for m in ("kurtosis", "pearson", "mode_share", "next_token_entropy")]
             table.add_row(r["task"], r["scale"], r["stage"], r["against"], str(r["seeds"]), *cells)
         console.print(table)
     if len(results.diversity):

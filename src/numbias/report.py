@@ -30,6 +30,7 @@ from numbias.mitigate import Comparison, MitigateConfig, MitigateResults, mitiga
 from numbias.output import Writer, one_writer, text, write_all
 from numbias.page import Column, Section, number, page, table
 from numbias.scale import ScoreScale
+from numbias.stages import effect_text
 from numbias.study import StudyResults, run
 from numbias.svg import HUMAN, PALETTE, Line, Mark, Point, Series, bars, esc, forest, lines, scatter
 from numbias.verdict import (
@@ -483,10 +484,7 @@ def stage_summary(stages: pd.DataFrame) -> str:
     for r in stages.to_dict("records"):
         row = {k: r[k] for k in ("task", "scale", "rule", "stage", "against", "seeds")}
         row["mode"] = f"{r['base mode']:g} → {r['mode']:g}"
-        for metric, label in shown.items():
-            sd = "" if not np.isfinite(r[f"{metric} seed sd"]) else f" ± {r[f'{metric} seed sd']:.2f}"
-            mark = " *" if r[f"Δ {metric} beyond spread"] else ""
-            row[label] = f"{r[f'base {metric}']:.2f} → {r[metric]:.2f}{sd}{mark}"
+        row |= {label: effect_text(r, metric) for metric, label in shown.items()}
         rows.append(row)
     return table(pd.DataFrame(rows), COLUMNS) + ('<p class="note">reference → the stage\'s mean over training '
                                                   "seeds ± their sd; the reference is the base, or for SFT+DPO "

@@ -6,8 +6,9 @@ trained stage saw), the mechanism the research points to."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,15 @@ def _effects(runs: pd.DataFrame, reference: dict[str, np.ndarray]) -> dict[str, 
                 f"Δ {metric} beyond spread": bool(len(values) > 1 and (np.all(delta > 0) or np.all(delta < 0))
                                                   and abs(delta.mean()) > 2 * sd)}
     return out
+
+
+def effect_text(row: Mapping[str, Any], metric: str) -> str:
+    """One metric of a :func:`stage_table` row as text: reference → the stage's mean ±
+    its seed sd (when there is a spread), ``*`` when the move is beyond the spread."""
+    sd = row[f"{metric} seed sd"]
+    spread = f" ± {sd:.2f}" if np.isfinite(sd) else ""
+    mark = " *" if row[f"Δ {metric} beyond spread"] else ""
+    return f"{row[f'base {metric}']:.2f} → {row[metric]:.2f}{spread}{mark}"
 
 
 def _most_common(values: pd.Series) -> object:
