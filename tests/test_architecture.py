@@ -29,6 +29,7 @@ LAYERS = [
     ["backends.llamacpp", "backends.hf", "backends.openai_compat"],
     ["backends"],
     ["store"],
+    ["inference"],
     ["metrics", "conformal"],
     ["mitigation"],
     ["config", "selection"],
