@@ -80,7 +80,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("seed text", ["run", "--task", "vader", "--option", "seed=abc"], "option seed='abc': Input should be a valid"),
     ("option not KEY=VALUE", ["run", "--task", "vader", "--option", "nope"], "option 'nope' is not KEY=VALUE"),
     ("unknown task option", ["run", "--task", "vader", "--option", "pair=ro-en"],
-     "task 'vader' has no option(s) pair (options: n, seed)"),
+     "task 'vader' has no option(s) pair (options: n, seed, skip)"),
     ("task option typed in a config", ["run", "badtask.yaml"], "task 'vader': option n='many'"),
     # judges
     ("unknown judge", ["score", "--model", "no-such-judge", "--out", "o"], "unknown judge 'no-such-judge'"),

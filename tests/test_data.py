@@ -43,9 +43,21 @@ def test_lcp_stsb_gecqe(shared_data: Path) -> None:
 def test_unknown_task_and_options() -> None:
     with pytest.raises(NumbiasError, match="unknown task 'nope'"):
         get_task("nope")
-    with pytest.raises(NumbiasError, match=r"task 'vader' has no option\(s\) pair \(options: n, seed\)"):
+    with pytest.raises(NumbiasError, match=r"task 'vader' has no option\(s\) pair \(options: n, seed, skip\)"):
         TASKS["vader"].load(pair="ro-en")
     with pytest.raises(NumbiasError, match="task 'vader': option n='abc'"):
         TASKS["vader"].load(n="abc")
     with pytest.raises(NumbiasError, match="reads no data file"):
         TASKS["vader"].load("items.csv")
+
+
+def test_skip_draws_rows_no_smaller_draw_took() -> None:
+    """The replication's fresh VADER words: 500 skipped rows are the 500-word study's."""
+    from numbias.tasks import load_vader
+
+    used = set(load_vader(n=500).frame["id"])
+    assert set(load_vader(n=200).frame["id"]) <= used and set(load_vader().frame["id"]) <= used
+    fresh = load_vader(n=1000, skip=500).frame["id"]
+    assert len(fresh) == 1000 and not used & set(fresh)
+    with pytest.raises(NumbiasError, match="skip must be 0 or more, got -1"):
+        load_vader(skip=-1)

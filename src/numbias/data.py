@@ -416,14 +416,28 @@ def _check_columns(frame: pd.DataFrame, path: Path, fields: list[str], roles: Ma
                            f"{', '.join(map(repr, missing))} (columns: {listed})")
 
 
-def sample_rows(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
+def sample_rows(frame: pd.DataFrame, n: int | None, seed: int, skip: int = 0) -> pd.DataFrame:
     """``n`` rows drawn with ``seed``, in file order; all rows when ``n`` is None or
-    not below the row count, so a study can ask for more than a small set holds."""
-    if n is None or n >= len(frame):
-        return frame
-    if n < 1:
+    not below the row count, so a study can ask for more than a small set holds.
+
+    Draws with one seed are nested (the first ``n`` of one seeded permutation), so
+    ``skip`` rows passes over every row a smaller draw with that seed took: items that
+    no study of ``skip`` or fewer items has seen.
+
+    >>> frame = pd.DataFrame({"x": range(10)})
+    >>> used, fresh = sample_rows(frame, 3, 0), sample_rows(frame, 4, 0, skip=3)
+    >>> set(used.x) & set(fresh.x), set(used.x) <= set(sample_rows(frame, 5, 0).x)
+    (set(), True)
+    """
+    if skip < 0:
+        raise NumbiasError(f"skip must be 0 or more, got {skip}")
+    if n is not None and n < 1:
         raise NumbiasError(f"sample size must be positive, got {n}")
-    return frame.sample(n=n, random_state=seed).sort_index()
+    if skip >= len(frame):
+        raise NumbiasError(f"skip {skip} passes over all {len(frame)} rows")
+    if n is None or skip + n >= len(frame):
+        return frame if not skip else frame.sample(frac=1, random_state=seed).iloc[skip:].sort_index()
+    return frame.sample(n=skip + n, random_state=seed).iloc[skip:].sort_index()
 
 
 def parse_ratings(value: Any, *, what: str = "a raw ratings value") -> list[float]:

@@ -99,7 +99,7 @@ def _package_path(module: str, relative: str, install: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / relative
 
 
-def load_vader(n: int | None = 300, seed: int = 0) -> Dataset:
+def load_vader(n: int | None = 300, seed: int = 0, skip: int = 0) -> Dataset:
     path = _package_path("vaderSentiment", "vader_lexicon.txt", "pip install vaderSentiment==3.3.2")
     rows = []
     with path.open(encoding="utf-8") as fh:
@@ -108,18 +108,20 @@ def load_vader(n: int | None = 300, seed: int = 0) -> Dataset:
             if len(parts) >= 4 and parts[0].isalpha():
                 rows.append({"id": parts[0], "word": parts[0], "human": float(parts[1]),
                              "ratings": parse_ratings(parts[3])})
-    return make_dataset("vader", sample_rows(pd.DataFrame(rows), n, seed), fields=["word"], human_range=(-4.0, 4.0))
+    return make_dataset("vader", sample_rows(pd.DataFrame(rows), n, seed, skip), fields=["word"],
+                        human_range=(-4.0, 4.0))
 
 
-def load_simlex(n: int | None = None, seed: int = 0) -> Dataset:
+def load_simlex(n: int | None = None, seed: int = 0, skip: int = 0) -> Dataset:
     path = _package_path("gensim", "test/test_data/simlex999.txt", "pip install gensim")
     frame = pd.read_csv(path, sep="\t", comment="#", header=None, names=["word1", "word2", "human"])
     frame["id"] = frame["word1"] + "|" + frame["word2"]
-    return make_dataset("simlex", sample_rows(frame, n, seed), fields=["word1", "word2"], human_range=(0.0, 10.0))
+    return make_dataset("simlex", sample_rows(frame, n, seed, skip), fields=["word1", "word2"],
+                        human_range=(0.0, 10.0))
 
 
 def load_mtqe(path: str | Path, pair: str = "en-de", split: str = "test20", target: str = "mean",
-              n: int | None = None, seed: int = 0) -> Dataset:
+              n: int | None = None, seed: int = 0, skip: int = 0) -> Dataset:
     if target not in {"mean", "z_mean"}:
         raise NumbiasError(f"mtqe target must be 'mean' or 'z_mean', got {target!r}")
     file = Path(path) / pair / f"{split}.tsv"
@@ -134,12 +136,12 @@ def load_mtqe(path: str | Path, pair: str = "en-de", split: str = "test20", targ
         "source_lang": _LANGS.get(src, src), "target_lang": _LANGS.get(tgt, tgt),
     })
     rng = (0.0, 100.0) if target == "mean" else None
-    return make_dataset(f"mtqe-{pair}", sample_rows(out, n, seed),
+    return make_dataset(f"mtqe-{pair}", sample_rows(out, n, seed, skip),
                         fields=["source", "translation", "source_lang", "target_lang"], human_range=rng)
 
 
 def load_lcp(path: str | Path, kind: str = "single", split: str = "test", n: int | None = None,
-             seed: int = 0) -> Dataset:
+             seed: int = 0, skip: int = 0) -> Dataset:
     file = Path(path) / f"lcp_{kind}_{split}.tsv"
     if not file.is_file():
         raise NumbiasError(f"CompLex file {file} does not exist (kind {kind!r}, split {split!r})")
@@ -147,20 +149,24 @@ def load_lcp(path: str | Path, kind: str = "single", split: str = "test", n: int
     _require(frame, file, ["id", "sentence", "token", "complexity"])
     out = pd.DataFrame({"id": frame["id"], "sentence": frame["sentence"], "token": frame["token"],
                         "human": frame["complexity"]})
-    return make_dataset(f"lcp-{kind}", sample_rows(out, n, seed), fields=["sentence", "token"], human_range=(0.0, 1.0))
+    return make_dataset(f"lcp-{kind}", sample_rows(out, n, seed, skip), fields=["sentence", "token"],
+                        human_range=(0.0, 1.0))
 
 
-def load_stsb(path: str | Path, split: str = "test", n: int | None = None, seed: int = 0) -> Dataset:
+def load_stsb(path: str | Path, split: str = "test", n: int | None = None, seed: int = 0,
+              skip: int = 0) -> Dataset:
     file = Path(path) if Path(path).is_file() else Path(path) / f"stsb-en-{split}.csv"
     frame = read_table(file, header=False)
     if frame.shape[1] != 3:
         raise NumbiasError(f"STS-B file {file} should have 3 columns (sentence1, sentence2, score)")
     frame.columns = ["sentence1", "sentence2", "human"]
     frame["id"] = np.arange(len(frame)).astype(str)
-    return make_dataset("stsb", sample_rows(frame, n, seed), fields=["sentence1", "sentence2"], human_range=(0.0, 5.0))
+    return make_dataset("stsb", sample_rows(frame, n, seed, skip), fields=["sentence1", "sentence2"],
+                        human_range=(0.0, 5.0))
 
 
-def load_gecqe(path: str | Path, aspect: str = "grammaticality", n: int | None = None, seed: int = 0) -> Dataset:
+def load_gecqe(path: str | Path, aspect: str = "grammaticality", n: int | None = None, seed: int = 0,
+               skip: int = 0) -> Dataset:
     """TMU-GFM (five annotators' 0-4 ratings per aspect) or a user CSV with
     ``source``, ``correction`` and ``human`` columns."""
     columns = {"grammaticality": "grammer", "fluency": "fluency", "meaning": "meaning"}
@@ -180,7 +186,8 @@ def load_gecqe(path: str | Path, aspect: str = "grammaticality", n: int | None =
         _require(frame, file, ["source", "correction", "human"])
         out = frame.assign(id=frame["id"] if "id" in frame else np.arange(len(frame)).astype(str))
         rng = None
-    return make_dataset(f"gecqe-{aspect}", sample_rows(out, n, seed), fields=["source", "correction"], human_range=rng)
+    return make_dataset(f"gecqe-{aspect}", sample_rows(out, n, seed, skip), fields=["source", "correction"],
+                        human_range=rng)
 
 
 def _require(frame: pd.DataFrame, file: Path, cols: list[str]) -> None:
