@@ -23,7 +23,7 @@ def test_trie_equals_forced_choice(smollm2, scale_text: str) -> None:
     prompts = _prompts(smollm2, scale, 20)
     dists = list(smollm2.score(prompts, scale))
     errors = np.array([np.abs(d.probs - smollm2.forced_choice(p, scale)).max() for d, p in zip(dists, prompts)])
-    # See README "Exactness": llama.cpp's CPU kernels are not fully batch-invariant
+    # See docs/exactness.md: llama.cpp's CPU kernels are not fully batch-invariant
     # for SmolLM2's Q4_1 weights, which bounds agreement at ~1e-3 on a few prompts.
     assert np.median(errors) < 1e-4, errors
     assert errors.max() < 2e-3, errors
@@ -53,7 +53,7 @@ def test_pruning_changes_nothing_beyond_its_tolerance(scale_text: str) -> None:
     """The default study's pruning (1e-4), and the same capped at 3e-4 skipped per item,
     against the full trie at both temperatures they read: no outcome moves by more than
     3e-4. At 1-100 the walks put a few nodes in other KV cells than the full trie does,
-    and llama.cpp's cell effect (README, Exactness) moves their rows: there the
+    and llama.cpp's cell effect (docs/exactness.md) moves their rows: there the
     comparison is the cell effect's bound, 2e-3, and pruning's own part is checked on
     the full walk's rows, where it moves nothing by more than the mass skipped."""
     from numbias.backends.llamacpp import LlamaCppBackend

@@ -339,12 +339,12 @@ def test_every_command_on_files_with_smollm2(tmp_path: Path, smollm2) -> None:
 
 @pytest.mark.model
 def test_readme_worked_example_runs(tmp_path: Path) -> None:
-    """The README's "Your own data" example, exactly as written, on the default judge."""
+    """The worked example of docs/tasks.md ("Your own data"), exactly as written, on the default judge."""
     from conftest import judge_available
 
     if not judge_available("qwen2.5-coder-0.5b-instruct"):
         pytest.skip("the default judge is not installed")
-    readme = (TESTS.parent / "README.md").read_text(encoding="utf-8")
+    readme = (TESTS.parent / "docs" / "tasks.md").read_text(encoding="utf-8")
     block = readme.split("<!-- worked-example -->", 1)[1].split("```bash\n", 1)[1].split("\n```", 1)[0]
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True,
