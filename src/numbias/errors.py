@@ -22,3 +22,13 @@ def first_line(exc: BaseException | str) -> str:
     if text:
         return text.splitlines()[0]
     return type(exc).__name__ if isinstance(exc, BaseException) else ""
+
+
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT) or SIGTERM, raised by the command line's signal handlers: a
+    ``BaseException`` like ``KeyboardInterrupt``, so no ``except Exception`` swallows it,
+    and its own type, so the command line alone turns it into a line and an exit code."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.exit_code = 128 + signal_number

@@ -18,10 +18,14 @@ _LAX = ConfigDict(arbitrary_types_allowed=True)
 
 def check_options(what: str, function: Callable[..., Any], options: dict[str, Any], skip: int = 0) -> dict[str, Any]:
     """``options`` with every name known to ``function`` (after its first ``skip``
-    parameters) and every value of its annotated type. A value that validates to
+    parameters), every parameter without a default given, and every value of its
+    annotated type. A value that validates to
     something equal is kept as given (a YAML ``0`` for a float stays ``0``, so stored
     identities do not change); one that converts (``"4096"`` for an int) is converted."""
     params = list(inspect.signature(function).parameters.values())[skip:]
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if missing := [p.name for p in params if p.kind in named and p.default is p.empty and p.name not in options]:
+        raise NumbiasError(f"{what} needs option(s) {', '.join(missing)}, which no default supplies")
     if not any(p.kind is p.VAR_KEYWORD for p in params):
         known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         unknown = sorted(set(options) - set(known))
