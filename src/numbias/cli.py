@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from numbias.errors import Interrupted, NumbiasError, first_line
+from numbias.errors import NOT_STARTED, Interrupted, NumbiasError, first_line, handle_signals
 from numbias.output import checked_path, claim, one_writer
 
 if TYPE_CHECKING:
@@ -657,8 +656,7 @@ def print_summary(summary: Any) -> None:
 def main() -> None:
     """The command line: every stop ends as one line on stderr and its exit code (2 for
     bad input, 130 for Ctrl-C, 143 for SIGTERM), never a traceback."""
-    numbers = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
-    previous = {number: signal.signal(number, _interrupt) for number in numbers}
+    previous = handle_signals()
     try:
         _run()
     finally:
@@ -690,11 +688,6 @@ def _run() -> None:
         sys.exit(code)
 
 
-def _interrupt(number: int, _frame: object) -> None:
-    """The signal handler: stop where the command is, as :class:`Interrupted`."""
-    raise Interrupted(number)
-
-
 def _interrupted(code: int) -> None:
     """Say what an interrupt kept, in one line, and exit with ``code`` (a second signal
     while saying it is ignored)."""
@@ -709,6 +702,6 @@ def _interrupted(code: int) -> None:
     elif store is not None:
         line = f"interrupted before any item was stored in {store}; run the same command to start again"
     else:
-        line = "interrupted before any work started; run the same command to start again"
+        line = NOT_STARTED
     err_console.print(line, markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
