@@ -402,3 +402,23 @@ def test_items_near_the_context(gap: int, tmp_path: Path, monkeypatch: pytest.Mo
         main()
         items = (tmp_path / "o" / "items.csv").read_text()
         assert items.count("\n") > 1
+
+
+@pytest.mark.parametrize("rows", ["a,fine,x,3\nb,good,y,3\nc,bad,z,3\n", "a,fine,x,3\n"],
+                         ids=["constant human scores", "a single item"])
+def test_every_r_undefined_still_writes_the_results(rows: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """No r can be computed: the results are written all the same, the r shown as
+    undefined (— on the page and in the table, null in summary.json)."""
+    from numbias.cli import main
+
+    (tmp_path / "flat.csv").write_text("id,text,ctx,score\n" + rows)
+    task = {**FILE_TASK, "file": "flat.csv", "human_range": [1, 5]}
+    (tmp_path / "flat.yaml").write_text(_yaml(judges=[FAKE], tasks=[task], scales=["0-9", "1-5"], bootstrap=20))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["numbias", "run", "flat.yaml", "--out", "o"])
+    main()
+    assert all(row["pearson"] is None for row in json.loads((tmp_path / "o" / "summary.json").read_text()))
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert "No setting measured here has a defined r (undefined" in page and "—" in page
+    assert "—" in capsys.readouterr().out
