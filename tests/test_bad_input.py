@@ -50,6 +50,15 @@ FILES: dict[str, str | bytes] = {
     "badtask.yaml": _yaml(judges=[FAKE], tasks=[{"name": "vader", "options": {"n": "many"}}]),
     "modes.yaml": _yaml(modes=["vibes"]),
     "sampling.yaml": _yaml(sampling={"n": 0}),
+    # issue 31
+    "out-empty.yaml": _yaml(judges=[FAKE], tasks=[FILE_TASK], out=""),
+    "spec.yaml": _yaml(judges=[FAKE], tasks=[{**FILE_TASK, "template": "Rate {text:d} from {lo} to {hi}"}], out="o"),
+    "conversion.yaml": _yaml(judges=[FAKE], tasks=[{**FILE_TASK, "template": "Rate {text!z} from {lo} to {hi}"}]),
+    "scales-twice.yaml": _yaml(judges=[FAKE], tasks=[FILE_TASK], scales=["1-5", "0-9", "1..5"]),
+    "no-url.yaml": _yaml(judges=[{"model": "m", "backend": "openai"}], tasks=[FILE_TASK], out="o"),
+    "mitigate.yaml": _yaml(judges=[FAKE], tasks=[{**FILE_TASK, "file": "many.csv"}], dev=10, out="o",
+                           sample=False, resamples=0, label_draws=0),
+    "sub/keep.txt": "a folder that is there",
 }
 
 CASES: list[tuple[str, list[str], str]] = [
@@ -139,6 +148,30 @@ CASES: list[tuple[str, list[str], str]] = [
      "not a saved numbias judge"),
     ("calibrated file missing", ["score", "--calibrated", "none.json", "--data", "items.csv", "--out", "o"],
      "none.json"),
+    # --- issue 31: what numbias writes, templates, repeated settings, backends, the cache ---
+    ("empty --out for run", ["run", "--out", "", "--task", "vader"], "the results folder is empty ('' given)"),
+    ("empty --out for score", ["score", "--out", ""], "the results folder is empty ('' given)"),
+    ("empty --out for mitigate", ["mitigate", "--out", ""], "the results folder is empty ('' given)"),
+    ("empty out in a config", ["run", "out-empty.yaml"], "out-empty.yaml: out: is empty; name a results folder"),
+    ("format spec in a template", ["run", "spec.yaml"], "prompt template placeholder {text:d}: Unknown format code"),
+    ("conversion in a template", ["run", "conversion.yaml"], "prompt template placeholder {text!z}: unknown "
+                                                             "conversion !z"),
+    ("conversion in a --template", ["score", "--data", "items.csv", "--template", "Rate {text!z} {lo}-{hi}",
+                                    "--out", "o"], "placeholder {text!z}: unknown conversion !z"),
+    ("scale given twice", ["run", "--task", "vader", "--scale", "0-9", "--scale", "0..9"], "scale 0-9 is given twice"),
+    ("rule given twice", ["run", "--task", "vader", "--rule", "greedy", "--rule", "greedy"],
+     "rule greedy is given twice"),
+    ("scale twice in a config", ["run", "scales-twice.yaml"], "scales: scale 1-5 is given twice"),
+    ("mitigate scale twice", ["mitigate", "--scale", "0-9", "--scale", "0-9"], "scale 0-9 is given twice"),
+    ("backend option missing", ["run", "no-url.yaml"], "backend 'openai' needs option(s) base_url"),
+    ("score --backend openai without a server", ["score", "--backend", "openai", "--model", "m", "--out", "o"],
+     "backend 'openai' needs option(s) base_url"),
+    ("save to a folder", ["mitigate", "mitigate.yaml", "--save", "o/"], "--save o/: is a folder"),
+    ("save to an existing folder", ["mitigate", "mitigate.yaml", "--save", "sub"], "--save sub: is a folder"),
+    ("save where no folder is", ["mitigate", "mitigate.yaml", "--save", "nope/j.json"],
+     "--save nope/j.json: folder nope does not exist"),
+    ("save over a data file", ["mitigate", "mitigate.yaml", "--save", "many.csv"],
+     "--save many.csv: the file exists and is not a saved numbias judge"),
 ]
 
 DATA_CASES: list[tuple[str, str, list[str], str]] = [
@@ -179,6 +212,7 @@ def _main(args: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch, capsys
     for name, content in FILES.items():
         if not (folder / name).exists():
             path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
     monkeypatch.chdir(folder)
     monkeypatch.setattr(sys, "argv", ["numbias", *args])
@@ -210,3 +244,181 @@ def test_bad_data_file(command: str, name: str, content: str, extra: list[str], 
     args = [command, "--data", name, *[x for pair in flags.items() for x in pair], "--out", "o"]
     line = _main(args, tmp_path, monkeypatch, capsys)
     assert fragment in line, line
+
+
+# --- issue 31: files the user owns, stores, the cache, a full disk, near the context ---
+
+HERE = _yaml(judges=[FAKE], tasks=[FILE_TASK], bootstrap=50)
+SCORE = ["score", "--backend", "plugin_judge:make", "--model", "toy", "--data", "items.csv", "--template", TEMPLATE,
+         "--human", "score"]
+
+
+def _sqlite(*statements: str) -> bytes:
+    """A SQLite database file's bytes, made by ``statements``."""
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    return db.serialize()
+
+
+WRITE_CASES: list[tuple[str, dict[str, bytes], list[str], str]] = [
+    ("run --out . beside the user's files", {"here.yaml": HERE.encode(), "config.yaml": b"# mine\njudges: []\n"},
+     ["run", "here.yaml", "--out", "."], "error: . holds items.csv, config.yaml, not written by numbias"),
+    ("out: . in a config", {"here.yaml": _yaml(judges=[FAKE], tasks=[FILE_TASK], out=".").encode()},
+     ["run", "here.yaml"], ". holds items.csv, not written by numbias; numbias would replace it: give another --out"),
+    ("score --out . beside the user's scores", {"scores.csv": b"id,score\n1,2\n"}, [*SCORE, "--out", "."],
+     ". holds scores.csv, not written by numbias"),
+    ("align --out . beside the user's table", {"alignment.csv": b"mine\n"},
+     ["align", "--base", "gemma3-270m-base", "--aligned", "smollm2-135m-instruct", "--out", "."],
+     ". holds items.csv, alignment.csv, not written by numbias"),
+    ("mitigate --out . beside the user's page", {"report.html": b"<p>mine</p>"},
+     ["mitigate", "mitigate.yaml", "--out", "."], ". holds report.html, not written by numbias"),
+    ("mitigate --save over the user's JSON", {"judge.json": b'{"mine": true}'},
+     ["mitigate", "mitigate.yaml", "--save", "judge.json"], "--save judge.json: the file exists and is not a saved"),
+    ("a store that is not SQLite", {"o/store.sqlite": b"not a database at all " * 50, "here.yaml": HERE.encode()},
+     ["run", "here.yaml", "--out", "o"],
+     "result store o/store.sqlite is unusable (file is not a database); move it away (a new store is then started)"),
+    ("a SQLite file that is not a store", {"o/store.sqlite": _sqlite("CREATE TABLE users (name TEXT)",
+                                                                     "INSERT INTO users VALUES ('ann')"),
+                                           "here.yaml": HERE.encode()},
+     ["run", "here.yaml", "--out", "o"], "result store o/store.sqlite is not a numbias store (it holds the table(s) "
+                                         "users); move it away"),
+    ("a store with numbias's names but not its columns",
+     {"o/store.sqlite": _sqlite("CREATE TABLE judges (key TEXT)", "CREATE TABLE items (key TEXT, n INTEGER)"),
+      "here.yaml": HERE.encode()}, ["run", "here.yaml", "--out", "o"], "is not a numbias store"),
+]
+
+
+def test_the_matrix_covers_a_hundred_kinds() -> None:
+    assert len(CASES) + len(DATA_CASES) + len(WRITE_CASES) >= 100
+
+
+def _snapshot(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(("mine", "args", "fragment"), [c[1:] for c in WRITE_CASES], ids=[c[0] for c in WRITE_CASES])
+def test_the_users_files_are_kept(mine: dict[str, bytes], args: list[str], fragment: str, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A command that would replace (or write into) a file numbias did not write stops
+    before any work, in one line, and every file there is byte-identical afterwards."""
+    for name, content in {**{k: v if isinstance(v, bytes) else v.encode() for k, v in FILES.items()},
+                          **mine}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+    before = _snapshot(tmp_path)
+    line = _main(args, tmp_path, monkeypatch, capsys)
+    assert fragment in line, line
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / ".numbias-manifest.json").exists()
+
+
+def test_force_replaces_and_owned_files_are_replaced_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from numbias.cli import main
+    from numbias.output import digest, manifest
+
+    (tmp_path / "items.csv").write_text(GOOD)
+    (tmp_path / "scores.csv").write_text("the user's\n")
+    monkeypatch.chdir(tmp_path)
+    for argv in ([*SCORE, "--out", ".", "--force"], [*SCORE, "--out", "."]):  # the second replaces its own
+        monkeypatch.setattr(sys, "argv", ["numbias", *argv])
+        main()
+        assert manifest(tmp_path) == {n: digest(tmp_path / n) for n in ("scores.jsonl", "scores.csv")}
+    assert (tmp_path / "items.csv").read_text() == GOOD and "the user's" not in (tmp_path / "scores.csv").read_text()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("command", [["models"], ["score", "--out", "o"]])
+def test_a_cache_that_is_a_file(command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("NUMBIAS_CACHE", str(tmp_path / "afile"))
+    line = _main(command, tmp_path, monkeypatch, capsys)
+    assert f"NUMBIAS_CACHE={tmp_path / 'afile'}: {tmp_path / 'afile'} is a file, not a folder" in line, line
+
+
+def test_a_full_disk_while_storing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The disk fills after a few items (SQLite's page limit, the same SQLITE_FULL): one
+    line, the store keeps what it had and stays valid, and the same command resumes."""
+    import sqlite3
+
+    from numbias.cli import main
+
+    connect = sqlite3.connect
+
+    def small(*args: object, **kwargs: object) -> sqlite3.Connection:
+        db = connect(*args, **kwargs)
+        db.execute("PRAGMA max_page_count = 12")
+        return db
+
+    args = [*SCORE, "--data", "many.csv", "--out", "o"]
+    with monkeypatch.context() as patch:
+        patch.setattr("numbias.store.sqlite3.connect", small)
+        line = _main(args, tmp_path, monkeypatch, capsys)
+    assert "cannot write to the result store o/store.sqlite (database or disk is full); the items stored so far " \
+           "are kept" in line, line
+    with connect(tmp_path / "o" / "store.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        kept = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    assert 0 < kept < 30
+    monkeypatch.setattr(sys, "argv", ["numbias", *args])
+    main()
+    assert len((tmp_path / "o" / "scores.csv").read_text().splitlines()) == 31
+
+
+def _near(tmp_path: Path, gap: int, context: int = 40) -> None:
+    """A data file whose one item's prompt is ``gap`` tokens short of the fake judge's
+    context (a token is a word there), and configs of a run on it at 0-9 and 1-100,
+    without and with truncation."""
+    words = context - gap - 7  # "Rate", the text, "in", ctx, "from", lo, "to", hi
+    (tmp_path / "near.csv").write_text("id,text,ctx,score\na," + " ".join(["w"] * words) + ",x,3\n")
+    judge = {**FAKE, "options": {"context_length": context}}
+    task = {"file": "near.csv", "human": "score", "template": TEMPLATE, "human_range": [1, 5]}
+    (tmp_path / "near.yaml").write_text(_yaml(judges=[judge], tasks=[task], scales=["0-9", "1-100"], bootstrap=20,
+                                              out="o"))
+    (tmp_path / "cut.yaml").write_text(_yaml(judges=[judge], tasks=[{**task, "truncate": "text"}],
+                                             scales=["0-9", "1-100"], bootstrap=20, out="o"))
+
+
+@pytest.mark.parametrize("gap", [1, 2, 5])
+def test_items_near_the_context(gap: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """1, 2 and 5 tokens from the context: the room the trie needs (1-100's deepest
+    spelling " 100" and the end check: 5 tokens) is reserved, so a prompt within 5 tokens
+    of the context is one line, and truncated it is scored; 5 short of it fits as it is."""
+    from numbias.cli import main
+
+    _near(tmp_path, gap)
+    monkeypatch.chdir(tmp_path)
+    if gap < 5:
+        line = _main(["run", "near.yaml"], tmp_path, monkeypatch, capsys)
+        assert f"exceed the judge's context of 40 tokens (longest: item '0', {40 - gap} tokens)" in line, line
+    for config in (["near.yaml"] if gap >= 5 else []) + ["cut.yaml"]:
+        monkeypatch.setattr(sys, "argv", ["numbias", "run", config])
+        main()
+        items = (tmp_path / "o" / "items.csv").read_text()
+        assert items.count("\n") > 1
+
+
+@pytest.mark.parametrize("rows", ["a,fine,x,3\nb,good,y,3\nc,bad,z,3\n", "a,fine,x,3\n"],
+                         ids=["constant human scores", "a single item"])
+def test_every_r_undefined_still_writes_the_results(rows: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """No r can be computed: the results are written all the same, the r shown as
+    undefined (— on the page and in the table, null in summary.json)."""
+    from numbias.cli import main
+
+    (tmp_path / "flat.csv").write_text("id,text,ctx,score\n" + rows)
+    task = {**FILE_TASK, "file": "flat.csv", "human_range": [1, 5]}
+    (tmp_path / "flat.yaml").write_text(_yaml(judges=[FAKE], tasks=[task], scales=["0-9", "1-5"], bootstrap=20))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["numbias", "run", "flat.yaml", "--out", "o"])
+    main()
+    assert all(row["pearson"] is None for row in json.loads((tmp_path / "o" / "summary.json").read_text()))
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert "No setting measured here has a defined r (undefined" in page and "—" in page
+    assert "—" in capsys.readouterr().out

@@ -138,8 +138,50 @@ def test_result_files_are_replaced_whole(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(NumbiasError, match="cannot write results to .*: disk full"):
         write_all(tmp_path, {"a.csv": text("new a"), "b.json": broken})
     assert (tmp_path / "a.csv").read_text() == "old a" and (tmp_path / "b.json").read_text() == "old b"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".numbias-manifest.json", "a.csv", "b.json"]
     assert oct((tmp_path / "a.csv").stat().st_mode & 0o777) == "0o644"
+
+
+KILL_BETWEEN_RENAMES = """
+import os, signal, sys
+from numbias import output
+from numbias.output import text, write_all
+
+folder, after = sys.argv[1], int(sys.argv[2])
+write_all(folder, {name: text("old " + name) for name in ("a.csv", "b.json", "c.html")})
+real, done = os.replace, []
+
+
+def replace(src, dst):
+    real(src, dst)
+    done.append(dst)
+    if len(done) == after:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+output.os.replace = replace
+write_all(folder, {name: text("new " + name) for name in ("a.csv", "b.json", "c.html")})
+"""
+
+
+@pytest.mark.parametrize("after", [1, 2, 3, 4, 5])
+def test_killed_between_renames_the_folder_holds_one_set(after: int, tmp_path: Path) -> None:
+    """SIGKILL after each rename of the switch (the manifest into the staging folder, each
+    file, the manifest into the folder): the set is committed, so numbias owns every file
+    it left, and the next writer finishes the switch: every file new, the manifest theirs."""
+    from numbias.output import STAGING, claim, digest, manifest, one_writer
+
+    names = ("a.csv", "b.json", "c.html")
+    killed = subprocess.run([sys.executable, "-c", KILL_BETWEEN_RENAMES, str(tmp_path), str(after)], env=_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (tmp_path / STAGING).is_dir()
+    claim(tmp_path, names)  # what the killed run left is numbias's: no --force needed
+    with one_writer(tmp_path):
+        pass
+    assert {n: (tmp_path / n).read_text() for n in names} == {n: f"new {n}" for n in names}
+    assert manifest(tmp_path) == {n: digest(tmp_path / n) for n in names}
+    assert not (tmp_path / STAGING).exists()
 
 
 KEYS = ["judges", "tasks", "scales", "rules", "modes", "sampling", "seed", "bootstrap", "out", "store", "extra"]
@@ -169,3 +211,48 @@ def test_malformed_configs_and_options_give_one_line(config: dict, options: list
     assert stop.value.code == 2, err
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+
+
+def _stop_while_scoring(folder: Path, number: int, *, at: int) -> subprocess.CompletedProcess:
+    """``numbias score`` stopped by signal ``number`` once ``at`` items are scored (0: once
+    it holds the folder, before the first item is stored)."""
+    args = COMMANDS["score"][0]
+    env = {**_env(), "PLUGIN_JUDGE_DELAY": "0.3", "PLUGIN_JUDGE_LOG": "scored.log"}
+    proc = subprocess.Popen([sys.executable, "-m", "numbias", *args], cwd=folder, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pid_file = folder / "out" / ".numbias.lock.pid"
+    for _ in range(1200):
+        if (len(_scored(folder / "scored.log")) >= at) if at else pid_file.exists():
+            break
+        time.sleep(0.05)
+    proc.send_signal(number)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize(("number", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupt_says_what_is_kept_and_resumes(number: int, code: int, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM while scoring: its exit code, one line naming the
+    finished items and the store, no traceback; the resumed run scores only the rest."""
+    folder = _study(tmp_path, delay=0.3, log="scored.log")
+    stopped = _stop_while_scoring(folder, number, at=3)
+    assert stopped.returncode == code, stopped.stderr
+    kept = _stored(folder)
+    assert kept >= 3 and "Traceback" not in stopped.stderr
+    assert stopped.stderr.strip().splitlines() == [
+        f"interrupted: {kept} finished items are kept in out/store.sqlite; run the same command to resume"]
+    assert not (folder / "out" / "scores.csv").exists()
+    before = len(_scored(folder / "scored.log"))
+    env = {"PLUGIN_JUDGE_DELAY": "0", "PLUGIN_JUDGE_LOG": "scored.log"}
+    resumed = subprocess.run([sys.executable, "-m", "numbias", *COMMANDS["score"][0]], cwd=folder,
+                             env={**_env(), **env}, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(_scored(folder / "scored.log")) - before == 24 - kept
+
+
+def test_an_interrupt_before_any_item_is_stored_says_so(tmp_path: Path) -> None:
+    folder = _study(tmp_path, delay=0.3, log="scored.log")
+    stopped = _stop_while_scoring(folder, signal.SIGINT, at=0)
+    assert stopped.returncode == 130 and "Traceback" not in stopped.stderr, stopped.stderr
+    lines = stopped.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted") and "run the same command" in lines[0], lines

@@ -103,3 +103,43 @@ def test_prompt_longer_than_context(smollm2) -> None:
         next(small.score([Prompt(user="word " * 600)], ScoreScale(0, 9)))
     with pytest.raises(NumbiasError, match="at least 512"):
         LlamaCppBackend("smollm2-135m-instruct", n_ctx=64)
+
+
+@pytest.fixture(scope="module")
+def smollm2_512():
+    """SmolLM2 with the smallest context llama.cpp is given (512 tokens)."""
+    from conftest import judge_available
+
+    if not judge_available("smollm2-135m-instruct"):
+        pytest.skip("smollm2-135m-instruct or llama-cpp-python not installed")
+    from numbias.backends.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend("smollm2-135m-instruct", n_ctx=512)
+
+
+@pytest.mark.parametrize("gap", [1, 2, 5])
+def test_truncation_near_the_context_leaves_the_trie_its_room(gap: int, smollm2_512, tmp_path) -> None:
+    """llama.cpp's walk takes a context cell per trie node of a decode group, far more than
+    a score's digits: an item 1, 2 or 5 tokens short of the context, cut to fit, is scored
+    at 0-9 and at 1-100 (the largest trie), with every probability accounted for."""
+    import pandas as pd
+
+    import numbias
+    from numbias.prompt import PromptTemplate
+
+    template = "Rate the text from {lo} to {hi}.\nText: {text}"
+    scale = ScoreScale(1, 100)
+
+    def tokens(n: int) -> int:
+        return smollm2_512.count_tokens(PromptTemplate(template).fill({"text": "w " * n}, scale, chat=True))
+
+    n = next(n for n in range(100, 600) if tokens(n) >= 512 - gap)
+    assert tokens(n) == 512 - gap
+    pd.DataFrame({"id": ["a"], "text": ["w " * n], "score": [3]}).to_csv(tmp_path / "near.csv", index=False)
+    task = {"file": str(tmp_path / "near.csv"), "human": "score", "human_range": [1, 5], "template": template,
+            "truncate": "text"}
+    res = numbias.run({"judges": [smollm2_512], "tasks": [task], "scales": ["0-9", "1-100"], "bootstrap": 20,
+                       "out": str(tmp_path / "o")})
+    assert (res.items["cut"] > 0).all()
+    for s in res.sets:
+        assert s.distributions[0].total == pytest.approx(1.0, abs=1e-6)

@@ -1,32 +1,53 @@
-"""numbias: find, measure and remove numerical bias in LLM-as-a-judge evaluators."""
+"""numbias: find, measure and remove numerical bias in LLM-as-a-judge evaluators.
 
-from numbias.align import align
-from numbias.backends import Backend, create_backend, register_backend
-from numbias.calibrated import CalibratedJudge
-from numbias.data import Dataset, load_file
-from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError
-from numbias.mitigate import mitigate
-from numbias.mitigation import (
-    BatchCalibration,
-    BetaCalibration,
-    Calibrator,
-    ContextualCalibration,
-    DistributionCalibrator,
-    IsotonicMapping,
-    MitigationSpec,
-    QuantileMapping,
-    ScoreMapping,
-    TemperatureScaling,
-    all_mitigations,
-    register_mitigation,
-)
-from numbias.prompt import Prompt, PromptTemplate
-from numbias.report import write
-from numbias.scale import ScoreScale
-from numbias.scoring import score
-from numbias.study import RunConfig, StudyResults, run
-from numbias.tasks import Task, TaskConfig, all_tasks, register_task
+Each public name is imported on first use, so ``numbias`` itself loads at once: the
+command line handles Ctrl-C from its first moment, before pandas, scipy and the studies
+are read, and ``numbias --help`` does not wait for them."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
+
+_WHERE = {
+    "Backend": "numbias.backends",
+    "BatchCalibration": "numbias.mitigation",
+    "BetaCalibration": "numbias.mitigation",
+    "CalibratedJudge": "numbias.calibrated",
+    "Calibrator": "numbias.mitigation",
+    "ContextualCalibration": "numbias.mitigation",
+    "Dataset": "numbias.data",
+    "DistributionCalibrator": "numbias.mitigation",
+    "IsotonicMapping": "numbias.mitigation",
+    "MitigationSpec": "numbias.mitigation",
+    "NumbiasError": "numbias.errors",
+    "Prompt": "numbias.prompt",
+    "PromptTemplate": "numbias.prompt",
+    "QuantileMapping": "numbias.mitigation",
+    "RunConfig": "numbias.study",
+    "ScoreDistribution": "numbias.distribution",
+    "ScoreMapping": "numbias.mitigation",
+    "ScoreScale": "numbias.scale",
+    "StudyResults": "numbias.study",
+    "Task": "numbias.tasks",
+    "TaskConfig": "numbias.tasks",
+    "TemperatureScaling": "numbias.mitigation",
+    "align": "numbias.align",
+    "all_mitigations": "numbias.mitigation",
+    "all_tasks": "numbias.tasks",
+    "create_backend": "numbias.backends",
+    "load_file": "numbias.data",
+    "mitigate": "numbias.mitigate",
+    "register_backend": "numbias.backends",
+    "register_mitigation": "numbias.mitigation",
+    "register_task": "numbias.tasks",
+    "run": "numbias.study",
+    "score": "numbias.scoring",
+    "write": "numbias.report",
+}
+"""Where each public name lives."""
 
 __all__ = [
     "Backend",
@@ -67,3 +88,29 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'numbias' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
+
+class _Package(types.ModuleType):
+    """The package, whose public functions ``align`` and ``mitigate`` keep their names
+    when their modules (``numbias.align``, ``numbias.mitigate``) are imported."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _WHERE and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from numbias.backends import Backend
 from numbias.config import (
+    Folder,
     JudgeConfig,
     JudgeList,
     JudgeRef,
@@ -62,7 +63,7 @@ class AlignConfig(BaseModel):
     """Run the sampling protocol on the models too; when off, the protocol's rows are
     its exact expectation at the sampling temperature (no sampling noise, no extra cost)."""
     simulations: int = Field(200, ge=10)
-    out: str = "numbias-align"
+    out: Folder = "numbias-align"
     store: str | None = None
     seed: int = 0
     bootstrap: int = 1000

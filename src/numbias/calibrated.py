@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -19,7 +20,7 @@ from numbias.distribution import ScoreDistribution, mixture
 from numbias.errors import NumbiasError, first_line
 from numbias.judge import Judge, Progress, collect, no_progress
 from numbias.mitigation import Fitted, Setting, SettingData, dev_predictions
-from numbias.output import text, write_all
+from numbias.output import text, write_one
 from numbias.prompt import SCALE_FIELDS, PromptTemplate
 from numbias.scale import ENSEMBLE_JOIN, ScoreScale, ensemble_parts, setting_scale
 from numbias.store import Store
@@ -173,7 +174,9 @@ class CalibratedJudge:
         _, low, high = self.interval.predict(scores)
         return low, high
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the judge to ``path`` (JSON), replacing only a saved judge unless ``force``
+        (:func:`check_save`)."""
         saved = _Saved(format=FORMAT, judge=self.judge_config,
                        template={"text": self.template.text, "answer_prefix": self.template.answer_prefix,
                                  "system": self.template.system},
@@ -185,9 +188,8 @@ class CalibratedJudge:
                        {"params": self.interval.get_params(), "state": self.interval.get_state()})
         if self.judge_config.instance is not None:
             raise NumbiasError("a judge given as a Python object cannot be saved: give it by name and backend")
-        path = Path(path)
-        write_all(path.parent, {path.name: text(saved.model_dump_json(indent=2))})
-        return path
+        path = check_save(path, force=force)
+        return write_one(path, text(saved.model_dump_json(indent=2)))
 
     @classmethod
     def load(cls, path: str | Path) -> CalibratedJudge:
@@ -221,3 +223,29 @@ def _saved_interval(saved: _Saved, path: str | Path) -> tuple[ConformalInterval 
     except (KeyError, TypeError, NumbiasError) as exc:
         raise NumbiasError(f"calibrated judge file {path} has a bad conformal interval: {first_line(exc)}") from None
     return interval, saved.interval_note
+
+
+def check_save(path: str | Path, *, force: bool = False) -> Path:
+    """Where a judge can be saved, checked before any work: a file in an existing,
+    writable folder, and not a file numbias did not save (``force``: replace it)."""
+    given, path = str(path), Path(path)
+    if not given.strip() or given.endswith(("/", os.sep)) or path.is_dir():
+        raise NumbiasError(f"--save {given}: is a folder; name a file, e.g. {path / 'judge.json'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise NumbiasError(f"--save {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise NumbiasError(f"--save {path}: folder {parent} is not writable")
+    if (path.exists() or path.is_symlink()) and not force and not _is_saved_judge(path):
+        raise NumbiasError(f"--save {path}: the file exists and is not a saved numbias judge; name another file, "
+                           "or pass --force to replace it")
+    return path
+
+
+def _is_saved_judge(path: Path) -> bool:
+    """Whether ``path`` holds a judge numbias saved (its format field says so)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(raw, dict) and raw.get("format") in FORMATS

@@ -6,10 +6,11 @@ results already computed are in the store and survive any stop."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from numbias.errors import NumbiasError, first_line
-from numbias.output import one_writer
+from numbias.errors import NOT_STARTED, Interrupted, NumbiasError, first_line, handle_signals
+from numbias.output import checked_path, claim, one_writer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,6 +87,12 @@ WaitOpt = Annotated[bool, typer.Option(help="When another run writes to the same
                                            "(else stop at once).")]
 TruncateOpt = Annotated[str | None, typer.Option(help="Field to shorten (its middle cut) when an item exceeds "
                                                       "the judge's context.")]
+ForceOpt = Annotated[bool, typer.Option(help="Replace files of the results' names that numbias did not write "
+                                             "(else such a file stops the command before it starts).")]
+
+RUNNING: dict[str, Path] = {}
+"""The store the running command keeps its finished items in (``store``), for the line
+an interrupt prints."""
 
 
 def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None, *, template: str | None = None,
@@ -239,7 +246,7 @@ def score(
     task: TaskOpt = None,
     data: DataOpt = None,
     range_: Annotated[str | None, typer.Option("--range", help="Score scale LO-HI (default 0-9).")] = None,
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("numbias-scores"),
+    out: Annotated[str, typer.Option(help="Output folder.")] = "numbias-scores",
     option: OptionOpt = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
@@ -253,14 +260,17 @@ def score(
     wait: WaitOpt = False,
     calibrated: Annotated[Path | None, typer.Option(help="A calibrated judge saved by `numbias mitigate --save`: "
                                                          "write calibrated scores on the human scale.")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Score items, labelled or not: each item's exact distribution and its score by
     every rule (scores.jsonl, scores.csv); with --calibrated, the saved judge's scores."""
     from numbias.models import DEFAULT_JUDGE
+    from numbias.scoring import SCORE_FILES, write_scores
     from numbias.scoring import score as score_items
-    from numbias.scoring import write_scores
 
     flags = _task_flags(**locals())
+    claim(out, SCORE_FILES, force=force)
+    folder = checked_path(out)
     if calibrated is not None:
         fixed = {"--model": model, "--backend": backend, "--range": range_, "--template": template,
                  "--system": system, "--answer-prefix": answer_prefix, "--truncate": truncate}
@@ -271,10 +281,11 @@ def score(
     if len(tasks) != 1:
         raise NumbiasError("numbias score takes one task (or one --data file) at a time")
     judge = {"model": model or DEFAULT_JUDGE, **({"backend": backend} if backend else {})}
-    with one_writer(out, wait=wait):
-        scored = score_items(tasks[0], None if calibrated else judge, range_, store=out / "store.sqlite",
+    RUNNING["store"] = folder / "store.sqlite"
+    with one_writer(folder, wait=wait):
+        scored = score_items(tasks[0], None if calibrated else judge, range_, store=folder / "store.sqlite",
                              calibrated=calibrated, progress=rich_progress)
-        paths = write_scores(scored, out)
+        paths = write_scores(scored, folder, force=force)
     for note in scored.notes:
         console.print(f"note: {note}")
     console.print(f"wrote {len(scored.ids)} items to {paths[0]} and {paths[1]}")
@@ -283,7 +294,7 @@ def score(
 # Options shared by ``run``, ``align`` and ``mitigate``.
 JudgeOpt = Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")]
 ScaleOpt = Annotated[list[str] | None, typer.Option(help="Scale LO-HI (repeatable).")]
-OutOpt = Annotated[Path | None, typer.Option(help="Results folder.")]
+OutOpt = Annotated[str | None, typer.Option(help="Results folder.")]
 
 
 @app.command("run")
@@ -306,10 +317,11 @@ def run_cmd(
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Run a numerical-bias study (default: Qwen2.5-Coder-0.5B on VADER at 0-9, 1-5, 1-10)."""
     from numbias.config import RunConfig
-    from numbias.report import write
+    from numbias.report import RUN_FILES, write
     from numbias.study import run
 
     settings: dict[str, Any] = {}
@@ -323,12 +335,14 @@ def run_cmd(
         settings["scales"] = scale
     if rule:
         settings["rules"] = rule
-    if out:
-        settings["out"] = str(out)
+    if out is not None:
+        settings["out"] = str(checked_path(out))
     cfg = RunConfig.parse(settings)
+    claim(cfg.out, RUN_FILES, force=force)
+    RUNNING["store"] = cfg.store_path
     with one_writer(cfg.out, wait=wait):
         results = run(cfg, progress=rich_progress)
-        folder = write(results)
+        folder = write(results, force=force)
     print_summary(results.summary)
     for note in results.notes:
         console.print(f"note: {note}")
@@ -358,11 +372,12 @@ def align_cmd(
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
     from numbias.align import align, parse_align
     from numbias.config import read_yaml
-    from numbias.report import write
+    from numbias.report import ALIGN_FILES, write
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
     if base or aligned:
@@ -376,12 +391,14 @@ def align_cmd(
         settings["tasks"] = tasks
     if scale:
         settings["scales"] = scale
-    if out:
-        settings["out"] = str(out)
+    if out is not None:
+        settings["out"] = str(checked_path(out))
     parsed = parse_align(settings)
+    claim(parsed.out, ALIGN_FILES, force=force)
+    RUNNING["store"] = Path(parsed.store or Path(parsed.out) / "store.sqlite")
     with one_writer(parsed.out, wait=wait):
         results = align(parsed, progress=rich_progress)
-        folder = write(results)
+        folder = write(results, force=force)
     for note in results.study.notes:
         console.print(f"note: {note}")
     _print_alignment(results)
@@ -516,8 +533,8 @@ def mitigate_cmd(
         help="Processes comparing the judge × task pairs in parallel (the results do not depend on it).")] = None,
     oracle: Annotated[bool | None, typer.Option(
         "--oracle/--no-oracle", help="Add the setting best on test, labelled as such (not a method).")] = None,
-    save: Annotated[Path | None, typer.Option(help="Save the automatic choice as a calibrated judge (JSON).")]
-    = None,
+    save: Annotated[str | None, typer.Option(help="Save the automatic choice as a calibrated judge (JSON); an "
+                                                  "existing file must be a saved judge (or --force).")] = None,
     out: OutOpt = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
@@ -529,6 +546,7 @@ def mitigate_cmd(
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
     from numbias.config import read_yaml
@@ -540,26 +558,33 @@ def mitigate_cmd(
     if tasks := _tasks(task, data, option, **_task_flags(**locals())):
         settings["tasks"] = tasks
     for key, value in (("scales", scale), ("dev", dev), ("folds", folds), ("criterion", criterion),
-                       ("out", str(out) if out else None), ("sample", sample)):
+                       ("sample", sample)):
         if value:
             settings[key] = value
     for key, given in (("ensembles", None if not ensemble else [] if ensemble == ["none"] else ensemble),
                        ("mitigations", mitigation), ("resamples", resamples), ("label_draws", label_draws),
-                       ("oracle", oracle), ("n_jobs", n_jobs)):
+                       ("oracle", oracle), ("n_jobs", n_jobs),
+                       ("out", None if out is None else str(checked_path(out)))):
         if given is not None:
             settings[key] = given
-    _run_mitigate(parse_mitigate(settings), save, wait)
+    _run_mitigate(parse_mitigate(settings), save, wait, force)
 
 
-def _run_mitigate(parsed: MitigateConfig, save: Path | None, wait: bool) -> None:
-    """Run the study under the folder's lock, write it, save the choice, print the table."""
+def _run_mitigate(parsed: MitigateConfig, save: str | None, wait: bool, force: bool) -> None:
+    """Check what it writes, run the study under the folder's lock, write it, save the
+    choice, print the table."""
+    from numbias.calibrated import check_save
     from numbias.mitigate import mitigate
-    from numbias.report import write
+    from numbias.report import MITIGATE_FILES, write
 
+    claim(parsed.out, MITIGATE_FILES, force=force)
+    if save is not None:
+        check_save(save, force=force)
+    RUNNING["store"] = Path(parsed.store_path)
     with one_writer(parsed.out, wait=wait):
         results = mitigate(parsed, progress=rich_progress)
-        folder = write(results)
-        path = results.comparisons[0].calibrated().save(save) if save else None
+        folder = write(results, force=force)
+        path = results.comparisons[0].calibrated().save(save, force=force) if save is not None else None
     _print_mitigation(results.table)
     for note in results.notes:
         console.print(f"note: {note}")
@@ -573,13 +598,14 @@ def report_cmd(
     folder: Annotated[Path, typer.Argument(help="Results folder of numbias run, align or mitigate.")],
     open_: Annotated[bool, typer.Option("--open", help="Open the report in the web browser.")] = False,
     wait: WaitOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Rebuild a results folder's report.html from its config and store (no model is loaded)."""
     import webbrowser
 
     from numbias.report import rebuild
 
-    path = rebuild(folder, wait=wait)
+    path = rebuild(folder, wait=wait, force=force)
     console.print(f"wrote {path}", highlight=False)
     if open_ and not webbrowser.open(path.resolve().as_uri()):
         console.print(f"no web browser found; open {path} yourself", highlight=False)
@@ -628,19 +654,54 @@ def print_summary(summary: Any) -> None:
 
 
 def main() -> None:
+    """The command line: every stop ends as one line on stderr and its exit code (2 for
+    bad input, 130 for Ctrl-C, 143 for SIGTERM), never a traceback."""
+    previous = handle_signals()
     try:
-        app(standalone_mode=False)
+        _run()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _run() -> None:
+    """The app, its outcome turned into a line and an exit code."""
+    RUNNING.clear()
+    try:
+        code = app(standalone_mode=False)
     except NumbiasError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted: finished items (and training checkpoints) are kept; run again to resume")
-        sys.exit(130)
+    except Interrupted as exc:
+        _interrupted(exc.exit_code)
     except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
-        sys.exit(code)
+        sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
     except Exception as exc:  # typer's (vendored click) usage errors: a mistyped command or option
         if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
             err_console.print(f"error: {exc.format_message()} (see numbias --help)", markup=False, soft_wrap=True)
             sys.exit(2)
         raise
+    if code == 130:  # typer's answer to a KeyboardInterrupt our handlers did not raise (another thread's main)
+        _interrupted(code)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def _interrupted(code: int) -> None:
+    """Say what an interrupt kept, in one line, and exit with ``code`` (a second signal
+    while saying it is ignored)."""
+    from numbias.store import count_items
+
+    with suppress(ValueError):  # signals are set in the main thread only
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
+    store = RUNNING.get("store")
+    kept = count_items(store) if store is not None else None
+    if kept is not None:
+        line = f"interrupted: {kept} finished items are kept in {store}; run the same command to resume"
+    elif store is not None:
+        line = f"interrupted before any item was stored in {store}; run the same command to start again"
+    else:
+        line = NOT_STARTED
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)

@@ -123,12 +123,33 @@ def one_of(what: str, known: Sequence[str]) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-RuleList = Annotated[list[Rule], one_of("rule", RULES)]
+def once_each(what: str) -> AfterValidator:
+    """A list validator: an entry given twice is an error (its rows would collide)."""
+
+    def check(v: list[str]) -> list[str]:
+        if twice := [x for k, x in enumerate(v) if x in v[:k]]:
+            raise ValueError(f"{what} {twice[0]} is given twice")
+        return v
+
+    return AfterValidator(check)
+
+
+RuleList = Annotated[list[Rule], one_of("rule", RULES), once_each("rule")]
 Mode = Literal["exact", "sampled"]
 """How a study reads a judge: its exact distributions, or the paper's sampled answers."""
 MODES: tuple[Mode, ...] = get_args(Mode)
-ScaleList = Annotated[list[str], AfterValidator(lambda v: [str(ScoreScale.parse(s)) for s in v])]
-"""Scales written ``LO-HI``, checked and written canonically."""
+ScaleList = Annotated[list[str], AfterValidator(lambda v: [str(ScoreScale.parse(s)) for s in v]), once_each("scale")]
+"""Scales written ``LO-HI``, checked and written canonically, each once."""
+
+
+def _named_folder(v: str) -> str:
+    if not v.strip():
+        raise ValueError("is empty; name a results folder")
+    return v
+
+
+Folder = Annotated[str, AfterValidator(_named_folder)]
+"""A results folder: an empty name would be the working folder, with the user's files."""
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -194,7 +215,7 @@ class RunConfig(BaseModel):
     rules: RuleList = Field(default_factory=lambda: ["greedy", "expected", "protocol"])
     modes: list[Mode] = Field(default_factory=lambda: ["exact"])
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    out: str = "numbias-results"
+    out: Folder = "numbias-results"
     store: str | None = None
     seed: int = 0
     bootstrap: int = 1000

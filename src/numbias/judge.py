@@ -137,7 +137,7 @@ def collect(
                            f"{judge.config.name} at {scale} ({mode['mode']}); run the command again to score them")
     if todo:
         backend = judge.backend
-        reserve = int(mode.get("max_tokens", len(str(scale.hi)) + 1)) + 1
+        reserve = max(int(mode.get("max_tokens", len(str(scale.hi)) + 1)) + 1, answer_room(backend, scale))
         asked, cuts = fit_context(backend, template, scale, judge.chat, [records[i] for i in todo],
                                   [prompts[i] for i in todo], [ids[i] for i in todo], truncate, reserve, task_name)
         run = scorer or (lambda b, ps: b.score(ps, scale))
@@ -156,6 +156,13 @@ def collect(
     label = "exact" if mode["mode"] == "exact" else str(mode.get("label", "sampled"))
     return ScoredSet(judge.config.name, task_name, scale, data, [stored[s] for s in slots], label,
                      truncate=truncate)
+
+
+def answer_room(backend: Backend, scale: ScoreScale) -> int:
+    """Tokens the backend's walk over the score trie takes after the prompt (its
+    ``answer_room``; a backend without one: the highest score's digits and the end)."""
+    room = getattr(backend, "answer_room", None)
+    return int(room(scale)) if callable(room) else len(str(scale.hi)) + 2
 
 
 def fit_context(backend: Backend, template: PromptTemplate, scale: ScoreScale, chat: bool,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from numbias.calibrated import CalibratedJudge, cross_fitted_interval
 from numbias.config import (
     DEFAULT_PRUNE,
+    Folder,
     JudgeConfig,
     JudgeList,
     RuleList,
@@ -100,7 +101,7 @@ class MitigateConfig(BaseModel):
     """Worker processes comparing the judge × task pairs once every answer is read
     (the scoring itself is sequential); the results do not depend on it."""
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    out: str = "numbias-mitigate"
+    out: Folder = "numbias-mitigate"
     store: str | None = None
     seed: int = 0
     bootstrap: int = 1000

@@ -26,8 +26,15 @@ GGUF_MAGIC = b"GGUF"
 
 
 def cache_dir() -> Path:
-    """Where assembled models and checksum stamps live (XDG cache, overridable)."""
-    return Path(os.environ.get("NUMBIAS_CACHE") or user_cache_dir("numbias")) / "models"
+    """Where assembled models and checksum stamps live (XDG cache, overridable); a cache
+    path that is a file is a one-line error, not a failure deep in a download."""
+    given = os.environ.get("NUMBIAS_CACHE")
+    root = Path(given or user_cache_dir("numbias"))
+    for path in (root, root / "models"):
+        if path.exists() and not path.is_dir():
+            what = f"NUMBIAS_CACHE={given}" if given else "the numbias cache"
+            raise NumbiasError(f"{what}: {path} is a file, not a folder; point NUMBIAS_CACHE at a folder")
+    return root / "models"
 
 
 @dataclass(frozen=True)

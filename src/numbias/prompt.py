@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, first_line
 from numbias.scale import ScoreScale
 
 SCALE_FIELDS = frozenset({"lo", "hi"})
@@ -64,6 +64,10 @@ class PromptTemplate:
             parsed = list(string.Formatter().parse(self.text))
         except ValueError as exc:
             raise NumbiasError(f"prompt template is malformed: {exc}") from None
+        for _, name, spec, conversion in parsed:
+            if conversion not in (None, "r", "s", "a"):
+                raise NumbiasError(f"prompt template placeholder {_placeholder(name, spec, conversion)}: unknown "
+                                   f"conversion !{conversion} (write {{{name}}})")
         return {name for _, name, _, _ in parsed if name is not None}
 
     def check(self, available: set[str]) -> None:
@@ -83,12 +87,32 @@ class PromptTemplate:
             user = self.text.format_map(values)
         except KeyError as exc:
             raise NumbiasError(f"prompt template field {exc} missing from item") from None
+        except (ValueError, TypeError, IndexError, AttributeError) as exc:
+            raise NumbiasError(f"prompt template placeholder {self._failing(values)}: {first_line(exc)} (write "
+                               "placeholders as {field}, without a format spec)") from None
         return Prompt(user=user, answer_prefix=self.prefix(chat), system=self.system)
+
+    def _failing(self, values: Mapping[str, Any]) -> str:
+        """The first placeholder that cannot be filled from ``values``, as written."""
+        for _, name, spec, conversion in string.Formatter().parse(self.text):
+            if name is None:
+                continue
+            written = _placeholder(name, spec, conversion)
+            try:
+                written.format_map(values)
+            except (ValueError, TypeError, IndexError, AttributeError, KeyError):
+                return written
+        return "?"
 
     def prefix(self, chat: bool) -> str:
         if self.answer_prefix is not None:
             return self.answer_prefix
         return "" if chat else "Score:"
+
+
+def _placeholder(name: str | None, spec: str | None, conversion: str | None) -> str:
+    """A placeholder as the template writes it: ``{text!r:>9}``."""
+    return "{" + (name or "") + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
 
 
 def render_plain(prompt: Prompt) -> str:

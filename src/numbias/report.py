@@ -111,9 +111,18 @@ def files(results: Any) -> dict[str, Writer]:
                        "(give what run, align or mitigate returned)")
 
 
-def write(results: Any, out: str | Path | None = None) -> Path:
+RUN_FILES = ("items.csv", "summary.json", "config.yaml", "report.html")
+"""Every file ``numbias run`` may write, for the check before it starts (:func:`numbias.output.claim`)."""
+ALIGN_FILES = (*RUN_FILES, "alignment.csv", "simulated_kurtosis.csv", "align-config.yaml", "stages.csv",
+               "diversity.csv", "generations.csv")
+MITIGATE_FILES = ("mitigation.csv", "dev_scores.csv", "selection.csv", "label_efficiency.csv", "transfer.csv",
+                  "mitigate-config.yaml", "report.html")
+
+
+def write(results: Any, out: str | Path | None = None, *, force: bool = False) -> Path:
     """Write a study's result files and report into ``out`` (default: the config's
-    ``out``), all replaced together; returns the folder.
+    ``out``), all replaced together; returns the folder. A file there that numbias did
+    not write is an error unless ``force``.
 
     >>> write(object())
     Traceback (most recent call last):
@@ -121,7 +130,7 @@ def write(results: Any, out: str | Path | None = None) -> Path:
     numbias.errors.NumbiasError: cannot write results of type object (give what run, align or mitigate returned)
     """
     contents = files(results)
-    return write_all(out or results.config.out, contents)
+    return write_all(out or results.config.out, contents, force=force)
 
 
 def _yaml(config: BaseModel) -> Writer:
@@ -177,11 +186,11 @@ REBUILDS: tuple[tuple[str, type[BaseModel], Callable[[Any], Any]], ...] = (
 that reads its store again."""
 
 
-def rebuild(folder: str | Path, *, wait: bool = False) -> Path:
+def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> Path:
     """Write ``folder/report.html`` again from the folder's config and store, loading no
     model (an item missing from the store is an error); returns the page's path.
     Data files the config names are read relative to the working folder, as when the
-    study ran."""
+    study ran. A report.html numbias did not write is replaced only with ``force``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NumbiasError(f"results folder {folder} does not exist")
@@ -207,7 +216,7 @@ def rebuild(folder: str | Path, *, wait: bool = False) -> Path:
                 results = study(config)
         except NumbiasError as exc:
             raise NumbiasError(f"cannot rebuild {folder / 'report.html'} from {store}: {exc}") from None
-        write_all(folder, {"report.html": files(results)["report.html"]})
+        write_all(folder, {"report.html": files(results)["report.html"]}, force=force)
     return folder / "report.html"
 
 

@@ -176,8 +176,13 @@ def _prepare(tc: TaskConfig) -> PreparedTask:
     return prepare_tasks([tc], labelled=False)[0]
 
 
-def write_scores(scored: ScoredItems, out: str | Path) -> tuple[Path, Path]:
-    """``scores.jsonl`` (each item's distribution and scores) and ``scores.csv`` (scores)."""
+SCORE_FILES = ("scores.jsonl", "scores.csv")
+"""The files :func:`write_scores` writes."""
+
+
+def write_scores(scored: ScoredItems, out: str | Path, *, force: bool = False) -> tuple[Path, Path]:
+    """``scores.jsonl`` (each item's distribution and scores) and ``scores.csv`` (scores);
+    files of those names numbias did not write are replaced only with ``force``."""
     frame = scored.frame()
     lines = []
     for row, dist in zip(frame.to_dict("records"), scored.distributions):
@@ -186,7 +191,7 @@ def write_scores(scored: ScoredItems, out: str | Path) -> tuple[Path, Path]:
                   "below": dist.below, "above": dist.above, "other": dist.other}
         lines.append(json.dumps(record) + "\n")
     folder = write_all(out, {"scores.jsonl": text("".join(lines)),
-                             "scores.csv": lambda p: frame.to_csv(p, index=False)})
+                             "scores.csv": lambda p: frame.to_csv(p, index=False)}, force=force)
     return folder / "scores.jsonl", folder / "scores.csv"
 
 

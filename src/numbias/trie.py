@@ -76,6 +76,8 @@ class ScoreTrie:
                 nxt.extend(self._expand(index, digitish))
             frontier = nxt
         self.leaves = [i for i, n in enumerate(self.nodes) if not n.children]
+        self.depth = max(n.depth for n in self.nodes)
+        """Tokens in the longest spelling: the positions a walk takes after the prompt."""
         self.sizes = [0] * len(self.nodes)
         """How many nodes lie below each node (children come after their parent)."""
         for index in range(len(self.nodes) - 1, 0, -1):

@@ -129,7 +129,9 @@ class StudyVerdict:
         by = f", {gain:+.2f}" if np.isfinite(gain) else ""
         first = (f"{where}read the {self.best_rule} score rather than the {self.named} answer at {self.scale}: "
                  f"{_r(self.best)}{by}." if gain >= 0.02 and np.isfinite(self.best.value) else
-                 f"the {self.named} answer at {self.scale} is as accurate as any setting measured here.")
+                 f"the {self.named} answer at {self.scale} is as accurate as any setting measured here."
+                 if np.isfinite(self.best.value) else "no setting measured here has a defined r (undefined: the "
+                 "human or judge scores are constant, or there are too few items), so accuracy cannot pick one.")
         return (f"{first[0].upper()}{first[1:]} To choose a setting on held-out items (temperature, calibration, "
                 "score range) and prove it on others, run numbias mitigate on this judge and task.")
 
@@ -161,8 +163,9 @@ def study_verdicts(results: StudyResults) -> list[StudyVerdict]:
         at = rows[rows["scale"] == scale].set_index("rule")
         rule = answer_rule(list(at.index))
         row = at.loc[rule]
-        defined = rows.dropna(subset=["pearson"])
-        best = defined.loc[defined["pearson"].idxmax()] if len(defined) else row
+        defined = rows.dropna(subset=["pearson"])  # none with constant human scores or a single item
+        best = defined.loc[defined["pearson"].idxmax()] if len(defined) else \
+            rows[(rows["scale"] == scale) & (rows["rule"] == rule)].iloc[0]
         out.append(StudyVerdict(
             judge, task, scale, rule, float(row["mode"]), float(row["mode_share"]),
             human_share(results, judge, task, scale, rule, float(row["mode"])), float(row["kurtosis"]),

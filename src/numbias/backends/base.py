@@ -18,6 +18,10 @@ from numbias.scale import ScoreScale
 class Backend(Protocol):
     """A judge that can report exact score distributions and draw samples.
 
+    A backend may also have ``answer_room(scale) -> int``: the tokens its walk over the
+    score trie takes after the prompt, which truncation and the context check reserve
+    (without it: the highest score's digits and the end).
+
     Any object with these members is a judge; the fake backend (fixed logits) is one:
 
     >>> import numpy as np

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
+from numbias.errors import NumbiasError
 from numbias.prompt import Prompt, render_plain
 from numbias.sampling import draw_token
 from numbias.scale import ScoreScale
@@ -53,6 +54,10 @@ class FakeBackend:
     def count_tokens(self, prompt: Prompt) -> int:
         return len(render_plain(prompt).split())
 
+    def answer_room(self, scale: ScoreScale) -> int:
+        """Tokens the walk takes after the prompt: the longest spelling and the end check."""
+        return ScoreTrie(scale, self.pieces).depth + 1
+
     def logprobs(self, prompt: Prompt, context: tuple[int, ...]) -> np.ndarray:
         self.calls += 1
         return gather_logprobs(self._logits(prompt, context), np.arange(len(self.pieces)))
@@ -60,6 +65,9 @@ class FakeBackend:
     def score(self, prompts: Sequence[Prompt], scale: ScoreScale) -> Iterator[ScoreDistribution]:
         trie = ScoreTrie(scale, self.pieces)
         for prompt in prompts:
+            if (n := self.count_tokens(prompt)) + trie.depth + 1 > self.context_length:
+                raise NumbiasError(f"prompt of {n} tokens (+{trie.depth + 1} for the answer) exceeds the context "
+                                   f"of {self.context_length}")
             rows = []
             for i, node in enumerate(trie.nodes):
                 self.calls += 1

@@ -155,6 +155,10 @@ class TransformersBackend:
     def context_length(self) -> int:
         return int(getattr(self._text_config, "max_position_embeddings", 2048))
 
+    def answer_room(self, scale: ScoreScale) -> int:
+        """Positions the walk takes after the prompt: the longest spelling and the end check."""
+        return self._plan(scale)[0].depth + 1
+
     # --- exact scoring ----------------------------------------------------------
     def _plan(self, scale: ScoreScale) -> tuple[ScoreTrie, np.ndarray, np.ndarray, np.ndarray]:
         """The trie's node tokens, depths and ancestor-or-self matrix."""

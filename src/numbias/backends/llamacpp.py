@@ -193,6 +193,12 @@ class LlamaCppBackend:
     def context_length(self) -> int:
         return self._n_ctx
 
+    def answer_room(self, scale: ScoreScale) -> int:
+        """Context cells the walk takes after the prompt: one per node of its largest
+        decode group (every node is a cell of its own, besides its depth's position)."""
+        _, groups = self._plan(scale)
+        return max(len(group) for group in groups)
+
     # --- decoding ------------------------------------------------------------
     def _decode(self, n_tokens: int) -> None:
         self._batch.batch.n_tokens = n_tokens
@@ -262,10 +268,13 @@ class LlamaCppBackend:
 
     def score(self, prompts: Sequence[Prompt], scale: ScoreScale) -> Iterator[ScoreDistribution]:
         trie, groups = self._plan(scale)
-        depth = max(n.depth for n in trie.nodes)
+        depth, room = trie.depth, self.answer_room(scale)
         for prompt in prompts:
             tokens = self.tokenize(prompt)
             walk = self._walk_pruned if self.prune > 0 else self._walk_all
+            if len(tokens) + room > self._n_ctx:
+                raise NumbiasError(f"prompt of {len(tokens)} tokens (+{room} for the answer's trie) exceeds the "
+                                   f"context of {self._n_ctx}")
             rows, entropy = walk(tokens, trie, groups, depth)
             dist = trie.distribution(rows, self.temperatures)
             dist.meta.update(n_tokens=len(tokens), next_token_entropy=entropy,

@@ -187,6 +187,15 @@ class OpenAIBackend:
     def context_length(self) -> int:
         return self._context_length
 
+    def answer_room(self, scale: ScoreScale) -> int:
+        """Tokens a request takes after the prompt: the longest spelling (exact, with the
+        vocabulary) or the highest score's digits, and the token generated after it."""
+        if self._vocab is None:
+            return len(str(scale.hi)) + 2
+        if scale not in self._tries:
+            self._tries[scale] = ScoreTrie(scale, self._vocab.pieces)
+        return self._tries[scale].depth + 1
+
     def count_tokens(self, prompt: Prompt) -> int:
         """Exact with a local tokenizer, else a rough count: about four characters per token."""
         if self._vocab is not None:
