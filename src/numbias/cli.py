@@ -17,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-from numbias.errors import NumbiasError, first_line
+from numbias.errors import NumbiasError, first_line, one_line
 from numbias.output import one_writer
 
 if TYPE_CHECKING:
@@ -27,10 +28,41 @@ if TYPE_CHECKING:
     from numbias.align import AlignResults
     from numbias.mitigate import MitigateConfig
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+class _Commands(TyperGroup):
+    """The commands, each refusing an option given twice: click keeps the last value of
+    a single-value option, so ``--data a.csv --data b.csv`` would judge only ``b.csv``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[Any, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _refuse_repeats(command, rest)
+        return name, command, rest
+
+
+def _refuse_repeats(command: Any, args: list[str]) -> None:
+    """A one-line error for a single-value option (or flag) given more than once."""
+    single = [p for p in command.params if p.param_type_name == "option" and not p.multiple and not p.count]
+    by_flag = {flag: p for p in single for flag in (*p.opts, *p.secondary_opts)}
+    seen: dict[str, str] = {}
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            break
+        flag = token.split("=", 1)[0] if token.startswith("--") else token
+        param = by_flag.get(flag)
+        if param is None:
+            continue
+        if param.name in seen:
+            raise NumbiasError(f"{flag} is given twice ({seen[param.name]} and {token}): give it once")
+        seen[str(param.name)] = token
+        if not param.is_flag and "=" not in token:
+            next(tokens, None)
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Find, measure and remove numerical bias in LLM-as-a-judge evaluators.")
 console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 
 @contextmanager
@@ -86,6 +118,10 @@ WaitOpt = Annotated[bool, typer.Option(help="When another run writes to the same
                                            "(else stop at once).")]
 TruncateOpt = Annotated[str | None, typer.Option(help="Field to shorten (its middle cut) when an item exceeds "
                                                       "the judge's context.")]
+BaseUrlOpt = Annotated[str | None, typer.Option(help="Server of the judges on a server (backend openai), e.g. "
+                                                     "http://localhost:8000/v1; a saved judge's is never used.")]
+ApiKeyEnvOpt = Annotated[str | None, typer.Option(help="Environment variable the server's API key is read from "
+                                                       "(default: OPENAI_API_KEY).")]
 
 
 def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None, *, template: str | None = None,
@@ -97,6 +133,10 @@ def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None,
     from numbias.data import SUFFIXES
     from numbias.tasks import parse_range
 
+    given = {"template": template, "system": system, "human": human, "human_range": human_range, "id": id,
+             "group": group, "ratings": ratings, "truncate": truncate}
+    if empty := [k for k, v in given.items() if v is not None and not v.strip()]:
+        raise NumbiasError(f"--{empty[0].replace('_', '-')} is empty: give a value or leave the option out")
     options = _options(option)
     prompt = {k: v for k, v in (("template", template), ("system", system), ("answer_prefix", answer_prefix),
                                 ("truncate", truncate)) if v is not None}
@@ -253,9 +293,13 @@ def score(
     wait: WaitOpt = False,
     calibrated: Annotated[Path | None, typer.Option(help="A calibrated judge saved by `numbias mitigate --save`: "
                                                          "write calibrated scores on the human scale.")] = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Score items, labelled or not: each item's exact distribution and its score by
     every rule (scores.jsonl, scores.csv); with --calibrated, the saved judge's scores."""
+    from numbias.calibrated import CalibratedJudge
+    from numbias.config import JudgeConfig, use_server, validate_config
     from numbias.models import DEFAULT_JUDGE
     from numbias.scoring import score as score_items
     from numbias.scoring import write_scores
@@ -267,13 +311,19 @@ def score(
         if given := [k for k, v in fixed.items() if v is not None]:
             raise NumbiasError(f"{', '.join(given)}: the calibrated judge {calibrated} fixes its judge, scale and "
                                "prompt; drop these options")
-    tasks = _tasks(task or ([] if data else ["vader"]), data, option, **flags)
+    tasks = _tasks(task or ([] if data is not None else ["vader"]), data, option, **flags)
     if len(tasks) != 1:
         raise NumbiasError("numbias score takes one task (or one --data file) at a time")
-    judge = {"model": model or DEFAULT_JUDGE, **({"backend": backend} if backend else {})}
+    saved, judge = None, None
+    if calibrated is not None:
+        saved = CalibratedJudge.load(calibrated, base_url=base_url, api_key_env=api_key_env)
+    else:
+        given = {"model": DEFAULT_JUDGE if model is None else model, **({} if backend is None else {"backend": backend})}
+        judge = validate_config(JudgeConfig, given, "numbias score")
+        use_server([judge], base_url, api_key_env)
     with one_writer(out, wait=wait):
-        scored = score_items(tasks[0], None if calibrated else judge, range_, store=out / "store.sqlite",
-                             calibrated=calibrated, progress=rich_progress)
+        scored = score_items(tasks[0], judge, range_, store=out / "store.sqlite", calibrated=saved,
+                             progress=rich_progress)
         paths = write_scores(scored, out)
     for note in scored.notes:
         console.print(f"note: {note}")
@@ -306,9 +356,11 @@ def run_cmd(
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Run a numerical-bias study (default: Qwen2.5-Coder-0.5B on VADER at 0-9, 1-5, 1-10)."""
-    from numbias.config import RunConfig
+    from numbias.config import RunConfig, use_server
     from numbias.report import write
     from numbias.study import run
 
@@ -326,6 +378,7 @@ def run_cmd(
     if out:
         settings["out"] = str(out)
     cfg = RunConfig.parse(settings)
+    use_server(cfg.judges, base_url, api_key_env)
     with one_writer(cfg.out, wait=wait):
         results = run(cfg, progress=rich_progress)
         folder = write(results)
@@ -358,10 +411,12 @@ def align_cmd(
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
     from numbias.align import align, parse_align
-    from numbias.config import read_yaml
+    from numbias.config import read_yaml, use_server
     from numbias.report import write
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
@@ -379,6 +434,8 @@ def align_cmd(
     if out:
         settings["out"] = str(out)
     parsed = parse_align(settings)
+    use_server([j for p in parsed.pairs for j in (p.base, p.aligned)] + list(parsed.extra_aligned), base_url,
+               api_key_env)
     with one_writer(parsed.out, wait=wait):
         results = align(parsed, progress=rich_progress)
         folder = write(results)
@@ -529,9 +586,11 @@ def mitigate_cmd(
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
-    from numbias.config import read_yaml
+    from numbias.config import read_yaml, use_server
     from numbias.mitigate import parse_mitigate
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
@@ -539,16 +598,18 @@ def mitigate_cmd(
         settings["judges"] = judge
     if tasks := _tasks(task, data, option, **_task_flags(**locals())):
         settings["tasks"] = tasks
-    for key, value in (("scales", scale), ("dev", dev), ("folds", folds), ("criterion", criterion),
-                       ("out", str(out) if out else None), ("sample", sample)):
+    for key, value in (("scales", scale), ("out", str(out) if out else None), ("sample", sample)):
         if value:
             settings[key] = value
     for key, given in (("ensembles", None if not ensemble else [] if ensemble == ["none"] else ensemble),
                        ("mitigations", mitigation), ("resamples", resamples), ("label_draws", label_draws),
-                       ("oracle", oracle), ("n_jobs", n_jobs)):
+                       ("oracle", oracle), ("n_jobs", n_jobs), ("dev", dev), ("folds", folds),
+                       ("criterion", criterion)):
         if given is not None:
             settings[key] = given
-    _run_mitigate(parse_mitigate(settings), save, wait)
+    parsed = parse_mitigate(settings)
+    use_server(parsed.judges, base_url, api_key_env)
+    _run_mitigate(parsed, save, wait)
 
 
 def _run_mitigate(parsed: MitigateConfig, save: Path | None, wait: bool) -> None:
@@ -627,11 +688,18 @@ def print_summary(summary: Any) -> None:
     console.print(table)
 
 
+def print_error(message: str) -> None:
+    """An error as one plain line on stderr: no markup or emoji codes read from what the
+    user typed (``my:thumbs_up:file.csv`` stays as written), however long the input."""
+    sys.stderr.write(f"error: {one_line(message)}\n")
+    sys.stderr.flush()
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
     except NumbiasError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted: finished items (and training checkpoints) are kept; run again to resume")
@@ -641,6 +709,6 @@ def main() -> None:
         sys.exit(code)
     except Exception as exc:  # typer's (vendored click) usage errors: a mistyped command or option
         if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            err_console.print(f"error: {exc.format_message()} (see numbias --help)", markup=False, soft_wrap=True)
+            print_error(f"{exc.format_message()} (see numbias --help)")
             sys.exit(2)
         raise

@@ -1,5 +1,13 @@
 """User-facing errors: the CLI prints them as one line and exits with code 2."""
 
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
 
 class NumbiasError(Exception):
     """A problem with the user's input (file, column, scale, model, server answer).
@@ -22,3 +30,68 @@ def first_line(exc: BaseException | str) -> str:
     if text:
         return text.splitlines()[0]
     return type(exc).__name__ if isinstance(exc, BaseException) else ""
+
+
+LINE_LIMIT = 300
+"""The most characters an error line shows: a value quoted from a hostile file can be
+megabytes long, and the line must stay readable."""
+
+
+def one_line(message: str, limit: int = LINE_LIMIT) -> str:
+    """``message`` as a single line of at most ``limit`` characters (line breaks become
+    spaces, the rest is cut with an ellipsis), so any error prints as one line.
+
+    >>> one_line("a\\nb " + "x" * 20, limit=10)
+    'a b xxxxx…'
+    """
+    text = " ".join(str(message).split("\n")).replace("\r", " ")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def validation_message(exc: Any) -> str:
+    """A pydantic ``ValidationError`` as one line, ``field.path: message``, naming the
+    field (pydantic's own first line names only the model)."""
+    errors = exc.errors()
+    if not errors:
+        return first_line(exc)
+    error = errors[0]
+    where = ".".join(str(p) for p in error.get("loc", ())) or "value"
+    if error.get("type") == "extra_forbidden":
+        return f"unknown key {where!r}"
+    return f"{where}: {str(error.get('msg', '')).removeprefix('Value error, ')}"
+
+
+def readable_file(path: str | Path, what: str) -> Path:
+    """``path`` when it is a regular file numbias can read; otherwise a one-line error
+    that says what it is instead (missing, a folder, a FIFO that would block the read, a
+    symlink loop, a device, unreadable), naming it as ``what`` ("data file", "model file")."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        broken = " (a symlink to nothing)" if path.is_symlink() else ""
+        raise NumbiasError(f"{what} {path} does not exist{broken}") from None
+    except OSError as exc:
+        raise NumbiasError(f"{what} {path} {_os_problem(exc)}") from None
+    if stat.S_ISDIR(mode):
+        raise NumbiasError(f"{what} {path} is a folder, not a file")
+    if stat.S_ISFIFO(mode):
+        raise NumbiasError(f"{what} {path} is a FIFO, not a regular file")
+    if not stat.S_ISREG(mode):
+        raise NumbiasError(f"{what} {path} is a device or socket, not a regular file")
+    if not os.access(path, os.R_OK):
+        raise NumbiasError(f"{what} {path} cannot be read: permission denied")
+    return path
+
+
+def _os_problem(exc: OSError) -> str:
+    """Why a path cannot be opened, in words."""
+    if exc.errno == errno.ELOOP:
+        return "is a symlink loop"
+    if exc.errno == errno.EACCES:
+        return "cannot be read: permission denied"
+    if exc.errno == errno.ENOTDIR:
+        return "does not exist (a part of it is a file, not a folder)"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "is not a usable path: its name is too long"
+    return f"cannot be read: {exc.strerror or first_line(exc)}"

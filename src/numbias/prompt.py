@@ -60,11 +60,9 @@ class PromptTemplate:
 
     @property
     def fields(self) -> set[str]:
-        try:
-            parsed = list(string.Formatter().parse(self.text))
-        except ValueError as exc:
-            raise NumbiasError(f"prompt template is malformed: {exc}") from None
-        return {name for _, name, _, _ in parsed if name is not None}
+        """The placeholders of the template and of the system prompt, which is filled
+        the same way (a placeholder is never sent unfilled)."""
+        return _placeholders(self.text, "prompt template") | _placeholders(self.system or "", "system prompt")
 
     def check(self, available: set[str]) -> None:
         """Fail early if the template names a field the data does not have."""
@@ -81,14 +79,23 @@ class PromptTemplate:
         values = {**item, "lo": scale.lo, "hi": scale.hi}
         try:
             user = self.text.format_map(values)
+            system = self.system.format_map(values) if self.system else self.system
         except KeyError as exc:
             raise NumbiasError(f"prompt template field {exc} missing from item") from None
-        return Prompt(user=user, answer_prefix=self.prefix(chat), system=self.system)
+        return Prompt(user=user, answer_prefix=self.prefix(chat), system=system)
 
     def prefix(self, chat: bool) -> str:
         if self.answer_prefix is not None:
             return self.answer_prefix
         return "" if chat else "Score:"
+
+
+def _placeholders(text: str, what: str) -> set[str]:
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise NumbiasError(f"{what} is malformed: {exc}") from None
+    return {name for _, name, _, _ in parsed if name is not None}
 
 
 def render_plain(prompt: Prompt) -> str:
