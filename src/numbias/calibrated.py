@@ -114,7 +114,7 @@ class _Saved(BaseModel):
     is one line naming the field before any model loads."""
 
     model_config = ConfigDict(extra="forbid")
-    format: Literal[FORMATS]  # type: ignore[valid-type]
+    format: str
     judge: JudgeConfig
     template: _SavedTemplate
     setting: _SavedSetting
@@ -294,6 +294,9 @@ class CalibratedJudge:
         except (ValueError, UnicodeDecodeError, OSError) as exc:
             raise NumbiasError(f"calibrated judge file {path} is not a saved numbias judge: "
                                f"{first_line(exc)}") from None
+        if saved.format not in FORMATS:
+            raise NumbiasError(f"calibrated judge file {path} has format {saved.format!r}, expected one of "
+                               f"{', '.join(FORMATS)}")
         judge, notes = _judge_from_file(saved.judge, path, base_url, api_key_env)
         setting = Setting(**saved.setting.model_dump())
         try:

@@ -318,7 +318,8 @@ def score(
     if calibrated is not None:
         saved = CalibratedJudge.load(calibrated, base_url=base_url, api_key_env=api_key_env)
     else:
-        given = {"model": DEFAULT_JUDGE if model is None else model, **({} if backend is None else {"backend": backend})}
+        given = {"model": DEFAULT_JUDGE if model is None else model,
+                 **({} if backend is None else {"backend": backend})}
         judge = validate_config(JudgeConfig, given, "numbias score")
         use_server([judge], base_url, api_key_env)
     with one_writer(out, wait=wait):
@@ -590,7 +591,7 @@ def mitigate_cmd(
     api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
-    from numbias.config import read_yaml, use_server
+    from numbias.config import read_yaml
     from numbias.mitigate import parse_mitigate
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
@@ -607,15 +608,17 @@ def mitigate_cmd(
                        ("criterion", criterion)):
         if given is not None:
             settings[key] = given
-    parsed = parse_mitigate(settings)
-    use_server(parsed.judges, base_url, api_key_env)
-    _run_mitigate(parsed, save, wait)
+    _run_mitigate(parse_mitigate(settings), save, wait, (base_url, api_key_env))
 
 
-def _run_mitigate(parsed: MitigateConfig, save: Path | None, wait: bool) -> None:
-    """Run the study under the folder's lock, write it, save the choice, print the table."""
+def _run_mitigate(parsed: MitigateConfig, save: Path | None, wait: bool, server: tuple[str | None, str | None]) -> None:
+    """Run the study (its judges on the user's server, if given) under the folder's lock,
+    write it, save the choice, print the table."""
+    from numbias.config import use_server
     from numbias.mitigate import mitigate
     from numbias.report import write
+
+    use_server(parsed.judges, *server)
 
     with one_writer(parsed.out, wait=wait):
         results = mitigate(parsed, progress=rich_progress)

@@ -55,7 +55,8 @@ def validation_message(exc: Any) -> str:
     if not errors:
         return first_line(exc)
     error = errors[0]
-    where = ".".join(str(p) for p in error.get("loc", ())) or "value"
+    # a union's member shows in the path as its type ("literal['fit']"): only names and indices name the field
+    where = ".".join(str(p) for p in error.get("loc", ()) if isinstance(p, int) or str(p).isidentifier()) or "value"
     if error.get("type") == "extra_forbidden":
         return f"unknown key {where!r}"
     return f"{where}: {str(error.get('msg', '')).removeprefix('Value error, ')}"
