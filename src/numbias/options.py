@@ -18,19 +18,19 @@ _LAX = ConfigDict(arbitrary_types_allowed=True)
 
 def check_options(what: str, function: Callable[..., Any], options: dict[str, Any], skip: int = 0) -> dict[str, Any]:
     """``options`` with every name known to ``function`` (after its first ``skip``
-    parameters) and every value of its annotated type (a boolean only where the type
-    takes one: ``n=true`` is not 1). A value that validates to
+    parameters), every option it requires given, and every value of its annotated type
+    (a boolean only where the type takes one: ``n=true`` is not 1). A value that validates to
     something equal is kept as given (a YAML ``0`` for a float stays ``0``, so stored
     identities do not change); one that converts (``"4096"`` for an int) is converted."""
     params = list(inspect.signature(function).parameters.values())[skip:]
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    if missing := [p.name for p in params if p.kind in named and p.default is p.empty and p.name not in options]:
-        raise NumbiasError(f"{what} needs option(s) {', '.join(missing)}, which were not given")
     if not any(p.kind is p.VAR_KEYWORD for p in params):
         known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise NumbiasError(f"{what} has no option(s) {', '.join(unknown)} (options: {', '.join(known) or 'none'})")
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if missing := [p.name for p in params if p.kind in named and p.default is p.empty and p.name not in options]:
+        raise NumbiasError(f"{what} needs option(s) {', '.join(missing)}, which were not given")
     hints = _hints(function)
     return {name: _typed(what, name, value, hints.get(name)) for name, value in options.items()}
 
