@@ -318,9 +318,9 @@ def score(
     if calibrated is not None:
         saved = CalibratedJudge.load(calibrated, base_url=base_url, api_key_env=api_key_env)
     else:
-        given = {"model": DEFAULT_JUDGE if model is None else model,
+        named = {"model": DEFAULT_JUDGE if model is None else model,
                  **({} if backend is None else {"backend": backend})}
-        judge = validate_config(JudgeConfig, given, "numbias score")
+        judge = validate_config(JudgeConfig, named, "numbias score")
         use_server([judge], base_url, api_key_env)
     with one_writer(out, wait=wait):
         scored = score_items(tasks[0], judge, range_, store=out / "store.sqlite", calibrated=saved,
