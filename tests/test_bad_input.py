@@ -399,3 +399,11 @@ def test_readable_file_names_what_a_path_is(tmp_path: Path) -> None:
             readable_file(tmp_path / name, "data file")
     with pytest.raises(NumbiasError, match="is a device or socket"):
         readable_file("/dev/null", "data file")
+
+
+def test_correlate_never_opens_a_fifo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "results").mkdir()
+    os.mkfifo(tmp_path / "results" / "summary.json")
+    line = _main(["correlate", "results"], tmp_path, monkeypatch, capsys)
+    assert "results file results/summary.json is a FIFO, not a regular file" in line, line

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from numbias.errors import NumbiasError, first_line, one_line
+from numbias.errors import NumbiasError, first_line, one_line, readable_file
 from numbias.output import one_writer
 
 if TYPE_CHECKING:
@@ -513,7 +513,9 @@ def correlate_cmd(
     for folder in folders:
         path = folder / "summary.json"
         try:
-            frames.append(pd.read_json(path))
+            frames.append(pd.read_json(readable_file(path, "results file")))
+        except NumbiasError as exc:  # a FIFO is never opened, a folder or a loop is named
+            raise NumbiasError(f"cannot read {path}: {exc}") from None
         except (OSError, ValueError) as exc:
             raise NumbiasError(f"cannot read {path}: {first_line(exc)}") from None
     summary = pd.concat(frames, ignore_index=True)
