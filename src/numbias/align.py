@@ -19,6 +19,7 @@ from numbias.config import (
     JudgeRef,
     RunConfig,
     SamplingConfig,
+    Settings,
     TaskConfig,
     TaskList,
     validate_config,
@@ -50,7 +51,7 @@ class PairConfig(BaseModel):
         return self
 
 
-class AlignConfig(BaseModel):
+class AlignConfig(Settings):
     model_config = ConfigDict(extra="forbid")
     pairs: list[PairConfig] = Field(default_factory=lambda: [
         PairConfig(base="gemma3-270m-base", aligned="smollm2-135m-instruct", note=EMBEDDED_PAIR_NOTE)])

@@ -224,7 +224,21 @@ def validate_config(cls: type[ModelT], data: dict[str, Any], source: str) -> Mod
         raise NumbiasError(f"{source}: {message}") from None
 
 
-class SamplingConfig(BaseModel):
+class Settings(BaseModel):
+    """A schema whose integer fields take no booleans: pydantic reads ``true`` as 1, so
+    a YAML ``n: true`` or ``dev: true`` would run silently with 1."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_integers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                if isinstance(data.get(name), bool) and field.annotation in (int, int | None):
+                    raise ValueError(f"{name}: an integer is needed, got {str(data[name]).lower()}")
+        return data
+
+
+class SamplingConfig(Settings):
     """The paper's protocol: n answers at temperature T, first integer, clipped, averaged."""
 
     model_config = ConfigDict(extra="forbid")
@@ -238,7 +252,7 @@ class SamplingConfig(BaseModel):
         return f"sampled(n={self.n},T={self.temperature:g})"
 
 
-class RunConfig(BaseModel):
+class RunConfig(Settings):
     """A study. Strings are shorthands: a judge name/path, a task name or data file.
 
     >>> config = RunConfig.parse({"judges": ["smollm2-135m-instruct"], "tasks": ["vader"], "scales": ["1..5"]})

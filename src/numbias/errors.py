@@ -59,7 +59,8 @@ def validation_message(exc: Any) -> str:
     where = ".".join(str(p) for p in error.get("loc", ()) if isinstance(p, int) or str(p).isidentifier()) or "value"
     if error.get("type") == "extra_forbidden":
         return f"unknown key {where!r}"
-    return f"{where}: {str(error.get('msg', '')).removeprefix('Value error, ')}"
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where != "value" else message
 
 
 def readable_file(path: str | Path, what: str) -> Path:
