@@ -337,6 +337,7 @@ TRUST_CASES: list[tuple[str, list[str], str]] = [
     # clear words: no markup, no emoji, one line, special paths named
     ("emoji code in a path", ["run", "--data", "my:thumbs_up:file.csv", *DATA], "my:thumbs_up:file.csv does not"),
     ("markup in a path", ["run", "--data", "[bold]x[/bold].csv", *DATA], "[bold]x[/bold].csv does not exist"),
+    ("a terminal escape in a path", ["run", "--data", "\x1b[31mred.csv", *DATA], "data file \\x1b[31mred.csv does"),
     ("a line break in the input", ["score", "--task", "one\ntwo", "--out", "o"], "unknown task 'one\\ntwo'"),
     ("model path is a folder", ["score", "--model", "folder/", "--out", "o"], "model file folder is a folder"),
     ("calibrated path is a folder", ["score", "--calibrated", "folder", "--data", "items.csv", "--out", "o"],

@@ -38,13 +38,15 @@ megabytes long, and the line must stay readable."""
 
 
 def one_line(message: str, limit: int = LINE_LIMIT) -> str:
-    """``message`` as a single line of at most ``limit`` characters (line breaks become
-    spaces, the rest is cut with an ellipsis), so any error prints as one line.
+    """``message`` as a single line of at most ``limit`` characters: line breaks become
+    spaces, other control characters (a terminal escape in a file name) their escapes,
+    and the rest is cut with an ellipsis, so any error prints as one plain line.
 
-    >>> one_line("a\\nb " + "x" * 20, limit=10)
-    'a b xxxxx…'
+    >>> one_line("a\\nb \\x1b[31m" + "x" * 20, limit=16)
+    'a b \\\\x1b[31mxxx…'
     """
-    text = " ".join(str(message).split("\n")).replace("\r", " ")
+    joined = " ".join(str(message).splitlines())
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in joined)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
