@@ -29,8 +29,12 @@ XSS = "<script>window.__pwned = 1</script> & <b>bold</b>"
 TEMPLATE = "Rate the item from {lo} to {hi}.\nItem: {word}"
 
 
+numbias.register_backend("plugin-reader", "plugin_judge:reader", replace=True)
+"""Registered, as a results folder may name only registered backends (never module:attr)."""
+
+
 def _judge(name: str, bias: float) -> dict:
-    return {"model": name, "backend": "plugin_judge:reader", "options": {"bias": bias}}
+    return {"model": name, "backend": "plugin-reader", "options": {"bias": bias}}
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from numbias.config import (
     JudgeRef,
     RunConfig,
     SamplingConfig,
+    Settings,
     TaskConfig,
     TaskList,
     validate_config,
@@ -51,7 +52,7 @@ class PairConfig(BaseModel):
         return self
 
 
-class AlignConfig(BaseModel):
+class AlignConfig(Settings):
     model_config = ConfigDict(extra="forbid")
     pairs: list[PairConfig] = Field(default_factory=lambda: [
         PairConfig(base="gemma3-270m-base", aligned="smollm2-135m-instruct", note=EMBEDDED_PAIR_NOTE)])

@@ -25,6 +25,7 @@ from numbias.config import (
     RuleList,
     SamplingConfig,
     ScaleList,
+    Settings,
     TaskConfig,
     TaskList,
     validate_config,
@@ -66,7 +67,7 @@ from numbias.tasks import PreparedTask, prepare_tasks, task_notes
 CONTENT_FREE = ("N/A", "")
 
 
-class MitigateConfig(BaseModel):
+class MitigateConfig(Settings):
     model_config = ConfigDict(extra="forbid")
     judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
                                                                    options={"prune": DEFAULT_PRUNE})])

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel
 
 from numbias.align import AlignConfig, AlignResults, align
-from numbias.config import RunConfig, read_yaml, validate_config
+from numbias.config import RunConfig, judge_as_data, read_yaml, validate_config
 from numbias.errors import NumbiasError
 from numbias.judge import ScoredSet, store_only
 from numbias.metrics import histogram, to_scale
@@ -202,10 +202,7 @@ def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> P
     _, (name, schema, study) = max(present, key=lambda p: ((folder / p[1][0]).stat().st_mtime_ns, -p[0]))
     path = folder / name
     config = validate_config(schema, read_yaml(path), str(path))
-    judges = config.judges if hasattr(config, "judges") else [j for p in config.pairs for j in (p.base, p.aligned)]
-    if objects := [j.name for j in judges if j.backend == "object"]:
-        raise NumbiasError(f"{path}: judge {objects[0]!r} was given as a Python object; rebuild this report from "
-                           "Python with numbias.write")
+    _judges_as_data(config, path)
     store = Path(config.store) if config.store else folder / "store.sqlite"
     if not store.is_file():
         raise NumbiasError(f"{store} does not exist: the report is rebuilt from the store its study wrote")
@@ -218,6 +215,18 @@ def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> P
             raise NumbiasError(f"cannot rebuild {folder / 'report.html'} from {store}: {exc}") from None
         write_all(folder, {"report.html": files(results)["report.html"]}, force=force)
     return folder / "report.html"
+
+
+def _judges_as_data(config: Any, path: Path) -> None:
+    """The folder's judges read as data, in place: registered backends only, no routing
+    options (the report contacts no server and imports no code)."""
+    judges = config.judges if hasattr(config, "judges") else \
+        [j for p in config.pairs for j in (p.base, p.aligned)] + list(config.extra_aligned)
+    if objects := [j.name for j in judges if j.backend == "object"]:
+        raise NumbiasError(f"{path}: judge {objects[0]!r} was given as a Python object; rebuild this report from "
+                           "Python with numbias.write")
+    for judge in judges:
+        judge.options = judge_as_data(judge, str(path))[0].options
 
 
 # --- shared pieces -------------------------------------------------------------------

@@ -161,6 +161,7 @@ def _score_calibrated(task: TaskConfig | dict[str, Any] | str, saved: Calibrated
     dists = saved.distributions(prepared.data, store=store, progress=progress)
     values = saved.fitted.predict(dists)
     notes = [f"{prepared.label}: {n}" for n in prepared.data.notes]
+    notes += saved.notes
     if saved.interval is None:
         notes.append(f"{prepared.label}: {saved.interval_note}; low and high are empty")
     scored = ScoredSet(saved.judge.config.name, prepared.label, saved.scale, prepared.data, dists)
