@@ -84,7 +84,15 @@ def test_scores_are_the_fitted_settings_on_the_judges_distributions(tmp_path: Pa
 
 
 def test_the_saved_file(tmp_path: Path, data: SettingData) -> None:
-    path = _fit(data, Setting("0-9", "expected", "fit", "isotonic")).save(tmp_path / "deep" / "judge.json")
+    judge = _fit(data, Setting("0-9", "expected", "fit", "isotonic"))
+    with pytest.raises(NumbiasError, match=r"--save .*deep/judge.json: folder .*deep does not exist"):
+        judge.save(tmp_path / "deep" / "judge.json")
+    (tmp_path / "data.csv").write_text("id,text\n")
+    with pytest.raises(NumbiasError, match="data.csv: the file exists and is not a saved numbias judge"):
+        judge.save(tmp_path / "data.csv")
+    assert (tmp_path / "data.csv").read_text() == "id,text\n"
+    path = judge.save(tmp_path / "judge.json")
+    assert judge.save(path) == path  # a saved judge is replaced
     saved = json.loads(path.read_text())
     assert saved["format"] == FORMAT and saved["judge"]["backend"] == "spread"
     assert saved["setting"] == {"scale": "0-9", "rule": "expected", "temperature": "fit", "mitigation": "isotonic"}

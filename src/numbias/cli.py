@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -666,25 +666,24 @@ def main() -> None:
 
 def _run() -> None:
     """The app, its outcome turned into a line and an exit code."""
+    RUNNING.clear()
     try:
         code = app(standalone_mode=False)
     except NumbiasError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (Interrupted, KeyboardInterrupt) as exc:
-        _interrupted(exc.exit_code if isinstance(exc, Interrupted) else 130)
+    except Interrupted as exc:
+        _interrupted(exc.exit_code)
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
     except Exception as exc:  # typer's (vendored click) usage errors: a mistyped command or option
-        if isinstance(exc.__cause__, (Interrupted, KeyboardInterrupt)):  # click's Abort
-            _interrupted(getattr(exc.__cause__, "exit_code", 130))
         if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
             err_console.print(f"error: {exc.format_message()} (see numbias --help)", markup=False, soft_wrap=True)
             sys.exit(2)
         raise
+    if code == 130:  # typer's answer to a KeyboardInterrupt our handlers did not raise (another thread's main)
+        _interrupted(code)
     if isinstance(code, int) and code:
-        if code == 130:  # what typer returns for an interrupt it caught itself
-            _interrupted(code)
         sys.exit(code)
 
 
@@ -693,8 +692,9 @@ def _interrupted(code: int) -> None:
     while saying it is ignored)."""
     from numbias.store import count_items
 
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, signal.SIG_IGN)
+    with suppress(ValueError):  # signals are set in the main thread only
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
     store = RUNNING.get("store")
     kept = count_items(store) if store is not None else None
     if kept is not None:
