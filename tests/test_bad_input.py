@@ -170,6 +170,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("score --backend openai without a server", ["score", "--backend", "openai", "--model", "m", "--out", "o"],
      "backend 'openai' needs option(s) base_url"),
     ("save to a folder", ["mitigate", "mitigate.yaml", "--save", "o/"], "--save o/: is a folder"),
+    ("save to no name", ["mitigate", "mitigate.yaml", "--save", ""], "--save '' names no file"),
     ("save to an existing folder", ["mitigate", "mitigate.yaml", "--save", "sub"], "--save sub: is a folder"),
     ("save where no folder is", ["mitigate", "mitigate.yaml", "--save", "nope/j.json"],
      "--save nope/j.json: folder nope does not exist"),

@@ -344,7 +344,9 @@ def check_save(path: str | Path, *, force: bool = False) -> Path:
     """Where a judge can be saved, checked before any work: a file in an existing,
     writable folder, and not a file numbias did not save (``force``: replace it)."""
     given, path = str(path), Path(path)
-    if not given.strip() or given.endswith(("/", os.sep)) or path.is_dir():
+    if not given.strip():
+        raise NumbiasError("--save '' names no file; name one, e.g. --save judge.json")
+    if given.endswith(("/", os.sep)) or path.is_dir():
         raise NumbiasError(f"--save {given}: is a folder; name a file, e.g. {path / 'judge.json'}")
     parent = path.parent
     if not parent.is_dir():

@@ -767,12 +767,13 @@ def _interrupted(code: int) -> None:
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, signal.SIG_IGN)
     store = RUNNING.get("store")
-    kept = count_items(store) if store is not None else None
-    if kept is not None:
-        line = f"interrupted: {kept} finished items are kept in {store}; run the same command to resume"
-    elif store is not None:
+    if store is None:
+        line = NOT_STARTED
+    elif not store.is_file():
         line = f"interrupted before any item was stored in {store}; run the same command to start again"
     else:
-        line = NOT_STARTED
+        kept = count_items(store)  # None: the store could not be read just now
+        line = (f"interrupted: {'' if kept is None else f'{kept} '}finished items are kept in {store}; run the same "
+                "command to resume")
     err_console.print(line, markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)

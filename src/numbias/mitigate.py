@@ -8,6 +8,7 @@ read once, to score settings that are already fixed."""
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -386,8 +387,15 @@ def _compare_all(jobs: list[tuple[Any, ...]], n_jobs: int) -> list[Comparison]:
     if n_jobs == 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [compare_task(*job) for job in jobs]
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(n_jobs, len(jobs)), mp_context=context) as pool:
+    with ProcessPoolExecutor(min(n_jobs, len(jobs)), mp_context=context, initializer=_leave_signals) as pool:
         return list(pool.map(compare_task, *zip(*jobs)))
+
+
+def _leave_signals() -> None:
+    """A worker leaves Ctrl-C to its parent, which says what is kept (a worker with the
+    parent's handler would stop with a traceback), and dies quietly on SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _read_scales(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,
