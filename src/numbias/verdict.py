@@ -94,11 +94,13 @@ def _pile(mode: float, share: float, human_share: float, what: str) -> str:
 
 
 def _peak(kurt: float, human_kurt: float, sd_ratio: float = float("nan")) -> str:
+    if sd_ratio < FLAT:
+        why = (f", so its excess kurtosis of {number(kurt)} describes jitter, not a pile-up" if np.isfinite(kurt)
+               else ": it gives every item the same score")
+        return (f"The judge barely varies: the SD of its scores is {number(sd_ratio)} of the humans' (both on the "
+                f"unit scale){why}.")
     if np.isnan(kurt):
         return "It gives every item the same score."
-    if sd_ratio < FLAT:
-        return (f"The judge barely varies: the SD of its scores is {number(sd_ratio)} of the humans' (both on the "
-                f"unit scale), so its excess kurtosis of {number(kurt)} describes jitter, not a pile-up.")
     return f"Excess kurtosis of its scores: {number(kurt)}, against the humans' {number(human_kurt)}."
 
 
@@ -259,7 +261,7 @@ def _verdicts(results: StudyResults) -> list[StudyVerdict]:
         rule = answer_rule(list(at.index))
         row = at.loc[rule]
         defined = rows.dropna(subset=["pearson"])
-        best = defined.loc[defined["pearson"].idxmax()] if len(defined) else row
+        best = defined.loc[defined["pearson"].idxmax()] if len(defined) else pd.Series({**row, "rule": rule})
         out.append(StudyVerdict(
             judge, task, scale, rule, float(row["mode"]), float(row["mode_share"]),
             human_share(results, judge, task, scale, rule, float(row["mode"])), float(row["kurtosis"]),
