@@ -205,7 +205,8 @@ def row_effect(row: Mapping[str, Any], key: str) -> Effect:
 def table_note(table: pd.DataFrame, keys: Sequence[str]) -> str:
     """What the table's intervals resampled and how its p-values were corrected (a tooltip or footnote)."""
     effects = [row_effect(r, key) for r in table.to_dict("records") for key in keys]
-    return resampling_note(effects) + "; * the adjusted p is below 0.05"
+    return (resampling_note(effects) + "; each CI is for its own comparison (not widened for the family), "
+            "so * follows the adjusted p: it marks an adjusted p below 0.05")
 
 
 def delta_text(row: Mapping[str, Any], key: str) -> str:
@@ -224,7 +225,8 @@ def delta_text(row: Mapping[str, Any], key: str) -> str:
 def effect_text(row: Mapping[str, Any], metric: str) -> str:
     """One metric of a :func:`stage_table` row: reference → the stage's mean over seeds,
     then the change with its CI and adjusted p (:func:`delta_text`)."""
-    return f"{row[f'base {metric}']:.2f} → {row[metric]:.2f}, {delta_text(row, f'Δ {metric}')}"
+    ref, value = (f"{v:.2f}" if np.isfinite(v) else "—" for v in (row[f"base {metric}"], row[metric]))
+    return f"{ref} → {value}, {delta_text(row, f'Δ {metric}')}"
 
 
 def _most_common(values: pd.Series) -> object:
