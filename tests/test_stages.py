@@ -208,6 +208,7 @@ def test_mass_outside_the_scale_reads_as_a_format_failure_not_a_pile_up(tmp_path
     (verdict,) = study_verdicts(results)
     assert verdict.rule == "protocol" and verdict.level == "format"
     assert "Format failures first" in verdict.finding() and "clips" in verdict.finding()
+    assert verdict.advice().startswith("Fix the answer format")
 
 
 def test_the_badge_follows_the_adjusted_tests(tmp_path) -> None:

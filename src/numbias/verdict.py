@@ -209,8 +209,12 @@ class StudyVerdict:
         first = (f"{where}read the {self.best_rule} score rather than the {self.named} answer at {self.scale}: "
                  f"{_r(self.best)}{by}." if gain >= 0.02 and np.isfinite(self.best.value) else
                  f"the {self.named} answer at {self.scale} is as accurate as any setting measured here.")
-        return (f"{first[0].upper()}{first[1:]} To choose a setting on held-out items (temperature, calibration, "
-                "score range) and prove it on others, run numbias mitigate on this judge and task.")
+        fix = {"format": "Fix the answer format before reading bias (an answer prefix, a stricter template), or "
+                         "read the exact expected score, which leaves out-of-scale and non-numeric mass out. ",
+               "flat": "A judge whose scores barely vary ranks items poorly whatever its kurtosis: try another "
+                       "scale or the exact expected score. "}.get(self.level, "")
+        return (f"{fix}{first[0].upper()}{first[1:]} To choose a setting on held-out items (temperature, "
+                "calibration, score range) and prove it on others, run numbias mitigate on this judge and task.")
 
 
 def answer_rule(rules: Sequence[str]) -> str:
