@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from numbias.align import AlignConfig, AlignResults, align
+from numbias.align import JITTER, AlignConfig, AlignResults, align
 from numbias.config import RunConfig, read_yaml, validate_config
 from numbias.errors import NumbiasError
 from numbias.judge import ScoredSet, store_only
@@ -306,7 +306,11 @@ def study_sections(results: StudyResults, extra: Sequence[Section], lead: str = 
         ("Verdict", lead + f'<div class="cards">{verdicts}</div>'),
         ("Summary", table(summary_frame(summary), COLUMNS)
          + '<p class="note">One row per judge × task × scale × rule; hover a heading for what it measures, click '
-           "it to sort. Human scores are mapped linearly onto the judge's range for the histogram measures.</p>"),
+           "it to sort. Human scores are mapped linearly onto the judge's range for the histogram measures.</p>"
+         + "<h3>Spread and format</h3>" + table(spread_frame(summary), COLUMNS)
+         + '<p class="note">What jitter and format cannot fool: below an SD ratio of 0.2 the judge barely varies '
+           "and its kurtosis describes jitter; mass outside the scale or on non-numbers is a format failure (the "
+           "protocol clips out-of-scale numbers to the ends), not a pile-up.</p>"),
         *extra,
         ("Score histograms", histograms(results)),
         ("Kurtosis against accuracy", kurtosis_scatter(summary)),
@@ -322,8 +326,8 @@ def study_sections(results: StudyResults, extra: Sequence[Section], lead: str = 
 def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary's columns a person reads, in reading order; a judge or task column
     only when there are several, and no column that is empty throughout."""
-    keys = ["judge", "task", "scale", "rule", "n", "kurtosis", "human_kurtosis", "sd_ratio", "mode", "mode_share",
-            "human_mode_share", "out_of_scale", "non_numeric", "entropy", "distinct", "js_divergence", "wasserstein", "pearson", "pearson_low", "pearson_high", "spearman",
+    keys = ["judge", "task", "scale", "rule", "n", "kurtosis", "human_kurtosis", "mode", "mode_share", "entropy",
+            "distinct", "js_divergence", "wasserstein", "pearson", "pearson_low", "pearson_high", "spearman",
             "kendall", "human_ceiling", "group_pearson", "group_pearson_low", "group_pearson_high", "groups"]
     frame = summary[[k for k in keys if k in summary]]
     drop = [k for k in ("judge", "task") if frame[k].nunique() == 1]
@@ -331,6 +335,18 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     if "group_pearson" in drop:
         drop.append("groups")
     return frame.drop(columns=drop)
+
+
+SPREAD = ["sd_ratio", "kurtosis", "mode", "mode_share", "human_mode_share", "out_of_scale", "non_numeric"]
+"""The summary's measures that jitter and format cannot fool, with the figures they qualify."""
+
+
+def spread_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per judge × task × scale × rule: the SD ratio, the mode's share beside the humans'
+    share of that bin, and the out-of-scale and non-numeric mass (a table of their own,
+    so the summary still fits the page)."""
+    frame = summary[[k for k in ["judge", "task", "scale", "rule", *SPREAD] if k in summary]]
+    return frame.drop(columns=[k for k in ("judge", "task") if frame[k].nunique() == 1])
 
 
 def _row(summary: pd.DataFrame, judge: str, task: str, scale: str, rule: str) -> pd.Series:
@@ -524,8 +540,14 @@ def align_table(res: AlignResults) -> str:
              "Δ kurtosis p adj": Column("Δ kurtosis p adj", "Δ kurtosis p (adjusted)", note, digits=3),
              "Δ r": Column("Δ r", "Δ r [95% CI]", tip),
              "Δ r p adj": Column("Δ r p adj", "Δ r p (adjusted)", note, digits=3)}
-    shown = res.table.drop(columns=["note", "Δ kurtosis p", "Δ r p"])
-    return table(shown, known) + f'<p class="note">{esc(note)}.</p>'
+    jitter = [*(f"{who} {label}" for label in JITTER for who in ("base", "aligned")), "humans in aligned mode's bin"]
+    shown = res.table.drop(columns=["note", "items", "Δ kurtosis p", "Δ r p", *jitter])
+    spread = res.table[["base", "aligned", "task", "scale", "scoring", *jitter]]
+    return (table(shown, known) + f'<p class="note">{esc(note)}.</p>'
+            + "<h3>Spread and format, base and aligned</h3>" + table(spread, COLUMNS)
+            + '<p class="note">The measures jitter and format cannot fool: a judge whose SD ratio is below 0.2 '
+              "barely varies (its kurtosis describes jitter), and mass outside the scale or on non-numbers is a "
+              "format failure (the protocol clips out-of-scale numbers to the ends), not a pile-up.</p>")
 
 
 def paired_view(table_: pd.DataFrame) -> str:
