@@ -82,6 +82,19 @@ def test_the_verdict_reads_the_summary_table(studies) -> None:
     assert number(row["pearson"]) == verdict.tiles()[2][1]
 
 
+def test_the_align_page_shows_changes_with_cis_and_adjusted_p(studies) -> None:
+    """Every comparison of the align page carries Δ [95% CI] and a Holm-adjusted p, and
+    says what was resampled; the lead counts the moves the adjusted tests confirm."""
+    results, folder = studies["align"]
+    page = (folder / "report.html").read_text()
+    family = int(results.table["Δ kurtosis p"].notna().sum() + results.table["Δ r p"].notna().sum())
+    assert "Δ kurtosis [95% CI]" in page and "Δ r p (adjusted)" in page
+    assert f"items resampled in pairs (bootstrap); p adjusted by Holm over the {family} comparisons" in page
+    assert "with a Holm-adjusted 95% CI above 0" in page and "Spread and format, base and aligned" in page
+    run_page = (studies["run"][1] / "report.html").read_text()
+    assert "<h3>Spread and format</h3>" in run_page and ">SD ratio<" in run_page
+
+
 def test_the_mitigation_verdict_reads_the_mitigation_table(studies) -> None:
     results, folder = studies["mitigate"]
     (verdict,) = mitigate_verdicts(results)

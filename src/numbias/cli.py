@@ -476,18 +476,22 @@ def _cell(value: Any) -> str:
 def _print_stages(results: AlignResults) -> None:
     """The trained stages against the base (exact expected scores) and each judge's
     output diversity, when the study has them."""
-    from numbias.stages import effect_text
+    from numbias.stages import METRICS, effect_text, table_note
 
     if len(results.stages):
+        shown = ("kurtosis", "pearson", "mode_share", "sd_ratio", "next_token_entropy")
         table = Table(title="trained stages against the base, and DPO after SFT against SFT of the same seed "
-                            "(exact expected; mean over seeds ± sd; * beyond twice the seed sd, every seed the same way)")
-        for col in ("task", "scale", "stage", "against", "seeds", "kurtosis", "Pearson r", "mode share",
+                            "(exact expected; reference → mean over seeds, Δ [95% CI], adjusted p; * the adjusted "
+                            "test rejects)")
+        for col in ("task", "scale", "stage", "against", "seeds", "kurtosis", "Pearson r", "mode share", "SD ratio",
                     "next-token entropy"):
             table.add_column(col)
         for r in results.stages[results.stages["rule"] == "expected"].to_dict("records"):
-            cells = [effect_text(r, m) for m in ("kurtosis", "pearson", "mode_share", "next_token_entropy")]
+            cells = [effect_text(r, m) for m in shown]
             table.add_row(r["task"], r["scale"], r["stage"], r["against"], str(r["seeds"]), *cells)
         console.print(table)
+        console.print(f"stages: {table_note(results.stages, [f'Δ {m}' for m in METRICS])} (stages.csv, every rule "
+                      "and metric)", highlight=False)
     if len(results.diversity):
         table = Table(title="output diversity (free generations on held-out instructions)")
         cols = ["judge", "stage", "seed", "generations", "distinct-1", "distinct-2", "mean words", "empty"]
@@ -499,14 +503,19 @@ def _print_stages(results: AlignResults) -> None:
 
 
 def _print_alignment(results: AlignResults) -> None:
-    table = Table(title="alignment study (layout of the paper's main table)")
+    from numbias.stages import delta_text, table_note
+
+    table = Table(title="alignment study (layout of the paper's main table; Δ aligned − base [95% CI], adjusted p)")
     cols = ["base", "aligned", "task", "scale", "scoring", "human kurtosis", "base kurtosis", "aligned kurtosis",
-            "base r", "aligned r", *[c for c in ("base group r", "aligned group r") if c in results.table]]
-    for col in cols:
+            "base r", "aligned r", *[c for c in ("base group r", "aligned group r") if c in results.table],
+            "aligned SD ratio", "aligned out-of-scale"]
+    for col in [*cols, "Δ kurtosis", "Δ r"]:
         table.add_column(col)
     for r in results.table.to_dict("records"):
-        table.add_row(*[f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols])
+        table.add_row(*[f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols],
+                      *[delta_text(r, key).removeprefix("Δ ") for key in ("Δ kurtosis", "Δ r")])
     console.print(table)
+    console.print(f"alignment: {table_note(results.table, ['Δ kurtosis', 'Δ r'])}", highlight=False)
     for note in dict.fromkeys(results.table["note"]):
         if note:
             console.print(f"note: {note}")
@@ -524,7 +533,7 @@ def correlate_cmd(
     (a study run in parts, pooled)."""
     import pandas as pd
 
-    from numbias.align import kurtosis_accuracy, paired_shift
+    from numbias.align import adjust_table, kurtosis_accuracy, paired_shift
 
     frames = []
     for folder in folders:
@@ -554,7 +563,9 @@ def correlate_cmd(
             console.print(f"no paired view: {', '.join(missing)} has no alignment.csv (not a `numbias align` folder)")
         return
     try:
-        _print_shift(paired_shift(pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)))
+        pooled = pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)
+        tested = {"Δ kurtosis p", "Δ r p"} <= set(pooled.columns)  # tables from before the tests have none
+        _print_shift(paired_shift(adjust_table(pooled) if tested else pooled))
     except (OSError, ValueError, KeyError) as exc:
         raise NumbiasError(f"cannot read the alignment tables: {first_line(exc)}") from None
 

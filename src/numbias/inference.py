@@ -17,6 +17,7 @@ correction.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -126,8 +127,10 @@ def paired_effect(statistic: Statistic, a: np.ndarray | Sequence[float], b: np.n
     def diff(idx: np.ndarray, axis: int = -1) -> np.ndarray:
         return _value(statistic, b[:, idx], h[idx]) - _value(statistic, a[:, idx], h[idx])
 
-    res = stats.bootstrap((np.arange(n),), diff, vectorized=True, n_resamples=n_boot, method=method,
-                          confidence_level=level, random_state=np.random.default_rng(seed))
+    with warnings.catch_warnings():  # a statistic undefined on some resamples gives no interval, said as text
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        res = stats.bootstrap((np.arange(n),), diff, vectorized=True, n_resamples=n_boot, method=method,
+                              confidence_level=level, random_state=np.random.default_rng(seed))
     boot = np.asarray(res.bootstrap_distribution, dtype=float)
     if seeds == 1:
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
@@ -197,10 +200,45 @@ def adjust(effects: Sequence[Effect], correction: Correction = "holm") -> list[E
     return [replace(e, p_adjusted=float(q)) for e, q in zip(effects, adjusted)]
 
 
-def resampling_note(effect: Effect, correction: Correction = "holm", family: int | None = None) -> str:
-    """What an interval resampled and how its p was corrected, for a tooltip or footnote."""
-    what = (f"{effect.items} items resampled (paired bootstrap)" if effect.seeds == 1 else
-            f"{effect.items} items resampled and {effect.seeds} seeds (t interval, Welch–Satterthwaite df)")
+def resamples_for(family: int, at_least: int = 1000, alpha: float = ALPHA) -> int:
+    """Item resamples enough for a family of ``family`` tests: a bootstrap p cannot fall
+    below 2/(B+1), so Holm could never reject with too few; this puts that floor at
+    half of ``alpha`` / ``family``.
+
+    >>> resamples_for(10), resamples_for(500)
+    (1000, 40000)
+    """
+    return max(at_least, math.ceil(4 * family / alpha))
+
+
+def _span(values: Sequence[int]) -> str:
+    return f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
+
+
+def _what(effects: Sequence[Effect]) -> str:
+    """The kinds of resampling among ``effects``, with their item and seed counts."""
+    single = [e.items for e in effects if e.items and e.seeds == 1]
+    seeded = [e for e in effects if e.items and e.seeds > 1]
+    parts = [f"{_span(single)} items resampled in pairs (bootstrap)"] if single else []
+    if seeded:
+        parts.append(f"{_span([e.items for e in seeded])} items resampled and {_span([e.seeds for e in seeded])} "
+                     "seeds (t interval, Welch–Satterthwaite df)")
+    return "; ".join(parts) or "nothing resampled"
+
+
+def resampling_note(effect: Effect | Sequence[Effect], correction: Correction = "holm",
+                    family: int | None = None) -> str:
+    """What an interval resampled and how its p was corrected, for a tooltip or footnote;
+    given a table's effects, every kind among them and (by default) the family's size.
+
+    >>> e = Effect(0.1, 0.0, 0.2, 0.04, 50)
+    >>> resampling_note([e, replace(e, seeds=3, items=40)])
+    '95% CI: 50 items resampled in pairs (bootstrap); 40 items resampled and 3 seeds (t interval, Welch–Satterthwaite df); p adjusted by Holm over the 2 comparisons of this table'
+    """
+    effects = [effect] if isinstance(effect, Effect) else list(effect)
+    if family is None and not isinstance(effect, Effect):
+        family = sum(np.isfinite(e.p) for e in effects)
+    what = _what(effects)
     name = "Holm" if correction == "holm" else "Benjamini–Hochberg"
     fam = f" over the {family} comparisons of this table" if family else ""
     return f"95% CI: {what}; p adjusted by {name}{fam}"

@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from numbias.align import AlignConfig, AlignResults, align
+from numbias.align import JITTER, AlignConfig, AlignResults, align
 from numbias.config import RunConfig, judge_as_data, read_yaml, validate_config
 from numbias.errors import NumbiasError
 from numbias.judge import ScoredSet, store_only
@@ -30,7 +30,7 @@ from numbias.mitigate import Comparison, MitigateConfig, MitigateResults, mitiga
 from numbias.output import Writer, one_writer, text, write_all
 from numbias.page import Column, Section, number, page, table
 from numbias.scale import ScoreScale
-from numbias.stages import effect_text
+from numbias.stages import effect_text, table_note
 from numbias.study import StudyResults, run
 from numbias.svg import HUMAN, PALETTE, Line, Mark, Point, Series, bars, esc, forest, lines, scatter
 from numbias.verdict import (
@@ -61,6 +61,14 @@ COLUMNS = {c.key: c for c in [
     Column("human_kurtosis", "human kurtosis", "excess kurtosis of the human scores of the same items"),
     Column("mode", "mode", "the score the judge gives most often", digits=0),
     Column("mode_share", "mode share", "share of the items given the mode", percent=True),
+    Column("sd_ratio", "SD ratio", "the SD of the judge's item scores over the humans', both on the unit scale: "
+           "below 0.2 the judge barely varies, and its kurtosis describes jitter rather than a pile-up"),
+    Column("human_mode_share", "humans in that bin", "share of the items whose human score (mapped onto the "
+           "judge's scale) falls in the judge's most given score's bin", percent=True),
+    Column("out_of_scale", "out-of-scale mass", "mean over items of the probability of a number outside the "
+           "scale (the protocol clips it to the nearest end, which can read as a pile-up there)", percent=True),
+    Column("non_numeric", "non-numeric mass", "mean over items of the probability of an answer that is not a "
+           "number (dropped by every rule)", percent=True),
     Column("entropy", "entropy", "normalised entropy of the score histogram: 1 = every score equally often, "
            "0 = a single score"),
     Column("distinct", "scores used", "how many of the scale's scores the judge gives at least once"),
@@ -94,6 +102,15 @@ COLUMNS = {c.key: c for c in [
            "each fold of the development items and applied to it (the winner's curse corrected)"),
     Column("text", "text", "the item's fields as the judge read them (the first 400 characters)", long=True),
     Column("human", "human", "the human score, on the raters' scale"),
+    *(Column(f"{who} {label}", f"{who} {label}", f"the {who} judge's {tip}", percent=label != "SD ratio")
+      for who in ("base", "aligned") for label, tip in (
+          ("SD ratio", "item-score SD over the humans', on the unit scale (below 0.2: it barely varies)"),
+          ("mode share", "share of the items given its most given score"),
+          ("out-of-scale", "mean mass on numbers outside the scale (clipped by the protocol)"),
+          ("non-numeric", "mean mass on answers that are not numbers"))),
+    Column("humans in aligned mode's bin", "humans in aligned mode's bin", "share of the items whose human "
+           "score falls in the aligned judge's most given score's bin", percent=True),
+    Column("items", "items", "items both judges score: what the intervals resample"),
     Column("gain kept (refitted)", "gain kept (refitted)", "share of the gain over the default that survives, "
            "the setting refitted on the target", percent=True),
     Column("gain kept (as fitted)", "gain kept (as fitted)", "share of the gain that survives with the "
@@ -307,7 +324,11 @@ def study_sections(results: StudyResults, extra: Sequence[Section], lead: str = 
         ("Verdict", lead + f'<div class="cards">{verdicts}</div>'),
         ("Summary", table(summary_frame(summary), COLUMNS)
          + '<p class="note">One row per judge × task × scale × rule; hover a heading for what it measures, click '
-           "it to sort. Human scores are mapped linearly onto the judge's range for the histogram measures.</p>"),
+           "it to sort. Human scores are mapped linearly onto the judge's range for the histogram measures.</p>"
+         + "<h3>Spread and format</h3>" + table(spread_frame(summary), COLUMNS)
+         + '<p class="note">What jitter and format cannot fool: below an SD ratio of 0.2 the judge barely varies '
+           "and its kurtosis describes jitter; mass outside the scale or on non-numbers is a format failure (the "
+           "protocol clips out-of-scale numbers to the ends), not a pile-up.</p>"),
         *extra,
         ("Score histograms", histograms(results)),
         ("Kurtosis against accuracy", kurtosis_scatter(summary)),
@@ -332,6 +353,18 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     if "group_pearson" in drop:
         drop.append("groups")
     return frame.drop(columns=drop)
+
+
+SPREAD = ["sd_ratio", "kurtosis", "mode", "mode_share", "human_mode_share", "out_of_scale", "non_numeric"]
+"""The summary's measures that jitter and format cannot fool, with the figures they qualify."""
+
+
+def spread_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per judge × task × scale × rule: the SD ratio, the mode's share beside the humans'
+    share of that bin, and the out-of-scale and non-numeric mass (a table of their own,
+    so the summary still fits the page)."""
+    frame = summary[[k for k in ["judge", "task", "scale", "rule", *SPREAD] if k in summary]]
+    return frame.drop(columns=[k for k in ("judge", "task") if frame[k].nunique() == 1])
 
 
 def _row(summary: pd.DataFrame, judge: str, task: str, scale: str, rule: str) -> pd.Series:
@@ -477,14 +510,14 @@ def align_page(res: AlignResults) -> str:
 def align_sections(res: AlignResults) -> list[Section]:
     notes = [n for n in dict.fromkeys(res.table["note"]) if n]
     return [
-        ("Alignment study: base vs aligned", table(res.table.drop(columns=["note"]), COLUMNS) + _notes(notes)
-         + paired_view(res.table)),
+        ("Alignment study: base vs aligned", align_table(res) + _notes(notes) + paired_view(res.table)),
         ("Aligned against base, setting by setting", table(res.shift, COLUMNS)
          + '<p class="note">Settings where the aligned judge\'s kurtosis is above its base\'s (more peaked), where '
-           "its Pearson r is below (less accurate), and both.</p>"),
+           "its Pearson r is below (less accurate), and both; beside them, how many of those changes have a "
+           "Holm-adjusted 95% CI that excludes 0 (a direction alone can be noise).</p>"),
         ("Base vs aligned histograms", align_histograms(res)),
         ("Simulated kurtosis of the n-sample protocol mean", table(res.simulated, COLUMNS)),
-        *((("Trained stages against the base, beside the seed spread", stage_summary(res.stages)),)
+        *((("Trained stages against the base: changes with 95% CIs over items and seeds", stage_summary(res.stages)),)
           if len(res.stages) else ()),
         *((("Output diversity: free generations on held-out instructions", table(res.diversity, COLUMNS)
             + '<p class="note">distinct-n: distinct word n-grams over all n-grams of a judge\'s generations '
@@ -492,23 +525,47 @@ def align_sections(res: AlignResults) -> list[Section]:
     ]
 
 
+STAGE_SHOWN = {"kurtosis": "kurtosis", "pearson": "Pearson r", "mode_share": "mode share", "entropy": "score entropy",
+               "sd_ratio": "SD ratio", "out_of_scale": "out-of-scale mass", "non_numeric": "non-numeric mass",
+               "next_token_entropy": "next-token entropy"}
+
+
 def stage_summary(stages: pd.DataFrame) -> str:
     """One row per task × scale × rule × stage and what it is set against (the base, or
     for DPO after SFT the SFT model of the same seed): each metric as reference → stage
-    mean ± seed sd, marked when every seed moved the same way by more than twice the spread."""
-    shown = {"kurtosis": "kurtosis", "pearson": "Pearson r", "mode_share": "mode share",
-             "entropy": "score entropy", "next_token_entropy": "next-token entropy"}
+    mean, Δ [95% CI] and the Holm-adjusted p, marked only when the adjusted test rejects."""
+    note = table_note(stages, [f"Δ {m}" for m in STAGE_SHOWN])
+    known = {**COLUMNS, **{label: Column(label, label, f"reference → the stage's mean over seeds, Δ [95% CI], "
+                                                       f"adjusted p. {note}") for label in STAGE_SHOWN.values()}}
     rows = []
     for r in stages.to_dict("records"):
         row = {k: r[k] for k in ("task", "scale", "rule", "stage", "against", "seeds")}
         row["mode"] = f"{r['base mode']:g} → {r['mode']:g}"
-        row |= {label: effect_text(r, metric) for metric, label in shown.items()}
+        row |= {label: effect_text(r, metric) for metric, label in STAGE_SHOWN.items()}
         rows.append(row)
-    return table(pd.DataFrame(rows), COLUMNS) + ('<p class="note">reference → the stage\'s mean over training '
-                                                  "seeds ± their sd; the reference is the base, or for SFT+DPO "
-                                                  "against SFT the SFT model of each seed; * every seed moved the "
-                                                  "same way, by more than twice the seed sd. stages.csv has every "
-                                                  "number.</p>")
+    return table(pd.DataFrame(rows), known) + (
+        '<p class="note">reference → the stage\'s mean over training seeds, then the change: Δ [95% CI], p_adj. '
+        "The reference is the base, or for SFT+DPO against SFT the SFT model of each seed, paired by seed (the "
+        f"spread of the per-seed differences, not of the levels). {esc(note)}. stages.csv has every number.</p>")
+
+
+def align_table(res: AlignResults) -> str:
+    """The alignment table with its changes' CIs and adjusted p, and a footnote saying
+    what was resampled and how the p-values were corrected."""
+    note = table_note(res.table, ["Δ kurtosis", "Δ r"])
+    tip = f"aligned minus base on the same items, 95% CI, Holm-adjusted p. {note}"
+    known = {**COLUMNS, "Δ kurtosis": Column("Δ kurtosis", "Δ kurtosis [95% CI]", tip),
+             "Δ kurtosis p adj": Column("Δ kurtosis p adj", "Δ kurtosis p (adjusted)", note, digits=3),
+             "Δ r": Column("Δ r", "Δ r [95% CI]", tip),
+             "Δ r p adj": Column("Δ r p adj", "Δ r p (adjusted)", note, digits=3)}
+    jitter = [*(f"{who} {label}" for label in JITTER for who in ("base", "aligned")), "humans in aligned mode's bin"]
+    shown = res.table.drop(columns=["note", "items", "Δ kurtosis p", "Δ r p", *jitter])
+    spread = res.table[["base", "aligned", "task", "scale", "scoring", *jitter]]
+    return (table(shown, known) + f'<p class="note">{esc(note)}.</p>'
+            + "<h3>Spread and format, base and aligned</h3>" + table(spread, COLUMNS)
+            + '<p class="note">The measures jitter and format cannot fool: a judge whose SD ratio is below 0.2 '
+              "barely varies (its kurtosis describes jitter), and mass outside the scale or on non-numbers is a "
+              "format failure (the protocol clips out-of-scale numbers to the ends), not a pile-up.</p>")
 
 
 def paired_view(table_: pd.DataFrame) -> str:

@@ -9,7 +9,7 @@ headline and the tables below it cannot disagree."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,17 @@ import pandas as pd
 from numbias.align import AlignResults
 from numbias.errors import NumbiasError
 from numbias.judge import ScoredSet
-from numbias.metrics import RULES, Interval, histogram, kurtosis, pearson_rows, to_scale
+from numbias.inference import UNDEFINED, Effect, adjust, paired_effect, resamples_for
+from numbias.metrics import (
+    RULES,
+    Interval,
+    bin_share_rows,
+    histogram,
+    kurtosis,
+    kurtosis_rows,
+    pearson_rows,
+    to_scale,
+)
 from numbias.mitigate import Comparison, MitigateResults
 from numbias.page import number
 from numbias.scale import PAPER_SCALE, ScoreScale
@@ -29,21 +39,43 @@ Tile = tuple[str, str, str]
 DEFAULT_ROW, CHOICE_ROW = "original (paper default)", "automatic choice"
 
 
-def level(share: float, human_share: float, kurt: float, human_kurt: float) -> str:
-    """How biased: ``strong`` when the judge's favourite score takes 20 points more of
-    the items than the humans give it (or kurtosis is 3 above theirs), ``some`` at 8
-    points (or 1 above), else ``little``.
+FLAT = 0.2
+"""Below this SD ratio (judge over humans, unit scale) the judge barely varies."""
+FORMAT = 0.25
+"""From this mean out-of-scale plus non-numeric mass on, the answers are format failures first."""
+
+
+def level(share: float, human_share: float, kurt: float, human_kurt: float, *, sd_ratio: float = float("nan"),
+          format_mass: float = 0.0, beyond_noise: bool = True) -> str:
+    """How biased: ``format`` when a quarter of the answer mass or more is outside the
+    scale or not a number (what piles up is then the protocol's clipping), ``flat`` when
+    the judge's SD is under 0.2 of the humans' (its kurtosis describes jitter),
+    ``noise`` when no excess over the humans survives the adjusted tests; else
+    ``strong`` when the judge's favourite score takes 20 points more of the items than
+    the humans give it (or kurtosis is 3 above theirs), ``some`` at 8 points (or 1
+    above), else ``little``.
 
     >>> level(0.46, 0.09, 3.1, -0.4), level(0.2, 0.1, 0.1, 0.0), level(0.12, 0.1, 0.0, -0.2)
     ('strong', 'some', 'little')
+    >>> level(0.46, 0.09, 3.1, -0.4, sd_ratio=0.05), level(0.46, 0.09, 3.1, -0.4, format_mass=0.6)
+    ('flat', 'format')
+    >>> level(0.46, 0.09, 3.1, -0.4, beyond_noise=False)
+    'noise'
     """
+    if format_mass >= FORMAT:
+        return "format"
+    if sd_ratio < FLAT:
+        return "flat"
+    if not beyond_noise:
+        return "noise"
     excess, peak = share - human_share, kurt - human_kurt
     if excess >= 0.2 or peak >= 3:
         return "strong"
     return "some" if excess >= 0.08 or peak >= 1 else "little"
 
 
-LEVEL_WORDS = {"strong": "strongly biased", "some": "somewhat biased", "little": "little numerical bias"}
+LEVEL_WORDS = {"strong": "strongly biased", "some": "somewhat biased", "little": "little numerical bias",
+               "noise": "within noise", "flat": "the judge barely varies", "format": "format failures"}
 
 
 def _r(iv: Interval) -> str:
@@ -61,10 +93,32 @@ def _pile(mode: float, share: float, human_share: float, what: str) -> str:
             f"humans' {number(human_share, percent=True)} in that bin.")
 
 
-def _peak(kurt: float, human_kurt: float) -> str:
+def _peak(kurt: float, human_kurt: float, sd_ratio: float = float("nan")) -> str:
+    if sd_ratio < FLAT:
+        why = (f", so its excess kurtosis of {number(kurt)} describes jitter, not a pile-up" if np.isfinite(kurt)
+               else ": it gives every item the same score")
+        return (f"The judge barely varies: the SD of its scores is {number(sd_ratio)} of the humans' (both on the "
+                f"unit scale){why}.")
     if np.isnan(kurt):
         return "It gives every item the same score."
     return f"Excess kurtosis of its scores: {number(kurt)}, against the humans' {number(human_kurt)}."
+
+
+def _tested(effect: Effect) -> str:
+    """`` (+0.37 [+0.25, +0.49], adjusted p <0.001)``: an excess over the humans with its test."""
+    if not np.isfinite(effect.p):
+        return ""
+    p = effect.p_adjusted if np.isfinite(effect.p_adjusted) else effect.p
+    shown = f"{p:.3f}" if p >= 0.001 else "<0.001"
+    return f" (excess {effect.text()}, adjusted p {shown}{'' if effect.significant() else ': within noise'})"
+
+
+def _format(out_of_scale: float, non_numeric: float, rule: str) -> str:
+    """The sentence that reads a large out-of-scale or non-numeric mass as what it is."""
+    clip = (" The protocol clips numbers outside the scale to its ends, so a pile-up at an end is that clipping, "
+            "not a preference." if rule == "protocol" or rule.startswith("sampled") else "")
+    return (f"Format failures first: on average {number(out_of_scale, percent=True)} of its answer mass is a number "
+            f"outside the scale and {number(non_numeric, percent=True)} is not a number.{clip}")
 
 
 @dataclass(frozen=True)
@@ -88,10 +142,29 @@ class StudyVerdict:
     best: Interval
     """The most accurate setting of the study for this judge × task."""
     ceiling: float
+    sd_ratio: float = float("nan")
+    out_of_scale: float = float("nan")
+    non_numeric: float = float("nan")
+    excess_share: Effect = UNDEFINED
+    """The judge's share of its favourite score minus the humans' share of that bin, tested."""
+    excess_kurtosis: Effect = UNDEFINED
+    """The judge's excess kurtosis minus the humans', tested."""
+
+    @property
+    def format_mass(self) -> float:
+        return float(np.nan_to_num(self.out_of_scale) + np.nan_to_num(self.non_numeric))
+
+    @property
+    def beyond_noise(self) -> bool:
+        """Whether an adjusted test finds the judge's pile-up or peak apart from the
+        humans' (True when neither could be tested, so the figures speak)."""
+        tests = [e for e in (self.excess_share, self.excess_kurtosis) if np.isfinite(e.p)]
+        return not tests or any(e.significant() for e in tests)
 
     @property
     def level(self) -> str:
-        return level(self.share, self.human_share, self.kurtosis, self.human_kurtosis)
+        return level(self.share, self.human_share, self.kurtosis, self.human_kurtosis, sd_ratio=self.sd_ratio,
+                     format_mass=self.format_mass, beyond_noise=self.beyond_noise)
 
     @property
     def named(self) -> str:
@@ -107,12 +180,18 @@ class StudyVerdict:
         if self.expected is not None:
             tiles.append(("r, expected score", number(self.expected.value),
                           f"[{number(self.expected.low)}, {number(self.expected.high)}]"))
+        tiles.append(("SD ratio (judge / humans)", number(self.sd_ratio),
+                      f"out of scale {number(self.out_of_scale, percent=True)} · non-numeric "
+                      f"{number(self.non_numeric, percent=True)}"))
         return tiles
 
     def finding(self) -> str:
         sampled = f" ({self.rule}: the paper's protocol, sampled)" if self.named != self.rule else ""
-        text = [_pile(self.mode, self.share, self.human_share, f"At {self.scale}, its {self.named} answer{sampled}"),
-                _peak(self.kurtosis, self.human_kurtosis)]
+        pile = _pile(self.mode, self.share, self.human_share, f"At {self.scale}, its {self.named} answer{sampled}")
+        peak = _peak(self.kurtosis, self.human_kurtosis, self.sd_ratio)
+        text = [*([_format(self.out_of_scale, self.non_numeric, self.rule)] if self.level == "format" else []),
+                pile.removesuffix(".") + _tested(self.excess_share) + ".",
+                peak if self.sd_ratio < FLAT else peak.removesuffix(".") + _tested(self.excess_kurtosis) + "."]
         answer = (f"Its {self.named} answer correlates with the humans at {_r(self.answer)}"
                   if np.isfinite(self.answer.value) else f"Its {self.named} answer carries no ranking (no r)")
         if self.expected is not None and np.isfinite(self.expected.value):
@@ -132,8 +211,12 @@ class StudyVerdict:
                  f"the {self.named} answer at {self.scale} is as accurate as any setting measured here."
                  if np.isfinite(self.best.value) else "no setting measured here has a defined r (undefined: the "
                  "human or judge scores are constant, or there are too few items), so accuracy cannot pick one.")
-        return (f"{first[0].upper()}{first[1:]} To choose a setting on held-out items (temperature, calibration, "
-                "score range) and prove it on others, run numbias mitigate on this judge and task.")
+        fix = {"format": "Fix the answer format before reading bias (an answer prefix, a stricter template), or "
+                         "read the exact expected score, which leaves out-of-scale and non-numeric mass out. ",
+               "flat": "A judge whose scores barely vary ranks items poorly whatever its kurtosis: try another "
+                       "scale or the exact expected score. "}.get(self.level, "")
+        return (f"{fix}{first[0].upper()}{first[1:]} To choose a setting on held-out items (temperature, "
+                "calibration, score range) and prove it on others, run numbias mitigate on this judge and task.")
 
 
 def answer_rule(rules: Sequence[str]) -> str:
@@ -154,7 +237,27 @@ def _interval(row: pd.Series, key: str) -> Interval:
 
 def study_verdicts(results: StudyResults) -> list[StudyVerdict]:
     """A verdict per judge × task, every figure from the summary row it names (the
-    humans' share in the judge's favourite bin from the same items)."""
+    humans' share in the judge's favourite bin from the same items); the excess of its
+    pile-up and of its kurtosis over the humans' tested by a paired item bootstrap,
+    Holm-adjusted over all verdicts × both tests."""
+    verdicts = _verdicts(results)
+    n_boot = resamples_for(2 * len(verdicts), results.config.bootstrap)
+    tests = adjust([e for v in verdicts for e in excess(results, v, n_boot)])
+    return [replace(v, excess_share=tests[2 * k], excess_kurtosis=tests[2 * k + 1]) for k, v in enumerate(verdicts)]
+
+
+def excess(results: StudyResults, v: StudyVerdict, n_boot: int) -> tuple[Effect, Effect]:
+    """The judge's share of its favourite bin and its kurtosis, each minus the humans'
+    (mapped onto the scale) on the same items, with paired item-bootstrap intervals."""
+    s, scores = rule_scores(results, v.judge, v.task, v.scale, v.rule)
+    human = to_scale(s.data.human, s.data.human_range, s.scale)
+    seed = results.config.seed
+    return (paired_effect(bin_share_rows(s.scale, v.mode), human, scores, human, n_boot=n_boot, seed=seed),
+            paired_effect(kurtosis_rows, human, scores, human, n_boot=n_boot, seed=seed))
+
+
+def _verdicts(results: StudyResults) -> list[StudyVerdict]:
+    """The untested verdicts, one per judge × task, from the summary."""
     out = []
     summary = results.summary
     for (judge, task), rows in summary.groupby(["judge", "task"], sort=False):
@@ -164,14 +267,14 @@ def study_verdicts(results: StudyResults) -> list[StudyVerdict]:
         rule = answer_rule(list(at.index))
         row = at.loc[rule]
         defined = rows.dropna(subset=["pearson"])  # none with constant human scores or a single item
-        best = defined.loc[defined["pearson"].idxmax()] if len(defined) else \
-            rows[(rows["scale"] == scale) & (rows["rule"] == rule)].iloc[0]
+        best = defined.loc[defined["pearson"].idxmax()] if len(defined) else pd.Series({**row, "rule": rule})
         out.append(StudyVerdict(
             judge, task, scale, rule, float(row["mode"]), float(row["mode_share"]),
             human_share(results, judge, task, scale, rule, float(row["mode"])), float(row["kurtosis"]),
             float(row["human_kurtosis"]), _interval(row, "pearson"),
             _interval(at.loc["expected"], "pearson") if "expected" in at.index and rule != "expected" else None,
-            str(best["scale"]), str(best["rule"]), _interval(best, "pearson"), float(row["human_ceiling"])))
+            str(best["scale"]), str(best["rule"]), _interval(best, "pearson"), float(row["human_ceiling"]),
+            *(float(row.get(k, np.nan)) for k in ("sd_ratio", "out_of_scale", "non_numeric"))))
     return out
 
 
@@ -311,20 +414,30 @@ def _gain(c: Comparison, results: MitigateResults) -> Interval:
 
 
 def shift_sentence(row: dict) -> str:
-    """One scoring's paired counts (:func:`numbias.align.paired_shift`) in words.
+    """One scoring's paired counts (:func:`numbias.align.paired_shift`) in words: the
+    directions, and where the table has its tests how many of them survive Holm.
 
-    >>> shift_sentence({"scoring": "exact expected", "settings": 4, "more peaked": 3, "less accurate": 2, "both": 2,
-    ...                 "median Δ kurtosis": 1.5, "median Δ r": -0.1})
+    >>> row = {"scoring": "exact expected", "settings": 4, "more peaked": 3, "less accurate": 2, "both": 2,
+    ...        "median Δ kurtosis": 1.5, "median Δ r": -0.1}
+    >>> shift_sentence(row)
     'aligned vs base (exact expected): more peaked in 3 of 4 settings, less accurate in 2, both in 2 (median change: kurtosis +1.50, Pearson r -0.10)'
+    >>> shift_sentence(row | {"more peaked, adjusted p < 0.05": 1, "less accurate, adjusted p < 0.05": 0})
+    'aligned vs base (exact expected): more peaked in 3 of 4 settings (1 with a Holm-adjusted 95% CI above 0), less accurate in 2 (0 with a Holm-adjusted CI below 0), both in 2 (median change: kurtosis +1.50, Pearson r -0.10)'
     """
-    return (f"aligned vs base ({row['scoring']}): more peaked in {row['more peaked']} of {row['settings']} settings, "
-            f"less accurate in {row['less accurate']}, both in {row['both']} (median change: kurtosis "
-            f"{row['median Δ kurtosis']:+.2f}, Pearson r {row['median Δ r']:+.2f})")
+    peaked, worse = row.get("more peaked, adjusted p < 0.05"), row.get("less accurate, adjusted p < 0.05")
+    tested = peaked is not None and worse is not None and not (pd.isna(peaked) or pd.isna(worse))
+    peaked_text = f" ({int(peaked)} with a Holm-adjusted 95% CI above 0)" if tested else ""
+    worse_text = f" ({int(worse)} with a Holm-adjusted CI below 0)" if tested else ""
+    return (f"aligned vs base ({row['scoring']}): more peaked in {row['more peaked']} of {row['settings']} "
+            f"settings{peaked_text}, less accurate in {row['less accurate']}{worse_text}, both in {row['both']} "
+            f"(median change: kurtosis {row['median Δ kurtosis']:+.2f}, Pearson r {row['median Δ r']:+.2f})")
 
 
 def align_lead(res: AlignResults) -> list[str]:
     """What the alignment study found across its settings: the paired counts per
-    scoring and the correlation of kurtosis with accuracy (the paper's −0.60)."""
+    scoring with how many changes survive Holm over the alignment table, and the
+    correlation of kurtosis with accuracy (the paper's −0.60; its CI resamples settings,
+    which share bases and items, so it is narrower than it should be)."""
     lines = [shift_sentence(r) for r in res.shift.to_dict("records")]
     lines += [f"kurtosis against Pearson r over all settings ({rule}): {_r(iv).removeprefix('r = ')} (paper: −0.60)"
               for rule, iv in res.correlation.items()]
