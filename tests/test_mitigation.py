@@ -24,7 +24,7 @@ from numbias.mitigation import (
     CRITERIA,
     LABEL_CRITERIA,
     TemperatureScaling,
-    _folds,
+    cross_folds,
     dev_score,
     select,
 )
@@ -386,12 +386,12 @@ def test_group_pearson_selection_picks_the_best_judge_within_groups(grouped) -> 
 def test_group_folds_keep_groups_whole(grouped) -> None:
     _, human, groups = grouped
     held_out = []
-    for train, part in _folds(len(groups), 5, 0, groups):
+    for train, part in cross_folds(len(groups), 5, 0, groups):
         assert not set(groups[train]) & set(groups[part])
         held_out.extend(part)
     assert sorted(held_out) == list(range(len(groups)))
     # item folds do split groups
-    assert any(set(groups[t]) & set(groups[p]) for t, p in _folds(len(groups), 5, 0, None))
+    assert any(set(groups[t]) & set(groups[p]) for t, p in cross_folds(len(groups), 5, 0, None))
 
 
 def test_group_criterion_needs_groups_and_labels(grouped) -> None:
