@@ -198,7 +198,7 @@ def _dtext(effect: Effect) -> str:
 
 def _adjusted(effect: Effect) -> str:
     p = effect.p_adjusted if np.isfinite(effect.p_adjusted) else effect.p
-    return "no test" if not np.isfinite(p) else f"adjusted p {'< 0.001' if p < 0.001 else f'= {p:.3f}'}"
+    return "no test" if not np.isfinite(p) else f"adjusted p = {p:.2g}"
 
 
 CALL_BADGES = {"better": ("little", "the choice beats the default"), "worse": ("strong", "keep the default"),
