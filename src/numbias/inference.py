@@ -84,11 +84,17 @@ def _value(statistic: Statistic, x: np.ndarray, human: np.ndarray) -> np.ndarray
 
 
 def _p_from_boot(boot: np.ndarray) -> float:
-    """Two-sided p inverting the percentile interval: how far 0 lies in the tails."""
+    """Two-sided p inverting the percentile interval: how far 0 lies in the tails.
+    Where 0 lies beyond every resample, the normal tail of the resamples extrapolates
+    it (never above the resampling floor 2/(B + 1)), so that a correction over a table
+    of many rows is not stuck at that floor times the number of rows."""
     boot = boot[np.isfinite(boot)]
     if not len(boot):
         return float("nan")
     tail = min(np.sum(boot <= 0), np.sum(boot >= 0))
+    floor = 2 / (len(boot) + 1)
+    if tail == 0 and len(boot) > 1 and (sd := float(np.std(boot, ddof=1))) > 0:
+        return float(min(floor, 2 * stats.norm.sf(abs(float(np.mean(boot))) / sd)))
     return float(min(1.0, 2 * (tail + 1) / (len(boot) + 1)))
 
 
