@@ -202,6 +202,17 @@ def test_save_and_load_keep_the_interval_and_scores_carry_it(tmp_path: Path, jud
     np.testing.assert_allclose(written["low"], low)
 
 
+def test_scoring_labelled_items_reports_the_coverage_with_its_interval(tmp_path: Path, judged) -> None:
+    path = tmp_path / "rated.csv"
+    pd.DataFrame({"id": [f"n{i}" for i in range(6)], "word": ["good", "bad", "fine", "grim", "nice", "okay"],
+                  "stars": [5, 1, 3, 2, 4, 3]}).to_csv(path, index=False)
+    scored = score({"file": str(path), "human": "stars", "human_range": [1, 5]}, calibrated=_fit(judged),
+                   store=tmp_path / "s.sqlite")
+    found = coverage(scored.low, scored.high, np.array([5, 1, 3, 2, 4, 3.0]))
+    assert f"the 90% interval holds the human score of {found.text()} (95% Wilson interval)" in " ".join(scored.notes)
+    assert found.items == 6 and found.low < found.share <= found.high
+
+
 def test_a_format_2_judge_still_loads_without_an_interval(tmp_path: Path, judged) -> None:
     judge = _fit(judged)
     old = json.loads(judge.save(tmp_path / "judge.json").read_text())

@@ -564,7 +564,7 @@ def _run_mitigate(parsed: MitigateConfig, save: Path | None, wait: bool) -> None
 
     _print_mitigation(results.table)
     for v in mitigate_verdicts(results):
-        console.print(f"{v.judge} on {v.task}: {v.badge[1]}. {v.advice()}", highlight=False)
+        console.print(f"{v.judge} on {v.task}: {v.advice()}", highlight=False)
     for note in results.notes:
         console.print(f"note: {note}")
     if path:
