@@ -92,6 +92,12 @@ def test_the_mitigation_verdict_reads_the_mitigation_table(studies) -> None:
     assert verdict.nested == selection["nested estimate"]
     assert (verdict.dev_gain.delta, verdict.dev_gain.low) == (selection["dev Δ r"], selection["dev Δ r_low"])
     assert (verdict.call == "better") == bool(selection["recommended"])  # the badge follows the dev test
+    # the label-free choice and the pre-specified rule are reported as what they are, each with its own change
+    finding = verdict.finding()
+    assert f"The label-free (entropy) choice, {selection['label-free choice']}, " in finding
+    assert "pre-specified rule (0-9 · protocol · T=0.7 · ridge), fixed before any data" in finding
+    free = rows.loc["label-free (entropy) choice"]
+    assert (verdict.free_test.delta, verdict.free_test.p_adjusted) == (free["Δ r"], free["p adjusted"])
     page = (folder / "report.html").read_text()
     assert all(f"<b>{value}</b><span>{detail}</span>" in page for _, value, detail in verdict.tiles())
     assert f'<span class="badge {verdict.badge[0]}">{verdict.badge[1]}</span>' in page

@@ -22,7 +22,7 @@ from numbias.metrics import RULES, Interval, histogram, kurtosis, to_scale
 from numbias.mitigate import Comparison, MitigateResults
 from numbias.page import number
 from numbias.scale import PAPER_SCALE, ScoreScale
-from numbias.selection import CHOICE_ROW, DEFAULT_ROW, FREE_ROW, PAPER_DEFAULT
+from numbias.selection import CHOICE_ROW, DEFAULT_ROW, FREE_ROW, PAPER_DEFAULT, PRESPECIFIED, PRESPECIFIED_ROW
 from numbias.study import StudyResults
 
 Tile = tuple[str, str, str]
@@ -237,6 +237,8 @@ class MitigateVerdict:
     free_gain: Effect = UNDEFINED
     free_test: Effect = UNDEFINED
     family: int = 0
+    prespecified: Effect = UNDEFINED
+    """The pre-specified rule (ridge at the default's scale) against the default on the test items."""
 
     @property
     def level(self) -> str:
@@ -287,6 +289,9 @@ class MitigateVerdict:
             again = (f"; the same setting wins on {number(self.stability, percent=True)} of bootstrap resamples of "
                      "the development items" if np.isfinite(self.stability) else "")
             text.append(f"A nested estimate of what the selection achieves is r = {number(self.nested)}{again}.")
+        if np.isfinite(self.prespecified.delta):
+            text.append(f"The pre-specified rule ({PRESPECIFIED.label}), fixed before any data, against the default "
+                        f"on the test items: {_dtext(self.prespecified)}, {_adjusted(self.prespecified)}.")
         if self.free:
             text.append(free_sentence(self.free, self.free_gain, self.free_test))
         return " ".join(text)
@@ -354,7 +359,7 @@ def mitigate_verdicts(results: MitigateResults) -> list[MitigateVerdict]:
             kurtosis(c.test_human), h.nested if h is not None else float("nan"),
             h.stability if h is not None else float("nan"), len(set(c.chosen)) == 1,
             _dev_gain(c), free, h.free_gain if h is not None else UNDEFINED, c.effects.get(FREE_ROW, UNDEFINED),
-            len(c.effects)))
+            len(c.effects), c.effects.get(PRESPECIFIED_ROW, UNDEFINED)))
     return out
 
 
