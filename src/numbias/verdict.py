@@ -191,6 +191,15 @@ def human_share(results: StudyResults, judge: str, task: str, scale: str, rule: 
     return float(hist[int(score - s.scale.lo)])
 
 
+def _signed(x: float) -> str:
+    """``+0.12``, ``−0.03``, ``0.00`` (no signed zero).
+
+    >>> _signed(0.123), _signed(-0.031), _signed(-0.001)
+    ('+0.12', '−0.03', '0.00')
+    """
+    return "0.00" if round(x, 2) == 0 else f"{x:+.2f}".replace("-", "−")
+
+
 def _dtext(effect: Effect) -> str:
     """``Δ r +0.05 [−0.02, +0.12]`` with true minus signs."""
     return f"Δ r {effect.text()}".replace("-", "−")
@@ -268,9 +277,8 @@ class MitigateVerdict:
                 ("test r, paper default", number(self.default.value),
                  f"[{number(self.default.low)}, {number(self.default.high)}]"),
                 ("test r, automatic choice", number(self.choice.value), f"{_dtext(self.gain)} · {_adjusted(self.gain)}"),
-                ("Δ r on dev, choice − default", f"{self.dev_gain.delta:+.2f}".replace("-", "−")
-                 if self.dev_gain.defined else "—",
-                 f"cross-fitted [{self.dev_gain.low:+.2f}, {self.dev_gain.high:+.2f}]".replace("-", "−")
+                ("Δ r on dev, choice − default", _signed(self.dev_gain.delta) if self.dev_gain.defined else "—",
+                 f"cross-fitted [{_signed(self.dev_gain.low)}, {_signed(self.dev_gain.high)}]"
                  if self.dev_gain.defined else "not checked")]
 
     def finding(self) -> str:
