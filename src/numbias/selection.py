@@ -246,16 +246,16 @@ def within_folds(pred: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
 def cross_fitted(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
                  dev: np.ndarray, candidates: list[Setting], *, criterion: Criterion = "pearson", seed: int = 0,
                  groups: np.ndarray | None = None, folds: int = 5,
-                 baseline: Setting = PAPER_DEFAULT) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold predictions for the ``dev`` items of the whole selection (re-run
-    without each fold; its winner fitted without it) and of ``baseline`` (fitted the
-    same way), both standardised within fold (:func:`within_folds`); NaN where a fold
-    has no defined candidate or there are too few items (or groups) to fold."""
+                 baseline: Setting = PAPER_DEFAULT) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Out-of-fold predictions (on the unit interval) for the ``dev`` items of the
+    whole selection (re-run without each fold; its winner fitted without it) and of
+    ``baseline`` (fitted the same way), and the folds' held-out positions; NaN where a
+    fold has no defined candidate, no folds when there are too few items (or groups)."""
     choice, base = np.full(len(dev), np.nan), np.full(len(dev), np.nan)
     try:
         parts = cross_folds(len(dev), folds, seed, groups[dev] if groups is not None else None)
     except UnfittableError:
-        return choice, base
+        return choice, base, []
     for inner, held in parts:
         base[held] = fit_predict(baseline, data, human, human_range, dev[inner], dev[held])
         try:
@@ -263,8 +263,7 @@ def cross_fitted(data: dict[str, SettingData], human: np.ndarray, human_range: t
         except NumbiasError:  # no candidate is defined on this fold's complement
             continue
         choice[held] = fit_predict(pick, data, human, human_range, dev[inner], dev[held])
-    held_parts = [held for _, held in parts]
-    return within_folds(choice, held_parts), within_folds(base, held_parts)
+    return choice, base, [held for _, held in parts]
 
 
 def honest_selection(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
@@ -275,8 +274,9 @@ def honest_selection(data: dict[str, SettingData], human: np.ndarray, human_rang
     the nested estimate, the label-free choice against the default, and the choice's
     stability over ``resamples`` seeded bootstrap resamples of dev (0: NaN)."""
     chosen, scores = _selection(candidates, data, human, human_range, dev, criterion, seed, groups)
-    choice, base = cross_fitted(data, human, human_range, dev, candidates, criterion=criterion, seed=seed,
-                                groups=groups, folds=folds)
+    choice, base, parts = cross_fitted(data, human, human_range, dev, candidates, criterion=criterion, seed=seed,
+                                       groups=groups, folds=folds)
+    choice, base = within_folds(choice, parts), within_folds(base, parts)
     in_dev = groups[dev] if groups is not None else None
     gain = adjust([paired_effect(pearson_rows, base, choice, human[dev], n_boot=n_boot, seed=seed, groups=in_dev)])[0]
     free = free_choice(data, human_range, dev, candidates, seed)
