@@ -53,7 +53,8 @@ def cross_fitted_interval(setting: Setting, data: SettingData, human: np.ndarray
     held-out scores; its ends are ratings humans can give (inside ``human_range``, on
     the integers when every human score is one). A NumbiasError when the items cannot
     support one."""
-    interval = ConformalInterval(COVERAGE, levels=rating_grid(human, human_range), limits=[float(v) for v in human_range])
+    interval = ConformalInterval(COVERAGE, levels=rating_grid(human, human_range),
+                                 limits=[float(v) for v in human_range])
     return interval.fit(dev_predictions(setting, data, human, human_range), human)
 
 

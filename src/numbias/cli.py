@@ -509,7 +509,8 @@ def mitigate_cmd(
     ensemble: Annotated[list[str] | None, typer.Option(
         help="A range ensemble, scales joined by + (repeat; 'none': no ensemble; default: all scales).")] = None,
     resamples: Annotated[int | None, typer.Option(
-        help="Bootstrap resamples of dev for the choice's stability and nested estimate (0: neither).")] = None,
+        help="Bootstrap resamples of dev for the choice's stability (0: none; the cross-fitted check "
+             "against the default and the nested estimate are always made).")] = None,
     label_draws: Annotated[int | None, typer.Option(
         help="Seeded draws per number of labels for the label-efficiency curve (0: no curve).")] = None,
     n_jobs: Annotated[int | None, typer.Option(

@@ -88,8 +88,8 @@ COLUMNS = {c.key: c for c in [
     Column("interval coverage", "90% interval coverage [95% CI]", "share of the test items whose human score lies "
            "in the row's 90% split-conformal interval (fitted on development items; its ends are ratings the humans "
            "can give, inside their range); 95% Wilson interval over the test items", percent=True),
-    Column("Δ r", "Δ r vs default [95% CI]", "test Pearson r of the row minus that of the paper's default on the same "
-           "items; paired bootstrap interval over the test items (whole groups where there are groups)"),
+    Column("Δ r", "Δ r vs default [95% CI]", "test Pearson r of the row minus that of the paper's default on the "
+           "same items; paired bootstrap interval over the test items (whole groups where there are groups)"),
     Column("p", "p", "two-sided p of Δ r = 0 (inverting the paired bootstrap), before correction", digits=3),
     Column("p adjusted", "p (Holm)", "p adjusted by Holm over the rows of this table tested against the default",
            digits=3),

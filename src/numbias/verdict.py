@@ -276,7 +276,8 @@ class MitigateVerdict:
                  f"humans {number(self.human_kurtosis)}"),
                 ("test r, paper default", number(self.default.value),
                  f"[{number(self.default.low)}, {number(self.default.high)}]"),
-                ("test r, automatic choice", number(self.choice.value), f"{_dtext(self.gain)} · {_adjusted(self.gain)}"),
+                ("test r, automatic choice", number(self.choice.value),
+                 f"{_dtext(self.gain)} · {_adjusted(self.gain)}"),
                 ("Δ r on dev, choice − default", _signed(self.dev_gain.delta) if self.dev_gain.defined else "—",
                  f"cross-fitted [{_signed(self.dev_gain.low)}, {_signed(self.dev_gain.high)}]"
                  if self.dev_gain.defined else "not checked")]
