@@ -68,7 +68,7 @@ def test_paired_shift_counts_each_setting() -> None:
 
 
 def test_paired_shift_counts_the_moves_the_adjusted_tests_confirm() -> None:
-    """A pooled table is one family: its p-values re-adjusted together, and only moves in
+    """A pooled table is one table: each measure's p-values re-adjusted together, and only moves in
     the counted direction whose adjusted p is below 0.05 count as confirmed."""
     rows = [  # (scoring, base kurtosis, aligned kurtosis, base r, aligned r, p of Δ kurtosis, p of Δ r)
         ("protocol", 0.0, 2.0, 0.5, 0.3, 0.001, 0.002),  # both moves tested and small p
@@ -78,8 +78,8 @@ def test_paired_shift_counts_the_moves_the_adjusted_tests_confirm() -> None:
     table = pd.DataFrame(rows, columns=["scoring", "base kurtosis", "aligned kurtosis", "base r", "aligned r",
                                         "Δ kurtosis p", "Δ r p"])
     pooled = adjust_table(pd.concat([table, table], ignore_index=True))
-    np.testing.assert_array_equal(np.r_[pooled["Δ kurtosis p adj"], pooled["Δ r p adj"]],
-                                  holm(np.r_[pooled["Δ kurtosis p"], pooled["Δ r p"]]))
+    for key in ("Δ kurtosis", "Δ r"):
+        np.testing.assert_array_equal(pooled[f"{key} p adj"], holm(pooled[f"{key} p"].to_numpy()))
     shift = paired_shift(pooled).set_index("scoring").loc["protocol"]
     assert (shift["more peaked"], shift["more peaked, adjusted p < 0.05"]) == (4, 2)
     assert (shift["less accurate"], shift["less accurate, adjusted p < 0.05"]) == (4, 2)

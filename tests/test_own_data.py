@@ -339,8 +339,11 @@ def test_every_command_on_files_with_smollm2(tmp_path: Path, smollm2) -> None:
                "--ensemble", "none", "--resamples", "0", "--label-draws", "2", "--no-oracle", cwd=tmp_path)
     assert mit.returncode == 0, mit.stderr
     mitigation = pd.read_csv(tmp_path / "m" / "mitigation.csv")
-    assert set(mitigation["family"]) == {"original", "temperature", "score mapping", "score range", "automatic"}
-    assert not (tmp_path / "m" / "selection.csv").exists()
+    assert set(mitigation["family"]) == {"original", "pre-specified", "temperature", "score mapping", "score range",
+                                         "label-free", "automatic"}
+    assert {"Δ r", "Δ r_low", "Δ r_high", "p adjusted"} <= set(mitigation.columns)
+    # resamples 0: no stability, but the choice is still cross-fitted against the default on dev
+    assert pd.read_csv(tmp_path / "m" / "selection.csv")["stability"].isna().all()
     assert set(pd.read_csv(tmp_path / "m" / "label_efficiency.csv")["draw"]) == {0, 1}
     cal = _cli("score", "--calibrated", "judge.json", "--data", "new.jsonl", "--id", "item_id", "--out", "c",
                cwd=tmp_path)

@@ -101,12 +101,24 @@ def test_the_mitigation_verdict_reads_the_mitigation_table(studies) -> None:
     rows = results.table.set_index("row")
     assert verdict.default.value == rows.loc[DEFAULT_ROW, "pearson"]
     assert (verdict.choice.value, verdict.choice.low) == tuple(rows.loc[CHOICE_ROW, ["pearson", "pearson_low"]])
-    assert verdict.gain.value == pytest.approx(rows.loc[CHOICE_ROW, "pearson"] - rows.loc[DEFAULT_ROW, "pearson"])
-    assert verdict.gain.low <= verdict.gain.value <= verdict.gain.high
+    assert verdict.gain.delta == pytest.approx(rows.loc[CHOICE_ROW, "pearson"] - rows.loc[DEFAULT_ROW, "pearson"])
+    assert verdict.gain.low <= verdict.gain.delta <= verdict.gain.high
+    assert (verdict.gain.delta, verdict.gain.p_adjusted) == tuple(rows.loc[CHOICE_ROW, ["Δ r", "p adjusted"]])
     assert verdict.chosen == rows.loc[CHOICE_ROW, "setting"] == results.comparisons[0].chosen[0].label
-    assert verdict.nested == results.selection["nested estimate"].iloc[0]
+    selection = results.selection.iloc[0]
+    assert verdict.nested == selection["nested estimate"]
+    assert (verdict.dev_gain.delta, verdict.dev_gain.low) == (selection["dev Δ r"], selection["dev Δ r_low"])
+    assert (verdict.call == "better") == bool(selection["recommended"])  # the badge follows the dev test
+    # the label-free choice and the pre-specified rule are reported as what they are, each with its own change
+    finding = verdict.finding()
+    assert f"The label-free (entropy) choice, {selection['label-free choice']}, " in finding
+    assert "pre-specified rule (0-9 · protocol · T=0.7 · ridge), fixed before any data" in finding
+    free = rows.loc["label-free (entropy) choice"]
+    assert (verdict.free_test.delta, verdict.free_test.p_adjusted) == (free["Δ r"], free["p adjusted"])
     page = (folder / "report.html").read_text()
     assert all(f"<b>{value}</b><span>{detail}</span>" in page for _, value, detail in verdict.tiles())
+    assert f'<span class="badge {verdict.badge[0]}">{verdict.badge[1]}</span>' in page
+    assert "p adjusted by Holm over the" in page and "Δ r vs default [95% CI]" in page
 
 
 def test_every_dataset_text_is_escaped(studies) -> None:

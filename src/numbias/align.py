@@ -217,7 +217,7 @@ def paired_shift(table: pd.DataFrame) -> pd.DataFrame:
     tasks' base levels differ. Directions are counted, and, where the table has its
     tests (``Δ kurtosis p adj``, ``Δ r p adj``), how many of them the adjusted test
     confirms. Takes alignment tables, concatenated if run in parts (then re-adjust
-    them as one family with :func:`adjust_table`)."""
+    each measure as one family with :func:`adjust_table`)."""
     rows = []
     tested = {"Δ kurtosis p adj", "Δ r p adj"} <= set(table.columns)
     for scoring, part in table.groupby("scoring", sort=False):
@@ -238,12 +238,12 @@ def paired_shift(table: pd.DataFrame) -> pd.DataFrame:
 
 
 COMPARED = ("Δ kurtosis", "Δ r")
-"""The align table's tests, one family over all its rows."""
+"""The align table's tests, each one family over all its rows."""
 
 
 def adjust_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The alignment table's p-values Holm-adjusted over all its rows × :data:`COMPARED`
-    (a table pooled from several folders is one family)."""
+    """The alignment table's p-values Holm-adjusted over all its rows, one family per
+    measure of :data:`COMPARED` (a table pooled from several folders is one table)."""
     return adjust_columns(table, COMPARED)
 
 
@@ -308,7 +308,7 @@ def pair_table(config: AlignConfig, results: StudyResults) -> pd.DataFrame:
     settings = [(base, aligned, note, task, scale, protocol, rule) for base, aligned, note in pairs
                 for task in dict.fromkeys(s.task for s in results.sets) for scale in results.config.scales
                 for protocol, rule in [*protocol_rows, ("exact expected", "expected")]]
-    n_boot = resamples_for(len(settings) * len(COMPARED), config.bootstrap)
+    n_boot = resamples_for(len(settings), config.bootstrap)
     rows = []
     for base, aligned, note, task, scale, protocol, rule in settings:
         b, a = (summary[(summary.judge == j) & (summary.task == task) & (summary.scale == scale)

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from numbias.backends.base import required_options
 from numbias.config import JudgeConfig, judge_as_data
-from numbias.conformal import ConformalInterval
+from numbias.conformal import ConformalInterval, rating_grid
 from numbias.data import Dataset, make_dataset
 from numbias.distribution import ScoreDistribution, mixture
 from numbias.errors import NumbiasError, first_line, readable_file, validation_message
@@ -138,8 +138,12 @@ def cross_fitted_interval(setting: Setting, data: SettingData, human: np.ndarray
                           human_range: tuple[float, float]) -> ConformalInterval:
     """The :data:`COVERAGE` conformal interval of ``setting`` fitted on its cross-fitted
     scores of ``data``'s items (``human`` on the human scale), so its radius is that of
-    held-out scores; a NumbiasError when the items cannot support one."""
-    return ConformalInterval(COVERAGE).fit(dev_predictions(setting, data, human, human_range), human)
+    held-out scores; its ends are ratings humans can give (inside ``human_range``, on
+    the integers when every human score is one). A NumbiasError when the items cannot
+    support one."""
+    interval = ConformalInterval(COVERAGE, levels=rating_grid(human, human_range),
+                                 limits=[float(v) for v in human_range])
+    return interval.fit(dev_predictions(setting, data, human, human_range), human)
 
 
 class CalibratedJudge:

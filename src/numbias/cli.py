@@ -597,7 +597,8 @@ def mitigate_cmd(
     ensemble: Annotated[list[str] | None, typer.Option(
         help="A range ensemble, scales joined by + (repeat; 'none': no ensemble; default: all scales).")] = None,
     resamples: Annotated[int | None, typer.Option(
-        help="Bootstrap resamples of dev for the choice's stability and nested estimate (0: neither).")] = None,
+        help="Bootstrap resamples of dev for the choice's stability (0: none; the cross-fitted check "
+             "against the default and the nested estimate are always made).")] = None,
     label_draws: Annotated[int | None, typer.Option(
         help="Seeded draws per number of labels for the label-efficiency curve (0: no curve).")] = None,
     n_jobs: Annotated[int | None, typer.Option(
@@ -660,7 +661,11 @@ def _run_mitigate(parsed: MitigateConfig, save: str | None, wait: bool, force: b
         results = mitigate(parsed, progress=rich_progress)
         folder = write(results, force=force)
         path = results.comparisons[0].calibrated().save(save, force=force) if save is not None else None
+    from numbias.verdict import mitigate_verdicts
+
     _print_mitigation(results.table)
+    for v in mitigate_verdicts(results):
+        console.print(f"{v.judge} on {v.task}: {v.advice()}", highlight=False)
     for note in results.notes:
         console.print(f"note: {note}")
     if path:
@@ -687,23 +692,34 @@ def report_cmd(
 
 
 def _print_mitigation(frame: pd.DataFrame) -> None:
-    """The mitigation table, with group-level Pearson when the task has groups."""
-    grouped = "group pearson" in frame
-    cols = ["judge", "task", "row", "setting", "dev score", "kurtosis", "pearson", "spearman",
-            *(["group pearson"] if grouped else [])]
-    table = Table(title="mitigations: test split (settings chosen on development items only)")
-    for col in cols:
-        table.add_column(col, justify="left" if col in {"judge", "task", "row", "setting"} else "right")
+    """The mitigation table: each row's test r, its change against the paper's default
+    with the paired interval and the Holm-adjusted p (group-level Pearson and interval
+    coverage, each with its interval, where measured)."""
+    def f(x: Any, d: int = 2) -> str:
+        return str(x) if not isinstance(x, float) else "—" if x != x else f"{x:.{d}f}"
 
-    def f(x: Any) -> str:
-        return str(x) if not isinstance(x, float) else "—" if x != x else f"{x:.2f}"
+    def ci(r: dict, key: str, signed: bool = False) -> str:
+        if r.get(key) is None or r[key] != r[key]:
+            return "—"
+        g = (lambda x: "—" if x != x else f"{x:+.2f}") if signed else f
+        return f"{g(r[key])} [{g(r[f'{key}_low'])}, {g(r[f'{key}_high'])}]"
 
+    shown = {"row": lambda r: str(r["row"]), "setting": lambda r: str(r["setting"]),
+             "dev score": lambda r: f(r["dev score"]), "kurtosis": lambda r: f(r["kurtosis"]),
+             "Pearson [95% CI]": lambda r: ci(r, "pearson"), "Δ r vs default [95% CI]": lambda r: ci(r, "Δ r", True),
+             "p (Holm)": lambda r: f(r.get("p adjusted", float("nan")), 3),
+             "vs default": lambda r: str(r.get("vs default", ""))}
+    if "group pearson" in frame:
+        shown["group r [95% CI]"] = lambda r: ci(r, "group pearson")
+    if "interval coverage" in frame:
+        shown["90% interval coverage [95% CI]"] = lambda r: ci(r, "interval coverage")
+    table = Table(title="mitigations: test split (settings chosen on development items only)", caption=(
+        "Δ r: test r minus the paper's default's, paired bootstrap over the test items; p adjusted by Holm over the "
+        "rows of each judge × task; better or worse only where the adjusted p < 0.05"))
+    for col in ["judge", "task", *shown]:
+        table.add_column(col, justify="left" if col in {"judge", "task", "row", "setting", "vs default"} else "right")
     for r in frame.to_dict("records"):
-        cells = [f(r[c]) for c in cols]
-        cells[6] = f"{f(r['pearson'])} [{f(r['pearson_low'])}, {f(r['pearson_high'])}]"
-        if grouped:
-            cells[8] = f"{f(r['group pearson'])} [{f(r['group pearson_low'])}, {f(r['group pearson_high'])}]"
-        table.add_row(*cells)
+        table.add_row(str(r["judge"]), str(r["task"]), *[get(r) for get in shown.values()])
     console.print(table)
 
 

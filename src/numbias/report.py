@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import singledispatch
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from pydantic import BaseModel
 from numbias.align import JITTER, AlignConfig, AlignResults, align
 from numbias.config import RunConfig, judge_as_data, read_yaml, validate_config
 from numbias.errors import NumbiasError
+from numbias.inference import resampling_note
 from numbias.judge import ScoredSet, store_only
 from numbias.metrics import histogram, to_scale
 from numbias.mitigate import Comparison, MitigateConfig, MitigateResults, mitigate
@@ -91,15 +93,33 @@ COLUMNS = {c.key: c for c in [
            "setting is fitted on labels)"),
     Column("group pearson", "group r [95% CI]", "within-group Pearson r, averaged over groups"),
     Column("n test", "test items", "held-out items the row is scored on"),
-    Column("interval coverage", "90% interval coverage", "share of the test items whose human score lies in "
-           "the row's 90% split-conformal interval (fitted on development items)", percent=True),
+    Column("interval coverage", "90% interval coverage [95% CI]", "share of the test items whose human score lies "
+           "in the row's 90% split-conformal interval (fitted on development items; its ends are ratings the humans "
+           "can give, inside their range); 95% Wilson interval over the test items", percent=True),
+    Column("Δ r", "Δ r vs default [95% CI]", "test Pearson r of the row minus that of the paper's default on the "
+           "same items; paired bootstrap interval over the test items (whole groups where there are groups)"),
+    Column("p", "p", "two-sided p of Δ r = 0 (inverting the paired bootstrap), before correction", digits=3),
+    Column("p adjusted", "p (Holm)", "p adjusted by Holm over the rows of this table tested against the default",
+           digits=3),
+    Column("vs default", "vs default", "better or worse than the default only where the Holm-adjusted p is below "
+           "0.05; otherwise within noise"),
+    Column("dev Δ r", "dev Δ r, choice − default [95% CI]", "the automatic choice against the default on the "
+           "development items, cross-fitted: the selection re-run without each fold, its winner fitted without it "
+           "and scored on it, both standardised within fold; paired bootstrap over the development items. The "
+           "choice is recommended only when this interval lies above 0"),
+    Column("dev p", "dev p", "two-sided p of dev Δ r = 0", digits=3),
+    Column("recommended", "recommended", "whether the choice beats the default on development items (dev Δ r's "
+           "interval above 0)"),
+    Column("label-free dev Δ r", "label-free dev Δ r [95% CI]", "the label-free (entropy) choice against the "
+           "default on the development items (it reads no label, so no cross-fitting is needed)"),
     Column("interval width", "interval width", "mean width of that interval, on the human scale"),
     Column("stability", "stability", "share of bootstrap resamples of the development items on which the same "
            "setting wins", percent=True),
     Column("scale stability", "scale stability", "share of resamples won by a setting at the same scale",
            percent=True),
-    Column("nested estimate", "nested estimate", "Pearson r of the selection procedure itself, chosen without "
-           "each fold of the development items and applied to it (the winner's curse corrected)"),
+    Column("nested estimate", "nested estimate", "Pearson r of the selection procedure itself: chosen without "
+           "each fold of the development items, applied to it, the predictions standardised within fold before "
+           "pooling (unbiased under no signal; the winner's curse corrected)"),
     Column("text", "text", "the item's fields as the judge read them (the first 400 characters)", long=True),
     Column("human", "human", "the human score, on the raters' scale"),
     *(Column(f"{who} {label}", f"{who} {label}", f"the {who} judge's {tip}", percent=label != "SD ratio")
@@ -258,11 +278,15 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def card(title: str, level: str, tiles: Sequence[Tile], finding: str, advice: str) -> str:
-    """A verdict: its title and level, the headline figures, what was found, what to do."""
+def card(title: str, level: str, tiles: Sequence[Tile], finding: str, advice: str,
+         call: tuple[str, str] | None = None) -> str:
+    """A verdict: its title and level (and ``call``, a recommendation's colour and
+    words), the headline figures, what was found, what to do."""
     figures = "".join(f'<div class="tile"><em>{esc(label)}</em><b>{esc(value)}</b><span>{esc(detail)}</span></div>'
                       for label, value, detail in tiles)
-    return (f'<div class="card"><h3>{esc(title)}<span class="badge {level}">{esc(LEVEL_WORDS[level])}</span></h3>'
+    second = f'<span class="badge {call[0]}">{esc(call[1])}</span>' if call else ""
+    return (f'<div class="card"><h3>{esc(title)}<span class="badge {level}">{esc(LEVEL_WORDS[level])}</span>{second}'
+            '</h3>'
             f'<div class="tiles">{figures}</div><p>{esc(finding)}</p>'
             f'<p class="todo"><b>What to do:</b> {esc(advice)}</p></div>')
 
@@ -624,15 +648,18 @@ def mitigate_page(res: MitigateResults) -> str:
 
 
 def mitigate_sections(res: MitigateResults) -> list[Section]:
-    verdicts = "".join(card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice())
+    verdicts = "".join(card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice(), v.badge)
                        for v in mitigate_verdicts(res))
     parts = [("Verdict", f'<div class="cards">{verdicts}</div>')]
     for c in res.comparisons:
         parts.append((f"Mitigations: {c.judge.name} · {c.task}", comparison_html(c, res.config.criterion)))
     if len(res.selection):
-        parts.append(("What the choice is worth", "<p>The chosen setting's development score beside a nested "
-                      "cross-validation estimate of the selection, and the share of bootstrap resamples of the "
-                      "development items on which it wins.</p>" + table(res.selection, COLUMNS)))
+        parts.append(("What the choice is worth", "<p>The chosen setting's development score; its change against "
+                      "the paper's default on the development items, cross-fitted (the selection re-run without each "
+                      "fold), which a recommendation needs to lie above 0; a nested estimate of what the selection "
+                      "achieves; the share of bootstrap resamples of the development items on which it wins; and "
+                      "the label-free (entropy) choice with its change against the default.</p>"
+                      + table(res.selection, COLUMNS)))
     if len(curve := res.label_curve):
         parts.append(("Label efficiency", label_figures(curve)))
     if len(res.transfer):
@@ -659,9 +686,26 @@ def comparison_html(c: Comparison, criterion: str) -> str:
                              paired(scale, c.test_scores[label], to_scale(c.test_human, c.human_range, scale), label,
                                     f"{label}, test items", color, width=560)))
     return (f"<p>Automatic choice: <b>{esc(chosen)}</b> (criterion: {esc(criterion)}, chosen on development items "
-            "only; every figure below is on the held-out test items).</p>" + table(t.drop(columns=["family"]), COLUMNS)
+            "only; every figure below is on the held-out test items).</p>"
+            + table(t.drop(columns=["family"]), effect_columns(c)) + f'<p class="note">{esc(effects_note(c))}</p>'
             + figure("Test Pearson r of every row (95% CI); the automatic choice in colour.", svg)
             + f'<div class="pair">{"".join(panels)}</div>')
+
+
+def effects_note(c: Comparison) -> str:
+    """What the Δ r column resampled and corrected, in words."""
+    if not c.effects:
+        return "No row was tested against the default."
+    note = resampling_note(next(iter(c.effects.values())), "holm", len(c.effects))
+    return (f"Δ r: each row's test r minus the paper's default's; {note}. A row is called better or worse only "
+            "where its adjusted p is below 0.05; the oracle reads the test labels and is not tested.")
+
+
+def effect_columns(c: Comparison) -> dict[str, Column]:
+    """The table's columns, the Δ r and adjusted-p tooltips saying what this table resampled and corrected."""
+    note = effects_note(c)
+    return {**COLUMNS, "Δ r": replace(COLUMNS["Δ r"], tip=f"{COLUMNS['Δ r'].tip}. {note}"),
+            "p adjusted": replace(COLUMNS["p adjusted"], tip=f"{COLUMNS['p adjusted'].tip}. {note}")}
 
 
 def label_figures(curve: pd.DataFrame) -> str:

@@ -96,7 +96,7 @@ def stage_table(judges: Sequence[JudgeConfig], summary: pd.DataFrame, items: pd.
         return pd.DataFrame()
     frame = _levels(summary, items, labels)
     comparisons = list(_comparisons(frame))
-    boot = resamples_for(len(comparisons) * len(METRICS), n_boot)
+    boot = resamples_for(len(comparisons), n_boot)
     rows = []
     for c in comparisons:
         part = frame[(frame.task == c.task) & (frame.scale == c.scale) & (frame.rule == c.rule)].set_index("judge")
@@ -186,13 +186,13 @@ def effect_columns(key: str, effect: Effect) -> dict[str, float]:
 
 
 def adjust_columns(table: pd.DataFrame, keys: Sequence[str], correction: Correction = "holm") -> pd.DataFrame:
-    """``key p adj`` for every ``key``: the table's p-values over all its rows and those
-    keys corrected as one family (the table as printed)."""
+    """``key p adj`` for every ``key``: each measure's p-values over all the table's rows
+    corrected as one family (one question per measure — did it move anywhere in this
+    table? — asked of every setting the table prints)."""
     if table.empty:
         return table
-    p = np.concatenate([table[f"{key} p"].to_numpy(dtype=float) for key in keys])
-    adjusted = (holm(p) if correction == "holm" else benjamini_hochberg(p)).reshape(len(keys), len(table))
-    return table.assign(**{f"{key} p adj": q for key, q in zip(keys, adjusted)})
+    adjust = holm if correction == "holm" else benjamini_hochberg
+    return table.assign(**{f"{key} p adj": adjust(table[f"{key} p"].to_numpy(dtype=float)) for key in keys})
 
 
 def row_effect(row: Mapping[str, Any], key: str) -> Effect:
@@ -205,7 +205,8 @@ def row_effect(row: Mapping[str, Any], key: str) -> Effect:
 def table_note(table: pd.DataFrame, keys: Sequence[str]) -> str:
     """What the table's intervals resampled and how its p-values were corrected (a tooltip or footnote)."""
     effects = [row_effect(r, key) for r in table.to_dict("records") for key in keys]
-    return (resampling_note(effects) + "; each CI is for its own comparison (not widened for the family), "
+    return (resampling_note(effects, family=0) + f" over each measure's {len(table)} rows of this table; each CI is "
+            "for its own comparison (not widened for the family), "
             "so * follows the adjusted p: it marks an adjusted p below 0.05")
 
 

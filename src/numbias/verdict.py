@@ -31,12 +31,11 @@ from numbias.metrics import (
 from numbias.mitigate import Comparison, MitigateResults
 from numbias.page import number
 from numbias.scale import PAPER_SCALE, ScoreScale
-from numbias.selection import PAPER_DEFAULT
+from numbias.selection import CHOICE_ROW, DEFAULT_ROW, FREE_ROW, PAPER_DEFAULT, PRESPECIFIED, PRESPECIFIED_ROW
 from numbias.study import StudyResults
 
 Tile = tuple[str, str, str]
 """A headline figure: what it is, its value, and what to read it against."""
-DEFAULT_ROW, CHOICE_ROW = "original (paper default)", "automatic choice"
 
 
 FLAT = 0.2
@@ -297,32 +296,38 @@ def human_share(results: StudyResults, judge: str, task: str, scale: str, rule: 
     return float(hist[int(score - s.scale.lo)])
 
 
-def paired_gain(before: np.ndarray, after: np.ndarray, human: np.ndarray, *, n_boot: int, seed: int) -> Interval:
-    """Pearson r of ``after`` minus that of ``before`` against ``human``, with a 95%
-    percentile CI from resampling the items (both settings on the same resample).
+def _signed(x: float) -> str:
+    """``+0.12``, ``−0.03``, ``0.00`` (no signed zero).
 
-    >>> rng = np.random.default_rng(0)
-    >>> human = rng.normal(size=200)
-    >>> gain = paired_gain(human + rng.normal(size=200), human + 0.3 * rng.normal(size=200), human, n_boot=200, seed=0)
-    >>> 0 < gain.low < gain.value < gain.high
-    True
+    >>> _signed(0.123), _signed(-0.031), _signed(-0.001)
+    ('+0.12', '−0.03', '0.00')
     """
-    keep = ~(np.isnan(before) | np.isnan(after) | np.isnan(human))
-    b, a, h = before[keep], after[keep], human[keep]
-    value = float(pearson_rows(a, h) - pearson_rows(b, h))
-    if len(h) < 3 or np.isnan(value):
-        return Interval(value, float("nan"), float("nan"))
-    idx = np.random.default_rng(seed).integers(0, len(h), size=(n_boot, len(h)))
-    diffs = pearson_rows(a[idx], h[idx]) - pearson_rows(b[idx], h[idx])
-    diffs = diffs[~np.isnan(diffs)]
-    low, high = np.percentile(diffs, [2.5, 97.5]) if len(diffs) else (np.nan, np.nan)
-    return Interval(value, float(low), float(high))
+    return "0.00" if round(x, 2) == 0 else f"{x:+.2f}".replace("-", "−")
+
+
+def _dtext(effect: Effect) -> str:
+    """``Δ r +0.05 [−0.02, +0.12]`` with true minus signs."""
+    return f"Δ r {effect.text()}".replace("-", "−")
+
+
+def _adjusted(effect: Effect) -> str:
+    p = effect.p_adjusted if np.isfinite(effect.p_adjusted) else effect.p
+    return "no test" if not np.isfinite(p) else f"adjusted p = {p:.2g}"
+
+
+CALL_BADGES = {"better": ("little", "the choice beats the default"), "worse": ("strong", "keep the default"),
+               "within noise": ("some", "within noise: keep the default"),
+               "untested": ("some", "unchecked: keep the default")}
+"""The recommendation badge of a mitigation verdict: its colour class and its words."""
 
 
 @dataclass(frozen=True)
 class MitigateVerdict:
     """One judge × task of a mitigation study: the paper's default on the test items,
-    the automatic choice made on development items, and the gain between them."""
+    the automatic choice made on development items, and the changes between them —
+    ``gain`` on the test items (its p Holm-adjusted over the table's rows), ``dev_gain``
+    cross-fitted on the development items (what the recommendation rests on; with k
+    folds, where every item is held out once, the pooled comparison over all items)."""
 
     judge: str
     task: str
@@ -334,17 +339,40 @@ class MitigateVerdict:
     human_share: float
     default: Interval
     choice: Interval
-    gain: Interval
+    gain: Effect
     default_kurtosis: float
     choice_kurtosis: float
     human_kurtosis: float
     nested: float
     stability: float
     saveable: bool
+    dev_gain: Effect = UNDEFINED
+    free: str = ""
+    free_gain: Effect = UNDEFINED
+    free_test: Effect = UNDEFINED
+    family: int = 0
+    prespecified: Effect = UNDEFINED
+    """The pre-specified rule (ridge at the default's scale) against the default on the test items."""
 
     @property
     def level(self) -> str:
         return level(self.share, self.human_share, self.default_kurtosis, self.human_kurtosis)
+
+    @property
+    def call(self) -> str:
+        """``better`` only when the choice beats the default on development items (the
+        interval excludes 0 from above) and is not worse on the test items; ``worse``
+        when it is below the default there; else ``within noise`` (``untested``: no check)."""
+        e = self.dev_gain
+        if not e.defined:
+            return "untested"
+        if e.low > 0:
+            return "worse" if _call(self.gain) == "worse" else "better"
+        return "worse" if e.high < 0 else "within noise"
+
+    @property
+    def badge(self) -> tuple[str, str]:
+        return CALL_BADGES[self.call]
 
     def tiles(self) -> list[Tile]:
         return [(f"most given score ({PAPER_SCALE}, default)", number(self.mode, 0),
@@ -354,39 +382,80 @@ class MitigateVerdict:
                 ("test r, paper default", number(self.default.value),
                  f"[{number(self.default.low)}, {number(self.default.high)}]"),
                 ("test r, automatic choice", number(self.choice.value),
-                 f"gain {self.gain.value:+.2f} [{self.gain.low:+.2f}, {self.gain.high:+.2f}]".replace("-", "−"))]
+                 f"{_dtext(self.gain)} · {_adjusted(self.gain)}"),
+                ("Δ r on dev, choice − default", _signed(self.dev_gain.delta) if self.dev_gain.defined else "—",
+                 f"cross-fitted [{_signed(self.dev_gain.low)}, {_signed(self.dev_gain.high)}]"
+                 if self.dev_gain.defined else "not checked")]
 
     def finding(self) -> str:
+        fam = f" over the {self.family} rows of the table" if self.family else ""
         text = [_pile(self.mode, self.share, self.human_share,
                       f"On the {self.n_test} test items, the paper's default ({PAPER_DEFAULT.label}) answer"),
                 _peak(self.default_kurtosis, self.human_kurtosis),
                 f"The default reaches test {_r(self.default)}. Chosen on {self.n_dev} development items, the "
-                f"automatic choice is {self.chosen}: test {_r(self.choice)}, a gain of {self.gain.value:+.2f} "
-                f"[{self.gain.low:+.2f}, {self.gain.high:+.2f}] (paired bootstrap over the test items), with "
-                f"excess kurtosis {number(self.choice_kurtosis)}."]
+                f"automatic choice is {self.chosen}: test {_r(self.choice)}; against the default {_dtext(self.gain)} "
+                f"(paired bootstrap over the test items, {_adjusted(self.gain)}, Holm{fam}), with excess kurtosis "
+                f"{number(self.choice_kurtosis)}."]
+        if self.dev_gain.defined:
+            text.append(f"On the development items, cross-fitted (the selection re-run without each fold), the "
+                        f"choice against the default: {_dtext(self.dev_gain)}.")
         if np.isfinite(self.nested):
-            text.append(f"A nested estimate of what the selection achieves is r = {number(self.nested)}; the same "
-                        f"setting wins on {number(self.stability, percent=True)} of bootstrap resamples of the "
-                        "development items.")
+            again = (f"; the same setting wins on {number(self.stability, percent=True)} of bootstrap resamples of "
+                     "the development items" if np.isfinite(self.stability) else "")
+            text.append(f"A nested estimate of what the selection achieves is r = {number(self.nested)}{again}.")
+        if np.isfinite(self.prespecified.delta):
+            text.append(f"The pre-specified rule ({PRESPECIFIED.label}), fixed before any data, against the default "
+                        f"on the test items: {_dtext(self.prespecified)}, {_adjusted(self.prespecified)}.")
+        if self.free:
+            text.append(free_sentence(self.free, self.free_gain, self.free_test))
         return " ".join(text)
 
     def advice(self) -> str:
-        if self.gain.low > 0 and self.gain.value < 0.02:
-            return (f"The automatic choice, {self.chosen}, is reliably but only slightly better "
-                    f"({self.gain.value:+.2f}): the default is about as good.")
-        if self.gain.low > 0:
-            keep = (" Save it with --save judge.json and score new items with numbias score --calibrated judge.json."
-                    if self.saveable else "")
-            return f"Use the automatic choice, {self.chosen}.{keep}"
-        if self.gain.value > 0:
-            return ("The gain is within noise (its interval includes 0): label more development items before "
-                    "relying on the choice.")
-        return "The choice does no better than the default on the test items: keep the default, or label more items."
+        dev = self.dev_gain
+        if self.call == "untested":
+            return ("Keep the default: the choice could not be compared with it on development items "
+                    "(too few items or groups to cross-fit).")
+        if self.call == "worse" and dev.low > 0:
+            return (f"Keep the default: the choice beats it on development items ({_dtext(dev)}) but is worse on "
+                    f"the test items ({_dtext(self.gain)}, {_adjusted(self.gain)}).")
+        if self.call == "worse":
+            return f"Keep the default: the choice is worse than the default on development items: {_dtext(dev)}."
+        if self.call == "within noise":
+            return (f"Keep the default: the choice does not beat the default on development items: {_dtext(dev)} "
+                    "(within noise); label more development items before relying on a choice.")
+        keep = (" Save it with --save judge.json and score new items with numbias score --calibrated judge.json."
+                if self.saveable else "")
+        small = " The gain is small: the default is nearly as good." if dev.delta < 0.02 else ""
+        return (f"Use the automatic choice, {self.chosen}: it beats the default on development items "
+                f"({_dtext(dev)}, cross-fitted).{small}{keep}")
+
+
+def _call(effect: Effect) -> str:
+    if not effect.defined or not effect.significant():
+        return "within noise"
+    return "better" if effect.delta > 0 else "worse"
+
+
+def free_sentence(setting: str, dev: Effect, test: Effect) -> str:
+    """The label-free choice as what it is: a row with its own changes, a
+    recommendation only by the same rule as the automatic choice.
+
+    >>> free_sentence("1-5 · expected · T=1 · none", UNDEFINED, UNDEFINED)
+    'The label-free (entropy) choice, 1-5 · expected · T=1 · none, is unverified without labels.'
+    """
+    head = f"The label-free (entropy) choice, {setting},"
+    if not dev.defined:
+        return f"{head} is unverified without labels."
+    rule = ("beats the default on development items" if dev.low > 0 else
+            "is worse than the default on development items" if dev.high < 0 else
+            "does not beat the default on development items")
+    tested = f"; on the test items {_dtext(test)}, {_adjusted(test)}" if np.isfinite(test.delta) else ""
+    return f"{head} {rule}: {_dtext(dev)}{tested}."
 
 
 def mitigate_verdicts(results: MitigateResults) -> list[MitigateVerdict]:
-    """A verdict per comparison, its r and kurtosis read from the mitigation table."""
-    honesty = results.selection.set_index(["judge", "task"]) if len(results.selection) else None
+    """A verdict per comparison, its r and kurtosis read from the mitigation table, its
+    changes from the table's tests and the cross-fitted check on dev."""
     out = []
     for c in results.comparisons:
         rows = c.table.set_index("row")
@@ -395,22 +464,25 @@ def mitigate_verdicts(results: MitigateResults) -> list[MitigateVerdict]:
         hist = histogram(c.test_scores[DEFAULT_ROW], scale)
         human = histogram(to_scale(c.test_human[~np.isnan(c.test_scores[DEFAULT_ROW])], c.human_range, scale), scale)
         mode = int(np.argmax(hist))
-        check = honesty.loc[(c.judge.name, c.task)] if honesty is not None else None
+        h = c.honesty
+        free = h.free.label if h is not None and h.free is not None else ""
         out.append(MitigateVerdict(
             c.judge.name, c.task, str(choice["setting"]), len(c.fit_on), len(c.test_human), float(scale.lo + mode),
             float(hist[mode]), float(human[mode]), _interval(default, "pearson"), _interval(choice, "pearson"),
-            _gain(c, results), float(default["kurtosis"]), float(choice["kurtosis"]), kurtosis(c.test_human),
-            float(check["nested estimate"]) if check is not None else float("nan"),
-            float(check["stability"]) if check is not None else float("nan"), len(set(c.chosen)) == 1))
+            c.effects.get(CHOICE_ROW, UNDEFINED), float(default["kurtosis"]), float(choice["kurtosis"]),
+            kurtosis(c.test_human), h.nested if h is not None else float("nan"),
+            h.stability if h is not None else float("nan"), len(set(c.chosen)) == 1,
+            _dev_gain(c), free, h.free_gain if h is not None else UNDEFINED, c.effects.get(FREE_ROW, UNDEFINED),
+            len(c.effects), c.effects.get(PRESPECIFIED_ROW, UNDEFINED)))
     return out
 
 
-def _gain(c: Comparison, results: MitigateResults) -> Interval:
-    """The table's r of the choice minus the default's, with the paired bootstrap's interval."""
-    rows = c.table.set_index("row")["pearson"]
-    iv = paired_gain(c.test_scores[DEFAULT_ROW], c.test_scores[CHOICE_ROW], c.test_human,
-                     n_boot=results.config.bootstrap, seed=results.config.seed)
-    return Interval(float(rows[CHOICE_ROW] - rows[DEFAULT_ROW]), iv.low, iv.high)
+def _dev_gain(c: Comparison) -> Effect:
+    """What the recommendation rests on: the cross-fitted comparison on dev; with k
+    folds, the pooled comparison over all items (each held out once, chosen without it)."""
+    if c.honesty is not None:
+        return c.honesty.dev_gain
+    return c.effects.get(CHOICE_ROW, UNDEFINED) if c.folds > 1 else UNDEFINED
 
 
 def shift_sentence(row: dict) -> str:
