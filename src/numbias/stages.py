@@ -85,8 +85,8 @@ def stage_table(judges: Sequence[JudgeConfig], summary: pd.DataFrame, items: pd.
                 ranges: Mapping[str, tuple[float, float]] | None = None, n_boot: int = 1000,
                 seed: int = 0) -> pd.DataFrame:
     """Per task × scale × rule × stage: each metric's mean over seeds (from the summary)
-    and seed sd, and its change from the base with a 95% CI and a Holm-adjusted p over
-    the whole table (every row × metric), from the items frame's per-item values: the
+    and seed sd, and its change from the base with a 95% CI and a p Holm-adjusted over
+    the table's rows (one family per metric), from the items frame's per-item values: the
     base is one row, a stage its seeds (item bootstrap plus seed spread); DPO after SFT
     is set against the SFT model of the same seed, paired by seed (``against`` says
     which). ``ranges`` (the tasks' human ranges) puts the humans on the unit scale for
