@@ -11,6 +11,14 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The fake judge (tests/plugin_judge.py) registered as ``plugin-judge``: a saved
+    judge or a results folder may name only registered backends, never module:attr."""
+    from numbias.backends.base import register_backend
+
+    register_backend("plugin-judge", "plugin_judge:make", replace=True)
+
+
 @pytest.fixture(autouse=True)
 def _restore_registries() -> Iterator[None]:
     """What a test registers (a backend, a task, a mitigation) is gone after it."""

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from numbias.align import paired_shift, parse_align, simulate_sample_mean_kurtosis
+from numbias.align import adjust_table, paired_shift, parse_align, simulate_sample_mean_kurtosis
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
+from numbias.inference import holm
 from numbias.metrics import item_scores
 from numbias.sampling import protocol_score, sampled_distribution
 from numbias.scale import ScoreScale
@@ -64,6 +65,25 @@ def test_paired_shift_counts_each_setting() -> None:
     assert shift.loc["protocol", "median Δ r"] == pytest.approx(-0.1)
     assert shift.loc["expected", ["settings", "more peaked", "less accurate", "both"]].tolist() == [1, 1, 0, 0]
     assert list(shift.index) == ["protocol", "expected"]  # in the table's order
+
+
+def test_paired_shift_counts_the_moves_the_adjusted_tests_confirm() -> None:
+    """A pooled table is one table: each measure's p-values re-adjusted together, and only moves in
+    the counted direction whose adjusted p is below 0.05 count as confirmed."""
+    rows = [  # (scoring, base kurtosis, aligned kurtosis, base r, aligned r, p of Δ kurtosis, p of Δ r)
+        ("protocol", 0.0, 2.0, 0.5, 0.3, 0.001, 0.002),  # both moves tested and small p
+        ("protocol", 0.0, 1.0, 0.5, 0.4, 0.04, 0.5),     # a rise whose p does not survive the family
+        ("protocol", 1.0, 0.0, 0.5, 0.6, 0.001, 0.001),  # a significant fall is not a rise
+    ]
+    table = pd.DataFrame(rows, columns=["scoring", "base kurtosis", "aligned kurtosis", "base r", "aligned r",
+                                        "Δ kurtosis p", "Δ r p"])
+    pooled = adjust_table(pd.concat([table, table], ignore_index=True))
+    for key in ("Δ kurtosis", "Δ r"):
+        np.testing.assert_array_equal(pooled[f"{key} p adj"], holm(pooled[f"{key} p"].to_numpy()))
+    shift = paired_shift(pooled).set_index("scoring").loc["protocol"]
+    assert (shift["more peaked"], shift["more peaked, adjusted p < 0.05"]) == (4, 2)
+    assert (shift["less accurate"], shift["less accurate, adjusted p < 0.05"]) == (4, 2)
+    assert "more peaked, adjusted p < 0.05" not in paired_shift(table.drop(columns=["Δ kurtosis p", "Δ r p"]))
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,10 @@ files they name."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -167,6 +170,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("score --backend openai without a server", ["score", "--backend", "openai", "--model", "m", "--out", "o"],
      "backend 'openai' needs option(s) base_url"),
     ("save to a folder", ["mitigate", "mitigate.yaml", "--save", "o/"], "--save o/: is a folder"),
+    ("save to no name", ["mitigate", "mitigate.yaml", "--save", ""], "--save '' names no file"),
     ("save to an existing folder", ["mitigate", "mitigate.yaml", "--save", "sub"], "--save sub: is a folder"),
     ("save where no folder is", ["mitigate", "mitigate.yaml", "--save", "nope/j.json"],
      "--save nope/j.json: folder nope does not exist"),
@@ -355,7 +359,7 @@ def test_a_full_disk_while_storing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         db.execute("PRAGMA max_page_count = 12")
         return db
 
-    args = [*SCORE, "--data", "many.csv", "--out", "o"]
+    args = [*(a if a != "items.csv" else "many.csv" for a in SCORE), "--out", "o"]
     with monkeypatch.context() as patch:
         patch.setattr("numbias.store.sqlite3.connect", small)
         line = _main(args, tmp_path, monkeypatch, capsys)
@@ -422,3 +426,202 @@ def test_every_r_undefined_still_writes_the_results(rows: str, tmp_path: Path, m
     page = (tmp_path / "o" / "report.html").read_text()
     assert "No setting measured here has a defined r (undefined" in page and "—" in page
     assert "—" in capsys.readouterr().out
+
+
+# --- files from elsewhere are data; nothing silently ignored; clear words (issue 31) -----------------------------
+
+SAVED = {"format": "numbias.calibrated-judge/3", "judge": {"model": "smollm2-135m-instruct", "backend": "llama.cpp"},
+         "template": {"text": TEMPLATE, "answer_prefix": None, "system": None},
+         "setting": {"scale": "0-9", "rule": "expected", "temperature": 1.0, "mitigation": "none"},
+         "state": {"temperature_": 1.0, "params": {}, "calibrator": {}}, "human_range": [1, 5], "fitted_on": "x",
+         "interval": {"params": {"coverage": 0.9}, "state": {"slope_": 1.0, "intercept_": 0.0, "radius_": 0.5}}}
+"""A valid saved judge; each bad one below changes one field."""
+
+
+def _saved(**change: object) -> str:
+    saved = json.loads(json.dumps(SAVED))
+    for path, value in change.items():
+        *parents, last = path.split("__")
+        node = saved
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return json.dumps(saved)
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + k)}: &{chr(98 + k)} [{', '.join([f'*{chr(97 + k)}'] * 9)}]\n" for k in range(9))
+"""A YAML alias bomb: 1 KB that expands to 9^10 strings."""
+
+TRUST_FILES: dict[str, str] = {
+    "bomb.yaml": BOMB,
+    "dupkey.yaml": "tasks: [vader]\nscales: [0-9]\ntasks: [simlex]\n",
+    "boolopt.yaml": _yaml(tasks=[{"name": "vader", "options": {"n": True}}]),
+    "booldev.yaml": "dev: true\n",
+    "boolsampling.yaml": "sampling: {n: true}\n",
+    "ragged.csv": "id,text,ctx,score\na,hello, world,x,3\nb,world,y,4\n",
+    "dupcol.csv": "id,text,text,score\na,hello,x,3\nb,world,y,4\n",
+    "nested.jsonl": '{"id": "a", "text": {"k": 1}, "ctx": "c", "score": 1}\n',
+    "nestedlist.json": '[{"id": "a", "text": "t", "ctx": ["c"], "score": 1}]',
+    "dupkey.jsonl": '{"id": "a", "text": "t", "text": "u", "ctx": "c", "score": 1}\n',
+    "range.json": _saved(human_range=[5, 1]),
+    "radius.json": _saved(interval__state__radius_=-0.5),
+    "rule.json": _saved(setting__rule="vibes"),
+    "scale.json": _saved(setting__scale="9-0"),
+    "hot.json": _saved(setting__temperature=float("inf")),
+    "cold.json": _saved(setting__temperature=-1.0),
+    "state.json": _saved(state__temperature_="hot"),
+    "learned.json": _saved(state__calibrator={"slope_": "steep"}),
+    "mitigation.json": _saved(setting__mitigation="vibes"),
+    "template.json": _saved(template__text="Rate {text"),
+    "extra.json": _saved(colour="red"),
+    "code.json": _saved(judge={"model": "m", "backend": "plugin_judge:make"}),
+    "server.json": _saved(judge={"model": "m", "backend": "openai",
+                                 "options": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "AWS_SECRET"}}),
+}
+DATA = ["--template", TEMPLATE, "--human", "score"]
+
+TRUST_CASES: list[tuple[str, list[str], str]] = [
+    # YAML is data: no alias expansion past a cap, no repeated keys
+    ("YAML alias bomb", ["run", "bomb.yaml"], "aliases (*name) expand to more than 100,000 values"),
+    ("YAML key given twice", ["run", "dupkey.yaml"], "key 'tasks' is given twice"),
+    # nothing silently ignored
+    ("flag given twice", ["run", "--data", "items.csv", "--data", "many.csv", *DATA], "--data is given twice"),
+    ("flag given twice with =", ["mitigate", "--dev=20", "--dev", "30"], "--dev is given twice"),
+    ("flag and its negation", ["align", "--sample", "--no-sample"], "is given twice"),
+    ("dev of zero", ["mitigate", "--dev", "0"], "dev: Input should be greater than or equal to 10"),
+    ("folds of zero", ["mitigate", "--folds", "0"], "folds: Input should be greater than or equal to 2"),
+    ("empty criterion", ["mitigate", "--criterion", ""], "criterion must be one of"),
+    ("empty model", ["score", "--model", "", "--out", "o"], "model: is empty"),
+    ("empty backend", ["score", "--backend", "", "--out", "o"], "backend: is empty"),
+    ("empty system prompt", ["run", "--data", "items.csv", *DATA, "--system", ""], "--system is empty"),
+    ("empty human column", ["run", "--data", "items.csv", "--template", TEMPLATE, "--human", ""], "--human is empty"),
+    ("boolean for an integer task option", ["run", "--task", "vader", "--option", "n=true"],
+     "option n=True: Input should be a valid integer"),
+    ("boolean for a data file's n", ["run", "--data", "items.csv", *DATA, "--option", "n=true"],
+     "n: Input should be a valid integer"),
+    ("boolean for an integer option in YAML", ["run", "boolopt.yaml"], "option n=True: Input should be a valid integer"),
+    ("boolean for an integer setting in YAML", ["mitigate", "booldev.yaml"], "dev: an integer is needed, got true"),
+    ("boolean for sampling n in YAML", ["run", "boolsampling.yaml"], "sampling: n: an integer is needed, got true"),
+    ("ragged CSV row", ["run", "--data", "ragged.csv", *DATA], "ragged.csv line 2 has 5 fields, the header 4"),
+    ("column name twice", ["run", "--data", "dupcol.csv", *DATA], "column name 'text' is given more than once"),
+    ("nested JSON value", ["run", "--data", "nested.jsonl", *DATA],
+     "column 'text' of row id '0' is an object, not a single value"),
+    ("JSON array value", ["run", "--data", "nestedlist.json", *DATA],
+     "column 'ctx' of row id '0' is an array, not a single value"),
+    ("JSON key given twice", ["run", "--data", "dupkey.jsonl", *DATA], "line 1: key 'text' is given twice"),
+    ("system placeholder not in the data", ["run", "--data", "items.csv", *DATA, "--system", "Judge {nope}"],
+     "template placeholder {nope} not a column of the file"),
+    ("system prompt malformed", ["run", "--data", "items.csv", *DATA, "--system", "Judge {text"],
+     "system prompt is malformed"),
+    ("server flag without a server judge", ["run", "--task", "vader", "--base-url", "http://localhost:1/v1"],
+     "apply to judges on a server (backend openai)"),
+    ("empty server flag", ["score", "--backend", "openai", "--model", "m", "--base-url", "", "--out", "o"],
+     "--base-url is empty"),
+    ("server judge without a server", ["score", "--backend", "openai", "--model", "m", "--out", "o"],
+     "needs option(s) base_url"),
+    # saved judges: every field checked and named, before any model loads
+    ("saved range upside down", ["score", "--calibrated", "range.json", "--data", "items.csv", "--out", "o"],
+     "human_range: low 5 must be below high 1"),
+    ("saved negative radius", ["score", "--calibrated", "radius.json", "--data", "items.csv", "--out", "o"],
+     "interval.state.radius_: Input should be greater than or equal to 0"),
+    ("saved unknown rule", ["score", "--calibrated", "rule.json", "--data", "items.csv", "--out", "o"],
+     "setting.rule: Input should be"),
+    ("saved bad scale", ["score", "--calibrated", "scale.json", "--data", "items.csv", "--out", "o"],
+     "setting.scale:"),
+    ("saved infinite temperature", ["score", "--calibrated", "hot.json", "--data", "items.csv", "--out", "o"],
+     "setting.temperature"),
+    ("saved negative temperature", ["score", "--calibrated", "cold.json", "--data", "items.csv", "--out", "o"],
+     "setting.temperature"),
+    ("saved state of the wrong type", ["score", "--calibrated", "state.json", "--data", "items.csv", "--out", "o"],
+     "state.temperature_: Input should be a valid number"),
+    ("saved learned state not numbers", ["score", "--calibrated", "learned.json", "--data", "items.csv", "--out", "o"],
+     "state.calibrator: slope_ must be finite numbers"),
+    ("saved unknown mitigation", ["score", "--calibrated", "mitigation.json", "--data", "items.csv", "--out", "o"],
+     "setting.mitigation:"),
+    ("saved template malformed", ["score", "--calibrated", "template.json", "--data", "items.csv", "--out", "o"],
+     "template: prompt template is malformed"),
+    ("saved unknown key", ["score", "--calibrated", "extra.json", "--data", "items.csv", "--out", "o"],
+     "unknown key 'colour'"),
+    ("saved judge naming code", ["score", "--calibrated", "code.json", "--data", "items.csv", "--out", "o"],
+     "names backend 'plugin_judge:make', which is not a registered backend"),
+    ("saved judge naming a server", ["score", "--calibrated", "server.json", "--data", "items.csv", "--out", "o"],
+     "was scored against http://127.0.0.1:9/v1, which is not used: pass --base-url"),
+    # clear words: no markup, no emoji, one line, special paths named
+    ("emoji code in a path", ["run", "--data", "my:thumbs_up:file.csv", *DATA], "my:thumbs_up:file.csv does not"),
+    ("markup in a path", ["run", "--data", "[bold]x[/bold].csv", *DATA], "[bold]x[/bold].csv does not exist"),
+    ("a terminal escape in a path", ["run", "--data", "\x1b[31mred.csv", *DATA], "data file \\x1b[31mred.csv does"),
+    ("a line break in the input", ["score", "--task", "one\ntwo", "--out", "o"], "unknown task 'one\\ntwo'"),
+    ("model path is a folder", ["score", "--model", "folder/", "--out", "o"], "model file folder is a folder"),
+    ("calibrated path is a folder", ["score", "--calibrated", "folder", "--data", "items.csv", "--out", "o"],
+     "calibrated judge file folder is a folder, not a file"),
+    ("rubric path is a folder", ["run", "--data", "items.csv", "--human", "score", "--template", "@folder"],
+     "rubric file folder is a folder, not a file"),
+    ("config path is a folder", ["run", "folder"], "config file folder is a folder, not a file"),
+    ("data file is a FIFO", ["run", "--data", "fifo.csv", *DATA], "data file fifo.csv is a FIFO, not a regular file"),
+    ("config is a FIFO", ["run", "fifo.yaml"], "config file fifo.yaml is a FIFO, not a regular file"),
+    ("data file is a symlink loop", ["run", "--data", "loop.csv", *DATA], "data file loop.csv is a symlink loop"),
+    ("model is a symlink loop", ["score", "--model", "./loop.gguf", "--out", "o"], "loop.gguf is a symlink loop"),
+    ("data file is a broken symlink", ["run", "--data", "dangling.csv", *DATA], "does not exist (a symlink to nothing)"),
+]
+
+
+def _special_paths(folder: Path) -> None:
+    """The files of TRUST_FILES, a folder, FIFOs and symlinks that loop or dangle."""
+    for name, content in TRUST_FILES.items():
+        (folder / name).write_text(content, encoding="utf-8")
+    (folder / "folder").mkdir()
+    for name in ("fifo.csv", "fifo.yaml"):
+        os.mkfifo(folder / name)
+    for name in ("loop.csv", "loop.gguf"):
+        os.symlink(name, folder / name)
+    os.symlink("nowhere.csv", folder / "dangling.csv")
+
+
+@pytest.mark.parametrize(("args", "fragment"), [c[1:] for c in TRUST_CASES], ids=[c[0] for c in TRUST_CASES])
+def test_bad_input_from_elsewhere(args: list[str], fragment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    _special_paths(tmp_path)
+    start = time.monotonic()
+    line = _main(args, tmp_path, monkeypatch, capsys)
+    assert line.startswith("error: ") and fragment in line, line
+    assert time.monotonic() - start < 20  # a FIFO is never opened, an alias never expanded
+
+
+def test_an_error_line_is_capped_however_long_the_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    line = _main(["score", "--task", "x" * 100_000, "--out", "o"], tmp_path, monkeypatch, capsys)
+    assert line.startswith("error: unknown task 'xxx") and line.endswith("…") and len(line) <= 310
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_an_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "secret.csv").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "secret.csv").chmod(0)
+    line = _main(["run", "--data", "secret.csv", *DATA], tmp_path, monkeypatch, capsys)
+    assert "data file secret.csv cannot be read: permission denied" in line, line
+
+
+def test_readable_file_names_what_a_path_is(tmp_path: Path) -> None:
+    """The helper every file read goes through, case by case (the unreadable case by its
+    errno, which root cannot produce with chmod)."""
+    from numbias.errors import NumbiasError, readable_file
+
+    _special_paths(tmp_path)
+    (tmp_path / "ok.csv").write_text(GOOD)
+    assert readable_file(tmp_path / "ok.csv", "data file") == tmp_path / "ok.csv"
+    for name, words in (("folder", "is a folder"), ("fifo.csv", "is a FIFO"), ("loop.csv", "is a symlink loop"),
+                        ("dangling.csv", "does not exist (a symlink to nothing)"), ("none.csv", "does not exist")):
+        with pytest.raises(NumbiasError, match=re.escape(f"data file {tmp_path / name} {words}")):
+            readable_file(tmp_path / name, "data file")
+    with pytest.raises(NumbiasError, match="is a device or socket"):
+        readable_file("/dev/null", "data file")
+
+
+def test_correlate_never_opens_a_fifo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "results").mkdir()
+    os.mkfifo(tmp_path / "results" / "summary.json")
+    line = _main(["correlate", "results"], tmp_path, monkeypatch, capsys)
+    assert "results file results/summary.json is a FIFO, not a regular file" in line, line

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from numbias.calibrated import FORMAT, CalibratedJudge
 from numbias.config import JudgeConfig
-from numbias.conformal import ConformalInterval, coverage_and_width, items_needed
+from numbias.conformal import ConformalInterval, coverage, coverage_and_width, items_needed, rating_grid
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
 from numbias.mitigation import Setting, SettingData, dev_predictions
@@ -126,7 +127,7 @@ def _fit(judged: tuple[SettingData, np.ndarray], mitigation: str = "isotonic", n
     data, human = judged
     part = SettingData(data.distributions[:n], [])
     template = PromptTemplate("Rate {word} from {lo} to {hi}.")
-    return CalibratedJudge.fit(JudgeConfig(model="toy", backend="plugin_judge:make"), template,
+    return CalibratedJudge.fit(JudgeConfig(model="toy", backend="plugin-judge"), template,
                                Setting("0-9", "expected", 1.0, mitigation), part, (human[:n] - 1) / 4 * 9, (1.0, 5.0),
                                fitted_on="synthetic")
 
@@ -142,6 +143,38 @@ def test_a_calibrated_judge_fits_its_interval_on_cross_fitted_scores(judged) -> 
     small = _fit(judged, "none", 8)
     assert small.interval is None and "needs at least 9" in small.interval_note
     assert np.isnan(small.bounds(np.ones(3))).all()
+
+
+def test_intervals_stay_on_the_humans_scale(judged) -> None:
+    """Mean ratings on 1-5: no end leaves [1, 5]; integer ratings: every end is one of 1..5."""
+    data, human = judged
+    pred = _fit(judged).fitted.predict(data.distributions)
+    raw = ConformalInterval(0.9).fit(pred, human).predict(pred)  # unclipped, the interval leaves the range
+    assert raw[1].min() < 1 or raw[2].max() > 5
+    low, high = _fit(judged).bounds(pred)
+    assert low.min() >= 1 and high.max() <= 5 and (low <= high).all()
+    assert not np.isin(low, np.arange(1.0, 6.0)).all()  # mean ratings: any value in the range
+    stars = np.clip(np.round(human), 1, 5)
+    integer = _fit((data, stars))
+    assert integer.interval.get_params()["levels"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    low, high = integer.bounds(integer.fitted.predict(data.distributions))
+    assert np.isin(low, np.arange(1.0, 6.0)).all() and np.isin(high, np.arange(1.0, 6.0)).all()
+    assert 0.85 <= coverage(low, high, stars).share  # rounding outward keeps the coverage
+
+
+def test_the_rating_grid_and_coverage_with_its_interval() -> None:
+    assert rating_grid(np.array([1.0, 2.0, np.nan, 5.0]), (1, 5)) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert rating_grid(np.array([1.0, 2.5]), (1, 5)) is None
+    got = coverage(np.zeros(200), np.ones(200), np.r_[np.full(180, 0.5), np.full(20, 2.0)])
+    assert (got.share, got.items, got.width) == (0.9, 200, 1.0)
+    wilson = stats.binomtest(180, 200).proportion_ci(0.95, method="wilson")
+    assert (got.low, got.high) == pytest.approx((wilson.low, wilson.high))
+    # by hand: Wilson's centre and half-width at z = 1.96
+    z, p, n = stats.norm.ppf(0.975), 0.9, 200
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n
+                                                                                         + z * z / (4 * n * n))
+    assert (got.low, got.high) == pytest.approx((centre - half, centre + half))
+    assert got.text() == "90% [85%, 93%] of 200 items"
 
 
 def _items_file(tmp_path: Path) -> dict:
@@ -169,6 +202,17 @@ def test_save_and_load_keep_the_interval_and_scores_carry_it(tmp_path: Path, jud
     np.testing.assert_allclose(written["low"], low)
 
 
+def test_scoring_labelled_items_reports_the_coverage_with_its_interval(tmp_path: Path, judged) -> None:
+    path = tmp_path / "rated.csv"
+    pd.DataFrame({"id": [f"n{i}" for i in range(6)], "word": ["good", "bad", "fine", "grim", "nice", "okay"],
+                  "stars": [5, 1, 3, 2, 4, 3]}).to_csv(path, index=False)
+    scored = score({"file": str(path), "human": "stars", "human_range": [1, 5]}, calibrated=_fit(judged),
+                   store=tmp_path / "s.sqlite")
+    found = coverage(scored.low, scored.high, np.array([5, 1, 3, 2, 4, 3.0]))
+    assert f"the 90% interval holds the human score of {found.text()} (95% Wilson interval)" in " ".join(scored.notes)
+    assert found.items == 6 and found.low < found.share <= found.high
+
+
 def test_a_format_2_judge_still_loads_without_an_interval(tmp_path: Path, judged) -> None:
     judge = _fit(judged)
     old = json.loads(judge.save(tmp_path / "judge.json").read_text())
@@ -184,5 +228,5 @@ def test_a_format_2_judge_still_loads_without_an_interval(tmp_path: Path, judged
     assert any("no conformal interval" in note and "low and high are empty" in note for note in scored.notes)
     bad = {**json.loads((tmp_path / "judge.json").read_text()), "interval": {"params": {"coverage": 0.9}}}
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    with pytest.raises(NumbiasError, match="has a bad conformal interval"):
+    with pytest.raises(NumbiasError, match="interval.state: Field required"):
         CalibratedJudge.load(tmp_path / "bad.json")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from numbias.inference import adjust, benjamini_hochberg, holm, paired_effect
+from numbias.inference import adjust, benjamini_hochberg, holm, paired_effect, resampling_note
 from numbias.metrics import pearson_rows
 
 
@@ -103,3 +103,17 @@ def test_undefined_statistics_give_an_undefined_effect() -> None:
     e = paired_effect(pearson_rows, np.ones(10), np.arange(10.0), np.arange(10.0), n_boot=50)
     assert not e.defined and not e.significant()
     assert paired_effect(_mean, [1.0, 2.0], [2.0, 3.0], n_boot=50).text() == "+1.00 [no interval]"
+
+
+def test_p_beyond_every_resample_is_extrapolated_below_the_floor_and_groups_stay_whole() -> None:
+    """A clear effect with 200 resamples: p below the floor 2/201 (the normal tail of
+    the resamples), so Holm over 30 rows can still reject; with groups, whole groups are resampled."""
+    rng = np.random.default_rng(4)
+    human = rng.normal(size=300)
+    worse, better = human + 2 * rng.normal(size=300), human + 0.3 * rng.normal(size=300)
+    e = paired_effect(pearson_rows, worse, better, human, n_boot=200)
+    assert e.low > 0 and e.p < 2 / 201 and holm([e.p] * 30)[0] < 0.05
+    groups = np.repeat(np.arange(30), 10)
+    g = paired_effect(pearson_rows, worse, better, human, n_boot=200, groups=groups)
+    assert (g.groups, g.items, g.resampled, g.delta) == (30, 300, "groups", e.delta) and g.low > 0
+    assert "30 groups (300 items) resampled whole" in resampling_note(g, "holm", 4)

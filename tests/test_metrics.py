@@ -199,7 +199,8 @@ def test_evaluate_with_groups_fills_the_group_fields() -> None:
     flat = m.flat()
     keys = list(flat)
     assert keys[keys.index("human_ceiling") + 1:] == ["group_pearson", "group_pearson_low", "group_pearson_high",
-                                                      "groups", "notes"]
+                                                      "groups", "notes", "sd_ratio", "human_mode_share",
+                                                      "out_of_scale", "non_numeric"]  # new columns come last
     assert flat["group_pearson"] == direct.pearson.value and flat["groups"] == 3
     plain = evaluate(scores, human, (-3.0, 3.0), scale, n_boot=100)
     assert np.isnan(plain.group_pearson.value) and np.isnan(plain.group_pearson.low) and plain.groups == 0

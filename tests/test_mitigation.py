@@ -24,7 +24,7 @@ from numbias.mitigation import (
     CRITERIA,
     LABEL_CRITERIA,
     TemperatureScaling,
-    _folds,
+    cross_folds,
     dev_score,
     select,
 )
@@ -330,9 +330,34 @@ def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
     if "dev" in split:  # each row's 90% interval, fitted on dev, holds about 90% of the test items
         coverage = table["interval coverage"].dropna()
         assert len(coverage) == len(table) and coverage.between(0.8, 1.0).all()
+        assert (table["interval coverage_low"] < coverage).all() and (coverage < table["interval coverage_high"]).all()
         assert (table["interval width"] > 0).all()
+        assert {"pre-specified: distribution regression (ridge)", "label-free (entropy) choice"} <= set(table.index)
+        assert comp.honesty is not None and comp.honesty.recommended  # 1-5 beats the default on dev
     else:
         assert "interval coverage" not in table
+    _check_the_effects(comp)
+
+
+def _check_the_effects(comp) -> None:
+    """Every row but the default (and the oracle) against the default: Δ r, its paired
+    interval, p, and Holm's adjustment over the rows of this table."""
+    from numbias.inference import holm
+
+    table = comp.table.set_index("row")
+    default = table.loc["original (paper default)"]
+    assert np.isnan(default[["Δ r", "p", "p adjusted"]].astype(float)).all() and default["vs default"] == ""
+    tested = table.drop(index=["original (paper default)"])
+    tested = tested[tested["family"] != "oracle"]
+    assert set(comp.effects) == set(tested.index) and len(tested) > 5
+    np.testing.assert_allclose(tested["Δ r"], tested["pearson"] - default["pearson"], atol=1e-12)
+    assert (tested["Δ r_low"] <= tested["Δ r"]).all() and (tested["Δ r"] <= tested["Δ r_high"]).all()
+    np.testing.assert_array_equal(tested["p adjusted"], holm(tested["p"].to_numpy()))
+    assert (tested["p adjusted"] >= tested["p"]).all() and (tested["p adjusted"] > tested["p"]).any()
+    for row, r in tested.iterrows():  # a row is marked only where the adjusted test rejects
+        expected = ("better" if r["Δ r"] > 0 else "worse") if r["p adjusted"] < 0.05 else "within noise"
+        assert r["vs default"] == expected, row
+    assert table.loc["automatic choice", "vs default"] == "better"
 
 
 
@@ -386,12 +411,12 @@ def test_group_pearson_selection_picks_the_best_judge_within_groups(grouped) -> 
 def test_group_folds_keep_groups_whole(grouped) -> None:
     _, human, groups = grouped
     held_out = []
-    for train, part in _folds(len(groups), 5, 0, groups):
+    for train, part in cross_folds(len(groups), 5, 0, groups):
         assert not set(groups[train]) & set(groups[part])
         held_out.extend(part)
     assert sorted(held_out) == list(range(len(groups)))
     # item folds do split groups
-    assert any(set(groups[t]) & set(groups[p]) for t, p in _folds(len(groups), 5, 0, None))
+    assert any(set(groups[t]) & set(groups[p]) for t, p in cross_folds(len(groups), 5, 0, None))
 
 
 def test_group_criterion_needs_groups_and_labels(grouped) -> None:

@@ -60,6 +60,16 @@ def fake_judge(model: str = "toy", **options: object) -> dict:
     return {"model": model, "backend": "plugin_judge:make", "options": options}
 
 
+def backend_entry_point(folder: Path) -> str:
+    """An installed package's entry point registering the fake judge as ``plugin-judge``
+    for a fresh process; returns the PYTHONPATH that finds it."""
+    dist = folder / "numbias_judge_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: numbias-judge-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[numbias.backends]\nplugin-judge = plugin_judge:make\n")
+    return os.pathsep.join([str(folder), str(TESTS)])
+
+
 def test_csv_jsonl_parquet_give_the_same_study(tmp_path: Path) -> None:
     summaries, items = [], []
     for suffix in (".csv", ".jsonl", ".parquet"):
@@ -125,8 +135,9 @@ def test_unlabelled_scoring_matches_the_study(tmp_path: Path) -> None:
 
 def test_mitigate_save_and_score_calibrated_from_python(tmp_path: Path) -> None:
     path = write(rows(), tmp_path / "items.csv")
-    res = numbias.mitigate({"judges": [fake_judge()], "tasks": [file_task(path)], "scales": ["0-9", "1-5"],
-                            "dev": 20, "out": str(tmp_path / "m"), "bootstrap": 50, "criterion": "group_pearson"})
+    res = numbias.mitigate({"judges": [{**fake_judge(), "backend": "plugin-judge"}], "tasks": [file_task(path)],
+                            "scales": ["0-9", "1-5"], "dev": 20, "out": str(tmp_path / "m"), "bootstrap": 50,
+                            "criterion": "group_pearson"})
     table = res.table
     assert {"group pearson", "group pearson_low", "group pearson_high", "groups"} <= set(table.columns)
     saved = res.comparisons[0].calibrated().save(tmp_path / "judge.json")
@@ -258,14 +269,15 @@ def test_every_command_on_files_from_the_cli_with_the_fake_backend(tmp_path: Pat
     assert "group Pearson [95% CI]" in ran.stdout
     flags = ["--data", "items.csv", "--template", "@rubric.txt", "--system", SYSTEM, "--answer-prefix", PREFIX,
              "--human", "stars", "--human-range", "1-5", "--id", "item_id", "--group", "product"]
-    (tmp_path / "m.yaml").write_text(json.dumps({"judges": [fake_judge()], "scales": ["0-9", "1-5"],
-                                                 "bootstrap": 30}))
+    (tmp_path / "m.yaml").write_text(json.dumps({"judges": [{**fake_judge(), "backend": "plugin-judge"}],
+                                                 "scales": ["0-9", "1-5"], "bootstrap": 30}))
+    installed = backend_entry_point(tmp_path)  # a saved judge names a registered backend
     mit = _cli("mitigate", "m.yaml", *flags, "--dev", "20", "--criterion", "group_pearson", "--save", "judge.json",
-               "--out", "m", cwd=tmp_path)
+               "--out", "m", cwd=tmp_path, pythonpath=installed)
     assert mit.returncode == 0, mit.stderr
     assert "group pearson" in mit.stdout
     scored = _cli("score", "--calibrated", "judge.json", "--data", "new.jsonl", "--id", "item_id", "--out", "s",
-                  cwd=tmp_path)
+                  cwd=tmp_path, pythonpath=installed)
     assert scored.returncode == 0, scored.stderr
     out = pd.read_csv(tmp_path / "s" / "scores.csv")
     assert list(out.columns) == ["id", "greedy", "expected", "median", "protocol", "calibrated", "calibrated_human",
@@ -327,8 +339,11 @@ def test_every_command_on_files_with_smollm2(tmp_path: Path, smollm2) -> None:
                "--ensemble", "none", "--resamples", "0", "--label-draws", "2", "--no-oracle", cwd=tmp_path)
     assert mit.returncode == 0, mit.stderr
     mitigation = pd.read_csv(tmp_path / "m" / "mitigation.csv")
-    assert set(mitigation["family"]) == {"original", "temperature", "score mapping", "score range", "automatic"}
-    assert not (tmp_path / "m" / "selection.csv").exists()
+    assert set(mitigation["family"]) == {"original", "pre-specified", "temperature", "score mapping", "score range",
+                                         "label-free", "automatic"}
+    assert {"Δ r", "Δ r_low", "Δ r_high", "p adjusted"} <= set(mitigation.columns)
+    # resamples 0: no stability, but the choice is still cross-fitted against the default on dev
+    assert pd.read_csv(tmp_path / "m" / "selection.csv")["stability"].isna().all()
     assert set(pd.read_csv(tmp_path / "m" / "label_efficiency.csv")["draw"]) == {0, 1}
     cal = _cli("score", "--calibrated", "judge.json", "--data", "new.jsonl", "--id", "item_id", "--out", "c",
                cwd=tmp_path)

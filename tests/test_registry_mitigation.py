@@ -148,7 +148,7 @@ def test_a_registered_mitigation_in_the_study_and_a_saved_judge(tmp_path: Path, 
                          "stars": [i % 5 + 1 for i in range(60)]})
     rows.to_csv(tmp_path / "items.csv", index=False)
     res = numbias.mitigate({
-        "judges": [{"model": "toy", "backend": "plugin_judge:make"}],
+        "judges": [{"model": "toy", "backend": "plugin-judge"}],  # registered: a saved judge names no code
         "tasks": [{"file": str(tmp_path / "items.csv"), "human": "stars", "human_range": [1, 5],
                    "template": "Rate {word} from {lo} to {hi}."}],
         "dev": 30, "bootstrap": 50, "sample": False, "scales": ["0-9", "1-5"], "mitigations": ["none", "linear"],
@@ -175,7 +175,7 @@ def test_a_registered_mitigation_in_the_study_and_a_saved_judge(tmp_path: Path, 
     new = [{"word": f"word{i}"} for i in range(5)]
     np.testing.assert_array_equal(loaded.score(new), judge.score(new))
     del MITIGATION_REGISTRY["linear"]
-    with pytest.raises(NumbiasError, match="bad setting: unknown mitigation 'linear'"):
+    with pytest.raises(NumbiasError, match="setting.mitigation: unknown mitigation 'linear'"):
         CalibratedJudge.load(path)
 
 

@@ -29,8 +29,12 @@ XSS = "<script>window.__pwned = 1</script> & <b>bold</b>"
 TEMPLATE = "Rate the item from {lo} to {hi}.\nItem: {word}"
 
 
+numbias.register_backend("plugin-reader", "plugin_judge:reader", replace=True)
+"""Registered, as a results folder may name only registered backends (never module:attr)."""
+
+
 def _judge(name: str, bias: float) -> dict:
-    return {"model": name, "backend": "plugin_judge:reader", "options": {"bias": bias}}
+    return {"model": name, "backend": "plugin-reader", "options": {"bias": bias}}
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +82,43 @@ def test_the_verdict_reads_the_summary_table(studies) -> None:
     assert number(row["pearson"]) == verdict.tiles()[2][1]
 
 
+def test_the_align_page_shows_changes_with_cis_and_adjusted_p(studies) -> None:
+    """Every comparison of the align page carries Δ [95% CI] and a Holm-adjusted p, and
+    says what was resampled; the lead counts the moves the adjusted tests confirm."""
+    results, folder = studies["align"]
+    page = (folder / "report.html").read_text()
+    family = int(results.table["Δ kurtosis p"].notna().sum() + results.table["Δ r p"].notna().sum())
+    assert "Δ kurtosis [95% CI]" in page and "Δ r p (adjusted)" in page
+    assert f"items resampled in pairs (bootstrap); p adjusted by Holm over the {family} comparisons" in page
+    assert "with a Holm-adjusted 95% CI above 0" in page and "Spread and format, base and aligned" in page
+    run_page = (studies["run"][1] / "report.html").read_text()
+    assert "<h3>Spread and format</h3>" in run_page and ">SD ratio<" in run_page
+
+
 def test_the_mitigation_verdict_reads_the_mitigation_table(studies) -> None:
     results, folder = studies["mitigate"]
     (verdict,) = mitigate_verdicts(results)
     rows = results.table.set_index("row")
     assert verdict.default.value == rows.loc[DEFAULT_ROW, "pearson"]
     assert (verdict.choice.value, verdict.choice.low) == tuple(rows.loc[CHOICE_ROW, ["pearson", "pearson_low"]])
-    assert verdict.gain.value == pytest.approx(rows.loc[CHOICE_ROW, "pearson"] - rows.loc[DEFAULT_ROW, "pearson"])
-    assert verdict.gain.low <= verdict.gain.value <= verdict.gain.high
+    assert verdict.gain.delta == pytest.approx(rows.loc[CHOICE_ROW, "pearson"] - rows.loc[DEFAULT_ROW, "pearson"])
+    assert verdict.gain.low <= verdict.gain.delta <= verdict.gain.high
+    assert (verdict.gain.delta, verdict.gain.p_adjusted) == tuple(rows.loc[CHOICE_ROW, ["Δ r", "p adjusted"]])
     assert verdict.chosen == rows.loc[CHOICE_ROW, "setting"] == results.comparisons[0].chosen[0].label
-    assert verdict.nested == results.selection["nested estimate"].iloc[0]
+    selection = results.selection.iloc[0]
+    assert verdict.nested == selection["nested estimate"]
+    assert (verdict.dev_gain.delta, verdict.dev_gain.low) == (selection["dev Δ r"], selection["dev Δ r_low"])
+    assert (verdict.call == "better") == bool(selection["recommended"])  # the badge follows the dev test
+    # the label-free choice and the pre-specified rule are reported as what they are, each with its own change
+    finding = verdict.finding()
+    assert f"The label-free (entropy) choice, {selection['label-free choice']}, " in finding
+    assert "pre-specified rule (0-9 · protocol · T=0.7 · ridge), fixed before any data" in finding
+    free = rows.loc["label-free (entropy) choice"]
+    assert (verdict.free_test.delta, verdict.free_test.p_adjusted) == (free["Δ r"], free["p adjusted"])
     page = (folder / "report.html").read_text()
     assert all(f"<b>{value}</b><span>{detail}</span>" in page for _, value, detail in verdict.tiles())
+    assert f'<span class="badge {verdict.badge[0]}">{verdict.badge[1]}</span>' in page
+    assert "p adjusted by Holm over the" in page and "Δ r vs default [95% CI]" in page
 
 
 def test_every_dataset_text_is_escaped(studies) -> None:

@@ -237,11 +237,11 @@ def test_float32_judging_names_what_is_wrong(tiny: tuple[dict, Path], tmp_path: 
 @needs_training
 def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], shared_data: Path) -> None:
     """Stages are told from their cards; the diversity instructions avoid every line a
-    stage was trained on; an effect counts only beyond twice the seed spread."""
+    stage was trained on; an effect is marked only when its Holm-adjusted test rejects."""
     import pandas as pd
 
     from numbias.config import JudgeConfig
-    from numbias.stages import DiversityConfig, held_out, stage_of, stage_table
+    from numbias.stages import DiversityConfig, effect_text, held_out, stage_of, stage_table
     from numbias.train import instruction_text, read_records
 
     recipe, out = tiny
@@ -258,17 +258,21 @@ def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], share
         held_out(DiversityConfig(path=path, n=10**6), [sft])
     summary = pd.DataFrame([{"judge": j.name, "task": "t", "scale": "0-9", "rule": "expected", "kurtosis": k,
                              "entropy": 1.0, "mode_share": 0.5, "mode": 5, "pearson": 0.3}
-                            for j, k in ((base, 0.0), (sft, 1.0))])
-    items = pd.DataFrame({"judge": [base.name, sft.name], "task": "t", "scale": "0-9", "mode": "exact",
-                          "next_token_entropy": [2.0, 1.5]})
-    row = stage_table([base, sft], summary, items).iloc[0]
-    assert (row["stage"], row["seeds"], row["Δ kurtosis"], row["Δ next_token_entropy"]) == ("SFT", 1, 1.0, -0.5)
-    assert not row["Δ kurtosis beyond spread"]  # one seed has no spread to leave
-    after = pd.concat([summary, summary[1:].assign(judge=dpo.name, kurtosis=1.25)])
-    rows = stage_table([base, sft, dpo], after, items).set_index(["stage", "against"])
+                            for j, k in ((base, 0.0), (sft, 1.0), (dpo, 1.25))])
+    ids, human = [f"i{k}" for k in range(8)], [1.0, 2, 3, 4, 5, 2, 3, 4]
+    items = pd.concat([pd.DataFrame({"judge": j.name, "task": "t", "scale": "0-9", "mode": "exact", "id": ids,
+                                     "human": human, "expected": np.add(human, shift), "next_token_entropy": h})
+                       for j, shift, h in ((base, 0.0, 2.0), (sft, 1.0, 1.5), (dpo, 2.0, 1.75))])
+    row = stage_table([base, sft], summary[:2], items[items.judge != dpo.name], n_boot=200).iloc[0]
+    assert (row["stage"], row["seeds"], row["base kurtosis"], row["kurtosis"]) == ("SFT", 1, 0.0, 1.0)
+    assert row["Δ next_token_entropy"] == pytest.approx(-0.5) and row["resampled"] == "items"  # one seed: items only
+    assert row["Δ next_token_entropy p adj"] >= row["Δ next_token_entropy p"]  # Holm over the table
+    assert effect_text(row, "kurtosis").endswith(" *") == (row["Δ kurtosis p adj"] < 0.05)
+    rows = stage_table([base, sft, dpo], summary, items, n_boot=200).set_index(["stage", "against"])
     paired = rows.loc[("SFT+DPO", "SFT, same seed")]  # DPO after SFT, against the SFT model of its seed
-    assert (paired["base kurtosis"], paired["kurtosis"], paired["Δ kurtosis"]) == (1.0, 1.25, 0.25)
-    assert rows.loc[("SFT+DPO", "base"), "Δ kurtosis"] == 1.25
+    assert (paired["base kurtosis"], paired["kurtosis"]) == (1.0, 1.25)
+    assert paired["Δ next_token_entropy"] == pytest.approx(0.25)
+    assert rows.loc[("SFT+DPO", "base"), "Δ next_token_entropy"] == pytest.approx(-0.25)
     assert stage_table([base], summary[:1], items[:1]).empty
 
 
@@ -294,6 +298,8 @@ def test_align_over_trained_stages_writes_the_stage_views(tiny: tuple[dict, Path
     assert set(zip(stages.stage, stages.against)) == {("SFT", "base"), ("SFT+DPO", "base"),
                                                       ("SFT+DPO", "SFT, same seed")}
     assert stages["next_token_entropy"].notna().all() and (stages.seeds == 1).all()
+    assert {"Δ kurtosis low", "Δ kurtosis high", "Δ kurtosis p adj", "sd_ratio"} <= set(stages.columns)
+    assert "p adjusted by Holm over the" in done.stdout
     diversity = pd.read_csv(tmp_path / "out" / "diversity.csv")
     assert list(diversity.stage) == ["base", "SFT", "SFT+DPO"] and (diversity.generations == 3).all()
     assert "trained stages against the base" in done.stdout and "output diversity" in done.stdout

@@ -20,18 +20,20 @@ from numbias.config import (
     JudgeRef,
     RunConfig,
     SamplingConfig,
+    Settings,
     TaskConfig,
     TaskList,
     validate_config,
 )
 from numbias.distribution import ScoreDistribution, stack
 from numbias.judge import Progress, ScoredSet, no_progress
-from numbias.metrics import Interval, bootstrap, item_scores, kurtosis, pearson_rows
+from numbias.inference import ALPHA, paired_effect, resamples_for
+from numbias.metrics import RULES, Interval, bootstrap, item_scores, kurtosis, kurtosis_rows, pearson_rows
 from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import Prompt
 from numbias.sampling import categorize, protocol_score
 from numbias.scale import PAPER_SCALE, ScoreScale
-from numbias.stages import DiversityConfig, diversity, stage_table
+from numbias.stages import DiversityConfig, adjust_columns, diversity, effect_columns, item_matrix, stage_table
 from numbias.study import StudyResults, run
 
 EMBEDDED_PAIR_NOTE = ("cross-family, cross-size contrast (Gemma 3 270M base vs SmolLM2 135M instruct): no "
@@ -51,7 +53,7 @@ class PairConfig(BaseModel):
         return self
 
 
-class AlignConfig(BaseModel):
+class AlignConfig(Settings):
     model_config = ConfigDict(extra="forbid")
     pairs: list[PairConfig] = Field(default_factory=lambda: [
         PairConfig(base="gemma3-270m-base", aligned="smollm2-135m-instruct", note=EMBEDDED_PAIR_NOTE)])
@@ -212,19 +214,37 @@ def paired_shift(table: pd.DataFrame) -> pd.DataFrame:
     """How each aligned judge moves from its base, setting by setting (pair × task ×
     scale), per scoring: the paper's claim is paired (alignment raises bias and costs accuracy),
     and a correlation across settings can hide a consistent within-pair direction when
-    tasks' base levels differ. Takes alignment tables, concatenated if run in parts."""
+    tasks' base levels differ. Directions are counted, and, where the table has its
+    tests (``Δ kurtosis p adj``, ``Δ r p adj``), how many of them the adjusted test
+    confirms. Takes alignment tables, concatenated if run in parts (then re-adjust
+    each measure as one family with :func:`adjust_table`)."""
     rows = []
+    tested = {"Δ kurtosis p adj", "Δ r p adj"} <= set(table.columns)
     for scoring, part in table.groupby("scoring", sort=False):
         part = part.dropna(subset=["base kurtosis", "aligned kurtosis", "base r", "aligned r"])
         if part.empty:
             continue
         peaked = part["aligned kurtosis"] > part["base kurtosis"]
         worse = part["aligned r"] < part["base r"]
-        rows.append({"scoring": scoring, "settings": len(part), "more peaked": int(peaked.sum()),
-                     "less accurate": int(worse.sum()), "both": int((peaked & worse).sum()),
-                     "median Δ kurtosis": float((part["aligned kurtosis"] - part["base kurtosis"]).median()),
-                     "median Δ r": float((part["aligned r"] - part["base r"]).median())})
+        row = {"scoring": scoring, "settings": len(part), "more peaked": int(peaked.sum()),
+               "less accurate": int(worse.sum()), "both": int((peaked & worse).sum()),
+               "median Δ kurtosis": float((part["aligned kurtosis"] - part["base kurtosis"]).median()),
+               "median Δ r": float((part["aligned r"] - part["base r"]).median())}
+        if tested:
+            row |= {"more peaked, adjusted p < 0.05": int((peaked & (part["Δ kurtosis p adj"] < ALPHA)).sum()),
+                    "less accurate, adjusted p < 0.05": int((worse & (part["Δ r p adj"] < ALPHA)).sum())}
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+COMPARED = ("Δ kurtosis", "Δ r")
+"""The align table's tests, each one family over all its rows."""
+
+
+def adjust_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The alignment table's p-values Holm-adjusted over all its rows, one family per
+    measure of :data:`COMPARED` (a table pooled from several folders is one table)."""
+    return adjust_columns(table, COMPARED)
 
 
 def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progress = no_progress) -> AlignResults:
@@ -269,38 +289,52 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
     spread, texts = (diversity(config.diversity, judges, progress) if config.diversity
                      else (pd.DataFrame(), pd.DataFrame()))
     return AlignResults(config, results, table, correlation, simulated_kurtosis(config, results),
-                        paired_shift(table), stage_table(judges, results.summary, results.items), spread, texts)
+                        paired_shift(table), stage_table(judges, results.summary, results.items,
+                                                         ranges={s.task: s.data.human_range for s in results.sets},
+                                                         n_boot=config.bootstrap, seed=config.seed), spread, texts)
 
 
 def pair_table(config: AlignConfig, results: StudyResults) -> pd.DataFrame:
-    """One row per pair × task × scale × scoring: each judge's kurtosis and accuracy."""
+    """One row per pair × task × scale × scoring: each judge's kurtosis and accuracy,
+    the aligned judge's change in both (paired item bootstrap, Holm over the table's
+    rows × both changes: :func:`adjust_table`), and the measures jitter and format cannot
+    fool (SD ratio, mode share, out-of-scale and non-numeric mass) for both judges."""
     summary = results.summary
     sampled_label = config.sampling.label
     protocol_rows = [("paper protocol " + sampled_label, sampled_label)] if config.sample else []
     protocol_rows.append((f"protocol expectation (exact, T={config.sampling.temperature:g})", "protocol"))
-
-    def pick(judge: str, task: str, scale: str, rule: str) -> pd.Series:
-        row = summary[(summary.judge == judge) & (summary.task == task) & (summary.scale == scale)
-                      & (summary.rule == rule)]
-        return row.iloc[0]
-
-    rows = []
     pairs = [(p.base.name, p.aligned.name, p.note or "") for p in config.pairs]
     pairs += [(config.pairs[0].base.name, j.name, "further aligned judge") for j in config.extra_aligned]
-    for base, aligned, note in pairs:
-        for task in dict.fromkeys(s.task for s in results.sets):
-            for scale in results.config.scales:
-                for protocol, rule in [*protocol_rows, ("exact expected", "expected")]:
-                    b, a = pick(base, task, scale, rule), pick(aligned, task, scale, rule)
-                    rows.append({"base": base, "aligned": aligned, "task": task, "scale": scale, "scoring": protocol,
-                                 "human kurtosis": b["human_kurtosis"], "base kurtosis": b["kurtosis"],
-                                 "aligned kurtosis": a["kurtosis"], "base r": b["pearson"], "aligned r": a["pearson"],
-                                 "base group r": b["group_pearson"], "aligned group r": a["group_pearson"],
-                                 "note": note})
-    table = pd.DataFrame(rows)
+    settings = [(base, aligned, note, task, scale, protocol, rule) for base, aligned, note in pairs
+                for task in dict.fromkeys(s.task for s in results.sets) for scale in results.config.scales
+                for protocol, rule in [*protocol_rows, ("exact expected", "expected")]]
+    n_boot = resamples_for(len(settings), config.bootstrap)
+    rows = []
+    for base, aligned, note, task, scale, protocol, rule in settings:
+        b, a = (summary[(summary.judge == j) & (summary.task == task) & (summary.scale == scale)
+                        & (summary.rule == rule)].iloc[0] for j in (base, aligned))
+        scores, human = item_matrix(results.items, task, scale, "exact" if rule in RULES else rule, rule,
+                                    [base, aligned])
+        effects = {key: paired_effect(stat, scores[0], scores[1], human, n_boot=n_boot, seed=config.seed)
+                   for key, stat in zip(COMPARED, (kurtosis_rows, pearson_rows))}
+        rows.append({"base": base, "aligned": aligned, "task": task, "scale": scale, "scoring": protocol,
+                     "human kurtosis": b["human_kurtosis"], "base kurtosis": b["kurtosis"],
+                     "aligned kurtosis": a["kurtosis"], "base r": b["pearson"], "aligned r": a["pearson"],
+                     "items": effects["Δ r"].items,
+                     **{k: v for key, e in effects.items() for k, v in effect_columns(key, e).items()},
+                     "base group r": b["group_pearson"], "aligned group r": a["group_pearson"],
+                     **{f"{who} {label}": row.get(key, np.nan) for label, key in JITTER.items()
+                        for who, row in (("base", b), ("aligned", a))},
+                     "humans in aligned mode's bin": a.get("human_mode_share", np.nan), "note": note})
+    table = adjust_table(pd.DataFrame(rows))
     if table[["base group r", "aligned group r"]].isna().all().all():
         table = table.drop(columns=["base group r", "aligned group r"])
     return table
+
+
+JITTER = {"SD ratio": "sd_ratio", "mode share": "mode_share", "out-of-scale": "out_of_scale",
+          "non-numeric": "non_numeric"}
+"""The align table's measures that jitter and format cannot fool, by column label and summary key."""
 
 
 def simulated_kurtosis(config: AlignConfig, results: StudyResults) -> pd.DataFrame:

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from numbias.config import JudgeConfig
-from numbias.conformal import ConformalInterval
+from numbias.backends.base import required_options
+from numbias.config import JudgeConfig, judge_as_data
+from numbias.conformal import ConformalInterval, rating_grid
 from numbias.data import Dataset, make_dataset
 from numbias.distribution import ScoreDistribution, mixture
-from numbias.errors import NumbiasError, first_line
+from numbias.errors import NumbiasError, first_line, readable_file, validation_message
 from numbias.judge import Judge, Progress, collect, no_progress
-from numbias.mitigation import Fitted, Setting, SettingData, dev_predictions
+from numbias.metrics import Rule
+from numbias.mitigation import Fitted, Setting, SettingData, dev_predictions, get_mitigation
 from numbias.output import text, write_one
 from numbias.prompt import SCALE_FIELDS, PromptTemplate
 from numbias.scale import ENSEMBLE_JOIN, ScoreScale, ensemble_parts, setting_scale
@@ -33,26 +35,115 @@ COVERAGE = 0.9
 """The coverage of the conformal interval a calibrated judge gives around each score."""
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _checked(check: Callable[[Any], Any]) -> AfterValidator:
+    """A validator running a numbias check, its error as pydantic's (so it names the field)."""
+
+    def run(value: Any) -> Any:
+        try:
+            check(value)
+        except NumbiasError as exc:
+            raise ValueError(first_line(exc)) from None
+        return value
+
+    return AfterValidator(run)
+
+
+def _positive(value: float) -> None:
+    if value <= 0:
+        raise NumbiasError(f"must be above 0, got {value:g}")
+
+
+def _numbers(state: dict[str, Any]) -> None:
+    """Learned state is finite numbers (or arrays of them)."""
+    for key, value in state.items():
+        try:
+            ok = bool(np.isfinite(np.asarray(value, dtype=float)).all()) and not isinstance(value, (str, bool))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise NumbiasError(f"{key} must be finite numbers, got {str(value)[:40]!r}")
+
+
+class _SavedSetting(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scale: Annotated[str, _checked(setting_scale)]
+    rule: Rule
+    temperature: Annotated[Finite, _checked(_positive)] | Literal["fit"]
+    mitigation: Annotated[str, _checked(get_mitigation)]
+
+
+class _SavedState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    temperature_: Annotated[Finite, _checked(_positive)]
+    params: dict[str, Any] = Field(default_factory=dict)
+    calibrator: Annotated[dict[str, Any], _checked(_numbers)] = Field(default_factory=dict)
+
+
+class _SavedIntervalState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slope_: Finite
+    intercept_: Finite
+    radius_: Annotated[Finite, Field(ge=0)]
+
+
+class _SavedInterval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, Any]
+    state: _SavedIntervalState
+
+
+class _SavedTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    answer_prefix: str | None = None
+    system: str | None = None
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> _SavedTemplate:
+        try:
+            PromptTemplate(self.text, self.answer_prefix, self.system).fields  # noqa: B018 - parses it
+        except NumbiasError as exc:
+            raise ValueError(first_line(exc)) from None
+        return self
+
+
 class _Saved(BaseModel):
+    """A saved judge as it is read back: every field typed and checked, so a bad file
+    is one line naming the field before any model loads."""
+
     model_config = ConfigDict(extra="forbid")
     format: str
     judge: JudgeConfig
-    template: dict[str, Any]
-    setting: dict[str, str | float]
-    state: dict[str, Any]
-    human_range: tuple[float, float]
+    template: _SavedTemplate
+    setting: _SavedSetting
+    state: _SavedState
+    human_range: tuple[Finite, Finite]
     fitted_on: str
     truncate: str | None = None
-    interval: dict[str, Any] | None = None
+    interval: _SavedInterval | None = None
     interval_note: str = ""
+
+    @field_validator("human_range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] >= value[1]:
+            raise ValueError(f"low {value[0]:g} must be below high {value[1]:g}")
+        return value
 
 
 def cross_fitted_interval(setting: Setting, data: SettingData, human: np.ndarray,
                           human_range: tuple[float, float]) -> ConformalInterval:
     """The :data:`COVERAGE` conformal interval of ``setting`` fitted on its cross-fitted
     scores of ``data``'s items (``human`` on the human scale), so its radius is that of
-    held-out scores; a NumbiasError when the items cannot support one."""
-    return ConformalInterval(COVERAGE).fit(dev_predictions(setting, data, human, human_range), human)
+    held-out scores; its ends are ratings humans can give (inside ``human_range``, on
+    the integers when every human score is one). A NumbiasError when the items cannot
+    support one."""
+    interval = ConformalInterval(COVERAGE, levels=rating_grid(human, human_range),
+                                 limits=[float(v) for v in human_range])
+    return interval.fit(dev_predictions(setting, data, human, human_range), human)
 
 
 class CalibratedJudge:
@@ -95,6 +186,8 @@ class CalibratedJudge:
         self.interval = interval
         """The conformal interval on the human scale around each score (None: see ``interval_note``)."""
         self.interval_note = interval_note
+        self.notes: list[str] = []
+        """Facts the scores' outputs state (a server the saved judge recorded, not used)."""
         self._judge: Judge | None = None
 
     @classmethod
@@ -192,24 +285,50 @@ class CalibratedJudge:
         return write_one(path, text(saved.model_dump_json(indent=2)))
 
     @classmethod
-    def load(cls, path: str | Path) -> CalibratedJudge:
+    def load(cls, path: str | Path, *, base_url: str | None = None,
+             api_key_env: str | None = None) -> CalibratedJudge:
+        """A saved judge read as data, every field checked before any model loads. Its
+        backend must be registered; where it sends requests and which key it reads come
+        from ``base_url`` and ``api_key_env`` (the user's ``--base-url``,
+        ``--api-key-env``), never from the file, whose recorded server is only noted."""
+        path = readable_file(path, "calibrated judge file")
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-            saved = _Saved.model_validate(raw)
-        except FileNotFoundError:
-            raise NumbiasError(f"calibrated judge file {path} does not exist") from None
-        except (ValueError, UnicodeDecodeError) as exc:
+            saved = _Saved.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except ValidationError as exc:
+            raise NumbiasError(f"calibrated judge file {path} is not a saved numbias judge: "
+                               f"{validation_message(exc)}") from None
+        except (ValueError, UnicodeDecodeError, OSError) as exc:
             raise NumbiasError(f"calibrated judge file {path} is not a saved numbias judge: "
                                f"{first_line(exc)}") from None
         if saved.format not in FORMATS:
             raise NumbiasError(f"calibrated judge file {path} has format {saved.format!r}, expected one of "
                                f"{', '.join(FORMATS)}")
+        judge, notes = _judge_from_file(saved.judge, path, base_url, api_key_env)
+        setting = Setting(**saved.setting.model_dump())
         try:
-            setting = Setting(**saved.setting)  # type: ignore[arg-type]
+            fitted = Fitted.restore(setting, saved.state.model_dump())
         except (TypeError, ValueError, NumbiasError) as exc:
-            raise NumbiasError(f"calibrated judge file {path} has a bad setting: {first_line(exc)}") from None
-        return cls(saved.judge, PromptTemplate(**saved.template), Fitted.restore(setting, saved.state),
-                   saved.human_range, saved.fitted_on, saved.truncate, *_saved_interval(saved, path))
+            raise NumbiasError(f"calibrated judge file {path} has a bad state: {first_line(exc)}") from None
+        loaded = cls(judge, PromptTemplate(**saved.template.model_dump()), fitted, saved.human_range,
+                     saved.fitted_on, saved.truncate, *_saved_interval(saved, path))
+        loaded.notes = notes
+        return loaded
+
+
+def _judge_from_file(judge: JudgeConfig, path: Path, base_url: str | None,
+                     api_key_env: str | None) -> tuple[JudgeConfig, list[str]]:
+    """The saved judge with the user's server (if any) in place of the file's, and the
+    note that shows the file's: a server the user did not name is never contacted."""
+    judge, routing = judge_as_data(judge, f"calibrated judge file {path}")
+    recorded = str(routing.get("base_url", ""))[:200]
+    given = {k: v for k, v in (("base_url", base_url), ("api_key_env", api_key_env)) if v is not None}
+    judge.options.update(given)
+    if "base_url" in required_options(judge.backend) and base_url is None:
+        was = f" was scored against {recorded}, which is not used:" if recorded else " needs a server:"
+        raise NumbiasError(f"calibrated judge file {path}{was} pass --base-url to name the server to score with")
+    notes = [f"{path.name} was scored against {recorded}; pass --base-url to use a server"] \
+        if recorded and base_url is None else []
+    return judge, notes
 
 
 def _saved_interval(saved: _Saved, path: str | Path) -> tuple[ConformalInterval | None, str]:
@@ -219,7 +338,7 @@ def _saved_interval(saved: _Saved, path: str | Path) -> tuple[ConformalInterval 
     if saved.interval is None:
         return None, saved.interval_note or "no conformal interval"
     try:
-        interval = ConformalInterval(**saved.interval["params"]).set_state(saved.interval["state"])
+        interval = ConformalInterval(**saved.interval.params).set_state(saved.interval.state.model_dump())
     except (KeyError, TypeError, NumbiasError) as exc:
         raise NumbiasError(f"calibrated judge file {path} has a bad conformal interval: {first_line(exc)}") from None
     return interval, saved.interval_note
@@ -229,7 +348,9 @@ def check_save(path: str | Path, *, force: bool = False) -> Path:
     """Where a judge can be saved, checked before any work: a file in an existing,
     writable folder, and not a file numbias did not save (``force``: replace it)."""
     given, path = str(path), Path(path)
-    if not given.strip() or given.endswith(("/", os.sep)) or path.is_dir():
+    if not given.strip():
+        raise NumbiasError("--save '' names no file; name one, e.g. --save judge.json")
+    if given.endswith(("/", os.sep)) or path.is_dir():
         raise NumbiasError(f"--save {given}: is a folder; name a file, e.g. {path / 'judge.json'}")
     parent = path.parent
     if not parent.is_dir():

@@ -18,8 +18,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-from numbias.errors import NOT_STARTED, Interrupted, NumbiasError, first_line, handle_signals
+from numbias.errors import NOT_STARTED, Interrupted, NumbiasError, first_line, handle_signals, one_line, readable_file
 from numbias.output import checked_path, claim, one_writer
 
 if TYPE_CHECKING:
@@ -28,10 +29,41 @@ if TYPE_CHECKING:
     from numbias.align import AlignResults
     from numbias.mitigate import MitigateConfig
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+class _Commands(TyperGroup):
+    """The commands, each refusing an option given twice: click keeps the last value of
+    a single-value option, so ``--data a.csv --data b.csv`` would judge only ``b.csv``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[Any, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _refuse_repeats(command, rest)
+        return name, command, rest
+
+
+def _refuse_repeats(command: Any, args: list[str]) -> None:
+    """A one-line error for a single-value option (or flag) given more than once."""
+    single = [p for p in command.params if p.param_type_name == "option" and not p.multiple and not p.count]
+    by_flag = {flag: p for p in single for flag in (*p.opts, *p.secondary_opts)}
+    seen: dict[str, str] = {}
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            break
+        flag = token.split("=", 1)[0] if token.startswith("--") else token
+        param = by_flag.get(flag)
+        if param is None:
+            continue
+        if param.name in seen:
+            raise NumbiasError(f"{flag} is given twice ({seen[param.name]} and {token}): give it once")
+        seen[str(param.name)] = token
+        if not param.is_flag and "=" not in token:
+            next(tokens, None)
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Find, measure and remove numerical bias in LLM-as-a-judge evaluators.")
 console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 
 @contextmanager
@@ -89,6 +121,10 @@ TruncateOpt = Annotated[str | None, typer.Option(help="Field to shorten (its mid
                                                       "the judge's context.")]
 ForceOpt = Annotated[bool, typer.Option(help="Replace files of the results' names that numbias did not write "
                                              "(else such a file stops the command before it starts).")]
+BaseUrlOpt = Annotated[str | None, typer.Option(help="Server of the judges on a server (backend openai), e.g. "
+                                                     "http://localhost:8000/v1; a saved judge's is never used.")]
+ApiKeyEnvOpt = Annotated[str | None, typer.Option(help="Environment variable the server's API key is read from "
+                                                       "(default: OPENAI_API_KEY).")]
 
 RUNNING: dict[str, Path] = {}
 """The store the running command keeps its finished items in (``store``), for the line
@@ -104,6 +140,10 @@ def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None,
     from numbias.data import SUFFIXES
     from numbias.tasks import parse_range
 
+    given = {"template": template, "system": system, "human": human, "human_range": human_range, "id": id,
+             "group": group, "ratings": ratings, "truncate": truncate}
+    if empty := [k for k, v in given.items() if v is not None and not v.strip()]:
+        raise NumbiasError(f"--{empty[0].replace('_', '-')} is empty: give a value or leave the option out")
     options = _options(option)
     prompt = {k: v for k, v in (("template", template), ("system", system), ("answer_prefix", answer_prefix),
                                 ("truncate", truncate)) if v is not None}
@@ -261,9 +301,13 @@ def score(
     calibrated: Annotated[Path | None, typer.Option(help="A calibrated judge saved by `numbias mitigate --save`: "
                                                          "write calibrated scores on the human scale.")] = None,
     force: ForceOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Score items, labelled or not: each item's exact distribution and its score by
     every rule (scores.jsonl, scores.csv); with --calibrated, the saved judge's scores."""
+    from numbias.calibrated import CalibratedJudge
+    from numbias.config import JudgeConfig, use_server, validate_config
     from numbias.models import DEFAULT_JUDGE
     from numbias.scoring import SCORE_FILES, write_scores
     from numbias.scoring import score as score_items
@@ -277,14 +321,21 @@ def score(
         if given := [k for k, v in fixed.items() if v is not None]:
             raise NumbiasError(f"{', '.join(given)}: the calibrated judge {calibrated} fixes its judge, scale and "
                                "prompt; drop these options")
-    tasks = _tasks(task or ([] if data else ["vader"]), data, option, **flags)
+    tasks = _tasks(task or ([] if data is not None else ["vader"]), data, option, **flags)
     if len(tasks) != 1:
         raise NumbiasError("numbias score takes one task (or one --data file) at a time")
-    judge = {"model": model or DEFAULT_JUDGE, **({"backend": backend} if backend else {})}
+    saved, judge = None, None
+    if calibrated is not None:
+        saved = CalibratedJudge.load(calibrated, base_url=base_url, api_key_env=api_key_env)
+    else:
+        named = {"model": DEFAULT_JUDGE if model is None else model,
+                 **({} if backend is None else {"backend": backend})}
+        judge = validate_config(JudgeConfig, named, "numbias score")
+        use_server([judge], base_url, api_key_env)
     RUNNING["store"] = folder / "store.sqlite"
     with one_writer(folder, wait=wait):
-        scored = score_items(tasks[0], None if calibrated else judge, range_, store=folder / "store.sqlite",
-                             calibrated=calibrated, progress=rich_progress)
+        scored = score_items(tasks[0], judge, range_, store=folder / "store.sqlite", calibrated=saved,
+                             progress=rich_progress)
         paths = write_scores(scored, folder, force=force)
     for note in scored.notes:
         console.print(f"note: {note}")
@@ -318,9 +369,11 @@ def run_cmd(
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
     force: ForceOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Run a numerical-bias study (default: Qwen2.5-Coder-0.5B on VADER at 0-9, 1-5, 1-10)."""
-    from numbias.config import RunConfig
+    from numbias.config import RunConfig, use_server
     from numbias.report import RUN_FILES, write
     from numbias.study import run
 
@@ -339,6 +392,7 @@ def run_cmd(
         settings["out"] = str(checked_path(out))
     cfg = RunConfig.parse(settings)
     claim(cfg.out, RUN_FILES, force=force)
+    use_server(cfg.judges, base_url, api_key_env)
     RUNNING["store"] = cfg.store_path
     with one_writer(cfg.out, wait=wait):
         results = run(cfg, progress=rich_progress)
@@ -373,10 +427,12 @@ def align_cmd(
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
     force: ForceOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
     from numbias.align import align, parse_align
-    from numbias.config import read_yaml
+    from numbias.config import read_yaml, use_server
     from numbias.report import ALIGN_FILES, write
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
@@ -395,6 +451,8 @@ def align_cmd(
         settings["out"] = str(checked_path(out))
     parsed = parse_align(settings)
     claim(parsed.out, ALIGN_FILES, force=force)
+    use_server([j for p in parsed.pairs for j in (p.base, p.aligned)] + list(parsed.extra_aligned), base_url,
+               api_key_env)
     RUNNING["store"] = Path(parsed.store or Path(parsed.out) / "store.sqlite")
     with one_writer(parsed.out, wait=wait):
         results = align(parsed, progress=rich_progress)
@@ -418,18 +476,22 @@ def _cell(value: Any) -> str:
 def _print_stages(results: AlignResults) -> None:
     """The trained stages against the base (exact expected scores) and each judge's
     output diversity, when the study has them."""
-    from numbias.stages import effect_text
+    from numbias.stages import METRICS, effect_text, table_note
 
     if len(results.stages):
+        shown = ("kurtosis", "pearson", "mode_share", "sd_ratio", "next_token_entropy")
         table = Table(title="trained stages against the base, and DPO after SFT against SFT of the same seed "
-                            "(exact expected; mean over seeds ± sd; * beyond twice the seed sd, every seed the same way)")
-        for col in ("task", "scale", "stage", "against", "seeds", "kurtosis", "Pearson r", "mode share",
+                            "(exact expected; reference → mean over seeds, Δ [95% CI], adjusted p; * the adjusted "
+                            "test rejects)")
+        for col in ("task", "scale", "stage", "against", "seeds", "kurtosis", "Pearson r", "mode share", "SD ratio",
                     "next-token entropy"):
             table.add_column(col)
         for r in results.stages[results.stages["rule"] == "expected"].to_dict("records"):
-            cells = [effect_text(r, m) for m in ("kurtosis", "pearson", "mode_share", "next_token_entropy")]
+            cells = [effect_text(r, m) for m in shown]
             table.add_row(r["task"], r["scale"], r["stage"], r["against"], str(r["seeds"]), *cells)
         console.print(table)
+        console.print(f"stages: {table_note(results.stages, [f'Δ {m}' for m in METRICS])} (stages.csv, every rule "
+                      "and metric)", highlight=False)
     if len(results.diversity):
         table = Table(title="output diversity (free generations on held-out instructions)")
         cols = ["judge", "stage", "seed", "generations", "distinct-1", "distinct-2", "mean words", "empty"]
@@ -441,14 +503,19 @@ def _print_stages(results: AlignResults) -> None:
 
 
 def _print_alignment(results: AlignResults) -> None:
-    table = Table(title="alignment study (layout of the paper's main table)")
+    from numbias.stages import delta_text, table_note
+
+    table = Table(title="alignment study (layout of the paper's main table; Δ aligned − base [95% CI], adjusted p)")
     cols = ["base", "aligned", "task", "scale", "scoring", "human kurtosis", "base kurtosis", "aligned kurtosis",
-            "base r", "aligned r", *[c for c in ("base group r", "aligned group r") if c in results.table]]
-    for col in cols:
+            "base r", "aligned r", *[c for c in ("base group r", "aligned group r") if c in results.table],
+            "aligned SD ratio", "aligned out-of-scale"]
+    for col in [*cols, "Δ kurtosis", "Δ r"]:
         table.add_column(col)
     for r in results.table.to_dict("records"):
-        table.add_row(*[f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols])
+        table.add_row(*[f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols],
+                      *[delta_text(r, key).removeprefix("Δ ") for key in ("Δ kurtosis", "Δ r")])
     console.print(table)
+    console.print(f"alignment: {table_note(results.table, ['Δ kurtosis', 'Δ r'])}", highlight=False)
     for note in dict.fromkeys(results.table["note"]):
         if note:
             console.print(f"note: {note}")
@@ -466,13 +533,15 @@ def correlate_cmd(
     (a study run in parts, pooled)."""
     import pandas as pd
 
-    from numbias.align import kurtosis_accuracy, paired_shift
+    from numbias.align import adjust_table, kurtosis_accuracy, paired_shift
 
     frames = []
     for folder in folders:
         path = folder / "summary.json"
         try:
-            frames.append(pd.read_json(path))
+            frames.append(pd.read_json(readable_file(path, "results file")))
+        except NumbiasError as exc:  # a FIFO is never opened, a folder or a loop is named
+            raise NumbiasError(f"cannot read {path}: {exc}") from None
         except (OSError, ValueError) as exc:
             raise NumbiasError(f"cannot read {path}: {first_line(exc)}") from None
     summary = pd.concat(frames, ignore_index=True)
@@ -494,7 +563,9 @@ def correlate_cmd(
             console.print(f"no paired view: {', '.join(missing)} has no alignment.csv (not a `numbias align` folder)")
         return
     try:
-        _print_shift(paired_shift(pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)))
+        pooled = pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)
+        tested = {"Δ kurtosis p", "Δ r p"} <= set(pooled.columns)  # tables from before the tests have none
+        _print_shift(paired_shift(adjust_table(pooled) if tested else pooled))
     except (OSError, ValueError, KeyError) as exc:
         raise NumbiasError(f"cannot read the alignment tables: {first_line(exc)}") from None
 
@@ -526,7 +597,8 @@ def mitigate_cmd(
     ensemble: Annotated[list[str] | None, typer.Option(
         help="A range ensemble, scales joined by + (repeat; 'none': no ensemble; default: all scales).")] = None,
     resamples: Annotated[int | None, typer.Option(
-        help="Bootstrap resamples of dev for the choice's stability and nested estimate (0: neither).")] = None,
+        help="Bootstrap resamples of dev for the choice's stability (0: none; the cross-fitted check "
+             "against the default and the nested estimate are always made).")] = None,
     label_draws: Annotated[int | None, typer.Option(
         help="Seeded draws per number of labels for the label-efficiency curve (0: no curve).")] = None,
     n_jobs: Annotated[int | None, typer.Option(
@@ -547,6 +619,8 @@ def mitigate_cmd(
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
     force: ForceOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
     from numbias.config import read_yaml
@@ -557,35 +631,41 @@ def mitigate_cmd(
         settings["judges"] = judge
     if tasks := _tasks(task, data, option, **_task_flags(**locals())):
         settings["tasks"] = tasks
-    for key, value in (("scales", scale), ("dev", dev), ("folds", folds), ("criterion", criterion),
-                       ("sample", sample)):
+    for key, value in (("scales", scale), ("sample", sample)):
         if value:
             settings[key] = value
     for key, given in (("ensembles", None if not ensemble else [] if ensemble == ["none"] else ensemble),
                        ("mitigations", mitigation), ("resamples", resamples), ("label_draws", label_draws),
-                       ("oracle", oracle), ("n_jobs", n_jobs),
-                       ("out", None if out is None else str(checked_path(out)))):
+                       ("oracle", oracle), ("n_jobs", n_jobs), ("dev", dev), ("folds", folds),
+                       ("criterion", criterion), ("out", None if out is None else str(checked_path(out)))):
         if given is not None:
             settings[key] = given
-    _run_mitigate(parse_mitigate(settings), save, wait, force)
+    _run_mitigate(parse_mitigate(settings), save, wait, force, (base_url, api_key_env))
 
 
-def _run_mitigate(parsed: MitigateConfig, save: str | None, wait: bool, force: bool) -> None:
-    """Check what it writes, run the study under the folder's lock, write it, save the
-    choice, print the table."""
+def _run_mitigate(parsed: MitigateConfig, save: str | None, wait: bool, force: bool,
+                  server: tuple[str | None, str | None]) -> None:
+    """Check what it writes, run the study (its judges on the user's server, if given)
+    under the folder's lock, write it, save the choice, print the table."""
     from numbias.calibrated import check_save
+    from numbias.config import use_server
     from numbias.mitigate import mitigate
     from numbias.report import MITIGATE_FILES, write
 
     claim(parsed.out, MITIGATE_FILES, force=force)
     if save is not None:
         check_save(save, force=force)
+    use_server(parsed.judges, *server)
     RUNNING["store"] = Path(parsed.store_path)
     with one_writer(parsed.out, wait=wait):
         results = mitigate(parsed, progress=rich_progress)
         folder = write(results, force=force)
         path = results.comparisons[0].calibrated().save(save, force=force) if save is not None else None
+    from numbias.verdict import mitigate_verdicts
+
     _print_mitigation(results.table)
+    for v in mitigate_verdicts(results):
+        console.print(f"{v.judge} on {v.task}: {v.advice()}", highlight=False)
     for note in results.notes:
         console.print(f"note: {note}")
     if path:
@@ -612,23 +692,34 @@ def report_cmd(
 
 
 def _print_mitigation(frame: pd.DataFrame) -> None:
-    """The mitigation table, with group-level Pearson when the task has groups."""
-    grouped = "group pearson" in frame
-    cols = ["judge", "task", "row", "setting", "dev score", "kurtosis", "pearson", "spearman",
-            *(["group pearson"] if grouped else [])]
-    table = Table(title="mitigations: test split (settings chosen on development items only)")
-    for col in cols:
-        table.add_column(col, justify="left" if col in {"judge", "task", "row", "setting"} else "right")
+    """The mitigation table: each row's test r, its change against the paper's default
+    with the paired interval and the Holm-adjusted p (group-level Pearson and interval
+    coverage, each with its interval, where measured)."""
+    def f(x: Any, d: int = 2) -> str:
+        return str(x) if not isinstance(x, float) else "—" if x != x else f"{x:.{d}f}"
 
-    def f(x: Any) -> str:
-        return str(x) if not isinstance(x, float) else "—" if x != x else f"{x:.2f}"
+    def ci(r: dict, key: str, signed: bool = False) -> str:
+        if r.get(key) is None or r[key] != r[key]:
+            return "—"
+        g = (lambda x: "—" if x != x else f"{x:+.2f}") if signed else f
+        return f"{g(r[key])} [{g(r[f'{key}_low'])}, {g(r[f'{key}_high'])}]"
 
+    shown = {"row": lambda r: str(r["row"]), "setting": lambda r: str(r["setting"]),
+             "dev score": lambda r: f(r["dev score"]), "kurtosis": lambda r: f(r["kurtosis"]),
+             "Pearson [95% CI]": lambda r: ci(r, "pearson"), "Δ r vs default [95% CI]": lambda r: ci(r, "Δ r", True),
+             "p (Holm)": lambda r: f(r.get("p adjusted", float("nan")), 3),
+             "vs default": lambda r: str(r.get("vs default", ""))}
+    if "group pearson" in frame:
+        shown["group r [95% CI]"] = lambda r: ci(r, "group pearson")
+    if "interval coverage" in frame:
+        shown["90% interval coverage [95% CI]"] = lambda r: ci(r, "interval coverage")
+    table = Table(title="mitigations: test split (settings chosen on development items only)", caption=(
+        "Δ r: test r minus the paper's default's, paired bootstrap over the test items; p adjusted by Holm over the "
+        "rows of each judge × task; better or worse only where the adjusted p < 0.05"))
+    for col in ["judge", "task", *shown]:
+        table.add_column(col, justify="left" if col in {"judge", "task", "row", "setting", "vs default"} else "right")
     for r in frame.to_dict("records"):
-        cells = [f(r[c]) for c in cols]
-        cells[6] = f"{f(r['pearson'])} [{f(r['pearson_low'])}, {f(r['pearson_high'])}]"
-        if grouped:
-            cells[8] = f"{f(r['group pearson'])} [{f(r['group pearson_low'])}, {f(r['group pearson_high'])}]"
-        table.add_row(*cells)
+        table.add_row(str(r["judge"]), str(r["task"]), *[get(r) for get in shown.values()])
     console.print(table)
 
 
@@ -653,6 +744,13 @@ def print_summary(summary: Any) -> None:
     console.print(table)
 
 
+def print_error(message: str) -> None:
+    """An error as one plain line on stderr: no markup or emoji codes read from what the
+    user typed (``my:thumbs_up:file.csv`` stays as written), however long the input."""
+    sys.stderr.write(f"error: {one_line(message)}\n")
+    sys.stderr.flush()
+
+
 def main() -> None:
     """The command line: every stop ends as one line on stderr and its exit code (2 for
     bad input, 130 for Ctrl-C, 143 for SIGTERM), never a traceback."""
@@ -670,7 +768,7 @@ def _run() -> None:
     try:
         code = app(standalone_mode=False)
     except NumbiasError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(2)
     except Interrupted as exc:
         _interrupted(exc.exit_code)
@@ -678,7 +776,7 @@ def _run() -> None:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
     except Exception as exc:  # typer's (vendored click) usage errors: a mistyped command or option
         if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            err_console.print(f"error: {exc.format_message()} (see numbias --help)", markup=False, soft_wrap=True)
+            print_error(f"{exc.format_message()} (see numbias --help)")
             sys.exit(2)
         raise
     if code == 130:  # typer's answer to a KeyboardInterrupt our handlers did not raise (another thread's main)
@@ -696,12 +794,13 @@ def _interrupted(code: int) -> None:
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, signal.SIG_IGN)
     store = RUNNING.get("store")
-    kept = count_items(store) if store is not None else None
-    if kept is not None:
-        line = f"interrupted: {kept} finished items are kept in {store}; run the same command to resume"
-    elif store is not None:
+    if store is None:
+        line = NOT_STARTED
+    elif not store.is_file():
         line = f"interrupted before any item was stored in {store}; run the same command to start again"
     else:
-        line = NOT_STARTED
+        kept = count_items(store)  # None: the store could not be read just now
+        line = (f"interrupted: {'' if kept is None else f'{kept} '}finished items are kept in {store}; run the same "
+                "command to resume")
     err_console.print(line, markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)

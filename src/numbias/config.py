@@ -21,8 +21,9 @@ from pydantic import (
 )
 
 from numbias.backends import Backend
+from numbias.backends.base import is_routing, registered, takes_option
 from numbias.data import SUFFIXES, Dataset
-from numbias.errors import NumbiasError, first_line
+from numbias.errors import NumbiasError, first_line, readable_file, validation_message
 from numbias.metrics import RULES, Rule
 from numbias.models import DEFAULT_JUDGE, trained_stage
 from numbias.sampling import PROTOCOL_TEMPERATURE
@@ -54,6 +55,13 @@ class JudgeConfig(BaseModel):
             return {**data, "backend": "transformers"}
         return data
 
+    @field_validator("model", "backend", "label")
+    @classmethod
+    def _not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is empty")
+        return value
+
     @field_validator("instance")
     @classmethod
     def _a_backend(cls, value: Any) -> Any:
@@ -65,6 +73,36 @@ class JudgeConfig(BaseModel):
     @property
     def name(self) -> str:
         return self.label or self.model
+
+
+def judge_as_data(judge: JudgeConfig, source: str) -> tuple[JudgeConfig, dict[str, Any]]:
+    """A judge read back from a file (a saved judge, a results folder) taken as data: its
+    backend must be registered (a ``module:attr`` path would import code), and its routing
+    options (where requests go, which secret is read) are taken out and returned apart,
+    to be shown, never used."""
+    if not registered(judge.backend):
+        raise NumbiasError(f"{source}: judge {judge.name!r} names backend {judge.backend!r}, which is not a "
+                           "registered backend; a file read back may name only registered ones (built-in, "
+                           "numbias.register_backend, or a numbias.backends entry point), never module:attr code")
+    routing = {k: v for k, v in judge.options.items() if is_routing(k)}
+    options = {k: v for k, v in judge.options.items() if not is_routing(k)}
+    return judge.model_copy(update={"options": options}), routing
+
+
+def use_server(judges: Sequence[JudgeConfig], base_url: str | None, api_key_env: str | None) -> None:
+    """The user's ``--base-url`` and ``--api-key-env`` set on every judge whose backend
+    talks to a server (takes ``base_url``); given with no such judge, they are an error."""
+    given = {k: v for k, v in (("base_url", base_url), ("api_key_env", api_key_env)) if v is not None}
+    flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+    if not given:
+        return
+    if empty := [k for k, v in given.items() if not v.strip()]:
+        raise NumbiasError(f"--{empty[0].replace('_', '-')} is empty: give a value or leave the option out")
+    served = [j for j in judges if j.instance is None and takes_option(j.backend, "base_url")]
+    if not served:
+        raise NumbiasError(f"{flags} apply to judges on a server (backend openai), and no judge here is one")
+    for judge in served:
+        judge.options.update(given)
 
 
 def _judge_ref(value: Any) -> Any:
@@ -152,21 +190,76 @@ Folder = Annotated[str, AfterValidator(_named_folder)]
 """A results folder: an empty name would be the working folder, with the user's files."""
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+YAML_MAX_VALUES = 100_000
+"""The most values a YAML file may hold once its aliases are expanded: anchors that
+share a judge between pairs stay usable, a kilobyte of nested aliases that would
+expand to gigabytes is refused before anything is built."""
+
+
+def _expanded(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` holds with every alias written out (capped just past
+    the limit; a node met again while it is counted, a recursive alias, counts as too many)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = YAML_MAX_VALUES + 1
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        children = []
+    size = 1
+    for child in children:
+        size += _expanded(child, memo)
+        if size > YAML_MAX_VALUES:
+            break
+    memo[id(node)] = min(size, YAML_MAX_VALUES + 1)
+    return memo[id(node)]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as plain data: aliases only while the expanded file stays small (a kilobyte
+    of nested aliases expands to gigabytes) and no key given twice (YAML keeps the last
+    one silently)."""
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None and _expanded(node, {}) > YAML_MAX_VALUES:
+            raise yaml.MarkedYAMLError(None, None, f"its aliases (*name) expand to more than {YAML_MAX_VALUES:,} "
+                                       "values; write the values out", node.start_mark)
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.MarkedYAMLError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text as plain data, read by the loader every YAML numbias reads goes through
+    (aliases only within a size cap, no repeated keys, no Python objects)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """A config file as a mapping; every reading problem is a one-line error."""
+    path = readable_file(path, what)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise NumbiasError(f"config file {path} does not exist") from None
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or first_line(exc)
-        raise NumbiasError(f"config file {path} is not valid YAML{where}: {problem}") from None
+        raise NumbiasError(f"{what} {path} is not valid YAML{where}: {problem}") from None
     except (UnicodeDecodeError, OSError) as exc:
-        raise NumbiasError(f"config file {path} is unreadable: {first_line(exc)}") from None
+        raise NumbiasError(f"{what} {path} is unreadable: {first_line(exc)}") from None
     if not isinstance(data, dict):
-        raise NumbiasError(f"config file {path} must hold a mapping of settings")
+        raise NumbiasError(f"{what} {path} must hold a mapping of settings")
     return data
 
 
@@ -175,14 +268,27 @@ def validate_config(cls: type[ModelT], data: dict[str, Any], source: str) -> Mod
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            raise NumbiasError(f"{source}: unknown config key {where!r}") from None
-        raise NumbiasError(f"{source}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+        message = validation_message(exc)
+        if message.startswith("unknown key "):
+            message = message.replace("unknown key", "unknown config key", 1)
+        raise NumbiasError(f"{source}: {message}") from None
 
 
-class SamplingConfig(BaseModel):
+class Settings(BaseModel):
+    """A schema whose integer fields take no booleans: pydantic reads ``true`` as 1, so
+    a YAML ``n: true`` or ``dev: true`` would run silently with 1."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_integers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                if isinstance(data.get(name), bool) and field.annotation in (int, int | None):
+                    raise ValueError(f"{name}: an integer is needed, got {str(data[name]).lower()}")
+        return data
+
+
+class SamplingConfig(Settings):
     """The paper's protocol: n answers at temperature T, first integer, clipped, averaged."""
 
     model_config = ConfigDict(extra="forbid")
@@ -196,7 +302,7 @@ class SamplingConfig(BaseModel):
         return f"sampled(n={self.n},T={self.temperature:g})"
 
 
-class RunConfig(BaseModel):
+class RunConfig(Settings):
     """A study. Strings are shorthands: a judge name/path, a task name or data file.
 
     >>> config = RunConfig.parse({"judges": ["smollm2-135m-instruct"], "tasks": ["vader"], "scales": ["1..5"]})

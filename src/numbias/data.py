@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from numbias.errors import NumbiasError, first_line
+from numbias.errors import NumbiasError, first_line, readable_file
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet")
 """File types :func:`read_table` reads, chosen by suffix."""
@@ -151,8 +151,20 @@ def _shown(value: Any) -> str:
     return repr(str(value))
 
 
+def _scalar(frame: pd.DataFrame, column: str, where: _Where, ids: pd.Series | None = None) -> None:
+    """A column of single values: a nested JSON value (object or array) would reach the
+    prompt as Python's repr, so it is a one-line error naming the row."""
+    nested = frame[column].map(lambda v: isinstance(v, (dict, list, tuple, np.ndarray))).to_numpy(dtype=bool)
+    if nested.any():
+        row = int(nested.argmax())
+        at = f"row id {ids.iloc[row]!r}" if ids is not None else f"row {row} (counting data rows from 0)"
+        raise NumbiasError(f"{where.prefix}: column {where.column(column)!r} of {at} is "
+                           f"{_json_kind(frame[column].iloc[row])}, not a single value")
+
+
 def _ids(ids: pd.Series, where: _Where) -> pd.Series:
     """Ids as text, each present and unique."""
+    _scalar(ids.to_frame("id"), "id", where)
     blank = ids.map(_is_blank).to_numpy(dtype=bool)
     if blank.any():
         raise NumbiasError(f"{where.prefix}: column {where.column('id')!r} is empty in row "
@@ -168,6 +180,7 @@ def _ids(ids: pd.Series, where: _Where) -> pd.Series:
 
 def _texts(frame: pd.DataFrame, column: str, where: _Where) -> pd.Series:
     """A text column as str (numbers from JSON or Parquet included), none empty."""
+    _scalar(frame, column, where, frame["id"])
     blank = frame[column].map(_is_blank).to_numpy(dtype=bool)
     if blank.any():
         raise NumbiasError(f"{where.cell(column, frame['id'].iloc[int(blank.argmax())])} is empty")
@@ -257,10 +270,7 @@ def read_table(path: str | Path, *, sep: str | None = None, header: bool = True,
 
 def _checked_path(path: Path) -> str:
     """The suffix of an existing, non-empty file of a supported type."""
-    if path.is_dir():
-        raise NumbiasError(f"data file {path} is a folder, not a file")
-    if not path.exists():
-        raise NumbiasError(f"data file {path} does not exist")
+    readable_file(path, "data file")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         kind = repr(suffix) if suffix else "(no suffix)"
@@ -289,6 +299,8 @@ def _decode(path: Path) -> str:
 
 def _read_delimited(path: Path, content: str, *, sep: str, header: bool, text: bool) -> pd.DataFrame:
     tsv = sep == "\t"
+    if header:
+        _check_rows(path, content, sep)
     try:
         return pd.read_csv(
             io.StringIO(content), sep=sep, quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
@@ -298,7 +310,39 @@ def _read_delimited(path: Path, content: str, *, sep: str, header: bool, text: b
         raise NumbiasError(f"data file {path} is unreadable: {first_line(exc)}") from None
 
 
+def _check_rows(path: Path, content: str, sep: str) -> None:
+    """Column names given once, and no row with more fields than the header: pandas
+    would rename a repeated name and shift a long row's columns (an unquoted comma in a
+    text makes ids of texts), so either is a one-line error naming the line."""
+    if len(sep) != 1:
+        return
+    csv.field_size_limit(2**31 - 1)  # pandas reads texts of any length; so must this check
+    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+    rows = csv.reader(io.StringIO(content), delimiter=sep, quoting=quoting)
+    try:
+        names = next(rows, [])
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise NumbiasError(f"data file {path}: column name {dupes[0]!r} is given more than once in the header")
+        for row in rows:
+            if len(row) > len(names):
+                raise NumbiasError(f"data file {path} line {rows.line_num} has {len(row)} fields, the header "
+                                   f"{len(names)} (an unquoted {'tab' if sep == chr(9) else repr(sep)} in a text? "
+                                   "quote that field)")
+    except csv.Error as exc:
+        raise NumbiasError(f"data file {path} is unreadable (line {rows.line_num}): {first_line(exc)}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each given once (json keeps the last silently)."""
+    keys = [k for k, _ in pairs]
+    if dupes := sorted({k for k in keys if keys.count(k) > 1}):
+        raise ValueError(f"key {dupes[0]!r} is given twice in one object")
+    return dict(pairs)
+
+
 def _json_kind(value: Any) -> str:
+    if isinstance(value, (tuple, np.ndarray)):
+        return "an array"
     kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
     return kinds.get(type(value), "a number")
 
@@ -310,9 +354,11 @@ def _read_jsonl(path: Path, content: str, *, text: bool) -> pd.DataFrame:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise NumbiasError(f"data file {path} line {number} is not valid JSON: {exc.msg}") from None
+        except ValueError as exc:
+            raise NumbiasError(f"data file {path} line {number}: {exc}") from None
         if not isinstance(record, dict):
             raise NumbiasError(f"data file {path} line {number} is {_json_kind(record)}, not a JSON object")
         records.append(record)
@@ -322,10 +368,12 @@ def _read_jsonl(path: Path, content: str, *, text: bool) -> pd.DataFrame:
 def _read_json(path: Path, content: str, *, text: bool) -> pd.DataFrame:
     """A JSON array of objects, one per row."""
     try:
-        records = json.loads(content)
+        records = json.loads(content, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise NumbiasError(f"data file {path} is not valid JSON: {exc.msg} "
                            f"(line {exc.lineno}, column {exc.colno})") from None
+    except ValueError as exc:
+        raise NumbiasError(f"data file {path}: {exc}") from None
     if not isinstance(records, list):
         raise NumbiasError(f"data file {path} holds {_json_kind(records)}, not a JSON array of objects")
     for number, record in enumerate(records, start=1):

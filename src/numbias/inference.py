@@ -17,6 +17,7 @@ correction.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -47,6 +48,8 @@ class Effect:
     seeds: int = 1
     p_adjusted: float = float("nan")
     resampled: str = "items"
+    groups: int = 0
+    """Groups resampled whole (0: items resampled one by one)."""
 
     @property
     def defined(self) -> bool:
@@ -82,18 +85,24 @@ def _value(statistic: Statistic, x: np.ndarray, human: np.ndarray) -> np.ndarray
 
 
 def _p_from_boot(boot: np.ndarray) -> float:
-    """Two-sided p inverting the percentile interval: how far 0 lies in the tails."""
+    """Two-sided p inverting the percentile interval: how far 0 lies in the tails.
+    Where 0 lies beyond every resample, the normal tail of the resamples extrapolates
+    it (never above the resampling floor 2/(B + 1)), so that a correction over a table
+    of many rows is not stuck at that floor times the number of rows."""
     boot = boot[np.isfinite(boot)]
     if not len(boot):
         return float("nan")
     tail = min(np.sum(boot <= 0), np.sum(boot >= 0))
+    floor = 2 / (len(boot) + 1)
+    if tail == 0 and len(boot) > 1 and (sd := float(np.std(boot, ddof=1))) > 0:
+        return float(min(floor, 2 * stats.norm.sf(abs(float(np.mean(boot))) / sd)))
     return float(min(1.0, 2 * (tail + 1) / (len(boot) + 1)))
 
 
 def paired_effect(statistic: Statistic, a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float],
                   human: np.ndarray | Sequence[float] | None = None, *, paired_seeds: bool = False,
                   n_boot: int = 2000, seed: int = 0, method: Method = "percentile",
-                  level: float = LEVEL) -> Effect:
+                  level: float = LEVEL, groups: np.ndarray | Sequence[object] | None = None) -> Effect:
     """statistic(b) − statistic(a) on the same items, with its interval and p.
 
     ``a`` and ``b`` are items (1-D) or seeds × items; a condition with seeds enters as
@@ -101,7 +110,8 @@ def paired_effect(statistic: Statistic, a: np.ndarray | Sequence[float], b: np.n
     k of ``b`` (a later stage against the earlier stage of the same seed). Without
     seeds: a paired item bootstrap. With seeds: the item bootstrap's variance plus the
     per-seed differences' variance over the number of seeds, in a t interval with
-    Welch–Satterthwaite degrees of freedom.
+    Welch–Satterthwaite degrees of freedom. ``groups`` (one per item, no seeds): whole
+    groups are resampled, so items of one source document stay together.
 
     >>> rng = np.random.default_rng(0)
     >>> human = rng.normal(size=300)
@@ -120,19 +130,44 @@ def paired_effect(statistic: Statistic, a: np.ndarray | Sequence[float], b: np.n
         raise ValueError(f"paired seeds need as many seeds on both sides, not {a.shape[0]} and {b.shape[0]}")
     delta = float(_value(statistic, b, h) - _value(statistic, a, h)) if n else float("nan")
     seeds = max(a.shape[0], b.shape[0])
+    if groups is not None:
+        if seeds > 1:
+            raise ValueError("groups are resampled whole only for conditions without seeds")
+        return _group_effect(statistic, a[0], b[0], h, np.asarray(groups)[keep], delta, n_boot, seed, method, level)
     if n < 3 or not np.isfinite(delta):
         return replace(UNDEFINED, delta=delta, items=n, seeds=seeds)
 
     def diff(idx: np.ndarray, axis: int = -1) -> np.ndarray:
         return _value(statistic, b[:, idx], h[idx]) - _value(statistic, a[:, idx], h[idx])
 
-    res = stats.bootstrap((np.arange(n),), diff, vectorized=True, n_resamples=n_boot, method=method,
-                          confidence_level=level, random_state=np.random.default_rng(seed))
+    with warnings.catch_warnings():  # a statistic undefined on some resamples gives no interval, said as text
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        res = stats.bootstrap((np.arange(n),), diff, vectorized=True, n_resamples=n_boot, method=method,
+                              confidence_level=level, random_state=np.random.default_rng(seed))
     boot = np.asarray(res.bootstrap_distribution, dtype=float)
     if seeds == 1:
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
         return Effect(delta, low, high, _p_from_boot(boot), n, 1, resampled="items")
     return _with_seeds(delta, boot, _seed_parts(statistic, a, b, h, paired_seeds), n, seeds, level)
+
+
+def _group_effect(statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.ndarray, groups: np.ndarray,
+                  delta: float, n_boot: int, seed: int, method: Method, level: float) -> Effect:
+    """The paired bootstrap with whole groups resampled (a cluster bootstrap): each
+    resample draws groups with replacement and takes every item of each."""
+    members = [np.flatnonzero(groups == g) for g in dict.fromkeys(groups.tolist())]
+    if len(members) < 3 or not np.isfinite(delta):
+        return replace(UNDEFINED, delta=delta, items=len(h), groups=len(members), resampled="groups")
+
+    def diff(picked: np.ndarray) -> float:
+        idx = np.concatenate([members[int(g)] for g in picked])
+        return float(statistic(b[idx], h[idx]) - statistic(a[idx], h[idx]))
+
+    res = stats.bootstrap((np.arange(len(members)),), diff, vectorized=False, n_resamples=n_boot, method=method,
+                          confidence_level=level, random_state=np.random.default_rng(seed))
+    boot = np.asarray(res.bootstrap_distribution, dtype=float)
+    return Effect(delta, float(res.confidence_interval.low), float(res.confidence_interval.high), _p_from_boot(boot),
+                  len(h), 1, resampled="groups", groups=len(members))
 
 
 def _seed_parts(statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.ndarray,
@@ -197,10 +232,48 @@ def adjust(effects: Sequence[Effect], correction: Correction = "holm") -> list[E
     return [replace(e, p_adjusted=float(q)) for e, q in zip(effects, adjusted)]
 
 
-def resampling_note(effect: Effect, correction: Correction = "holm", family: int | None = None) -> str:
-    """What an interval resampled and how its p was corrected, for a tooltip or footnote."""
-    what = (f"{effect.items} items resampled (paired bootstrap)" if effect.seeds == 1 else
-            f"{effect.items} items resampled and {effect.seeds} seeds (t interval, Welch–Satterthwaite df)")
+def resamples_for(family: int, at_least: int = 1000, alpha: float = ALPHA) -> int:
+    """Item resamples enough for a family of ``family`` tests: a bootstrap p cannot fall
+    below 2/(B+1), so Holm could never reject with too few; this puts that floor at
+    half of ``alpha`` / ``family``.
+
+    >>> resamples_for(10), resamples_for(500)
+    (1000, 40000)
+    """
+    return max(at_least, math.ceil(4 * family / alpha))
+
+
+def _span(values: Sequence[int]) -> str:
+    return f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
+
+
+def _what(effects: Sequence[Effect]) -> str:
+    """The kinds of resampling among ``effects``, with their item and seed counts."""
+    grouped = [e for e in effects if e.items and e.groups]
+    single = [e.items for e in effects if e.items and e.seeds == 1 and not e.groups]
+    seeded = [e for e in effects if e.items and e.seeds > 1]
+    parts = [f"{_span([e.groups for e in grouped])} groups ({_span([e.items for e in grouped])} items) resampled "
+             "whole (paired bootstrap)"] if grouped else []
+    parts += [f"{_span(single)} items resampled in pairs (bootstrap)"] if single else []
+    if seeded:
+        parts.append(f"{_span([e.items for e in seeded])} items resampled and {_span([e.seeds for e in seeded])} "
+                     "seeds (t interval, Welch–Satterthwaite df)")
+    return "; ".join(parts) or "nothing resampled"
+
+
+def resampling_note(effect: Effect | Sequence[Effect], correction: Correction = "holm",
+                    family: int | None = None) -> str:
+    """What an interval resampled and how its p was corrected, for a tooltip or footnote;
+    given a table's effects, every kind among them and (by default) the family's size.
+
+    >>> e = Effect(0.1, 0.0, 0.2, 0.04, 50)
+    >>> resampling_note([e, replace(e, seeds=3, items=40)])
+    '95% CI: 50 items resampled in pairs (bootstrap); 40 items resampled and 3 seeds (t interval, Welch–Satterthwaite df); p adjusted by Holm over the 2 comparisons of this table'
+    """
+    effects = [effect] if isinstance(effect, Effect) else list(effect)
+    if family is None and not isinstance(effect, Effect):
+        family = sum(np.isfinite(e.p) for e in effects)
+    what = _what(effects)
     name = "Holm" if correction == "holm" else "Benjamini–Hochberg"
     fam = f" over the {family} comparisons of this table" if family else ""
     return f"95% CI: {what}; p adjusted by {name}{fam}"

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from numbias.backends import Backend, create_backend, describe_backend
-from numbias.backends.base import takes_option
+from numbias.backends.base import is_routing, starts_to_describe, takes_option
 from numbias.config import JudgeConfig, SamplingConfig
 from numbias.data import Dataset
 from numbias.distribution import ScoreDistribution, stack
@@ -55,12 +55,25 @@ class Judge:
         if config.instance is not None:
             self._backend: Backend | None = config.instance
             self.identity = {"chat": bool(getattr(config.instance, "chat", True)), **config.instance.identity}
+        elif _STORE_ONLY.get() and starts_to_describe(config.backend):
+            self.identity, self._backend = {"backend": config.backend, "model": config.model,
+                                            "chat": config.options.get("chat") is not False}, None
         else:
             self.identity, self._backend = describe_backend(config.backend, config.model, config.options)
         self.chat = bool(self.identity["chat"])
 
     @property
+    def partial(self) -> bool:
+        """Whether the identity is only what is known without starting the backend (a
+        report rebuilt from the store): the stored reading is then looked up, not keyed."""
+        return self._backend is None and _STORE_ONLY.get() and self.config.instance is None \
+            and starts_to_describe(self.config.backend)
+
+    @property
     def backend(self) -> Backend:
+        if self._backend is None and _STORE_ONLY.get():
+            raise NumbiasError(f"judge {self.config.name}: a report is rebuilt from the store alone and starts no "
+                               "backend; run the study's command to compute what it lacks")
         if self._backend is None:
             options = dict(self.config.options)
             if takes_option(self.config.backend, "chat"):
@@ -126,7 +139,8 @@ def collect(
     mode = mode or {"mode": "exact"}
     # A cut depends on the context the judge was given, which its identity need not hold.
     cut = {"truncate": truncate, "judge_options": judge.config.options} if truncate else {}
-    key = store.register({**setting_identity(judge, template, scale, mode), **cut})
+    identity = {**setting_identity(judge, template, scale, mode), **cut}
+    key = _stored_key(judge, identity, store) if judge.partial else store.register(identity)
     ids, records = data.ids, data.records()
     prompts = [template.fill(record, scale, chat=judge.chat) for record in records]
     slots = [item_slot(item_id, prompt) for item_id, prompt in zip(ids, prompts)]
@@ -163,6 +177,20 @@ def answer_room(backend: Backend, scale: ScoreScale) -> int:
     ``answer_room``; a backend without one: the highest score's digits and the end)."""
     room = getattr(backend, "answer_room", None)
     return int(room(scale)) if callable(room) else len(str(scale.hi)) + 2
+
+
+def _stored_key(judge: Judge, identity: dict[str, Any], store: Store) -> str:
+    """The key of the one stored reading that matches what is known of a judge that is
+    not started (its options beside routing and ``judge_options`` compared where the
+    stored identity holds them); none or several is a one-line error."""
+    known = {k: v for k, v in identity.items() if k != "judge_options"}
+    options = {k: v for k, v in judge.config.options.items() if not is_routing(k)}
+    keys = store.matching(known, options)
+    if len(keys) != 1:
+        how = "no reading" if not keys else f"{len(keys)} readings"
+        raise NumbiasError(f"the store holds {how} of judge {judge.config.name} ({judge.config.backend}) at "
+                           f"{identity.get('scale')} with this prompt; run the study's command again to score it")
+    return keys[0]
 
 
 def fit_context(backend: Backend, template: PromptTemplate, scale: ScoreScale, chat: bool,

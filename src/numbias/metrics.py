@@ -16,6 +16,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from numbias.errors import NumbiasError
+from numbias.inference import Statistic
 from numbias.scale import ScoreScale
 
 Rule = Literal["greedy", "expected", "median", "protocol"]
@@ -101,6 +102,14 @@ class SettingMetrics:
     group_pearson: Interval
     groups: int
     notes: list[str] = field(default_factory=list)
+    sd_ratio: float = float("nan")
+    """The judge's item-score SD over the humans', on the unit scale (:func:`sd_ratio`)."""
+    human_mode_share: float = float("nan")
+    """The humans' share (mapped onto the scale) of the judge's most given score's bin."""
+    out_of_scale: float = float("nan")
+    """Mean over items of the mass on numbers outside the scale (the protocol clips it to the ends)."""
+    non_numeric: float = float("nan")
+    """Mean over items of the mass on answers that are not numbers."""
 
     def flat(self) -> dict[str, float | int | str]:
         out: dict[str, float | int | str] = {}
@@ -133,6 +142,76 @@ def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     den = np.sqrt((a * a).sum(axis=-1) * (b * b).sum(axis=-1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, (a * b).sum(axis=-1) / den, np.nan)
+
+
+def kurtosis_rows(scores: np.ndarray, human: np.ndarray | None = None) -> np.ndarray:
+    """Excess kurtosis along the last axis, as :func:`kurtosis` (NaN for a constant row
+    or fewer than four items); ``human`` is unused: the signature of an inference statistic."""
+    x = np.asarray(scores, dtype=float)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        k = np.asarray(stats.kurtosis(x, axis=-1, fisher=True, bias=True), dtype=float)
+    return np.where((np.ptp(x, axis=-1) == 0) | (x.shape[-1] < 4), np.nan, k)
+
+
+def mean_rows(values: np.ndarray, human: np.ndarray | None = None) -> np.ndarray:
+    """The mean along the last axis (an item-level mass or entropy averaged over items)."""
+    return np.asarray(values, dtype=float).mean(axis=-1)
+
+
+def histogram_rows(scores: np.ndarray, scale: ScoreScale) -> np.ndarray:
+    """:func:`histogram` along the last axis, for rows of resampled items without NaN:
+    ``(..., items)`` → ``(..., scale.size)`` shares."""
+    x = np.asarray(scores, dtype=float)
+    idx = np.clip(np.rint(x - scale.lo), 0, scale.size - 1).astype(int)
+    flat = idx.reshape(-1, idx.shape[-1])
+    offset = (np.arange(len(flat)) * scale.size)[:, None]
+    counts = np.bincount((flat + offset).ravel(), minlength=len(flat) * scale.size)
+    return counts.reshape(*idx.shape[:-1], scale.size) / max(idx.shape[-1], 1)
+
+
+def entropy_rows(scale: ScoreScale) -> Statistic:
+    """The statistic "normalised entropy of the score histogram" (:func:`normalised_entropy`) on ``scale``'s bins."""
+    def statistic(scores: np.ndarray, human: np.ndarray | None = None) -> np.ndarray:
+        h = histogram_rows(scores, scale)
+        plogp = np.where(h > 0, h * np.log(np.where(h > 0, h, 1.0)), 0.0)
+        return -plogp.sum(axis=-1) / np.log(scale.size)
+    return statistic
+
+
+def mode_share_rows(scale: ScoreScale) -> Statistic:
+    """The statistic "share of the items given the most given score" on ``scale``'s bins."""
+    def statistic(scores: np.ndarray, human: np.ndarray | None = None) -> np.ndarray:
+        return histogram_rows(scores, scale).max(axis=-1)
+    return statistic
+
+
+def bin_share_rows(scale: ScoreScale, score: float) -> Statistic:
+    """The statistic "share of the items in ``score``'s bin": with the judge's mode, the
+    judge's share minus the humans' (mapped onto the scale) is the pile-up's excess."""
+    at = int(np.clip(np.rint(score - scale.lo), 0, scale.size - 1))
+
+    def statistic(scores: np.ndarray, human: np.ndarray | None = None) -> np.ndarray:
+        return histogram_rows(scores, scale)[..., at]
+    return statistic
+
+
+def sd_ratio(scores: np.ndarray, human: np.ndarray, human_range: tuple[float, float], scale: ScoreScale) -> float:
+    """The judge's item-score SD over the humans', both on the unit scale: near 0 when
+    the judge barely varies (its kurtosis then describes jitter, not a pile-up)."""
+    return float(sd_ratio_rows(scale, human_range)(np.asarray(scores, dtype=float), np.asarray(human, dtype=float)))
+
+
+def sd_ratio_rows(scale: ScoreScale, human_range: tuple[float, float]) -> Statistic:
+    """:func:`sd_ratio` along the last axis (NaN where the humans do not vary)."""
+    lo, hi = human_range
+
+    def statistic(scores: np.ndarray, human: np.ndarray) -> np.ndarray:
+        judge = np.std(scale.to_unit(scores), axis=-1)
+        people = np.std((np.asarray(human, dtype=float) - lo) / (hi - lo), axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(people > 0, judge / np.where(people > 0, people, 1.0), np.nan)
+    return statistic
 
 
 def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -262,10 +341,14 @@ def evaluate(
     groups: np.ndarray | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    masses: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SettingMetrics:
     """Every metric of one setting; with ``groups`` (e.g. each item's source document)
-    also the group-level Pearson r."""
+    also the group-level Pearson r; with ``masses`` (each item's out-of-scale and
+    non-numeric mass) their means over all items, so a format failure is told from a pile-up."""
     notes: list[str] = []
+    out_of_scale, non_numeric = (float(np.mean(m)) if len(m) else float("nan") for m in masses) if masses else (
+        float("nan"), float("nan"))
     keep = ~np.isnan(scores)
     groups = _aligned(groups, len(scores))[keep] if groups is not None else None
     if not keep.all():
@@ -295,5 +378,9 @@ def evaluate(
         human_ceiling=human_ceiling(ratings, seed=seed) if ratings else float("nan"),
         group_pearson=grouped.pearson if grouped else Interval(np.nan, np.nan, np.nan),
         groups=grouped.groups if grouped else 0,
+        sd_ratio=sd_ratio(scores, human, human_range, scale) if len(scores) else float("nan"),
+        human_mode_share=float(hhist[mode_idx]),
+        out_of_scale=out_of_scale,
+        non_numeric=non_numeric,
         notes=notes,
     )

@@ -8,6 +8,7 @@ read once, to score settings that are already fixed."""
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,16 +26,18 @@ from numbias.config import (
     RuleList,
     SamplingConfig,
     ScaleList,
+    Settings,
     TaskConfig,
     TaskList,
     validate_config,
 )
-from numbias.conformal import coverage_and_width
+from numbias.conformal import coverage
 from numbias.data import Dataset
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, mixture, stack
 from numbias.errors import NumbiasError
 from numbias.judge import Judge, Progress, collect, no_progress, sampling_mode
-from numbias.metrics import RULES, evaluate, group_codes, item_scores, to_scale
+from numbias.inference import Effect, adjust, paired_effect
+from numbias.metrics import RULES, evaluate, group_codes, item_scores, pearson_rows, to_scale
 from numbias.mitigation import (
     CRITERIA,
     DEFAULT_MITIGATIONS,
@@ -50,6 +53,8 @@ from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import PromptTemplate
 from numbias.scale import ENSEMBLE_JOIN, PAPER_SCALE, ScoreScale, ensemble_grid, ensemble_parts, setting_scale
 from numbias.selection import (
+    CHOICE_ROW,
+    DEFAULT_ROW,
     LABEL_SIZES,
     PAPER_DEFAULT,
     Honesty,
@@ -66,7 +71,7 @@ from numbias.tasks import PreparedTask, prepare_tasks, task_notes
 CONTENT_FREE = ("N/A", "")
 
 
-class MitigateConfig(BaseModel):
+class MitigateConfig(Settings):
     model_config = ConfigDict(extra="forbid")
     judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
                                                                    options={"prune": DEFAULT_PRUNE})])
@@ -88,8 +93,8 @@ class MitigateConfig(BaseModel):
     sample: bool = False
     """Also run the paper's sampling protocol at 0.4/0.7/1.0/1.3 on the 0–9 scale."""
     resamples: int = Field(10, ge=0)
-    """Bootstrap resamples of dev for the choice's stability, beside a nested
-    cross-validation estimate of the selection (0: neither)."""
+    """Bootstrap resamples of dev for the choice's stability (0: none). The choice's
+    cross-fitted comparison with the default on dev and the nested estimate are always made."""
     label_sizes: list[int] = Field(default_factory=lambda: list(LABEL_SIZES))
     label_draws: int = Field(0, ge=0)
     """Seeded draws of each number of labels for the label-efficiency curve (0, the
@@ -214,6 +219,9 @@ class Comparison:
     """The test items (all items with k folds), in the order of ``test_human``."""
     row_settings: dict[str, Setting] = field(default_factory=dict)
     """The setting behind each table row that has one (a dev/test split only)."""
+    effects: dict[str, Effect] = field(default_factory=dict)
+    """Each row's test r minus the default's, with its paired interval and its p
+    Holm-adjusted over the rows of this table (the default and the oracle are not tested)."""
 
     def calibrated(self) -> CalibratedJudge:
         """The automatic choice, fitted on the development items, as a reusable judge."""
@@ -269,12 +277,18 @@ class MitigateResults:
 
     @property
     def selection(self) -> pd.DataFrame:
-        """Per judge × task: the chosen setting's dev score, the nested estimate of the
-        selection procedure and the choice's stability."""
+        """Per judge × task: the chosen setting's dev score, its cross-fitted change
+        against the default on dev (what the recommendation rests on), the nested
+        estimate of the selection procedure, the choice's stability, and the label-free
+        choice with its change against the default on dev."""
         return pd.DataFrame([{"judge": c.judge.name, "task": c.task, "chosen": h.chosen.label,
-                              "dev score": h.dev_score, "nested estimate": h.nested, "stability": h.stability,
-                              "scale stability": h.scale_stability,
-                              "resamples": h.resamples}
+                              "dev score": h.dev_score, "dev Δ r": h.dev_gain.delta, "dev Δ r_low": h.dev_gain.low,
+                              "dev Δ r_high": h.dev_gain.high, "dev p": h.dev_gain.p, "recommended": h.recommended,
+                              "nested estimate": h.nested, "stability": h.stability,
+                              "scale stability": h.scale_stability, "resamples": h.resamples,
+                              "label-free choice": h.free.label if h.free is not None else "",
+                              "label-free dev Δ r": h.free_gain.delta, "label-free dev Δ r_low": h.free_gain.low,
+                              "label-free dev Δ r_high": h.free_gain.high}
                              for c in self.comparisons if (h := c.honesty) is not None])
 
     @property
@@ -304,7 +318,7 @@ def transfer(comparisons: list[Comparison]) -> pd.DataFrame:
             if setting.scale not in b.data:
                 continue
             rows = b.table.set_index("row")["pearson"]
-            default, own = rows["original (paper default)"], rows["automatic choice"]
+            default, own = rows[DEFAULT_ROW], rows[CHOICE_ROW]
             refit = pearson(fit_predict(setting, b.data, b.human, b.human_range, b.fit_on, b.test_on), b.test_human)
             fitted = a.calibrated().fitted.predict([b.data[setting.scale].distributions[i] for i in b.test_on])
             as_fitted = pearson(fitted, b.test_human)
@@ -385,8 +399,15 @@ def _compare_all(jobs: list[tuple[Any, ...]], n_jobs: int) -> list[Comparison]:
     if n_jobs == 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [compare_task(*job) for job in jobs]
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(n_jobs, len(jobs)), mp_context=context) as pool:
+    with ProcessPoolExecutor(min(n_jobs, len(jobs)), mp_context=context, initializer=_leave_signals) as pool:
         return list(pool.map(compare_task, *zip(*jobs)))
+
+
+def _leave_signals() -> None:
+    """A worker leaves Ctrl-C to its parent, which says what is kept (a worker with the
+    parent's handler would stop with a traceback), and dies quietly on SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _read_scales(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,
@@ -458,37 +479,82 @@ def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, Se
         comparison.row_settings = {label: settings[0] for label, (_, settings) in used.items()}
         _check_the_choice(comparison, *splits[0], groups, config)
         _add_intervals(comparison, splits[0][0])
+    _add_effects(comparison, groups[test_idx] if groups is not None else None, config)
     return comparison
+
+
+UNTESTED = ("oracle",)
+"""Families whose rows are shown against the default without a test: the oracle reads
+the test labels, so a test of it on the same items would mean nothing."""
+
+
+def _add_effects(c: Comparison, groups: np.ndarray | None, config: MitigateConfig) -> None:
+    """Each row against the paper's default on the test items: Δ r, its paired
+    bootstrap interval (whole groups resampled where there are groups), p and the
+    Holm-adjusted p over the table's tested rows, and the call that follows from it."""
+    default = c.test_scores[DEFAULT_ROW]
+    tested = [r["row"] for r in c.table.to_dict("records") if r["row"] != DEFAULT_ROW
+              and r["family"] not in UNTESTED]
+    effects = adjust([paired_effect(pearson_rows, default, c.test_scores[label], c.test_human,
+                                    n_boot=config.bootstrap, seed=config.seed, groups=groups) for label in tested])
+    c.effects = dict(zip(tested, effects))
+    get = (lambda label, key: getattr(c.effects[label], key) if label in c.effects else np.nan)
+    c.table = c.table.assign(**{
+        "Δ r": [get(label, "delta") for label in c.table["row"]],
+        "Δ r_low": [get(label, "low") for label in c.table["row"]],
+        "Δ r_high": [get(label, "high") for label in c.table["row"]],
+        "p": [get(label, "p") for label in c.table["row"]],
+        "p adjusted": [get(label, "p_adjusted") for label in c.table["row"]],
+        "vs default": [call(c.effects[label]) if label in c.effects else "" for label in c.table["row"]]})
+
+
+def call(effect: Effect) -> str:
+    """What a row's test says: better or worse than the default when the adjusted test
+    rejects, else within noise.
+
+    >>> from numbias.inference import Effect
+    >>> call(Effect(0.1, 0.05, 0.15, 0.001, 100, p_adjusted=0.01)), call(Effect(0.1, -0.01, 0.2, 0.08, 100))
+    ('better', 'within noise')
+    """
+    if not effect.defined or not np.isfinite(effect.p):
+        return "untested"
+    if effect.significant():
+        return "better" if effect.delta > 0 else "worse"
+    return "within noise"
 
 
 def _add_intervals(c: Comparison, dev: np.ndarray) -> None:
     """Each row's split-conformal interval (coverage :data:`COVERAGE`), fitted on the
     row's cross-fitted development scores as a saved judge's is, and measured on the
-    test items: the share of human scores inside and the mean width, on the human scale."""
-    coverage, width = [], []
+    test items: the share of human scores inside with its 95% Wilson interval, and the
+    mean width, on the human scale."""
+    measured = []
     for label in c.table["row"]:
-        inside = wide = np.nan  # a sampled row has no setting to fit
+        found = coverage([], [], [])  # a sampled row has no setting to fit
         if (setting := c.row_settings.get(label)) is not None:
             part = subset({setting.scale: c.data[setting.scale]}, dev)[setting.scale]
             try:
                 interval = cross_fitted_interval(setting, part, c.human[dev], c.human_range)
                 _, low, high = interval.predict(c.test_scores[label])
-                inside, wide = coverage_and_width(low, high, c.test_human)
+                found = coverage(low, high, c.test_human)
             except NumbiasError:  # too few scored development items for an interval
                 pass
-        coverage.append(inside)
-        width.append(wide)
-    c.table = c.table.assign(**{"interval coverage": coverage, "interval width": width})
+        measured.append(found)
+    c.table = c.table.assign(**{"interval coverage": [m.share for m in measured],
+                                "interval coverage_low": [m.low for m in measured],
+                                "interval coverage_high": [m.high for m in measured],
+                                "interval width": [m.width for m in measured]})
 
 
 def _check_the_choice(c: Comparison, dev: np.ndarray, test: np.ndarray, groups: np.ndarray | None,
                       config: MitigateConfig) -> None:
-    """The choice's nested estimate and stability, its label-efficiency curve, and the
-    oracle row (the candidate best on test), as configured."""
+    """The choice cross-fitted against the default on dev, its nested estimate and
+    stability; its label-efficiency curve and the oracle row (the candidate best on
+    test), as configured."""
     candidates = config.candidates()
-    if config.resamples:
-        c.honesty = honest_selection(c.data, c.human, c.human_range, dev, candidates, criterion=config.criterion,
-                                     seed=config.seed, groups=groups, resamples=config.resamples)
+    c.honesty = honest_selection(c.data, c.human, c.human_range, dev, candidates, criterion=config.criterion,
+                                 seed=config.seed, groups=groups, resamples=config.resamples,
+                                 n_boot=config.bootstrap)
     if config.label_draws:
         c.label_curve = label_efficiency(c.data, c.human, c.human_range, dev, test, candidates,
                                          sizes=tuple(config.label_sizes), draws=config.label_draws, seed=config.seed)

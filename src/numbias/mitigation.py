@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self, get_args
 
@@ -950,17 +950,25 @@ def label_free_score(scores: np.ndarray, scale: ScoreScale, criterion: Criterion
     raise NumbiasError(f"unknown label-free criterion {criterion!r} (entropy, kurtosis)")
 
 
-def _folds(n: int, folds: int, seed: int, groups: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Cross-fitting (fit, held-out) item indices from a seeded permutation of the items,
-    or of the groups, so that no group is split between fitting and scoring."""
+def cross_folds(n: int, folds: int, seed: int, groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fit, held-out) item indices: scikit-learn's seeded, shuffled ``KFold`` over the
+    items, or over the groups so that no group is split between fitting and scoring.
+    The one fold function: cross-fitting a setting, the nested estimate of the
+    selection and the cross-fitted comparison of the choice with the default share it.
+
+    >>> sorted(held.tolist() for _, held in cross_folds(6, 3, 0, np.array(list("abcabc"))))
+    [[0, 3], [1, 4], [2, 5]]
+    """
     units = np.arange(n) if groups is None else group_codes(groups, n)
     k = int(units.max()) + 1 if n else 0
     if k < 2:
         raise UnfittableError(f"cross-fitting needs at least two {'items' if groups is None else 'groups'}")
-    order = np.random.default_rng(seed).permutation(k)
-    for part in np.array_split(order, min(folds, k)):
+    splitter = KFold(min(folds, k), shuffle=True, random_state=seed)
+    out = []
+    for _, part in splitter.split(np.arange(k)):
         held = np.isin(units, part)
-        yield np.flatnonzero(~held), np.flatnonzero(held)
+        out.append((np.flatnonzero(~held), np.flatnonzero(held)))
+    return out
 
 
 def _accuracy(pred: np.ndarray, human: np.ndarray, groups: np.ndarray | None) -> float:
@@ -983,7 +991,7 @@ def dev_predictions(
         return Fitted.fit(setting, data, np.arange(n), None).predict(data.distributions)
     on_scale = to_scale(human, human_range, data.scale)
     pred = np.full(n, np.nan)
-    for train, part in _folds(n, folds, seed, groups):
+    for train, part in cross_folds(n, folds, seed, groups):
         fitted = Fitted.fit(setting, data, train, on_scale[train])
         pred[part] = fitted.predict([data.distributions[i] for i in part])
     return pred

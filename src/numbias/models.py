@@ -20,7 +20,7 @@ from typing import Literal
 
 from platformdirs import user_cache_dir
 
-from numbias.errors import NumbiasError
+from numbias.errors import NumbiasError, readable_file
 
 GGUF_MAGIC = b"GGUF"
 
@@ -184,8 +184,7 @@ def resolve(name_or_path: str) -> ResolvedJudge:
         raise NumbiasError(
             f"unknown judge {name_or_path!r}: use one of {', '.join(JUDGES)} or a path to a .gguf file"
         )
-    if not path.is_file():
-        raise NumbiasError(f"model file {path} does not exist")
+    readable_file(path, "model file")
     check_gguf(path)
     return ResolvedJudge(path.stem, path.resolve(), file_sha256(path), None)
 

@@ -18,8 +18,8 @@ _LAX = ConfigDict(arbitrary_types_allowed=True)
 
 def check_options(what: str, function: Callable[..., Any], options: dict[str, Any], skip: int = 0) -> dict[str, Any]:
     """``options`` with every name known to ``function`` (after its first ``skip``
-    parameters), every parameter without a default given, and every value of its
-    annotated type. A value that validates to
+    parameters), every option it requires given, and every value of its annotated type
+    (a boolean only where the type takes one: ``n=true`` is not 1). A value that validates to
     something equal is kept as given (a YAML ``0`` for a float stays ``0``, so stored
     identities do not change); one that converts (``"4096"`` for an int) is converted."""
     params = list(inspect.signature(function).parameters.values())[skip:]
@@ -53,7 +53,8 @@ def _typed(what: str, name: str, value: Any, hint: Any) -> Any:
     except (PydanticSchemaGenerationError, PydanticUserError):
         return value
     try:
-        valid = adapter.validate_python(value)
+        valid = adapter.validate_python(value, strict=True) if isinstance(value, bool) else \
+            adapter.validate_python(value)
     except ValidationError as exc:
         raise NumbiasError(f"{what}: option {name}={value!r}: {exc.errors()[0]['msg']}") from None
     try:

@@ -50,7 +50,8 @@ tbody tr:hover{background:#f6f8fc}
 .badge{display:inline-block;font-size:12px;font-weight:600;border-radius:10px;padding:0 .55rem;margin-left:.4rem;
 vertical-align:2px}
 .strong{background:#fbd9c7;color:#8a2c00} .some{background:#fcefc0;color:#6b4e00}
-.little{background:#d8f0de;color:#1c5e2e}
+.little{background:#d8f0de;color:#1c5e2e} .noise{background:#e4e8f0;color:#2d3a55}
+.flat{background:#ece2f4;color:#4b2a66} .format{background:#f6d5dc;color:#7a1230}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:.5rem;margin:.6rem 0}
 .tile{border-left:4px solid #D55E00;background:#fafafb;padding:.25rem .55rem}
 .tile b{display:block;font-size:1.35rem;line-height:1.3} .tile span{display:block;color:#555;font-size:11.5px}

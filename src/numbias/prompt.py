@@ -60,15 +60,9 @@ class PromptTemplate:
 
     @property
     def fields(self) -> set[str]:
-        try:
-            parsed = list(string.Formatter().parse(self.text))
-        except ValueError as exc:
-            raise NumbiasError(f"prompt template is malformed: {exc}") from None
-        for _, name, spec, conversion in parsed:
-            if conversion not in (None, "r", "s", "a"):
-                raise NumbiasError(f"prompt template placeholder {_placeholder(name, spec, conversion)}: unknown "
-                                   f"conversion !{conversion} (write {{{name}}})")
-        return {name for _, name, _, _ in parsed if name is not None}
+        """The placeholders of the template and of the system prompt, which is filled
+        the same way (a placeholder is never sent unfilled)."""
+        return _placeholders(self.text, "prompt template") | _placeholders(self.system or "", "system prompt")
 
     def check(self, available: set[str]) -> None:
         """Fail early if the template names a field the data does not have."""
@@ -85,12 +79,13 @@ class PromptTemplate:
         values = {**item, "lo": scale.lo, "hi": scale.hi}
         try:
             user = self.text.format_map(values)
+            system = self.system.format_map(values) if self.system else self.system
         except KeyError as exc:
             raise NumbiasError(f"prompt template field {exc} missing from item") from None
         except (ValueError, TypeError, IndexError, AttributeError) as exc:
             raise NumbiasError(f"prompt template placeholder {self._failing(values)}: {first_line(exc)} (write "
                                "placeholders as {field}, without a format spec)") from None
-        return Prompt(user=user, answer_prefix=self.prefix(chat), system=self.system)
+        return Prompt(user=user, answer_prefix=self.prefix(chat), system=system)
 
     def _failing(self, values: Mapping[str, Any]) -> str:
         """The first placeholder that cannot be filled from ``values``, as written."""
@@ -113,6 +108,19 @@ class PromptTemplate:
 def _placeholder(name: str | None, spec: str | None, conversion: str | None) -> str:
     """A placeholder as the template writes it: ``{text!r:>9}``."""
     return "{" + (name or "") + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+
+
+def _placeholders(text: str, what: str) -> set[str]:
+    """The fields ``text`` names; a malformed text or an unknown conversion is one line."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise NumbiasError(f"{what} is malformed: {exc}") from None
+    for _, name, spec, conversion in parsed:
+        if conversion not in (None, "r", "s", "a"):
+            raise NumbiasError(f"{what} placeholder {_placeholder(name, spec, conversion)}: unknown "
+                               f"conversion !{conversion} (write {{{name}}})")
+    return {name for _, name, _, _ in parsed if name is not None}
 
 
 def render_plain(prompt: Prompt) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import singledispatch
 from pathlib import Path
 from typing import Any
@@ -21,16 +22,17 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from numbias.align import AlignConfig, AlignResults, align
-from numbias.config import RunConfig, read_yaml, validate_config
+from numbias.align import JITTER, AlignConfig, AlignResults, align
+from numbias.config import RunConfig, judge_as_data, read_yaml, validate_config
 from numbias.errors import NumbiasError
+from numbias.inference import resampling_note
 from numbias.judge import ScoredSet, store_only
 from numbias.metrics import histogram, to_scale
 from numbias.mitigate import Comparison, MitigateConfig, MitigateResults, mitigate
 from numbias.output import Writer, one_writer, text, write_all
 from numbias.page import Column, Section, number, page, table
 from numbias.scale import ScoreScale
-from numbias.stages import effect_text
+from numbias.stages import effect_text, table_note
 from numbias.study import StudyResults, run
 from numbias.svg import HUMAN, PALETTE, Line, Mark, Point, Series, bars, esc, forest, lines, scatter
 from numbias.verdict import (
@@ -61,6 +63,14 @@ COLUMNS = {c.key: c for c in [
     Column("human_kurtosis", "human kurtosis", "excess kurtosis of the human scores of the same items"),
     Column("mode", "mode", "the score the judge gives most often", digits=0),
     Column("mode_share", "mode share", "share of the items given the mode", percent=True),
+    Column("sd_ratio", "SD ratio", "the SD of the judge's item scores over the humans', both on the unit scale: "
+           "below 0.2 the judge barely varies, and its kurtosis describes jitter rather than a pile-up"),
+    Column("human_mode_share", "humans in that bin", "share of the items whose human score (mapped onto the "
+           "judge's scale) falls in the judge's most given score's bin", percent=True),
+    Column("out_of_scale", "out-of-scale mass", "mean over items of the probability of a number outside the "
+           "scale (the protocol clips it to the nearest end, which can read as a pile-up there)", percent=True),
+    Column("non_numeric", "non-numeric mass", "mean over items of the probability of an answer that is not a "
+           "number (dropped by every rule)", percent=True),
     Column("entropy", "entropy", "normalised entropy of the score histogram: 1 = every score equally often, "
            "0 = a single score"),
     Column("distinct", "scores used", "how many of the scale's scores the judge gives at least once"),
@@ -83,17 +93,44 @@ COLUMNS = {c.key: c for c in [
            "setting is fitted on labels)"),
     Column("group pearson", "group r [95% CI]", "within-group Pearson r, averaged over groups"),
     Column("n test", "test items", "held-out items the row is scored on"),
-    Column("interval coverage", "90% interval coverage", "share of the test items whose human score lies in "
-           "the row's 90% split-conformal interval (fitted on development items)", percent=True),
+    Column("interval coverage", "90% interval coverage [95% CI]", "share of the test items whose human score lies "
+           "in the row's 90% split-conformal interval (fitted on development items; its ends are ratings the humans "
+           "can give, inside their range); 95% Wilson interval over the test items", percent=True),
+    Column("Δ r", "Δ r vs default [95% CI]", "test Pearson r of the row minus that of the paper's default on the "
+           "same items; paired bootstrap interval over the test items (whole groups where there are groups)"),
+    Column("p", "p", "two-sided p of Δ r = 0 (inverting the paired bootstrap), before correction", digits=3),
+    Column("p adjusted", "p (Holm)", "p adjusted by Holm over the rows of this table tested against the default",
+           digits=3),
+    Column("vs default", "vs default", "better or worse than the default only where the Holm-adjusted p is below "
+           "0.05; otherwise within noise"),
+    Column("dev Δ r", "dev Δ r, choice − default [95% CI]", "the automatic choice against the default on the "
+           "development items, cross-fitted: the selection re-run without each fold, its winner fitted without it "
+           "and scored on it, both standardised within fold; paired bootstrap over the development items. The "
+           "choice is recommended only when this interval lies above 0"),
+    Column("dev p", "dev p", "two-sided p of dev Δ r = 0", digits=3),
+    Column("recommended", "recommended", "whether the choice beats the default on development items (dev Δ r's "
+           "interval above 0)"),
+    Column("label-free dev Δ r", "label-free dev Δ r [95% CI]", "the label-free (entropy) choice against the "
+           "default on the development items (it reads no label, so no cross-fitting is needed)"),
     Column("interval width", "interval width", "mean width of that interval, on the human scale"),
     Column("stability", "stability", "share of bootstrap resamples of the development items on which the same "
            "setting wins", percent=True),
     Column("scale stability", "scale stability", "share of resamples won by a setting at the same scale",
            percent=True),
-    Column("nested estimate", "nested estimate", "Pearson r of the selection procedure itself, chosen without "
-           "each fold of the development items and applied to it (the winner's curse corrected)"),
+    Column("nested estimate", "nested estimate", "Pearson r of the selection procedure itself: chosen without "
+           "each fold of the development items, applied to it, the predictions standardised within fold before "
+           "pooling (unbiased under no signal; the winner's curse corrected)"),
     Column("text", "text", "the item's fields as the judge read them (the first 400 characters)", long=True),
     Column("human", "human", "the human score, on the raters' scale"),
+    *(Column(f"{who} {label}", f"{who} {label}", f"the {who} judge's {tip}", percent=label != "SD ratio")
+      for who in ("base", "aligned") for label, tip in (
+          ("SD ratio", "item-score SD over the humans', on the unit scale (below 0.2: it barely varies)"),
+          ("mode share", "share of the items given its most given score"),
+          ("out-of-scale", "mean mass on numbers outside the scale (clipped by the protocol)"),
+          ("non-numeric", "mean mass on answers that are not numbers"))),
+    Column("humans in aligned mode's bin", "humans in aligned mode's bin", "share of the items whose human "
+           "score falls in the aligned judge's most given score's bin", percent=True),
+    Column("items", "items", "items both judges score: what the intervals resample"),
     Column("gain kept (refitted)", "gain kept (refitted)", "share of the gain over the default that survives, "
            "the setting refitted on the target", percent=True),
     Column("gain kept (as fitted)", "gain kept (as fitted)", "share of the gain that survives with the "
@@ -202,10 +239,7 @@ def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> P
     _, (name, schema, study) = max(present, key=lambda p: ((folder / p[1][0]).stat().st_mtime_ns, -p[0]))
     path = folder / name
     config = validate_config(schema, read_yaml(path), str(path))
-    judges = config.judges if hasattr(config, "judges") else [j for p in config.pairs for j in (p.base, p.aligned)]
-    if objects := [j.name for j in judges if j.backend == "object"]:
-        raise NumbiasError(f"{path}: judge {objects[0]!r} was given as a Python object; rebuild this report from "
-                           "Python with numbias.write")
+    _judges_as_data(config, path)
     store = Path(config.store) if config.store else folder / "store.sqlite"
     if not store.is_file():
         raise NumbiasError(f"{store} does not exist: the report is rebuilt from the store its study wrote")
@@ -220,6 +254,18 @@ def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> P
     return folder / "report.html"
 
 
+def _judges_as_data(config: Any, path: Path) -> None:
+    """The folder's judges read as data, in place: registered backends only, no routing
+    options (the report contacts no server and imports no code)."""
+    judges = config.judges if hasattr(config, "judges") else \
+        [j for p in config.pairs for j in (p.base, p.aligned)] + list(config.extra_aligned)
+    if objects := [j.name for j in judges if j.backend == "object"]:
+        raise NumbiasError(f"{path}: judge {objects[0]!r} was given as a Python object; rebuild this report from "
+                           "Python with numbias.write")
+    for judge in judges:
+        judge.options = judge_as_data(judge, str(path))[0].options
+
+
 # --- shared pieces -------------------------------------------------------------------
 
 
@@ -232,11 +278,15 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def card(title: str, level: str, tiles: Sequence[Tile], finding: str, advice: str) -> str:
-    """A verdict: its title and level, the headline figures, what was found, what to do."""
+def card(title: str, level: str, tiles: Sequence[Tile], finding: str, advice: str,
+         call: tuple[str, str] | None = None) -> str:
+    """A verdict: its title and level (and ``call``, a recommendation's colour and
+    words), the headline figures, what was found, what to do."""
     figures = "".join(f'<div class="tile"><em>{esc(label)}</em><b>{esc(value)}</b><span>{esc(detail)}</span></div>'
                       for label, value, detail in tiles)
-    return (f'<div class="card"><h3>{esc(title)}<span class="badge {level}">{esc(LEVEL_WORDS[level])}</span></h3>'
+    second = f'<span class="badge {call[0]}">{esc(call[1])}</span>' if call else ""
+    return (f'<div class="card"><h3>{esc(title)}<span class="badge {level}">{esc(LEVEL_WORDS[level])}</span>{second}'
+            '</h3>'
             f'<div class="tiles">{figures}</div><p>{esc(finding)}</p>'
             f'<p class="todo"><b>What to do:</b> {esc(advice)}</p></div>')
 
@@ -298,7 +348,11 @@ def study_sections(results: StudyResults, extra: Sequence[Section], lead: str = 
         ("Verdict", lead + f'<div class="cards">{verdicts}</div>'),
         ("Summary", table(summary_frame(summary), COLUMNS)
          + '<p class="note">One row per judge × task × scale × rule; hover a heading for what it measures, click '
-           "it to sort. Human scores are mapped linearly onto the judge's range for the histogram measures.</p>"),
+           "it to sort. Human scores are mapped linearly onto the judge's range for the histogram measures.</p>"
+         + "<h3>Spread and format</h3>" + table(spread_frame(summary), COLUMNS)
+         + '<p class="note">What jitter and format cannot fool: below an SD ratio of 0.2 the judge barely varies '
+           "and its kurtosis describes jitter; mass outside the scale or on non-numbers is a format failure (the "
+           "protocol clips out-of-scale numbers to the ends), not a pile-up.</p>"),
         *extra,
         ("Score histograms", histograms(results)),
         ("Kurtosis against accuracy", kurtosis_scatter(summary)),
@@ -323,6 +377,18 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     if "group_pearson" in drop:
         drop.append("groups")
     return frame.drop(columns=drop)
+
+
+SPREAD = ["sd_ratio", "kurtosis", "mode", "mode_share", "human_mode_share", "out_of_scale", "non_numeric"]
+"""The summary's measures that jitter and format cannot fool, with the figures they qualify."""
+
+
+def spread_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per judge × task × scale × rule: the SD ratio, the mode's share beside the humans'
+    share of that bin, and the out-of-scale and non-numeric mass (a table of their own,
+    so the summary still fits the page)."""
+    frame = summary[[k for k in ["judge", "task", "scale", "rule", *SPREAD] if k in summary]]
+    return frame.drop(columns=[k for k in ("judge", "task") if frame[k].nunique() == 1])
 
 
 def _row(summary: pd.DataFrame, judge: str, task: str, scale: str, rule: str) -> pd.Series:
@@ -468,14 +534,14 @@ def align_page(res: AlignResults) -> str:
 def align_sections(res: AlignResults) -> list[Section]:
     notes = [n for n in dict.fromkeys(res.table["note"]) if n]
     return [
-        ("Alignment study: base vs aligned", table(res.table.drop(columns=["note"]), COLUMNS) + _notes(notes)
-         + paired_view(res.table)),
+        ("Alignment study: base vs aligned", align_table(res) + _notes(notes) + paired_view(res.table)),
         ("Aligned against base, setting by setting", table(res.shift, COLUMNS)
          + '<p class="note">Settings where the aligned judge\'s kurtosis is above its base\'s (more peaked), where '
-           "its Pearson r is below (less accurate), and both.</p>"),
+           "its Pearson r is below (less accurate), and both; beside them, how many of those changes have a "
+           "Holm-adjusted 95% CI that excludes 0 (a direction alone can be noise).</p>"),
         ("Base vs aligned histograms", align_histograms(res)),
         ("Simulated kurtosis of the n-sample protocol mean", table(res.simulated, COLUMNS)),
-        *((("Trained stages against the base, beside the seed spread", stage_summary(res.stages)),)
+        *((("Trained stages against the base: changes with 95% CIs over items and seeds", stage_summary(res.stages)),)
           if len(res.stages) else ()),
         *((("Output diversity: free generations on held-out instructions", table(res.diversity, COLUMNS)
             + '<p class="note">distinct-n: distinct word n-grams over all n-grams of a judge\'s generations '
@@ -483,23 +549,47 @@ def align_sections(res: AlignResults) -> list[Section]:
     ]
 
 
+STAGE_SHOWN = {"kurtosis": "kurtosis", "pearson": "Pearson r", "mode_share": "mode share", "entropy": "score entropy",
+               "sd_ratio": "SD ratio", "out_of_scale": "out-of-scale mass", "non_numeric": "non-numeric mass",
+               "next_token_entropy": "next-token entropy"}
+
+
 def stage_summary(stages: pd.DataFrame) -> str:
     """One row per task × scale × rule × stage and what it is set against (the base, or
     for DPO after SFT the SFT model of the same seed): each metric as reference → stage
-    mean ± seed sd, marked when every seed moved the same way by more than twice the spread."""
-    shown = {"kurtosis": "kurtosis", "pearson": "Pearson r", "mode_share": "mode share",
-             "entropy": "score entropy", "next_token_entropy": "next-token entropy"}
+    mean, Δ [95% CI] and the Holm-adjusted p, marked only when the adjusted test rejects."""
+    note = table_note(stages, [f"Δ {m}" for m in STAGE_SHOWN])
+    known = {**COLUMNS, **{label: Column(label, label, f"reference → the stage's mean over seeds, Δ [95% CI], "
+                                                       f"adjusted p. {note}") for label in STAGE_SHOWN.values()}}
     rows = []
     for r in stages.to_dict("records"):
         row = {k: r[k] for k in ("task", "scale", "rule", "stage", "against", "seeds")}
         row["mode"] = f"{r['base mode']:g} → {r['mode']:g}"
-        row |= {label: effect_text(r, metric) for metric, label in shown.items()}
+        row |= {label: effect_text(r, metric) for metric, label in STAGE_SHOWN.items()}
         rows.append(row)
-    return table(pd.DataFrame(rows), COLUMNS) + ('<p class="note">reference → the stage\'s mean over training '
-                                                  "seeds ± their sd; the reference is the base, or for SFT+DPO "
-                                                  "against SFT the SFT model of each seed; * every seed moved the "
-                                                  "same way, by more than twice the seed sd. stages.csv has every "
-                                                  "number.</p>")
+    return table(pd.DataFrame(rows), known) + (
+        '<p class="note">reference → the stage\'s mean over training seeds, then the change: Δ [95% CI], p_adj. '
+        "The reference is the base, or for SFT+DPO against SFT the SFT model of each seed, paired by seed (the "
+        f"spread of the per-seed differences, not of the levels). {esc(note)}. stages.csv has every number.</p>")
+
+
+def align_table(res: AlignResults) -> str:
+    """The alignment table with its changes' CIs and adjusted p, and a footnote saying
+    what was resampled and how the p-values were corrected."""
+    note = table_note(res.table, ["Δ kurtosis", "Δ r"])
+    tip = f"aligned minus base on the same items, 95% CI, Holm-adjusted p. {note}"
+    known = {**COLUMNS, "Δ kurtosis": Column("Δ kurtosis", "Δ kurtosis [95% CI]", tip),
+             "Δ kurtosis p adj": Column("Δ kurtosis p adj", "Δ kurtosis p (adjusted)", note, digits=3),
+             "Δ r": Column("Δ r", "Δ r [95% CI]", tip),
+             "Δ r p adj": Column("Δ r p adj", "Δ r p (adjusted)", note, digits=3)}
+    jitter = [*(f"{who} {label}" for label in JITTER for who in ("base", "aligned")), "humans in aligned mode's bin"]
+    shown = res.table.drop(columns=["note", "items", "Δ kurtosis p", "Δ r p", *jitter])
+    spread = res.table[["base", "aligned", "task", "scale", "scoring", *jitter]]
+    return (table(shown, known) + f'<p class="note">{esc(note)}.</p>'
+            + "<h3>Spread and format, base and aligned</h3>" + table(spread, COLUMNS)
+            + '<p class="note">The measures jitter and format cannot fool: a judge whose SD ratio is below 0.2 '
+              "barely varies (its kurtosis describes jitter), and mass outside the scale or on non-numbers is a "
+              "format failure (the protocol clips out-of-scale numbers to the ends), not a pile-up.</p>")
 
 
 def paired_view(table_: pd.DataFrame) -> str:
@@ -558,15 +648,18 @@ def mitigate_page(res: MitigateResults) -> str:
 
 
 def mitigate_sections(res: MitigateResults) -> list[Section]:
-    verdicts = "".join(card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice())
+    verdicts = "".join(card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice(), v.badge)
                        for v in mitigate_verdicts(res))
     parts = [("Verdict", f'<div class="cards">{verdicts}</div>')]
     for c in res.comparisons:
         parts.append((f"Mitigations: {c.judge.name} · {c.task}", comparison_html(c, res.config.criterion)))
     if len(res.selection):
-        parts.append(("What the choice is worth", "<p>The chosen setting's development score beside a nested "
-                      "cross-validation estimate of the selection, and the share of bootstrap resamples of the "
-                      "development items on which it wins.</p>" + table(res.selection, COLUMNS)))
+        parts.append(("What the choice is worth", "<p>The chosen setting's development score; its change against "
+                      "the paper's default on the development items, cross-fitted (the selection re-run without each "
+                      "fold), which a recommendation needs to lie above 0; a nested estimate of what the selection "
+                      "achieves; the share of bootstrap resamples of the development items on which it wins; and "
+                      "the label-free (entropy) choice with its change against the default.</p>"
+                      + table(res.selection, COLUMNS)))
     if len(curve := res.label_curve):
         parts.append(("Label efficiency", label_figures(curve)))
     if len(res.transfer):
@@ -593,9 +686,26 @@ def comparison_html(c: Comparison, criterion: str) -> str:
                              paired(scale, c.test_scores[label], to_scale(c.test_human, c.human_range, scale), label,
                                     f"{label}, test items", color, width=560)))
     return (f"<p>Automatic choice: <b>{esc(chosen)}</b> (criterion: {esc(criterion)}, chosen on development items "
-            "only; every figure below is on the held-out test items).</p>" + table(t.drop(columns=["family"]), COLUMNS)
+            "only; every figure below is on the held-out test items).</p>"
+            + table(t.drop(columns=["family"]), effect_columns(c)) + f'<p class="note">{esc(effects_note(c))}</p>'
             + figure("Test Pearson r of every row (95% CI); the automatic choice in colour.", svg)
             + f'<div class="pair">{"".join(panels)}</div>')
+
+
+def effects_note(c: Comparison) -> str:
+    """What the Δ r column resampled and corrected, in words."""
+    if not c.effects:
+        return "No row was tested against the default."
+    note = resampling_note(next(iter(c.effects.values())), "holm", len(c.effects))
+    return (f"Δ r: each row's test r minus the paper's default's; {note}. A row is called better or worse only "
+            "where its adjusted p is below 0.05; the oracle reads the test labels and is not tested.")
+
+
+def effect_columns(c: Comparison) -> dict[str, Column]:
+    """The table's columns, the Δ r and adjusted-p tooltips saying what this table resampled and corrected."""
+    note = effects_note(c)
+    return {**COLUMNS, "Δ r": replace(COLUMNS["Δ r"], tip=f"{COLUMNS['Δ r'].tip}. {note}"),
+            "p adjusted": replace(COLUMNS["p adjusted"], tip=f"{COLUMNS['p adjusted'].tip}. {note}")}
 
 
 def label_figures(curve: pd.DataFrame) -> str:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from numbias.calibrated import CalibratedJudge
 from numbias.config import JudgeConfig, JudgeRef, TaskRef, task_ref, validate_config
+from numbias.conformal import coverage
 from numbias.data import Dataset
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
@@ -161,10 +162,14 @@ def _score_calibrated(task: TaskConfig | dict[str, Any] | str, saved: Calibrated
     dists = saved.distributions(prepared.data, store=store, progress=progress)
     values = saved.fitted.predict(dists)
     notes = [f"{prepared.label}: {n}" for n in prepared.data.notes]
+    notes += saved.notes
     if saved.interval is None:
         notes.append(f"{prepared.label}: {saved.interval_note}; low and high are empty")
     scored = ScoredSet(saved.judge.config.name, prepared.label, saved.scale, prepared.data, dists)
     low, high = saved.bounds(values)
+    if saved.interval is not None and prepared.data.labelled:
+        notes.append(f"{prepared.label}: the {saved.interval.coverage:.0%} interval holds the human score of "
+                     f"{coverage(low, high, prepared.data.human).text()} (95% Wilson interval)")
     return ScoredItems(prepared, saved.scale, dists, _rule_scores(scored, notes), values, saved.to_human(values),
                        low, high, notes)
 

@@ -1,9 +1,12 @@
 """What the automatic choice of setting is, and what it is worth: the paper-style
-table's rows (each mitigation against the paper's default, each family's best), the
-choice on development items proven on held-out ones (:func:`compare`), and the
-checks that keep the choice honest — a nested cross-validation estimate of the
-selection procedure itself (the winner's curse corrected), how often the same setting
-wins on bootstrap resamples, and how test accuracy grows with the number of labels.
+table's rows (each mitigation against the paper's default, the pre-specified rule,
+each family's best, the label-free choice), the choice on development items proven
+on held-out ones (:func:`compare`), and the checks that keep the choice honest — the
+whole selection cross-fitted on the development items and compared with the default
+there (paired, so a choice is recommended only when it beats the default on items it
+was not chosen on), a nested estimate of what the selection achieves (unbiased under
+no signal), how often the same setting wins on bootstrap resamples, and how test
+accuracy grows with the number of labels.
 
 Only development items are read to choose; held-out labels are never seen here."""
 
@@ -16,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from numbias.errors import NumbiasError
+from numbias.inference import UNDEFINED, Effect, adjust, paired_effect
 from numbias.metrics import pearson_defined as pearson
-from numbias.metrics import to_scale
+from numbias.metrics import pearson_rows, to_scale
 from numbias.mitigation import (
     BUILT_IN_MITIGATIONS,
     FIT,
@@ -27,6 +31,7 @@ from numbias.mitigation import (
     Setting,
     SettingData,
     UnfittableError,
+    cross_folds,
     get_mitigation,
     select,
 )
@@ -35,6 +40,15 @@ from numbias.scale import ENSEMBLE_JOIN, PAPER_SCALE
 
 PAPER_DEFAULT = Setting(PAPER_SCALE, "protocol", PROTOCOL_TEMPERATURE)
 """The paper's default: 0–9, mean of sampled answers at T = 0.7 (here its exact expectation)."""
+PRESPECIFIED = Setting(PAPER_SCALE, "protocol", PROTOCOL_TEMPERATURE, "ridge")
+"""The rule fixed before any data is seen: distribution regression (ridge) on the
+default's scale and temperature; a row of every table and a baseline for the search."""
+FREE_CRITERION: Criterion = "entropy"
+"""The label-free criterion whose choice is a row of the table and the zero-label
+point of the label-efficiency curve."""
+DEFAULT_ROW, CHOICE_ROW = "original (paper default)", "automatic choice"
+PRESPECIFIED_ROW = "pre-specified: distribution regression (ridge)"
+FREE_ROW = "label-free (entropy) choice"
 
 @dataclass(frozen=True)
 class RowFit:
@@ -80,31 +94,33 @@ def family_bests(candidates: list[Setting], scores: dict[Setting, float]) -> dic
     return bests
 
 
-def table_rows(candidates: list[Setting], dev_scores: dict[Setting, float],
-               chosen: Setting) -> list[tuple[str, str, Setting]]:
-    """(row label, family, setting) of the paper-style table: each mitigation changes
-    one thing about the paper's default (one that needs a range ensemble is applied to
-    the first ensemble), each scale and range ensemble replaces its scale; then the
-    best of each family on dev, and the automatic choice."""
+def table_rows(candidates: list[Setting], dev_scores: dict[Setting, float], chosen: Setting,
+               free: Setting | None = None) -> list[tuple[str, str, Setting]]:
+    """(row label, family, setting) of the paper-style table: the paper's default and
+    the pre-specified rule; each mitigation changes one thing about the default (one
+    that needs a range ensemble is applied to the first ensemble), each scale and range
+    ensemble replaces its scale; then the best of each family on dev, the label-free
+    choice ``free`` (when given) and the automatic choice."""
     d = PAPER_DEFAULT
     scored = {c for c in candidates if not np.isnan(dev_scores.get(c, np.nan))}
     scales = list(dict.fromkeys(c.scale for c in candidates))
     ensembles = [s for s in scales if ENSEMBLE_JOIN in s]
-    rows = [("original (paper default)", "original", d)]
+    rows = [(DEFAULT_ROW, "original", d), (PRESPECIFIED_ROW, "pre-specified", PRESPECIFIED)]
     rows += [(f"temperature {t:g}" if t != FIT else "temperature (fitted on dev)", "temperature",
               Setting(d.scale, d.rule, t)) for t in dict.fromkeys(c.temperature for c in candidates)
              if t != d.temperature]
     for m in dict.fromkeys(c.mitigation for c in candidates):
         spec = get_mitigation(m)
         at = [s for s in (d.scale, *ensembles) if Setting(s, d.rule, d.temperature, m) in scored]
-        if m != "none":
-            rows.append((spec.title, spec.family, Setting(at[0] if at else d.scale, d.rule, d.temperature, m)))
+        if m != "none" and (row := Setting(at[0] if at else d.scale, d.rule, d.temperature, m)) != PRESPECIFIED:
+            rows.append((spec.title, spec.family, row))
     rows += [(f"scale {s}", "score range", Setting(s, d.rule, d.temperature)) for s in scales
              if s != d.scale and s not in ensembles]
     rows += [(f"range ensemble {s}", "range ensemble", Setting(s, d.rule, d.temperature)) for s in ensembles]
     rows += [(f"best {name} (dev)", name, best) for name, best in family_bests(candidates, dev_scores).items()]
-    rows.append(("automatic choice", "automatic", chosen))
-    return [r for r in rows if r[2] in dev_scores or r[2] == chosen]
+    rows += [(FREE_ROW, "label-free", free)] if free is not None else []
+    rows.append((CHOICE_ROW, "automatic", chosen))
+    return [r for r in rows if r[2] in dev_scores or r[2] in (chosen, free, PRESPECIFIED)]
 
 
 def compare(
@@ -122,13 +138,14 @@ def compare(
     """Select on ``dev`` items, then fit each table row's setting on ``dev`` and score
     the ``test`` items. No test label is read here: the rows' settings and scores are
     fixed before anything is measured; ``groups`` (one per item) allow selection on
-    ``group_pearson``."""
+    ``group_pearson``. With a label-using criterion the label-free choice is a row too."""
     dev_data = subset(data, dev)
     dev_human = human[dev] if criterion in LABEL_CRITERIA else None
     chosen, dev_scores = select(candidates, dev_data, dev_human, human_range, criterion=criterion, seed=seed,
                                 groups=groups[dev] if groups is not None else None)
+    free = free_choice(data, human_range, dev, candidates, seed) if criterion in LABEL_CRITERIA else None
     fits = []
-    for label, fam, setting in table_rows(candidates, dev_scores, chosen):
+    for label, fam, setting in table_rows(candidates, dev_scores, chosen, free):
         d = data[setting.scale]
         on_scale = to_scale(human[dev], human_range, d.scale)
         try:
@@ -139,6 +156,14 @@ def compare(
     return chosen, dev_scores, fits
 
 
+def free_choice(data: dict[str, SettingData], human_range: tuple[float, float], dev: np.ndarray,
+                candidates: list[Setting], seed: int = 0) -> Setting | None:
+    """The choice of the label-free criterion (:data:`FREE_CRITERION`) on ``dev``, which
+    reads no label (None when no label-free candidate is defined there)."""
+    try:
+        return select(candidates, subset(data, dev), None, human_range, criterion=FREE_CRITERION, seed=seed)[0]
+    except NumbiasError:
+        return None
 
 
 def subset(data: dict[str, SettingData], idx: np.ndarray) -> dict[str, SettingData]:
@@ -162,11 +187,19 @@ def fit_predict(setting: Setting, data: dict[str, SettingData], human: np.ndarra
 
 @dataclass(frozen=True)
 class Honesty:
-    """What the selection procedure is worth, beside the chosen setting's own dev score:
-    ``nested`` is Pearson r over the dev items of a selection run without each fold
-    and applied to it (the winner's curse corrected); ``stability`` the share of
-    bootstrap resamples of dev on which the same setting wins (``scale_stability``: a
-    setting at the same scale, since near-equal settings split the wins)."""
+    """What the selection procedure is worth, beside the chosen setting's own dev score.
+
+    ``dev_gain``: the choice against the default (:data:`PAPER_DEFAULT`) on the
+    development items, cross-fitted — each fold predicted by the winner of a selection
+    run without it, fitted without it — paired with the default on the same items and
+    bootstrapped over them (whole groups when there are groups); the choice is
+    recommended only when its interval lies above 0. ``nested``: Pearson r of those
+    cross-fitted predictions, standardised within each fold before pooling, so folds
+    whose winners differ in location and spread do not bias it (pooling them raw reads
+    −0.1 under no signal). ``free`` and ``free_gain``: the label-free choice and its
+    paired change against the default on the same items (it reads no label, so no
+    cross-fitting is needed). ``stability``: the share of bootstrap resamples of dev on
+    which the same setting wins (``scale_stability``: a setting at the same scale)."""
 
     chosen: Setting
     dev_score: float
@@ -174,6 +207,14 @@ class Honesty:
     stability: float
     scale_stability: float
     resamples: int
+    dev_gain: Effect = UNDEFINED
+    free: Setting | None = None
+    free_gain: Effect = UNDEFINED
+
+    @property
+    def recommended(self) -> bool:
+        """Whether the choice beats the default on development items (interval above 0)."""
+        return bool(self.dev_gain.defined and self.dev_gain.low > 0)
 
 
 def _selection(candidates: list[Setting], data: dict[str, SettingData], human: np.ndarray,
@@ -184,35 +225,74 @@ def _selection(candidates: list[Setting], data: dict[str, SettingData], human: n
                   groups=groups[idx] if groups is not None else None)
 
 
-def honest_selection(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
-                     dev: np.ndarray, candidates: list[Setting], *, criterion: Criterion = "pearson", seed: int = 0,
-                     groups: np.ndarray | None = None, folds: int = 5, resamples: int = 20) -> Honesty:
-    """Nested cross-validation of the whole selection on ``dev`` (outer folds keep each
-    group whole), and the choice's stability over seeded bootstrap resamples of dev."""
-    from sklearn.model_selection import GroupKFold, KFold
+def within_folds(pred: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
+    """``pred`` centred and scaled within each part (NaN kept), so pooled over parts
+    its Pearson r with any y is a within-part one: fits that differ from part to part
+    in location or spread add no spurious between-part variation.
 
-    chosen, scores = _selection(candidates, data, human, human_range, dev, criterion, seed, groups)
-    pooled = np.full(len(dev), np.nan)
-    units = len(set(groups[dev])) if groups is not None else len(dev)
-    folds = min(folds, units)  # with fewer than two groups there is no nested estimate (NaN)
-    splitter = GroupKFold(folds) if groups is not None else KFold(folds, shuffle=True, random_state=seed)
-    for inner, held in splitter.split(dev, groups=groups[dev] if groups is not None else None) if folds > 1 else []:
+    >>> within_folds(np.array([1.0, 3.0, 10.0, 30.0]), [np.array([0, 1]), np.array([2, 3])]).tolist()
+    [-1.0, 1.0, -1.0, 1.0]
+    """
+    out = np.full(len(pred), np.nan)
+    for part in parts:
+        x = pred[part]
+        ok = np.isfinite(x)
+        if ok.any():
+            sd = float(np.std(x[ok]))
+            out[part] = (x - float(np.mean(x[ok]))) / (sd if sd > 0 else 1.0)
+    return out
+
+
+def cross_fitted(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
+                 dev: np.ndarray, candidates: list[Setting], *, criterion: Criterion = "pearson", seed: int = 0,
+                 groups: np.ndarray | None = None, folds: int = 5,
+                 baseline: Setting = PAPER_DEFAULT) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Out-of-fold predictions (on the unit interval) for the ``dev`` items of the
+    whole selection (re-run without each fold; its winner fitted without it) and of
+    ``baseline`` (fitted the same way), and the folds' held-out positions; NaN where a
+    fold has no defined candidate, no folds when there are too few items (or groups)."""
+    choice, base = np.full(len(dev), np.nan), np.full(len(dev), np.nan)
+    try:
+        parts = cross_folds(len(dev), folds, seed, groups[dev] if groups is not None else None)
+    except UnfittableError:
+        return choice, base, []
+    for inner, held in parts:
+        base[held] = fit_predict(baseline, data, human, human_range, dev[inner], dev[held])
         try:
             pick, _ = _selection(candidates, data, human, human_range, dev[inner], criterion, seed, groups)
         except NumbiasError:  # no candidate is defined on this fold's complement
             continue
-        pooled[held] = fit_predict(pick, data, human, human_range, dev[inner], dev[held])
+        choice[held] = fit_predict(pick, data, human, human_range, dev[inner], dev[held])
+    return choice, base, [held for _, held in parts]
+
+
+def honest_selection(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
+                     dev: np.ndarray, candidates: list[Setting], *, criterion: Criterion = "pearson", seed: int = 0,
+                     groups: np.ndarray | None = None, folds: int = 5, resamples: int = 20,
+                     n_boot: int = 1000) -> Honesty:
+    """The choice on ``dev``, cross-fitted against the default there (:class:`Honesty`),
+    the nested estimate, the label-free choice against the default, and the choice's
+    stability over ``resamples`` seeded bootstrap resamples of dev (0: NaN)."""
+    chosen, scores = _selection(candidates, data, human, human_range, dev, criterion, seed, groups)
+    choice, base, parts = cross_fitted(data, human, human_range, dev, candidates, criterion=criterion, seed=seed,
+                                       groups=groups, folds=folds)
+    choice, base = within_folds(choice, parts), within_folds(base, parts)
+    in_dev = groups[dev] if groups is not None else None
+    gain = adjust([paired_effect(pearson_rows, base, choice, human[dev], n_boot=n_boot, seed=seed, groups=in_dev)])[0]
+    free = free_choice(data, human_range, dev, candidates, seed)
+    free_gain = UNDEFINED if free is None else adjust([paired_effect(
+        pearson_rows, fit_predict(PAPER_DEFAULT, data, human, human_range, dev, dev),
+        fit_predict(free, data, human, human_range, dev, dev), human[dev], n_boot=n_boot, seed=seed,
+        groups=in_dev)])[0]
     rng = np.random.default_rng(seed)
     wins = [_selection(candidates, data, human, human_range, np.sort(rng.choice(dev, size=len(dev), replace=True)),
                        criterion, seed, groups)[0] for _ in range(resamples)]
     share = (lambda same: float(np.mean([same(w) for w in wins])) if wins else float("nan"))
-    return Honesty(chosen, scores[chosen], pearson(pooled, human[dev]), share(lambda w: w == chosen),
-                   share(lambda w: w.scale == chosen.scale), resamples)
+    return Honesty(chosen, scores[chosen], pearson(choice, human[dev]), share(lambda w: w == chosen),
+                   share(lambda w: w.scale == chosen.scale), resamples, gain, free, free_gain)
 
 
 LABEL_SIZES = (10, 25, 50, 100, 200)
-FREE_CRITERION: Criterion = "entropy"
-"""The label-free criterion whose choice is the zero-label point of the label-efficiency curve."""
 
 
 def label_efficiency(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],

@@ -1,12 +1,15 @@
 """The controlled-alignment views of an alignment study whose judges are one base and
 the stages ``numbias train`` made from it: each stage's bias and accuracy against the
-base, with the spread over training seeds as the band an effect must leave, and each
-judge's output diversity (distinct-n of free generations on instructions that no
-trained stage saw), the mechanism the research points to."""
+base (and DPO after SFT against SFT of the same seed), each change with a 95% CI that
+counts the items and the training seeds and a p adjusted over the whole table
+(:mod:`numbias.inference`); and each judge's output diversity (distinct-n of free
+generations on instructions that no trained stage saw), the mechanism the research
+points to."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +19,53 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from numbias.config import JudgeConfig
 from numbias.errors import NumbiasError
+from numbias.inference import (
+    UNDEFINED,
+    Correction,
+    Effect,
+    benjamini_hochberg,
+    holm,
+    paired_effect,
+    resamples_for,
+    resampling_note,
+)
 from numbias.judge import Judge, Progress, no_progress
+from numbias.metrics import (
+    RULES,
+    entropy_rows,
+    kurtosis_rows,
+    mean_rows,
+    mode_share_rows,
+    pearson_rows,
+    sd_ratio_rows,
+)
 from numbias.models import trained_stage
 from numbias.prompt import Prompt
+from numbias.scale import ScoreScale
 from numbias.train import instruction_text, read_records
 
-METRICS = ("kurtosis", "entropy", "mode_share", "pearson", "next_token_entropy")
+METRICS = ("kurtosis", "entropy", "mode_share", "pearson", "sd_ratio", "out_of_scale", "non_numeric",
+           "next_token_entropy")
 """What the stage table compares: the score distribution's peakedness, spread and
-pile-up, accuracy, and how spread the whole next-token distribution is at the answer."""
+pile-up, accuracy, the judge's spread against the humans', the answer mass outside the
+scale and on non-numbers, and how spread the whole next-token distribution is at the answer."""
+EFFECT_SUFFIXES = ("low", "high", "p", "p adj")
+"""A compared metric ``m`` has ``Δ m`` and ``Δ m low``/``high``/``p``/``p adj`` columns."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row of the stage table: ``runs`` (seed order) against ``reference`` (the base
+    once, or the earlier stage of each seed when ``paired``) in one task × scale × rule."""
+
+    task: str
+    scale: str
+    rule: str
+    stage: str
+    against: str
+    reference: list[str]
+    runs: list[str]
+    paired: bool = False
 
 
 def stage_of(judge: JudgeConfig) -> tuple[str, int | None]:
@@ -39,64 +81,153 @@ def stage_of(judge: JudgeConfig) -> tuple[str, int | None]:
     return ("SFT+DPO" if from_sft else "DPO"), card.get("seed")
 
 
-def stage_table(judges: Sequence[JudgeConfig], summary: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """Per task × scale × rule × stage: each metric's mean over seeds, its seed spread
-    (sd), the change from the base, and whether every seed moved the same way by more
-    than twice the spread; then DPO after SFT against the SFT model of the same seed
-    (``against`` says which). Empty when no judge is a trained stage."""
+def stage_table(judges: Sequence[JudgeConfig], summary: pd.DataFrame, items: pd.DataFrame, *,
+                ranges: Mapping[str, tuple[float, float]] | None = None, n_boot: int = 1000,
+                seed: int = 0) -> pd.DataFrame:
+    """Per task × scale × rule × stage: each metric's mean over seeds (from the summary)
+    and seed sd, and its change from the base with a 95% CI and a p Holm-adjusted over
+    the table's rows (one family per metric), from the items frame's per-item values: the
+    base is one row, a stage its seeds (item bootstrap plus seed spread); DPO after SFT
+    is set against the SFT model of the same seed, paired by seed (``against`` says
+    which). ``ranges`` (the tasks' human ranges) puts the humans on the unit scale for
+    the SD ratio. Empty when no judge is a trained stage."""
     labels = {j.name: stage_of(j) for j in judges}
     if all(stage == "base" for stage, _ in labels.values()):
         return pd.DataFrame()
+    frame = _levels(summary, items, labels)
+    comparisons = list(_comparisons(frame))
+    boot = resamples_for(len(comparisons), n_boot)
+    rows = []
+    for c in comparisons:
+        part = frame[(frame.task == c.task) & (frame.scale == c.scale) & (frame.rule == c.rule)].set_index("judge")
+        ref, runs = part.loc[c.reference], part.loc[c.runs]
+        effects = {m: _effect(c, m, items, (ranges or {}).get(c.task), boot if len(c.runs) == 1 else n_boot, seed)
+                   for m in METRICS}
+        rows.append({"task": c.task, "scale": c.scale, "rule": c.rule, "stage": c.stage, "against": c.against,
+                     "seeds": len(c.runs), "items": max(e.items for e in effects.values()),
+                     "resampled": effects["kurtosis"].resampled,
+                     "base mode": _most_common(ref["mode"]), "mode": _most_common(runs["mode"]),
+                     **{k: v for m in METRICS for k, v in _columns(m, ref[m], runs[m], effects[m]).items()}})
+    return adjust_columns(pd.DataFrame(rows), [f"Δ {m}" for m in METRICS])
+
+
+def _levels(summary: pd.DataFrame, items: pd.DataFrame, labels: Mapping[str, tuple[str, int | None]]) -> pd.DataFrame:
+    """The summary with each judge's stage and seed, its mean next-token entropy (exact
+    items) and NaN for a metric the summary lacks."""
     frame = summary.assign(stage=summary.judge.map(lambda n: labels.get(n, ("base", None))[0]),
                            seed=summary.judge.map(lambda n: labels.get(n, ("base", None))[1]))
     if "next_token_entropy" in items:
         exact = items[items["mode"] == "exact"].groupby(["judge", "task", "scale"])["next_token_entropy"].mean()
         frame["next_token_entropy"] = [exact.get((j, t, s), np.nan)
                                        for j, t, s in zip(frame.judge, frame.task, frame.scale)]
-    else:
-        frame["next_token_entropy"] = np.nan
-    rows = []
+    for metric in METRICS:
+        if metric not in frame:
+            frame[metric] = np.nan
+    return frame
+
+
+def _comparisons(frame: pd.DataFrame) -> Iterable[Comparison]:
+    """Every stage against the base, and DPO after SFT against SFT of the same seeds."""
     for (task, scale, rule), part in frame.groupby(["task", "scale", "rule"], sort=False):
         base = part[part.stage == "base"]
         if len(base) != 1:
             continue
-        key = {"task": task, "scale": scale, "rule": rule}
         for stage, runs in part[part.stage != "base"].groupby("stage", sort=False):
-            rows.append({**key, "stage": stage, "against": "base", "seeds": len(runs),
-                         "base mode": base["mode"].iloc[0], "mode": _most_common(runs["mode"]),
-                         **_effects(runs, {m: np.full(len(runs), float(base[m].iloc[0])) for m in METRICS})})
+            yield Comparison(task, scale, rule, str(stage), "base", list(base.judge),
+                             list(runs.sort_values("seed").judge))
         sft, dpo = (part[part.stage == s].set_index("seed") for s in ("SFT", "SFT+DPO"))
-        seeds = [s for s in dpo.index if s in sft.index]
+        seeds = sorted(s for s in dpo.index if s in sft.index)
         if seeds:
-            rows.append({**key, "stage": "SFT+DPO", "against": "SFT, same seed", "seeds": len(seeds),
-                         "base mode": _most_common(sft.loc[seeds, "mode"]),
-                         "mode": _most_common(dpo.loc[seeds, "mode"]),
-                         **_effects(dpo.loc[seeds], {m: sft.loc[seeds, m].to_numpy(dtype=float) for m in METRICS})})
-    return pd.DataFrame(rows)
+            yield Comparison(task, scale, rule, "SFT+DPO", "SFT, same seed", list(sft.loc[seeds, "judge"]),
+                             list(dpo.loc[seeds, "judge"]), paired=True)
 
 
-def _effects(runs: pd.DataFrame, reference: dict[str, np.ndarray]) -> dict[str, float | bool]:
-    """Each metric of the runs against its reference value for the same seed (the
-    base's, repeated, or the earlier stage's)."""
-    out: dict[str, float | bool] = {}
-    for metric in METRICS:
-        values = runs[metric].to_numpy(dtype=float)
-        delta = values - reference[metric]
-        sd = float(values.std(ddof=1)) if len(values) > 1 else np.nan
-        out |= {f"base {metric}": float(reference[metric].mean()), metric: float(values.mean()),
-                f"{metric} seed sd": sd, f"Δ {metric}": float(delta.mean()),
-                f"Δ {metric} beyond spread": bool(len(values) > 1 and (np.all(delta > 0) or np.all(delta < 0))
-                                                  and abs(delta.mean()) > 2 * sd)}
-    return out
+def _effect(c: Comparison, metric: str, items: pd.DataFrame, human_range: tuple[float, float] | None,
+            n_boot: int, seed: int) -> Effect:
+    """One metric's change with its interval, from the items both sides score."""
+    mode = "exact" if c.rule in RULES else c.rule
+    column = {"out_of_scale": "out_of_scale", "non_numeric": "other", "next_token_entropy": "next_token_entropy"}
+    if metric == "next_token_entropy":
+        mode = "exact"
+    scale = ScoreScale.parse(c.scale)
+    statistic = {"kurtosis": kurtosis_rows, "entropy": entropy_rows(scale), "mode_share": mode_share_rows(scale),
+                 "pearson": pearson_rows,
+                 "sd_ratio": sd_ratio_rows(scale, human_range) if human_range else None}.get(metric, mean_rows)
+    values, human = item_matrix(items, c.task, c.scale, mode, column.get(metric, c.rule), [*c.reference, *c.runs])
+    if statistic is None or not np.isfinite(values).any():
+        return replace(UNDEFINED, seeds=len(c.runs))
+    k = len(c.reference)
+    return paired_effect(statistic, values[:k], values[k:], human, paired_seeds=c.paired, n_boot=n_boot, seed=seed)
+
+
+def item_matrix(items: pd.DataFrame, task: str, scale: str, mode: str, column: str,
+                judges: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """judges × items of one column of the items frame (NaN where a judge lacks an item
+    or the frame the column), items in one order for all, and the human score of each."""
+    part = items[(items["task"] == task) & (items["scale"] == scale) & (items["mode"] == mode)]
+    human = part.groupby("id", sort=True)["human"].first()
+    if column not in part:
+        return np.full((len(judges), len(human)), np.nan), human.to_numpy(dtype=float)
+    wide = part.pivot(index="id", columns="judge", values=column).reindex(index=human.index, columns=list(judges))
+    return wide.to_numpy(dtype=float).T, human.to_numpy(dtype=float)
+
+
+def _columns(metric: str, ref: pd.Series, runs: pd.Series, effect: Effect) -> dict[str, float]:
+    """A metric's levels (reference and stage, mean over seeds), seed sd and change."""
+    values = runs.to_numpy(dtype=float)
+    return {f"base {metric}": float(ref.to_numpy(dtype=float).mean()), metric: float(values.mean()),
+            f"{metric} seed sd": float(values.std(ddof=1)) if len(values) > 1 else np.nan,
+            **effect_columns(f"Δ {metric}", effect)}
+
+
+def effect_columns(key: str, effect: Effect) -> dict[str, float]:
+    """An effect as table columns: ``key`` (Δ), ``key low``/``high``, ``key p`` (``p adj`` is set by :func:`adjust_columns`)."""
+    return {key: effect.delta, f"{key} low": effect.low, f"{key} high": effect.high, f"{key} p": effect.p}
+
+
+def adjust_columns(table: pd.DataFrame, keys: Sequence[str], correction: Correction = "holm") -> pd.DataFrame:
+    """``key p adj`` for every ``key``: each measure's p-values over all the table's rows
+    corrected as one family (one question per measure — did it move anywhere in this
+    table? — asked of every setting the table prints)."""
+    if table.empty:
+        return table
+    adjust = holm if correction == "holm" else benjamini_hochberg
+    return table.assign(**{f"{key} p adj": adjust(table[f"{key} p"].to_numpy(dtype=float)) for key in keys})
+
+
+def row_effect(row: Mapping[str, Any], key: str) -> Effect:
+    """The effect a table row holds under ``key`` (see :func:`effect_columns`)."""
+    return Effect(float(row[key]), float(row[f"{key} low"]), float(row[f"{key} high"]), float(row[f"{key} p"]),
+                  int(row.get("items", 0) or 0), int(row.get("seeds", 1) or 1),
+                  p_adjusted=float(row.get(f"{key} p adj", np.nan)))
+
+
+def table_note(table: pd.DataFrame, keys: Sequence[str]) -> str:
+    """What the table's intervals resampled and how its p-values were corrected (a tooltip or footnote)."""
+    effects = [row_effect(r, key) for r in table.to_dict("records") for key in keys]
+    return (resampling_note(effects, family=0) + f" over each measure's {len(table)} rows of this table; each CI is "
+            "for its own comparison (not widened for the family), "
+            "so * follows the adjusted p: it marks an adjusted p below 0.05")
+
+
+def delta_text(row: Mapping[str, Any], key: str) -> str:
+    """``Δ +0.58 [+0.12, +1.04], p_adj 0.030 *``: the change, its 95% CI, the adjusted p,
+    and ``*`` only when the adjusted test rejects.
+
+    >>> delta_text({"Δ r": 0.1, "Δ r low": 0.04, "Δ r high": 0.16, "Δ r p": 0.001, "Δ r p adj": 0.004}, "Δ r")
+    'Δ +0.10 [+0.04, +0.16], p_adj 0.004 *'
+    """
+    effect = row_effect(row, key)
+    p = effect.p_adjusted
+    shown = "" if not np.isfinite(p) else f", p_adj {p:.3f}" if p >= 0.001 else ", p_adj <0.001"
+    return f"Δ {effect.text()}{shown}{' *' if effect.significant() else ''}"
 
 
 def effect_text(row: Mapping[str, Any], metric: str) -> str:
-    """One metric of a :func:`stage_table` row as text: reference → the stage's mean ±
-    its seed sd (when there is a spread), ``*`` when the move is beyond the spread."""
-    sd = row[f"{metric} seed sd"]
-    spread = f" ± {sd:.2f}" if np.isfinite(sd) else ""
-    mark = " *" if row[f"Δ {metric} beyond spread"] else ""
-    return f"{row[f'base {metric}']:.2f} → {row[metric]:.2f}{spread}{mark}"
+    """One metric of a :func:`stage_table` row: reference → the stage's mean over seeds,
+    then the change with its CI and adjusted p (:func:`delta_text`)."""
+    ref, value = (f"{v:.2f}" if np.isfinite(v) else "—" for v in (row[f"base {metric}"], row[metric]))
+    return f"{ref} → {value}, {delta_text(row, f'Δ {metric}')}"
 
 
 def _most_common(values: pd.Series) -> object:

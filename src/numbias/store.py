@@ -99,6 +99,19 @@ class Store:
             )
         return key
 
+    def matching(self, known: Mapping[str, Any], optional: Mapping[str, Any]) -> list[str]:
+        """Keys whose stored identity holds every item of ``known`` and agrees with
+        ``optional`` where it has those keys (a judge identified without starting it)."""
+        want = json.loads(json.dumps(known, default=str))
+        maybe = json.loads(json.dumps(optional, default=str))
+        keys = []
+        for key, text in self._db.execute("SELECT key, identity FROM judges"):
+            stored = json.loads(text)
+            if all(k in stored and stored[k] == v for k, v in want.items()) \
+                    and all(stored[k] == v for k, v in maybe.items() if k in stored):
+                keys.append(key)
+        return keys
+
     def done(self, key: str, items: Iterable[str]) -> set[str]:
         wanted = set(items)
         rows = self._db.execute("SELECT item FROM items WHERE key = ?", (key,))

@@ -134,7 +134,8 @@ def analyse(config: RunConfig, sets: list[ScoredSet], notes: Sequence[str] = ())
             label = rule if s.mode == "exact" else s.mode
             per_item[label] = scores
             m = evaluate(scores, data.human, data.human_range, s.scale, ratings=ratings, groups=data.groups,
-                         n_boot=config.bootstrap, seed=config.seed)
+                         n_boot=config.bootstrap, seed=config.seed,
+                         masses=(per_item["out_of_scale"].to_numpy(), per_item["other"].to_numpy()))
             rows.append({"judge": s.judge, "task": s.task, "scale": str(s.scale), "rule": label, **m.flat()})
         items.append(per_item)
     if not rows:

@@ -17,7 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from numbias.data import SUFFIXES, Dataset, load_file, make_dataset, parse_ratings, read_table, sample_rows
-from numbias.errors import NumbiasError, first_line
+from numbias.errors import NumbiasError, first_line, readable_file
 from numbias.options import check_options
 from numbias.plugins import load_group
 from numbias.prompt import SCALE_FIELDS, PromptTemplate
@@ -366,8 +366,8 @@ class TaskConfig(BaseModel):
     id: str | None = None
     ratings: str | None = None
     group: str | None = None
-    n: int | None = Field(None, ge=1)
-    seed: int | None = None
+    n: int | None = Field(None, ge=1, strict=True)
+    seed: int | None = Field(None, strict=True)
     truncate: str | None = None
     task: Task | None = Field(None, exclude=True)
     dataset: Dataset | None = Field(None, exclude=True)
@@ -423,11 +423,9 @@ def read_template(text: str) -> str:
     """Template text, or the contents of the rubric file that ``@path`` names."""
     if not text.startswith("@"):
         return text
-    path = Path(text[1:]).expanduser()
+    path = readable_file(Path(text[1:]).expanduser(), "rubric file")
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NumbiasError(f"rubric file {path} does not exist (template {text!r})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise NumbiasError(f"rubric file {path} is unreadable: {first_line(exc)}") from None
 

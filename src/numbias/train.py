@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from numbias.config import read_yaml, validate_config
-from numbias.errors import NumbiasError, first_line
+from numbias.errors import NumbiasError, first_line, readable_file
 from numbias.judge import Progress, no_progress
 from numbias.models import (
     CARD,
@@ -149,9 +149,7 @@ def read_records(path: Path, stage: Stage) -> list[tuple[int, dict[str, Any]]]:
     """Every record of a JSONL file with its line number; a bad record is one line
     naming the file, the line and the key."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NumbiasError(f"data file {path} does not exist") from None
+        text = readable_file(path, "data file").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise NumbiasError(f"data file {path} is unreadable: {first_line(exc)}") from None
     keys = REQUIRED[stage]

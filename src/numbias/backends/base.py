@@ -124,6 +124,38 @@ def _factory(name: str) -> Callable[..., Backend]:
 
 
 SECRET_OPTIONS = frozenset({"api_key"})
+ROUTING_OPTIONS = frozenset({"base_url", "api_key_env", "api_key"})
+"""Options that say where requests go or which secret is read (the OpenAI backend's
+``base_url`` and ``api_key_env``, a plug-in's ``api_key``): they come from the user at
+scoring time, never from a file someone else wrote (a saved judge, a results folder)."""
+_ROUTING_NAMES = ROUTING_OPTIONS | {"url", "host", "endpoint", "api_base", "token", "secret", "password"}
+_ROUTING_ENDS = ("_url", "_host", "_endpoint", "_env", "_api_key", "_secret", "_password")
+
+
+def is_routing(option: str) -> bool:
+    """Whether a backend option says where requests go or which secret is read: the
+    known ones and, for plug-ins, any named like them (``*_url``, ``*_key``, ``*_env``...)."""
+    return option.lower() in _ROUTING_NAMES or option.lower().endswith(_ROUTING_ENDS)
+
+
+def registered(name: str) -> bool:
+    """Whether ``name`` is a registered backend (built-in, registered in this process or
+    installed under :data:`ENTRY_POINTS`), not a ``module:attr`` path that imports code."""
+    return ":" not in name and name in backends()
+
+
+def starts_to_describe(name: str) -> bool:
+    """Whether a registered backend learns its identity only by starting (a server's
+    probed mode): a judge that must not start then takes its identity from the store."""
+    factory = _factory(name)
+    return getattr(factory, "describe", None) is None and bool(getattr(factory, "identity_after_start", False))
+
+
+def required_options(name: str) -> list[str]:
+    """The options a backend's factory needs and has no default for (``model`` aside)."""
+    params = inspect.signature(_factory(name)).parameters.values()
+    return [p.name for p in params if p.default is p.empty and p.name != "model"
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def describe_backend(name: str, model: str, options: dict[str, Any]) -> tuple[dict[str, Any], Backend | None]:
