@@ -90,7 +90,7 @@ def test_the_align_page_shows_changes_with_cis_and_adjusted_p(studies) -> None:
     family = int(results.table["Δ kurtosis p"].notna().sum() + results.table["Δ r p"].notna().sum())
     assert "Δ kurtosis [95% CI]" in page and "Δ r p (adjusted)" in page
     assert f"items resampled in pairs (bootstrap); p adjusted by Holm over the {family} comparisons" in page
-    assert "with a Holm-adjusted 95% CI above 0" in page and "Spread and format, base and aligned" in page
+    assert "with a Holm-adjusted p below 0.05" in page and "Spread and format, base and aligned" in page
     run_page = (studies["run"][1] / "report.html").read_text()
     assert "<h3>Spread and format</h3>" in run_page and ">SD ratio<" in run_page
 

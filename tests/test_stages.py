@@ -103,16 +103,19 @@ def test_stage_table_is_one_holm_family_per_measure_and_its_cells_say_so(lab) ->
     text = effect_text(row, "pearson")
     assert text.startswith(f"{row['base pearson']:.2f} → {row['pearson']:.2f}, Δ {row['Δ pearson']:+.2f} [")
     assert "p_adj" in text and text.endswith(" *") == (row["Δ pearson p adj"] < 0.05)
-    # a one-seed row is a paired item bootstrap with enough resamples for the family
+    # a one-seed row: its interval is a paired item bootstrap, but one training run is not tested
     two = ["base", "sft-s0"]
     one = stage_table(judges[:2], summary[summary.judge.isin(two)], items[items.judge.isin(two)], n_boot=50,
                       seed=3).iloc[0]
     base, sft = (items[items.judge == j].sort_values("id") for j in ("base", "sft-s0"))  # the table's item order
     direct = paired_effect(pearson_rows, base.expected, sft.expected, base.human,
                            n_boot=resamples_for(1, 50), seed=3)
-    assert (one["Δ pearson"], one["Δ pearson low"], one["Δ pearson high"], one["Δ pearson p"]) == pytest.approx(
-        (direct.delta, direct.low, direct.high, direct.p))
-    assert one["resampled"] == "items" and np.isnan(one["Δ sd_ratio"])  # no human range given: no SD ratio
+    assert (one["Δ pearson"], one["Δ pearson low"], one["Δ pearson high"]) == pytest.approx(
+        (direct.delta, direct.low, direct.high))
+    assert np.isnan(one["Δ pearson p"]) and np.isnan(one["Δ pearson p adj"]) and not effect_text(one, "pearson")\
+        .endswith("*")
+    assert one["resampled"] == "items; one training run, not tested"
+    assert np.isnan(one["Δ sd_ratio"])  # no human range given: no SD ratio
 
 
 def _fake(name: str, answer) -> FakeBackend:
@@ -158,7 +161,7 @@ def test_align_table_has_cis_and_holm_over_its_rows(tmp_path) -> None:
     items = res.study.items
     scores = [items[(items.judge == j) & (items.scale == first["scale"])]["protocol"].to_numpy()
               for j in ("base", "aligned")]
-    direct = paired_effect(pearson_rows, *scores, HUMAN, n_boot=resamples_for(4, 100), seed=0)
+    direct = paired_effect(pearson_rows, *scores, HUMAN, n_boot=resamples_for(2, 100), seed=0)
     assert (first["Δ r low"], first["Δ r high"], first["Δ r p"]) == pytest.approx((direct.low, direct.high, direct.p))
     shift = paired_shift(table).set_index("scoring")
     for scoring, part in table.groupby("scoring"):
@@ -167,7 +170,7 @@ def test_align_table_has_cis_and_holm_over_its_rows(tmp_path) -> None:
             (peaked & (part["Δ kurtosis p adj"] < 0.05)).sum())
     assert (table["aligned SD ratio"] < table["base SD ratio"]).all()
     lead = " ".join(numbias.verdict.align_lead(res))
-    assert "with a Holm-adjusted 95% CI above 0" in lead
+    assert "with a Holm-adjusted p below 0.05" in lead
 
 
 def _verdict(tmp_path, backend: FakeBackend, rules: list[str]):

@@ -297,7 +297,7 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
 def pair_table(config: AlignConfig, results: StudyResults) -> pd.DataFrame:
     """One row per pair × task × scale × scoring: each judge's kurtosis and accuracy,
     the aligned judge's change in both (paired item bootstrap, Holm over the table's
-    rows × both changes: :func:`adjust_table`), and the measures jitter and format cannot
+    rows, one family per change: :func:`adjust_table`), and the measures jitter and format cannot
     fool (SD ratio, mode share, out-of-scale and non-numeric mass) for both judges."""
     summary = results.summary
     sampled_label = config.sampling.label

@@ -332,13 +332,17 @@ def _judge_from_file(judge: JudgeConfig, path: Path, base_url: str | None,
 
 
 def _saved_interval(saved: _Saved, path: str | Path) -> tuple[ConformalInterval | None, str]:
-    """The saved conformal interval, or why there is none (files before /3 have none)."""
+    """The saved conformal interval, or why there is none (files before /3 have none);
+    kept inside the saved human range."""
     if saved.format != FORMAT:
         return None, f"no conformal interval: {path} was saved in format {saved.format}"
     if saved.interval is None:
         return None, saved.interval_note or "no conformal interval"
+    params = dict(saved.interval.params)
+    if params.get("limits") is None:  # saved before intervals were clipped: every human score lies in the range
+        params["limits"] = list(saved.human_range)
     try:
-        interval = ConformalInterval(**saved.interval.params).set_state(saved.interval.state.model_dump())
+        interval = ConformalInterval(**params).set_state(saved.interval.state.model_dump())
     except (KeyError, TypeError, NumbiasError) as exc:
         raise NumbiasError(f"calibrated judge file {path} has a bad conformal interval: {first_line(exc)}") from None
     return interval, saved.interval_note

@@ -306,32 +306,18 @@ def score(
 ) -> None:
     """Score items, labelled or not: each item's exact distribution and its score by
     every rule (scores.jsonl, scores.csv); with --calibrated, the saved judge's scores."""
-    from numbias.calibrated import CalibratedJudge
-    from numbias.config import JudgeConfig, use_server, validate_config
-    from numbias.models import DEFAULT_JUDGE
     from numbias.scoring import SCORE_FILES, write_scores
     from numbias.scoring import score as score_items
 
     flags = _task_flags(**locals())
     claim(out, SCORE_FILES, force=force)
     folder = checked_path(out)
-    if calibrated is not None:
-        fixed = {"--model": model, "--backend": backend, "--range": range_, "--template": template,
-                 "--system": system, "--answer-prefix": answer_prefix, "--truncate": truncate}
-        if given := [k for k, v in fixed.items() if v is not None]:
-            raise NumbiasError(f"{', '.join(given)}: the calibrated judge {calibrated} fixes its judge, scale and "
-                               "prompt; drop these options")
+    fixed = {"--model": model, "--backend": backend, "--range": range_, "--template": template,
+             "--system": system, "--answer-prefix": answer_prefix, "--truncate": truncate}
+    saved, judge = _score_judge(calibrated, fixed, (base_url, api_key_env))
     tasks = _tasks(task or ([] if data is not None else ["vader"]), data, option, **flags)
     if len(tasks) != 1:
         raise NumbiasError("numbias score takes one task (or one --data file) at a time")
-    saved, judge = None, None
-    if calibrated is not None:
-        saved = CalibratedJudge.load(calibrated, base_url=base_url, api_key_env=api_key_env)
-    else:
-        named = {"model": DEFAULT_JUDGE if model is None else model,
-                 **({} if backend is None else {"backend": backend})}
-        judge = validate_config(JudgeConfig, named, "numbias score")
-        use_server([judge], base_url, api_key_env)
     RUNNING["store"] = folder / "store.sqlite"
     with one_writer(folder, wait=wait):
         scored = score_items(tasks[0], judge, range_, store=folder / "store.sqlite", calibrated=saved,
@@ -340,6 +326,26 @@ def score(
     for note in scored.notes:
         console.print(f"note: {note}")
     console.print(f"wrote {len(scored.ids)} items to {paths[0]} and {paths[1]}")
+
+
+def _score_judge(calibrated: Path | None, fixed: dict[str, str | None],
+                 server: tuple[str | None, str | None]) -> tuple[Any, Any]:
+    """``(saved judge, None)`` for ``--calibrated`` (which fixes judge, scale and prompt:
+    no flag may set them), else ``(None, the named judge)``, on the user's server."""
+    from numbias.calibrated import CalibratedJudge
+    from numbias.config import JudgeConfig, use_server, validate_config
+    from numbias.models import DEFAULT_JUDGE
+
+    if calibrated is not None:
+        if given := [k for k, v in fixed.items() if v is not None]:
+            raise NumbiasError(f"{', '.join(given)}: the calibrated judge {calibrated} fixes its judge, scale and "
+                               "prompt; drop these options")
+        return CalibratedJudge.load(calibrated, base_url=server[0], api_key_env=server[1]), None
+    model, backend = fixed["--model"], fixed["--backend"]
+    named = {"model": DEFAULT_JUDGE if model is None else model, **({} if backend is None else {"backend": backend})}
+    judge = validate_config(JudgeConfig, named, "numbias score")
+    use_server([judge], *server)
+    return None, judge
 
 
 # Options shared by ``run``, ``align`` and ``mitigate``.
@@ -627,11 +633,8 @@ def mitigate_cmd(
     from numbias.mitigate import parse_mitigate
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
-    if judge:
-        settings["judges"] = judge
-    if tasks := _tasks(task, data, option, **_task_flags(**locals())):
-        settings["tasks"] = tasks
-    for key, value in (("scales", scale), ("sample", sample)):
+    tasks = _tasks(task, data, option, **_task_flags(**locals()))
+    for key, value in (("judges", judge), ("tasks", tasks), ("scales", scale), ("sample", sample)):
         if value:
             settings[key] = value
     for key, given in (("ensembles", None if not ensemble else [] if ensemble == ["none"] else ensemble),

@@ -11,7 +11,9 @@ rate); an effect is marked only when its adjusted p is below ``alpha``.
 
 Item resampling is ``scipy.stats.bootstrap`` (percentile or BCa); the p-value inverts
 the percentile interval, so "the 95% CI excludes 0" and "p < 0.05" agree before
-correction.
+correction (where 0 lies beyond every resample, a normal approximation extrapolates p;
+see :func:`_p_from_boot`). With seeds, adding the item bootstrap's variance to the
+seeds' counts the seed × item interaction twice: the interval is conservative there.
 """
 
 from __future__ import annotations
@@ -56,9 +58,10 @@ class Effect:
         return bool(np.isfinite(self.delta) and np.isfinite(self.low) and np.isfinite(self.high))
 
     def significant(self, alpha: float = ALPHA) -> bool:
-        """Whether the (adjusted, when set) test rejects "no change" at ``alpha``."""
+        """Whether the (adjusted, when set) test rejects "no change" at ``alpha``; never
+        for a change without an interval (its resamples were not all defined)."""
         p = self.p_adjusted if np.isfinite(self.p_adjusted) else self.p
-        return bool(np.isfinite(p) and p < alpha)
+        return bool(self.defined and np.isfinite(p) and p < alpha)
 
     def text(self, digits: int = 2) -> str:
         """``+0.12 [+0.03, +0.21]``, or ``undefined`` when the change cannot be computed."""
@@ -84,18 +87,23 @@ def _value(statistic: Statistic, x: np.ndarray, human: np.ndarray) -> np.ndarray
     return per_seed.mean(axis=0)
 
 
+P_FLOOR = 1e-12
+"""The smallest p reported: beyond it a normal tail says nothing a reader can use."""
+
+
 def _p_from_boot(boot: np.ndarray) -> float:
     """Two-sided p inverting the percentile interval: how far 0 lies in the tails.
-    Where 0 lies beyond every resample, the normal tail of the resamples extrapolates
-    it (never above the resampling floor 2/(B + 1)), so that a correction over a table
-    of many rows is not stuck at that floor times the number of rows."""
-    boot = boot[np.isfinite(boot)]
-    if not len(boot):
+    Where 0 lies beyond every resample, a normal (Wald) approximation from the
+    resamples' mean and sd extrapolates it (never above the resampling floor 2/(B + 1),
+    never below :data:`P_FLOOR`), so that a correction over a table of many rows is not
+    stuck at that floor times the number of rows. A statistic undefined on any resample
+    has no p (NaN): the defined resamples alone would be a conditional, biased sample."""
+    if not len(boot) or not np.isfinite(boot).all():
         return float("nan")
     tail = min(np.sum(boot <= 0), np.sum(boot >= 0))
     floor = 2 / (len(boot) + 1)
     if tail == 0 and len(boot) > 1 and (sd := float(np.std(boot, ddof=1))) > 0:
-        return float(min(floor, 2 * stats.norm.sf(abs(float(np.mean(boot))) / sd)))
+        return float(max(P_FLOOR, min(floor, 2 * stats.norm.sf(abs(float(np.mean(boot))) / sd))))
     return float(min(1.0, 2 * (tail + 1) / (len(boot) + 1)))
 
 

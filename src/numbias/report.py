@@ -538,7 +538,7 @@ def align_sections(res: AlignResults) -> list[Section]:
         ("Aligned against base, setting by setting", table(res.shift, COLUMNS)
          + '<p class="note">Settings where the aligned judge\'s kurtosis is above its base\'s (more peaked), where '
            "its Pearson r is below (less accurate), and both; beside them, how many of those changes have a "
-           "Holm-adjusted 95% CI that excludes 0 (a direction alone can be noise).</p>"),
+           "Holm-adjusted p below 0.05 (a direction alone can be noise).</p>"),
         ("Base vs aligned histograms", align_histograms(res)),
         ("Simulated kurtosis of the n-sample protocol mean", table(res.simulated, COLUMNS)),
         *((("Trained stages against the base: changes with 95% CIs over items and seeds", stage_summary(res.stages)),)

@@ -144,7 +144,9 @@ def _comparisons(frame: pd.DataFrame) -> Iterable[Comparison]:
 
 def _effect(c: Comparison, metric: str, items: pd.DataFrame, human_range: tuple[float, float] | None,
             n_boot: int, seed: int) -> Effect:
-    """One metric's change with its interval, from the items both sides score."""
+    """One metric's change with its interval, from the items both sides score. A stage
+    with one training seed gets its item interval but no test: a difference between two
+    single runs says nothing about training with another seed."""
     mode = "exact" if c.rule in RULES else c.rule
     column = {"out_of_scale": "out_of_scale", "non_numeric": "other", "next_token_entropy": "next_token_entropy"}
     if metric == "next_token_entropy":
@@ -157,7 +159,10 @@ def _effect(c: Comparison, metric: str, items: pd.DataFrame, human_range: tuple[
     if statistic is None or not np.isfinite(values).any():
         return replace(UNDEFINED, seeds=len(c.runs))
     k = len(c.reference)
-    return paired_effect(statistic, values[:k], values[k:], human, paired_seeds=c.paired, n_boot=n_boot, seed=seed)
+    effect = paired_effect(statistic, values[:k], values[k:], human, paired_seeds=c.paired, n_boot=n_boot, seed=seed)
+    if len(c.runs) == 1:  # one training run: its interval counts the items, but run-to-run spread is unknown
+        return replace(effect, p=float("nan"), resampled="items; one training run, not tested")
+    return effect
 
 
 def item_matrix(items: pd.DataFrame, task: str, scale: str, mode: str, column: str,

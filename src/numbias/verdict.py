@@ -494,12 +494,12 @@ def shift_sentence(row: dict) -> str:
     >>> shift_sentence(row)
     'aligned vs base (exact expected): more peaked in 3 of 4 settings, less accurate in 2, both in 2 (median change: kurtosis +1.50, Pearson r -0.10)'
     >>> shift_sentence(row | {"more peaked, adjusted p < 0.05": 1, "less accurate, adjusted p < 0.05": 0})
-    'aligned vs base (exact expected): more peaked in 3 of 4 settings (1 with a Holm-adjusted 95% CI above 0), less accurate in 2 (0 with a Holm-adjusted CI below 0), both in 2 (median change: kurtosis +1.50, Pearson r -0.10)'
+    'aligned vs base (exact expected): more peaked in 3 of 4 settings (1 with a Holm-adjusted p below 0.05), less accurate in 2 (0 with a Holm-adjusted p below 0.05), both in 2 (median change: kurtosis +1.50, Pearson r -0.10)'
     """
     peaked, worse = row.get("more peaked, adjusted p < 0.05"), row.get("less accurate, adjusted p < 0.05")
     tested = peaked is not None and worse is not None and not (pd.isna(peaked) or pd.isna(worse))
-    peaked_text = f" ({int(peaked)} with a Holm-adjusted 95% CI above 0)" if tested else ""
-    worse_text = f" ({int(worse)} with a Holm-adjusted CI below 0)" if tested else ""
+    peaked_text = f" ({int(peaked)} with a Holm-adjusted p below 0.05)" if tested else ""
+    worse_text = f" ({int(worse)} with a Holm-adjusted p below 0.05)" if tested else ""
     return (f"aligned vs base ({row['scoring']}): more peaked in {row['more peaked']} of {row['settings']} "
             f"settings{peaked_text}, less accurate in {row['less accurate']}{worse_text}, both in {row['both']} "
             f"(median change: kurtosis {row['median Δ kurtosis']:+.2f}, Pearson r {row['median Δ r']:+.2f})")
