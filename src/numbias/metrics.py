@@ -186,13 +186,21 @@ def mode_share_rows(scale: ScoreScale) -> Statistic:
     return statistic
 
 
-def bin_share_rows(scale: ScoreScale, score: float) -> Statistic:
-    """The statistic "share of the items in ``score``'s bin": with the judge's mode, the
-    judge's share minus the humans' (mapped onto the scale) is the pile-up's excess."""
-    at = int(np.clip(np.rint(score - scale.lo), 0, scale.size - 1))
+def mode_excess_rows(scale: ScoreScale) -> Statistic:
+    """The statistic "share of the items in the scores' own most frequent bin, minus the
+    humans' share of that bin": the bin is chosen again on every resample, so a
+    bootstrap of it carries the choice's own noise (fixing the observed mode would not).
+    It is 0 for the humans' own scores, so ``paired_effect(stat, human, scores, human)``
+    is the judge's pile-up excess.
 
-    def statistic(scores: np.ndarray, human: np.ndarray | None = None) -> np.ndarray:
-        return histogram_rows(scores, scale)[..., at]
+    >>> scale = ScoreScale.parse("1-5")
+    >>> float(mode_excess_rows(scale)(np.array([3.0, 3, 3, 4]), np.array([3.0, 4, 5, 1])))
+    0.5
+    """
+    def statistic(scores: np.ndarray, human: np.ndarray) -> np.ndarray:
+        judge, people = histogram_rows(scores, scale), histogram_rows(human, scale)
+        at = judge.argmax(axis=-1)[..., None]
+        return (np.take_along_axis(judge, at, -1) - np.take_along_axis(people, at, -1))[..., 0]
     return statistic
 
 

@@ -21,10 +21,10 @@ from numbias.inference import UNDEFINED, Effect, adjust, paired_effect, resample
 from numbias.metrics import (
     RULES,
     Interval,
-    bin_share_rows,
     histogram,
     kurtosis,
     kurtosis_rows,
+    mode_excess_rows,
     pearson_rows,
     to_scale,
 )
@@ -247,11 +247,12 @@ def study_verdicts(results: StudyResults) -> list[StudyVerdict]:
 
 def excess(results: StudyResults, v: StudyVerdict, n_boot: int) -> tuple[Effect, Effect]:
     """The judge's share of its favourite bin and its kurtosis, each minus the humans'
-    (mapped onto the scale) on the same items, with paired item-bootstrap intervals."""
+    (mapped onto the scale) on the same items, with paired item-bootstrap intervals (the
+    favourite bin chosen again on every resample)."""
     s, scores = rule_scores(results, v.judge, v.task, v.scale, v.rule)
     human = to_scale(s.data.human, s.data.human_range, s.scale)
     seed = results.config.seed
-    return (paired_effect(bin_share_rows(s.scale, v.mode), human, scores, human, n_boot=n_boot, seed=seed),
+    return (paired_effect(mode_excess_rows(s.scale), human, scores, human, n_boot=n_boot, seed=seed),
             paired_effect(kurtosis_rows, human, scores, human, n_boot=n_boot, seed=seed))
 
 
