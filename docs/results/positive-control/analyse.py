@@ -152,13 +152,15 @@ def power(data: dict[str, dict[str, pd.DataFrame]], full: list[tuple[str, str, s
           n_boot: int, size: int = 200, seed: int = 0) -> pd.DataFrame:
     """Share of ``draws`` subsamples of ``size`` words in which each effect is called
     (Holm over the table) in the direction of the full-sample estimate."""
-    n = len(next(iter(next(iter(data.values())).values())))
+    n = min(len(next(iter(judges.values()))) for judges in data.values())
+    if n <= size:
+        raise SystemExit(f"power at n = {size} needs more than {size} words on every scale; there are {n}")
     rng = np.random.default_rng(seed)
     hits = np.zeros(len(full))
     for _ in range(draws):
-        small = table(data, np.sort(rng.choice(n, size=min(size, n), replace=False)), n_boot)
+        small = table(data, np.sort(rng.choice(n, size=size, replace=False)), n_boot)
         hits += [e.significant() and np.sign(e.delta) == np.sign(f.delta) for (*_, e), (*_, f) in zip(small, full)]
-    return pd.DataFrame([{"scale": s, "contrast": c, "measure": m, "words": min(size, n), "draws": draws,
+    return pd.DataFrame([{"scale": s, "contrast": c, "measure": m, "words": size, "draws": draws,
                           "power": h / draws} for (s, c, m, _), h in zip(full, hits)])
 
 
@@ -215,9 +217,9 @@ def main() -> None:
     levels(data).round(4).to_csv(HERE / "levels.csv", index=False)
     effects_frame(full).round(4).to_csv(HERE / "effects.csv", index=False)
     ridge(data, n_boot=args.boot).round(4).to_csv(HERE / "ridge.csv", index=False)
-    power(data, full, args.draws, args.power_boot).to_csv(HERE / "power.csv", index=False)
     print(effects_frame(full)[["scale", "contrast", "measure", "delta", "low", "high", "p_adjusted"]].round(3)
-          .to_string(index=False))
+          .to_string(index=False), flush=True)
+    power(data, full, args.draws, args.power_boot).to_csv(HERE / "power.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,10 @@ def hf_name(gguf_name: str) -> str | None:
 
 
 def write(folder: Path, out: Path) -> None:
-    """The base GGUF with the folder's q/v projections in float32, written whole then renamed."""
+    """The base GGUF with the folder's q/v projections in float32, written whole then
+    renamed; a GGUF newer than the folder's weights is kept."""
+    if out.is_file() and out.stat().st_mtime > (folder / WEIGHTS).stat().st_mtime:
+        return
     base = resolve("gemma3-270m-base")
     reader = gguf.GGUFReader(base.path)
     weights = load_file(folder / WEIGHTS)
