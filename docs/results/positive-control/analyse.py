@@ -149,12 +149,13 @@ def levels(data: dict[str, dict[str, pd.DataFrame]]) -> pd.DataFrame:
 
 
 def power(data: dict[str, dict[str, pd.DataFrame]], full: list[tuple[str, str, str, Effect]], draws: int,
-          n_boot: int, size: int = 200, seed: int = 0) -> pd.DataFrame:
+          n_boot: int, size: int = 200, seed: int = 0) -> pd.DataFrame | None:
     """Share of ``draws`` subsamples of ``size`` words in which each effect is called
-    (Holm over the table) in the direction of the full-sample estimate."""
+    (Holm over the table) in the direction of the full-sample estimate; None when there
+    are no more than ``size`` words to draw from."""
     n = min(len(next(iter(judges.values()))) for judges in data.values())
     if n <= size:
-        raise SystemExit(f"power at n = {size} needs more than {size} words on every scale; there are {n}")
+        return None
     rng = np.random.default_rng(seed)
     hits = np.zeros(len(full))
     for _ in range(draws):
@@ -219,7 +220,11 @@ def main() -> None:
     ridge(data, n_boot=args.boot).round(4).to_csv(HERE / "ridge.csv", index=False)
     print(effects_frame(full)[["scale", "contrast", "measure", "delta", "low", "high", "p_adjusted"]].round(3)
           .to_string(index=False), flush=True)
-    power(data, full, args.draws, args.power_boot).to_csv(HERE / "power.csv", index=False)
+    found = power(data, full, args.draws, args.power_boot)
+    if found is None:
+        print("power at n = 200: not computed, the study has no more than 200 words")
+    else:
+        found.to_csv(HERE / "power.csv", index=False)
 
 
 if __name__ == "__main__":
