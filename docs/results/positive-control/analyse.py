@@ -206,13 +206,41 @@ def effects_frame(full: list[tuple[str, str, str, Effect]]) -> pd.DataFrame:
     return pd.DataFrame([{"scale": s, "contrast": c, "measure": m, **asdict(e)} for s, c, m, e in full])
 
 
+def markdown() -> str:
+    """The README's result tables, from the CSVs this script wrote."""
+    effects = pd.read_csv(HERE / "effects.csv")
+    power_file = HERE / "power.csv"
+    powers = pd.read_csv(power_file).set_index(["scale", "contrast", "measure"]).power if power_file.is_file() else {}
+    lines = ["| scale | contrast | measure | Δ [95% CI] | p (Holm) | power at n = 200 |", "|---|---|---|---|---|---|"]
+    for r in effects.itertuples():
+        effect = Effect(r.delta, r.low, r.high, r.p, r.items, r.seeds, r.p_adjusted)
+        pw = powers.get((r.scale, r.contrast, r.measure), float("nan")) if len(powers) else float("nan")
+        lines.append(f"| {r.scale} | {r.contrast} | {r.measure} | {effect.text(3)} | {r.p_adjusted:.3g}"
+                     f"{' ✱' if effect.significant() else ''} | {'—' if np.isnan(pw) else f'{pw:.2f}'} |")
+    level = pd.read_csv(HERE / "levels.csv")
+    cols = [m.name for m in MEASURES]
+    lines += ["", "| scale | judge | words | " + " | ".join(cols) + " |", "|---" * (3 + len(cols)) + "|"]
+    lines += [f"| {r['scale']} | {r['judge']} | {r['words']} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |"
+              for _, r in level.iterrows()]
+    ridge_rows = pd.read_csv(HERE / "ridge.csv")
+    lines += ["", "| scale | ridge check | value [95% CI] | p |", "|---|---|---|---|"]
+    for r in ridge_rows.itertuples():
+        interval = f" [{r.low:+.3f}, {r.high:+.3f}]" if np.isfinite(r.low) else ""
+        lines.append(f"| {r.scale} | {r.what} | {r.delta:+.3f}{interval} | {'' if np.isnan(r.p) else f'{r.p:.3g}'} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--boot", type=int, default=2000)
     parser.add_argument("--power-boot", type=int, default=1000)
     parser.add_argument("--dists", type=Path, default=DISTS)
+    parser.add_argument("--markdown", action="store_true", help="only print the README's tables from the CSVs")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown())
+        return
     data = load(args.dists)
     full = table(data, n_boot=args.boot)
     levels(data).round(4).to_csv(HERE / "levels.csv", index=False)
