@@ -151,18 +151,21 @@ def levels(data: dict[str, dict[str, pd.DataFrame]]) -> pd.DataFrame:
 def power(data: dict[str, dict[str, pd.DataFrame]], full: list[tuple[str, str, str, Effect]], draws: int,
           n_boot: int, size: int = 200, seed: int = 0) -> pd.DataFrame | None:
     """Share of ``draws`` subsamples of ``size`` words in which each effect is called
-    (Holm over the table) in the direction of the full-sample estimate; None when there
-    are no more than ``size`` words to draw from."""
-    n = min(len(next(iter(judges.values()))) for judges in data.values())
-    if n <= size:
+    (Holm over the table of the scales drawn from) in the direction of the full-sample
+    estimate, on the scales with more than ``size`` words; None when there is none."""
+    data = {s: judges for s, judges in data.items() if len(next(iter(judges.values()))) > size}
+    full = [row for row in full if row[0] in data]
+    if not data:
         return None
+    n = len(next(iter(next(iter(data.values())).values())))
+    assert all(len(next(iter(j.values()))) == n for j in data.values()), "the scales drawn from hold other words"
     rng = np.random.default_rng(seed)
     hits = np.zeros(len(full))
     for _ in range(draws):
         small = table(data, np.sort(rng.choice(n, size=size, replace=False)), n_boot)
         hits += [e.significant() and np.sign(e.delta) == np.sign(f.delta) for (*_, e), (*_, f) in zip(small, full)]
     return pd.DataFrame([{"scale": s, "contrast": c, "measure": m, "words": size, "draws": draws,
-                          "power": h / draws} for (s, c, m, _), h in zip(full, hits)])
+                          "tests": len(full), "power": h / draws} for (s, c, m, _), h in zip(full, hits)])
 
 
 def dists(frame: pd.DataFrame, scale: ScoreScale) -> list[ScoreDistribution]:
@@ -234,7 +237,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--boot", type=int, default=2000)
-    parser.add_argument("--power-boot", type=int, default=1000)
+    parser.add_argument("--power-boot", type=int, default=2000)
     parser.add_argument("--dists", type=Path, default=DISTS)
     parser.add_argument("--markdown", action="store_true", help="only print the README's tables from the CSVs")
     args = parser.parse_args()
@@ -250,7 +253,8 @@ def main() -> None:
           .to_string(index=False), flush=True)
     found = power(data, full, args.draws, args.power_boot)
     if found is None:
-        print("power at n = 200: not computed, the study has no more than 200 words")
+        (HERE / "power.csv").unlink(missing_ok=True)
+        print("power at n = 200: not computed, no scale has more than 200 words")
     else:
         found.to_csv(HERE / "power.csv", index=False)
 
