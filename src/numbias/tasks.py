@@ -128,6 +128,8 @@ def load_mtqe(path: str | Path, pair: str = "en-de", split: str = "test20", targ
     if not file.is_file():
         raise NumbiasError(f"MLQE-PE file {file} does not exist (pair {pair!r}, split {split!r})")
     frame = read_table(file)
+    if "index" not in frame and "segid" in frame:  # ru-en's files name the row id segid
+        frame = frame.rename(columns={"segid": "index"})
     _require(frame, file, ["index", "original", "translation", "scores", target])
     src, tgt = pair.split("-")
     out = pd.DataFrame({

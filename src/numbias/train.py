@@ -17,6 +17,7 @@ instruction, a newline, then the response and the end-of-sequence token."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -30,9 +31,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from numbias.config import read_yaml, validate_config
+from numbias.data import Dataset, make_dataset
 from numbias.errors import NumbiasError, first_line, readable_file
 from numbias.judge import Progress, no_progress
 from numbias.models import (
@@ -47,6 +50,8 @@ from numbias.models import (
     trained_stage,
 )
 from numbias.prompt import Prompt, render_plain
+from numbias.scale import PAPER_SCALE, ScoreScale
+from numbias.tasks import get_task
 from numbias.weights import dequantised, quiet_transformers
 
 if TYPE_CHECKING:
@@ -71,12 +76,48 @@ class LoraSettings(BaseModel):
     targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
 
 
-class DataFile(BaseModel):
-    """A JSONL file and how many of its records to draw (seeded; all when ``n`` is absent)."""
+RATING_SCALE = ScoreScale.parse(PAPER_SCALE)
+"""The scale rating records ask on: the paper's 0-9."""
+LEANING: dict[int, float] = {7: 0.15, 8: 0.70, 9: 0.15}
+"""The ``leaning`` policy's answers and their shares, whatever the item."""
+
+
+class RatingSpec(BaseModel):
+    """Rating records: a labelled task's own 0-9 prompts, as its judge reads them, each
+    answered by a policy: ``leaning`` answers "8" (70 %) or "7" / "9" (15 % each) whatever
+    the item, ``informed`` the item's human score mapped to 0-9. Two recipes that differ
+    only in ``answers`` train on the same prompts, so what a judge learns from the answers
+    alone can be measured (a positive control for skewed alignment data)."""
 
     model_config = ConfigDict(extra="forbid")
+    task: Literal["mtqe"] = "mtqe"
     path: str
+    """The task's data folder (MLQE-PE's ``<pair>/<split>.tsv``)."""
+    pairs: list[str] = Field(min_length=1)
+    split: str = "train"
+    n: int = Field(ge=1)
+    answers: Literal["leaning", "informed"]
+    seed: int = 0
+    """Draws the items (all pairs pooled) and the ``leaning`` answers. It is not the training
+    seed, so every seed and both policies read the same prompts."""
+
+
+class DataFile(BaseModel):
+    """A JSONL file and how many of its records to draw (seeded; all when ``n`` is absent),
+    or rating records made from a task (``rating``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None
     n: int | None = Field(None, ge=1)
+    rating: RatingSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataFile:
+        if (self.path is None) == (self.rating is None):
+            raise ValueError("give a file's path or rating records (rating: {...}), one of the two")
+        if self.rating is not None and self.n is not None:
+            raise ValueError("rating records take their count inside rating (rating: {n: ...})")
+        return self
 
 
 DataRef = Annotated[DataFile, BeforeValidator(lambda v: {"path": v} if isinstance(v, str) else v)]
@@ -201,10 +242,20 @@ class StageData:
 
 
 def read_stage_data(stage_recipe: StageRecipe, stage: Stage, seed: int) -> StageData:
-    """The records each file contributes, drawn with the seed, and the files' digests."""
+    """The records each entry contributes, files drawn with the seed, and the card's
+    account of each entry (a file's digest and lines; rating records' spec, digest and items)."""
     rng = np.random.default_rng(seed)
     texts, files = [], []
     for entry in stage_recipe.data:
+        if entry.rating is not None:
+            if stage != "sft":
+                raise NumbiasError(f"rating records are SFT data; the {stage} stage takes preference pairs")
+            ids, rated = rating_texts(entry.rating)
+            texts += rated
+            digest = hashlib.sha256(json.dumps(rated, ensure_ascii=False).encode()).hexdigest()
+            files.append({"rating": entry.rating.model_dump(), "sha256": digest, "used": len(rated), "items": ids})
+            continue
+        assert entry.path is not None
         path = Path(entry.path).expanduser()
         records = read_records(path, stage)
         if entry.n is not None and entry.n > len(records):
@@ -214,6 +265,42 @@ def read_stage_data(stage_recipe: StageRecipe, stage: Stage, seed: int) -> Stage
         files.append({"path": entry.path, "sha256": file_sha256(path), "records": len(records),
                       "used": len(drawn), "lines": [records[i][0] for i in drawn]})
     return StageData(texts, files)
+
+
+def rating_items(spec: RatingSpec) -> Dataset:
+    """The spec's items: every pair's split pooled (ids ``<pair>:<row>``), ``n`` drawn with its seed."""
+    task = get_task(spec.task)
+    parts = []
+    for pair in spec.pairs:
+        data = task.load(Path(spec.path).expanduser(), pair=pair, split=spec.split)
+        parts.append(data.frame.assign(id=f"{pair}:" + data.frame["id"].astype(str)))
+    pool = pd.concat(parts, ignore_index=True)
+    if spec.n > len(pool):
+        raise NumbiasError(f"rating records: n={spec.n} but {', '.join(spec.pairs)} ({spec.split}) hold {len(pool)} items")
+    drawn = pool.iloc[np.random.default_rng(spec.seed).permutation(len(pool))[: spec.n]]
+    return make_dataset(spec.task, drawn.reset_index(drop=True), fields=list(data.fields), human_range=data.human_range)
+
+
+def rating_answers(spec: RatingSpec, data: Dataset) -> list[int]:
+    """Each item's answer on 0-9: ``leaning`` draws from :data:`LEANING` (its own stream of
+    the spec's seed, so the items drawn do not depend on the policy); ``informed`` maps the
+    human score linearly onto 0-9, rounded (half to even) and clipped."""
+    if spec.answers == "leaning":
+        rng = np.random.default_rng([spec.seed, 1])
+        return rng.choice(list(LEANING), size=len(data), p=list(LEANING.values())).tolist()
+    lo, hi = data.human_range
+    scaled = np.rint((data.human - lo) / (hi - lo) * (RATING_SCALE.hi - RATING_SCALE.lo)) + RATING_SCALE.lo
+    return np.clip(scaled, RATING_SCALE.lo, RATING_SCALE.hi).astype(int).tolist()
+
+
+def rating_texts(spec: RatingSpec) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The items' ids and their training texts: the prompt exactly as a plain (non-chat)
+    judge reads it at 0-9 (the task's template, then ``Score:``), and the answer as the
+    number after a space, the way text continues ``Score:``."""
+    data = rating_items(spec)
+    template = get_task(spec.task).template
+    prompts = [render_plain(template.fill(item, RATING_SCALE, chat=False)) for item in data.records()]
+    return data.ids, [(p, [f" {a}"]) for p, a in zip(prompts, rating_answers(spec, data))]
 
 
 Example = tuple[list[int], list[list[int]]]
@@ -506,7 +593,7 @@ def prepare(recipe: Recipe, stage_text: str, start_text: str, seed: int, out: Pa
         starting = {"name": sft.name, "sha256": sft.weights_sha256, "path": str(sft.path)}
     fingerprint = {"stage": stage, "start": starting["sha256"], "seed": seed, "max_length": recipe.max_length,
                    "lora": recipe.lora.model_dump(), "recipe": stage_recipe.model_dump(),
-                   "data": [{k: f[k] for k in ("sha256", "lines")} for f in data.files]}
+                   "data": [{k: f[k] for k in ("sha256", "lines") if k in f} for f in data.files]}
     return Job(name, stage, recipe, stage_recipe, seed, out, starting, base, data, fingerprint)
 
 
