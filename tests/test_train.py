@@ -372,8 +372,8 @@ def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], share
     assert (row["stage"], row["seeds"], row["base kurtosis"], row["kurtosis"]) == ("SFT", 1, 0.0, 1.0)
     assert row["Δ next_token_entropy"] == pytest.approx(-0.5)
     assert row["resampled"] == "items; one training run, not tested"  # one seed: items only, no test
-    assert row["Δ next_token_entropy p adj"] >= row["Δ next_token_entropy p"]  # Holm over the table
-    assert effect_text(row, "kurtosis").endswith(" *") == (row["Δ kurtosis p adj"] < 0.05)
+    assert np.isnan(row["Δ next_token_entropy p"]) and np.isnan(row["Δ next_token_entropy p adj"])  # not tested
+    assert not effect_text(row, "kurtosis").endswith(" *")
     rows = stage_table([base, sft, dpo], summary, items, n_boot=200).set_index(["stage", "against"])
     paired = rows.loc[("SFT+DPO", "SFT, same seed")]  # DPO after SFT, against the SFT model of its seed
     assert (paired["base kurtosis"], paired["kurtosis"]) == (1.0, 1.25)
