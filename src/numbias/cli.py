@@ -200,11 +200,32 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-@app.command()
-def models(
+models_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def _models_group(
+    ctx: typer.Context,
     prepare: Annotated[bool, typer.Option(help="Assemble and verify every installed judge now (setup does).")] = False,
 ) -> None:
     """List the embedded judges and whether they are installed, then the trained stages."""
+    if ctx.invoked_subcommand is None:
+        models(prepare=prepare)
+
+
+@models_app.command("fetch-converter")
+def fetch_converter_cmd() -> None:
+    """Fetch llama.cpp's GGUF converter into the cache (setup does this; needs the network).
+    Exporting a trained stage or float32 weights to GGUF uses it; judging never fetches."""
+    from numbias.weights import fetch_converter
+
+    console.print(f"GGUF converter: {fetch_converter().parent}", markup=False, highlight=False, soft_wrap=True)
+
+
+def models(prepare: bool = False) -> None:
+    """The ``numbias models`` table; with ``prepare``, every installed judge is assembled
+    and verified first."""
     from numbias.models import JUDGES, trained_stages
 
     if prepare:
