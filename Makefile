@@ -16,5 +16,6 @@ test: setup
 	$(VENV)/bin/python -m pytest -q
 
 bench: setup
+	$(VENV)/bin/python benchmarks/bench_start.py
 	$(VENV)/bin/python benchmarks/bench_trie.py
 	$(VENV)/bin/python benchmarks/bench_growth.py

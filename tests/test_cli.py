@@ -124,3 +124,31 @@ def test_parquet_without_a_reader(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", no_reader, *base, "--data", "items.parquet"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert_one_line_error(result, "reading items.parquet needs pyarrow: pip install 'numbias[parquet]'")
+
+
+START_PROBE = """import sys
+sys.argv = ["numbias", *sys.argv[1:]]
+import numbias
+if sys.argv[1:]:
+    from numbias.__main__ import launch
+    try:
+        launch()
+    except SystemExit:
+        pass
+sys.stderr.write(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+"""Runs ``import numbias`` (and, given arguments, the command line) and writes the top
+packages it loaded on stderr."""
+HEAVY = {"numpy", "pandas", "scipy", "sklearn", "filelock", "jinja2", "yaml", "threadpoolctl", "torch"}
+"""Libraries a command reads only when it runs (pydantic is not one: typer parses options with it)."""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("args", [[], ["--help"], ["models", "--help"]], ids=["import", "help", "models-help"])
+def test_the_start_reads_no_numerical_stack(args: list[str]) -> None:
+    """``import numbias`` and ``--help`` read none of the heavy libraries, so every
+    command starts fast; the time itself is a benchmark (benchmarks/bench_start.py)."""
+    done = subprocess.run([sys.executable, "-c", START_PROBE, *args], capture_output=True, text=True, timeout=120)
+    loaded = set(done.stderr.split())
+    assert "numbias" in loaded, done.stderr
+    assert not loaded & HEAVY, f"loaded at start: {sorted(loaded & HEAVY)}"

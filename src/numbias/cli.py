@@ -16,12 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
 from numbias.errors import NOT_STARTED, Interrupted, NumbiasError, first_line, handle_signals, one_line, readable_file
-from numbias.output import checked_path, claim, one_writer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,6 +89,8 @@ def rich_progress(description: str, total: int) -> Iterator[Callable[[int], None
         with log_progress(description, total) as advance:
             yield advance
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
@@ -327,6 +327,7 @@ def score(
 ) -> None:
     """Score items, labelled or not: each item's exact distribution and its score by
     every rule (scores.jsonl, scores.csv); with --calibrated, the saved judge's scores."""
+    from numbias.output import checked_path, claim, one_writer
     from numbias.scoring import SCORE_FILES, write_scores
     from numbias.scoring import score as score_items
 
@@ -401,6 +402,7 @@ def run_cmd(
 ) -> None:
     """Run a numerical-bias study (default: Qwen2.5-Coder-0.5B on VADER at 0-9, 1-5, 1-10)."""
     from numbias.config import RunConfig, use_server
+    from numbias.output import checked_path, claim, one_writer
     from numbias.report import RUN_FILES, write
     from numbias.study import run
 
@@ -460,6 +462,7 @@ def align_cmd(
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
     from numbias.align import align, parse_align
     from numbias.config import read_yaml, use_server
+    from numbias.output import checked_path, claim, one_writer
     from numbias.report import ALIGN_FILES, write
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
@@ -652,6 +655,7 @@ def mitigate_cmd(
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
     from numbias.config import read_yaml
     from numbias.mitigate import parse_mitigate
+    from numbias.output import checked_path
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
     tasks = _tasks(task, data, option, **_task_flags(**locals()))
@@ -674,6 +678,7 @@ def _run_mitigate(parsed: MitigateConfig, save: str | None, wait: bool, force: b
     from numbias.calibrated import check_save
     from numbias.config import use_server
     from numbias.mitigate import mitigate
+    from numbias.output import claim, one_writer
     from numbias.report import MITIGATE_FILES, write
 
     claim(parsed.out, MITIGATE_FILES, force=force)
