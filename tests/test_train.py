@@ -6,7 +6,6 @@ checkpoints already written."""
 
 from __future__ import annotations
 
-import doctest
 import hashlib
 import importlib.util
 import json
@@ -30,11 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "docs" / "results" / "alignment-lab" / "tiny.yaml"
 SFT_OK = '{"instruction": "Add 2 and 2.", "input": "", "output": "4", "source": "t"}\n'
 PREF_OK = '{"prompt": "\\n\\nHuman: Hi?\\n\\nAssistant:", "chosen": "Hello.", "rejected": "Go away."}\n'
-
-
-def test_docstring_examples() -> None:
-    failed, _ = doctest.testmod(numbias.train, optionflags=doctest.ELLIPSIS)
-    assert failed == 0
 
 
 def test_records_name_the_file_line_and_key(tmp_path: Path) -> None:
