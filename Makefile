@@ -1,8 +1,11 @@
 # Quick start: `make run` (set up + default study), `make test` (set up + tests).
+# `make test-fast`: the tests that need no embedded judge, no browser, no process of
+# their own and take under about 5 s each (the markers in pyproject.toml).
 VENV ?= .venv
 STAMP := $(VENV)/.numbias-setup
 
-.PHONY: setup run test bench
+.PHONY: setup run test test-fast bench
+FAST := not model and not slow and not browser and not subprocess
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml scripts/setup.sh
@@ -14,6 +17,9 @@ run: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m "$(FAST)"
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_start.py

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from plugin_calibrator import LinearMap
 from sklearn.base import clone
 
 import numbias
@@ -38,6 +37,7 @@ from numbias.mitigation import (
 )
 from numbias.plugins import forget
 from numbias.scale import ScoreScale
+from plugin_calibrator import LinearMap
 
 SCALE = ScoreScale.parse("0-9")
 

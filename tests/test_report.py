@@ -216,6 +216,7 @@ FILTER = """(() => {
 })()"""
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("kind", ["run", "align", "mitigate"])
 def test_the_report_in_a_browser(kind: str, studies) -> None:
     _, folder = studies[kind]

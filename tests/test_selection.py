@@ -11,11 +11,10 @@ import pytest
 
 import numbias
 from numbias.distribution import ScoreDistribution
+from numbias.inference import UNDEFINED, Effect
+from numbias.metrics import Interval, pearson_defined
 from numbias.mitigation import Setting, SettingData
 from numbias.scale import ScoreScale
-from numbias.inference import UNDEFINED, Effect
-from numbias.metrics import Interval
-from numbias.metrics import pearson_defined
 from numbias.selection import cross_fitted, family_bests, honest_selection, label_efficiency, within_folds
 from numbias.verdict import MitigateVerdict
 
@@ -183,7 +182,8 @@ def test_store_only_answers_from_the_store_or_says_what_is_missing(tmp_path) -> 
                          "stars": [i % 5 + 1 for i in range(20)]})
     rows.to_csv(tmp_path / "items.csv", index=False)
     config = {"judges": [{"model": "toy", "backend": "plugin_judge:make"}], "scales": ["0-9"], "rules": ["expected"],
-              "tasks": [{"file": str(tmp_path / "items.csv"), "human": "stars", "template": "Rate {word} ({lo}-{hi})."}],
+              "tasks": [{"file": str(tmp_path / "items.csv"), "human": "stars",
+                         "template": "Rate {word} ({lo}-{hi})."}],
               "bootstrap": 10, "out": str(tmp_path / "r")}
     with store_only(), pytest.raises(NumbiasError, match="the store lacks 20 of 20 item"):
         numbias.run(config)
