@@ -4,7 +4,7 @@
 VENV ?= .venv
 STAMP := $(VENV)/.numbias-setup
 
-.PHONY: setup run test test-fast bench
+.PHONY: setup run test test-fast lint format-check bench
 FAST := not model and not slow and not browser and not subprocess
 setup: $(STAMP)
 
@@ -20,6 +20,14 @@ test: setup
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "$(FAST)"
+
+# Lint (ruff, settings in pyproject.toml); CI runs it before the tests.
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# Not in CI until the tree has been formatted once: it lists what `ruff format` would change.
+format-check: setup
+	$(VENV)/bin/ruff format --check .
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_start.py

@@ -89,7 +89,14 @@ def rich_progress(description: str, total: int) -> Iterator[Callable[[int], None
         with log_progress(description, total) as advance:
             yield advance
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
@@ -435,7 +442,8 @@ def run_cmd(
 @app.command("align")
 def align_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML alignment-study config (optional).")] = None,
-    base: Annotated[list[str] | None, typer.Option(help="Base judge of a pair: name or GGUF path (repeatable).")] = None,
+    base: Annotated[list[str] | None,
+                    typer.Option(help="Base judge of a pair: name or GGUF path (repeatable).")] = None,
     aligned: Annotated[list[str] | None, typer.Option(help="Aligned judge paired with the --base at the same "
                                                             "position (repeatable).")] = None,
     sample: Annotated[bool, typer.Option(help="Also run the sampling protocol on the models (else its exact "
