@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,20 @@ _ITEM_NEEDS = pytest.StashKey[set[str]]()
 _UNDO: list[Callable[[], None]] = []
 
 
-def needed_for(args: Any) -> str:
+def needed_for(args: Any) -> str | None:
     """The marker a process started with ``args`` calls for: Chromium is ``browser``, a
-    llama.cpp server loads a judge (``model``), anything else is ``subprocess``."""
+    llama.cpp server loads a judge (``model``), Python or numbias is ``subprocess``; a
+    small tool a library runs for itself (``uname``, ``lsb_release``) calls for none."""
     argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
     words = [os.fsdecode(a) for a in argv]
-    if words and "chrom" in Path(words[0]).name:
+    program = Path(words[0].split()[0]).name if words and words[0].strip() else ""
+    if "chrom" in program:
         return "browser"
     if "llama_cpp.server" in words:
         return "model"
-    return "subprocess"
+    if program.startswith(("python", "numbias")) or words[0] == sys.executable:
+        return "subprocess"
+    return None
 
 
 def _drop(frame: set[str]) -> None:
@@ -49,7 +54,8 @@ def _watch_processes() -> None:
     original = subprocess.Popen.__init__
 
     def started(self: subprocess.Popen, args: Any, *rest: Any, **kwargs: Any) -> None:
-        _need(needed_for(args))
+        if marker := needed_for(args):
+            _need(marker)
         original(self, args, *rest, **kwargs)
 
     subprocess.Popen.__init__ = started  # type: ignore[method-assign]

@@ -337,7 +337,7 @@ def test_force_replaces_and_owned_files_are_replaced_as_before(tmp_path: Path, m
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("command", [["models"], ["score", "--out", "o"]])
+@pytest.mark.parametrize("command", [["models"], pytest.param(["score", "--out", "o"], marks=pytest.mark.model)])
 def test_a_cache_that_is_a_file(command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("NUMBIAS_CACHE", str(tmp_path / "afile"))

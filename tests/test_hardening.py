@@ -194,6 +194,7 @@ VALUES = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats
                                         max_size=3), max_leaves=6)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(config=st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=4),
        options=st.lists(st.text(alphabet="nsed=.-x1", max_size=6), max_size=3))

@@ -85,6 +85,7 @@ def test_study_runs_on_transformers(tmp_path, hf_smollm2) -> None:
     assert summary.loc[summary.rule == "expected", "pearson"].notna().all()
 
 
+@pytest.mark.slow
 def test_bad_options_are_one_line_errors() -> None:
     from numbias.backends import create_backend
     from numbias.errors import NumbiasError

@@ -53,9 +53,11 @@ def test_plain():
     (["/usr/bin/chromium", "--headless"], "browser"),
     ([sys.executable, "-m", "llama_cpp.server", "--model", "m.gguf"], "model"),
     ([sys.executable, "-m", "numbias", "run"], "subprocess"),
-    ("git status", "subprocess"),
+    (["numbias", "run"], "subprocess"),
+    ("python3 -c pass", "subprocess"),
+    (["uname", "-p"], None),
 ])
-def test_what_a_process_calls_for(args: list[str] | str, marker: str) -> None:
+def test_what_a_process_calls_for(args: list[str] | str, marker: str | None) -> None:
     assert needed_for(args) == marker
 
 

@@ -304,6 +304,7 @@ def test_calibrators_survive_degenerate_fitting_items(synthetic) -> None:
                               (0.0, 1.0)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split", [{"dev": 150}, {"folds": 3}])
 def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
     import pandas as pd

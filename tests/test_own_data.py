@@ -70,6 +70,7 @@ def backend_entry_point(folder: Path) -> str:
     return os.pathsep.join([str(folder), str(TESTS)])
 
 
+@pytest.mark.slow
 def test_csv_jsonl_parquet_give_the_same_study(tmp_path: Path) -> None:
     summaries, items = [], []
     for suffix in (".csv", ".jsonl", ".parquet"):
@@ -133,6 +134,7 @@ def test_unlabelled_scoring_matches_the_study(tmp_path: Path) -> None:
         numbias.run({"judges": [make("toy")], "tasks": [task], "scales": ["1-5"], "out": str(tmp_path / "x")})
 
 
+@pytest.mark.slow
 def test_mitigate_save_and_score_calibrated_from_python(tmp_path: Path) -> None:
     path = write(rows(), tmp_path / "items.csv")
     res = numbias.mitigate({"judges": [{**fake_judge(), "backend": "plugin-judge"}], "tasks": [file_task(path)],
@@ -416,6 +418,7 @@ def test_options_that_would_be_ignored_are_errors(tmp_path: Path) -> None:
         numbias.score({"file": str(path)}, make("toy"), calibrated=tmp_path / "judge.json")
 
 
+@pytest.mark.slow
 def test_groups_never_straddle_the_dev_and_test_split(tmp_path: Path) -> None:
     path = write(rows(), tmp_path / "items.csv")
     for split in ({"dev": 20}, {"folds": 3}):

@@ -143,6 +143,7 @@ def test_restore_takes_saved_parameters_and_state(items, linear) -> None:
         Fitted.restore(setting, {**state, "calibrator": {}})
 
 
+@pytest.mark.slow
 def test_a_registered_mitigation_in_the_study_and_a_saved_judge(tmp_path: Path, linear) -> None:
     rows = pd.DataFrame({"id": [f"w{i}" for i in range(60)], "word": [f"word{i}" for i in range(60)],
                          "stars": [i % 5 + 1 for i in range(60)]})

@@ -107,6 +107,7 @@ NULL_SETS = 240
 """No-signal data sets in the nested-estimate simulation (the Monte-Carlo SE of its mean is about 0.006)."""
 
 
+@pytest.mark.slow
 def test_the_nested_estimate_is_unbiased_under_no_signal() -> None:
     """Judge distributions independent of the human scores: the selection is re-run
     without each fold and its winner scored on the fold, so whatever it picks, the
@@ -149,6 +150,7 @@ def test_family_bests_pick_within_each_family() -> None:
     assert all(b.scale == "0-9" for f, b in bests.items() if f != "score range")
 
 
+@pytest.mark.slow
 def test_transfer_and_the_oracle_row(tmp_path) -> None:
     rows = pd.DataFrame({"id": [f"w{i}" for i in range(80)], "word": [f"word{i}" for i in range(80)],
                          "stars": [i % 5 + 1 for i in range(80)]})
@@ -193,6 +195,7 @@ def test_store_only_answers_from_the_store_or_says_what_is_missing(tmp_path) -> 
     pd.testing.assert_frame_equal(first.items, again.items)
 
 
+@pytest.mark.slow
 def test_pooling_raw_folds_reads_low_where_standardising_within_fold_does_not() -> None:
     """Why the nested estimate standardises within fold: ridge fitted on no signal
     predicts about each fold's complement mean, which runs opposite to the fold's own,

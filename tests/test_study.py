@@ -204,6 +204,7 @@ def test_resume_after_sigkill(tmp_path: Path, smollm2) -> None:
                 assert a[key] == value
 
 
+@pytest.mark.model
 def test_default_judge_reads_only_the_temperatures_the_rules_use() -> None:
     from numbias.judge import Judge
 

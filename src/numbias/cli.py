@@ -442,8 +442,7 @@ def run_cmd(
 @app.command("align")
 def align_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML alignment-study config (optional).")] = None,
-    base: Annotated[list[str] | None,
-                    typer.Option(help="Base judge of a pair: name or GGUF path (repeatable).")] = None,
+    base: Annotated[list[str] | None, typer.Option(help="Base judge of a pair: name or GGUF path, repeatable.")] = None,
     aligned: Annotated[list[str] | None, typer.Option(help="Aligned judge paired with the --base at the same "
                                                             "position (repeatable).")] = None,
     sample: Annotated[bool, typer.Option(help="Also run the sampling protocol on the models (else its exact "
@@ -499,8 +498,7 @@ def align_cmd(
         console.print(f"note: {note}")
     _print_alignment(results)
     _print_stages(results)
-    extra = [name for name, frame in (("stages.csv", results.stages), ("diversity.csv", results.diversity))
-             if len(frame)]
+    extra = [name for name, rows in (("stages.csv", results.stages), ("diversity.csv", results.diversity)) if len(rows)]
     console.print(f"results in {folder}/ (alignment.csv, simulated_kurtosis.csv, {', '.join(extra + ['report.html'])})")
 
 
