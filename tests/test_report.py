@@ -61,7 +61,6 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[object,
     return {kind: (res, numbias.write(res)) for kind, res in (("run", run), ("align", align), ("mitigate", mitigate))}
 
 
-@pytest.mark.slow
 def test_the_verdict_reads_the_summary_table(studies) -> None:
     results, folder = studies["run"]
     summary = results.summary.set_index(["judge", "task", "scale", "rule"])
