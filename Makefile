@@ -1,8 +1,11 @@
 # Quick start: `make run` (set up + default study), `make test` (set up + tests).
+# `make test-fast`: the tests that need no embedded judge, no browser, no process of
+# their own and take under about 5 s each (the markers in pyproject.toml).
 VENV ?= .venv
 STAMP := $(VENV)/.numbias-setup
 
-.PHONY: setup run test bench
+.PHONY: setup run test test-fast lint format-check bench
+FAST := not model and not slow and not browser and not subprocess
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml scripts/setup.sh
@@ -15,6 +18,18 @@ run: setup
 test: setup
 	$(VENV)/bin/python -m pytest -q
 
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m "$(FAST)"
+
+# Lint (ruff, settings in pyproject.toml); CI runs it before the tests.
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# Not in CI until the tree has been formatted once: it lists what `ruff format` would change.
+format-check: setup
+	$(VENV)/bin/ruff format --check .
+
 bench: setup
+	$(VENV)/bin/python benchmarks/bench_start.py
 	$(VENV)/bin/python benchmarks/bench_trie.py
 	$(VENV)/bin/python benchmarks/bench_growth.py

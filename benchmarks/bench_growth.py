@@ -28,7 +28,8 @@ import pandas as pd
 from numbias.backends.llamacpp import LlamaCppBackend
 from numbias.models import DEFAULT_JUDGE
 
-TEMPLATE = "How fluent is this English text? Answer with one number from {lo} (not at all) to {hi} (perfectly).\n\n{text}"
+TEMPLATE = ("How fluent is this English text? Answer with one number from {lo} (not at all) to {hi} "
+            "(perfectly).\n\n{text}")
 SOURCES = Path("../shared/data/mlqe-pe/en-de/train.tsv")
 CELL = """
 import resource, sys, time

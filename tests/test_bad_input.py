@@ -83,7 +83,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("dev takes every item", ["mitigate", "--judge", "smollm2-135m-instruct", "--task", "vader", "--option", "n=20",
                               "--dev", "20"], "leaves no test items"),
     ("group criterion without groups", ["mitigate", "--data", "many.csv", "--template", TEMPLATE, "--human",
-                                        "score", "--criterion", "group_pearson", "--dev", "10"], "needs a group column"),
+                                        "score", "--criterion", "group_pearson", "--dev", "10"],
+     "needs a group column"),
     # task options
     ("task option not integer", ["run", "--task", "vader", "--option", "n=2.5"],
      "option n=2.5: Input should be a valid integer"),
@@ -336,7 +337,7 @@ def test_force_replaces_and_owned_files_are_replaced_as_before(tmp_path: Path, m
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("command", [["models"], ["score", "--out", "o"]])
+@pytest.mark.parametrize("command", [["models"], pytest.param(["score", "--out", "o"], marks=pytest.mark.model)])
 def test_a_cache_that_is_a_file(command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("NUMBIAS_CACHE", str(tmp_path / "afile"))
@@ -500,7 +501,8 @@ TRUST_CASES: list[tuple[str, list[str], str]] = [
      "option n=True: Input should be a valid integer"),
     ("boolean for a data file's n", ["run", "--data", "items.csv", *DATA, "--option", "n=true"],
      "n: Input should be a valid integer"),
-    ("boolean for an integer option in YAML", ["run", "boolopt.yaml"], "option n=True: Input should be a valid integer"),
+    ("boolean for an integer option in YAML", ["run", "boolopt.yaml"],
+     "option n=True: Input should be a valid integer"),
     ("boolean for an integer setting in YAML", ["mitigate", "booldev.yaml"], "dev: an integer is needed, got true"),
     ("boolean for sampling n in YAML", ["run", "boolsampling.yaml"], "sampling: n: an integer is needed, got true"),
     ("ragged CSV row", ["run", "--data", "ragged.csv", *DATA], "ragged.csv line 2 has 5 fields, the header 4"),
@@ -562,7 +564,8 @@ TRUST_CASES: list[tuple[str, list[str], str]] = [
     ("config is a FIFO", ["run", "fifo.yaml"], "config file fifo.yaml is a FIFO, not a regular file"),
     ("data file is a symlink loop", ["run", "--data", "loop.csv", *DATA], "data file loop.csv is a symlink loop"),
     ("model is a symlink loop", ["score", "--model", "./loop.gguf", "--out", "o"], "loop.gguf is a symlink loop"),
-    ("data file is a broken symlink", ["run", "--data", "dangling.csv", *DATA], "does not exist (a symlink to nothing)"),
+    ("data file is a broken symlink", ["run", "--data", "dangling.csv", *DATA],
+     "does not exist (a symlink to nothing)"),
 ]
 
 

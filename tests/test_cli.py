@@ -43,6 +43,7 @@ def test_progress_without_a_terminal_goes_to_stderr_as_lines(capsys: pytest.Capt
     assert capsys.readouterr().err == ""  # nothing before the error line, no "done" after a failure
 
 
+@pytest.mark.subprocess
 def test_truncated_gguf(tmp_path: Path) -> None:
     truncated = tmp_path / "trunc.gguf"
     truncated.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 20)
@@ -78,6 +79,7 @@ def test_bad_calibrated_judge_file(tmp_path: Path) -> None:
         CalibratedJudge.load(bad)
 
 
+@pytest.mark.subprocess
 @pytest.mark.model
 @pytest.mark.usefixtures("embedded_judges")
 def test_align_on_the_embedded_pair(tmp_path: Path) -> None:
@@ -99,6 +101,7 @@ def test_align_on_the_embedded_pair(tmp_path: Path) -> None:
         assert section in page
 
 
+@pytest.mark.subprocess
 def test_correlate_pools_results_folders(tmp_path: Path) -> None:
     part1 = Path(__file__).resolve().parents[1] / "docs" / "results" / "align-part1"
     result = numbias("correlate", str(part1))
@@ -116,6 +119,7 @@ def test_correlate_pools_results_folders(tmp_path: Path) -> None:
     assert "more peaked in 24 of 28 settings, less accurate in 16, both in 15" in both.stdout, both.stdout
 
 
+@pytest.mark.subprocess
 def test_parquet_without_a_reader(tmp_path: Path) -> None:
     base = ["run", "--template", "Rate {text} from {lo} to {hi}", "--human", "score", "--out", str(tmp_path / "o")]
     pd.DataFrame({"text": ["a", "b"], "score": [1, 2]}).to_parquet(tmp_path / "items.parquet")
@@ -124,3 +128,31 @@ def test_parquet_without_a_reader(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", no_reader, *base, "--data", "items.parquet"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert_one_line_error(result, "reading items.parquet needs pyarrow: pip install 'numbias[parquet]'")
+
+
+START_PROBE = """import sys
+sys.argv = ["numbias", *sys.argv[1:]]
+import numbias
+if sys.argv[1:]:
+    from numbias.__main__ import launch
+    try:
+        launch()
+    except SystemExit:
+        pass
+sys.stderr.write(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+"""Runs ``import numbias`` (and, given arguments, the command line) and writes the top
+packages it loaded on stderr."""
+HEAVY = {"numpy", "pandas", "scipy", "sklearn", "filelock", "jinja2", "yaml", "threadpoolctl", "torch"}
+"""Libraries a command reads only when it runs (pydantic is not one: typer parses options with it)."""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("args", [[], ["--help"], ["models", "--help"]], ids=["import", "help", "models-help"])
+def test_the_start_reads_no_numerical_stack(args: list[str]) -> None:
+    """``import numbias`` and ``--help`` read none of the heavy libraries, so every
+    command starts fast; the time itself is a benchmark (benchmarks/bench_start.py)."""
+    done = subprocess.run([sys.executable, "-c", START_PROBE, *args], capture_output=True, text=True, timeout=120)
+    loaded = set(done.stderr.split())
+    assert "numbias" in loaded, done.stderr
+    assert not loaded & HEAVY, f"loaded at start: {sorted(loaded & HEAVY)}"

@@ -76,9 +76,9 @@ def test_the_map_puts_uncalibrated_scores_on_the_human_scale() -> None:
 
 def test_too_few_items_is_a_one_line_error() -> None:
     assert items_needed(0.9) == 9 and items_needed(0.95) == 19 and items_needed(0.5) == 1
-    for coverage in (0.5, 0.8, 0.9, 0.95, 0.99):
-        n = items_needed(coverage)
-        assert math.ceil((n + 1) * coverage - 1e-9) <= n < math.ceil(n * coverage - 1e-9) + 1
+    for level in (0.5, 0.8, 0.9, 0.95, 0.99):
+        n = items_needed(level)
+        assert math.ceil((n + 1) * level - 1e-9) <= n < math.ceil(n * level - 1e-9) + 1
     pred = np.arange(9.0)
     ConformalInterval(0.9).fit(pred, pred)
     with pytest.raises(NumbiasError, match="needs at least 9 scored items with human scores, got 8"):

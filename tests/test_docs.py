@@ -98,6 +98,7 @@ def test_install_builds_llama_cpp_as_setup_does() -> None:
         assert package in readme, f"the install says the quick start brings {package}"
 
 
+@pytest.mark.subprocess
 def test_worked_example_is_what_numbias_run_prints(printed: list[list[str]]) -> None:
     import numbias
 
@@ -115,6 +116,7 @@ def test_worked_example_is_what_numbias_run_prints(printed: list[list[str]]) -> 
         assert [_shape(c) for c in row[4:]] == [_shape(c) for c in printed_row[4:]], (row, printed_row)
 
 
+@pytest.mark.subprocess
 def test_readme_commands_exist(tmp_path: Path) -> None:
     help_text = _cli("--help", cwd=tmp_path)
     commands = set(re.findall(r"^│ ([a-z][\w-]*)\s{2,}", help_text, re.M))
@@ -155,7 +157,8 @@ def test_links_resolve(page: Path) -> None:
         path = (page.parent / file).resolve() if file else page
         assert path.exists(), f"{page.relative_to(ROOT)}: {target} does not exist"
         if anchor and path.suffix == ".md":
-            assert anchor in _anchors(path), f"{page.relative_to(ROOT)}: no heading for #{anchor} in {file or page.name}"
+            where = f"{page.relative_to(ROOT)}: no heading for #{anchor} in {file or page.name}"
+            assert anchor in _anchors(path), where
 
 
 def test_docs_index_lists_every_page() -> None:

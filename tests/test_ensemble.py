@@ -78,8 +78,8 @@ def test_mitigate_compares_ensembles_and_permuted_test_labels_change_nothing() -
 
     items, truth = _items(240)
     per_scale = {str(s): SettingData([p[k] for p in items], []) for k, s in enumerate(PARTS)}
-    config = parse_mitigate({"scales": [str(s) for s in PARTS], "rules": ["expected", "protocol"], "temperatures": [0.7, 1.0],
-                             "mitigations": ["none", "weighted", "isotonic"]})
+    config = parse_mitigate({"scales": [str(s) for s in PARTS], "rules": ["expected", "protocol"],
+                             "temperatures": [0.7, 1.0], "mitigations": ["none", "weighted", "isotonic"]})
     assert config.ensembles == ["0-9+1-5+1-10+0-10"]
     data = per_scale | {e: ensemble_data(e, per_scale) for e in config.ensembles}
     dev, test = np.arange(120), np.arange(120, 240)

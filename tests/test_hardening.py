@@ -78,6 +78,7 @@ def _stored(folder: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_killed_at_random_moments_resumes_to_the_same_files(command: str, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,6 +110,7 @@ def test_killed_at_random_moments_resumes_to_the_same_files(command: str, tmp_pa
         assert not [p for p in (folder / "out").iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.subprocess
 def test_a_second_run_on_the_folder_stops_or_waits(tmp_path: Path) -> None:
     folder = _study(tmp_path, delay=0.05, log="scored.log")
     first = _start("run", "study.yaml", cwd=folder)
@@ -164,6 +166,7 @@ write_all(folder, {name: text("new " + name) for name in ("a.csv", "b.json", "c.
 """
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("after", [1, 2, 3, 4, 5])
 def test_killed_between_renames_the_folder_holds_one_set(after: int, tmp_path: Path) -> None:
     """SIGKILL after each rename of the switch (the manifest into the staging folder, each
@@ -191,6 +194,7 @@ VALUES = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats
                                         max_size=3), max_leaves=6)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(config=st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=4),
        options=st.lists(st.text(alphabet="nsed=.-x1", max_size=6), max_size=3))
@@ -230,6 +234,7 @@ def _stop_while_scoring(folder: Path, number: int, *, at: int) -> subprocess.Com
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("number", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupt_says_what_is_kept_and_resumes(number: int, code: int, tmp_path: Path) -> None:
     """Ctrl-C (SIGINT) or SIGTERM while scoring: its exit code, one line naming the
@@ -250,6 +255,7 @@ def test_an_interrupt_says_what_is_kept_and_resumes(number: int, code: int, tmp_
     assert len(_scored(folder / "scored.log")) - before == 24 - kept
 
 
+@pytest.mark.subprocess
 def test_an_interrupt_before_any_item_is_stored_says_so(tmp_path: Path) -> None:
     folder = _study(tmp_path, delay=0.3, log="scored.log")
     stopped = _stop_while_scoring(folder, signal.SIGINT, at=0)

@@ -35,6 +35,7 @@ def _vectors(dists) -> np.ndarray:
     return np.hstack(stack(list(dists)))
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("scale_text", ["0-9", "1-5", "1-10"])
 def test_agrees_with_llamacpp(hf_smollm2, smollm2, scale_text: str) -> None:
     scale = ScoreScale.parse(scale_text)
@@ -49,6 +50,7 @@ def test_agrees_with_llamacpp(hf_smollm2, smollm2, scale_text: str) -> None:
         assert set(d.tempered) == set(hf_smollm2.temperatures) - {1.0}
 
 
+@pytest.mark.model
 def test_batching_changes_nothing(hf_smollm2) -> None:
     """Left padding and the tree mask keep items independent of their batch."""
     scale = ScoreScale(1, 10)
@@ -58,6 +60,7 @@ def test_batching_changes_nothing(hf_smollm2) -> None:
     np.testing.assert_allclose(_vectors(together), _vectors(alone), atol=1e-5)
 
 
+@pytest.mark.model
 def test_sampling_is_seeded(hf_smollm2) -> None:
     prompts = _prompts(ScoreScale(0, 9), 2)
     kwargs = dict(n=6, temperature=0.7, max_tokens=5)
@@ -67,6 +70,7 @@ def test_sampling_is_seeded(hf_smollm2) -> None:
     assert all(len(texts) == 6 for texts in first)
 
 
+@pytest.mark.model
 def test_study_runs_on_transformers(tmp_path, hf_smollm2) -> None:
     from numbias.config import JudgeConfig
     from numbias.judge import Judge
@@ -81,6 +85,7 @@ def test_study_runs_on_transformers(tmp_path, hf_smollm2) -> None:
     assert summary.loc[summary.rule == "expected", "pearson"].notna().all()
 
 
+@pytest.mark.slow
 def test_bad_options_are_one_line_errors() -> None:
     from numbias.backends import create_backend
     from numbias.errors import NumbiasError

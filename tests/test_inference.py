@@ -37,6 +37,7 @@ def test_p_value_and_interval_agree_before_correction() -> None:
         assert (e.p < 0.05) == (e.low > 0 or e.high < 0) or abs(e.p - 0.05) < 0.01
 
 
+@pytest.mark.slow
 def test_coverage_of_a_pearson_difference_over_1000_data_sets() -> None:
     rng = np.random.default_rng(3)
     sa, sb, n = 1.5, 0.8, 200

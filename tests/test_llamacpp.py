@@ -17,6 +17,7 @@ def _prompts(backend, scale: ScoreScale, n: int):
     return [TASKS["vader"].template.fill({"word": w}, scale, chat=backend.chat) for w in words]
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("scale_text", SCALES)
 def test_trie_equals_forced_choice(smollm2, scale_text: str) -> None:
     scale = ScoreScale.parse(scale_text)
@@ -32,6 +33,7 @@ def test_trie_equals_forced_choice(smollm2, scale_text: str) -> None:
         assert (d.probs >= 0).all() and min(d.below, d.above, d.other) >= 0
 
 
+@pytest.mark.model
 def test_exact_distribution_agrees_with_sampling(smollm2) -> None:
     scale = ScoreScale(0, 9)
     prompts = _prompts(smollm2, scale, 3)
@@ -48,6 +50,7 @@ def _outcomes(d, t: float) -> np.ndarray:
     return np.r_[d.probs, d.below, d.above, d.other]
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("scale_text", SCALES)
 def test_pruning_changes_nothing_beyond_its_tolerance(scale_text: str) -> None:
     """The default study's pruning (1e-4), and the same capped at 3e-4 skipped per item,
@@ -83,6 +86,7 @@ def test_pruning_changes_nothing_beyond_its_tolerance(scale_text: str) -> None:
             assert np.abs(_outcomes(kept, t) - _outcomes(a, t)).max() <= kept.meta["pruned"] + 1e-9
 
 
+@pytest.mark.model
 def test_prefix_reuse_changes_nothing(smollm2) -> None:
     from numbias.backends.llamacpp import LlamaCppBackend
 
@@ -93,6 +97,7 @@ def test_prefix_reuse_changes_nothing(smollm2) -> None:
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-9)
 
 
+@pytest.mark.model
 def test_prompt_longer_than_context(smollm2) -> None:
     from numbias.backends.llamacpp import LlamaCppBackend
     from numbias.errors import NumbiasError
@@ -117,6 +122,7 @@ def smollm2_512():
     return LlamaCppBackend("smollm2-135m-instruct", n_ctx=512)
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("gap", [1, 2, 5])
 def test_truncation_near_the_context_leaves_the_trie_its_room(gap: int, smollm2_512, tmp_path) -> None:
     """llama.cpp's walk takes a context cell per trie node of a decode group, far more than

@@ -9,7 +9,10 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from numbias.errors import NumbiasError
 from numbias.metrics import (
+    _kendall_rows,
+    _spearman_rows,
     bootstrap,
     evaluate,
     group_pearson,
@@ -18,11 +21,8 @@ from numbias.metrics import (
     item_scores,
     kurtosis,
     normalised_entropy,
-    _kendall_rows,
     pearson_rows,
-    _spearman_rows,
 )
-from numbias.errors import NumbiasError
 from numbias.scale import ScoreScale
 
 RNG = np.random.default_rng(7)
@@ -138,7 +138,8 @@ def test_unusable_groups_are_skipped_with_a_note_and_no_warnings() -> None:
                             np.append(groups, extra_groups), n_boot=100)
     assert res.pearson.value == pytest.approx(usable)
     assert (res.groups, res.skipped) == (2, 6)
-    assert res.notes == ["3 group(s) of fewer than three items skipped", "2 group(s) with constant human scores skipped",
+    assert res.notes == ["3 group(s) of fewer than three items skipped",
+                         "2 group(s) with constant human scores skipped",
                          "1 group(s) where the judge gave one score skipped"]
 
 

@@ -38,6 +38,7 @@ def study() -> dict:
             "resamples": 2, "label_sizes": [10], "label_draws": 2, "bootstrap": 20}
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_results(study: dict, tmp_path) -> None:
     one = numbias.mitigate({**study, "out": str(tmp_path / "a")})
     two = numbias.mitigate({**study, "out": str(tmp_path / "b"), "n_jobs": 2})

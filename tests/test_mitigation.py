@@ -7,12 +7,14 @@ import pytest
 from scipy import stats
 
 from numbias.calibrated import CalibratedJudge
+from numbias.config import JudgeConfig
 from numbias.distribution import TEMPERATURES, ScoreDistribution, stack
 from numbias.errors import NumbiasError
+from numbias.metrics import group_pearson, item_scores
 from numbias.mitigate import parse_mitigate
-from numbias.selection import PAPER_DEFAULT, compare
-from numbias.report import write
 from numbias.mitigation import (
+    CRITERIA,
+    LABEL_CRITERIA,
     BatchCalibration,
     BetaCalibration,
     ContextualCalibration,
@@ -21,17 +23,15 @@ from numbias.mitigation import (
     QuantileMapping,
     Setting,
     SettingData,
-    CRITERIA,
-    LABEL_CRITERIA,
     TemperatureScaling,
     cross_folds,
     dev_score,
     select,
 )
-from numbias.metrics import group_pearson, item_scores
 from numbias.prompt import PromptTemplate
+from numbias.report import write
 from numbias.scale import ScoreScale
-from numbias.config import JudgeConfig
+from numbias.selection import PAPER_DEFAULT, compare
 
 SCALES = {s: ScoreScale.parse(s) for s in ("0-9", "1-5")}
 
@@ -304,6 +304,7 @@ def test_calibrators_survive_degenerate_fitting_items(synthetic) -> None:
                               (0.0, 1.0)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split", [{"dev": 150}, {"folds": 3}])
 def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
     import pandas as pd

@@ -51,7 +51,7 @@ def test_what_cannot_be_checked_passes_by_name() -> None:
 
     assert check_options("f", anything, {"whatever": object}) == {"whatever": object}
 
-    def unresolved(x: "NoSuchType") -> None:  # noqa: F821 - an annotation that cannot be resolved
+    def unresolved(x: NoSuchType) -> None:  # noqa: F821 - an annotation that cannot be resolved
         pass
 
     assert check_options("f", unresolved, {"x": 5}) == {"x": 5}

@@ -13,7 +13,19 @@ from pathlib import Path
 import pytest
 
 from numbias.errors import NumbiasError
-from numbias.output import LOCK, MANIFEST, STAGING, claim, digest, foreign, make_folder, manifest, one_writer, text, write_all
+from numbias.output import (
+    LOCK,
+    MANIFEST,
+    STAGING,
+    claim,
+    digest,
+    foreign,
+    make_folder,
+    manifest,
+    one_writer,
+    text,
+    write_all,
+)
 
 
 def test_make_folder_creates_parents_and_refuses_a_file(tmp_path: Path) -> None:

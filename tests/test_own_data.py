@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from plugin_judge import make
 
 import numbias
 from numbias.calibrated import CalibratedJudge
 from numbias.distribution import stack
 from numbias.errors import NumbiasError
 from numbias.tasks import TASKS, TaskConfig, prepare
+from plugin_judge import make
 
 TESTS = Path(__file__).resolve().parent
 TEMPLATE = "Rate the {aspect} of this {product} review, from {lo} (worst) to {hi} (best).\nReview: {review}"
@@ -70,6 +70,7 @@ def backend_entry_point(folder: Path) -> str:
     return os.pathsep.join([str(folder), str(TESTS)])
 
 
+@pytest.mark.slow
 def test_csv_jsonl_parquet_give_the_same_study(tmp_path: Path) -> None:
     summaries, items = [], []
     for suffix in (".csv", ".jsonl", ".parquet"):
@@ -133,6 +134,7 @@ def test_unlabelled_scoring_matches_the_study(tmp_path: Path) -> None:
         numbias.run({"judges": [make("toy")], "tasks": [task], "scales": ["1-5"], "out": str(tmp_path / "x")})
 
 
+@pytest.mark.slow
 def test_mitigate_save_and_score_calibrated_from_python(tmp_path: Path) -> None:
     path = write(rows(), tmp_path / "items.csv")
     res = numbias.mitigate({"judges": [{**fake_judge(), "backend": "plugin-judge"}], "tasks": [file_task(path)],
@@ -240,6 +242,7 @@ def _cli(*args: str, cwd: Path, pythonpath: str = str(TESTS)) -> subprocess.Comp
                           env=env, timeout=900)
 
 
+@pytest.mark.subprocess
 def test_entry_point_tasks_appear_by_name(tmp_path: Path) -> None:
     dist = tmp_path / "numbias_plugin-1.0.dist-info"
     dist.mkdir()
@@ -256,6 +259,7 @@ def test_entry_point_tasks_appear_by_name(tmp_path: Path) -> None:
     assert "plugin-reviews" in ran.stdout
 
 
+@pytest.mark.subprocess
 def test_every_command_on_files_from_the_cli_with_the_fake_backend(tmp_path: Path) -> None:
     write(rows(), tmp_path / "items.csv")
     write(rows().drop(columns=["stars", "raters"]), tmp_path / "new.jsonl")
@@ -291,6 +295,7 @@ def test_every_command_on_files_from_the_cli_with_the_fake_backend(tmp_path: Pat
     assert abs(sum(first["probs"].values()) + first["below"] + first["above"] + first["other"] - 1) < 1e-6
 
 
+@pytest.mark.subprocess
 def test_nothing_scored_is_lost_when_a_later_task_fails(tmp_path: Path) -> None:
     write(rows(6), tmp_path / "short.csv")
     long = rows(6)
@@ -307,6 +312,7 @@ def test_nothing_scored_is_lost_when_a_later_task_fails(tmp_path: Path) -> None:
         assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 6
 
 
+@pytest.mark.subprocess
 @pytest.mark.model
 def test_every_command_on_files_with_smollm2(tmp_path: Path, smollm2) -> None:
     """The CLI end to end on a real judge: CSV, JSONL and Parquet, a three-column rubric."""
@@ -352,6 +358,7 @@ def test_every_command_on_files_with_smollm2(tmp_path: Path, smollm2) -> None:
     assert len(out) == 30 and out["calibrated_human"].between(1, 5).all()
 
 
+@pytest.mark.subprocess
 @pytest.mark.model
 def test_readme_worked_example_runs(tmp_path: Path) -> None:
     """The worked example of docs/tasks.md ("Your own data"), exactly as written, on the default judge."""
@@ -411,6 +418,7 @@ def test_options_that_would_be_ignored_are_errors(tmp_path: Path) -> None:
         numbias.score({"file": str(path)}, make("toy"), calibrated=tmp_path / "judge.json")
 
 
+@pytest.mark.slow
 def test_groups_never_straddle_the_dev_and_test_split(tmp_path: Path) -> None:
     path = write(rows(), tmp_path / "items.csv")
     for split in ({"dev": 20}, {"folds": 3}):

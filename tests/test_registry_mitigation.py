@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from plugin_calibrator import LinearMap
 from sklearn.base import clone
 
 import numbias
@@ -38,6 +37,7 @@ from numbias.mitigation import (
 )
 from numbias.plugins import forget
 from numbias.scale import ScoreScale
+from plugin_calibrator import LinearMap
 
 SCALE = ScoreScale.parse("0-9")
 
@@ -143,6 +143,7 @@ def test_restore_takes_saved_parameters_and_state(items, linear) -> None:
         Fitted.restore(setting, {**state, "calibrator": {}})
 
 
+@pytest.mark.slow
 def test_a_registered_mitigation_in_the_study_and_a_saved_judge(tmp_path: Path, linear) -> None:
     rows = pd.DataFrame({"id": [f"w{i}" for i in range(60)], "word": [f"word{i}" for i in range(60)],
                          "stars": [i % 5 + 1 for i in range(60)]})

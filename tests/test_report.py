@@ -216,6 +216,7 @@ FILTER = """(() => {
 })()"""
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("kind", ["run", "align", "mitigate"])
 def test_the_report_in_a_browser(kind: str, studies) -> None:
     _, folder = studies[kind]
@@ -237,12 +238,3 @@ def test_the_report_in_a_browser(kind: str, studies) -> None:
     if target := os.environ.get("NUMBIAS_SCREENSHOTS"):
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copy(folder / "screenshots" / f"{kind}-1280.png", Path(target) / f"{kind}-1280.png")
-
-
-@pytest.mark.parametrize("module", ["numbias.svg", "numbias.page", "numbias.verdict", "numbias.report"])
-def test_the_report_modules_examples_pass(module: str) -> None:
-    import doctest
-    import importlib
-
-    failed, _ = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS, report=False)
-    assert failed == 0

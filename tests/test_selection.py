@@ -11,11 +11,10 @@ import pytest
 
 import numbias
 from numbias.distribution import ScoreDistribution
+from numbias.inference import UNDEFINED, Effect
+from numbias.metrics import Interval, pearson_defined
 from numbias.mitigation import Setting, SettingData
 from numbias.scale import ScoreScale
-from numbias.inference import UNDEFINED, Effect
-from numbias.metrics import Interval
-from numbias.metrics import pearson_defined
 from numbias.selection import cross_fitted, family_bests, honest_selection, label_efficiency, within_folds
 from numbias.verdict import MitigateVerdict
 
@@ -108,6 +107,7 @@ NULL_SETS = 240
 """No-signal data sets in the nested-estimate simulation (the Monte-Carlo SE of its mean is about 0.006)."""
 
 
+@pytest.mark.slow
 def test_the_nested_estimate_is_unbiased_under_no_signal() -> None:
     """Judge distributions independent of the human scores: the selection is re-run
     without each fold and its winner scored on the fold, so whatever it picks, the
@@ -150,6 +150,7 @@ def test_family_bests_pick_within_each_family() -> None:
     assert all(b.scale == "0-9" for f, b in bests.items() if f != "score range")
 
 
+@pytest.mark.slow
 def test_transfer_and_the_oracle_row(tmp_path) -> None:
     rows = pd.DataFrame({"id": [f"w{i}" for i in range(80)], "word": [f"word{i}" for i in range(80)],
                          "stars": [i % 5 + 1 for i in range(80)]})
@@ -183,7 +184,8 @@ def test_store_only_answers_from_the_store_or_says_what_is_missing(tmp_path) -> 
                          "stars": [i % 5 + 1 for i in range(20)]})
     rows.to_csv(tmp_path / "items.csv", index=False)
     config = {"judges": [{"model": "toy", "backend": "plugin_judge:make"}], "scales": ["0-9"], "rules": ["expected"],
-              "tasks": [{"file": str(tmp_path / "items.csv"), "human": "stars", "template": "Rate {word} ({lo}-{hi})."}],
+              "tasks": [{"file": str(tmp_path / "items.csv"), "human": "stars",
+                         "template": "Rate {word} ({lo}-{hi})."}],
               "bootstrap": 10, "out": str(tmp_path / "r")}
     with store_only(), pytest.raises(NumbiasError, match="the store lacks 20 of 20 item"):
         numbias.run(config)
@@ -193,6 +195,7 @@ def test_store_only_answers_from_the_store_or_says_what_is_missing(tmp_path) -> 
     pd.testing.assert_frame_equal(first.items, again.items)
 
 
+@pytest.mark.slow
 def test_pooling_raw_folds_reads_low_where_standardising_within_fold_does_not() -> None:
     """Why the nested estimate standardises within fold: ridge fitted on no signal
     predicts about each fold's complement mean, which runs opposite to the fold's own,

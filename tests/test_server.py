@@ -32,6 +32,7 @@ def _prompts(n: int):
     return [TASKS["vader"].template.fill(r, SCALE, chat=True) for r in data.records()]
 
 
+@pytest.mark.model
 def test_topk_mode_bounds_the_exact_distribution_on_covered_scores(server, smollm2) -> None:
     """Top-k reads the first answer token only: P("8" first) = P(8 as the score) +
     P("8" then more digits), so on every score it covers it is the exact probability
@@ -51,6 +52,7 @@ def test_topk_mode_bounds_the_exact_distribution_on_covered_scores(server, smoll
         assert 0 < r.meta["covered"] <= 1.0 + 1e-9
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("scale_text", ["0-9", "1-10"])
 def test_exact_mode_equals_the_in_process_trie(server, smollm2, scale_text: str) -> None:
     from numbias.backends.openai_compat import OpenAIBackend
@@ -86,6 +88,7 @@ def test_exact_mode_needs_a_tokenizer() -> None:
         OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", mode="exact")
 
 
+@pytest.mark.model
 def test_sampling_is_seeded_over_http(server) -> None:
     from numbias.backends.openai_compat import OpenAIBackend
 
@@ -174,6 +177,7 @@ class _FaultyProxy:
         self.httpd.shutdown()
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("mode", ["topk", "exact"])
 def test_a_faulty_network_changes_nothing(server, mode: str) -> None:
     """20% of requests fail (500s, stalls past the timeout, dropped connections); the
@@ -196,6 +200,7 @@ def test_a_faulty_network_changes_nothing(server, mode: str) -> None:
         np.testing.assert_allclose(b.probs, a.probs, atol=1e-4)
 
 
+@pytest.mark.model
 def test_a_study_runs_on_exact_http(server, tmp_path) -> None:
     from numbias.study import run
 

@@ -18,8 +18,8 @@ import pytest
 import numbias.judge as judge_module
 from numbias.backends import register_backend
 from numbias.backends.fake import FakeBackend
-from numbias.errors import NumbiasError
 from numbias.config import RunConfig
+from numbias.errors import NumbiasError
 from numbias.report import write
 from numbias.study import run
 
@@ -167,6 +167,7 @@ def test_context_error_names_item(tmp_path: Path) -> None:
     assert [item.split("#")[0] for item in stored] == ["a"]  # computed results kept
 
 
+@pytest.mark.subprocess
 @pytest.mark.model
 def test_resume_after_sigkill(tmp_path: Path, smollm2) -> None:
     config = tmp_path / "study.yaml"
@@ -203,6 +204,7 @@ def test_resume_after_sigkill(tmp_path: Path, smollm2) -> None:
                 assert a[key] == value
 
 
+@pytest.mark.model
 def test_default_judge_reads_only_the_temperatures_the_rules_use() -> None:
     from numbias.judge import Judge
 

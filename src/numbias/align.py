@@ -26,8 +26,8 @@ from numbias.config import (
     validate_config,
 )
 from numbias.distribution import ScoreDistribution, stack
-from numbias.judge import Progress, ScoredSet, no_progress
 from numbias.inference import ALPHA, paired_effect, resamples_for
+from numbias.judge import Progress, ScoredSet, no_progress
 from numbias.metrics import RULES, Interval, bootstrap, item_scores, kurtosis, kurtosis_rows, pearson_rows
 from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import Prompt

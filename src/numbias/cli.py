@@ -16,12 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
 from numbias.errors import NOT_STARTED, Interrupted, NumbiasError, first_line, handle_signals, one_line, readable_file
-from numbias.output import checked_path, claim, one_writer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,6 +89,15 @@ def rich_progress(description: str, total: int) -> Iterator[Callable[[int], None
         with log_progress(description, total) as advance:
             yield advance
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
@@ -200,11 +207,32 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-@app.command()
-def models(
+models_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def _models_group(
+    ctx: typer.Context,
     prepare: Annotated[bool, typer.Option(help="Assemble and verify every installed judge now (setup does).")] = False,
 ) -> None:
     """List the embedded judges and whether they are installed, then the trained stages."""
+    if ctx.invoked_subcommand is None:
+        models(prepare=prepare)
+
+
+@models_app.command("fetch-converter")
+def fetch_converter_cmd() -> None:
+    """Fetch llama.cpp's GGUF converter into the cache (setup does this; needs the network).
+    Exporting a trained stage or float32 weights to GGUF uses it; judging never fetches."""
+    from numbias.weights import fetch_converter
+
+    console.print(f"GGUF converter: {fetch_converter().parent}", markup=False, highlight=False, soft_wrap=True)
+
+
+def models(prepare: bool = False) -> None:
+    """The ``numbias models`` table; with ``prepare``, every installed judge is assembled
+    and verified first."""
     from numbias.models import JUDGES, trained_stages
 
     if prepare:
@@ -306,6 +334,7 @@ def score(
 ) -> None:
     """Score items, labelled or not: each item's exact distribution and its score by
     every rule (scores.jsonl, scores.csv); with --calibrated, the saved judge's scores."""
+    from numbias.output import checked_path, claim, one_writer
     from numbias.scoring import SCORE_FILES, write_scores
     from numbias.scoring import score as score_items
 
@@ -380,6 +409,7 @@ def run_cmd(
 ) -> None:
     """Run a numerical-bias study (default: Qwen2.5-Coder-0.5B on VADER at 0-9, 1-5, 1-10)."""
     from numbias.config import RunConfig, use_server
+    from numbias.output import checked_path, claim, one_writer
     from numbias.report import RUN_FILES, write
     from numbias.study import run
 
@@ -412,7 +442,7 @@ def run_cmd(
 @app.command("align")
 def align_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML alignment-study config (optional).")] = None,
-    base: Annotated[list[str] | None, typer.Option(help="Base judge of a pair: name or GGUF path (repeatable).")] = None,
+    base: Annotated[list[str] | None, typer.Option(help="Base judge of a pair: name or GGUF path, repeatable.")] = None,
     aligned: Annotated[list[str] | None, typer.Option(help="Aligned judge paired with the --base at the same "
                                                             "position (repeatable).")] = None,
     sample: Annotated[bool, typer.Option(help="Also run the sampling protocol on the models (else its exact "
@@ -439,6 +469,7 @@ def align_cmd(
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
     from numbias.align import align, parse_align
     from numbias.config import read_yaml, use_server
+    from numbias.output import checked_path, claim, one_writer
     from numbias.report import ALIGN_FILES, write
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
@@ -467,8 +498,7 @@ def align_cmd(
         console.print(f"note: {note}")
     _print_alignment(results)
     _print_stages(results)
-    extra = [name for name, frame in (("stages.csv", results.stages), ("diversity.csv", results.diversity))
-             if len(frame)]
+    extra = [name for name, rows in (("stages.csv", results.stages), ("diversity.csv", results.diversity)) if len(rows)]
     console.print(f"results in {folder}/ (alignment.csv, simulated_kurtosis.csv, {', '.join(extra + ['report.html'])})")
 
 
@@ -631,6 +661,7 @@ def mitigate_cmd(
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
     from numbias.config import read_yaml
     from numbias.mitigate import parse_mitigate
+    from numbias.output import checked_path
 
     settings: dict[str, Any] = read_yaml(config) if config is not None else {}
     tasks = _tasks(task, data, option, **_task_flags(**locals()))
@@ -653,6 +684,7 @@ def _run_mitigate(parsed: MitigateConfig, save: str | None, wait: bool, force: b
     from numbias.calibrated import check_save
     from numbias.config import use_server
     from numbias.mitigate import mitigate
+    from numbias.output import claim, one_writer
     from numbias.report import MITIGATE_FILES, write
 
     claim(parsed.out, MITIGATE_FILES, force=force)

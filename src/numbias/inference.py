@@ -276,7 +276,8 @@ def resampling_note(effect: Effect | Sequence[Effect], correction: Correction = 
 
     >>> e = Effect(0.1, 0.0, 0.2, 0.04, 50)
     >>> resampling_note([e, replace(e, seeds=3, items=40)])
-    '95% CI: 50 items resampled in pairs (bootstrap); 40 items resampled and 3 seeds (t interval, Welch–Satterthwaite df); p adjusted by Holm over the 2 comparisons of this table'
+    '95% CI: 50 items resampled in pairs (bootstrap); 40 items resampled and 3 seeds (t interval,
+    Welch–Satterthwaite df); p adjusted by Holm over the 2 comparisons of this table'
     """
     effects = [effect] if isinstance(effect, Effect) else list(effect)
     if family is None and not isinstance(effect, Effect):

@@ -5,7 +5,7 @@ at once, so any stop resumes where it was."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +24,9 @@ from numbias.sampling import sampled_distribution
 from numbias.scale import ScoreScale
 from numbias.store import Store, item_slot
 
-Progress = Callable[[str, int], Callable[[int], None]]
-"""``progress(description, total)`` returns an ``advance(n)`` callback."""
+Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
+"""``with progress(description, total) as advance``: ``advance(n)`` counts n more done;
+leaving the block ends the bar or the log line."""
 
 
 @contextmanager

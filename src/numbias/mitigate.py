@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from numbias.calibrated import CalibratedJudge, cross_fitted_interval
 from numbias.config import (
@@ -35,8 +35,8 @@ from numbias.conformal import coverage
 from numbias.data import Dataset
 from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, mixture, stack
 from numbias.errors import NumbiasError
-from numbias.judge import Judge, Progress, collect, no_progress, sampling_mode
 from numbias.inference import Effect, adjust, paired_effect
+from numbias.judge import Judge, Progress, collect, no_progress, sampling_mode
 from numbias.metrics import RULES, evaluate, group_codes, item_scores, pearson_rows, to_scale
 from numbias.mitigation import (
     CRITERIA,
@@ -243,7 +243,8 @@ def _content_free(data: Dataset) -> Dataset:
     return Dataset(f"{data.name} (content-free)", frame, data.fields, data.human_range)
 
 
-def make_splits(n: int, config: MitigateConfig, groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_splits(n: int, config: MitigateConfig,
+                groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Seeded dev/test splits (or k folds) of the items; with ``groups`` whole groups go
     to one side, so no source document is both chosen on and tested on."""
     units = np.arange(n) if groups is None else group_codes(groups, n)
@@ -366,7 +367,8 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
     >>> res.comparisons[0].chosen[0].scale
     '1-5'
     >>> table = res.table.set_index("row")
-    >>> print(f'{table.loc["original (paper default)", "pearson"]:.2f} → {table.loc["automatic choice", "pearson"]:.2f}')
+    >>> before, after = table.loc[["original (paper default)", "automatic choice"], "pearson"]
+    >>> print(f"{before:.2f} → {after:.2f}")
     0.00 → 1.00
     """
     if not isinstance(config, MitigateConfig):

@@ -34,8 +34,8 @@ from typing import Any, ClassVar, Literal, Self, get_args
 
 import numpy as np
 from scipy import optimize, stats
-from sklearn.base import BaseEstimator
 from scipy.special import expit, logit
+from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
@@ -691,7 +691,8 @@ class MitigationSpec:
     >>> from numbias import all_mitigations
     >>> spec = all_mitigations()["isotonic"]
     >>> spec
-    MitigationSpec(name='isotonic', factory=<class 'numbias.mitigation.IsotonicMapping'>, family='score mapping', needs_labels=True, title='isotonic mapping')
+    MitigationSpec(name='isotonic', factory=<class 'numbias.mitigation.IsotonicMapping'>, family='score mapping',
+    needs_labels=True, title='isotonic mapping')
     >>> spec.make()
     IsotonicMapping()
     """

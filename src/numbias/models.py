@@ -177,7 +177,8 @@ def resolve(name_or_path: str) -> ResolvedJudge:
         return ResolvedJudge(spec.name, spec.path(), spec.sha256, spec)
     if (stage := trained_stage(name_or_path)) is not None:
         raise NumbiasError(f"judge {name_or_path!r} is a trained stage (a Hugging Face checkpoint in {stage.path}), "
-                           "not a GGUF: judge it with backend: transformers, or llama.cpp (which exports it to GGUF F32)")
+                           "not a GGUF: judge it with backend: transformers, or llama.cpp (which exports it to "
+                           "GGUF F32)")
     path = Path(name_or_path).expanduser()
     looks_like_path = path.suffix.lower() == ".gguf" or os.sep in name_or_path
     if not looks_like_path:

@@ -178,7 +178,9 @@ def table(frame: pd.DataFrame, known: Mapping[str, Column] | None = None, *, fil
     rows; numbers rounded for reading, each kept whole in ``data-v`` for sorting.
 
     >>> print(table(pd.DataFrame({"task": ["<b>x</b>"], "r": [0.51234]})))
-    <div class="tbl"><div class="tw"><table class="sort"><thead><tr><th class="t">task</th><th>r</th></tr></thead><tbody><tr><td class="t">&lt;b&gt;x&lt;/b&gt;</td><td data-v="0.51234">0.51</td></tr></tbody></table></div></div>
+    <div class="tbl"><div class="tw"><table class="sort"><thead><tr><th
+    class="t">task</th><th>r</th></tr></thead><tbody><tr><td
+    class="t">&lt;b&gt;x&lt;/b&gt;</td><td data-v="0.51234">0.51</td></tr></tbody></table></div></div>
     """
     specs = columns(frame, known or {})
     text = {c.key for c in specs if not pd.api.types.is_numeric_dtype(frame[c.key])

@@ -186,7 +186,8 @@ def _columns(metric: str, ref: pd.Series, runs: pd.Series, effect: Effect) -> di
 
 
 def effect_columns(key: str, effect: Effect) -> dict[str, float]:
-    """An effect as table columns: ``key`` (Δ), ``key low``/``high``, ``key p`` (``p adj`` is set by :func:`adjust_columns`)."""
+    """An effect as table columns: ``key`` (Δ), ``key low``/``high``, ``key p`` (``p adj``
+    is set by :func:`adjust_columns`)."""
     return {key: effect.delta, f"{key} low": effect.low, f"{key} high": effect.high, f"{key} p": effect.p}
 
 

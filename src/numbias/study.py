@@ -21,6 +21,7 @@ from numbias.scale import ScoreScale
 from numbias.store import Store
 from numbias.tasks import PreparedTask, prepare_tasks, task_notes
 
+
 @dataclass
 class StudyResults:
     """What a study found, as plain data: one summary row per judge × task × scale ×

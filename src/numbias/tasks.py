@@ -220,7 +220,8 @@ TASKS: dict[str, Task] = {
              PromptTemplate("Rate the quality of a machine translation: how well it keeps the meaning of the "
                             "source and how naturally it reads, from {lo} (useless) to {hi} (perfect). " + _ASK
                             + "\n{source_lang} source: {source}\n{target_lang} translation: {translation}"),
-             (0.0, 100.0), None, "github.com/sheffieldnlp/mlqe-pe (data/direct-assessments)", load_mtqe, True, "mlqe-pe"),
+             (0.0, 100.0), None, "github.com/sheffieldnlp/mlqe-pe (data/direct-assessments)", load_mtqe, True,
+             "mlqe-pe"),
         Task("lcp", "Lexical complexity (CompLex, SemEval-2021 task 1, 0..1)",
              PromptTemplate("Rate how hard a word is to understand in the sentence it appears in, from {lo} "
                             "(very easy) to {hi} (very difficult). " + _ASK
@@ -324,7 +325,8 @@ def get_task(name: str) -> Task:
                            f"{', '.join(SUFFIXES)})") from None
 
 
-HumanRange = Annotated[tuple[float, float] | None, BeforeValidator(lambda v: parse_range(v) if isinstance(v, str) else v)]
+HumanRange = Annotated[tuple[float, float] | None,
+                       BeforeValidator(lambda v: parse_range(v) if isinstance(v, str) else v)]
 
 
 def parse_range(text: str, what: str = "human range") -> tuple[float, float]:

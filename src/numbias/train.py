@@ -276,7 +276,8 @@ def rating_items(spec: RatingSpec) -> Dataset:
         parts.append(data.frame.assign(id=f"{pair}:" + data.frame["id"].astype(str)))
     pool = pd.concat(parts, ignore_index=True)
     if spec.n > len(pool):
-        raise NumbiasError(f"rating records: n={spec.n} but {', '.join(spec.pairs)} ({spec.split}) hold {len(pool)} items")
+        raise NumbiasError(f"rating records: n={spec.n} but {', '.join(spec.pairs)} ({spec.split}) hold "
+                           f"{len(pool)} items")
     drawn = pool.iloc[np.random.default_rng(spec.seed).permutation(len(pool))[: spec.n]]
     return make_dataset(spec.task, drawn.reset_index(drop=True), fields=list(data.fields), human_range=data.human_range)
 

@@ -16,8 +16,8 @@ import pandas as pd
 
 from numbias.align import AlignResults
 from numbias.errors import NumbiasError
-from numbias.judge import ScoredSet
 from numbias.inference import UNDEFINED, Effect, adjust, paired_effect, resamples_for
+from numbias.judge import ScoredSet
 from numbias.metrics import (
     RULES,
     Interval,
@@ -25,7 +25,6 @@ from numbias.metrics import (
     kurtosis,
     kurtosis_rows,
     mode_excess_rows,
-    pearson_rows,
     to_scale,
 )
 from numbias.mitigate import Comparison, MitigateResults
@@ -493,9 +492,12 @@ def shift_sentence(row: dict) -> str:
     >>> row = {"scoring": "exact expected", "settings": 4, "more peaked": 3, "less accurate": 2, "both": 2,
     ...        "median Δ kurtosis": 1.5, "median Δ r": -0.1}
     >>> shift_sentence(row)
-    'aligned vs base (exact expected): more peaked in 3 of 4 settings, less accurate in 2, both in 2 (median change: kurtosis +1.50, Pearson r -0.10)'
+    'aligned vs base (exact expected): more peaked in 3 of 4 settings, less accurate in 2, both in 2
+    (median change: kurtosis +1.50, Pearson r -0.10)'
     >>> shift_sentence(row | {"more peaked, adjusted p < 0.05": 1, "less accurate, adjusted p < 0.05": 0})
-    'aligned vs base (exact expected): more peaked in 3 of 4 settings (1 with a Holm-adjusted p below 0.05), less accurate in 2 (0 with a Holm-adjusted p below 0.05), both in 2 (median change: kurtosis +1.50, Pearson r -0.10)'
+    'aligned vs base (exact expected): more peaked in 3 of 4 settings (1 with a Holm-adjusted p below 0.05),
+    less accurate in 2 (0 with a Holm-adjusted p below 0.05), both in 2 (median change: kurtosis +1.50,
+    Pearson r -0.10)'
     """
     peaked, worse = row.get("more peaked, adjusted p < 0.05"), row.get("less accurate, adjusted p < 0.05")
     tested = peaked is not None and worse is not None and not (pd.isna(peaked) or pd.isna(worse))

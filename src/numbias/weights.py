@@ -1,9 +1,10 @@
 """Float32 weights on llama.cpp: an embedded judge de-quantised to a float32 Hugging Face
 folder (where ``numbias train`` starts), and such a folder — that, or a trained stage —
-exported to GGUF F32 with llama.cpp's own converter. The base and the stages trained
-from it are then judged on one backend at one precision, so only the weights differ,
-and several times faster than transformers on a CPU. The export is made once, beside
-the weights, and named by their digest in a judge's identity."""
+exported to GGUF F32 with llama.cpp's own converter (placed in the cache by the setup
+step ``numbias models fetch-converter``, never fetched while judging). The base and the
+stages trained from it are then judged on one backend at one precision, so only the
+weights differ, and several times faster than transformers on a CPU. The export is made
+once, beside the weights, and named by their digest in a judge's identity."""
 
 from __future__ import annotations
 
@@ -85,51 +86,78 @@ def dequantised(base: ResolvedJudge) -> Path:
     return folder
 
 
+FETCH_COMMAND = "numbias models fetch-converter"
+"""The setup step that places the converter in the cache (``make setup`` runs it)."""
+
+
 def converter() -> Path:
-    """llama.cpp's ``convert_hf_to_gguf.py``: from :data:`CONVERTER_ENV`, else taken once
-    from the source distribution of the installed llama-cpp-python (so the converter and
-    the runtime agree on the format) into the cache."""
+    """llama.cpp's ``convert_hf_to_gguf.py``: from :data:`CONVERTER_ENV`, else the copy
+    :func:`fetch_converter` placed in the cache. Never fetched here: a judging run stays
+    offline and its cost does not depend on the network."""
     if override := os.environ.get(CONVERTER_ENV):
         script = Path(override).expanduser() / _CONVERTER_PARTS[0]
         if not script.is_file():
             raise NumbiasError(f"{CONVERTER_ENV}={override}: no {_CONVERTER_PARTS[0]} in that folder")
         return script
+    folder = converter_folder()
+    if not (folder / _CONVERTER_PARTS[0]).is_file():
+        raise NumbiasError(f"exporting to GGUF needs llama.cpp's converter, not in {folder}: run "
+                           f"`{FETCH_COMMAND}` once (or set {CONVERTER_ENV} to a llama.cpp source folder)")
+    return folder / _CONVERTER_PARTS[0]
+
+
+def converter_folder() -> Path:
+    """Where the converter of the installed llama-cpp-python lives in the cache: named by
+    its version, so the converter and the runtime agree on the format."""
     try:
         version = importlib.metadata.version("llama-cpp-python")
     except importlib.metadata.PackageNotFoundError:
         raise NumbiasError("exporting to GGUF needs llama-cpp-python: pip install 'numbias[llama]'") from None
-    folder = cache_dir() / f"llama.cpp-convert-{version}"
+    return cache_dir() / f"llama.cpp-convert-{version}"
+
+
+def fetch_converter() -> Path:
+    """The setup step behind :data:`FETCH_COMMAND`: the converter's files taken out of the
+    installed llama-cpp-python's source distribution into the cache, once (an existing
+    copy is kept). The only download numbias makes, and only when asked."""
+    folder = converter_folder()
     if not (folder / _CONVERTER_PARTS[0]).is_file():
-        _fetch_converter(version, folder)
+        version = folder.name.removeprefix("llama.cpp-convert-")
+        with tempfile.TemporaryDirectory() as tmp:
+            _extract_converter(_download_sdist(version, Path(tmp)), folder)
     return folder / _CONVERTER_PARTS[0]
 
 
-def _fetch_converter(version: str, folder: Path) -> None:
-    """The converter's files out of ``llama-cpp-python==version``'s sdist."""
-    with tempfile.TemporaryDirectory() as tmp:
-        got = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                              "--disable-pip-version-check", "-q", "-d", tmp, f"llama-cpp-python=={version}"],
-                             capture_output=True, text=True)
-        sdists = list(Path(tmp).glob("*.tar.gz"))
-        if got.returncode or not sdists:
-            raise NumbiasError(f"cannot fetch llama-cpp-python {version}'s source for its GGUF converter "
-                               f"({first_line(got.stderr.strip() or 'no sdist')}); set {CONVERTER_ENV} to a "
-                               "llama.cpp source folder")
-        partial = Path(tempfile.mkdtemp(prefix=folder.name, dir=_made(folder.parent)))
-        with tarfile.open(sdists[0]) as tar:
-            root = f"{tar.getnames()[0].split('/')[0]}/vendor/llama.cpp/"
-            members = [m for m in tar.getmembers() if m.name.startswith(root)
-                       and m.name[len(root):].split("/")[0] in _CONVERTER_PARTS and (m.isfile() or m.isdir())]
-            for m in members:
-                m.name = m.name[len(root):]
-            tar.extractall(partial, members=members, filter="data")
-        if not (partial / _CONVERTER_PARTS[0]).is_file():
-            shutil.rmtree(partial, ignore_errors=True)
-            raise NumbiasError(f"llama-cpp-python {version}'s source has no {_CONVERTER_PARTS[0]}; "
-                               f"set {CONVERTER_ENV} to a llama.cpp source folder")
-        with contextlib.suppress(OSError):  # else another run placed it first
-            partial.replace(folder)
+def _download_sdist(version: str, into: Path) -> Path:
+    """``llama-cpp-python==version``'s source distribution, downloaded by pip into ``into``."""
+    got = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                          "--disable-pip-version-check", "-q", "-d", str(into), f"llama-cpp-python=={version}"],
+                         capture_output=True, text=True)
+    sdists = list(into.glob("*.tar.gz"))
+    if got.returncode or not sdists:
+        raise NumbiasError(f"cannot fetch llama-cpp-python {version}'s source for its GGUF converter "
+                           f"({first_line(got.stderr.strip() or 'no sdist')}); set {CONVERTER_ENV} to a "
+                           "llama.cpp source folder")
+    return sdists[0]
+
+
+def _extract_converter(sdist: Path, folder: Path) -> None:
+    """The converter's files out of the sdist's ``vendor/llama.cpp``, placed whole."""
+    partial = Path(tempfile.mkdtemp(prefix=folder.name, dir=_made(folder.parent)))
+    with tarfile.open(sdist) as tar:
+        root = f"{tar.getnames()[0].split('/')[0]}/vendor/llama.cpp/"
+        members = [m for m in tar.getmembers() if m.name.startswith(root)
+                   and m.name[len(root):].split("/")[0] in _CONVERTER_PARTS and (m.isfile() or m.isdir())]
+        for m in members:
+            m.name = m.name[len(root):]
+        tar.extractall(partial, members=members, filter="data")
+    if not (partial / _CONVERTER_PARTS[0]).is_file():
         shutil.rmtree(partial, ignore_errors=True)
+        raise NumbiasError(f"{sdist.name} has no {_CONVERTER_PARTS[0]}; set {CONVERTER_ENV} to a llama.cpp "
+                           "source folder")
+    with contextlib.suppress(OSError):  # else another run placed it first
+        partial.replace(folder)
+    shutil.rmtree(partial, ignore_errors=True)
 
 
 def _made(folder: Path) -> Path:

@@ -199,7 +199,8 @@ def create_backend(name: str, **options: Any) -> Backend:
     >>> create_backend("fake", model="x")
     Traceback (most recent call last):
     ...
-    numbias.errors.NumbiasError: backend 'fake' has no option(s) model (options: pieces, logits, eos, context_length, temperatures)
+    numbias.errors.NumbiasError: backend 'fake' has no option(s) model (options: pieces, logits, eos,
+    context_length, temperatures)
     >>> create_backend("nope")
     Traceback (most recent call last):
     ...
