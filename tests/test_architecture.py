@@ -30,7 +30,7 @@ LAYERS = [
     ["backends"],
     ["store"],
     ["inference"],
-    ["metrics", "conformal"],
+    ["metrics", "conformal", "systems"],
     ["mitigation"],
     ["config", "selection"],
     ["judge"],
