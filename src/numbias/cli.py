@@ -114,6 +114,9 @@ RangeOpt = Annotated[str | None, typer.Option(help="Data file: the scale the rat
 IdOpt = Annotated[str | None, typer.Option("--id", help="Data file: the item-id column (default: row number).")]
 GroupOpt = Annotated[str | None, typer.Option(help="Data file: the group column (e.g. source document), for "
                                                    "group-level accuracy.")]
+SystemColumnOpt = Annotated[str | None, typer.Option(help="Data file: the column naming the system that produced each "
+                                                          "item (comma-separated names: an output several systems "
+                                                          "share), for system-level estimates.")]
 RatingsOpt = Annotated[str | None, typer.Option(help="Data file: raw per-rater scores column (human ceiling).")]
 WaitOpt = Annotated[bool, typer.Option(help="When another run writes to the same results folder, wait for it "
                                            "(else stop at once).")]
@@ -134,20 +137,22 @@ an interrupt prints."""
 def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None, *, template: str | None = None,
            system: str | None = None, answer_prefix: str | None = None, human: str | None = None,
            human_range: str | None = None, id: str | None = None, group: str | None = None,
-           ratings: str | None = None, truncate: str | None = None) -> list[dict[str, Any]]:
+           ratings: str | None = None, truncate: str | None = None,
+           system_column: str | None = None) -> list[dict[str, Any]]:
     """Task configs from the task flags. ``--data`` alone is a data file; with a registered
     ``--task`` it is that task's data. Every flag given lands somewhere or is an error."""
     from numbias.data import SUFFIXES
     from numbias.tasks import parse_range
 
     given = {"template": template, "system": system, "human": human, "human_range": human_range, "id": id,
-             "group": group, "ratings": ratings, "truncate": truncate}
+             "group": group, "ratings": ratings, "truncate": truncate, "system_column": system_column}
     if empty := [k for k, v in given.items() if v is not None and not v.strip()]:
         raise NumbiasError(f"--{empty[0].replace('_', '-')} is empty: give a value or leave the option out")
     options = _options(option)
     prompt = {k: v for k, v in (("template", template), ("system", system), ("answer_prefix", answer_prefix),
                                 ("truncate", truncate)) if v is not None}
     reading = {k: v for k, v in (("human", human), ("id", id), ("group", group), ("ratings", ratings),
+                                 ("system_column", system_column),
                                  ("human_range", parse_range(human_range, "--human-range") if human_range else None))
                if v is not None}
     names = list(names or [])
@@ -184,7 +189,7 @@ def _apply(flags: list[str]) -> str:
 def _task_flags(**flags: Any) -> dict[str, Any]:
     """The shared task flags of a command, by the names :func:`_tasks` takes."""
     return {k: flags[k] for k in ("template", "system", "answer_prefix", "human", "human_range", "id", "group",
-                                  "ratings", "truncate")}
+                                  "ratings", "truncate", "system_column")}
 
 
 def _options(pairs: list[str] | None) -> dict[str, Any]:
@@ -295,6 +300,7 @@ def score(
     human_range: RangeOpt = None,
     id: IdOpt = None,
     group: GroupOpt = None,
+    system_column: SystemColumnOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
@@ -371,6 +377,7 @@ def run_cmd(
     human_range: RangeOpt = None,
     id: IdOpt = None,
     group: GroupOpt = None,
+    system_column: SystemColumnOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
@@ -429,6 +436,7 @@ def align_cmd(
     human_range: RangeOpt = None,
     id: IdOpt = None,
     group: GroupOpt = None,
+    system_column: SystemColumnOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
@@ -621,6 +629,7 @@ def mitigate_cmd(
     human_range: RangeOpt = None,
     id: IdOpt = None,
     group: GroupOpt = None,
+    system_column: SystemColumnOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
@@ -737,13 +746,29 @@ def print_summary(summary: Any) -> None:
     def f(x: float, d: int = 2) -> str:
         return "—" if x != x or x is None else f"{x:.{d}f}"
 
+    def ci(r: dict[str, Any], key: str) -> str:
+        return f"{f(r[key])} [{f(r[key + '_low'])}, {f(r[key + '_high'])}]"
+
     for r in summary.to_dict("records"):
-        group = [f"{f(r['group_pearson'])} [{f(r['group_pearson_low'])}, {f(r['group_pearson_high'])}]"] \
-            if grouped else []
         table.add_row(r["judge"], r["task"], r["scale"], r["rule"], f(r["kurtosis"]), f(r["entropy"]),
-                      f(r["mode_share"]), str(r["distinct"]),
-                      f"{f(r['pearson'])} [{f(r['pearson_low'])}, {f(r['pearson_high'])}]", *group,
-                      f(r["spearman"]), f(r["human_ceiling"]))
+                      f(r["mode_share"]), str(r["distinct"]), ci(r, "pearson"),
+                      *([ci(r, "group_pearson")] if grouped else []), f(r["spearman"]), f(r["human_ceiling"]))
+    console.print(table)
+    if "system_pearson" in summary:
+        _print_system_agreement(summary, ci)
+
+
+def _print_system_agreement(summary: Any, ci: Callable[[dict[str, Any], str], str]) -> None:
+    """System-level agreement of judge means with human means, and what it counts."""
+    from numbias.study import SYSTEM_CONVENTION
+
+    table = Table(title="system-level agreement (judge means vs human means)", caption=SYSTEM_CONVENTION)
+    for col in ("judge", "task", "scale", "rule", "systems", "Pearson [95% CI]", "Spearman [95% CI]",
+                "Kendall [95% CI]"):
+        table.add_column(col, justify="left" if col in {"judge", "task", "rule"} else "right")
+    for r in summary.to_dict("records"):
+        table.add_row(r["judge"], r["task"], r["scale"], r["rule"], str(r["systems"]), ci(r, "system_pearson"),
+                      ci(r, "system_spearman"), ci(r, "system_kendall"))
     console.print(table)
 
 

@@ -87,6 +87,11 @@ COLUMNS = {c.key: c for c in [
     Column("group_pearson", "group r [95% CI]", "Pearson r within each group (e.g. source document), averaged; "
            "interval from resampling groups"),
     Column("groups", "groups", "groups that entered the group-level r"),
+    *(Column(f"system_{key}", f"system {name} [95% CI]", f"{name} between the systems' mean judge scores and "
+             "mean human scores (over each system's items with a human score); interval from resampling items "
+             "within systems") for key, name in (("pearson", "Pearson r"), ("spearman", "Spearman ρ"),
+                                                 ("kendall", "Kendall τ"))),
+    Column("systems", "systems", "systems that entered the system-level correlations (two or more labelled items)"),
     Column("row", "row", "what changes from the paper's default (0-9, protocol, T = 0.7)"),
     Column("setting", "setting", "scale · rule · temperature · mitigation"),
     Column("dev score", "dev score", "the selection criterion on development items (cross-fitted where the "
@@ -370,12 +375,16 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     only when there are several, and no column that is empty throughout."""
     keys = ["judge", "task", "scale", "rule", "n", "kurtosis", "human_kurtosis", "mode", "mode_share", "entropy",
             "distinct", "js_divergence", "wasserstein", "pearson", "pearson_low", "pearson_high", "spearman",
-            "kendall", "human_ceiling", "group_pearson", "group_pearson_low", "group_pearson_high", "groups"]
+            "kendall", "human_ceiling", "group_pearson", "group_pearson_low", "group_pearson_high", "groups",
+            *[f"system_{c}{end}" for c in ("pearson", "spearman", "kendall") for end in ("", "_low", "_high")],
+            "systems"]
     frame = summary[[k for k in keys if k in summary]]
     drop = [k for k in ("judge", "task") if frame[k].nunique() == 1]
     drop += [k for k in frame if pd.api.types.is_float_dtype(frame[k]) and frame[k].isna().all()]
     if "group_pearson" in drop:
         drop.append("groups")
+    if "system_pearson" in drop and "systems" in frame:
+        drop.append("systems")
     return frame.drop(columns=drop)
 
 
