@@ -111,6 +111,8 @@ def load_items(data: str | Path | pd.DataFrame | ScoredItems, *, system: str = "
     one) pairs rows across systems."""
     frame, scale, where = _table(data)
     judge_range = judge_range or scale
+    if human_range is None and isinstance(data, ScoredItems) and np.isfinite(data.task.data.human_range).all():
+        human_range = data.task.data.human_range
     score = score or _default_score(frame)
     if score == "calibrated_human":
         judge_range = None
