@@ -24,13 +24,16 @@ def test_ppi_mean_matches_ppi_python(n: int, big_n: int) -> None:
     y = rng.normal(3, 1, n)
     unl = rng.normal(3, 1, big_n)
     yhat, yhat_unl = _judged(rng, y), _judged(rng, unl)
-    ours = ppi_mean(y, yhat, yhat_unl)
+    ours = ppi_mean(y, yhat, yhat_unl, student=False)
     point = ppi_py.ppi_mean_pointestimate(y, yhat, yhat_unl, lam=None)
     low, high = ppi_py.ppi_mean_ci(y, yhat, yhat_unl, alpha=0.05, lam=None)
     assert ours.value == pytest.approx(float(np.squeeze(point)), abs=1e-10)
     assert (ours.low, ours.high) == pytest.approx((float(np.squeeze(low)), float(np.squeeze(high))), abs=1e-10)
     classical = ppi_py.classical_mean_ci(y, alpha=0.05)
-    assert (labelled_mean(y).low, labelled_mean(y).high) == pytest.approx(tuple(map(float, classical)), abs=1e-10)
+    normal = labelled_mean(y, student=False)
+    assert (normal.low, normal.high) == pytest.approx(tuple(map(float, classical)), abs=1e-10)
+    student = ppi_mean(y, yhat, yhat_unl)
+    assert student.value == ours.value and student.low < ours.low and student.high > ours.high
 
 
 def test_fixed_lambda_is_plain_ppi_and_classical() -> None:
@@ -39,7 +42,7 @@ def test_fixed_lambda_is_plain_ppi_and_classical() -> None:
     yhat, unl = _judged(rng, y), _judged(rng, rng.normal(3, 1, 300))
     for lam in (0.0, 1.0):
         low, high = ppi_py.ppi_mean_ci(y, yhat, unl, alpha=0.05, lam=lam)
-        e = ppi_mean(y, yhat, unl, lam=lam)
+        e = ppi_mean(y, yhat, unl, lam=lam, student=False)
         assert (e.low, e.high) == pytest.approx((float(np.squeeze(low)), float(np.squeeze(high))), abs=1e-10)
 
 
@@ -52,7 +55,7 @@ def test_paired_difference_is_ppi_on_the_differences() -> None:
     lab[:40] = True
     a = Side(units, np.where(lab, ha, np.nan), _judged(rng, ha))
     b = Side(units[::-1], np.where(lab, hb, np.nan)[::-1], _judged(rng, hb)[::-1])
-    effect, beats = ppi_difference(a, b, n_boot=500)
+    effect, beats = ppi_difference(a, b, n_boot=500, student=False)
     d, dhat = ha - hb, a.judge - b.judge[::-1]
     low, high = ppi_py.ppi_mean_ci(d[lab], dhat[lab], dhat[~lab], alpha=0.05, lam=None)
     assert (effect.low, effect.high) == pytest.approx((float(np.squeeze(low)), float(np.squeeze(high))), abs=1e-10)

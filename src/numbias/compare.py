@@ -267,14 +267,14 @@ def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system: str = "sys
     >>> shown = ["system", "labelled", "naive", "labelled_only", "ppi", "ppi_low", "ppi_high", "truth"]
     >>> results.systems[shown].round(2)   # the judge over-scores by about 0.8; PPI++ does not
       system  labelled  naive  labelled_only   ppi  ppi_low  ppi_high  truth
-    0      A        40   4.11           3.53  3.56     3.38      3.73   3.63
-    1      B        40   3.84           3.08  3.00     2.81      3.20   3.06
-    2      C        40   3.87           3.06  3.00     2.82      3.19   3.08
+    0      A        40   4.11           3.53  3.56     3.38      3.74   3.63
+    1      B        40   3.84           3.08  3.00     2.80      3.20   3.06
+    2      C        40   3.87           3.06  3.00     2.81      3.20   3.08
     >>> results.pairs[["a", "b", "difference", "low", "high", "beats"]].round(2)
        a  b  difference   low  high  beats
-    0  A  B        0.52  0.32  0.72   1.00
-    1  A  C        0.52  0.35  0.69   1.00
-    2  B  C        0.03 -0.15  0.20   0.62
+    0  A  B        0.52  0.32  0.73   1.00
+    1  A  C        0.52  0.35  0.70   1.00
+    2  B  C        0.03 -0.15  0.21   0.62
     """
     items = load_items(data, system=system, human=human, score=score, group=group, human_range=human_range,
                        judge_range=judge_range)
@@ -324,10 +324,10 @@ def coverage(data: str | Path | pd.DataFrame | ScoredItems, *, budgets: tuple[in
     >>> table = coverage(frame, score="judge", budgets=(20, 60, 600), draws=100)   # 600 leaves none unlabelled
     >>> table[["labels", "estimator", "coverage", "width_ratio"]].round(2)
        labels      estimator  coverage  width_ratio
-    0      20          naive      0.00         0.23
+    0      20          naive      0.00         0.21
     1      20  labelled_only      0.94         1.00
-    2      20            ppi      0.91         0.59
-    3      60          naive      0.00         0.39
+    2      20            ppi      0.94         0.59
+    3      60          naive      0.00         0.38
     4      60  labelled_only      0.94         1.00
     5      60            ppi      0.98         0.61
     """

@@ -61,13 +61,21 @@ class Estimate:
         return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
-def _z(level: float) -> float:
-    return float(stats.norm.ppf(0.5 + level / 2))
+def _q(level: float, df: int | None = None) -> float:
+    """The two-sided quantile: Student t with ``df`` degrees of freedom, else normal."""
+    return float(stats.t.ppf(0.5 + level / 2, df) if df else stats.norm.ppf(0.5 + level / 2))
 
 
-def _interval(value: float, se: float, level: float, labelled: int, items: int, lam: float = float("nan")) -> Estimate:
-    half = _z(level) * se
+def _interval(value: float, se: float, level: float, labelled: int, items: int, lam: float = float("nan"),
+              df: int | None = None) -> Estimate:
+    half = _q(level, df) * se
     return Estimate(float(value), float(value - half), float(value + half), labelled, items, float(lam))
+
+
+STUDENT = True
+"""Intervals from labels use Student t with (labels − 1) degrees of freedom: with 25 labels
+the normal quantile of ``ppi-python`` covers about 92% at 95%; ``student=False`` gives
+``ppi-python``'s normal intervals exactly."""
 
 
 def naive_mean(judge: np.ndarray, level: float = LEVEL) -> Estimate:
@@ -83,13 +91,14 @@ def naive_mean(judge: np.ndarray, level: float = LEVEL) -> Estimate:
     return _interval(judge.mean(), judge.std() / math.sqrt(len(judge)), level, 0, len(judge))
 
 
-def labelled_mean(human: np.ndarray, level: float = LEVEL) -> Estimate:
-    """The human scores' mean with the classical normal interval (PPI with λ = 0; the
-    interval ``ppi-python``'s ``classical_mean_ci`` gives)."""
+def labelled_mean(human: np.ndarray, level: float = LEVEL, *, student: bool = STUDENT) -> Estimate:
+    """The human scores' mean with the classical interval (PPI with λ = 0); with
+    ``student=False`` the normal one ``ppi-python``'s ``classical_mean_ci`` gives."""
     human = np.asarray(human, dtype=float)
     if len(human) < 2:
         return Estimate(float("nan"), float("nan"), float("nan"), len(human), len(human))
-    return _interval(human.mean(), human.std() / math.sqrt(len(human)), level, len(human), len(human), 0.0)
+    return _interval(human.mean(), human.std() / math.sqrt(len(human)), level, len(human), len(human), 0.0,
+                     df=len(human) - 1 if student else None)
 
 
 def _ppi(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray,
@@ -116,9 +125,10 @@ def _ppi(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray,
 
 
 def ppi_mean(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, *, lam: float | None = None,
-             level: float = LEVEL) -> Estimate:
+             level: float = LEVEL, student: bool = STUDENT) -> Estimate:
     """The prediction-powered mean of the human score: ``y`` and ``yhat`` the labelled
-    items' human and judge scores, ``unlabelled`` the judge's scores of the rest.
+    items' human and judge scores, ``unlabelled`` the judge's scores of the rest. The
+    interval's quantile is Student t with n − 1 degrees of freedom (:data:`STUDENT`).
 
     >>> rng = np.random.default_rng(0)
     >>> truth = rng.normal(3, 1, 1000)
@@ -131,7 +141,8 @@ def ppi_mean(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, *, lam: fl
     if len(y) < 2:
         return Estimate(float("nan"), float("nan"), float("nan"), len(y), len(y) + len(unlabelled))
     theta, se, weight = _ppi(y, yhat, unlabelled, lam)
-    return _interval(float(theta), float(se), level, len(y), len(y) + len(unlabelled), float(weight))
+    return _interval(float(theta), float(se), level, len(y), len(y) + len(unlabelled), float(weight),
+                     df=len(y) - 1 if student else None)
 
 
 def _beats(boot: np.ndarray) -> float:
@@ -139,8 +150,11 @@ def _beats(boot: np.ndarray) -> float:
     return float(np.mean(boot > 0) + 0.5 * np.mean(boot == 0))
 
 
-def _p_normal(delta: float, se: float) -> float:
-    return float(2 * stats.norm.sf(abs(delta) / se)) if se > 0 else float("nan")
+def _p(delta: float, se: float, df: int | None) -> float:
+    """Two-sided p of no difference, with the interval's quantile (t with ``df``, else normal)."""
+    if not se > 0:
+        return float("nan")
+    return float(2 * (stats.t.sf(abs(delta) / se, df) if df else stats.norm.sf(abs(delta) / se)))
 
 
 @dataclass(frozen=True)
@@ -174,8 +188,8 @@ def paired_units(a: Side, b: Side) -> bool:
     return bool(ua.is_unique and ub.is_unique and len(ua) == len(ub) and ua.sort_values().equals(ub.sort_values()))
 
 
-def ppi_difference(a: Side, b: Side, *, n_boot: int = 2000, seed: int = 0,
-                   level: float = LEVEL) -> tuple[Effect, float]:
+def ppi_difference(a: Side, b: Side, *, n_boot: int = 2000, seed: int = 0, level: float = LEVEL,
+                   student: bool = STUDENT) -> tuple[Effect, float]:
     """PPI++ estimate of mean(A) − mean(B) as an :class:`Effect` (``delta`` = A − B, p
     from its normal interval) and P(A beats B) from a bootstrap over units. Paired by
     unit when :func:`paired_units`: a unit labelled for both is labelled; otherwise the
@@ -185,18 +199,21 @@ def ppi_difference(a: Side, b: Side, *, n_boot: int = 2000, seed: int = 0,
         order = pd.Index(b.units).get_indexer(a.units)
         human, judge = a.human - b.human[order], a.judge - b.judge[order]
         lab = np.isfinite(human)
-        est = ppi_mean(human[lab], judge[lab], judge[~lab], level=level)
+        df = int(lab.sum()) - 1 if student else None
+        est = ppi_mean(human[lab], judge[lab], judge[~lab], level=level, student=student)
         boot = _boot_ppi(human[lab], judge[lab], judge[~lab], rng, n_boot)
-        se = (est.high - est.value) / _z(level)
-        return Effect(est.value, est.low, est.high, _p_normal(est.value, se), len(human),
+        se = (est.high - est.value) / _q(level, df)
+        return Effect(est.value, est.low, est.high, _p(est.value, se, df), len(human),
                       resampled=f"{int(lab.sum())} labelled of {len(human)} paired units"), _beats(boot)
-    ea, eb = (ppi_mean(s.human[s.labelled], s.judge[s.labelled], s.judge[~s.labelled], level=level) for s in (a, b))
-    se = math.hypot(*((e.high - e.value) / _z(level) for e in (ea, eb)))
+    df = min(int(a.labelled.sum()), int(b.labelled.sum())) - 1 if student else None  # the fewer labels: conservative
+    ea, eb = (ppi_mean(s.human[s.labelled], s.judge[s.labelled], s.judge[~s.labelled], level=level, student=False)
+              for s in (a, b))
+    se = math.hypot(*((e.high - e.value) / _q(level) for e in (ea, eb)))
     delta = ea.value - eb.value
     boot = np.subtract(*(_boot_ppi(s.human[s.labelled], s.judge[s.labelled], s.judge[~s.labelled], rng, n_boot)
                          for s in (a, b)))
-    half = _z(level) * se
-    return Effect(delta, delta - half, delta + half, _p_normal(delta, se), len(a.units) + len(b.units),
+    half = _q(level, df) * se
+    return Effect(delta, delta - half, delta + half, _p(delta, se, df), len(a.units) + len(b.units),
                   resampled="independent systems"), _beats(boot)
 
 
