@@ -119,8 +119,10 @@ def test_the_coverage_check_on_synthetic_systems() -> None:
     time with narrower intervals than labelled-only (the judge's item-level r > 0.3), the
     naive mean almost never; a budget leaving nothing unlabelled is skipped."""
     frame = _outputs(groups=1000, seed=3)
-    table = coverage(frame, system="model", human="rating", score="judge", group="dialogue",
-                     budgets=(25, 50, 1000), draws=200).set_index(["labels", "estimator"])
+    both = coverage(frame, system="model", human="rating", score="judge", group="dialogue",
+                    budgets=(25, 50, 1000), draws=200)
+    assert set(both.target) == {"population", "these items"}
+    table = both[both.target == "population"].set_index(["labels", "estimator"])
     assert sorted(set(table.index.get_level_values(0))) == [25, 50]
     assert (table.judge_r > 0.3).all() and (table.draws == 200).all()
     for n in (25, 50):
@@ -128,3 +130,15 @@ def test_the_coverage_check_on_synthetic_systems() -> None:
         assert 0.9 <= table.loc[(n, "labelled_only"), "coverage"] <= 0.98, table
         assert table.loc[(n, "ppi"), "width_ratio"] < 0.9
         assert table.loc[(n, "naive"), "coverage"] < 0.1
+
+
+def test_the_mean_of_these_items_is_covered_when_half_are_labelled() -> None:
+    """With half the groups labelled the population intervals over-cover the mean of these
+    very items; the finite-population ones cover it at about 95%."""
+    frame = _outputs(groups=100, seed=5)
+    table = coverage(frame, system="model", human="rating", score="judge", group="dialogue", budgets=(50,),
+                     draws=300).set_index(["target", "estimator"])
+    assert table.loc[("population", "labelled_only"), "coverage"] > 0.98
+    for estimator in ("labelled_only", "ppi"):
+        assert 0.92 <= table.loc[("these items", estimator), "coverage"] <= 0.98, table
+    assert table.loc[("these items", "ppi"), "width_ratio"] < 0.9

@@ -25,8 +25,8 @@ from numbias.inference import LEVEL
 from numbias.scale import ScoreScale
 from numbias.scoring import ScoredItems
 from numbias.study import SYSTEM_CONVENTION
-from numbias.systems import (ASSUMPTION, Estimate, Side, corrected_pass_rate, labelled_mean, members, naive_mean,
-                             pairwise, ppi_mean, sides, system_agreement)
+from numbias.systems import (ASSUMPTION, Estimate, Side, corrected_pass_rate, finite_mean, labelled_mean, members,
+                             naive_mean, pairwise, ppi_mean, sides, system_agreement)
 
 ESTIMATORS = ("naive", "labelled_only", "ppi")
 """The three estimates of a system's mean: the judge's (biased), the labels' alone, PPI++."""
@@ -183,11 +183,18 @@ def _sides(frame: pd.DataFrame, human: np.ndarray) -> dict[str, Side]:
     return parts
 
 
-def estimates(side: Side, level: float = LEVEL) -> dict[str, Estimate]:
-    """The three estimates of one system's mean human score."""
+def estimates(side: Side, level: float = LEVEL, finite: bool = False) -> dict[str, Estimate]:
+    """The three estimates of one system's mean human score; with ``finite`` the mean of
+    exactly its items (:func:`numbias.systems.finite_mean`), else of the population they
+    were drawn from."""
     lab = side.labelled
-    return {"naive": naive_mean(side.judge, level), "labelled_only": labelled_mean(side.human[lab], level),
-            "ppi": ppi_mean(side.human[lab], side.judge[lab], side.judge[~lab], level=level)}
+    y, yhat, rest = side.human[lab], side.judge[lab], side.judge[~lab]
+    if finite:
+        return {"naive": naive_mean(side.judge, level), "labelled_only": finite_mean(y, yhat, rest, lam=0.0,
+                                                                                     level=level),
+                "ppi": finite_mean(y, yhat, rest, level=level)}
+    return {"naive": naive_mean(side.judge, level), "labelled_only": labelled_mean(y, level),
+            "ppi": ppi_mean(y, yhat, rest, level=level)}
 
 
 def _pass_rates(parts: dict[str, Side], frame: pd.DataFrame, human: np.ndarray, threshold: float, n_boot: int,
@@ -311,10 +318,13 @@ def coverage(data: str | Path | pd.DataFrame | ScoredItems, *, budgets: tuple[in
     """How often each estimator's interval covers every system's true mean human score
     when only ``n`` labels are drawn (for each ``n`` in ``budgets``, ``draws`` seeded
     draws, :func:`draw_labels`), on rows that are all labelled. One row per budget ×
-    estimator: coverage over systems × draws (and the worst system's), mean interval
-    width, width over the labelled-only mean's, mean error; the judge's item-level r
-    with the humans beside it. A budget that leaves nothing unlabelled is skipped.
-    ``columns`` are :func:`load_items`'s keywords.
+    estimator × target: coverage over systems × draws (and the worst system's), mean
+    interval width, width over the labelled-only mean's, mean error; the judge's
+    item-level r with the humans beside it. Target "population": the intervals
+    :func:`compare` reports (the mean of the population the items came from), which
+    over-cover the mean of these very items as the labelled share grows; "these items":
+    :func:`numbias.systems.finite_mean`'s, whose target is that mean. A budget that
+    leaves nothing unlabelled is skipped. ``columns`` are :func:`load_items`'s keywords.
 
     >>> import numpy as np, pandas as pd
     >>> rng = np.random.default_rng(1)
@@ -322,7 +332,8 @@ def coverage(data: str | Path | pd.DataFrame | ScoredItems, *, budgets: tuple[in
     ...                       for g in range(600) for s, m in (("A", 3.5), ("B", 3.0))])
     >>> frame["judge"] = frame.human + 1 + rng.normal(0, .5, len(frame))   # biased by +1
     >>> table = coverage(frame, score="judge", budgets=(20, 60, 600), draws=100)   # 600 leaves none unlabelled
-    >>> table[["labels", "estimator", "coverage", "width_ratio"]].round(2)
+    >>> shown = table[table.target == "population"].reset_index(drop=True)
+    >>> shown[["labels", "estimator", "coverage", "width_ratio"]].round(2)
        labels      estimator  coverage  width_ratio
     0      20          naive      0.00         0.21
     1      20  labelled_only      0.94         1.00
@@ -345,19 +356,20 @@ def coverage(data: str | Path | pd.DataFrame | ScoredItems, *, budgets: tuple[in
             masks = [draw_labels(items, n, seed + d) for d in range(draws)]
         except NumbiasError:
             continue
-        hits = _draw_hits(by, human, judge, masks, truth, level)
-        out += _coverage_rows(hits, n, r)
+        for finite in (False, True):
+            hits = _draw_hits(by, human, judge, masks, truth, level, finite)
+            out += [{**row, "target": "these items" if finite else "population"} for row in _coverage_rows(hits, n, r)]
     return pd.DataFrame(out)
 
 
 def _draw_hits(by: dict[str, np.ndarray], human: np.ndarray, judge: np.ndarray, masks: list[np.ndarray],
-               truth: dict[str, float], level: float) -> dict[str, np.ndarray]:
+               truth: dict[str, float], level: float, finite: bool) -> dict[str, np.ndarray]:
     """Per estimator: (covered, width, error) for every draw × system."""
     out: dict[str, list[tuple[float, float, float]]] = {k: [] for k in ESTIMATORS}
     for mask in masks:
         for name, rows in by.items():
             side = Side(rows, np.where(mask[rows], human[rows], np.nan), judge[rows])
-            for key, e in estimates(side, level).items():
+            for key, e in estimates(side, level, finite).items():
                 out[key].append((e.low <= truth[name] <= e.high, e.high - e.low, e.value - truth[name]))
     return {k: np.array(v).reshape(len(masks), len(by), 3) for k, v in out.items()}
 

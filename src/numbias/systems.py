@@ -124,6 +124,35 @@ def _ppi(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray,
     return theta, se, weight
 
 
+def finite_mean(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, *, lam: float | None = None,
+                level: float = LEVEL, student: bool = STUDENT) -> Estimate:
+    """The mean human score of exactly these n + N items (not of the population they
+    were drawn from): the n labels as they are, the N unlabelled items' mean estimated by
+    the judge rectified on the labels (the survey regression estimator; ``lam=0``: the
+    labels alone). Only the rectifier varies, with the finite-population correction
+    (1 − n / (n + N)): what a coverage check against the mean of a fully labelled set
+    measures, where labelling half the items halves the variance.
+
+    >>> e = finite_mean(np.array([1.0, 2, 3, 4]), np.array([1.0, 2, 3, 4]) + 1, np.array([6.0, 7]))
+    >>> round(e.value, 2), round(e.high - e.low, 6)   # a perfect judge (after its offset) leaves no doubt
+    (3.5, 0.0)
+    >>> e = finite_mean(np.array([1.0, 3, 2, 4]), np.array([2.0, 2, 5, 1]), np.array([3.0, 3]))
+    >>> round(e.value, 2), e.low < 2.5 < e.high, e.lam < 0   # a judge pointing the wrong way is turned round
+    (2.44, True, True)
+    """
+    y, yhat, unlabelled = (np.asarray(a, dtype=float) for a in (y, yhat, unlabelled))
+    n, big_n = len(y), len(unlabelled)
+    if n < 2:
+        return Estimate(float("nan"), float("nan"), float("nan"), n, n + big_n)
+    if lam is None:
+        var = float(yhat.var())  # the labelled items' regression slope of human on judge
+        lam = float(np.mean((y - y.mean()) * (yhat - yhat.mean())) / var) if var > 0 and big_n else 0.0
+    rest = y - lam * yhat
+    value = (y.sum() + big_n * (lam * unlabelled.mean() + rest.mean())) / (n + big_n) if big_n else y.mean()
+    se = rest.std(ddof=1) * math.sqrt((1 - n / (n + big_n)) / n)
+    return _interval(value, se, level, n, n + big_n, lam, df=n - 1 if student else None)
+
+
 def ppi_mean(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, *, lam: float | None = None,
              level: float = LEVEL, student: bool = STUDENT) -> Estimate:
     """The prediction-powered mean of the human score: ``y`` and ``yhat`` the labelled
