@@ -188,8 +188,8 @@ def _apply(flags: list[str]) -> str:
 
 def _task_flags(**flags: Any) -> dict[str, Any]:
     """The shared task flags of a command, by the names :func:`_tasks` takes."""
-    return {k: flags[k] for k in ("template", "system", "answer_prefix", "human", "human_range", "id", "group",
-                                  "ratings", "truncate", "system_column")}
+    return {k: flags.get(k) for k in ("template", "system", "answer_prefix", "human", "human_range", "id", "group",
+                                      "ratings", "truncate", "system_column")}
 
 
 def _options(pairs: list[str] | None) -> dict[str, Any]:
@@ -436,7 +436,6 @@ def align_cmd(
     human_range: RangeOpt = None,
     id: IdOpt = None,
     group: GroupOpt = None,
-    system_column: SystemColumnOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
@@ -736,17 +735,10 @@ def compare_cmd(
     folder = checked_path(out)
     ranges = {k: parse_range(v, f"--{k.replace('_', '-')}") if v else None
               for k, v in (("human_range", human_range), ("judge_range", judge_range))}
+    flags = _task_flags(**locals())
+    scoring = {"--data": data, "--model": model, "--backend": backend, "--range": range_, "--calibrated": calibrated}
     with one_writer(folder, wait=wait):
-        if scores is None:
-            flags = _task_flags(**{**locals(), "ratings": None})
-            source: Any = _score_here(data, flags, (model, backend, range_, calibrated), folder,
-                                      (base_url, api_key_env))
-            columns = {}
-        else:
-            _scores_only({"--data": data, "--model": model, "--backend": backend, "--range": range_,
-                          "--calibrated": calibrated, "--template": template, "--system": system,
-                          "--answer-prefix": answer_prefix, "--id": id, "--truncate": truncate})
-            source, columns = scores, {"system": system_column or "system", "human": human or "human", "group": group}
+        source, columns = _compare_source(scores, flags, scoring, folder, (base_url, api_key_env))
         results = compare(source, score=score_column, labels=labels, seed=seed, threshold=threshold,
                           n_boot=bootstrap, **columns, **ranges)
         written = write(results, folder, force=force)
@@ -754,14 +746,21 @@ def compare_cmd(
     console.print(f"results in {written}/ (systems.csv, pairs.csv, compare.json, report.html)")
 
 
-def _scores_only(given: dict[str, Any]) -> None:
-    """With --scores the judge scores exist: options that would score items are an error."""
-    if used := [k for k, v in given.items() if v is not None]:
+def _compare_source(scores: Path | None, flags: dict[str, Any], scoring: dict[str, Any], folder: Path,
+                    server: tuple[str | None, str | None]) -> tuple[Any, dict[str, Any]]:
+    """What compare reads and the columns it names: the --scores table (options that would
+    score items are an error there), else the --data items scored here."""
+    if scores is None:
+        return _score_here(scoring["--data"], flags, tuple(scoring.values())[1:], folder, server), {}
+    prompt = {f"--{k.replace('_', '-')}": flags[k] for k in ("template", "system", "answer_prefix", "id", "truncate")}
+    if used := [k for k, v in {**scoring, **prompt}.items() if v is not None]:
         raise NumbiasError(f"{', '.join(used)} {_apply(used)} when compare scores --data itself; with --scores the "
                            "scores exist already (drop them, or drop --scores)")
+    return scores, {"system": flags["system_column"] or "system", "human": flags["human"] or "human",
+                    "group": flags["group"]}
 
 
-def _score_here(data: Path | None, flags: dict[str, Any], judge: tuple[Any, Any, Any, Path | None], folder: Path,
+def _score_here(data: Path | None, flags: dict[str, Any], judge: tuple[Any, ...], folder: Path,
                 server: tuple[str | None, str | None]) -> Any:
     """The --data items scored by the named (or calibrated) judge, its store in the results folder."""
     from numbias.scoring import score as score_items
