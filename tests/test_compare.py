@@ -142,3 +142,21 @@ def test_the_mean_of_these_items_is_covered_when_half_are_labelled() -> None:
     for estimator in ("labelled_only", "ppi"):
         assert 0.92 <= table.loc[("these items", estimator), "coverage"] <= 0.98, table
     assert table.loc[("these items", "ppi"), "width_ratio"] < 0.9
+
+
+def test_compare_scores_with_a_saved_calibrated_judge(tmp_path: Path) -> None:
+    """--calibrated scores --data with the saved judge; its scores on the human scale
+    (calibrated_human) are the predictor, and no mapping is noted."""
+    saved = json.loads((Path(__file__).parent / "data" / "calibrated-judge-format-1.json").read_text())
+    saved.update(judge={"model": "toy", "backend": "plugin-judge", "label": None, "options": {}},
+                 template={"text": TEMPLATE, "answer_prefix": None, "system": None}, human_range=[1.0, 5.0],
+                 setting={**saved["setting"], "scale": "0-9"})
+    (tmp_path / "judge.json").write_text(json.dumps(saved))
+    frame = _outputs(groups=6).drop(columns="judge")
+    frame["summary"] = [f"summary {k}" for k in range(len(frame))]
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    shown = _invoke("compare", "--data", str(tmp_path / "items.csv"), "--calibrated", str(tmp_path / "judge.json"),
+                    "--human", "rating", "--human-range", "1-5", "--system-column", "model", "--group", "dialogue",
+                    "--bootstrap", "200", "--out", str(tmp_path / "res"))
+    assert "column 'calibrated_human'" in shown and "mapped linearly" not in shown
+    assert pd.read_csv(tmp_path / "res" / "systems.csv").labelled.tolist() == [6, 6, 6]
