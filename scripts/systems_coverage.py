@@ -92,7 +92,7 @@ def main() -> None:
     rows = items(args.data, args.criterion, args.limit)
     scores, column = judged(rows, args.criterion, args.judge, args.out)
     columns = {"score": column, "human_range": (1.0, 5.0), "group": "dialogue",
-               "system": "system" if scores.is_dir() else "model", "judge_range": (1.0, 5.0)}
+               "system_column": "system" if scores.is_dir() else "model", "judge_range": (1.0, 5.0)}
     budgets = tuple(int(b) for b in args.budgets.split(","))
     if rows["dialogue"].nunique() <= min(budgets):
         print(f"{rows['dialogue'].nunique()} dialogues: too few for a budget of {min(budgets)}; no coverage check")

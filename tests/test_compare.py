@@ -89,7 +89,7 @@ def test_run_reports_system_level_agreement(tmp_path: Path) -> None:
 def test_an_output_of_several_systems_counts_for_each() -> None:
     frame = _outputs(groups=40)
     frame.loc[frame.model == "C", "model"] = "C,D"
-    results = numbias.compare(frame, system="model", human="rating", score="judge", group="dialogue",
+    results = numbias.compare(frame, system_column="model", human="rating", score="judge", group="dialogue",
                               human_range=(1, 5), n_boot=200)
     assert results.systems.system.tolist() == ["A", "B", "C", "D"]
     assert results.systems.set_index("system").loc["D", "items"] == 40
@@ -97,7 +97,7 @@ def test_an_output_of_several_systems_counts_for_each() -> None:
 
 
 def test_pass_rates_are_corrected_and_clipped() -> None:
-    results = numbias.compare(_outputs(groups=200), system="model", human="rating", score="judge",
+    results = numbias.compare(_outputs(groups=200), system_column="model", human="rating", score="judge",
                               group="dialogue", labels=60, human_range=(1, 5), threshold=3.5, n_boot=300)
     t = results.systems
     assert (t.pass_naive > t.pass_labelled).all()  # the over-scoring judge passes too many
@@ -106,11 +106,11 @@ def test_pass_rates_are_corrected_and_clipped() -> None:
 
 
 def test_draw_labels_by_group_or_per_system() -> None:
-    items = load_items(_outputs(groups=20), system="model", human="rating", score="judge", group="dialogue")
+    items = load_items(_outputs(groups=20), system_column="model", human="rating", score="judge", group="dialogue")
     mask = draw_labels(items, 5, seed=1)
     assert mask.sum() == 15 and items.frame[mask].unit.nunique() == 5
     assert (draw_labels(items, 5, seed=1) == mask).all()
-    rows = load_items(_outputs(groups=20), system="model", human="rating", score="judge")
+    rows = load_items(_outputs(groups=20), system_column="model", human="rating", score="judge")
     assert pd.Series(draw_labels(rows, 4)).groupby(rows.frame.system).sum().tolist() == [4, 4, 4]
 
 
@@ -119,7 +119,7 @@ def test_the_coverage_check_on_synthetic_systems() -> None:
     time with narrower intervals than labelled-only (the judge's item-level r > 0.3), the
     naive mean almost never; a budget leaving nothing unlabelled is skipped."""
     frame = _outputs(groups=1000, seed=3)
-    both = coverage(frame, system="model", human="rating", score="judge", group="dialogue",
+    both = coverage(frame, system_column="model", human="rating", score="judge", group="dialogue",
                     budgets=(25, 50, 1000), draws=200)
     assert set(both.target) == {"population", "these items"}
     table = both[both.target == "population"].set_index(["labels", "estimator"])
@@ -136,7 +136,7 @@ def test_the_mean_of_these_items_is_covered_when_half_are_labelled() -> None:
     """With half the groups labelled the population intervals over-cover the mean of these
     very items; the finite-population ones cover it at about 95%."""
     frame = _outputs(groups=100, seed=5)
-    table = coverage(frame, system="model", human="rating", score="judge", group="dialogue", budgets=(50,),
+    table = coverage(frame, system_column="model", human="rating", score="judge", group="dialogue", budgets=(50,),
                      draws=300).set_index(["target", "estimator"])
     assert table.loc[("population", "labelled_only"), "coverage"] > 0.98
     for estimator in ("labelled_only", "ppi"):

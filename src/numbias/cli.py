@@ -700,7 +700,8 @@ def compare_cmd(
     judge_range: Annotated[str | None, typer.Option(help="The judge scores' scale LO-HI, mapped onto the human "
                                                          "range (default: the scored folder's, else the human "
                                                          "scale).")] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for P(A beats B) and pass rates.", min=100)] = 2000,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for P(A beats B) and pass rates.",
+                                           min=100)] = 2000,
     model: Annotated[str | None, typer.Option(help="Judge that scores --data (registry name, GGUF path, model "
                                                    "name).")] = None,
     backend: Annotated[str | None, typer.Option(help="Backend of that judge.")] = None,
@@ -756,7 +757,7 @@ def _compare_source(scores: Path | None, flags: dict[str, Any], scoring: dict[st
     if used := [k for k, v in {**scoring, **prompt}.items() if v is not None]:
         raise NumbiasError(f"{', '.join(used)} {_apply(used)} when compare scores --data itself; with --scores the "
                            "scores exist already (drop them, or drop --scores)")
-    return scores, {"system": flags["system_column"] or "system", "human": flags["human"] or "human",
+    return scores, {"system_column": flags["system_column"] or "system", "human": flags["human"] or "human",
                     "group": flags["group"]}
 
 

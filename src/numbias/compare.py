@@ -30,7 +30,8 @@ from numbias.systems import (ASSUMPTION, Estimate, Side, corrected_pass_rate, fi
 
 ESTIMATORS = ("naive", "labelled_only", "ppi")
 """The three estimates of a system's mean: the judge's (biased), the labels' alone, PPI++."""
-NAMES = {"naive": "naive judge mean (biased)", "labelled_only": "labelled-only mean", "ppi": "prediction-powered (PPI++)"}
+NAMES = {"naive": "naive judge mean (biased)", "labelled_only": "labelled-only mean",
+         "ppi": "prediction-powered (PPI++)"}
 
 
 @dataclass
@@ -100,8 +101,9 @@ def _numbers(column: pd.Series, where: str, what: str, blank_ok: bool) -> np.nda
     return values
 
 
-def load_items(data: str | Path | pd.DataFrame | ScoredItems, *, system: str = "system", human: str = "human",
-               score: str | None = None, group: str | None = None, human_range: tuple[float, float] | None = None,
+def load_items(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: str = "system",
+               human: str = "human", score: str | None = None, group: str | None = None,
+               human_range: tuple[float, float] | None = None,
                judge_range: tuple[float, float] | None = None) -> Items:
     """The rows to compare, checked: every row names a system and has a finite judge
     score; human scores (blank: unlabelled) lie in ``human_range`` (default: the labels'
@@ -116,9 +118,10 @@ def load_items(data: str | Path | pd.DataFrame | ScoredItems, *, system: str = "
     score = score or _default_score(frame)
     if score == "calibrated_human":
         judge_range = None
-    labels = _column(frame, system, where, "system").astype("string").fillna("")
+    labels = _column(frame, system_column, where, "system").astype("string").fillna("")
     if (empty := [i for i, label in enumerate(labels) if not members(label)]):
-        raise NumbiasError(f"{where}: row {empty[0]} names no system in column {system!r}; every row needs one")
+        raise NumbiasError(f"{where}: row {empty[0]} names no system in column {system_column!r}; every row needs "
+                           "one")
     out = pd.DataFrame({"id": frame["id"].astype(str) if "id" in frame else np.arange(len(frame)).astype(str),
                         "system": labels.to_numpy(dtype=object),
                         "human": _numbers(_column(frame, human, where, "human score"), where, "human score", True),
@@ -253,8 +256,9 @@ class CompareResults:
                               for k, e in self.agreement.items()}, "notes": self.notes}
 
 
-def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system: str = "system", human: str = "human",
-            score: str | None = None, group: str | None = None, labels: int | None = None, seed: int = 0,
+def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: str = "system",
+            human: str = "human", score: str | None = None, group: str | None = None, labels: int | None = None,
+            seed: int = 0,
             human_range: tuple[float, float] | None = None, judge_range: tuple[float, float] | None = None,
             threshold: float | None = None, n_boot: int = 2000, level: float = LEVEL) -> CompareResults:
     """Each system's mean human score (naive judge mean, labelled-only, PPI++) and every
@@ -283,8 +287,8 @@ def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system: str = "sys
     1  A  C        0.52  0.35  0.70   1.00
     2  B  C        0.03 -0.15  0.21   0.62
     """
-    items = load_items(data, system=system, human=human, score=score, group=group, human_range=human_range,
-                       judge_range=judge_range)
+    items = load_items(data, system_column=system_column, human=human, score=score, group=group,
+                       human_range=human_range, judge_range=judge_range)
     frame, truth, notes = items.frame, None, list(items.notes)
     human_scores = frame["human"].to_numpy()
     if labels is not None:

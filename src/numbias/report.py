@@ -766,8 +766,8 @@ SYSTEM_COLUMNS = {c.key: c for c in [
            "specificity on the labelled items (Rogan–Gladen), clipped to [0, 1]; bootstrap interval", percent=True),
     Column("a", "A", "first system of the pair"),
     Column("b", "B", "second system of the pair"),
-    Column("difference", "A − B [95% CI]", "PPI++ estimate of mean(A) − mean(B), paired by group where both systems "
-           "cover the same groups"),
+    Column("difference", "A − B [95% CI]", "PPI++ estimate of mean(A) − mean(B), paired by group where both "
+           "systems cover the same groups"),
     Column("p", "p", "two-sided p of A − B = 0 (normal), before correction", digits=3),
     Column("p_holm", "p (Holm)", "p adjusted by Holm over every pair", digits=3),
     Column("beats", "P(A beats B)", "share of bootstrap resamples of the items with A's PPI++ mean above B's",
