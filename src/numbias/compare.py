@@ -25,8 +25,8 @@ from numbias.inference import LEVEL
 from numbias.scale import ScoreScale
 from numbias.scoring import ScoredItems
 from numbias.study import SYSTEM_CONVENTION
-from numbias.systems import (ASSUMPTION, Estimate, Side, corrected_pass_rate, finite_mean, labelled_mean, members,
-                             naive_mean, pairwise, ppi_mean, sides, system_agreement)
+from numbias.systems import (ASSUMPTION, Estimate, Side, by_system, corrected_pass_rate, finite_mean, labelled_mean,
+                             members, naive_mean, pairwise, ppi_mean, sides, system_agreement)
 
 ESTIMATORS = ("naive", "labelled_only", "ppi")
 """The three estimates of a system's mean: the judge's (biased), the labels' alone, PPI++."""
@@ -160,20 +160,12 @@ def draw_labels(items: Items, n: int, seed: int = 0) -> np.ndarray:
             raise NumbiasError(f"labels {n} is not below the {len(units)} groups: nothing would be left unlabelled")
         return frame["unit"].isin(rng.choice(units, n, replace=False)).to_numpy()
     keep = np.zeros(len(frame), dtype=bool)
-    for name, side in _rows_by_system(frame).items():
+    for name, side in by_system(frame["system"].tolist()).items():
         if n >= len(side):
             raise NumbiasError(f"labels {n} is not below system {name!r}'s {len(side)} items: nothing would be "
                                "left unlabelled")
         keep[rng.choice(side, n, replace=False)] = True
     return keep
-
-
-def _rows_by_system(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    by: dict[str, list[int]] = {}
-    for i, label in enumerate(frame["system"]):
-        for name in members(label):
-            by.setdefault(name, []).append(i)
-    return {name: np.array(rows) for name, rows in by.items()}
 
 
 def _sides(frame: pd.DataFrame, human: np.ndarray) -> dict[str, Side]:
@@ -350,7 +342,7 @@ def coverage(data: str | Path | pd.DataFrame | ScoredItems, *, budgets: tuple[in
     if not items.all_labelled:
         raise NumbiasError("coverage needs every row labelled (the full labels are the truth)")
     frame = items.frame
-    by = _rows_by_system(frame)
+    by = by_system(frame["system"].tolist())
     human, judge = frame["human"].to_numpy(), frame["judge"].to_numpy()
     truth = {name: human[rows].mean() for name, rows in by.items()}
     r = float(np.corrcoef(human, judge)[0, 1])

@@ -382,12 +382,21 @@ def members(label: object) -> list[str]:
     return [name.strip() for name in str(label).split(",") if name.strip()]
 
 
-def sides(system: np.ndarray, units: np.ndarray, human: np.ndarray, judge: np.ndarray) -> dict[str, Side]:
-    """Each system's items, in order of first appearance, an item of several systems in
-    each of them."""
+def by_system(labels: np.ndarray | list[object]) -> dict[str, np.ndarray]:
+    """Each system's item positions, systems in order of first appearance, an item of
+    several systems (:func:`members`) in each of them.
+
+    >>> {k: v.tolist() for k, v in by_system(["A", "B,A", "B"]).items()}
+    {'A': [0, 1], 'B': [1, 2]}
+    """
     by: dict[str, list[int]] = {}
-    for i, label in enumerate(system):
+    for i, label in enumerate(labels):
         for name in members(label):
             by.setdefault(name, []).append(i)
+    return {name: np.array(rows) for name, rows in by.items()}
+
+
+def sides(system: np.ndarray, units: np.ndarray, human: np.ndarray, judge: np.ndarray) -> dict[str, Side]:
+    """Each system's items (:func:`by_system`) as a :class:`Side`."""
     units, human, judge = np.asarray(units), np.asarray(human, dtype=float), np.asarray(judge, dtype=float)
-    return {name: Side(units[idx], human[idx], judge[idx]) for name, idx in by.items()}
+    return {name: Side(units[idx], human[idx], judge[idx]) for name, idx in by_system(system).items()}
