@@ -11,12 +11,16 @@ width against the labelled-only mean's. OUT/compare.json is one draw of numbias 
 at the first budget, for the ranking.
 
 ``--judge annotator`` uses the first annotator's rating as the predictor and the mean of
-the other two as the human score: the statistics checked on real labels at no model cost
-(not an LLM judge, and said so in the output).
+the others as the human score: the statistics checked on real labels at no model cost
+(not an LLM judge; the output's ``predictor`` column says so). ``--dataset tmu-gfm``
+runs that check on TMU-GFM (five GEC systems, identical outputs merged: a row may count
+for several systems; the source sentence is the group).
 
     python scripts/systems_coverage.py --criterion relevance --judge qwen2.5-coder-0.5b-instruct \\
         --out docs/results/systems/qwen-relevance
     python scripts/systems_coverage.py --criterion relevance --judge annotator --out /tmp/annotator
+    python scripts/systems_coverage.py --dataset tmu-gfm --criterion grammer --judge annotator \
+        --budgets 50,100,200 --out /tmp/tmu
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from numbias.compare import BUDGETS, coverage
 from numbias.scoring import write_scores
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dialsumm" / "dialsumm.jsonl"
+TMU = SHARED.parents[1] / "tmu-gfm" / "tmu-gfm-dataset.csv"
+"""TMU-GFM: five GEC systems' corrections of CoNLL-2013 sentences, identical outputs merged
+(``system`` "lstm,cnn": the row counts for each); five annotators, 0-4."""
 CRITERIA = {
     "relevance": "how well the summary selects the important content of the dialogue",
     "coherence": "how well-structured and well-organised the summary is as a whole",
@@ -55,6 +62,15 @@ def items(path: Path, criterion: str, limit: int | None) -> pd.DataFrame:
                         "human": ratings.mean(axis=1), "first": ratings[:, 0], "others": ratings[:, 1:].mean(axis=1)})
     out = out.sort_values(["dialogue", "model"]).reset_index(drop=True)
     return out.head(limit) if limit else out
+
+
+def tmu_items(path: Path, criterion: str) -> pd.DataFrame:
+    """TMU-GFM as rows: the source sentence is the group, ``system`` may name several
+    systems; only the annotator predictor applies (no judge prompt for corrections here)."""
+    frame = pd.read_csv(path)
+    ratings = np.array([[float(x) for x in cell.split(",")] for cell in frame[criterion]])
+    return pd.DataFrame({"id": frame.index.astype(str), "dialogue": frame["source"], "model": frame["system"],
+                         "human": ratings.mean(axis=1), "first": ratings[:, 0], "others": ratings[:, 1:].mean(axis=1)})
 
 
 def judged(rows: pd.DataFrame, criterion: str, judge: str, out: Path) -> tuple[Path, str]:
@@ -80,19 +96,26 @@ def judged(rows: pd.DataFrame, criterion: str, judge: str, out: Path) -> tuple[P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--criterion", choices=sorted(CRITERIA), default="relevance")
+    parser.add_argument("--dataset", choices=["dialsumm", "tmu-gfm"], default="dialsumm",
+                        help="tmu-gfm: criteria grammer, fluency, meaning; the annotator predictor only")
+    parser.add_argument("--criterion", choices=[*sorted(CRITERIA), "grammer", "meaning"], default="relevance")
     parser.add_argument("--judge", default="annotator", help="a numbias judge name, or 'annotator'")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=SHARED)
+    parser.add_argument("--data", type=Path, help="the data file (default: the shared copy)")
     parser.add_argument("--limit", type=int, help="only the first N summaries (a smoke check)")
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = items(args.data, args.criterion, args.limit)
+    tmu = args.dataset == "tmu-gfm"
+    if tmu and (args.judge != "annotator" or args.criterion not in ("grammer", "fluency", "meaning")):
+        parser.error("tmu-gfm takes --judge annotator and --criterion grammer, fluency or meaning")
+    data = args.data or (TMU if tmu else SHARED)
+    rows = tmu_items(data, args.criterion) if tmu else items(data, args.criterion, args.limit)
     scores, column = judged(rows, args.criterion, args.judge, args.out)
-    columns = {"score": column, "human_range": (1.0, 5.0), "group": "dialogue",
-               "system_column": "system" if scores.is_dir() else "model", "judge_range": (1.0, 5.0)}
+    scale = (0.0, 4.0) if tmu else (1.0, 5.0)
+    columns = {"score": column, "human_range": scale, "group": "dialogue",
+               "system_column": "system" if scores.is_dir() else "model", "judge_range": scale}
     budgets = tuple(int(b) for b in args.budgets.split(","))
     if rows["dialogue"].nunique() <= min(budgets):
         print(f"{rows['dialogue'].nunique()} dialogues: too few for a budget of {min(budgets)}; no coverage check")
