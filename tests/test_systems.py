@@ -148,3 +148,18 @@ def test_system_agreement_and_multi_membership() -> None:
     assert r["pearson"].low <= r["pearson"].value <= r["pearson"].high
     two = system_agreement({k: parts[k] for k in "AB"})
     assert np.isnan(two["kendall"].value)
+
+
+def test_a_pair_labelled_on_different_units_is_compared_as_independent() -> None:
+    """Paired units but no unit labelled for both: the difference falls back to two
+    independent estimates rather than an undefined paired one."""
+    rng = np.random.default_rng(7)
+    human = rng.normal(3, 1, (2, 60))
+    lab_a, lab_b = np.arange(60) < 20, np.arange(60) >= 40
+    a = Side(np.arange(60), np.where(lab_a, human[0], np.nan), _judged(rng, human[0]))
+    b = Side(np.arange(60), np.where(lab_b, human[1], np.nan), _judged(rng, human[1]))
+    effect, beats = ppi_difference(a, b, n_boot=200)
+    assert effect.resampled == "independent systems" and effect.defined and 0 <= beats <= 1
+    lonely = Side(np.arange(3), np.array([1.0, np.nan, np.nan]), np.ones(3))
+    effect, beats = ppi_difference(lonely, lonely, n_boot=50)
+    assert not effect.defined and np.isnan(beats)

@@ -175,7 +175,9 @@ def ppi_mean(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, *, lam: fl
 
 
 def _beats(boot: np.ndarray) -> float:
-    """Share of resamples with A ahead (ties count half)."""
+    """Share of resamples with A ahead (ties count half); NaN where a resample has no estimate."""
+    if not np.isfinite(boot).all():
+        return float("nan")
     return float(np.mean(boot > 0) + 0.5 * np.mean(boot == 0))
 
 
@@ -205,7 +207,10 @@ def _draw(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
 
 def _boot_ppi(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, rng: np.random.Generator,
               n_boot: int) -> np.ndarray:
-    """PPI++ estimates (λ re-tuned) on resamples of the labelled and unlabelled items."""
+    """PPI++ estimates (λ re-tuned) on resamples of the labelled and unlabelled items
+    (NaN with fewer than two labels, as :func:`ppi_mean`)."""
+    if len(y) < 2:
+        return np.full(n_boot, np.nan)
     li, ui = _draw(rng, len(y), n_boot), _draw(rng, len(unlabelled), n_boot)
     return _ppi(y[li], yhat[li], unlabelled[ui])[0]
 
@@ -220,12 +225,13 @@ def paired_units(a: Side, b: Side) -> bool:
 def ppi_difference(a: Side, b: Side, *, n_boot: int = 2000, seed: int = 0, level: float = LEVEL,
                    student: bool = STUDENT) -> tuple[Effect, float]:
     """PPI++ estimate of mean(A) − mean(B) as an :class:`Effect` (``delta`` = A − B, p
-    from its normal interval) and P(A beats B) from a bootstrap over units. Paired by
-    unit when :func:`paired_units`: a unit labelled for both is labelled; otherwise the
-    two systems' estimates are independent and their variances add."""
+    from its interval) and P(A beats B) from a bootstrap over units. Paired by unit when
+    :func:`paired_units` and two or more units are labelled for both (such a unit is
+    labelled for the difference); otherwise the two systems' estimates are independent
+    and their variances add."""
     rng = np.random.default_rng(seed)
-    if paired_units(a, b):
-        order = pd.Index(b.units).get_indexer(a.units)
+    order = pd.Index(b.units).get_indexer(a.units) if paired_units(a, b) else None
+    if order is not None and np.isfinite(a.human - b.human[order]).sum() >= 2:
         human, judge = a.human - b.human[order], a.judge - b.judge[order]
         lab = np.isfinite(human)
         df = int(lab.sum()) - 1 if student else None
