@@ -84,6 +84,8 @@ def test_run_reports_system_level_agreement(tmp_path: Path) -> None:
     assert "system-level agreement" in shown and "no human reference system is added" in shown
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary[0]["systems"] == 3 and summary[0]["system_kendall_low"] <= summary[0]["system_kendall_high"]
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "system Kendall τ [95% CI]" in page and "no human reference system is added" in page
 
 
 def test_an_output_of_several_systems_counts_for_each() -> None:
