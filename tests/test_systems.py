@@ -6,8 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numbias.systems import (Side, corrected_pass_rate, labelled_mean, naive_mean, pairwise, ppi_difference,
-                             ppi_mean, sides, system_agreement)
+from numbias.systems import (
+    Side,
+    corrected_pass_rate,
+    labelled_mean,
+    naive_mean,
+    pairwise,
+    ppi_difference,
+    ppi_mean,
+    sides,
+    system_agreement,
+)
 
 ppi_py = pytest.importorskip("ppi_py", reason="ppi-python (the test extra) is the oracle for PPI++: "
                                               "pip install 'numbias[test]'")

@@ -25,8 +25,21 @@ from numbias.inference import LEVEL
 from numbias.scale import ScoreScale
 from numbias.scoring import ScoredItems
 from numbias.study import SYSTEM_CONVENTION
-from numbias.systems import (ASSUMPTION, Estimate, Side, by_system, corrected_pass_rate, finite_mean, labelled_mean,
-                             members, naive_mean, pairwise, ppi_mean, sides, system_agreement)
+from numbias.systems import (
+    ASSUMPTION,
+    Estimate,
+    Side,
+    by_system,
+    corrected_pass_rate,
+    finite_mean,
+    labelled_mean,
+    members,
+    naive_mean,
+    pairwise,
+    ppi_mean,
+    sides,
+    system_agreement,
+)
 
 ESTIMATORS = ("naive", "labelled_only", "ppi")
 """The three estimates of a system's mean: the judge's (biased), the labels' alone, PPI++."""
