@@ -361,17 +361,20 @@ def system_agreement(sides: dict[str, Side], *, n_boot: int = 1000, seed: int = 
     if len(kept) < 3:
         return {name: nan for name in AGREEMENT}
     rng = np.random.default_rng(seed)
-    human, judge, boot_h, boot_j = [], [], [], []
+    means, boots = [], []  # per system: (judge, human) means, and over item resamples
     for s in kept.values():
         h, j = s.human[s.labelled], s.judge[s.labelled]
         idx = _draw(rng, len(h), n_boot)
-        human.append(h.mean()), judge.append(j.mean()), boot_h.append(h[idx].mean(-1)), boot_j.append(j[idx].mean(-1))
+        means.append((j.mean(), h.mean()))
+        boots.append((j[idx].mean(-1), h[idx].mean(-1)))
+    judge, human = np.array(means).T
+    boot_j, boot_h = np.array(boots).transpose(1, 2, 0)  # each resamples × systems
     labelled = int(sum(s.labelled.sum() for s in kept.values()))
     tail = (1 - level) / 2 * 100
     out = {}
     for name, statistic in AGREEMENT.items():
-        value = float(statistic(np.array(judge)[None], np.array(human)[None])[0])
-        boot = statistic(np.array(boot_j).T, np.array(boot_h).T)
+        value = float(statistic(judge[None], human[None])[0])
+        boot = statistic(boot_j, boot_h)
         boot = boot[np.isfinite(boot)]
         low, high = np.percentile(boot, [tail, 100 - tail]) if len(boot) else (np.nan, np.nan)
         out[name] = Estimate(value, float(low), float(high), labelled, len(kept))
