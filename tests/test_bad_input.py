@@ -20,6 +20,12 @@ FAKE = {"model": "toy", "backend": "plugin_judge:make"}
 FILE_TASK = {"file": "items.csv", "human": "score", "template": TEMPLATE}
 
 
+OUTPUTS = "model,dialogue,rating,judge\n" + "".join(
+    f"{m},d{k},{'' if k > 2 else (k + i) % 5 + 1},{(k * 3 + i) % 7 + 2}\n" for k in range(6) for i, m in enumerate("ABC"))
+"""Three systems on six dialogues, the first three dialogues labelled (1-5), judge scores 2-8."""
+COMPARE = ["compare", "--score-column", "judge", "--system-column", "model", "--human", "rating", "--out", "o"]
+
+
 def _yaml(**config: object) -> str:
     return json.dumps(config)  # JSON is YAML
 
@@ -62,6 +68,11 @@ FILES: dict[str, str | bytes] = {
     "mitigate.yaml": _yaml(judges=[FAKE], tasks=[{**FILE_TASK, "file": "many.csv"}], dev=10, out="o",
                            sample=False, resamples=0, label_draws=0),
     "sub/keep.txt": "a folder that is there",
+    # issue 28: numbias compare
+    "outputs.csv": OUTPUTS,
+    "nosys.csv": OUTPUTS.replace("\nB,d1,", "\n,d1,"),
+    "onelabel.csv": OUTPUTS.replace("B,d0,2,", "B,d0,,").replace("B,d1,3,", "B,d1,,"),
+    "outside.csv": OUTPUTS.replace("A,d0,1,", "A,d0,7,"),
 }
 
 CASES: list[tuple[str, list[str], str]] = [
@@ -177,6 +188,23 @@ CASES: list[tuple[str, list[str], str]] = [
      "--save nope/j.json: folder nope does not exist"),
     ("save over a data file", ["mitigate", "mitigate.yaml", "--save", "many.csv"],
      "--save many.csv: the file exists and is not a saved numbias judge"),
+    # issue 28: numbias compare
+    ("compare without scores or data", ["compare", "--out", "o"], "give --scores (judge scores already made) or --data"),
+    ("compare: unknown system column", ["compare", "--score-column", "judge", "--system-column", "maker",
+                                        "--human", "rating", "--scores", "outputs.csv"], "outputs.csv: no column 'maker' for the system"),
+    ("compare: unknown score column", ["compare", "--scores", "outputs.csv", "--score-column", "grade",
+                                       "--system-column", "model", "--human", "rating"], "no column 'grade' for the "
+                                                                                        "judge score"),
+    ("compare: a row with no system", [*COMPARE, "--scores", "nosys.csv"], "row 4 names no system in column 'model'"),
+    ("compare: a system with one label", [*COMPARE, "--scores", "onelabel.csv"],
+     "system 'B' has 1 labelled item(s) of 6; each system needs at least two"),
+    ("compare: a label outside the human range", [*COMPARE, "--scores", "outside.csv", "--human-range", "1-5"],
+     "human score 7 of row 0 lies outside the human range 1-5"),
+    ("compare: a budget when some rows are unlabelled", [*COMPARE, "--scores", "outputs.csv", "--labels", "2"],
+     "labels draws a labelling budget only when every row has a human score (9 of 18 rows have one)"),
+    ("compare: judging options with --scores", [*COMPARE, "--scores", "outputs.csv", "--model", "m"],
+     "--model applies when compare scores --data itself"),
+    ("compare: a folder without scores", [*COMPARE, "--scores", "sub"], "sub holds no scores.csv"),
 ]
 
 DATA_CASES: list[tuple[str, str, list[str], str]] = [
@@ -204,6 +232,7 @@ DATA_CASES: list[tuple[str, str, list[str], str]] = [
     ("items.csv", GOOD, ["--option", "n=0"], "n: Input should be greater than or equal to 1"),
     ("items.csv", GOOD, ["--group", "team"], "items.csv: no column 'team'"),
     ("items.csv", GOOD, ["--id", "key"], "items.csv: no column 'key'"),
+    ("items.csv", GOOD, ["--system-column", "maker"], "items.csv: no column 'maker'"),
 ]
 
 

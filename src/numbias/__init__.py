@@ -37,6 +37,7 @@ _WHERE = {
     "align": "numbias.align",
     "all_mitigations": "numbias.mitigation",
     "all_tasks": "numbias.tasks",
+    "compare": "numbias.compare",
     "create_backend": "numbias.backends",
     "load_file": "numbias.data",
     "mitigate": "numbias.mitigate",
@@ -75,6 +76,7 @@ __all__ = [
     "align",
     "all_mitigations",
     "all_tasks",
+    "compare",
     "create_backend",
     "load_file",
     "mitigate",
@@ -104,8 +106,8 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """The package, whose public functions ``align`` and ``mitigate`` keep their names
-    when their modules (``numbias.align``, ``numbias.mitigate``) are imported."""
+    """The package, whose public functions ``align``, ``compare`` and ``mitigate`` keep
+    their names when their modules (``numbias.align`` …) are imported."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _WHERE and isinstance(value, types.ModuleType):

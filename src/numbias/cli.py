@@ -1,4 +1,4 @@
-"""Command line: ``numbias run``, ``align``, ``mitigate``, ``score``, ``train``, ``report``, ``models``.
+"""Command line: ``numbias run``, ``align``, ``mitigate``, ``score``, ``compare``, ``train``, ``report``, ``models``.
 
 Every user error ends as one line on stderr and exit code 2, never a traceback;
 results already computed are in the store and survive any stop."""
@@ -121,6 +121,9 @@ RangeOpt = Annotated[str | None, typer.Option(help="Data file: the scale the rat
 IdOpt = Annotated[str | None, typer.Option("--id", help="Data file: the item-id column (default: row number).")]
 GroupOpt = Annotated[str | None, typer.Option(help="Data file: the group column (e.g. source document), for "
                                                    "group-level accuracy.")]
+SystemColumnOpt = Annotated[str | None, typer.Option(help="Data file: the column naming the system that produced each "
+                                                          "item (comma-separated names: an output several systems "
+                                                          "share), for system-level estimates.")]
 RatingsOpt = Annotated[str | None, typer.Option(help="Data file: raw per-rater scores column (human ceiling).")]
 WaitOpt = Annotated[bool, typer.Option(help="When another run writes to the same results folder, wait for it "
                                            "(else stop at once).")]
@@ -141,20 +144,22 @@ an interrupt prints."""
 def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None, *, template: str | None = None,
            system: str | None = None, answer_prefix: str | None = None, human: str | None = None,
            human_range: str | None = None, id: str | None = None, group: str | None = None,
-           ratings: str | None = None, truncate: str | None = None) -> list[dict[str, Any]]:
+           ratings: str | None = None, truncate: str | None = None,
+           system_column: str | None = None) -> list[dict[str, Any]]:
     """Task configs from the task flags. ``--data`` alone is a data file; with a registered
     ``--task`` it is that task's data. Every flag given lands somewhere or is an error."""
     from numbias.data import SUFFIXES
     from numbias.tasks import parse_range
 
     given = {"template": template, "system": system, "human": human, "human_range": human_range, "id": id,
-             "group": group, "ratings": ratings, "truncate": truncate}
+             "group": group, "ratings": ratings, "truncate": truncate, "system_column": system_column}
     if empty := [k for k, v in given.items() if v is not None and not v.strip()]:
         raise NumbiasError(f"--{empty[0].replace('_', '-')} is empty: give a value or leave the option out")
     options = _options(option)
     prompt = {k: v for k, v in (("template", template), ("system", system), ("answer_prefix", answer_prefix),
                                 ("truncate", truncate)) if v is not None}
     reading = {k: v for k, v in (("human", human), ("id", id), ("group", group), ("ratings", ratings),
+                                 ("system_column", system_column),
                                  ("human_range", parse_range(human_range, "--human-range") if human_range else None))
                if v is not None}
     names = list(names or [])
@@ -190,8 +195,8 @@ def _apply(flags: list[str]) -> str:
 
 def _task_flags(**flags: Any) -> dict[str, Any]:
     """The shared task flags of a command, by the names :func:`_tasks` takes."""
-    return {k: flags[k] for k in ("template", "system", "answer_prefix", "human", "human_range", "id", "group",
-                                  "ratings", "truncate")}
+    return {k: flags.get(k) for k in ("template", "system", "answer_prefix", "human", "human_range", "id", "group",
+                                      "ratings", "truncate", "system_column")}
 
 
 def _options(pairs: list[str] | None) -> dict[str, Any]:
@@ -323,6 +328,7 @@ def score(
     human_range: RangeOpt = None,
     id: IdOpt = None,
     group: GroupOpt = None,
+    system_column: SystemColumnOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
@@ -400,6 +406,7 @@ def run_cmd(
     human_range: RangeOpt = None,
     id: IdOpt = None,
     group: GroupOpt = None,
+    system_column: SystemColumnOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
@@ -651,6 +658,7 @@ def mitigate_cmd(
     human_range: RangeOpt = None,
     id: IdOpt = None,
     group: GroupOpt = None,
+    system_column: SystemColumnOpt = None,
     ratings: RatingsOpt = None,
     truncate: TruncateOpt = None,
     wait: WaitOpt = False,
@@ -706,6 +714,142 @@ def _run_mitigate(parsed: MitigateConfig, save: str | None, wait: bool, force: b
     if path:
         console.print(f"saved the automatic choice of {results.comparisons[0].task} as {path}")
     console.print(f"results in {folder}/ (mitigation.csv, dev_scores.csv, report.html)")
+
+
+@app.command("compare")
+def compare_cmd(
+    scores: Annotated[Path | None, typer.Option(help="Judge scores already made: a folder numbias score wrote, or "
+                                                     "a table (CSV, TSV, JSONL, JSON, Parquet) with a judge-score "
+                                                     "column; else the --data items are scored here.")] = None,
+    score_column: Annotated[str | None, typer.Option(help="The judge-score column (default: calibrated_human, "
+                                                          "else expected).")] = None,
+    labels: Annotated[int | None, typer.Option(help="When every row has a human score: keep N labels (N groups "
+                                                    "with --group, else N rows of each system), seeded, to "
+                                                    "simulate a labelling budget.", min=2)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the label draw and the bootstrap.")] = 0,
+    threshold: Annotated[float | None, typer.Option(help="Also pass rates: a score at or above it passes (human "
+                                                         "scale), corrected by Rogan–Gladen.")] = None,
+    judge_range: Annotated[str | None, typer.Option(help="The judge scores' scale LO-HI, mapped onto the human "
+                                                         "range (default: the scored folder's, else the human "
+                                                         "scale).")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for P(A beats B) and pass rates.",
+                                           min=100)] = 2000,
+    model: Annotated[str | None, typer.Option(help="Judge that scores --data (registry name, GGUF path, model "
+                                                   "name).")] = None,
+    backend: Annotated[str | None, typer.Option(help="Backend of that judge.")] = None,
+    range_: Annotated[str | None, typer.Option("--range", help="Scale the judge answers on (default 0-9).")] = None,
+    calibrated: Annotated[Path | None, typer.Option(help="A calibrated judge saved by `numbias mitigate --save` "
+                                                         "scores --data (its scores on the human scale).")] = None,
+    data: DataOpt = None,
+    template: TemplateOpt = None,
+    system: SystemOpt = None,
+    answer_prefix: PrefixOpt = None,
+    human: HumanOpt = None,
+    human_range: RangeOpt = None,
+    id: IdOpt = None,
+    group: Annotated[str | None, typer.Option(help="The group column (the input every system answered, e.g. the "
+                                                   "dialogue): pairs outputs across systems.")] = None,
+    system_column: SystemColumnOpt = None,
+    truncate: TruncateOpt = None,
+    out: Annotated[str, typer.Option(help="Results folder (systems.csv, pairs.csv, compare.json, report.html; the "
+                                          "store when scoring here).")] = "numbias-compare",
+    wait: WaitOpt = False,
+    force: ForceOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+) -> None:
+    """Which system is better, and how sure: each system's naive, labelled-only and
+    prediction-powered (PPI++) mean with 95% CIs, and every pair A − B with P(A beats B)."""
+    from numbias.compare import compare
+    from numbias.report import COMPARE_FILES, write
+    from numbias.tasks import parse_range
+
+    claim(out, COMPARE_FILES, force=force)
+    folder = checked_path(out)
+    ranges = {k: parse_range(v, f"--{k.replace('_', '-')}") if v else None
+              for k, v in (("human_range", human_range), ("judge_range", judge_range))}
+    flags = _task_flags(**locals())
+    scoring = {"--data": data, "--model": model, "--backend": backend, "--range": range_, "--calibrated": calibrated}
+    with one_writer(folder, wait=wait):
+        source, columns = _compare_source(scores, flags, scoring, folder, (base_url, api_key_env))
+        results = compare(source, score=score_column, labels=labels, seed=seed, threshold=threshold,
+                          n_boot=bootstrap, **columns, **ranges)
+        written = write(results, folder, force=force)
+    print_comparison(results)
+    console.print(f"results in {written}/ (systems.csv, pairs.csv, compare.json, report.html)")
+
+
+def _compare_source(scores: Path | None, flags: dict[str, Any], scoring: dict[str, Any], folder: Path,
+                    server: tuple[str | None, str | None]) -> tuple[Any, dict[str, Any]]:
+    """What compare reads and the columns it names: the --scores table (options that would
+    score items are an error there), else the --data items scored here."""
+    if scores is None:
+        return _score_here(scoring["--data"], flags, tuple(scoring.values())[1:], folder, server), {}
+    prompt = {f"--{k.replace('_', '-')}": flags[k] for k in ("template", "system", "answer_prefix", "id", "truncate")}
+    if used := [k for k, v in {**scoring, **prompt}.items() if v is not None]:
+        raise NumbiasError(f"{', '.join(used)} {_apply(used)} when compare scores --data itself; with --scores the "
+                           "scores exist already (drop them, or drop --scores)")
+    return scores, {"system_column": flags["system_column"] or "system", "human": flags["human"] or "human",
+                    "group": flags["group"]}
+
+
+def _score_here(data: Path | None, flags: dict[str, Any], judge: tuple[Any, ...], folder: Path,
+                server: tuple[str | None, str | None]) -> Any:
+    """The --data items scored by the named (or calibrated) judge, its store in the results folder."""
+    from numbias.scoring import score as score_items
+
+    if data is None:
+        raise NumbiasError("give --scores (judge scores already made) or --data (items to score here)")
+    model, backend, range_, calibrated = judge
+    fixed = {"--model": model, "--backend": backend, "--range": range_, "--template": flags["template"],
+             "--system": flags["system"], "--answer-prefix": flags["answer_prefix"], "--truncate": flags["truncate"]}
+    saved, named = _score_judge(calibrated, fixed, server)
+    tasks = _tasks([], data, None, **flags)
+    RUNNING["store"] = folder / "store.sqlite"
+    return score_items(tasks[0], named, range_, store=folder / "store.sqlite", calibrated=saved,
+                       progress=rich_progress)
+
+
+def print_comparison(results: Any) -> None:
+    """The per-system table and the pairwise matrix, every estimate with its 95% CI."""
+    def ci(r: dict[str, Any], key: str, fmt: str = ".2f") -> str:
+        if r.get(key) is None or r[key] != r[key]:
+            return "—"
+        return f"{r[key]:{fmt}} [{r[key + '_low']:{fmt}}, {r[key + '_high']:{fmt}}]"
+
+    t = results.systems
+    keys = [k for k in ("naive", "labelled_only", "ppi", "pass_naive", "pass_corrected") if k in t]
+    heads = {"naive": "naive judge mean (biased)", "labelled_only": "labelled-only", "ppi": "PPI++",
+             "pass_naive": "judge pass rate (biased)", "pass_corrected": "corrected pass rate"}
+    table = Table(title="systems: mean human score, 95% CI")
+    for col in ("system", "items", "labelled", *[heads[k] for k in keys], "λ", *(["truth"] if "truth" in t else [])):
+        table.add_column(col, justify="left" if col == "system" else "right")
+    for r in t.to_dict("records"):
+        table.add_row(str(r["system"]), str(r["items"]), str(r["labelled"]), *[ci(r, k) for k in keys],
+                      f"{r['lambda']:.2f}", *([f"{r['truth']:.2f}"] if "truth" in t else []))
+    console.print(table)
+    _print_pair_matrix(results.pairs, t["system"].tolist())
+    agreement = ", ".join(f"{k} {e.text()}" for k, e in results.agreement.items())
+    console.print(f"system-level agreement, judge vs human means over labelled items (95% CI): {agreement}")
+    for note in results.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+def _print_pair_matrix(pairs: Any, names: list[str]) -> None:
+    """Row − column (PPI++) with its 95% CI and P(row beats column) in every cell."""
+    cells = {}
+    for r in pairs.to_dict("records"):
+        cells[r["a"], r["b"]] = f"{r['difference']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}] P={r['beats']:.2f}"
+        cells[r["b"], r["a"]] = f"{-r['difference']:+.2f} [{-r['high']:+.2f}, {-r['low']:+.2f}] " \
+                                f"P={1 - r['beats']:.2f}"
+    table = Table(title="pairs: row − column (PPI++, 95% CI), P = P(row beats column)",
+                  caption="p adjusted by Holm over the pairs in pairs.csv")
+    table.add_column("")
+    for name in names:
+        table.add_column(name, justify="right")
+    for a in names:
+        table.add_row(a, *[cells.get((a, b), "") for b in names])
+    console.print(table)
 
 
 @app.command("report")
@@ -769,13 +913,29 @@ def print_summary(summary: Any) -> None:
     def f(x: float, d: int = 2) -> str:
         return "—" if x != x or x is None else f"{x:.{d}f}"
 
+    def ci(r: dict[str, Any], key: str) -> str:
+        return f"{f(r[key])} [{f(r[key + '_low'])}, {f(r[key + '_high'])}]"
+
     for r in summary.to_dict("records"):
-        group = [f"{f(r['group_pearson'])} [{f(r['group_pearson_low'])}, {f(r['group_pearson_high'])}]"] \
-            if grouped else []
         table.add_row(r["judge"], r["task"], r["scale"], r["rule"], f(r["kurtosis"]), f(r["entropy"]),
-                      f(r["mode_share"]), str(r["distinct"]),
-                      f"{f(r['pearson'])} [{f(r['pearson_low'])}, {f(r['pearson_high'])}]", *group,
-                      f(r["spearman"]), f(r["human_ceiling"]))
+                      f(r["mode_share"]), str(r["distinct"]), ci(r, "pearson"),
+                      *([ci(r, "group_pearson")] if grouped else []), f(r["spearman"]), f(r["human_ceiling"]))
+    console.print(table)
+    if "system_pearson" in summary:
+        _print_system_agreement(summary, ci)
+
+
+def _print_system_agreement(summary: Any, ci: Callable[[dict[str, Any], str], str]) -> None:
+    """System-level agreement of judge means with human means, and what it counts."""
+    from numbias.study import SYSTEM_CONVENTION
+
+    table = Table(title="system-level agreement (judge means vs human means)", caption=SYSTEM_CONVENTION)
+    for col in ("judge", "task", "scale", "rule", "systems", "Pearson [95% CI]", "Spearman [95% CI]",
+                "Kendall [95% CI]"):
+        table.add_column(col, justify="left" if col in {"judge", "task", "rule"} else "right")
+    for r in summary.to_dict("records"):
+        table.add_row(r["judge"], r["task"], r["scale"], r["rule"], str(r["systems"]), ci(r, "system_pearson"),
+                      ci(r, "system_spearman"), ci(r, "system_kendall"))
     console.print(table)
 
 

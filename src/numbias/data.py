@@ -1,5 +1,5 @@
 """Data sets: items with text fields, a human score (unless unlabelled), optional
-raw ratings and an optional group.
+raw ratings, an optional group and an optional system (what produced the item).
 
 Every loader funnels through :func:`make_dataset`, which validates what a study
 relies on (unique ids, finite human scores, non-empty texts) and names the problem
@@ -23,14 +23,15 @@ from numbias.errors import NumbiasError, first_line, readable_file
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet")
 """File types :func:`read_table` reads, chosen by suffix."""
 
-_ROLES = ("id", "human", "group", "ratings")
+_ROLES = ("id", "human", "group", "ratings", "system")
 
 
 @dataclass(frozen=True)
 class Dataset:
     """``frame`` has columns ``id``, ``human`` (NaN when unlabelled), the text
-    ``fields`` and, when present, ``ratings`` (a list of numbers per item) and
-    ``group``. ``notes`` are facts the outputs must state (an inferred human range);
+    ``fields`` and, when present, ``ratings`` (a list of numbers per item),
+    ``group`` and ``system`` (the system that produced the item; comma-separated
+    names for an output several systems share). ``notes`` are facts the outputs must state (an inferred human range);
     ``source`` says where the data came from.
 
     >>> import pandas as pd
@@ -77,6 +78,11 @@ class Dataset:
         """The ``group`` column as text, for per-group results; None without one."""
         return self.frame["group"].astype(str).to_numpy() if "group" in self.frame.columns else None
 
+    @property
+    def systems(self) -> np.ndarray | None:
+        """The ``system`` column as text, for system-level estimates; None without one."""
+        return self.frame["system"].astype(str).to_numpy() if "system" in self.frame.columns else None
+
     def records(self) -> list[dict[str, Any]]:
         return self.frame[list(self.fields)].to_dict("records")
 
@@ -109,7 +115,7 @@ def make_dataset(
     columns: Mapping[str, str] | None = None,
 ) -> Dataset:
     """Validate a frame with ``id``, the text ``fields``, ``human`` when ``labelled``,
-    and optionally ``group`` and ``ratings``. ``columns`` maps those names to the
+    and optionally ``group``, ``system`` and ``ratings``. ``columns`` maps those names to the
     user's, so errors name what the file calls them; with ``source`` they start
     "data file SOURCE". Without ``human_range`` a labelled set's range is taken from
     the data (and noted); an unlabelled set's human scores are NaN and its range is
@@ -123,7 +129,7 @@ def make_dataset(
     if missing:
         raise NumbiasError(f"{where.prefix}: no column {where.column(missing[0])!r}")
     frame["id"] = _ids(frame["id"], where)
-    for column in [*fields, *(["group"] if "group" in frame.columns else [])]:
+    for column in [*fields, *[c for c in ("group", "system") if c in frame.columns]]:
         frame[column] = _texts(frame, column, where)
     notes: tuple[str, ...] = ()
     if labelled:
@@ -401,13 +407,15 @@ def load_file(
     id: str | None = None,
     ratings: str | None = None,
     group: str | None = None,
+    system_column: str | None = None,
     name: str | None = None,
     n: int | None = None,
     seed: int = 0,
 ) -> Dataset:
     """A user's data file as a Dataset. ``fields`` are the columns the prompt template
     fills; the other arguments name the file's columns for each role, and
-    ``human=None`` means unlabelled. Ids default to the row number in the file (from 0).
+    ``human=None`` means unlabelled; ``system_column`` names the column of the system
+    that produced each item (``system`` is the prompt's system message elsewhere). Ids default to the row number in the file (from 0).
     The whole file is checked before ``n`` rows are sampled, so a bad row is found
     whatever the seed and an inferred range is the file's.
 
@@ -427,12 +435,12 @@ def load_file(
     """
     path = Path(path)
     fields = [fields] if isinstance(fields, str) else list(fields)
-    roles = {"id": id, "human": human, "group": group, "ratings": ratings}
+    roles = {"id": id, "human": human, "group": group, "ratings": ratings, "system": system_column}
     frame = read_table(path, text=True)
     _check_columns(frame, path, fields, roles)
     out = pd.DataFrame({field: frame[field] for field in fields})
     out["id"] = frame[id] if id else pd.Series(np.arange(len(frame))).astype(str)
-    for role in ("human", "group", "ratings"):
+    for role in ("human", "group", "ratings", "system"):
         if roles[role]:
             out[role] = frame[roles[role]]
     columns = {role: column for role, column in roles.items() if column}
@@ -452,7 +460,8 @@ def _check_columns(frame: pd.DataFrame, path: Path, fields: list[str], roles: Ma
     for field in fields:
         if field in _ROLES and roles[field] != field:
             raise NumbiasError(f"data file {path}: text field {field!r} has the name numbias keeps for the "
-                               f"{field} column; rename it, or pass {field}={field!r} if it is that column")
+                               f"{field} column; rename it, or pass {'system_column' if field == 'system' else field}={field!r} "
+                                 "if it is that column")
     have = [str(c) for c in frame.columns]
     listed = ", ".join(have[:20]) + (f", ... ({len(have)} in all)" if len(have) > 20 else "")
     if absent := [field for field in fields if field not in frame.columns]:

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel
 
 from numbias.align import JITTER, AlignConfig, AlignResults, align
+from numbias.compare import NAMES, CompareResults
 from numbias.config import RunConfig, judge_as_data, read_yaml, validate_config
 from numbias.errors import NumbiasError
 from numbias.inference import resampling_note
@@ -34,7 +35,7 @@ from numbias.page import Column, Section, number, page, table
 from numbias.scale import ScoreScale
 from numbias.stages import effect_text, table_note
 from numbias.study import StudyResults, run
-from numbias.svg import HUMAN, PALETTE, Line, Mark, Point, Series, bars, esc, forest, lines, scatter
+from numbias.svg import HUMAN, PALETTE, Line, Mark, Point, Series, bars, esc, forest, heatmap, lines, scatter
 from numbias.verdict import (
     CHOICE_ROW,
     DEFAULT_ROW,
@@ -87,6 +88,11 @@ COLUMNS = {c.key: c for c in [
     Column("group_pearson", "group r [95% CI]", "Pearson r within each group (e.g. source document), averaged; "
            "interval from resampling groups"),
     Column("groups", "groups", "groups that entered the group-level r"),
+    *(Column(f"system_{key}", f"system {name} [95% CI]", f"{name} between the systems' mean judge scores and "
+             "mean human scores (over each system's items with a human score); interval from resampling items "
+             "within systems") for key, name in (("pearson", "Pearson r"), ("spearman", "Spearman ρ"),
+                                                 ("kendall", "Kendall τ"))),
+    Column("systems", "systems", "systems that entered the system-level correlations (two or more labelled items)"),
     Column("row", "row", "what changes from the paper's default (0-9, protocol, T = 0.7)"),
     Column("setting", "setting", "scale · rule · temperature · mitigation"),
     Column("dev score", "dev score", "the selection criterion on development items (cross-fitted where the "
@@ -152,6 +158,8 @@ RUN_FILES = ("items.csv", "summary.json", "config.yaml", "report.html")
 """Every file ``numbias run`` may write, for the check before it starts (:func:`numbias.output.claim`)."""
 ALIGN_FILES = (*RUN_FILES, "alignment.csv", "simulated_kurtosis.csv", "align-config.yaml", "stages.csv",
                "diversity.csv", "generations.csv")
+COMPARE_FILES = ("systems.csv", "pairs.csv", "compare.json", "report.html")
+"""Every file ``numbias compare`` writes."""
 MITIGATE_FILES = ("mitigation.csv", "dev_scores.csv", "selection.csv", "label_efficiency.csv", "transfer.csv",
                   "mitigate-config.yaml", "report.html")
 
@@ -203,6 +211,13 @@ def _(results: MitigateResults) -> dict[str, Writer]:
     return {"mitigation.csv": _csv(results.table), "dev_scores.csv": _csv(dev),
             **{name: _csv(frame) for name, frame in checks.items()}, "mitigate-config.yaml": _yaml(results.config),
             "report.html": lambda p: p.write_text(mitigate_page(results), encoding="utf-8")}
+
+
+@files.register
+def _(results: CompareResults) -> dict[str, Writer]:
+    return {"systems.csv": _csv(results.systems), "pairs.csv": _csv(results.pairs),
+            "compare.json": text(json.dumps(results.to_json(), indent=2)),
+            "report.html": lambda p: p.write_text(compare_page(results), encoding="utf-8")}
 
 
 def study_files(results: StudyResults) -> dict[str, Writer]:
@@ -370,12 +385,16 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     only when there are several, and no column that is empty throughout."""
     keys = ["judge", "task", "scale", "rule", "n", "kurtosis", "human_kurtosis", "mode", "mode_share", "entropy",
             "distinct", "js_divergence", "wasserstein", "pearson", "pearson_low", "pearson_high", "spearman",
-            "kendall", "human_ceiling", "group_pearson", "group_pearson_low", "group_pearson_high", "groups"]
+            "kendall", "human_ceiling", "group_pearson", "group_pearson_low", "group_pearson_high", "groups",
+            *[f"system_{c}{end}" for c in ("pearson", "spearman", "kendall") for end in ("", "_low", "_high")],
+            "systems"]
     frame = summary[[k for k in keys if k in summary]]
     drop = [k for k in ("judge", "task") if frame[k].nunique() == 1]
     drop += [k for k in frame if pd.api.types.is_float_dtype(frame[k]) and frame[k].isna().all()]
     if "group_pearson" in drop:
         drop.append("groups")
+    if "system_pearson" in drop and "systems" in frame:
+        drop.append("systems")
     return frame.drop(columns=drop)
 
 
@@ -725,3 +744,79 @@ def label_figures(curve: pd.DataFrame) -> str:
                                  xlabel="human labels used to choose and fit", ylabel="test Pearson r",
                                  width=1140, height=320)))
     return "".join(figs)
+
+
+# --- compare -------------------------------------------------------------------------
+
+SYSTEM_COLUMNS = {c.key: c for c in [
+    Column("system", "system", "the system (an output several systems share counts for each)"),
+    Column("items", "items", "the system's items, every one scored by the judge"),
+    Column("labelled", "labelled", "items with a human score"),
+    Column("naive", "naive judge mean [95% CI] (biased)", "the judge's mean over every item, mapped onto the human "
+           "scale: biased by the judge, its interval blind to the judge's error"),
+    Column("labelled_only", "labelled-only mean [95% CI]", "the mean human score of the labelled items"),
+    Column("ppi", "PPI++ mean [95% CI]", "prediction-powered mean (PPI++): the judge on every item, rectified by "
+           "its error on the labelled ones, with the power-tuning λ"),
+    Column("lambda", "λ", "PPI++'s weight on the judge: 0 = labels only, 1 = plain PPI"),
+    Column("truth", "true mean", "the mean human score of every item (known when every item is labelled)"),
+    Column("pass_naive", "judge pass rate [95% CI] (biased)", "share of items the judge scores at or above the "
+           "threshold", percent=True),
+    Column("pass_labelled", "labelled pass rate [95% CI]", "share of labelled items the humans pass", percent=True),
+    Column("pass_corrected", "corrected pass rate [95% CI]", "the judge's pass rate corrected by its sensitivity and "
+           "specificity on the labelled items (Rogan–Gladen), clipped to [0, 1]; bootstrap interval", percent=True),
+    Column("a", "A", "first system of the pair"),
+    Column("b", "B", "second system of the pair"),
+    Column("difference", "A − B [95% CI]", "PPI++ estimate of mean(A) − mean(B), paired by group where both "
+           "systems cover the same groups"),
+    Column("p", "p", "two-sided p of A − B = 0 (normal), before correction", digits=3),
+    Column("p_holm", "p (Holm)", "p adjusted by Holm over every pair", digits=3),
+    Column("beats", "P(A beats B)", "share of bootstrap resamples of the items with A's PPI++ mean above B's",
+           percent=True),
+    Column("paired", "paired", "whether the difference is taken group by group"),
+    Column("units", "resampled", "what the difference was computed over"),
+]}
+
+
+def compare_page(res: CompareResults) -> str:
+    """The page of ``numbias compare``: the systems, every pair, the agreement and notes."""
+    s = res.settings
+    budget = f"{s['labels']} labels drawn (seed {s['seed']})" if s["labels"] else "the labels given"
+    subtitle = f"{len(res.systems)} systems · judge score {s['score']} · {budget}"
+    return page("numbias system comparison", subtitle, compare_sections(res))
+
+
+def compare_sections(res: CompareResults) -> list[Section]:
+    t = res.systems
+    rows = [(name, key) for name in t["system"] for key in NAMES]
+    by = t.set_index("system")
+    svg = forest([f"{name} · {NAMES[key]}" for name, key in rows], [by.loc[n, k] for n, k in rows],
+                 [by.loc[n, f"{k}_low"] for n, k in rows], [by.loc[n, f"{k}_high"] for n, k in rows],
+                 highlight=[k == "ppi" for _, k in rows], title="each system's mean human score",
+                 xlabel="mean on the human scale (95% CI); grey tick: the true mean", width=900,
+                 marks=[by.loc[n, "truth"] if "truth" in by else float("nan") for n, _ in rows], mark_label="true mean")
+    parts = [("Systems", table(t, SYSTEM_COLUMNS) + figure("Naive judge mean (biased), labelled-only and PPI++ mean "
+                                                           "of every system; PPI++ in colour.", svg)),
+             ("Pairs", pair_matrix(res) + table(res.pairs, SYSTEM_COLUMNS))]
+    agreement = pd.DataFrame([{"measure": k, "r": e.value, "r_low": e.low, "r_high": e.high, "systems": e.items}
+                              for k, e in res.agreement.items()])
+    parts.append(("Agreement with the humans", "<p>Systems' mean judge scores against their mean human scores.</p>"
+                  + table(agreement, {"r": Column("r", "r [95% CI]", "correlation over systems; interval from "
+                                                  "resampling items within systems")})))
+    parts.append(("Notes", _notes(res.notes)))
+    return parts
+
+
+def pair_matrix(res: CompareResults) -> str:
+    """P(row beats column) for every ordered pair as a heat map, with A − B and its interval as tooltips."""
+    names = res.systems["system"].tolist()
+    values = [[math.nan] * len(names) for _ in names]
+    tips = [[""] * len(names) for _ in names]
+    for r in res.pairs.to_dict("records"):
+        i, j = names.index(r["a"]), names.index(r["b"])
+        values[i][j], values[j][i] = r["beats"], 1 - r["beats"]
+        ci = f"[{r['low']:+.2f}, {r['high']:+.2f}]"
+        tips[i][j] = f"{r['a']} − {r['b']} = {r['difference']:+.2f} {ci}"
+        tips[j][i] = f"{r['b']} − {r['a']} = {-r['difference']:+.2f} [{-r['high']:+.2f}, {-r['low']:+.2f}]"
+    svg = heatmap(names, names, values, tips, title="P(row beats column)")
+    return figure("Probability that the row's system beats the column's (bootstrap over items); hover for the "
+                  "difference and its 95% CI.", svg)

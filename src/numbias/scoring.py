@@ -67,7 +67,7 @@ class ScoredItems:
         return self.task.data.ids
 
     def frame(self) -> pd.DataFrame:
-        """One row per item: id, human score and group when present, a column per rule;
+        """One row per item: id, human score, group and system when present, a column per rule;
         with a calibrated judge its scores, on the human scale too, and the interval (low, high)."""
         data = self.task.data
         out = pd.DataFrame({"id": data.ids})
@@ -75,6 +75,8 @@ class ScoredItems:
             out["human"] = data.human
         if data.groups is not None:
             out["group"] = data.groups
+        if data.systems is not None:
+            out["system"] = data.systems
         for rule, values in self.scores.items():
             out[rule] = values
         if self.calibrated is not None:

@@ -19,6 +19,7 @@ from numbias.judge import Judge, Progress, ScoredSet, collect, no_progress, samp
 from numbias.metrics import evaluate
 from numbias.scale import ScoreScale
 from numbias.store import Store
+from numbias.systems import sides, system_agreement
 from numbias.tasks import PreparedTask, prepare_tasks, task_notes
 
 
@@ -137,11 +138,35 @@ def analyse(config: RunConfig, sets: list[ScoredSet], notes: Sequence[str] = ())
             m = evaluate(scores, data.human, data.human_range, s.scale, ratings=ratings, groups=data.groups,
                          n_boot=config.bootstrap, seed=config.seed,
                          masses=(per_item["out_of_scale"].to_numpy(), per_item["other"].to_numpy()))
-            rows.append({"judge": s.judge, "task": s.task, "scale": str(s.scale), "rule": label, **m.flat()})
+            row = {"judge": s.judge, "task": s.task, "scale": str(s.scale), "rule": label, **m.flat()}
+            if data.systems is not None:
+                row.update(system_columns(data.systems, data.human, scores, config.bootstrap, config.seed))
+            rows.append(row)
         items.append(per_item)
     if not rows:
         raise NumbiasError("the study has nothing to score: give at least one judge, task, scale and rule")
-    return StudyResults(config, sets, pd.DataFrame(rows), pd.concat(items, ignore_index=True), notes=list(notes))
+    notes = [*notes, *([SYSTEM_CONVENTION] if any(s.data.systems is not None for s in sets) else [])]
+    return StudyResults(config, sets, pd.DataFrame(rows), pd.concat(items, ignore_index=True), notes=notes)
+
+
+SYSTEM_CONVENTION = ("system-level r: each system's mean judge score against its mean human score over its "
+                     "items with a human score; every system in the system column with two or more such items "
+                     "counts (an item of several systems counts for each); no human reference system is added; "
+                     "95% intervals from resampling items within systems")
+"""What the system-level correlations count, stated wherever they are shown."""
+
+
+def system_columns(systems: np.ndarray, human: np.ndarray, scores: np.ndarray, n_boot: int,
+                   seed: int) -> dict[str, float | int]:
+    """System-level Pearson, Spearman and Kendall (judge means against human means) with
+    their intervals, as summary columns; see :data:`SYSTEM_CONVENTION`."""
+    keep = np.isfinite(scores)
+    parts = sides(systems[keep], np.arange(len(scores))[keep], human[keep], scores[keep])
+    out: dict[str, float | int] = {}
+    for name, e in system_agreement(parts, n_boot=n_boot, seed=seed).items():
+        out.update({f"system_{name}": e.value, f"system_{name}_low": e.low, f"system_{name}_high": e.high})
+        out["systems"] = e.items
+    return out
 
 
 def item_frame(s: ScoredSet) -> pd.DataFrame:
@@ -152,6 +177,8 @@ def item_frame(s: ScoredSet) -> pd.DataFrame:
                           "id": data.ids, "human": data.human})
     if data.groups is not None:
         frame["group"] = data.groups
+    if data.systems is not None:
+        frame["system"] = data.systems
     probs, rest = stack(s.distributions)
     frame["numeric_mass"] = probs.sum(axis=1)
     frame["out_of_scale"] = rest[:, 0] + rest[:, 1]

@@ -268,8 +268,10 @@ def lines(xlabels: Sequence[str], series: Sequence[Line], *, title: str, xlabel:
 
 
 def forest(labels: Sequence[str], values: Sequence[float], lows: Sequence[float], highs: Sequence[float], *,
-           highlight: Sequence[bool], title: str, xlabel: str, width: int = 760) -> str:
-    """One row per label: a point and its interval, highlighted rows in colour.
+           highlight: Sequence[bool], title: str, xlabel: str, width: int = 760,
+           marks: Sequence[float] | None = None, mark_label: str = "truth") -> str:
+    """One row per label: a point and its interval, highlighted rows in colour; a
+    ``marks`` value (e.g. the true mean, where known) drawn as a grey tick on its row.
 
     >>> svg = forest(["a", "b"], [0.5, 0.6], [0.4, 0.5], [0.6, 0.7], highlight=[False, True], title="t", xlabel="r")
     >>> svg.count("<circle") == 2
@@ -277,7 +279,8 @@ def forest(labels: Sequence[str], values: Sequence[float], lows: Sequence[float]
     """
     row, left, right, top = 18, 300, 16, 8
     height = top + row * len(labels) + 34
-    finite = [v for v in (*values, *lows, *highs) if np.isfinite(v)]
+    marks = list(marks) if marks is not None else [float("nan")] * len(labels)
+    finite = [v for v in (*values, *lows, *highs, *marks) if np.isfinite(v)]
     xt = ticks(min(finite, default=0), max(finite, default=1), 6)
     pw = width - left - right
     x = lambda v: left + pw * (v - xt[0]) / (xt[-1] - xt[0])
@@ -285,8 +288,11 @@ def forest(labels: Sequence[str], values: Sequence[float], lows: Sequence[float]
             f'<text x="{x(t):.1f}" y="{height - 18}" text-anchor="middle" fill="#555">'
             f"{_label(t, False, xt[1] - xt[0])}</text>"
             for t in xt]
-    for i, (label, v, lo, hi, hot) in enumerate(zip(labels, values, lows, highs, highlight)):
+    for i, (label, v, lo, hi, hot, mark) in enumerate(zip(labels, values, lows, highs, highlight, marks)):
         cy = top + row * (i + 0.5)
+        if np.isfinite(mark):
+            body.append(f'<line x1="{x(mark):.1f}" x2="{x(mark):.1f}" y1="{cy - 7:.1f}" y2="{cy + 7:.1f}" '
+                        f'stroke="{HUMAN}" stroke-width="3"><title>{esc(mark_label)}: {mark:.3f}</title></line>')
         color = PALETTE[0] if hot else "#5a6b7b"
         short = label if len(label) <= 46 else label[:45] + "…"
         body.append(f'<text x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end" font-weight="{700 if hot else 400}">'
@@ -298,4 +304,34 @@ def forest(labels: Sequence[str], values: Sequence[float], lows: Sequence[float]
             body.append(f'<circle cx="{x(v):.1f}" cy="{cy:.1f}" r="4" fill="{color}"><title>{esc(label)}: '
                         f"{v:.3f} [{lo:.3f}, {hi:.3f}]</title></circle>")
     body.append(f'<text x="{left + pw / 2}" y="{height - 3}" text-anchor="middle">{esc(xlabel)}</text>')
+    return _frame(width, height, title, body)
+
+
+def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[float]],
+            tips: Sequence[Sequence[str]], *, title: str, cell: int = 46) -> str:
+    """A matrix of shares in [0, 1] (e.g. P(row beats column)): blue towards 1, orange
+    towards 0, white at 0.5, the value written in each cell and ``tips`` as tooltips;
+    NaN cells are left blank.
+
+    >>> svg = heatmap(["A", "B"], ["A", "B"], [[math.nan, 0.9], [0.1, math.nan]], [["", "A>B"], ["B>A", ""]],
+    ...               title="P(row beats column)")
+    >>> svg.count("<rect"), "0.90" in svg
+    (2, True)
+    """
+    left, top = 12 + 8 * max((len(r) for r in rows), default=1), 24 + 7 * max((len(c) for c in cols), default=1)
+    width, height = left + cell * len(cols) + 10, top + cell * len(rows) + 10
+    body = [f'<text x="{left + cell * (j + 0.5):.1f}" y="{top - 6}" text-anchor="middle">{esc(c)}</text>'
+            for j, c in enumerate(cols)]
+    for i, (name, line, tip_line) in enumerate(zip(rows, values, tips)):
+        y = top + cell * i
+        body.append(f'<text x="{left - 6}" y="{y + cell / 2 + 4:.1f}" text-anchor="end">{esc(name)}</text>')
+        for j, (v, tip) in enumerate(zip(line, tip_line)):
+            if not np.isfinite(v):
+                continue
+            toward = PALETTE[1] if v >= 0.5 else PALETTE[0]
+            alpha = min(1.0, abs(v - 0.5) * 2)
+            body.append(f'<rect x="{left + cell * j}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="{toward}" '
+                        f'fill-opacity="{alpha:.2f}"><title>{esc(tip)}</title></rect>'
+                        f'<text x="{left + cell * (j + 0.5) - 1:.1f}" y="{y + cell / 2 + 3:.1f}" text-anchor="middle" '
+                        f'fill="{"#fff" if alpha > 0.6 else "#222"}">{v:.2f}</text>')
     return _frame(width, height, title, body)

@@ -340,7 +340,7 @@ def parse_range(text: str, what: str = "human range") -> tuple[float, float]:
     return lo, hi
 
 
-FILE_KEYS = ("human", "human_range", "id", "ratings", "group")
+FILE_KEYS = ("human", "human_range", "id", "ratings", "group", "system_column")
 """Keys that say how to read a data file: they apply to file tasks only."""
 
 
@@ -370,6 +370,8 @@ class TaskConfig(BaseModel):
     id: str | None = None
     ratings: str | None = None
     group: str | None = None
+    system_column: str | None = None
+    """The column naming the system that produced each item (``system`` is the system prompt)."""
     n: int | None = Field(None, ge=1, strict=True)
     seed: int | None = Field(None, strict=True)
     truncate: str | None = None
@@ -397,7 +399,7 @@ class TaskConfig(BaseModel):
                                  f"{self.name!r}")
         elif self.path is not None or self.options:
             raise ValueError("path and options apply to registered tasks; a data file takes file, human, "
-                             "human_range, id, ratings, group, n, seed")
+                             "human_range, id, ratings, group, system_column, n, seed")
         used = [k for k in ("human_range", "ratings") if getattr(self, k) is not None]
         if self.file is not None and self.human is None and used:
             raise ValueError(f"{', '.join(used)} need the human-score column: give human too")
@@ -472,6 +474,7 @@ def prepare(tc: TaskConfig) -> PreparedTask:
         template = _template(tc, None, f"data file {tc.file}")
         data = load_file(tc.file, fields=sorted(template.fields - SCALE_FIELDS), human=tc.human,
                          human_range=tc.human_range, id=tc.id, ratings=tc.ratings, group=tc.group,
+                         system_column=tc.system_column,
                          name=tc.label, n=tc.n, seed=tc.seed or 0)
     else:
         data = tc.dataset  # type: ignore[assignment]

@@ -1,0 +1,133 @@
+"""The coverage check of issue 28 on DialSummEval: 14 systems (A–N) x 100 dialogues, every
+summary rated 1-5 by three annotators on four criteria.
+
+For one criterion and one judge it scores every summary (resumable: the distributions are
+kept in OUT/store.sqlite, so a stopped run picks up where it stopped), writes OUT/scores.csv
+(numbias score's format, with the system and dialogue columns), then draws n dialogues
+(n = 25, 50, 100, 200; a budget not below the dialogues scored is skipped), ``--draws`` times
+each, labels every system's summary of a drawn dialogue, and writes OUT/coverage.csv: how
+often each estimator's 95% interval covers every system's true mean human score, and its
+width against the labelled-only mean's. OUT/compare.json is one draw of numbias compare
+at the first budget, for the ranking.
+
+``--judge annotator`` uses the first annotator's rating as the predictor and the mean of
+the others as the human score: the statistics checked on real labels at no model cost
+(not an LLM judge; the output's ``predictor`` column says so). ``--dataset tmu-gfm``
+runs that check on TMU-GFM (five GEC systems, identical outputs merged: a row may count
+for several systems; the source sentence is the group).
+
+    python scripts/systems_coverage.py --criterion relevance --judge qwen2.5-coder-0.5b-instruct \\
+        --out docs/results/systems/qwen-relevance
+    python scripts/systems_coverage.py --criterion relevance --judge annotator --out /tmp/annotator
+    python scripts/systems_coverage.py --dataset tmu-gfm --criterion grammer --judge annotator \
+        --budgets 50,100,200 --out /tmp/tmu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import numbias
+from numbias.compare import BUDGETS, coverage
+from numbias.scoring import write_scores
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dialsumm" / "dialsumm.jsonl"
+TMU = SHARED.parents[1] / "tmu-gfm" / "tmu-gfm-dataset.csv"
+"""TMU-GFM: five GEC systems' corrections of CoNLL-2013 sentences, identical outputs merged
+(``system`` "lstm,cnn": the row counts for each); five annotators, 0-4."""
+CRITERIA = {
+    "relevance": "how well the summary selects the important content of the dialogue",
+    "coherence": "how well-structured and well-organised the summary is as a whole",
+    "consistency": "whether every fact in the summary is supported by the dialogue",
+    "fluency": "the quality of the summary's individual sentences",
+}
+TEMPLATE = ("Dialogue:\n{dialogue}\n\nSummary:\n{summary}\n\nRate the summary's {criterion} ({definition}) "
+            "from {lo} to {hi}. Answer with the number only.")
+
+
+def items(path: Path, criterion: str, limit: int | None) -> pd.DataFrame:
+    """One row per summary: the dialogue (the group), the system (model_id), the text
+    and the human score (the three annotators' mean; their first and the others' mean too)."""
+    frame = pd.read_json(path, lines=True)
+    ratings = np.array([[a[criterion] for a in row] for row in frame["annotations"]], dtype=float)
+    out = pd.DataFrame({"id": frame["id"].astype(str) + "-" + frame["model_id"], "dialogue": frame["id"].astype(str),
+                        "model": frame["model_id"], "summary": frame["summary"],
+                        "text": frame["dialogue"].str.replace(" | ", "\n", regex=False).str.strip("| "),
+                        "human": ratings.mean(axis=1), "first": ratings[:, 0], "others": ratings[:, 1:].mean(axis=1)})
+    out = out.sort_values(["dialogue", "model"]).reset_index(drop=True)
+    return out.head(limit) if limit else out
+
+
+def tmu_items(path: Path, criterion: str) -> pd.DataFrame:
+    """TMU-GFM as rows: the source sentence is the group, ``system`` may name several
+    systems; only the annotator predictor applies (no judge prompt for corrections here)."""
+    frame = pd.read_csv(path)
+    ratings = np.array([[float(x) for x in cell.split(",")] for cell in frame[criterion]])
+    return pd.DataFrame({"id": frame.index.astype(str), "dialogue": frame["source"], "model": frame["system"],
+                         "human": ratings.mean(axis=1), "first": ratings[:, 0], "others": ratings[:, 1:].mean(axis=1)})
+
+
+def judged(rows: pd.DataFrame, criterion: str, judge: str, out: Path) -> tuple[Path, str]:
+    """The folder of scores and the judge-score column: the model's (resumable), or the
+    first annotator's rating against the other two's mean."""
+    if judge == "annotator":
+        path = out / "annotator.csv"
+        rows.rename(columns={"human": "all", "others": "human"}).to_csv(path, index=False)
+        return path, "first"
+    source = out / "items.csv"
+    rows.rename(columns={"text": "dialogue_text"}).to_csv(source, index=False)
+    template = TEMPLATE.replace("{criterion}", criterion).replace("{definition}", CRITERIA[criterion])
+    task = {"file": str(source), "human": "human", "human_range": (1, 5), "group": "dialogue",
+            "system_column": "model", "id": "id", "template": template.replace("{dialogue}", "{dialogue_text}")}
+    start = time.monotonic()
+    scored = numbias.score(task, {"model": judge, "options": {"n_threads": 1}}, "1-5", store=out / "store.sqlite")
+    seconds = time.monotonic() - start
+    write_scores(scored, out, force=True)
+    print(f"scored {len(rows)} summaries in {seconds:.0f} s ({seconds / len(rows):.1f} s per summary, "
+          "items already in the store cost nothing)")
+    return out, "expected"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=["dialsumm", "tmu-gfm"], default="dialsumm",
+                        help="tmu-gfm: criteria grammer, fluency, meaning; the annotator predictor only")
+    parser.add_argument("--criterion", choices=[*sorted(CRITERIA), "grammer", "meaning"], default="relevance")
+    parser.add_argument("--judge", default="annotator", help="a numbias judge name, or 'annotator'")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="the data file (default: the shared copy)")
+    parser.add_argument("--limit", type=int, help="only the first N summaries (a smoke check)")
+    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    tmu = args.dataset == "tmu-gfm"
+    if tmu and (args.judge != "annotator" or args.criterion not in ("grammer", "fluency", "meaning")):
+        parser.error("tmu-gfm takes --judge annotator and --criterion grammer, fluency or meaning")
+    data = args.data or (TMU if tmu else SHARED)
+    rows = tmu_items(data, args.criterion) if tmu else items(data, args.criterion, args.limit)
+    scores, column = judged(rows, args.criterion, args.judge, args.out)
+    scale = (0.0, 4.0) if tmu else (1.0, 5.0)
+    columns = {"score": column, "human_range": scale, "group": "dialogue",
+               "system_column": "system" if scores.is_dir() else "model", "judge_range": scale}
+    budgets = tuple(int(b) for b in args.budgets.split(","))
+    if rows["dialogue"].nunique() <= min(budgets):
+        print(f"{rows['dialogue'].nunique()} dialogues: too few for a budget of {min(budgets)}; no coverage check")
+        return
+    table = coverage(scores, budgets=budgets, draws=args.draws, **columns)
+    table.insert(0, "predictor", args.judge)
+    table.insert(1, "criterion", args.criterion)
+    table.to_csv(args.out / "coverage.csv", index=False)
+    print(table.round(3).to_string(index=False))
+    results = numbias.compare(scores, labels=budgets[0], **columns)
+    (args.out / "compare.json").write_text(json.dumps(results.to_json(), indent=2))
+
+
+if __name__ == "__main__":
+    main()
