@@ -21,7 +21,8 @@ FILE_TASK = {"file": "items.csv", "human": "score", "template": TEMPLATE}
 
 
 OUTPUTS = "model,dialogue,rating,judge\n" + "".join(
-    f"{m},d{k},{'' if k > 2 else (k + i) % 5 + 1},{(k * 3 + i) % 7 + 2}\n" for k in range(6) for i, m in enumerate("ABC"))
+    f"{m},d{k},{'' if k > 2 else (k + i) % 5 + 1},{(k * 3 + i) % 7 + 2}\n"
+    for k in range(6) for i, m in enumerate("ABC"))
 """Three systems on six dialogues, the first three dialogues labelled (1-5), judge scores 2-8."""
 COMPARE = ["compare", "--score-column", "judge", "--system-column", "model", "--human", "rating", "--out", "o"]
 
@@ -59,7 +60,7 @@ FILES: dict[str, str | bytes] = {
     "badtask.yaml": _yaml(judges=[FAKE], tasks=[{"name": "vader", "options": {"n": "many"}}]),
     "modes.yaml": _yaml(modes=["vibes"]),
     "sampling.yaml": _yaml(sampling={"n": 0}),
-    # issue 31
+    # outputs, stores and servers
     "out-empty.yaml": _yaml(judges=[FAKE], tasks=[FILE_TASK], out=""),
     "spec.yaml": _yaml(judges=[FAKE], tasks=[{**FILE_TASK, "template": "Rate {text:d} from {lo} to {hi}"}], out="o"),
     "conversion.yaml": _yaml(judges=[FAKE], tasks=[{**FILE_TASK, "template": "Rate {text!z} from {lo} to {hi}"}]),
@@ -68,7 +69,7 @@ FILES: dict[str, str | bytes] = {
     "mitigate.yaml": _yaml(judges=[FAKE], tasks=[{**FILE_TASK, "file": "many.csv"}], dev=10, out="o",
                            sample=False, resamples=0, label_draws=0),
     "sub/keep.txt": "a folder that is there",
-    # issue 28: numbias compare
+    # numbias compare
     "outputs.csv": OUTPUTS,
     "nosys.csv": OUTPUTS.replace("\nB,d1,", "\n,d1,"),
     "onelabel.csv": OUTPUTS.replace("B,d0,2,", "B,d0,,").replace("B,d1,3,", "B,d1,,"),
@@ -163,7 +164,7 @@ CASES: list[tuple[str, list[str], str]] = [
      "not a saved numbias judge"),
     ("calibrated file missing", ["score", "--calibrated", "none.json", "--data", "items.csv", "--out", "o"],
      "none.json"),
-    # --- issue 31: what numbias writes, templates, repeated settings, backends, the cache ---
+    # --- what numbias writes, templates, repeated settings, backends, the cache ---
     ("empty --out for run", ["run", "--out", "", "--task", "vader"], "the results folder is empty ('' given)"),
     ("empty --out for score", ["score", "--out", ""], "the results folder is empty ('' given)"),
     ("empty --out for mitigate", ["mitigate", "--out", ""], "the results folder is empty ('' given)"),
@@ -188,10 +189,12 @@ CASES: list[tuple[str, list[str], str]] = [
      "--save nope/j.json: folder nope does not exist"),
     ("save over a data file", ["mitigate", "mitigate.yaml", "--save", "many.csv"],
      "--save many.csv: the file exists and is not a saved numbias judge"),
-    # issue 28: numbias compare
-    ("compare without scores or data", ["compare", "--out", "o"], "give --scores (judge scores already made) or --data"),
+    # numbias compare
+    ("compare without scores or data", ["compare", "--out", "o"],
+     "give --scores (judge scores already made) or --data"),
     ("compare: unknown system column", ["compare", "--score-column", "judge", "--system-column", "maker",
-                                        "--human", "rating", "--scores", "outputs.csv"], "outputs.csv: no column 'maker' for the system"),
+                                        "--human", "rating", "--scores", "outputs.csv"],
+     "outputs.csv: no column 'maker' for the system"),
     ("compare: unknown score column", ["compare", "--scores", "outputs.csv", "--score-column", "grade",
                                        "--system-column", "model", "--human", "rating"], "no column 'grade' for the "
                                                                                         "judge score"),
@@ -280,7 +283,7 @@ def test_bad_data_file(command: str, name: str, content: str, extra: list[str], 
     assert fragment in line, line
 
 
-# --- issue 31: files the user owns, stores, the cache, a full disk, near the context ---
+# --- files the user owns, stores, the cache, a full disk, near the context ---
 
 HERE = _yaml(judges=[FAKE], tasks=[FILE_TASK], bootstrap=50)
 SCORE = ["score", "--backend", "plugin_judge:make", "--model", "toy", "--data", "items.csv", "--template", TEMPLATE,
@@ -458,7 +461,7 @@ def test_every_r_undefined_still_writes_the_results(rows: str, tmp_path: Path, m
     assert "—" in capsys.readouterr().out
 
 
-# --- files from elsewhere are data; nothing silently ignored; clear words (issue 31) -----------------------------
+# --- files from elsewhere are data; nothing silently ignored; clear words -----------------------------
 
 SAVED = {"format": "numbias.calibrated-judge/3", "judge": {"model": "smollm2-135m-instruct", "backend": "llama.cpp"},
          "template": {"text": TEMPLATE, "answer_prefix": None, "system": None},

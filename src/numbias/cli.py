@@ -631,9 +631,8 @@ def mitigate_cmd(
     scale: ScaleOpt = None,
     dev: Annotated[int | None, typer.Option(help="Development items; the rest are the test split.")] = None,
     folds: Annotated[int | None, typer.Option(help="k-fold instead of one dev/test split.")] = None,
-    criterion: Annotated[str | None, typer.Option(help="pearson or group_pearson (dev labels), entropy or kurtosis "
-                                                      "(label-free).")]
-    = None,
+    criterion: Annotated[str | None, typer.Option(
+        help="pearson or group_pearson (dev labels), entropy or kurtosis (label-free).")] = None,
     sample: Annotated[bool, typer.Option(help="Also run the sampling protocol at T 0.4/0.7/1.0/1.3.")] = False,
     mitigation: Annotated[list[str] | None, typer.Option(
         help="A mitigation to compare (repeat; default: every built-in but ordinal).")] = None,
@@ -758,9 +757,9 @@ def compare_cmd(
     base_url: BaseUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
-    """Which system is better, and how sure: each system's naive, labelled-only and
-    prediction-powered (PPI++) mean with 95% CIs, and every pair A − B with P(A beats B)."""
+    """Which system is better, and how sure: naive, labelled-only and PPI++ means, every pair A − B."""
     from numbias.compare import compare
+    from numbias.output import checked_path, claim, one_writer
     from numbias.report import COMPARE_FILES, write
     from numbias.tasks import parse_range
 

@@ -415,7 +415,8 @@ def load_file(
     """A user's data file as a Dataset. ``fields`` are the columns the prompt template
     fills; the other arguments name the file's columns for each role, and
     ``human=None`` means unlabelled; ``system_column`` names the column of the system
-    that produced each item (``system`` is the prompt's system message elsewhere). Ids default to the row number in the file (from 0).
+    that produced each item (``system`` is the prompt's system message elsewhere). Ids
+    default to the row number in the file (from 0).
     The whole file is checked before ``n`` rows are sampled, so a bad row is found
     whatever the seed and an inferred range is the file's.
 
@@ -459,9 +460,10 @@ def _check_columns(frame: pd.DataFrame, path: Path, fields: list[str], roles: Ma
         raise NumbiasError(f"data file {path}: give at least one text field for the prompt")
     for field in fields:
         if field in _ROLES and roles[field] != field:
+            option = "system_column" if field == "system" else field
             raise NumbiasError(f"data file {path}: text field {field!r} has the name numbias keeps for the "
-                               f"{field} column; rename it, or pass {'system_column' if field == 'system' else field}={field!r} "
-                                 "if it is that column")
+                               f"{field} column; rename it, or pass {option}={field!r} "
+                               "if it is that column")
     have = [str(c) for c in frame.columns]
     listed = ", ".join(have[:20]) + (f", ... ({len(have)} in all)" if len(have) > 20 else "")
     if absent := [field for field in fields if field not in frame.columns]:
