@@ -54,7 +54,7 @@ from numbias.metrics import (
     pearson_defined,
     to_scale,
 )
-from numbias.plugins import import_ref, load_group
+from numbias.plugins import Registry, import_ref, origin
 from numbias.sampling import PROTOCOL_TEMPERATURE
 from numbias.scale import ScoreScale
 
@@ -720,7 +720,8 @@ class MitigationSpec:
         return calibrator
 
 
-MITIGATION_REGISTRY: dict[str, MitigationSpec] = {}
+MITIGATION_REGISTRY: Registry[MitigationSpec] = Registry("mitigation", ENTRY_POINTS, of=MitigationSpec,
+                                                         describe=lambda spec: origin(spec.factory))
 """Every known mitigation by name: built-in, registered, and (once read) installed."""
 
 
@@ -740,25 +741,10 @@ def register_mitigation(name: str, factory: Callable[..., Calibrator] | str, fam
     >>> register_mitigation("isotonic", QuantileMapping, "score mapping", True)
     Traceback (most recent call last):
     ...
-    numbias.errors.NumbiasError: a mitigation named 'isotonic' is already registered (pass replace=True to replace it)
+    numbias.errors.NumbiasError: a mitigation named 'isotonic' is already registered (numbias.mitigation:IsotonicMapping); numbias.mitigation:QuantileMapping cannot take its name (pass replace=True to replace it)
     """
-    spec = MitigationSpec(name, factory, family, needs_labels, title or "")
-    if name in MITIGATION_REGISTRY and MITIGATION_REGISTRY[name] != spec and not replace:
-        raise NumbiasError(f"a mitigation named {name!r} is already registered (pass replace=True to replace it)")
-    MITIGATION_REGISTRY[name] = spec
-    return spec
-
-
-def _register_entry_point(name: str, found: Any) -> None:
-    found = found() if callable(found) else found
-    for item in found if isinstance(found, (list, tuple)) else [found]:
-        if not isinstance(item, MitigationSpec):
-            raise NumbiasError(f"entry point {name!r} of group {ENTRY_POINTS} gave {type(item).__name__}, "
-                               "not a numbias MitigationSpec")
-        if MITIGATION_REGISTRY.get(item.name, item) != item:
-            raise NumbiasError(f"entry point {name!r} of group {ENTRY_POINTS} gives a mitigation named "
-                               f"{item.name!r}, which another mitigation already has")
-        MITIGATION_REGISTRY[item.name] = item
+    return MITIGATION_REGISTRY.register(name, MitigationSpec(name, factory, family, needs_labels, title or ""),
+                                        replace=replace)
 
 
 def all_mitigations() -> dict[str, MitigationSpec]:
@@ -769,17 +755,12 @@ def all_mitigations() -> dict[str, MitigationSpec]:
     >>> found["none"].title, found["beta"].family, found["beta"].needs_labels, found["batch"].needs_labels
     ('original', 'distribution calibration', True, False)
     """
-    load_group(ENTRY_POINTS, _register_entry_point)
-    return dict(MITIGATION_REGISTRY)
+    return MITIGATION_REGISTRY.all()
 
 
 def get_mitigation(name: str) -> MitigationSpec:
-    if name not in MITIGATION_REGISTRY:
-        load_group(ENTRY_POINTS, _register_entry_point)
-    try:
-        return MITIGATION_REGISTRY[name]
-    except KeyError:
-        raise NumbiasError(f"unknown mitigation {name!r} (known: {', '.join(MITIGATION_REGISTRY)})") from None
+    """A mitigation by name, installed ones read only when it is not known yet."""
+    return MITIGATION_REGISTRY.find(name)
 
 
 BUILT_IN_MITIGATIONS = tuple(register_mitigation(*spec).name for spec in (
