@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "numbias"
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 LAYERS = [
-    ["errors"],
+    ["errors", "atomic"],
     ["options", "plugins", "output", "svg"],
     ["page"],
     ["scale"],
