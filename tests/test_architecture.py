@@ -14,7 +14,7 @@ ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 LAYERS = [
     ["errors", "atomic"],
-    ["options", "plugins", "output", "svg"],
+    ["options", "plugins", "output", "svg", "state"],
     ["page"],
     ["scale"],
     ["distribution"],

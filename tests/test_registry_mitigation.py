@@ -134,13 +134,13 @@ def test_restore_takes_saved_parameters_and_state(items, linear) -> None:
     data, _ = items
     setting = Setting("0-9", "expected", 1.0, "linear")
     state = {"temperature_": 1.0, "params": {"ridge": 3.0, "rule": "expected"}, "calibrator": {"coef_": [2.0, 1.0]}}
-    fitted = Fitted.restore(setting, state)
-    assert fitted.calibrator.ridge == 3.0 and fitted.state() == state
+    fitted = Fitted(setting).set_state(state)
+    assert fitted.calibrator.ridge == 3.0 and fitted.get_state() == state
     np.testing.assert_allclose(fitted.predict(data.distributions), 2 * _expected(data.distributions) + 1)
     with pytest.raises(NumbiasError, match=r"unknown calibrator parameter\(s\) \['alpha'\]"):
-        Fitted.restore(setting, {**state, "params": {"alpha": 1.0}})
+        Fitted(setting).set_state({**state, "params": {"alpha": 1.0}})
     with pytest.raises(NumbiasError, match="has keys"):
-        Fitted.restore(setting, {**state, "calibrator": {}})
+        Fitted(setting).set_state({**state, "calibrator": {}})
 
 
 def test_a_registered_mitigation_in_the_study_and_a_saved_judge(tmp_path: Path, linear) -> None:

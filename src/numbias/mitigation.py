@@ -57,6 +57,7 @@ from numbias.metrics import (
 from numbias.plugins import Registry, import_ref, origin
 from numbias.sampling import PROTOCOL_TEMPERATURE
 from numbias.scale import ScoreScale
+from numbias.state import Stateful
 
 _EPS = 1e-12
 
@@ -107,12 +108,13 @@ def _rule_scores(distributions: Sequence[ScoreDistribution], rule: Rule) -> np.n
     return item_scores(probs, rest, distributions[0].scale, rule)
 
 
-class Calibrator(BaseEstimator):
+class Calibrator(BaseEstimator, Stateful):
     """The one contract of every mitigation (scikit-learn's, so ``get_params``,
     ``set_params`` and ``sklearn.base.clone`` work): parameters only in ``__init__``,
     stored under their own names and including ``rule``; data only in :meth:`fit`;
     learned state in the trailing-underscore attributes named by ``state_keys``
-    (numbers or arrays of them), which is what a saved judge keeps.
+    (numbers or arrays of them), which is what a saved judge keeps: the one state
+    protocol (:class:`numbias.state.Stateful`), non-finite state a fitting failure.
 
     >>> import numpy as np
     >>> from numbias import IsotonicMapping, ScoreDistribution, ScoreScale
@@ -127,7 +129,7 @@ class Calibrator(BaseEstimator):
     array([1. , 1.5, 3. , 3. ])
     """
 
-    state_keys: ClassVar[tuple[str, ...]] = ()
+    unfit_error: ClassVar[type[NumbiasError]] = UnfittableError
     uses_rule: ClassVar[bool] = True
     """False for calibrators that read the whole distribution, never a rule's score:
     selection then fits one of them per scale and temperature, not one per rule."""
@@ -144,26 +146,6 @@ class Calibrator(BaseEstimator):
     def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
         """Item scores on the judge's scale."""
         raise NotImplementedError
-
-    def get_state(self) -> dict[str, Any]:
-        """The learned attributes as JSON-able values; non-finite state is a fitting failure."""
-        out: dict[str, Any] = {}
-        for key in self.state_keys:
-            value = np.asarray(getattr(self, key), dtype=float)
-            if not np.all(np.isfinite(value)):
-                raise UnfittableError(f"{type(self).__name__} learned non-finite {key}")
-            out[key] = value.tolist()
-        return out
-
-    def set_state(self, state: dict[str, Any]) -> Self:
-        """Take learned state saved by :meth:`get_state` (on an instance with the saved parameters)."""
-        if set(state) != set(self.state_keys):
-            raise NumbiasError(f"saved state of {type(self).__name__} has keys {sorted(state)}, "
-                               f"expected {sorted(self.state_keys)}")
-        for key, value in state.items():
-            setattr(self, key, np.asarray(value, dtype=float) if isinstance(value, list) else float(value))
-        return self
-
 
 class NoMitigation(Calibrator):
     """The rule's scores as they are: the paper's default and every unmitigated setting."""
@@ -846,15 +828,18 @@ def _fitted_temperature(dists: list[ScoreDistribution], human: np.ndarray) -> fl
     return temperature
 
 
-class Fitted:
+class Fitted(Stateful):
     """A setting fitted on some items; ``predict`` scores any items at its scale:
     read at the (fitted) temperature, then the mitigation's calibrator (with the
-    setting's rule) gives the scores."""
+    setting's rule) gives the scores. Its state (the one protocol, the setting being its
+    parameters) nests the calibrator's parameters and state: ``Fitted(setting).set_state(saved)``."""
 
-    def __init__(self, setting: Setting, temperature: float, calibrator: Calibrator) -> None:
+    state_keys: ClassVar[tuple[str, ...]] = ("temperature_", "params", "calibrator")
+
+    def __init__(self, setting: Setting, temperature: float = float("nan"), calibrator: Calibrator | None = None) -> None:
         self.setting = setting
         self.temperature_ = temperature
-        self.calibrator = calibrator
+        self.calibrator = calibrator if calibrator is not None else get_mitigation(setting.mitigation).make()
 
     @classmethod
     def fit(cls, setting: Setting, data: SettingData, idx: np.ndarray, human: np.ndarray | None) -> Fitted:
@@ -876,7 +861,7 @@ class Fitted:
             return np.zeros(0)
         return self.calibrator.predict([d.at(self.temperature_) for d in distributions])
 
-    def state(self) -> dict[str, Any]:
+    def get_state(self) -> dict[str, Any]:
         """The temperature, the calibrator's parameters and its learned state, as JSON."""
         params = self.calibrator.get_params(deep=False)
         try:
@@ -886,19 +871,19 @@ class Fitted:
                                f"{first_line(exc)}") from None
         return {"temperature_": self.temperature_, "params": params, "calibrator": self.calibrator.get_state()}
 
-    @classmethod
-    def restore(cls, setting: Setting, state: dict[str, Any]) -> Fitted:
-        """A fitted setting rebuilt from :meth:`state` (as saved in JSON): the registered
-        mitigation's calibrator, its saved parameters (none saved, as in format /1: the
-        factory's) and its learned state."""
+    def set_state(self, state: dict[str, Any]) -> Self:
+        """Take what :meth:`get_state` gave (as saved in JSON): the registered mitigation's
+        calibrator, its saved parameters (none saved, as in format /1: the factory's) and
+        its learned state."""
         if "temperature_" not in state:
-            raise NumbiasError(f"saved state for {setting.label} has no temperature_")
-        calibrator = get_mitigation(setting.mitigation).make()
-        params = {**state.get("params", {}), "rule": setting.rule}
+            raise NumbiasError(f"saved state for {self.setting.label} has no temperature_")
+        calibrator = get_mitigation(self.setting.mitigation).make()
+        params = {**state.get("params", {}), "rule": self.setting.rule}
         if unknown := sorted(set(params) - set(calibrator.get_params(deep=False))):
-            raise NumbiasError(f"saved state for {setting.label} has unknown calibrator parameter(s) {unknown}")
-        calibrator.set_params(**params).set_state(state.get("calibrator", {}))
-        return cls(setting, float(state["temperature_"]), calibrator)
+            raise NumbiasError(f"saved state for {self.setting.label} has unknown calibrator parameter(s) {unknown}")
+        self.calibrator = calibrator.set_params(**params).set_state(state.get("calibrator", {}))
+        self.temperature_ = float(state["temperature_"])
+        return self
 
 
 Criterion = Literal["pearson", "group_pearson", "entropy", "kurtosis"]
