@@ -647,7 +647,7 @@ class OrdinalRegression(DistributionRegression):
         warm-starting the next; ties go to the stronger)."""
         alphas = ORDINAL_ALPHAS[::-1]
         errors = np.zeros(len(alphas))
-        for train, held in KFold(min(self.folds, len(y)), shuffle=True, random_state=0).split(x):
+        for train, held in cross_folds(len(y), self.folds, 0):
             w = None
             for j, alpha in enumerate(alphas):
                 w = _fit_ordinal(x[train], codes[train], len(self.levels_), alpha, w)
@@ -920,7 +920,8 @@ def cross_folds(n: int, folds: int, seed: int, groups: np.ndarray | None = None)
     """(fit, held-out) item indices: scikit-learn's seeded, shuffled ``KFold`` over the
     items, or over the groups so that no group is split between fitting and scoring.
     The one fold function: cross-fitting a setting, the nested estimate of the
-    selection and the cross-fitted comparison of the choice with the default share it.
+    selection, the cross-fitted comparison of the choice with the default, ``mitigate``'s
+    k folds and ordinal regression's choice of strength share it.
 
     >>> sorted(held.tolist() for _, held in cross_folds(6, 3, 0, np.array(list("abcabc"))))
     [[0, 3], [1, 4], [2, 5]]
