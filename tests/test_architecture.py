@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "numbias"
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 LAYERS = [
-    ["errors", "atomic"],
+    ["errors", "atomic", "fmt"],
     ["options", "plugins", "output", "svg", "state"],
     ["page"],
     ["scale"],
