@@ -78,7 +78,7 @@ class Registry(MutableMapping[str, T]):
     numbias.errors.NumbiasError: unknown colour 'blue' (known: red)
     """
 
-    def __init__(self, kind: str, group: str, *, of: type | None = None, hint: str = "",
+    def __init__(self, kind: str, group: str, *, of: type[Any] | None = None, hint: str = "",
                  describe: Callable[[T], str] = origin) -> None:
         self.kind, self.group, self.of, self.hint, self.describe = kind, group, of, hint, describe
         self._items: dict[str, T] = {}
