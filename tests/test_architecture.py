@@ -13,8 +13,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "numbias"
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 LAYERS = [
-    ["errors"],
-    ["options", "plugins", "output", "svg"],
+    ["errors", "atomic", "fmt"],
+    ["options", "plugins", "output", "svg", "state"],
     ["page"],
     ["scale"],
     ["distribution"],

@@ -434,3 +434,27 @@ def test_group_criterion_needs_groups_and_labels(grouped) -> None:
         select([setting], data, human, (0.0, 1.0), criterion="group_pearson", groups=groups[:10])
     with pytest.raises(NumbiasError, match="unknown selection criterion"):
         select([setting], data, human, (0.0, 1.0), criterion="vibes")
+
+
+def test_mitigates_folds_are_the_one_fold_function() -> None:
+    """``mitigate``'s k folds are :func:`cross_folds` (seeded, groups kept whole); its
+    dev/test split keeps the seeded draw that chose the committed results' dev items."""
+    from numbias.mitigate import MitigateConfig, make_splits
+
+    for groups in (None, np.repeat(np.arange(20), 3)):
+        got, want = make_splits(60, MitigateConfig(folds=3, seed=4), groups), cross_folds(60, 3, 4, groups)
+        assert len(got) == len(want) == 3
+        assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(got, want))
+    (dev, test), = make_splits(500, MitigateConfig(dev=200))
+    assert (len(dev), len(test), dev[:12].tolist(), int(dev.sum())) == \
+        (200, 300, [0, 2, 5, 10, 15, 18, 19, 27, 31, 32, 36, 38], 51517)
+
+
+def test_row_labels_are_defined_once() -> None:
+    from numbias.mitigation import FIT
+    from numbias.selection import FITTED_TEMPERATURE_ROW, family_row, scale_row, temperature_row
+
+    assert (temperature_row(1.0), temperature_row(FIT), scale_row("1-5"), scale_row("0-9+1-5")) == \
+        ("temperature 1", FITTED_TEMPERATURE_ROW, "scale 1-5", "range ensemble 0-9+1-5")
+    assert (family_row("score range"), family_row("score range", dev=False)) == \
+        ("best score range (dev)", "best score range")

@@ -3,6 +3,7 @@ on the fake backend (exact) and on SmolLM2 (real model)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -219,7 +220,8 @@ def test_registered_tasks_by_function_and_decorator(tmp_path: Path) -> None:
                            "out": str(tmp_path / "o"), "bootstrap": 20})
         assert len(res.sets[0].data) == 12
         with pytest.raises(NumbiasError, match="already registered"):
-            numbias.register_task(TASK.__class__(**{**TASK.__dict__}))
+            numbias.register_task(dataclasses.replace(TASK, description="another task of that name"))
+        assert numbias.register_task(dataclasses.replace(TASK)) == TASK  # an equal task again is no conflict
 
         @numbias.register_task(name="plugin-decorated", template="Rate {word} from {lo} to {hi}.",
                                human_range=(1, 5))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from numbias.errors import NumbiasError
-from numbias.plugins import forget, import_ref, load_group
+from numbias.plugins import Registry, forget, import_ref, load_group
 from numbias.scale import ScoreScale
 
 GROUP = "numbias.test-plugins"
@@ -90,3 +91,62 @@ def test_what_register_refuses_propagates(monkeypatch: pytest.MonkeyPatch) -> No
 
     with pytest.raises(NumbiasError, match="entry point 'scale' gave ScoreScale, not a task"):
         load_group(GROUP, refuse)
+
+
+@dataclass(frozen=True)
+class _Named:
+    name: str
+    value: int
+
+
+NAMED_ONE, NAMED_TWO = _Named("one", 1), [_Named("two", 2), _Named("three", 3)]
+
+
+def test_the_three_registries_are_one_mechanism() -> None:
+    from numbias.backends.base import BACKENDS
+    from numbias.mitigation import MITIGATION_REGISTRY
+    from numbias.tasks import TASKS
+
+    assert all(isinstance(r, Registry) for r in (BACKENDS, TASKS, MITIGATION_REGISTRY))
+    assert [r.kind for r in (BACKENDS, TASKS, MITIGATION_REGISTRY)] == ["backend", "task", "mitigation"]
+
+
+def test_a_registry_refuses_a_taken_name_naming_both() -> None:
+    registry: Registry[str] = Registry("colour", GROUP)
+    assert registry.register("red", "paints:red") == "paints:red"
+    registry.register("red", "paints:red")  # the same thing again changes nothing
+    with pytest.raises(NumbiasError) as caught:
+        registry.register("red", "inks:red")
+    assert str(caught.value) == ("a colour named 'red' is already registered (paints:red); inks:red cannot take "
+                                 "its name (pass replace=True to replace it)")
+    registry.register("red", "inks:red", replace=True)
+    assert dict(registry) == {"red": "inks:red"}
+
+
+def test_a_registry_reads_its_entry_points_on_need(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = _install(monkeypatch, ("scale", "numbias.scale:ScoreScale"))
+    registry: Registry[Any] = Registry("thing", GROUP, hint=", or module:attr")
+    assert dict(registry) == {} and reads == []  # the mapping is the raw table
+    assert registry.find("scale") is ScoreScale and reads == [GROUP]
+    assert registry.all() == {"scale": ScoreScale} and reads == [GROUP]
+    with pytest.raises(NumbiasError, match=r"^unknown thing 'nope' \(known: scale, or module:attr\)$"):
+        registry.find("nope")
+
+
+def test_an_entry_point_of_named_things_gives_one_or_a_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    _install(monkeypatch, ("single", f"{__name__}:NAMED_ONE"), ("many", f"{__name__}:NAMED_TWO"))
+    registry: Registry[_Named] = Registry("named", GROUP, of=_Named)
+    assert list(registry.all()) == ["one", "two", "three"]
+
+
+def test_an_entry_point_cannot_take_a_name_nor_give_another_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    _install(monkeypatch, ("single", f"{__name__}:NAMED_ONE"), ("error", "numbias.errors:NumbiasError"))
+    registry: Registry[_Named] = Registry("named", GROUP, of=_Named, describe=lambda n: f"value {n.value}")
+    registry.register("one", _Named("one", 9))
+    with pytest.raises(NumbiasError, match=rf"^a named named 'one' is already registered \(value 9\); entry point "
+                                           rf"'single' of group {GROUP} cannot take its name"):
+        registry.all()
+    del registry["one"]
+    with pytest.raises(NumbiasError, match=f"^entry point 'error' of group {GROUP} gave NumbiasError, not a numbias "
+                                           "_Named$"):
+        registry.all()

@@ -135,10 +135,10 @@ def test_fitted_regressions_survive_save_and_load(linear, mitigation: str, tempe
     data = SettingData(dists, [])
     setting = Setting("0-9", "expected", temperature, mitigation)
     fitted = Fitted.fit(setting, data, np.arange(200), human[:200])
-    state = json.loads(json.dumps(fitted.state(), allow_nan=False))
-    restored = Fitted.restore(setting, state)
+    state = json.loads(json.dumps(fitted.get_state(), allow_nan=False))
+    restored = Fitted(setting).set_state(state)
     np.testing.assert_array_equal(restored.predict(dists), fitted.predict(dists))
-    assert restored.state() == fitted.state()
+    assert restored.get_state() == fitted.get_state()
 
 
 @pytest.mark.parametrize("mitigation", ["ridge", "ordinal"])
@@ -150,7 +150,7 @@ def test_labels_of_other_items_change_nothing(linear, mitigation: str) -> None:
     shuffled[rest] = np.random.default_rng(7).permutation(human[rest])[::-1]
     first = Fitted.fit(setting, data, fit_on, human[fit_on])
     second = Fitted.fit(setting, data, fit_on, shuffled[fit_on])
-    assert first.state() == second.state()
+    assert first.get_state() == second.get_state()
     np.testing.assert_array_equal(first.predict([dists[i] for i in rest]), second.predict([dists[i] for i in rest]))
 
 

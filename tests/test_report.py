@@ -21,7 +21,7 @@ import pytest
 import numbias
 import numbias.judge as judge_module
 from browser import Browser, find_chromium
-from numbias.page import number
+from numbias.fmt import fmt_num
 from numbias.report import rebuild
 from numbias.verdict import CHOICE_ROW, DEFAULT_ROW, mitigate_verdicts, study_verdicts
 
@@ -79,7 +79,7 @@ def test_the_verdict_reads_the_summary_table(studies) -> None:
     page = (folder / "report.html").read_text()
     for _, value, detail in verdict.tiles():  # the headline shows those very figures
         assert f"<b>{value}</b><span>{detail}</span>" in page
-    assert number(row["pearson"]) == verdict.tiles()[2][1]
+    assert fmt_num(row["pearson"]) == verdict.tiles()[2][1]
 
 
 def test_the_align_page_shows_changes_with_cis_and_adjusted_p(studies) -> None:

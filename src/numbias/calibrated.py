@@ -275,7 +275,7 @@ class CalibratedJudge:
                                  "system": self.template.system},
                        setting={"scale": self.setting.scale, "rule": self.setting.rule,
                                 "temperature": self.setting.temperature, "mitigation": self.setting.mitigation},
-                       state=self.fitted.state(), human_range=self.human_range,
+                       state=self.fitted.get_state(), human_range=self.human_range,
                        fitted_on=self.fitted_on, truncate=self.truncate, interval_note=self.interval_note,
                        interval=None if self.interval is None else
                        {"params": self.interval.get_params(), "state": self.interval.get_state()})
@@ -306,7 +306,7 @@ class CalibratedJudge:
         judge, notes = _judge_from_file(saved.judge, path, base_url, api_key_env)
         setting = Setting(**saved.setting.model_dump())
         try:
-            fitted = Fitted.restore(setting, saved.state.model_dump())
+            fitted = Fitted(setting).set_state(saved.state.model_dump())
         except (TypeError, ValueError, NumbiasError) as exc:
             raise NumbiasError(f"calibrated judge file {path} has a bad state: {first_line(exc)}") from None
         loaded = cls(judge, PromptTemplate(**saved.template.model_dump()), fitted, saved.human_range,

@@ -20,6 +20,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from numbias.errors import NOT_STARTED, Interrupted, NumbiasError, first_line, handle_signals, one_line, readable_file
+from numbias.fmt import fmt_ci, fmt_num, fmt_p
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -511,9 +512,9 @@ def align_cmd(
 
 def _cell(value: Any) -> str:
     """A table cell: blank for a missing value, three decimals for a float."""
-    if value is None or value != value:
-        return ""
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    if value is None or isinstance(value, float):
+        return fmt_num(value, 3, plain=True, missing="")
+    return str(value)
 
 
 def _print_stages(results: AlignResults) -> None:
@@ -555,7 +556,7 @@ def _print_alignment(results: AlignResults) -> None:
     for col in [*cols, "Δ kurtosis", "Δ r"]:
         table.add_column(col)
     for r in results.table.to_dict("records"):
-        table.add_row(*[f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols],
+        table.add_row(*[fmt_num(r[c], plain=True) if isinstance(r[c], float) else str(r[c]) for c in cols],
                       *[delta_text(r, key).removeprefix("Δ ") for key in ("Δ kurtosis", "Δ r")])
     console.print(table)
     console.print(f"alignment: {table_note(results.table, ['Δ kurtosis', 'Δ r'])}", highlight=False)
@@ -563,8 +564,8 @@ def _print_alignment(results: AlignResults) -> None:
         if note:
             console.print(f"note: {note}")
     for rule, iv in results.correlation.items():
-        console.print(f"kurtosis vs Pearson r over all settings ({rule}): {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
-                      " (paper: -0.60)")
+        console.print(f"kurtosis vs Pearson r over all settings ({rule}): "
+                      f"{fmt_ci(iv.value, iv.low, iv.high, plain=True)} (paper: -0.60)")
     _print_shift(results.shift)
 
 
@@ -598,8 +599,8 @@ def correlate_cmd(
                            f"have {counts or 'none'})")
     for rule, iv in correlation.items():
         n = int(summary[summary.rule == rule].dropna(subset=["kurtosis", "pearson"]).shape[0])
-        console.print(f"kurtosis vs Pearson r over {n} settings ({rule}): {iv.value:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
-                      " (paper: -0.60)")
+        console.print(f"kurtosis vs Pearson r over {n} settings ({rule}): "
+                      f"{fmt_ci(iv.value, iv.low, iv.high, plain=True)} (paper: -0.60)")
     tables = [folder / "alignment.csv" for folder in folders]
     if missing := [str(t.parent) for t in tables if not t.is_file()]:
         if len(missing) < len(tables):
@@ -873,19 +874,16 @@ def _print_mitigation(frame: pd.DataFrame) -> None:
     """The mitigation table: each row's test r, its change against the paper's default
     with the paired interval and the Holm-adjusted p (group-level Pearson and interval
     coverage, each with its interval, where measured)."""
-    def f(x: Any, d: int = 2) -> str:
-        return str(x) if not isinstance(x, float) else "—" if x != x else f"{x:.{d}f}"
+    def f(x: Any) -> str:
+        return fmt_num(x, plain=True) if isinstance(x, float) else str(x)
 
     def ci(r: dict, key: str, signed: bool = False) -> str:
-        if r.get(key) is None or r[key] != r[key]:
-            return "—"
-        g = (lambda x: "—" if x != x else f"{x:+.2f}") if signed else f
-        return f"{g(r[key])} [{g(r[f'{key}_low'])}, {g(r[f'{key}_high'])}]"
+        return fmt_ci(r.get(key), r.get(f"{key}_low"), r.get(f"{key}_high"), signed=signed, plain=True)
 
     shown = {"row": lambda r: str(r["row"]), "setting": lambda r: str(r["setting"]),
              "dev score": lambda r: f(r["dev score"]), "kurtosis": lambda r: f(r["kurtosis"]),
              "Pearson [95% CI]": lambda r: ci(r, "pearson"), "Δ r vs default [95% CI]": lambda r: ci(r, "Δ r", True),
-             "p (Holm)": lambda r: f(r.get("p adjusted", float("nan")), 3),
+             "p (Holm)": lambda r: fmt_p(r.get("p adjusted")),
              "vs default": lambda r: str(r.get("vs default", ""))}
     if "group pearson" in frame:
         shown["group r [95% CI]"] = lambda r: ci(r, "group pearson")

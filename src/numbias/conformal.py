@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
 from scipy import stats
 
 from numbias.errors import NumbiasError
+from numbias.state import Stateful
 
 _TOL = 1e-9
 """Float slack in the conformal rank and in rounding onto levels (3 − 1e-15 is level 3)."""
-_STATE = ("slope_", "intercept_", "radius_")
 
 
 def items_needed(coverage: float) -> int:
@@ -67,13 +67,16 @@ def rating_grid(human: Sequence[float] | np.ndarray, human_range: tuple[float, f
     return [float(v) for v in range(math.ceil(lo - _TOL), math.floor(hi + _TOL) + 1)]
 
 
-class ConformalInterval:
+class ConformalInterval(Stateful):
     """Split-conformal interval of the human score given a point prediction, after
     scikit-learn's estimator contract: parameters only in ``__init__`` (``coverage``;
     ``levels``: the discrete ratings humans can give, e.g. 1..7 or the averages of
     ten integer ratings, or None for continuous scores; ``limits``: the human range
     (lo, hi) that point and ends are clipped to, or None), data only in :meth:`fit`,
-    which returns self, learned state in ``slope_``, ``intercept_`` and ``radius_``."""
+    which returns self, learned state in ``slope_``, ``intercept_`` and ``radius_``
+    (saved and restored by the one state protocol, :class:`numbias.state.Stateful`)."""
+
+    state_keys: ClassVar[tuple[str, ...]] = ("slope_", "intercept_", "radius_")
 
     def __init__(self, coverage: float = 0.9, levels: Sequence[float] | None = None,
                  limits: Sequence[float] | None = None) -> None:
@@ -126,18 +129,6 @@ class ConformalInterval:
         if levels is not None:
             low, high = _outward(low, high, levels)
         return point, low, high
-
-    def get_state(self) -> dict[str, float]:
-        """The learned state as JSON-able numbers."""
-        return {key: float(getattr(self, key)) for key in _STATE}
-
-    def set_state(self, state: dict[str, Any]) -> Self:
-        """Take state saved by :meth:`get_state` (on an instance with the saved parameters)."""
-        if set(state) != set(_STATE):
-            raise NumbiasError(f"saved conformal interval has keys {sorted(state)}, expected {sorted(_STATE)}")
-        for key in _STATE:
-            setattr(self, key, float(state[key]))
-        return self
 
 
 class Coverage(NamedTuple):

@@ -27,6 +27,8 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from numbias.fmt import fmt_ci, fmt_num
+
 Statistic = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``statistic(scores, human)`` along the last axis: one value per row of resampled items."""
 Method = Literal["percentile", "BCa"]
@@ -68,8 +70,8 @@ class Effect:
         if not np.isfinite(self.delta):
             return "undefined"
         if not self.defined:
-            return f"{self.delta:+.{digits}f} [no interval]"
-        return f"{self.delta:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+            return f"{fmt_num(self.delta, digits, signed=True, plain=True)} [no interval]"
+        return fmt_ci(self.delta, self.low, self.high, digits, signed=True, plain=True)
 
 
 UNDEFINED = Effect(float("nan"), float("nan"), float("nan"), float("nan"), 0)

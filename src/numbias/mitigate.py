@@ -48,6 +48,7 @@ from numbias.mitigation import (
     SettingData,
     Temperature,
     all_mitigations,
+    cross_folds,
 )
 from numbias.models import DEFAULT_JUDGE
 from numbias.prompt import PromptTemplate
@@ -56,6 +57,7 @@ from numbias.selection import (
     CHOICE_ROW,
     DEFAULT_ROW,
     LABEL_SIZES,
+    ORACLE_ROW,
     PAPER_DEFAULT,
     Honesty,
     compare,
@@ -245,18 +247,18 @@ def _content_free(data: Dataset) -> Dataset:
 
 def make_splits(n: int, config: MitigateConfig,
                 groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Seeded dev/test splits (or k folds) of the items; with ``groups`` whole groups go
-    to one side, so no source document is both chosen on and tested on."""
+    """Seeded dev/test splits (or k folds, by :func:`cross_folds`) of the items; with
+    ``groups`` whole groups go to one side, so no source document is both chosen on and
+    tested on. The dev/test split keeps its own seeded draw: the committed results' dev
+    items are the ones it draws."""
     units = np.arange(n) if groups is None else group_codes(groups, n)
-    order = np.random.default_rng(config.seed).permutation(units.max() + 1)
-    parts_of = [np.flatnonzero(units == u) for u in order] if groups is not None else [np.array([i]) for i in order]
     if config.folds:
-        if n < 10 * config.folds or len(parts_of) < config.folds:
+        if n < 10 * config.folds or units.max() + 1 < config.folds:
             raise NumbiasError(f"{config.folds} folds need at least {10 * config.folds} items and {config.folds} "
                                f"groups (the task has {n} items)")
-        folds = [np.concatenate([parts_of[j] for j in part])
-                 for part in np.array_split(np.arange(len(parts_of)), config.folds)]
-        return [(np.sort(np.concatenate(folds[:k] + folds[k + 1:])), np.sort(f)) for k, f in enumerate(folds)]
+        return cross_folds(n, config.folds, config.seed, groups)
+    order = np.random.default_rng(config.seed).permutation(units.max() + 1)
+    parts_of = [np.flatnonzero(units == u) for u in order] if groups is not None else [np.array([i]) for i in order]
     taken = int(np.searchsorted(np.cumsum([len(p) for p in parts_of]), config.dev)) + 1
     if config.dev >= n or taken >= len(parts_of):
         raise NumbiasError(f"dev split of {config.dev} items leaves no test items (the task has {n})")
@@ -566,7 +568,7 @@ def _check_the_choice(c: Comparison, dev: np.ndarray, test: np.ndarray, groups: 
         best = max((s for s in candidates if not np.isnan(test_r[s])), key=lambda s: test_r[s])
         scale = setting_scale(best.scale)
         pred = scale.from_unit(units[best])
-        label = "oracle: best on test (not a method)"
+        label = ORACLE_ROW
         c.test_scores[label], c.row_scales[label], c.row_settings[label] = pred, scale, best
         row = _metrics_row(label, "oracle", best.label, c.dev_scores.get(best, np.nan), pred, c.human[test],
                            c.human_range, scale, config.bootstrap, config.seed,

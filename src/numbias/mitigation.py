@@ -54,9 +54,10 @@ from numbias.metrics import (
     pearson_defined,
     to_scale,
 )
-from numbias.plugins import import_ref, load_group
+from numbias.plugins import Registry, import_ref, origin
 from numbias.sampling import PROTOCOL_TEMPERATURE
 from numbias.scale import ScoreScale
+from numbias.state import Stateful
 
 _EPS = 1e-12
 
@@ -107,12 +108,13 @@ def _rule_scores(distributions: Sequence[ScoreDistribution], rule: Rule) -> np.n
     return item_scores(probs, rest, distributions[0].scale, rule)
 
 
-class Calibrator(BaseEstimator):
+class Calibrator(BaseEstimator, Stateful):
     """The one contract of every mitigation (scikit-learn's, so ``get_params``,
     ``set_params`` and ``sklearn.base.clone`` work): parameters only in ``__init__``,
     stored under their own names and including ``rule``; data only in :meth:`fit`;
     learned state in the trailing-underscore attributes named by ``state_keys``
-    (numbers or arrays of them), which is what a saved judge keeps.
+    (numbers or arrays of them), which is what a saved judge keeps: the one state
+    protocol (:class:`numbias.state.Stateful`), non-finite state a fitting failure.
 
     >>> import numpy as np
     >>> from numbias import IsotonicMapping, ScoreDistribution, ScoreScale
@@ -127,7 +129,7 @@ class Calibrator(BaseEstimator):
     array([1. , 1.5, 3. , 3. ])
     """
 
-    state_keys: ClassVar[tuple[str, ...]] = ()
+    unfit_error: ClassVar[type[NumbiasError]] = UnfittableError
     uses_rule: ClassVar[bool] = True
     """False for calibrators that read the whole distribution, never a rule's score:
     selection then fits one of them per scale and temperature, not one per rule."""
@@ -144,26 +146,6 @@ class Calibrator(BaseEstimator):
     def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
         """Item scores on the judge's scale."""
         raise NotImplementedError
-
-    def get_state(self) -> dict[str, Any]:
-        """The learned attributes as JSON-able values; non-finite state is a fitting failure."""
-        out: dict[str, Any] = {}
-        for key in self.state_keys:
-            value = np.asarray(getattr(self, key), dtype=float)
-            if not np.all(np.isfinite(value)):
-                raise UnfittableError(f"{type(self).__name__} learned non-finite {key}")
-            out[key] = value.tolist()
-        return out
-
-    def set_state(self, state: dict[str, Any]) -> Self:
-        """Take learned state saved by :meth:`get_state` (on an instance with the saved parameters)."""
-        if set(state) != set(self.state_keys):
-            raise NumbiasError(f"saved state of {type(self).__name__} has keys {sorted(state)}, "
-                               f"expected {sorted(self.state_keys)}")
-        for key, value in state.items():
-            setattr(self, key, np.asarray(value, dtype=float) if isinstance(value, list) else float(value))
-        return self
-
 
 class NoMitigation(Calibrator):
     """The rule's scores as they are: the paper's default and every unmitigated setting."""
@@ -665,7 +647,7 @@ class OrdinalRegression(DistributionRegression):
         warm-starting the next; ties go to the stronger)."""
         alphas = ORDINAL_ALPHAS[::-1]
         errors = np.zeros(len(alphas))
-        for train, held in KFold(min(self.folds, len(y)), shuffle=True, random_state=0).split(x):
+        for train, held in cross_folds(len(y), self.folds, 0):
             w = None
             for j, alpha in enumerate(alphas):
                 w = _fit_ordinal(x[train], codes[train], len(self.levels_), alpha, w)
@@ -721,7 +703,8 @@ class MitigationSpec:
         return calibrator
 
 
-MITIGATION_REGISTRY: dict[str, MitigationSpec] = {}
+MITIGATION_REGISTRY: Registry[MitigationSpec] = Registry("mitigation", ENTRY_POINTS, of=MitigationSpec,
+                                                         describe=lambda spec: origin(spec.factory))
 """Every known mitigation by name: built-in, registered, and (once read) installed."""
 
 
@@ -741,25 +724,10 @@ def register_mitigation(name: str, factory: Callable[..., Calibrator] | str, fam
     >>> register_mitigation("isotonic", QuantileMapping, "score mapping", True)
     Traceback (most recent call last):
     ...
-    numbias.errors.NumbiasError: a mitigation named 'isotonic' is already registered (pass replace=True to replace it)
+    numbias.errors.NumbiasError: a mitigation named 'isotonic' is already registered ...
     """
-    spec = MitigationSpec(name, factory, family, needs_labels, title or "")
-    if name in MITIGATION_REGISTRY and MITIGATION_REGISTRY[name] != spec and not replace:
-        raise NumbiasError(f"a mitigation named {name!r} is already registered (pass replace=True to replace it)")
-    MITIGATION_REGISTRY[name] = spec
-    return spec
-
-
-def _register_entry_point(name: str, found: Any) -> None:
-    found = found() if callable(found) else found
-    for item in found if isinstance(found, (list, tuple)) else [found]:
-        if not isinstance(item, MitigationSpec):
-            raise NumbiasError(f"entry point {name!r} of group {ENTRY_POINTS} gave {type(item).__name__}, "
-                               "not a numbias MitigationSpec")
-        if MITIGATION_REGISTRY.get(item.name, item) != item:
-            raise NumbiasError(f"entry point {name!r} of group {ENTRY_POINTS} gives a mitigation named "
-                               f"{item.name!r}, which another mitigation already has")
-        MITIGATION_REGISTRY[item.name] = item
+    return MITIGATION_REGISTRY.register(name, MitigationSpec(name, factory, family, needs_labels, title or ""),
+                                        replace=replace)
 
 
 def all_mitigations() -> dict[str, MitigationSpec]:
@@ -770,17 +738,12 @@ def all_mitigations() -> dict[str, MitigationSpec]:
     >>> found["none"].title, found["beta"].family, found["beta"].needs_labels, found["batch"].needs_labels
     ('original', 'distribution calibration', True, False)
     """
-    load_group(ENTRY_POINTS, _register_entry_point)
-    return dict(MITIGATION_REGISTRY)
+    return MITIGATION_REGISTRY.all()
 
 
 def get_mitigation(name: str) -> MitigationSpec:
-    if name not in MITIGATION_REGISTRY:
-        load_group(ENTRY_POINTS, _register_entry_point)
-    try:
-        return MITIGATION_REGISTRY[name]
-    except KeyError:
-        raise NumbiasError(f"unknown mitigation {name!r} (known: {', '.join(MITIGATION_REGISTRY)})") from None
+    """A mitigation by name, installed ones read only when it is not known yet."""
+    return MITIGATION_REGISTRY.find(name)
 
 
 BUILT_IN_MITIGATIONS = tuple(register_mitigation(*spec).name for spec in (
@@ -866,15 +829,19 @@ def _fitted_temperature(dists: list[ScoreDistribution], human: np.ndarray) -> fl
     return temperature
 
 
-class Fitted:
+class Fitted(Stateful):
     """A setting fitted on some items; ``predict`` scores any items at its scale:
     read at the (fitted) temperature, then the mitigation's calibrator (with the
-    setting's rule) gives the scores."""
+    setting's rule) gives the scores. Its state (the one protocol, the setting being its
+    parameters) nests the calibrator's parameters and state: ``Fitted(setting).set_state(saved)``."""
 
-    def __init__(self, setting: Setting, temperature: float, calibrator: Calibrator) -> None:
+    state_keys: ClassVar[tuple[str, ...]] = ("temperature_", "params", "calibrator")
+
+    def __init__(self, setting: Setting, temperature: float = float("nan"),
+                 calibrator: Calibrator | None = None) -> None:
         self.setting = setting
         self.temperature_ = temperature
-        self.calibrator = calibrator
+        self.calibrator = calibrator if calibrator is not None else get_mitigation(setting.mitigation).make()
 
     @classmethod
     def fit(cls, setting: Setting, data: SettingData, idx: np.ndarray, human: np.ndarray | None) -> Fitted:
@@ -896,7 +863,7 @@ class Fitted:
             return np.zeros(0)
         return self.calibrator.predict([d.at(self.temperature_) for d in distributions])
 
-    def state(self) -> dict[str, Any]:
+    def get_state(self) -> dict[str, Any]:
         """The temperature, the calibrator's parameters and its learned state, as JSON."""
         params = self.calibrator.get_params(deep=False)
         try:
@@ -906,19 +873,19 @@ class Fitted:
                                f"{first_line(exc)}") from None
         return {"temperature_": self.temperature_, "params": params, "calibrator": self.calibrator.get_state()}
 
-    @classmethod
-    def restore(cls, setting: Setting, state: dict[str, Any]) -> Fitted:
-        """A fitted setting rebuilt from :meth:`state` (as saved in JSON): the registered
-        mitigation's calibrator, its saved parameters (none saved, as in format /1: the
-        factory's) and its learned state."""
+    def set_state(self, state: dict[str, Any]) -> Self:
+        """Take what :meth:`get_state` gave (as saved in JSON): the registered mitigation's
+        calibrator, its saved parameters (none saved, as in format /1: the factory's) and
+        its learned state."""
         if "temperature_" not in state:
-            raise NumbiasError(f"saved state for {setting.label} has no temperature_")
-        calibrator = get_mitigation(setting.mitigation).make()
-        params = {**state.get("params", {}), "rule": setting.rule}
+            raise NumbiasError(f"saved state for {self.setting.label} has no temperature_")
+        calibrator = get_mitigation(self.setting.mitigation).make()
+        params = {**state.get("params", {}), "rule": self.setting.rule}
         if unknown := sorted(set(params) - set(calibrator.get_params(deep=False))):
-            raise NumbiasError(f"saved state for {setting.label} has unknown calibrator parameter(s) {unknown}")
-        calibrator.set_params(**params).set_state(state.get("calibrator", {}))
-        return cls(setting, float(state["temperature_"]), calibrator)
+            raise NumbiasError(f"saved state for {self.setting.label} has unknown calibrator parameter(s) {unknown}")
+        self.calibrator = calibrator.set_params(**params).set_state(state.get("calibrator", {}))
+        self.temperature_ = float(state["temperature_"])
+        return self
 
 
 Criterion = Literal["pearson", "group_pearson", "entropy", "kurtosis"]
@@ -955,7 +922,8 @@ def cross_folds(n: int, folds: int, seed: int, groups: np.ndarray | None = None)
     """(fit, held-out) item indices: scikit-learn's seeded, shuffled ``KFold`` over the
     items, or over the groups so that no group is split between fitting and scoring.
     The one fold function: cross-fitting a setting, the nested estimate of the
-    selection and the cross-fitted comparison of the choice with the default share it.
+    selection, the cross-fitted comparison of the choice with the default, ``mitigate``'s
+    k folds and ordinal regression's choice of strength share it.
 
     >>> sorted(held.tolist() for _, held in cross_folds(6, 3, 0, np.array(list("abcabc"))))
     [[0, 3], [1, 4], [2, 5]]

@@ -20,6 +20,7 @@ from typing import Literal
 
 from platformdirs import user_cache_dir
 
+from numbias.atomic import write_atomic
 from numbias.errors import NumbiasError, readable_file
 
 GGUF_MAGIC = b"GGUF"
@@ -73,23 +74,24 @@ class JudgeSpec:
         if target.is_file() and _stamp_ok(target, self.sha256):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".partial")
+        write_atomic(target, lambda tmp: self._assemble(parts, tmp))
+        _write_stamp(target, self.sha256)
+        return target
+
+    def _assemble(self, parts: list[Path], out_path: Path) -> None:
+        """The chunks joined into ``out_path``; a wrong digest fails before it is renamed into place."""
         digest = hashlib.sha256()
-        with tmp.open("wb") as out:
+        with out_path.open("wb") as out:
             for part in parts:
                 with part.open("rb") as src:
                     while block := src.read(1 << 22):
                         digest.update(block)
                         out.write(block)
         if digest.hexdigest() != self.sha256:
-            tmp.unlink(missing_ok=True)
             raise NumbiasError(
                 f"judge {self.name!r}: assembled file has sha256 {digest.hexdigest()}, "
                 f"expected {self.sha256}; reinstall with `{self.install}`"
             )
-        tmp.replace(target)
-        _write_stamp(target, self.sha256)
-        return target
 
 
 def _module(requirement: str) -> str:
@@ -298,7 +300,8 @@ def _write_stamp(path: Path, sha256: str) -> None:
     stamp = _stamp_path(path)
     try:
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps({"path": str(path), "sha256": sha256, "key": _file_key(path)}))
+        record = json.dumps({"path": str(path), "sha256": sha256, "key": _file_key(path)})
+        write_atomic(stamp, lambda tmp: tmp.write_text(record))
     except OSError:
         pass  # a read-only cache only costs a re-hash next time
 

@@ -17,13 +17,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import filelock
 
+from numbias.atomic import write_atomic
 from numbias.errors import NumbiasError, first_line
 
 LOCK = ".numbias.lock"
@@ -167,11 +167,7 @@ def write_all(folder: str | Path, files: dict[str, Writer], *, force: bool = Fal
 
 def _write_manifest(stage: Path, entries: dict[str, str]) -> None:
     """The manifest, renamed into ``stage`` whole."""
-    handle, temp = tempfile.mkstemp(dir=stage, prefix=".manifest.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as fh:
-        json.dump({"format": FORMAT, "files": entries}, fh, indent=1, sort_keys=True)
-    os.chmod(temp, 0o644)
-    os.replace(temp, stage / MANIFEST)
+    write_atomic(stage / MANIFEST, text(json.dumps({"format": FORMAT, "files": entries}, indent=1, sort_keys=True)))
 
 
 def settle(folder: str | Path) -> None:
@@ -196,19 +192,10 @@ def write_one(path: str | Path, write: Writer) -> Path:
     """One file written whole (a temporary beside it, renamed over it), no manifest: a
     file the user names (a saved judge)."""
     path = Path(path)
-    temp = None
     try:
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(handle)
-        write(Path(temp))
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
+        return write_atomic(path, write)
     except OSError as exc:
         raise NumbiasError(f"cannot write {path}: {first_line(exc)}") from None
-    finally:
-        if temp is not None:
-            Path(temp).unlink(missing_ok=True)
-    return path
 
 
 def text(content: str) -> Writer:

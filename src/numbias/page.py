@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from numbias.fmt import fmt_num
 from numbias.svg import esc
 
 Section = tuple[str, str]
@@ -142,21 +143,6 @@ def columns(frame: pd.DataFrame, known: Mapping[str, Column]) -> list[Column]:
     return [c for c in out if c.key not in attached]
 
 
-def number(value: float, digits: int = 2, percent: bool = False) -> str:
-    """A number as the page shows it: rounded, a true minus sign, a percent if asked.
-
-    >>> number(-0.4567), number(0.456, percent=True), number(-0.001), number(float('nan'))
-    ('−0.46', '46%', '0.00', '—')
-    """
-    if np.isnan(value):
-        return "—"
-    if round(value * (100 if percent else 1), 0 if percent else digits) == 0:
-        value = 0.0  # no "−0.00"
-    if percent:
-        return f"{100 * value:.0f}%"
-    return f"{value:,.{digits}f}".replace("-", "−")
-
-
 def _cell(value: object, spec: Column, row: Mapping[str, object]) -> str:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
@@ -165,11 +151,12 @@ def _cell(value: object, spec: Column, row: Mapping[str, object]) -> str:
     if np.isnan(v):
         return '<td data-v="">—</td>'
     digits = 0 if isinstance(value, (int, np.integer)) else spec.digits
-    shown = number(v, digits, spec.percent)
+    shown = fmt_num(v, digits, percent=spec.percent)
     if spec.ci:
         low, high = (float(row[k]) for k in spec.ci)  # type: ignore[arg-type]
         if not (np.isnan(low) or np.isnan(high)):
-            shown += f"<small>[{number(low, digits, spec.percent)}, {number(high, digits, spec.percent)}]</small>"
+            ends = (fmt_num(end, digits, percent=spec.percent) for end in (low, high))
+            shown += "<small>[{}, {}]</small>".format(*ends)
     return f'<td data-v="{v!r}">{shown}</td>'
 
 

@@ -26,12 +26,13 @@ from numbias.align import JITTER, AlignConfig, AlignResults, align
 from numbias.compare import NAMES, CompareResults
 from numbias.config import RunConfig, judge_as_data, read_yaml, validate_config
 from numbias.errors import NumbiasError
+from numbias.fmt import fmt_num
 from numbias.inference import resampling_note
 from numbias.judge import ScoredSet, store_only
 from numbias.metrics import histogram, to_scale
 from numbias.mitigate import Comparison, MitigateConfig, MitigateResults, mitigate
 from numbias.output import Writer, one_writer, text, write_all
-from numbias.page import Column, Section, number, page, table
+from numbias.page import Column, Section, page, table
 from numbias.scale import ScoreScale
 from numbias.stages import effect_text, table_note
 from numbias.study import StudyResults, run
@@ -430,8 +431,8 @@ def histograms(results: StudyResults) -> str:
         for s in (s for s in results.sets if (s.judge, s.task) == (judge, task)):
             for label, rule in _set_rules(s, results.config.rules):
                 row = _row(summary, judge, task, str(s.scale), label)
-                caption = (f"{s.scale} · {label}: kurtosis {number(row['kurtosis'])}, r {number(row['pearson'])}, "
-                           f"mode {number(row['mode'], 0)} ({number(row['mode_share'], percent=True)})")
+                caption = (f"{s.scale} · {label}: kurtosis {fmt_num(row['kurtosis'])}, r {fmt_num(row['pearson'])}, "
+                           f"mode {fmt_num(row['mode'], 0)} ({fmt_num(row['mode_share'], percent=True)})")
                 figs.append(figure(caption, paired(s.scale, s.scores(rule), _mapped(s), "judge",
                                                    f"{judge} · {task} · {s.scale} · {label}")))
         per_row = len(results.config.rules) if len(results.config.rules) <= 4 else 4
@@ -476,9 +477,9 @@ def _distribution(s: ScoredSet, i: int, judge: float, human: float) -> str:
         cats, probs = [*cats, "out"], [*probs, d.below + d.above]
     if d.other > 0.005:
         cats, probs = [*cats, "n/a"], [*probs, d.other]
-    marks = [Mark(human - s.scale.lo, f"human {number(human)}", "#222")]
+    marks = [Mark(human - s.scale.lo, f"human {fmt_num(human)}", "#222")]
     if np.isfinite(judge):
-        marks.append(Mark(judge - s.scale.lo, f"judge {number(judge)}", PALETTE[1]))
+        marks.append(Mark(judge - s.scale.lo, f"judge {fmt_num(judge)}", PALETTE[1]))
     return bars(cats, [Series("P(score)", probs, PALETTE[0])], title=f"score distribution of item {s.data.ids[i]}",
                 width=330, height=150, marks=marks)
 
@@ -494,8 +495,8 @@ def disagreements(results: StudyResults) -> str:
         order = np.argsort(-np.nan_to_num(np.abs(gap), nan=-1.0), kind="stable")[:TOP_DISAGREEMENTS]
         blocks, texts = [], [_item_text(s.data.frame, s.data.fields, i, chr(10)) for i in order]
         for i, item in zip(order, texts):
-            meta = (f"id {s.data.ids[i]} · human {number(s.data.human[i])} ({number(human[i])} on {s.scale}) · "
-                    f"judge {number(scores[i])} ({v.rule}) · gap {gap[i]:+.2f}")
+            meta = (f"id {s.data.ids[i]} · human {fmt_num(s.data.human[i])} ({fmt_num(human[i])} on {s.scale}) · "
+                    f"judge {fmt_num(scores[i])} ({v.rule}) · gap {gap[i]:+.2f}")
             blocks.append(f'<div class="item"><div><div class="meta">{esc(meta)}</div><div class="text">'
                           f"{esc(item)}</div></div>"
                           f"{_distribution(s, i, scores[i], human[i])}</div>")
@@ -647,7 +648,7 @@ def align_histograms(res: AlignResults) -> str:
             s = sets[(r[role], r["task"], r["scale"])]
             row = _row(res.study.summary, s.judge, s.task, str(s.scale), "protocol")
             panels.append(figure(f"{role}: {s.judge} · {s.task} · {s.scale} · protocol — kurtosis "
-                                 f"{number(row['kurtosis'])}, r {number(row['pearson'])}",
+                                 f"{fmt_num(row['kurtosis'])}, r {fmt_num(row['pearson'])}",
                                  paired(s.scale, s.scores("protocol"), _mapped(s), role, f"{role} {s.judge}", color,
                                         width=560)))
         rows.append(f'<div class="pair">{"".join(panels)}</div>')

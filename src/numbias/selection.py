@@ -30,6 +30,7 @@ from numbias.mitigation import (
     Fitted,
     Setting,
     SettingData,
+    Temperature,
     UnfittableError,
     cross_folds,
     get_mitigation,
@@ -49,6 +50,27 @@ point of the label-efficiency curve."""
 DEFAULT_ROW, CHOICE_ROW = "original (paper default)", "automatic choice"
 PRESPECIFIED_ROW = "pre-specified: distribution regression (ridge)"
 FREE_ROW = "label-free (entropy) choice"
+FITTED_TEMPERATURE_ROW = "temperature (fitted on dev)"
+ORACLE_ROW = "oracle: best on test (not a method)"
+"""The table's row labels, defined once: selection builds the rows with them, and the
+verdict, the report and the study find rows by them."""
+
+
+def temperature_row(temperature: Temperature) -> str:
+    """The row of the default read at another (or the fitted) temperature."""
+    return FITTED_TEMPERATURE_ROW if temperature == FIT else f"temperature {temperature:g}"
+
+
+def scale_row(scale: str) -> str:
+    """The row of the default at another scale, or a range ensemble."""
+    return f"range ensemble {scale}" if ENSEMBLE_JOIN in scale else f"scale {scale}"
+
+
+def family_row(family: str, *, dev: bool = True) -> str:
+    """The row of a family's best setting on development items (``dev``), or its curve
+    in the label-efficiency figure."""
+    return f"best {family} (dev)" if dev else f"best {family}"
+
 
 @dataclass(frozen=True)
 class RowFit:
@@ -106,18 +128,17 @@ def table_rows(candidates: list[Setting], dev_scores: dict[Setting, float], chos
     scales = list(dict.fromkeys(c.scale for c in candidates))
     ensembles = [s for s in scales if ENSEMBLE_JOIN in s]
     rows = [(DEFAULT_ROW, "original", d), (PRESPECIFIED_ROW, "pre-specified", PRESPECIFIED)]
-    rows += [(f"temperature {t:g}" if t != FIT else "temperature (fitted on dev)", "temperature",
-              Setting(d.scale, d.rule, t)) for t in dict.fromkeys(c.temperature for c in candidates)
-             if t != d.temperature]
+    rows += [(temperature_row(t), "temperature", Setting(d.scale, d.rule, t))
+             for t in dict.fromkeys(c.temperature for c in candidates) if t != d.temperature]
     for m in dict.fromkeys(c.mitigation for c in candidates):
         spec = get_mitigation(m)
         at = [s for s in (d.scale, *ensembles) if Setting(s, d.rule, d.temperature, m) in scored]
         if m != "none" and (row := Setting(at[0] if at else d.scale, d.rule, d.temperature, m)) != PRESPECIFIED:
             rows.append((spec.title, spec.family, row))
-    rows += [(f"scale {s}", "score range", Setting(s, d.rule, d.temperature)) for s in scales
+    rows += [(scale_row(s), "score range", Setting(s, d.rule, d.temperature)) for s in scales
              if s != d.scale and s not in ensembles]
-    rows += [(f"range ensemble {s}", "range ensemble", Setting(s, d.rule, d.temperature)) for s in ensembles]
-    rows += [(f"best {name} (dev)", name, best) for name, best in family_bests(candidates, dev_scores).items()]
+    rows += [(scale_row(s), "range ensemble", Setting(s, d.rule, d.temperature)) for s in ensembles]
+    rows += [(family_row(name), name, best) for name, best in family_bests(candidates, dev_scores).items()]
     rows += [(FREE_ROW, "label-free", free)] if free is not None else []
     rows.append((CHOICE_ROW, "automatic", chosen))
     return [r for r in rows if r[2] in dev_scores or r[2] in (chosen, free, PRESPECIFIED)]
@@ -303,7 +324,7 @@ def label_efficiency(data: dict[str, SettingData], human: np.ndarray, human_rang
     the label-free choice (size 0). One row per size × draw × choice."""
     records = []
     free, _ = _selection(candidates, data, human, human_range, dev, FREE_CRITERION, seed, None)
-    records.append({"labels": 0, "draw": 0, "choice": "automatic choice", "setting": free.label,
+    records.append({"labels": 0, "draw": 0, "choice": CHOICE_ROW, "setting": free.label,
                     "test pearson": pearson(fit_predict(free, data, human, human_range, dev, test), human[test])})
     for size in [s for s in sizes if s <= len(dev)]:
         for draw in range(draws):
@@ -312,8 +333,8 @@ def label_efficiency(data: dict[str, SettingData], human: np.ndarray, human_rang
                 chosen, scores = _selection(candidates, data, human, human_range, picked, "pearson", seed, None)
             except NumbiasError:  # no candidate has a defined score on so few items
                 continue
-            for name, setting in {"automatic choice": chosen, **{f"best {f}": s for f, s in
-                                                                 family_bests(candidates, scores).items()}}.items():
+            for name, setting in {CHOICE_ROW: chosen, **{family_row(f, dev=False): s for f, s in
+                                                          family_bests(candidates, scores).items()}}.items():
                 pred = fit_predict(setting, data, human, human_range, picked, test)
                 records.append({"labels": size, "draw": draw, "choice": name, "setting": setting.label,
                                 "test pearson": pearson(pred, human[test])})

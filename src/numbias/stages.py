@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from numbias.config import JudgeConfig
 from numbias.errors import NumbiasError
+from numbias.fmt import fmt_num, fmt_p
 from numbias.inference import (
     UNDEFINED,
     Correction,
@@ -225,14 +226,14 @@ def delta_text(row: Mapping[str, Any], key: str) -> str:
     """
     effect = row_effect(row, key)
     p = effect.p_adjusted
-    shown = "" if not np.isfinite(p) else f", p_adj {p:.3f}" if p >= 0.001 else ", p_adj <0.001"
+    shown = f", p_adj {fmt_p(p)}" if np.isfinite(p) else ""
     return f"Δ {effect.text()}{shown}{' *' if effect.significant() else ''}"
 
 
 def effect_text(row: Mapping[str, Any], metric: str) -> str:
     """One metric of a :func:`stage_table` row: reference → the stage's mean over seeds,
     then the change with its CI and adjusted p (:func:`delta_text`)."""
-    ref, value = (f"{v:.2f}" if np.isfinite(v) else "—" for v in (row[f"base {metric}"], row[metric]))
+    ref, value = (fmt_num(v, plain=True) for v in (row[f"base {metric}"], row[metric]))
     return f"{ref} → {value}, {delta_text(row, f'Δ {metric}')}"
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from numbias.data import SUFFIXES, Dataset, load_file, make_dataset, parse_ratings, read_table, sample_rows
 from numbias.errors import NumbiasError, first_line, readable_file
 from numbias.options import check_options
-from numbias.plugins import load_group
+from numbias.plugins import Registry, origin
 from numbias.prompt import SCALE_FIELDS, PromptTemplate
 
 Loader = Callable[..., Dataset]
@@ -205,9 +205,10 @@ _ASK = "Reply with a single whole number from {lo} to {hi} and nothing else."
 
 # Instructions come first and the item last, so consecutive prompts share a long
 # prefix and the backend re-reads only the item's own tokens.
-TASKS: dict[str, Task] = {
-    t.name: t
-    for t in (
+TASKS: Registry[Task] = Registry("task", ENTRY_POINTS, of=Task, describe=lambda task: origin(task.loader),
+                                hint=f"; a data file's name must end in {', '.join(SUFFIXES)}")
+"""Every known task by name: built-in, registered, and (once read) installed."""
+for _task in (
         Task("vader", "Word sentiment (VADER lexicon, 10 raters, -4..4)",
              PromptTemplate("Rate the feeling an English word carries, from {lo} (extremely negative) through "
                             "the middle (neutral) to {hi} (extremely positive). " + _ASK + "\nWord: {word}"),
@@ -236,8 +237,8 @@ TASKS: dict[str, Task] = {
                             "grammatical the rewritten sentence is, from {lo} (full of errors) to {hi} "
                             "(flawless). " + _ASK + "\nLearner: {source}\nRewritten: {correction}"),
              (0.0, 4.0), 5, "github.com/tmu-nlp/TMU-GFM-Dataset", load_gecqe, True, "tmu-gfm"),
-    )
-}
+):
+    TASKS.register(_task.name, _task)
 
 
 def register_task(task: Task | None = None, /, *, replace: bool = False,
@@ -265,10 +266,7 @@ def register_task(task: Task | None = None, /, *, replace: bool = False,
         return _decorator(replace=replace, **spec)
     if not isinstance(task, Task):
         raise NumbiasError(f"register_task takes a numbias Task, got {type(task).__name__}")
-    if task.name in TASKS and TASKS[task.name] is not task and not replace:
-        raise NumbiasError(f"a task named {task.name!r} is already registered (pass replace=True to replace it)")
-    TASKS[task.name] = task
-    return task
+    return TASKS.register(task.name, task, replace=replace)
 
 
 def _decorator(name: str, *, template: str, human_range: tuple[float, float], description: str = "",
@@ -284,23 +282,6 @@ def _decorator(name: str, *, template: str, human_range: tuple[float, float], de
     return wrap
 
 
-def _load_entry_points() -> None:
-    """Register the tasks installed packages declare, once, on first need."""
-    load_group(ENTRY_POINTS, _register_entry_point)
-
-
-def _register_entry_point(name: str, found: Any) -> None:
-    found = found() if callable(found) and not isinstance(found, Task) else found
-    for item in found if isinstance(found, (list, tuple)) else [found]:
-        if not isinstance(item, Task):
-            raise NumbiasError(f"entry point {name!r} of group {ENTRY_POINTS} gave {type(item).__name__}, "
-                               "not a numbias Task")
-        if item.name in TASKS and TASKS[item.name] is not item:
-            raise NumbiasError(f"entry point {name!r} of group {ENTRY_POINTS} gives a task named {item.name!r}, "
-                               "which another task already has")
-        TASKS[item.name] = item
-
-
 def all_tasks() -> dict[str, Task]:
     """Every task by name: built-in, registered and installed.
 
@@ -311,18 +292,12 @@ def all_tasks() -> dict[str, Task]:
     >>> all_tasks()["stsb"].needs_path
     True
     """
-    _load_entry_points()
-    return dict(TASKS)
+    return TASKS.all()
 
 
 def get_task(name: str) -> Task:
-    if name not in TASKS:
-        _load_entry_points()
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise NumbiasError(f"unknown task {name!r} (known: {', '.join(TASKS)}; a data file's name must end in "
-                           f"{', '.join(SUFFIXES)})") from None
+    """A task by name, installed ones read only when it is not known yet."""
+    return TASKS.find(name)
 
 
 HumanRange = Annotated[tuple[float, float] | None,

@@ -21,7 +21,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from numbias.atomic import write_atomic
 from numbias.config import read_yaml, validate_config
 from numbias.data import Dataset, make_dataset
 from numbias.errors import NumbiasError, first_line, readable_file
@@ -496,10 +496,10 @@ def save_checkpoint(job: Job, model: Any, optimizer: Any, state: RunState) -> No
 
     path = job.work / f"step-{state.step:06d}.pt"
     weights = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
-    torch.save({"fingerprint": job.fingerprint, "step": state.step, "losses": state.losses, "tokens": state.tokens,
-                "seconds": state.seconds, "lora": weights, "optimizer": optimizer.state_dict(),
-                "rng": torch.get_rng_state()}, path.with_suffix(".tmp"))
-    os.replace(path.with_suffix(".tmp"), path)
+    checkpoint = {"fingerprint": job.fingerprint, "step": state.step, "losses": state.losses,
+                  "tokens": state.tokens, "seconds": state.seconds, "lora": weights,
+                  "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}
+    write_atomic(path, lambda tmp: torch.save(checkpoint, tmp))
     for old in job.work.glob("step-*.pt"):
         if old != path:
             old.unlink()
@@ -672,8 +672,7 @@ def cached_reference(job: Job, model: Any, examples: list[Example]) -> torch.Ten
         if saved.get("fingerprint") == job.fingerprint:
             return saved["reference"]
     reference = reference_logprobs(model, examples, job.stage_recipe.batch_size)
-    torch.save({"fingerprint": job.fingerprint, "reference": reference}, path.with_suffix(".tmp"))
-    os.replace(path.with_suffix(".tmp"), path)
+    write_atomic(path, lambda tmp: torch.save({"fingerprint": job.fingerprint, "reference": reference}, tmp))
     return reference
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from numbias.align import AlignResults
 from numbias.errors import NumbiasError
+from numbias.fmt import fmt_num, fmt_p
 from numbias.inference import UNDEFINED, Effect, adjust, paired_effect, resamples_for
 from numbias.judge import ScoredSet
 from numbias.metrics import (
@@ -28,7 +29,6 @@ from numbias.metrics import (
     to_scale,
 )
 from numbias.mitigate import Comparison, MitigateResults
-from numbias.page import number
 from numbias.scale import PAPER_SCALE, ScoreScale
 from numbias.selection import CHOICE_ROW, DEFAULT_ROW, FREE_ROW, PAPER_DEFAULT, PRESPECIFIED, PRESPECIFIED_ROW
 from numbias.study import StudyResults
@@ -77,29 +77,29 @@ LEVEL_WORDS = {"strong": "strongly biased", "some": "somewhat biased", "little":
 
 
 def _r(iv: Interval) -> str:
-    return f"r = {number(iv.value)} [{number(iv.low)}, {number(iv.high)}]"
+    return f"r = {fmt_num(iv.value)} [{fmt_num(iv.low)}, {fmt_num(iv.high)}]"
 
 
 def _pile(mode: float, share: float, human_share: float, what: str) -> str:
     """The sentence on the judge's favourite score against the humans' share there."""
-    mode_text = number(mode, 0)
+    mode_text = fmt_num(mode, 0)
     if share > human_share:
         times = f", {share / human_share:.1f}× as often" if human_share > 0 else ", a score they never give"
-        return (f"{what} is {mode_text} for {number(share, percent=True)} of the items; the humans' scores fall in "
-                f"that bin for {number(human_share, percent=True)}{times}.")
-    return (f"{what} is most often {mode_text} ({number(share, percent=True)} of the items), no more than the "
-            f"humans' {number(human_share, percent=True)} in that bin.")
+        return (f"{what} is {mode_text} for {fmt_num(share, percent=True)} of the items; the humans' scores fall in "
+                f"that bin for {fmt_num(human_share, percent=True)}{times}.")
+    return (f"{what} is most often {mode_text} ({fmt_num(share, percent=True)} of the items), no more than the "
+            f"humans' {fmt_num(human_share, percent=True)} in that bin.")
 
 
 def _peak(kurt: float, human_kurt: float, sd_ratio: float = float("nan")) -> str:
     if sd_ratio < FLAT:
-        why = (f", so its excess kurtosis of {number(kurt)} describes jitter, not a pile-up" if np.isfinite(kurt)
+        why = (f", so its excess kurtosis of {fmt_num(kurt)} describes jitter, not a pile-up" if np.isfinite(kurt)
                else ": it gives every item the same score")
-        return (f"The judge barely varies: the SD of its scores is {number(sd_ratio)} of the humans' (both on the "
+        return (f"The judge barely varies: the SD of its scores is {fmt_num(sd_ratio)} of the humans' (both on the "
                 f"unit scale){why}.")
     if np.isnan(kurt):
         return "It gives every item the same score."
-    return f"Excess kurtosis of its scores: {number(kurt)}, against the humans' {number(human_kurt)}."
+    return f"Excess kurtosis of its scores: {fmt_num(kurt)}, against the humans' {fmt_num(human_kurt)}."
 
 
 def _tested(effect: Effect) -> str:
@@ -107,16 +107,15 @@ def _tested(effect: Effect) -> str:
     if not np.isfinite(effect.p):
         return ""
     p = effect.p_adjusted if np.isfinite(effect.p_adjusted) else effect.p
-    shown = f"{p:.3f}" if p >= 0.001 else "<0.001"
-    return f" (excess {effect.text()}, adjusted p {shown}{'' if effect.significant() else ': within noise'})"
+    return f" (excess {effect.text()}, adjusted p {fmt_p(p)}{'' if effect.significant() else ': within noise'})"
 
 
 def _format(out_of_scale: float, non_numeric: float, rule: str) -> str:
     """The sentence that reads a large out-of-scale or non-numeric mass as what it is."""
     clip = (" The protocol clips numbers outside the scale to its ends, so a pile-up at an end is that clipping, "
             "not a preference." if rule == "protocol" or rule.startswith("sampled") else "")
-    return (f"Format failures first: on average {number(out_of_scale, percent=True)} of its answer mass is a number "
-            f"outside the scale and {number(non_numeric, percent=True)} is not a number.{clip}")
+    return (f"Format failures first: on average {fmt_num(out_of_scale, percent=True)} of its answer mass is a number "
+            f"outside the scale and {fmt_num(non_numeric, percent=True)} is not a number.{clip}")
 
 
 @dataclass(frozen=True)
@@ -170,17 +169,17 @@ class StudyVerdict:
         return "sampled" if self.rule.startswith("sampled") else self.rule
 
     def tiles(self) -> list[Tile]:
-        tiles = [(f"most given score ({self.scale})", number(self.mode, 0),
-                  f"{number(self.share, percent=True)} of items · humans {number(self.human_share, percent=True)}"),
-                 ("excess kurtosis", number(self.kurtosis), f"humans {number(self.human_kurtosis)}"),
-                 (f"r, {self.named} answer", number(self.answer.value),
-                  f"[{number(self.answer.low)}, {number(self.answer.high)}]")]
+        tiles = [(f"most given score ({self.scale})", fmt_num(self.mode, 0),
+                  f"{fmt_num(self.share, percent=True)} of items · humans {fmt_num(self.human_share, percent=True)}"),
+                 ("excess kurtosis", fmt_num(self.kurtosis), f"humans {fmt_num(self.human_kurtosis)}"),
+                 (f"r, {self.named} answer", fmt_num(self.answer.value),
+                  f"[{fmt_num(self.answer.low)}, {fmt_num(self.answer.high)}]")]
         if self.expected is not None:
-            tiles.append(("r, expected score", number(self.expected.value),
-                          f"[{number(self.expected.low)}, {number(self.expected.high)}]"))
-        tiles.append(("SD ratio (judge / humans)", number(self.sd_ratio),
-                      f"out of scale {number(self.out_of_scale, percent=True)} · non-numeric "
-                      f"{number(self.non_numeric, percent=True)}"))
+            tiles.append(("r, expected score", fmt_num(self.expected.value),
+                          f"[{fmt_num(self.expected.low)}, {fmt_num(self.expected.high)}]"))
+        tiles.append(("SD ratio (judge / humans)", fmt_num(self.sd_ratio),
+                      f"out of scale {fmt_num(self.out_of_scale, percent=True)} · non-numeric "
+                      f"{fmt_num(self.non_numeric, percent=True)}"))
         return tiles
 
     def finding(self) -> str:
@@ -197,7 +196,7 @@ class StudyVerdict:
             how = ("" if np.isnan(gap) else f", {gap:+.2f} from reading the whole distribution" if gap >= 0.02
                    else ", no better than the answer" if gap > -0.02 else ", below the answer")
             answer += f"; the exact expected score of the same distributions reaches {_r(self.expected)}{how}"
-        text.append(answer + (f" (human ceiling {number(self.ceiling)})." if np.isfinite(self.ceiling) else "."))
+        text.append(answer + (f" (human ceiling {fmt_num(self.ceiling)})." if np.isfinite(self.ceiling) else "."))
         return " ".join(text)
 
     def advice(self) -> str:
@@ -296,15 +295,6 @@ def human_share(results: StudyResults, judge: str, task: str, scale: str, rule: 
     return float(hist[int(score - s.scale.lo)])
 
 
-def _signed(x: float) -> str:
-    """``+0.12``, ``−0.03``, ``0.00`` (no signed zero).
-
-    >>> _signed(0.123), _signed(-0.031), _signed(-0.001)
-    ('+0.12', '−0.03', '0.00')
-    """
-    return "0.00" if round(x, 2) == 0 else f"{x:+.2f}".replace("-", "−")
-
-
 def _dtext(effect: Effect) -> str:
     """``Δ r +0.05 [−0.02, +0.12]`` with true minus signs."""
     return f"Δ r {effect.text()}".replace("-", "−")
@@ -312,7 +302,7 @@ def _dtext(effect: Effect) -> str:
 
 def _adjusted(effect: Effect) -> str:
     p = effect.p_adjusted if np.isfinite(effect.p_adjusted) else effect.p
-    return "no test" if not np.isfinite(p) else f"adjusted p = {p:.2g}"
+    return "no test" if not np.isfinite(p) else f"adjusted p = {fmt_p(p, significant=True)}"
 
 
 CALL_BADGES = {"better": ("little", "the choice beats the default"), "worse": ("strong", "keep the default"),
@@ -375,16 +365,17 @@ class MitigateVerdict:
         return CALL_BADGES[self.call]
 
     def tiles(self) -> list[Tile]:
-        return [(f"most given score ({PAPER_SCALE}, default)", number(self.mode, 0),
-                 f"{number(self.share, percent=True)} of items · humans {number(self.human_share, percent=True)}"),
-                ("kurtosis, default → choice", f"{number(self.default_kurtosis)} → {number(self.choice_kurtosis)}",
-                 f"humans {number(self.human_kurtosis)}"),
-                ("test r, paper default", number(self.default.value),
-                 f"[{number(self.default.low)}, {number(self.default.high)}]"),
-                ("test r, automatic choice", number(self.choice.value),
+        return [(f"most given score ({PAPER_SCALE}, default)", fmt_num(self.mode, 0),
+                 f"{fmt_num(self.share, percent=True)} of items · humans {fmt_num(self.human_share, percent=True)}"),
+                ("kurtosis, default → choice", f"{fmt_num(self.default_kurtosis)} → {fmt_num(self.choice_kurtosis)}",
+                 f"humans {fmt_num(self.human_kurtosis)}"),
+                ("test r, paper default", fmt_num(self.default.value),
+                 f"[{fmt_num(self.default.low)}, {fmt_num(self.default.high)}]"),
+                ("test r, automatic choice", fmt_num(self.choice.value),
                  f"{_dtext(self.gain)} · {_adjusted(self.gain)}"),
-                ("Δ r on dev, choice − default", _signed(self.dev_gain.delta) if self.dev_gain.defined else "—",
-                 f"cross-fitted [{_signed(self.dev_gain.low)}, {_signed(self.dev_gain.high)}]"
+                ("Δ r on dev, choice − default",
+                 fmt_num(self.dev_gain.delta, signed=True) if self.dev_gain.defined else "—",
+                 f"cross-fitted [{fmt_num(self.dev_gain.low, signed=True)}, {fmt_num(self.dev_gain.high, signed=True)}]"
                  if self.dev_gain.defined else "not checked")]
 
     def finding(self) -> str:
@@ -395,14 +386,14 @@ class MitigateVerdict:
                 f"The default reaches test {_r(self.default)}. Chosen on {self.n_dev} development items, the "
                 f"automatic choice is {self.chosen}: test {_r(self.choice)}; against the default {_dtext(self.gain)} "
                 f"(paired bootstrap over the test items, {_adjusted(self.gain)}, Holm{fam}), with excess kurtosis "
-                f"{number(self.choice_kurtosis)}."]
+                f"{fmt_num(self.choice_kurtosis)}."]
         if self.dev_gain.defined:
             text.append(f"On the development items, cross-fitted (the selection re-run without each fold), the "
                         f"choice against the default: {_dtext(self.dev_gain)}.")
         if np.isfinite(self.nested):
-            again = (f"; the same setting wins on {number(self.stability, percent=True)} of bootstrap resamples of "
+            again = (f"; the same setting wins on {fmt_num(self.stability, percent=True)} of bootstrap resamples of "
                      "the development items" if np.isfinite(self.stability) else "")
-            text.append(f"A nested estimate of what the selection achieves is r = {number(self.nested)}{again}.")
+            text.append(f"A nested estimate of what the selection achieves is r = {fmt_num(self.nested)}{again}.")
         if np.isfinite(self.prespecified.delta):
             text.append(f"The pre-specified rule ({PRESPECIFIED.label}), fixed before any data, against the default "
                         f"on the test items: {_dtext(self.prespecified)}, {_adjusted(self.prespecified)}.")

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from numbias.atomic import write_atomic
 from numbias.errors import NumbiasError, first_line
 from numbias.models import JUDGES, WEIGHTS, ResolvedJudge, cache_dir, resolve, trained_stage
 
@@ -170,15 +171,16 @@ def _made(folder: Path) -> Path:
 
 def export_gguf(folder: Path, out: Path) -> Path:
     """A float32 Hugging Face folder as a GGUF F32 file (written whole, then renamed)."""
-    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
+    return write_atomic(out, lambda partial: _convert(folder, partial))
+
+
+def _convert(folder: Path, partial: Path) -> None:
+    """llama.cpp's converter writing ``folder`` into ``partial`` as a GGUF F32 file."""
     done = subprocess.run([sys.executable, str(converter()), str(folder), "--outtype", "f32",
                            "--outfile", str(partial)], capture_output=True, text=True)
-    if done.returncode or not partial.is_file():
-        partial.unlink(missing_ok=True)
+    if done.returncode or not partial.is_file() or not partial.stat().st_size:
         lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
         raise NumbiasError(f"exporting {folder} to GGUF failed: {lines[-1] if lines else 'no output'}")
-    partial.replace(out)
-    return out
 
 
 def float32_source(model: str) -> tuple[str, Path, str]:

@@ -1,5 +1,5 @@
 """Judge backends, registered by name; optional dependencies are imported lazily."""
 
-from numbias.backends.base import Backend, create_backend, describe_backend, register_backend
+from numbias.backends.base import Backend, all_backends, create_backend, describe_backend, register_backend
 
-__all__ = ["Backend", "create_backend", "describe_backend", "register_backend"]
+__all__ = ["Backend", "all_backends", "create_backend", "describe_backend", "register_backend"]

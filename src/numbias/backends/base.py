@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError
 from numbias.options import check_options
-from numbias.plugins import import_ref, load_group
+from numbias.plugins import Registry, import_ref
 from numbias.prompt import Prompt
 from numbias.scale import ScoreScale
 
@@ -67,18 +66,17 @@ class Backend(Protocol):
         ...
 
 
-BACKENDS: dict[str, str | Callable[..., Backend]] = {
-    "llama.cpp": "numbias.backends.llamacpp:LlamaCppBackend",
-    "fake": "numbias.backends.fake:FakeBackend",
-    "openai": "numbias.backends.openai_compat:OpenAIBackend",
-    "transformers": "numbias.backends.hf:TransformersBackend",
-}
-
-
 ENTRY_POINTS = "numbias.backends"
 """Installed packages add backends under this entry-point group: each entry point's
 name is the backend's name, and it names the factory (``model=...`` and options in,
 a :class:`Backend` out)."""
+BACKENDS: Registry[str | Callable[..., Backend]] = Registry("backend", ENTRY_POINTS, hint=", or module:attr")
+"""Every known backend factory by name (a ``"module:attr"`` path is imported on first use)."""
+for _name, _factory_ref in (("llama.cpp", "numbias.backends.llamacpp:LlamaCppBackend"),
+                            ("fake", "numbias.backends.fake:FakeBackend"),
+                            ("openai", "numbias.backends.openai_compat:OpenAIBackend"),
+                            ("transformers", "numbias.backends.hf:TransformersBackend")):
+    BACKENDS.register(_name, _factory_ref)
 
 
 def register_backend(name: str, factory: str | Callable[..., Backend], *, replace: bool = False) -> None:
@@ -96,30 +94,23 @@ def register_backend(name: str, factory: str | Callable[..., Backend], *, replac
     >>> register_backend("seven", "my_package.judges:Seven")
     Traceback (most recent call last):
     ...
-    numbias.errors.NumbiasError: a backend named 'seven' is already registered (pass replace=True to replace it)
+    numbias.errors.NumbiasError: a backend named 'seven' is already registered ...
     """
-    if name in BACKENDS and BACKENDS[name] != factory and not replace:
-        raise NumbiasError(f"a backend named {name!r} is already registered (pass replace=True to replace it)")
-    BACKENDS[name] = factory
+    BACKENDS.register(name, factory, replace=replace)
 
 
-def unregister_backend(name: str) -> None:
-    """Remove a registered backend (a test's, or a plug-in's being replaced)."""
-    BACKENDS.pop(name, None)
+def all_backends() -> dict[str, str | Callable[..., Backend]]:
+    """Every backend factory by name: built-in, registered and installed.
 
-
-def backends() -> list[str]:
-    """Every backend's name: built-in, registered and installed."""
-    load_group(ENTRY_POINTS, lambda name, factory: register_backend(name, factory))
-    return sorted(BACKENDS)
+    >>> from numbias import all_backends
+    >>> all_backends()["fake"]
+    'numbias.backends.fake:FakeBackend'
+    """
+    return BACKENDS.all()
 
 
 def _factory(name: str) -> Callable[..., Backend]:
-    if name not in BACKENDS and ":" not in name:
-        backends()
-    factory = BACKENDS.get(name, name if ":" in name else None)
-    if factory is None:
-        raise NumbiasError(f"unknown backend {name!r} (known: {', '.join(sorted(BACKENDS))}, or module:attr)")
+    factory = name if ":" in name and name not in BACKENDS else BACKENDS.find(name)
     return import_ref(factory, f"backend {name!r}") if isinstance(factory, str) else factory
 
 
@@ -141,7 +132,7 @@ def is_routing(option: str) -> bool:
 def registered(name: str) -> bool:
     """Whether ``name`` is a registered backend (built-in, registered in this process or
     installed under :data:`ENTRY_POINTS`), not a ``module:attr`` path that imports code."""
-    return ":" not in name and name in backends()
+    return ":" not in name and name in all_backends()
 
 
 def starts_to_describe(name: str) -> bool:
