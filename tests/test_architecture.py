@@ -37,7 +37,7 @@ LAYERS = [
     ["study", "train"],
     ["calibrated", "stages"],
     ["align", "mitigate", "scoring"],
-    ["verdict", "compare"],
+    ["verdict", "compare", "recompute"],
     ["report"],
     ["cli"],
     ["__init__", "__main__"],

@@ -5,6 +5,7 @@ files they name."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -74,6 +75,23 @@ FILES: dict[str, str | bytes] = {
     "nosys.csv": OUTPUTS.replace("\nB,d1,", "\n,d1,"),
     "onelabel.csv": OUTPUTS.replace("B,d0,2,", "B,d0,,").replace("B,d1,3,", "B,d1,,"),
     "outside.csv": OUTPUTS.replace("A,d0,1,", "A,d0,7,"),
+}
+
+DISTS_HEADER = ("judge,task,scale,mode,kind,temperature,id,human,p0,p1,below,above,other,n_samples,cut,"
+                "next_token_entropy\n")
+MITIGATED = _yaml(judges=[FAKE], tasks=[FILE_TASK], dev=10, out="o")
+FILES |= {  # results folders to re-analyse (--from) or rebuild (report) from their files
+    "nodists/mitigate-config.yaml": MITIGATED,
+    "wrongcols/mitigate-config.yaml": MITIGATED,
+    "wrongcols/dists.csv.gz": gzip.compress(b"a,b\n1,2\n", mtime=0),
+    "notgz/mitigate-config.yaml": MITIGATED,
+    "notgz/dists.csv.gz": b"judge,task\x00\xff\xfe not gzip",
+    "badsum/mitigate-config.yaml": MITIGATED,
+    "badsum/dists.csv.gz": gzip.compress((DISTS_HEADER + "j,t,0-1,exact,item,1,a,1,0.5,0.9,0,0,0,,,\n").encode(),
+                                            mtime=0),
+    "nodata/mitigate-config.yaml": MITIGATED,
+    "nodata/dists.csv.gz": gzip.compress((DISTS_HEADER + "j,t,0-1,exact,item,1,a,1,0.5,0.5,0,0,0,,,\n").encode(),
+                                            mtime=0),
 }
 
 CASES: list[tuple[str, list[str], str]] = [
@@ -160,6 +178,28 @@ CASES: list[tuple[str, list[str], str]] = [
     ("correlate a missing folder", ["correlate", "/nope"], "cannot read /nope/summary.json"),
     ("report of a missing folder", ["report", "/nope"], "results folder /nope does not exist"),
     ("report of a folder with no results", ["report", "."], "holds no config.yaml, align-config.yaml or"),
+    ("--from a folder with no distributions", ["mitigate", "--from", "nodists", "--out", "o"],
+     "nodists/dists.csv.gz does not exist: the folder was not written by numbias with its distributions"),
+    ("--from distributions of the wrong columns", ["mitigate", "--from", "wrongcols", "--out", "o"],
+     "wrongcols/dists.csv.gz lacks the column(s) judge, task, scale"),
+    ("--from distributions that are not gzip", ["mitigate", "--from", "notgz", "--out", "o"],
+     "notgz/dists.csv.gz is unreadable"),
+    ("--from distributions that do not sum to 1", ["mitigate", "--from", "badsum", "--out", "o"],
+     "probabilities do not sum to 1"),
+    ("--from a folder with no items", ["mitigate", "--from", "nodata", "--out", "o"],
+     "nodata/data.csv.gz does not exist"),
+    ("--from a folder numbias did not write", ["mitigate", "--from", ".", "--out", "o"],
+     "holds no mitigate-config.yaml: not a results folder of numbias mitigate"),
+    ("align --from a mitigation folder", ["align", "--from", "nodists", "--out", "o"],
+     "nodists holds no align-config.yaml: not a results folder of numbias align"),
+    ("--from without --out", ["mitigate", "--from", "nodists"], "--from needs --out"),
+    ("--from with a config", ["mitigate", "mitigate.yaml", "--from", "nodists", "--out", "o"],
+     "--from re-analyses the folder's own judges and tasks"),
+    ("--from with a judge", ["mitigate", "--from", "nodists", "--judge", "x", "--out", "o"],
+     "--from re-analyses the folder's own judges and tasks"),
+    ("report from distributions of the wrong columns", ["report", "wrongcols"],
+     "cannot rebuild wrongcols/report.html from the folder's files: wrongcols/dists.csv.gz lacks the column(s)"),
+    ("report from distributions that do not sum to 1", ["report", "badsum"], "probabilities do not sum to 1"),
     ("calibrated file not a judge", ["score", "--calibrated", "bad.json", "--data", "items.csv", "--out", "o"],
      "not a saved numbias judge"),
     ("calibrated file missing", ["score", "--calibrated", "none.json", "--data", "items.csv", "--out", "o"],

@@ -130,16 +130,39 @@ def test_every_dataset_text_is_escaped(studies) -> None:
 
 
 @pytest.mark.parametrize("kind", ["run", "align", "mitigate"])
-def test_numbias_report_rebuilds_the_page_from_the_store(kind: str, studies, monkeypatch) -> None:
+def test_numbias_report_rebuilds_the_page_from_the_folder_alone(kind: str, studies, tmp_path, monkeypatch) -> None:
+    """A copy of the folder without its store, its data file or any backend to start
+    gives the same page: the distributions and items the folder holds are enough."""
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("rebuilding a report must not create a backend")
 
     _, folder = studies[kind]
-    before = (folder / "report.html").read_bytes()
-    (folder / "report.html").unlink()
+    copy = tmp_path / kind
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("store.sqlite*", ".numbias*"))
+    (copy / "report.html").unlink()
+    (folder.parent / "items.csv").rename(folder.parent / "items.csv.away")
     monkeypatch.setattr(judge_module, "create_backend", refuse)
-    assert rebuild(folder) == folder / "report.html"
-    assert (folder / "report.html").read_bytes() == before
+    try:
+        assert rebuild(copy) == copy / "report.html"
+    finally:
+        (folder.parent / "items.csv.away").rename(folder.parent / "items.csv")
+    assert (copy / "report.html").read_bytes() == (folder / "report.html").read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["run", "mitigate"])
+def test_numbias_report_rebuilds_an_older_folder_from_its_store(kind: str, studies, tmp_path, monkeypatch) -> None:
+    """A folder written before the distributions travelled with it is rebuilt from its store."""
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("rebuilding a report must not create a backend")
+
+    _, folder = studies[kind]
+    copy = tmp_path / kind
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("dists.csv.gz", ".numbias*"))
+    (copy / "report.html").unlink()
+    monkeypatch.setattr(judge_module, "create_backend", refuse)
+    monkeypatch.chdir(folder.parent.parent)
+    assert rebuild(copy) == copy / "report.html"
+    assert (copy / "report.html").read_bytes() == (folder / "report.html").read_bytes()
 
 
 def _cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
@@ -167,11 +190,12 @@ def test_report_command_opens_and_refuses_in_one_line(studies, tmp_path, monkeyp
     broken = tmp_path / "no-store"
     shutil.copytree(folder, broken)
     (broken / "store.sqlite").unlink()
+    (broken / "dists.csv.gz").unlink()
     for args, fragment in (
         (["report", str(tmp_path / "nope")], "results folder"),
         (["report", str(tmp_path)], "holds no config.yaml, align-config.yaml or mitigate-config.yaml"),
         (["report", str(copy)], f"config file {copy / 'config.yaml'} is not valid YAML (line 2"),
-        (["report", str(broken)], f"{broken / 'store.sqlite'} does not exist"),
+        (["report", str(broken)], f"holds no dists.csv.gz and its store {broken / 'store.sqlite'} does not exist"),
     ):
         code, _, err = _cli(args, monkeypatch, capsys)
         lines = [line for line in err.splitlines() if line.strip()]

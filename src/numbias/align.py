@@ -282,12 +282,19 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
     if not isinstance(config, AlignConfig):
         config = parse_align(config or {})
     results = run(config.study(), progress=progress)
+    spread, texts = (diversity(config.diversity, config.study().judges, progress) if config.diversity
+                     else (pd.DataFrame(), pd.DataFrame()))
+    return align_results(config, results, spread, texts)
+
+
+def align_results(config: AlignConfig, results: StudyResults, spread: pd.DataFrame,
+                  texts: pd.DataFrame) -> AlignResults:
+    """The pairs laid side by side from a study's results and the judges' free
+    generations (apart from :func:`align`, so a results folder's files recompute them)."""
     table = pair_table(config, results)
     correlation = kurtosis_accuracy(results.summary, (config.sampling.label, "expected", "protocol"),
                                     config.bootstrap, config.seed)
     judges = config.study().judges
-    spread, texts = (diversity(config.diversity, judges, progress) if config.diversity
-                     else (pd.DataFrame(), pd.DataFrame()))
     return AlignResults(config, results, table, correlation, simulated_kurtosis(config, results),
                         paired_shift(table), stage_table(judges, results.summary, results.items,
                                                          ranges={s.task: s.data.human_range for s in results.sets},

@@ -25,7 +25,7 @@ from numbias.fmt import fmt_ci, fmt_num, fmt_p
 if TYPE_CHECKING:
     import pandas as pd
 
-    from numbias.align import AlignResults
+    from numbias.align import AlignConfig, AlignResults
     from numbias.mitigate import MitigateConfig
 
 class _Commands(TyperGroup):
@@ -385,6 +385,8 @@ def _score_judge(calibrated: Path | None, fixed: dict[str, str | None],
 
 
 # Options shared by ``run``, ``align`` and ``mitigate``.
+FromOpt = Annotated[Path | None, typer.Option("--from", help="Re-analyse this results folder from its own files "
+                                                              "(distributions and items): no model, store or data.")]
 JudgeOpt = Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")]
 ScaleOpt = Annotated[list[str] | None, typer.Option(help="Scale LO-HI (repeatable).")]
 OutOpt = Annotated[str | None, typer.Option(help="Results folder.")]
@@ -459,6 +461,7 @@ def align_cmd(
     data: DataOpt = None,
     option: OptionOpt = None,
     scale: ScaleOpt = None,
+    source: FromOpt = None,
     out: OutOpt = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
@@ -475,12 +478,10 @@ def align_cmd(
     api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Base vs aligned judges (default: Gemma 3 270M base vs SmolLM2 135M instruct, plus Qwen)."""
-    from numbias.align import align, parse_align
-    from numbias.config import read_yaml, use_server
-    from numbias.output import checked_path, claim, one_writer
-    from numbias.report import ALIGN_FILES, write
+    from numbias.align import parse_align
+    from numbias.output import checked_path
 
-    settings: dict[str, Any] = read_yaml(config) if config is not None else {}
+    settings = _settings(source, "align-config.yaml", config, out, base or aligned or task or data or option)
     if base or aligned:
         if len(base or []) != len(aligned or []):
             raise NumbiasError(f"give one --aligned per --base (got {len(base or [])} and {len(aligned or [])})")
@@ -494,13 +495,25 @@ def align_cmd(
         settings["scales"] = scale
     if out is not None:
         settings["out"] = str(checked_path(out))
-    parsed = parse_align(settings)
+    _run_align(parse_align(settings), wait, force, (base_url, api_key_env), source)
+
+
+def _run_align(parsed: AlignConfig, wait: bool, force: bool, server: tuple[str | None, str | None],
+               source: Path | None) -> None:
+    """Check what it writes, run the study (or re-analyse the ``source`` folder's
+    files) under the folder's lock, write it, print the tables."""
+    from numbias.align import align
+    from numbias.config import use_server
+    from numbias.output import claim, one_writer
+    from numbias.recompute import align_from
+    from numbias.report import ALIGN_FILES, write
+
     claim(parsed.out, ALIGN_FILES, force=force)
-    use_server([j for p in parsed.pairs for j in (p.base, p.aligned)] + list(parsed.extra_aligned), base_url,
-               api_key_env)
-    RUNNING["store"] = Path(parsed.store or Path(parsed.out) / "store.sqlite")
+    if source is None:
+        use_server([j for p in parsed.pairs for j in (p.base, p.aligned)] + list(parsed.extra_aligned), *server)
+        RUNNING["store"] = Path(parsed.store or Path(parsed.out) / "store.sqlite")
     with one_writer(parsed.out, wait=wait):
-        results = align(parsed, progress=rich_progress)
+        results = align_from(source, parsed) if source is not None else align(parsed, progress=rich_progress)
         folder = write(results, force=force)
     for note in results.study.notes:
         console.print(f"note: {note}")
@@ -650,6 +663,7 @@ def mitigate_cmd(
         "--oracle/--no-oracle", help="Add the setting best on test, labelled as such (not a method).")] = None,
     save: Annotated[str | None, typer.Option(help="Save the automatic choice as a calibrated judge (JSON); an "
                                                   "existing file must be a saved judge (or --force).")] = None,
+    source: FromOpt = None,
     out: OutOpt = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
@@ -667,12 +681,11 @@ def mitigate_cmd(
     api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Compare temperature, calibration, mapping and range; choose on dev, prove on test."""
-    from numbias.config import read_yaml
     from numbias.mitigate import parse_mitigate
     from numbias.output import checked_path
 
-    settings: dict[str, Any] = read_yaml(config) if config is not None else {}
     tasks = _tasks(task, data, option, **_task_flags(**locals()))
+    settings = _settings(source, "mitigate-config.yaml", config, out, judge or tasks or sample)
     for key, value in (("judges", judge), ("tasks", tasks), ("scales", scale), ("sample", sample)):
         if value:
             settings[key] = value
@@ -682,26 +695,47 @@ def mitigate_cmd(
                        ("criterion", criterion), ("out", None if out is None else str(checked_path(out)))):
         if given is not None:
             settings[key] = given
-    _run_mitigate(parse_mitigate(settings), save, wait, force, (base_url, api_key_env))
+    _run_mitigate(parse_mitigate(settings), save, wait, force, (base_url, api_key_env), source)
+
+
+def _settings(source: Path | None, name: str, config: Path | None, out: str | None, other: Any) -> dict[str, Any]:
+    """A study's settings: from its config file (or none), or with ``--from`` those of
+    the study that wrote ``source``, for a re-analysis of its files — its judges, tasks
+    and scales are what the folder holds, so none is given anew."""
+    from numbias.config import read_yaml
+
+    if source is None:
+        return read_yaml(config) if config is not None else {}
+    if config is not None or other:
+        raise NumbiasError("--from re-analyses the folder's own judges and tasks: give no config, --judge, --task, "
+                           "--data or --sample with it")
+    if out is None:
+        raise NumbiasError("--from needs --out: the folder the re-analysis writes (it may be the --from folder)")
+    if not (source / name).is_file():
+        raise NumbiasError(f"{source} holds no {name}: not a results folder of numbias {name.split('-')[0]}")
+    return read_yaml(source / name)
 
 
 def _run_mitigate(parsed: MitigateConfig, save: str | None, wait: bool, force: bool,
-                  server: tuple[str | None, str | None]) -> None:
+                  server: tuple[str | None, str | None], source: Path | None = None) -> None:
     """Check what it writes, run the study (its judges on the user's server, if given)
-    under the folder's lock, write it, save the choice, print the table."""
+    under the folder's lock, or re-analyse the ``source`` folder's files, write it,
+    save the choice, print the table."""
     from numbias.calibrated import check_save
     from numbias.config import use_server
     from numbias.mitigate import mitigate
     from numbias.output import claim, one_writer
+    from numbias.recompute import mitigate_from
     from numbias.report import MITIGATE_FILES, write
 
     claim(parsed.out, MITIGATE_FILES, force=force)
     if save is not None:
         check_save(save, force=force)
-    use_server(parsed.judges, *server)
-    RUNNING["store"] = Path(parsed.store_path)
+    if source is None:
+        use_server(parsed.judges, *server)
+        RUNNING["store"] = Path(parsed.store_path)
     with one_writer(parsed.out, wait=wait):
-        results = mitigate(parsed, progress=rich_progress)
+        results = mitigate_from(source, parsed) if source is not None else mitigate(parsed, progress=rich_progress)
         folder = write(results, force=force)
         path = results.comparisons[0].calibrated().save(save, force=force) if save is not None else None
     from numbias.verdict import mitigate_verdicts
@@ -859,7 +893,7 @@ def report_cmd(
     wait: WaitOpt = False,
     force: ForceOpt = False,
 ) -> None:
-    """Rebuild a results folder's report.html from its config and store (no model is loaded)."""
+    """Rebuild a results folder's report.html from its own files (no model, store or data file)."""
     import webbrowser
 
     from numbias.report import rebuild

@@ -224,6 +224,10 @@ class Comparison:
     effects: dict[str, Effect] = field(default_factory=dict)
     """Each row's test r minus the default's, with its paired interval and its p
     Holm-adjusted over the rows of this table (the default and the oracle are not tested)."""
+    dataset: Dataset | None = None
+    """The task's items (their ids and human scores), for the results folder's files."""
+    sampled: dict[float, list[ScoreDistribution]] = field(default_factory=dict)
+    """The paper's sampled protocol at each temperature, when the study ran it."""
 
     def calibrated(self) -> CalibratedJudge:
         """The automatic choice, fitted on the development items, as a reusable judge."""
@@ -393,10 +397,10 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
                 per_scale = _read_scales(judge, task, store, config, progress)
                 sampled = _sample_paper_temperatures(judge, task, store, config, progress) if config.sample else {}
                 jobs.append((jc, task, per_scale, sampled, config))
-    return MitigateResults(config, _compare_all(jobs, config.n_jobs), task_notes(tasks))
+    return MitigateResults(config, compare_all(jobs, config.n_jobs), task_notes(tasks))
 
 
-def _compare_all(jobs: list[tuple[Any, ...]], n_jobs: int) -> list[Comparison]:
+def compare_all(jobs: list[tuple[Any, ...]], n_jobs: int) -> list[Comparison]:
     """Every judge × task's comparison, in order; with ``n_jobs`` > 1 in forked worker
     processes (pure numpy work on stored distributions; forking keeps the mitigations
     registered at run time), where the platform can fork."""
@@ -478,7 +482,7 @@ def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, Se
     fit_on = splits[0][0] if len(splits) == 1 else np.arange(len(human))
     comparison = Comparison(judge, task.template, task.label, dev_scores, chosen, table, test_scores,
                             human[test_idx], data.human_range, per_scale, human, fit_on, len(splits), task.truncate,
-                            row_scales, test_on=test_idx)
+                            row_scales, test_on=test_idx, dataset=data, sampled=sampled)
     if len(splits) == 1:
         comparison.row_settings = {label: settings[0] for label, (_, settings) in used.items()}
         _check_the_choice(comparison, *splits[0], groups, config)

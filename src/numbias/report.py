@@ -33,6 +33,20 @@ from numbias.metrics import histogram, to_scale
 from numbias.mitigate import Comparison, MitigateConfig, MitigateResults, mitigate
 from numbias.output import Writer, one_writer, text, write_all
 from numbias.page import Column, Section, page, table
+from numbias.recompute import (
+    DATA,
+    DISTS,
+    PREDICTIONS,
+    align_from,
+    mitigate_data,
+    mitigate_dists,
+    mitigate_from,
+    predictions_frame,
+    study_data,
+    study_dists,
+    study_from,
+    write_csv,
+)
 from numbias.scale import ScoreScale
 from numbias.stages import effect_text, table_note
 from numbias.study import StudyResults, run
@@ -155,14 +169,14 @@ def files(results: Any) -> dict[str, Writer]:
                        "(give what run, align or mitigate returned)")
 
 
-RUN_FILES = ("items.csv", "summary.json", "config.yaml", "report.html")
+RUN_FILES = ("items.csv", "summary.json", "config.yaml", DISTS, DATA, "report.html")
 """Every file ``numbias run`` may write, for the check before it starts (:func:`numbias.output.claim`)."""
 ALIGN_FILES = (*RUN_FILES, "alignment.csv", "simulated_kurtosis.csv", "align-config.yaml", "stages.csv",
                "diversity.csv", "generations.csv")
 COMPARE_FILES = ("systems.csv", "pairs.csv", "compare.json", "report.html")
 """Every file ``numbias compare`` writes."""
 MITIGATE_FILES = ("mitigation.csv", "dev_scores.csv", "selection.csv", "label_efficiency.csv", "transfer.csv",
-                  "mitigate-config.yaml", "report.html")
+                  "mitigate-config.yaml", DISTS, DATA, PREDICTIONS, "report.html")
 
 
 def write(results: Any, out: str | Path | None = None, *, force: bool = False) -> Path:
@@ -211,6 +225,8 @@ def _(results: MitigateResults) -> dict[str, Writer]:
                                                ("transfer.csv", results.transfer)) if len(frame)}
     return {"mitigation.csv": _csv(results.table), "dev_scores.csv": _csv(dev),
             **{name: _csv(frame) for name, frame in checks.items()}, "mitigate-config.yaml": _yaml(results.config),
+            DISTS: write_csv(mitigate_dists(results)), DATA: write_csv(mitigate_data(results)),
+            PREDICTIONS: write_csv(predictions_frame(results)),
             "report.html": lambda p: p.write_text(mitigate_page(results), encoding="utf-8")}
 
 
@@ -225,40 +241,45 @@ def study_files(results: StudyResults) -> dict[str, Writer]:
     """A study's data files: per-item scores, the summary, the config it ran."""
     records = json.loads(results.summary.to_json(orient="records"))
     return {"items.csv": _csv(results.items), "summary.json": text(json.dumps(records, indent=2)),
-            "config.yaml": _yaml(results.config)}
+            "config.yaml": _yaml(results.config), DISTS: write_csv(study_dists(results)),
+            DATA: write_csv(study_data(results))}
 
 
 # --- rebuilding from a results folder ------------------------------------------------
 
-REBUILDS: tuple[tuple[str, type[BaseModel], Callable[[Any], Any]], ...] = (
-    ("mitigate-config.yaml", MitigateConfig, mitigate),
-    ("align-config.yaml", AlignConfig, align),
-    ("config.yaml", RunConfig, run),
+REBUILDS: tuple[tuple[str, type[BaseModel], Callable[[Any], Any], Callable[[Path, Any], Any]], ...] = (
+    ("mitigate-config.yaml", MitigateConfig, mitigate, mitigate_from),
+    ("align-config.yaml", AlignConfig, align, align_from),
+    ("config.yaml", RunConfig, run, study_from),
 )
-"""Which config a results folder holds, the schema it is read with, and the study
-that reads its store again."""
+"""Which config a results folder holds, the schema it is read with, the study that
+reads its store again, and the one that recomputes it from the folder's files."""
 
 
 def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> Path:
-    """Write ``folder/report.html`` again from the folder's config and store, loading no
-    model (an item missing from the store is an error); returns the page's path.
-    Data files the config names are read relative to the working folder, as when the
-    study ran. A report.html numbias did not write is replaced only with ``force``."""
+    """Write ``folder/report.html`` again, loading no model: from the folder's own files
+    (its distributions and items, :mod:`numbias.recompute`) where it has them, else
+    from its config and store (an item missing from the store is an error; data files
+    the config names are read relative to the working folder). Returns the page's path.
+    A report.html numbias did not write is replaced only with ``force``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NumbiasError(f"results folder {folder} does not exist")
-    present = [(k, entry) for k, entry in enumerate(REBUILDS) if (folder / entry[0]).is_file()]
-    if not present:
-        raise NumbiasError(f"{folder} holds no config.yaml, align-config.yaml or mitigate-config.yaml: not a results "
-                           "folder of numbias run, align or mitigate")
-    # the study that wrote last (a folder two studies shared); align writes config.yaml too, first
-    _, (name, schema, study) = max(present, key=lambda p: ((folder / p[1][0]).stat().st_mtime_ns, -p[0]))
-    path = folder / name
-    config = validate_config(schema, read_yaml(path), str(path))
-    _judges_as_data(config, path)
+    name, config, study, from_files = folder_config(folder)
+    if (folder / DISTS).exists():
+        config = config.model_copy(update={"out": str(folder)})
+        with one_writer(folder, wait=wait):
+            try:
+                results = from_files(folder, config)
+            except NumbiasError as exc:
+                raise NumbiasError(f"cannot rebuild {folder / 'report.html'} from the folder's files: {exc}") from None
+            write_all(folder, {"report.html": files(results)["report.html"]}, force=force)
+        return folder / "report.html"
+    _judges_as_data(config, folder / name)
     store = Path(config.store) if config.store else folder / "store.sqlite"
     if not store.is_file():
-        raise NumbiasError(f"{store} does not exist: the report is rebuilt from the store its study wrote")
+        raise NumbiasError(f"{folder} holds no {DISTS} and its store {store} does not exist: the report is rebuilt "
+                           "from the folder's distributions or from the store its study wrote")
     config = config.model_copy(update={"out": str(folder), "store": str(store)})
     with one_writer(folder, wait=wait):
         try:
@@ -268,6 +289,17 @@ def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> P
             raise NumbiasError(f"cannot rebuild {folder / 'report.html'} from {store}: {exc}") from None
         write_all(folder, {"report.html": files(results)["report.html"]}, force=force)
     return folder / "report.html"
+
+
+def folder_config(folder: Path) -> tuple[str, Any, Callable[[Any], Any], Callable[[Path, Any], Any]]:
+    """The config of the study that wrote ``folder`` last (a folder two studies shared;
+    align writes config.yaml too, first), validated, with its two ways to recompute."""
+    present = [(k, entry) for k, entry in enumerate(REBUILDS) if (folder / entry[0]).is_file()]
+    if not present:
+        raise NumbiasError(f"{folder} holds no config.yaml, align-config.yaml or mitigate-config.yaml: not a results "
+                           "folder of numbias run, align or mitigate")
+    _, (name, schema, study, from_files) = max(present, key=lambda p: ((folder / p[1][0]).stat().st_mtime_ns, -p[0]))
+    return name, validate_config(schema, read_yaml(folder / name), str(folder / name)), study, from_files
 
 
 def _judges_as_data(config: Any, path: Path) -> None:
