@@ -26,14 +26,14 @@ import numpy as np
 import pandas as pd
 
 from numbias.backends.llamacpp import LlamaCppBackend
-from numbias.models import DEFAULT_JUDGE
+from numbias.models.catalog import DEFAULT_JUDGE
 
 TEMPLATE = ("How fluent is this English text? Answer with one number from {lo} (not at all) to {hi} "
             "(perfectly).\n\n{text}")
 SOURCES = Path("../shared/data/mlqe-pe/en-de/train.tsv")
 CELL = """
 import resource, sys, time
-from numbias.cli import app
+from numbias.cli.commands import app
 start = time.perf_counter()
 try:
     app(sys.argv[1:], standalone_mode=False)

@@ -18,9 +18,9 @@ import numpy as np
 
 from numbias.backends.llamacpp import LlamaCppBackend
 from numbias.backends.openai_compat import OpenAIBackend, local_llama_server
-from numbias.models import resolve
-from numbias.scale import ScoreScale
-from numbias.tasks import TASKS
+from numbias.core.scale import ScoreScale
+from numbias.data.tasks import TASKS
+from numbias.models.catalog import resolve
 
 
 def main() -> None:

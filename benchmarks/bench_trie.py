@@ -13,7 +13,7 @@ default study's settings (shared prefix reused, T = 1 and the protocol's 0.7 rea
 * equal precision: the samples per item that sampling needs for each item's expected
   total variation distance to the exact T = 0.7 distribution to fall below 0.03 and its
   mean's expected error below 5% of the scale — for every item, and for the mean item
-  (``numbias.sampling.samples_needed``, exact expectations from the unpruned
+  (``numbias.core.sampling.samples_needed``, exact expectations from the unpruned
   distributions) — and the wall time of that many samples, measured at 10 and at
   ``--probe`` samples per item and taken as linear in the number of samples.
 
@@ -30,12 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from numbias.backends.llamacpp import LlamaCppBackend
-from numbias.distribution import ScoreDistribution
-from numbias.prompt import Prompt
-from numbias.sampling import PROTOCOL_TEMPERATURE, samples_needed
-from numbias.scale import ScoreScale
-from numbias.tasks import TASKS
-from numbias.trie import DEFAULT_PRUNE
+from numbias.core.distribution import ScoreDistribution
+from numbias.core.sampling import PROTOCOL_TEMPERATURE, samples_needed
+from numbias.core.scale import ScoreScale
+from numbias.core.trie import DEFAULT_PRUNE
+from numbias.data.prompt import Prompt
+from numbias.data.tasks import TASKS
 
 SCALES = ("0-9", "1-5", "1-10", "1-100")
 JUDGES = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")

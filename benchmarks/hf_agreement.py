@@ -17,10 +17,10 @@ import numpy as np
 
 from numbias.backends.hf import TransformersBackend
 from numbias.backends.llamacpp import LlamaCppBackend
-from numbias.distribution import stack
-from numbias.models import JUDGES
-from numbias.scale import ScoreScale
-from numbias.tasks import TASKS
+from numbias.core.distribution import stack
+from numbias.core.scale import ScoreScale
+from numbias.data.tasks import TASKS
+from numbias.models.catalog import JUDGES
 
 
 def main() -> None:

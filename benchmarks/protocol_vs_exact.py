@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 
-from numbias.align import protocol_agreement
-from numbias.config import JudgeConfig, SamplingConfig
-from numbias.judge import Judge
-from numbias.scale import ScoreScale
-from numbias.tasks import get_task
+from numbias.core.scale import ScoreScale
+from numbias.data.tasks import get_task
+from numbias.judge.config import JudgeConfig, SamplingConfig
+from numbias.judge.judging import Judge
+from numbias.studies.alignment import protocol_agreement
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ import argparse
 import tempfile
 import time
 
-from numbias.config import read_yaml
-from numbias.judge import store_only
-from numbias.mitigate import mitigate, parse_mitigate
+from numbias.judge.config import read_yaml
+from numbias.judge.judging import store_only
+from numbias.studies.mitigation import mitigate, parse_mitigate
 
 
 def timed(settings: dict, out: str) -> tuple[float, float, int]:

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 import numbias
-from numbias.compare import BUDGETS, coverage
-from numbias.scoring import write_scores
+from numbias.studies.comparison import BUDGETS, coverage
+from numbias.studies.scoring import write_scores
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dialsumm" / "dialsumm.jsonl"
 TMU = SHARED.parents[1] / "tmu-gfm" / "tmu-gfm-dataset.csv"

@@ -27,9 +27,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def _restore_registries() -> Iterator[None]:
     """What a test registers (a backend, a task, a mitigation) is gone after it."""
     from numbias.backends.base import BACKENDS
-    from numbias.mitigation import MITIGATION_REGISTRY
-    from numbias.plugins import forget
-    from numbias.tasks import TASKS
+    from numbias.data.tasks import TASKS
+    from numbias.mitigations.calibrators import MITIGATION_REGISTRY
+    from numbias.util.plugins import forget
 
     saved = [(registry, dict(registry)) for registry in (BACKENDS, TASKS, MITIGATION_REGISTRY)]
     yield
@@ -48,7 +48,7 @@ def shared_data() -> Path:
 
 
 def judge_available(name: str) -> bool:
-    from numbias.models import JUDGES
+    from numbias.models.catalog import JUDGES
 
     return importlib.util.find_spec("llama_cpp") is not None and JUDGES[name].installed
 

@@ -65,7 +65,7 @@ def _watch_processes() -> None:
 def _watch_judges() -> None:
     """An embedded judge's weights resolved (what every backend does before loading
     them) is ``model``; a made-up spec in a test is not."""
-    from numbias.models import JUDGES, JudgeSpec
+    from numbias.models.catalog import JUDGES, JudgeSpec
 
     original = JudgeSpec.path
 

@@ -11,8 +11,8 @@ import zlib
 import numpy as np
 
 from numbias.backends.fake import FakeBackend
-from numbias.prompt import Prompt, PromptTemplate
-from numbias.tasks import Task
+from numbias.data.prompt import Prompt, PromptTemplate
+from numbias.data.tasks import Task
 
 PIECES = [str(d) for d in range(10)] + [" ", "x", ""]
 
@@ -58,7 +58,7 @@ def make(model: str, chat: bool = True, context_length: int = 4096, delay: float
 def _load_reviews(n: int | None = None, seed: int = 0):
     import pandas as pd
 
-    from numbias.data import make_dataset, sample_rows
+    from numbias.data.dataset import make_dataset, sample_rows
 
     words = ["awful", "poor", "fine", "good", "great", "bad", "nice", "superb", "dull", "lovely", "grim", "okay"]
     frame = pd.DataFrame({"id": [f"w{i}" for i in range(len(words))], "word": words,

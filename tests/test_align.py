@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from numbias.align import adjust_table, paired_shift, parse_align, simulate_sample_mean_kurtosis
-from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError
-from numbias.inference import holm
-from numbias.judge import ScoredSet
-from numbias.metrics import item_scores
-from numbias.sampling import protocol_score, sampled_distribution
-from numbias.scale import ScoreScale
-from numbias.tasks import TASKS
+from numbias.core.distribution import ScoreDistribution
+from numbias.core.inference import holm
+from numbias.core.metrics import item_scores
+from numbias.core.sampling import protocol_score, sampled_distribution
+from numbias.core.scale import ScoreScale
+from numbias.data.tasks import TASKS
+from numbias.judge.judging import ScoredSet
+from numbias.studies.alignment import adjust_table, paired_shift, parse_align, simulate_sample_mean_kurtosis
+from numbias.util.errors import NumbiasError
 
 SCALE = ScoreScale(0, 9)
 
@@ -43,7 +43,7 @@ def test_simulated_kurtosis_concentrates_on_exact_for_large_n() -> None:
     data = TASKS["vader"].load(n=150)
     s = ScoredSet("j", "vader", SCALE, data, dists)
     exact = s.scores("protocol")
-    from numbias.metrics import kurtosis
+    from numbias.core.metrics import kurtosis
 
     sims = simulate_sample_mean_kurtosis(s, n=400, runs=20, seed=1)
     assert abs(np.mean(sims) - kurtosis(exact)) < 0.15
@@ -100,7 +100,7 @@ def test_bad_align_config(config: dict, fragment: str) -> None:
 
 
 def test_unknown_judge_in_pair(tmp_path) -> None:
-    from numbias.align import align
+    from numbias.studies.alignment import align
 
     with pytest.raises(NumbiasError, match="unknown judge 'nope'"):
         align({"pairs": [{"base": "nope", "aligned": "smollm2-135m-instruct"}], "extra_aligned": [],
@@ -122,8 +122,8 @@ def test_protocol_agrees_with_exact_expectation_within_sampling_noise(smollm2) -
     the per-item means correlate with the exact expectation as well as sampling noise
     allows (the band comes from sampling the exact distributions themselves), and the
     pooled answer categories match the exact ones."""
-    from numbias.align import protocol_agreement
-    from numbias.config import SamplingConfig
+    from numbias.judge.config import SamplingConfig
+    from numbias.studies.alignment import protocol_agreement
 
     data = TASKS["vader"].load(n=200)
     prompts = [TASKS["vader"].template.fill(r, SCALE, chat=True) for r in data.records()]

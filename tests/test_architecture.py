@@ -1,10 +1,12 @@
-"""The house rules of docs/architecture.md, read from the source: imports flow one way
-(lazy imports inside functions included), nobody takes another module's private
-names, every module is on the map, and no function runs past 60 lines."""
+"""The house rules of docs/architecture.md, read from the source: packages and the
+modules in them import one way (lazy imports inside functions included), nobody takes
+another module's private names, every module has its row in the map's table, every
+package says what it exports, and no function runs past 60 lines."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -13,43 +15,48 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "numbias"
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 LAYERS = [
-    ["errors", "atomic", "fmt"],
-    ["options", "plugins", "output", "svg", "state"],
-    ["page"],
-    ["scale"],
-    ["distribution"],
-    ["trie", "sampling"],
-    ["data"],
-    ["prompt"],
-    ["tasks"],
-    ["models"],
-    ["weights"],
+    ["_lazy"],
+    ["util.errors", "util.atomic", "util.fmt"],
+    ["util.options", "util.plugins", "util.output", "report.svg", "util.state"],
+    ["report.html"],
+    ["core.scale"],
+    ["core.distribution"],
+    ["core.trie", "core.sampling"],
+    ["data.dataset"],
+    ["data.prompt"],
+    ["data.tasks"],
+    ["models.catalog"],
+    ["models.weights"],
     ["backends.base"],
     ["backends._gguf", "backends.fake"],
     ["backends.llamacpp", "backends.hf", "backends.openai_compat"],
     ["backends"],
-    ["store"],
-    ["inference"],
-    ["metrics", "conformal", "systems"],
-    ["mitigation"],
-    ["config", "selection"],
-    ["judge"],
-    ["study", "train"],
-    ["calibrated", "stages"],
-    ["align", "mitigate", "scoring"],
-    ["verdict", "compare", "recompute"],
-    ["report"],
-    ["cli"],
+    ["judge.store"],
+    ["core.inference"],
+    ["core.metrics", "core.conformal", "core.systems"],
+    ["mitigations.calibrators"],
+    ["judge.config", "mitigations.selection"],
+    ["judge.judging"],
+    ["studies.bias", "train.lora"],
+    ["studies.calibrated", "studies.stages"],
+    ["studies.alignment", "studies.mitigation", "studies.scoring"],
+    ["report.verdict", "studies.comparison", "studies.recompute"],
+    ["report.build"],
+    ["cli.commands"],
+    ["util", "core", "data", "models", "judge", "mitigations", "train", "studies", "report", "cli"],
     ["__init__", "__main__"],
 ]
 """Each module's layer, bottom first: a module may import only from layers below its own."""
 RANK = {module: rank for rank, layer in enumerate(LAYERS) for module in layer}
 MAX_LINES = 60
+PACKAGES = ["util", "core", "data", "models", "backends", "judge", "mitigations", "train", "studies", "report", "cli"]
+"""The packages, bottom first: a package's modules import only from packages below it, their own
+and top-level modules."""
 
 
 def _name(path: Path) -> str:
     parts = path.relative_to(SRC).with_suffix("").parts
-    return "backends" if parts == ("backends", "__init__") else ".".join(parts)
+    return ".".join(parts[:-1]) if len(parts) > 1 and parts[-1] == "__init__" else ".".join(parts)
 
 
 MODULES = {_name(p): p for p in sorted(SRC.rglob("*.py"))}
@@ -68,13 +75,21 @@ def _imports(path: Path) -> list[tuple[str, list[str], int]]:
     return found
 
 
-def test_every_module_has_a_layer_and_a_line_on_the_map() -> None:
+def _row(module: str) -> str:
+    """The start of a module's row in docs/architecture.md's table: its exact path in
+    backticks (a package with a trailing slash), so a mention in prose does not count."""
+    return f"| `{module.replace('.', '/')}{'/' if module in PACKAGES else ''}` |"
+
+
+def test_every_module_has_a_layer_and_a_row_on_the_map() -> None:
     assert sorted(MODULES) == sorted(RANK)
-    text = ARCHITECTURE.read_text()
-    for module in MODULES:
-        path = "backends/" if module == "backends" else module.replace(".", "/")
-        if not module.startswith("__"):
-            assert f"`{path}`" in text or path in text, module
+    rows = [line for line in ARCHITECTURE.read_text().splitlines() if line.startswith("| `")]
+    missing = [m for m in MODULES if m != "__init__" and not any(r.startswith(_row(m)) for r in rows)]
+    assert not missing, f"no row in docs/architecture.md's table for {missing}"
+
+
+def test_the_packages_are_the_folders() -> None:
+    assert sorted(PACKAGES) == sorted(p.parent.name for p in SRC.glob("*/__init__.py"))
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
@@ -101,10 +116,31 @@ def test_no_function_over_sixty_lines(module: str) -> None:
 
 def test_the_checks_catch_what_they_guard(tmp_path: Path) -> None:
     """The rules above can fail: an upward import, a private name and a long function
-    in a throw-away module are all seen."""
+    in a throw-away module are all seen, and only a table row puts a module on the map."""
     body = "\n".join(f"    x = {i}" for i in range(MAX_LINES))
     path = tmp_path / "m.py"
-    path.write_text(f"from numbias.cli import _private\n\ndef f() -> None:\n{body}\n")
-    assert _imports(path) == [("cli", ["_private"], 1)]
+    path.write_text(f"from numbias.cli.commands import _private\n\ndef f() -> None:\n{body}\n")
+    assert _imports(path) == [("cli.commands", ["_private"], 1)]
     assert [f.name for f in _functions(ast.parse(path.read_text()))
             if f.end_lineno - f.lineno + 1 > MAX_LINES] == ["f"]
+    assert (_row("mitigations.selection"), _row("core")) == ("| `mitigations/selection` |", "| `core/` |")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.split(".")[0] in PACKAGES))
+def test_packages_import_only_downward(module: str) -> None:
+    own = PACKAGES.index(module.split(".")[0])
+    for target, _, line in _imports(MODULES[module]):
+        package = target.split(".")[0]
+        assert package not in PACKAGES or PACKAGES.index(package) <= own, \
+            f"{module}:{line} imports {target}, from a package above its own"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_package_says_what_it_exports(package: str) -> None:
+    """A one-line docstring and an explicit ``__all__``, every name of which resolves."""
+    init = ast.parse((SRC / package / "__init__.py").read_text())
+    assert "\n" not in (ast.get_docstring(init) or "\n"), f"{package}: no one-line docstring"
+    assigned = {t.id for n in init.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    assert "__all__" in assigned, f"{package}/__init__.py defines no __all__"
+    module = importlib.import_module(f"numbias.{package}")
+    assert [name for name in module.__all__ if not hasattr(module, name)] == []

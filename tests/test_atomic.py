@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from numbias.atomic import write_atomic
+from numbias.util.atomic import write_atomic
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -48,7 +48,7 @@ def test_a_writer_killed_mid_write_leaves_the_old_file(tmp_path: Path) -> None:
     numbias reads is still the old one whole (the temporary is a dot-file beside it)."""
     path = tmp_path / "a.json"
     path.write_text("old")
-    script = ("import os, signal, sys; from pathlib import Path; from numbias.atomic import write_atomic\n"
+    script = ("import os, signal, sys; from pathlib import Path; from numbias.util.atomic import write_atomic\n"
               "def half(tmp):\n    tmp.write_text('ne')\n    os.kill(os.getpid(), signal.SIGKILL)\n"
               "write_atomic(Path(sys.argv[1]), half)\n")
     done = subprocess.run([sys.executable, "-c", script, str(path)], env={**os.environ, "PYTHONPATH": str(SRC)},

@@ -79,7 +79,8 @@ FILES: dict[str, str | bytes] = {
 
 DISTS_HEADER = ("judge,task,scale,mode,kind,temperature,id,human,p0,p1,below,above,other,n_samples,cut,"
                 "next_token_entropy\n")
-MITIGATED = _yaml(judges=[FAKE], tasks=[FILE_TASK], dev=10, out="o")
+# a folder read back may name only registered backends: conftest registers the fake as plugin-judge
+MITIGATED = _yaml(judges=[{"model": "toy", "backend": "plugin-judge"}], tasks=[FILE_TASK], dev=10, out="o")
 FILES |= {  # results folders to re-analyse (--from) or rebuild (report) from their files
     "nodists/mitigate-config.yaml": MITIGATED,
     "wrongcols/mitigate-config.yaml": MITIGATED,
@@ -284,7 +285,7 @@ def test_the_matrix_covers_sixty_kinds() -> None:
 
 
 def _main(args: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
-    from numbias.cli import main
+    from numbias.cli.commands import main
 
     for name, content in FILES.items():
         if not (folder / name).exists():
@@ -395,8 +396,8 @@ def test_the_users_files_are_kept(mine: dict[str, bytes], args: list[str], fragm
 
 def test_force_replaces_and_owned_files_are_replaced_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from numbias.cli import main
-    from numbias.output import digest, manifest
+    from numbias.cli.commands import main
+    from numbias.util.output import digest, manifest
 
     (tmp_path / "items.csv").write_text(GOOD)
     (tmp_path / "scores.csv").write_text("the user's\n")
@@ -423,7 +424,7 @@ def test_a_full_disk_while_storing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     line, the store keeps what it had and stays valid, and the same command resumes."""
     import sqlite3
 
-    from numbias.cli import main
+    from numbias.cli.commands import main
 
     connect = sqlite3.connect
 
@@ -434,7 +435,7 @@ def test_a_full_disk_while_storing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     args = [*(a if a != "items.csv" else "many.csv" for a in SCORE), "--out", "o"]
     with monkeypatch.context() as patch:
-        patch.setattr("numbias.store.sqlite3.connect", small)
+        patch.setattr("numbias.judge.store.sqlite3.connect", small)
         line = _main(args, tmp_path, monkeypatch, capsys)
     assert "cannot write to the result store o/store.sqlite (database or disk is full); the items stored so far " \
            "are kept" in line, line
@@ -467,7 +468,7 @@ def test_items_near_the_context(gap: int, tmp_path: Path, monkeypatch: pytest.Mo
     """1, 2 and 5 tokens from the context: the room the trie needs (1-100's deepest
     spelling " 100" and the end check: 5 tokens) is reserved, so a prompt within 5 tokens
     of the context is one line, and truncated it is scored; 5 short of it fits as it is."""
-    from numbias.cli import main
+    from numbias.cli.commands import main
 
     _near(tmp_path, gap)
     monkeypatch.chdir(tmp_path)
@@ -487,7 +488,7 @@ def test_every_r_undefined_still_writes_the_results(rows: str, tmp_path: Path, m
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """No r can be computed: the results are written all the same, the r shown as
     undefined (— on the page and in the table, null in summary.json)."""
-    from numbias.cli import main
+    from numbias.cli.commands import main
 
     (tmp_path / "flat.csv").write_text("id,text,ctx,score\n" + rows)
     task = {**FILE_TASK, "file": "flat.csv", "human_range": [1, 5]}
@@ -681,7 +682,7 @@ def test_an_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_readable_file_names_what_a_path_is(tmp_path: Path) -> None:
     """The helper every file read goes through, case by case (the unreadable case by its
     errno, which root cannot produce with chmod)."""
-    from numbias.errors import NumbiasError, readable_file
+    from numbias.util.errors import NumbiasError, readable_file
 
     _special_paths(tmp_path)
     (tmp_path / "ok.csv").write_text(GOOD)

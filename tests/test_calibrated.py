@@ -10,12 +10,12 @@ import pytest
 
 from numbias.backends import register_backend
 from numbias.backends.fake import FakeBackend
-from numbias.calibrated import FORMAT, CalibratedJudge
-from numbias.config import JudgeConfig
-from numbias.errors import NumbiasError
-from numbias.mitigation import Setting, SettingData
-from numbias.prompt import Prompt, PromptTemplate
-from numbias.scale import ScoreScale
+from numbias.core.scale import ScoreScale
+from numbias.data.prompt import Prompt, PromptTemplate
+from numbias.judge.config import JudgeConfig
+from numbias.mitigations.calibrators import Setting, SettingData
+from numbias.studies.calibrated import FORMAT, CalibratedJudge
+from numbias.util.errors import NumbiasError
 
 PIECES = [*"0123456789", ""]
 SCALE = ScoreScale(0, 9)
@@ -120,7 +120,7 @@ before the state protocol was made one: the file must go on giving exactly these
 def _replication_distributions() -> list:
     """Eight committed replication items at 0-10, with a 0.7 reading derived from their
     probabilities (the saved setting reads at 0.7): realistic inputs, no model needed."""
-    from numbias.distribution import ScoreDistribution
+    from numbias.core.distribution import ScoreDistribution
 
     scale, dists = ScoreScale(0, 10), []
     for line in (COMMITTED / "replication" / "saved" / "scores.jsonl").read_text().splitlines()[:8]:
@@ -153,9 +153,9 @@ def test_every_fitted_part_of_a_saved_judge_keeps_state_one_way() -> None:
     """Calibrators, the conformal interval and a fitted setting share one protocol; a
     calibrator's non-finite state is a fitting failure (selection skips it), the
     interval's an error."""
-    from numbias.conformal import ConformalInterval
-    from numbias.mitigation import Calibrator, Fitted, IsotonicMapping, UnfittableError
-    from numbias.state import Stateful
+    from numbias.core.conformal import ConformalInterval
+    from numbias.mitigations.calibrators import Calibrator, Fitted, IsotonicMapping, UnfittableError
+    from numbias.util.state import Stateful
 
     assert all(issubclass(kind, Stateful) for kind in (Calibrator, ConformalInterval, Fitted))
     broken = IsotonicMapping().set_state({"x_": [0.0, 1.0], "y_": [0.0, float("inf")]})

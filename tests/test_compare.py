@@ -11,8 +11,8 @@ import pandas as pd
 from typer.testing import CliRunner
 
 import numbias
-from numbias.cli import app
-from numbias.compare import coverage, draw_labels, load_items
+from numbias.cli.commands import app
+from numbias.studies.comparison import coverage, draw_labels, load_items
 
 TEMPLATE = "Rate {summary} from {lo} to {hi}"
 

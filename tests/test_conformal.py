@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from numbias.calibrated import FORMAT, CalibratedJudge
-from numbias.config import JudgeConfig
-from numbias.conformal import ConformalInterval, coverage, coverage_and_width, items_needed, rating_grid
-from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError
-from numbias.mitigation import Setting, SettingData, dev_predictions
-from numbias.prompt import PromptTemplate
-from numbias.scale import ScoreScale
-from numbias.scoring import score, write_scores
+from numbias.core.conformal import ConformalInterval, coverage, coverage_and_width, items_needed, rating_grid
+from numbias.core.distribution import ScoreDistribution
+from numbias.core.scale import ScoreScale
+from numbias.data.prompt import PromptTemplate
+from numbias.judge.config import JudgeConfig
+from numbias.mitigations.calibrators import Setting, SettingData, dev_predictions
+from numbias.studies.calibrated import FORMAT, CalibratedJudge
+from numbias.studies.scoring import score, write_scores
+from numbias.util.errors import NumbiasError
 
 SCALE = ScoreScale.parse("0-9")
 

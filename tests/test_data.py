@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from numbias.errors import NumbiasError
-from numbias.tasks import TASKS, get_task
+from numbias.data.tasks import TASKS, get_task
+from numbias.util.errors import NumbiasError
 
 
 def test_vader_from_package() -> None:
@@ -53,7 +53,7 @@ def test_unknown_task_and_options() -> None:
 
 def test_skip_draws_rows_no_smaller_draw_took() -> None:
     """The replication's fresh VADER words: 500 skipped rows are the 500-word study's."""
-    from numbias.tasks import load_vader
+    from numbias.data.tasks import load_vader
 
     used = set(load_vader(n=500).frame["id"])
     assert set(load_vader(n=200).frame["id"]) <= used and set(load_vader().frame["id"]) <= used

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numbias.distribution import ScoreDistribution, check_temperatures, stack
-from numbias.errors import NumbiasError
-from numbias.metrics import item_scores
-from numbias.scale import ScoreScale
+from numbias.core.distribution import ScoreDistribution, check_temperatures, stack
+from numbias.core.metrics import item_scores
+from numbias.core.scale import ScoreScale
+from numbias.util.errors import NumbiasError
 
 SCALE = ScoreScale(1, 4)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numbias.distribution import ScoreDistribution, mixture
-from numbias.errors import NumbiasError
-from numbias.mitigate import ensemble_data, parse_mitigate
-from numbias.mitigation import EnsembleWeights, Fitted, Setting, SettingData, UnfittableError
-from numbias.scale import ScoreScale, ensemble_grid, ensemble_parts, setting_scale
+from numbias.core.distribution import ScoreDistribution, mixture
+from numbias.core.scale import ScoreScale, ensemble_grid, ensemble_parts, setting_scale
+from numbias.mitigations.calibrators import EnsembleWeights, Fitted, Setting, SettingData, UnfittableError
+from numbias.studies.mitigation import ensemble_data, parse_mitigate
+from numbias.util.errors import NumbiasError
 
 PARTS = ensemble_parts("0-9+1-5+1-10+0-10")
 
@@ -74,7 +74,7 @@ def test_fitted_weights_find_the_informative_scale() -> None:
 
 
 def test_mitigate_compares_ensembles_and_permuted_test_labels_change_nothing() -> None:
-    from numbias.selection import compare
+    from numbias.mitigations.selection import compare
 
     items, truth = _items(240)
     per_scale = {str(s): SettingData([p[k] for p in items], []) for k, s in enumerate(PARTS)}

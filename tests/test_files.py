@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from numbias.data import Dataset, load_file, make_dataset, parse_ratings, read_table, sample_rows
-from numbias.errors import NumbiasError
+from numbias.data.dataset import Dataset, load_file, make_dataset, parse_ratings, read_table, sample_rows
+from numbias.util.errors import NumbiasError
 
 ROWS: list[dict[str, Any]] = [
     {"key": "007", "text": "good film", "score": 4.5, "grp": "a", "raters": [4, 5]},

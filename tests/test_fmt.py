@@ -6,13 +6,13 @@ import doctest
 
 import pytest
 
-import numbias.fmt
-from numbias.fmt import fmt_ci, fmt_num, fmt_p
-from numbias.inference import Effect
+import numbias.util.fmt
+from numbias.core.inference import Effect
+from numbias.util.fmt import fmt_ci, fmt_num, fmt_p
 
 
 def test_the_examples_pass() -> None:
-    assert doctest.testmod(numbias.fmt, optionflags=doctest.ELLIPSIS).failed == 0
+    assert doctest.testmod(numbias.util.fmt, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 @pytest.mark.parametrize(("args", "kwargs", "text"), [

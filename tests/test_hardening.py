@@ -128,8 +128,8 @@ def test_a_second_run_on_the_folder_stops_or_waits(tmp_path: Path) -> None:
 
 def test_result_files_are_replaced_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure while the set is written leaves the previous set, and no temporaries."""
-    from numbias.errors import NumbiasError
-    from numbias.output import text, write_all
+    from numbias.util.errors import NumbiasError
+    from numbias.util.output import text, write_all
 
     write_all(tmp_path, {"a.csv": text("old a"), "b.json": text("old b")})
 
@@ -146,8 +146,8 @@ def test_result_files_are_replaced_whole(tmp_path: Path, monkeypatch: pytest.Mon
 
 KILL_BETWEEN_RENAMES = """
 import os, signal, sys
-from numbias import output
-from numbias.output import text, write_all
+from numbias.util import output
+from numbias.util.output import text, write_all
 
 folder, after = sys.argv[1], int(sys.argv[2])
 write_all(folder, {name: text("old " + name) for name in ("a.csv", "b.json", "c.html")})
@@ -172,7 +172,7 @@ def test_killed_between_renames_the_folder_holds_one_set(after: int, tmp_path: P
     """SIGKILL after each rename of the switch (the manifest into the staging folder, each
     file, the manifest into the folder): the set is committed, so numbias owns every file
     it left, and the next writer finishes the switch: every file new, the manifest theirs."""
-    from numbias.output import STAGING, claim, digest, manifest, one_writer
+    from numbias.util.output import STAGING, claim, digest, manifest, one_writer
 
     names = ("a.csv", "b.json", "c.html")
     killed = subprocess.run([sys.executable, "-c", KILL_BETWEEN_RENAMES, str(tmp_path), str(after)], env=_env(),
@@ -203,7 +203,7 @@ def test_malformed_configs_and_options_give_one_line(config: dict, options: list
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """Whatever is malformed ends as one error line and exit 2, never a traceback (a
     config that happens to be valid is never run: every judge given is missing)."""
-    from numbias.cli import main
+    from numbias.cli.commands import main
 
     config = {**config, "judges": [str(tmp_path / "no-such-judge.gguf")]}
     (tmp_path / "c.yaml").write_text(json.dumps(config, default=str))

@@ -8,9 +8,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from numbias.distribution import stack
-from numbias.scale import ScoreScale
-from numbias.tasks import TASKS
+from numbias.core.distribution import stack
+from numbias.core.scale import ScoreScale
+from numbias.data.tasks import TASKS
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None,
@@ -72,9 +72,9 @@ def test_sampling_is_seeded(hf_smollm2) -> None:
 
 @pytest.mark.model
 def test_study_runs_on_transformers(tmp_path, hf_smollm2) -> None:
-    from numbias.config import JudgeConfig
-    from numbias.judge import Judge
-    from numbias.study import run
+    from numbias.judge.config import JudgeConfig
+    from numbias.judge.judging import Judge
+    from numbias.studies.bias import run
 
     judge = {"model": "smollm2-135m-instruct", "backend": "transformers"}
     assert Judge(JudgeConfig(**judge)).identity["backend"] == "transformers"
@@ -88,7 +88,7 @@ def test_study_runs_on_transformers(tmp_path, hf_smollm2) -> None:
 @pytest.mark.slow
 def test_bad_options_are_one_line_errors() -> None:
     from numbias.backends import create_backend
-    from numbias.errors import NumbiasError
+    from numbias.util.errors import NumbiasError
 
     with pytest.raises(NumbiasError, match="no option"):
         create_backend("transformers", model="smollm2-135m-instruct", prune=1e-4)

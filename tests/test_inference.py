@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from numbias.inference import adjust, benjamini_hochberg, holm, paired_effect, resampling_note
-from numbias.metrics import pearson_rows
+from numbias.core.inference import adjust, benjamini_hochberg, holm, paired_effect, resampling_note
+from numbias.core.metrics import pearson_rows
 
 
 def _mean(x: np.ndarray, h: np.ndarray) -> np.ndarray:

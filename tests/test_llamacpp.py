@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numbias.sampling import categorize
-from numbias.scale import ScoreScale
-from numbias.tasks import TASKS
+from numbias.core.sampling import categorize
+from numbias.core.scale import ScoreScale
+from numbias.data.tasks import TASKS
 
 SCALES = ["0-9", "1-5", "1-10", "1-100"]
 
@@ -60,7 +60,7 @@ def test_pruning_changes_nothing_beyond_its_tolerance(scale_text: str) -> None:
     comparison is the cell effect's bound, 2e-3, and pruning's own part is checked on
     the full walk's rows, where it moves nothing by more than the mass skipped."""
     from numbias.backends.llamacpp import LlamaCppBackend
-    from numbias.trie import DEFAULT_PRUNE
+    from numbias.core.trie import DEFAULT_PRUNE
 
     scale = ScoreScale.parse(scale_text)
     full = LlamaCppBackend("smollm2-135m-instruct", temperatures=[0.7])
@@ -100,8 +100,8 @@ def test_prefix_reuse_changes_nothing(smollm2) -> None:
 @pytest.mark.model
 def test_prompt_longer_than_context(smollm2) -> None:
     from numbias.backends.llamacpp import LlamaCppBackend
-    from numbias.errors import NumbiasError
-    from numbias.prompt import Prompt
+    from numbias.data.prompt import Prompt
+    from numbias.util.errors import NumbiasError
 
     small = LlamaCppBackend("smollm2-135m-instruct", n_ctx=512)
     with pytest.raises(NumbiasError, match="exceeds the context of 512"):
@@ -131,7 +131,7 @@ def test_truncation_near_the_context_leaves_the_trie_its_room(gap: int, smollm2_
     import pandas as pd
 
     import numbias
-    from numbias.prompt import PromptTemplate
+    from numbias.data.prompt import PromptTemplate
 
     template = "Rate the text from {lo} to {hi}.\nText: {text}"
     scale = ScoreScale(1, 100)

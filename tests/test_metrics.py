@@ -9,8 +9,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from numbias.errors import NumbiasError
-from numbias.metrics import (
+from numbias.core.metrics import (
     _kendall_rows,
     _spearman_rows,
     bootstrap,
@@ -23,7 +22,8 @@ from numbias.metrics import (
     normalised_entropy,
     pearson_rows,
 )
-from numbias.scale import ScoreScale
+from numbias.core.scale import ScoreScale
+from numbias.util.errors import NumbiasError
 
 RNG = np.random.default_rng(7)
 A = RNG.normal(size=60)

@@ -8,7 +8,7 @@ import pytest
 
 import numbias
 from numbias.backends.fake import FakeBackend
-from numbias.data import make_dataset
+from numbias.data.dataset import make_dataset
 
 
 def _logits(prompt, tokens) -> np.ndarray:

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from numbias.calibrated import CalibratedJudge
-from numbias.config import JudgeConfig
-from numbias.distribution import TEMPERATURES, ScoreDistribution, stack
-from numbias.errors import NumbiasError
-from numbias.metrics import group_pearson, item_scores
-from numbias.mitigate import parse_mitigate
-from numbias.mitigation import (
+from numbias.core.distribution import TEMPERATURES, ScoreDistribution, stack
+from numbias.core.metrics import group_pearson, item_scores
+from numbias.core.scale import ScoreScale
+from numbias.data.prompt import PromptTemplate
+from numbias.judge.config import JudgeConfig
+from numbias.mitigations.calibrators import (
     CRITERIA,
     LABEL_CRITERIA,
     BatchCalibration,
@@ -28,10 +27,11 @@ from numbias.mitigation import (
     dev_score,
     select,
 )
-from numbias.prompt import PromptTemplate
-from numbias.report import write
-from numbias.scale import ScoreScale
-from numbias.selection import PAPER_DEFAULT, compare
+from numbias.mitigations.selection import PAPER_DEFAULT, compare
+from numbias.report.build import write
+from numbias.studies.calibrated import CalibratedJudge
+from numbias.studies.mitigation import parse_mitigate
+from numbias.util.errors import NumbiasError
 
 SCALES = {s: ScoreScale.parse(s) for s in ("0-9", "1-5")}
 
@@ -251,9 +251,9 @@ def test_bad_mitigate_config(config: dict, fragment: str) -> None:
 def test_mitigate_end_to_end_and_saved_judge(smollm2, tmp_path) -> None:
     """A small real study: every table row is present, the saved choice reproduces
     the study's own scores for the same items."""
-    from numbias.calibrated import CalibratedJudge
-    from numbias.mitigate import mitigate
-    from numbias.tasks import TASKS
+    from numbias.data.tasks import TASKS
+    from numbias.studies.calibrated import CalibratedJudge
+    from numbias.studies.mitigation import mitigate
 
     res = mitigate({"judges": ["smollm2-135m-instruct"], "tasks": [{"name": "vader", "options": {"n": 40}}],
                     "scales": ["0-9", "1-5"], "dev": 20, "bootstrap": 50, "out": str(tmp_path),
@@ -298,7 +298,7 @@ def test_calibrators_survive_degenerate_fitting_items(synthetic) -> None:
     assert np.all(np.isfinite(mapped))
     assert np.isnan(Fitted.fit(Setting("0-9", "expected"), d, np.arange(5), None).predict([empty])[0])
     constant = SettingData(d.distributions, d.content_free)
-    from numbias.mitigation import dev_score
+    from numbias.mitigations.calibrators import dev_score
 
     assert np.isnan(dev_score(Setting("0-9", "expected", 1.0, "beta"), constant, np.full(len(human), 0.5),
                               (0.0, 1.0)))
@@ -309,9 +309,9 @@ def test_calibrators_survive_degenerate_fitting_items(synthetic) -> None:
 def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
     import pandas as pd
 
-    from numbias.data import Dataset
-    from numbias.mitigate import compare_task
-    from numbias.tasks import PreparedTask
+    from numbias.data.dataset import Dataset
+    from numbias.data.tasks import PreparedTask
+    from numbias.studies.mitigation import compare_task
 
     data, human = synthetic
     frame = pd.DataFrame({"id": [str(i) for i in range(len(human))], "human": human, "word": "w"})
@@ -343,7 +343,7 @@ def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
 def _check_the_effects(comp) -> None:
     """Every row but the default (and the oracle) against the default: Δ r, its paired
     interval, p, and Holm's adjustment over the rows of this table."""
-    from numbias.inference import holm
+    from numbias.core.inference import holm
 
     table = comp.table.set_index("row")
     default = table.loc["original (paper default)"]
@@ -366,7 +366,7 @@ def test_the_mode_moves_with_temperature_for_multi_token_scores() -> None:
     """Not a bug: "end of number" is many tokens, "0" after "1" is one, and each step
     is rescaled on its own, so on 1-10 the most probable score can change with T."""
     from numbias.backends.fake import FakeBackend
-    from numbias.prompt import Prompt
+    from numbias.data.prompt import Prompt
 
     pieces = ["1", "0", "x", "y", "z"]
     table = {(): [3.0, -9, -9, -9, -9], (0,): [-9, 1.0, 0.4, 0.4, 0.4], (0, 1): [-9, -9, 3.0, 3.0, 3.0]}
@@ -439,7 +439,7 @@ def test_group_criterion_needs_groups_and_labels(grouped) -> None:
 def test_mitigates_folds_are_the_one_fold_function() -> None:
     """``mitigate``'s k folds are :func:`cross_folds` (seeded, groups kept whole); its
     dev/test split keeps the seeded draw that chose the committed results' dev items."""
-    from numbias.mitigate import MitigateConfig, make_splits
+    from numbias.studies.mitigation import MitigateConfig, make_splits
 
     for groups in (None, np.repeat(np.arange(20), 3)):
         got, want = make_splits(60, MitigateConfig(folds=3, seed=4), groups), cross_folds(60, 3, 4, groups)
@@ -451,8 +451,8 @@ def test_mitigates_folds_are_the_one_fold_function() -> None:
 
 
 def test_row_labels_are_defined_once() -> None:
-    from numbias.mitigation import FIT
-    from numbias.selection import FITTED_TEMPERATURE_ROW, family_row, scale_row, temperature_row
+    from numbias.mitigations.calibrators import FIT
+    from numbias.mitigations.selection import FITTED_TEMPERATURE_ROW, family_row, scale_row, temperature_row
 
     assert (temperature_row(1.0), temperature_row(FIT), scale_row("1-5"), scale_row("0-9+1-5")) == \
         ("temperature 1", FITTED_TEMPERATURE_ROW, "scale 1-5", "range ensemble 0-9+1-5")

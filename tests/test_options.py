@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from numbias.errors import NumbiasError
-from numbias.options import check_options
+from numbias.util.errors import NumbiasError
+from numbias.util.options import check_options
 
 
 def loader(path: str, n: int | None = None, seed: int = 0, scale: float = 1.0, split: str = "test") -> None:

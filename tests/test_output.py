@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from numbias.errors import NumbiasError
-from numbias.output import (
+from numbias.util.errors import NumbiasError
+from numbias.util.output import (
     LOCK,
     MANIFEST,
     STAGING,

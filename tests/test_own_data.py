@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 import numbias
-from numbias.calibrated import CalibratedJudge
-from numbias.distribution import stack
-from numbias.errors import NumbiasError
-from numbias.tasks import TASKS, TaskConfig, prepare
+from numbias.core.distribution import stack
+from numbias.data.tasks import TASKS, TaskConfig, prepare
+from numbias.studies.calibrated import CalibratedJudge
+from numbias.util.errors import NumbiasError
 from plugin_judge import make
 
 TESTS = Path(__file__).resolve().parent
@@ -401,7 +401,7 @@ def test_task_and_dataset_objects_from_python(tmp_path: Path) -> None:
 
 
 def test_options_that_would_be_ignored_are_errors(tmp_path: Path) -> None:
-    from numbias.cli import _tasks
+    from numbias.cli.commands import _tasks
 
     path = write(rows(12), tmp_path / "items.csv")
     with pytest.raises(NumbiasError, match="--data missing.csv is not a data file"):
@@ -428,7 +428,7 @@ def test_groups_never_straddle_the_dev_and_test_split(tmp_path: Path) -> None:
                                 "out": str(tmp_path / "m"), "bootstrap": 20, **split})
         assert res.comparisons[0].folds == split.get("folds", 1)
     products = rows()["product"].to_numpy()
-    from numbias.mitigate import MitigateConfig, make_splits
+    from numbias.studies.mitigation import MitigateConfig, make_splits
 
     for config in (MitigateConfig(dev=20), MitigateConfig(folds=3)):
         for dev, test in make_splits(40, config, products):

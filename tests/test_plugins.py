@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from numbias.errors import NumbiasError
-from numbias.plugins import Registry, forget, import_ref, load_group
-from numbias.scale import ScoreScale
+from numbias.core.scale import ScoreScale
+from numbias.util.errors import NumbiasError
+from numbias.util.plugins import Registry, forget, import_ref, load_group
 
 GROUP = "numbias.test-plugins"
 
@@ -40,13 +40,13 @@ def _install(monkeypatch: pytest.MonkeyPatch, *points: tuple[str, str]) -> list[
 
 
 def test_import_ref_finds_the_object() -> None:
-    assert import_ref("numbias.scale:ScoreScale", "backend 'x'") is ScoreScale
+    assert import_ref("numbias.core.scale:ScoreScale", "backend 'x'") is ScoreScale
 
 
 @pytest.mark.parametrize(("ref", "fragment"), [
     ("no_such_module_xyz:Thing", "No module named 'no_such_module_xyz'"),
-    ("numbias.scale:NoSuchThing", "has no attribute 'NoSuchThing'"),
-    ("numbias.scale", "has no attribute ''"),
+    ("numbias.core.scale:NoSuchThing", "has no attribute 'NoSuchThing'"),
+    ("numbias.core.scale", "has no attribute ''"),
     (":Thing", "Empty module name"),
 ])
 def test_bad_refs_are_one_line_errors(ref: str, fragment: str) -> None:
@@ -58,7 +58,8 @@ def test_bad_refs_are_one_line_errors(ref: str, fragment: str) -> None:
 
 
 def test_a_group_is_read_once_until_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
-    reads = _install(monkeypatch, ("scale", "numbias.scale:ScoreScale"), ("error", "numbias.errors:NumbiasError"))
+    reads = _install(monkeypatch, ("scale", "numbias.core.scale:ScoreScale"),
+                     ("error", "numbias.util.errors:NumbiasError"))
     registered: dict[str, Any] = {}
     load_group(GROUP, registered.__setitem__)
     assert registered == {"scale": ScoreScale, "error": NumbiasError}
@@ -72,7 +73,7 @@ def test_a_group_is_read_once_until_forgotten(monkeypatch: pytest.MonkeyPatch) -
 def test_a_broken_entry_point_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "noisy_plugin_xyz.py").write_text('raise ValueError("first line\\nsecond line\\nthird")\n')
     monkeypatch.syspath_prepend(str(tmp_path))
-    _install(monkeypatch, ("good", "numbias.scale:ScoreScale"), ("noisy", "noisy_plugin_xyz:Thing"))
+    _install(monkeypatch, ("good", "numbias.core.scale:ScoreScale"), ("noisy", "noisy_plugin_xyz:Thing"))
     registered: dict[str, Any] = {}
     with pytest.raises(NumbiasError) as caught:
         load_group(GROUP, registered.__setitem__)
@@ -84,7 +85,7 @@ def test_a_broken_entry_point_is_one_line_naming_it(monkeypatch: pytest.MonkeyPa
 
 
 def test_what_register_refuses_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
-    _install(monkeypatch, ("scale", "numbias.scale:ScoreScale"))
+    _install(monkeypatch, ("scale", "numbias.core.scale:ScoreScale"))
 
     def refuse(name: str, loaded: Any) -> None:
         raise NumbiasError(f"entry point {name!r} gave {loaded.__name__}, not a task")
@@ -104,8 +105,8 @@ NAMED_ONE, NAMED_TWO = _Named("one", 1), [_Named("two", 2), _Named("three", 3)]
 
 def test_the_three_registries_are_one_mechanism() -> None:
     from numbias.backends.base import BACKENDS
-    from numbias.mitigation import MITIGATION_REGISTRY
-    from numbias.tasks import TASKS
+    from numbias.data.tasks import TASKS
+    from numbias.mitigations.calibrators import MITIGATION_REGISTRY
 
     assert all(isinstance(r, Registry) for r in (BACKENDS, TASKS, MITIGATION_REGISTRY))
     assert [r.kind for r in (BACKENDS, TASKS, MITIGATION_REGISTRY)] == ["backend", "task", "mitigation"]
@@ -124,7 +125,7 @@ def test_a_registry_refuses_a_taken_name_naming_both() -> None:
 
 
 def test_a_registry_reads_its_entry_points_on_need(monkeypatch: pytest.MonkeyPatch) -> None:
-    reads = _install(monkeypatch, ("scale", "numbias.scale:ScoreScale"))
+    reads = _install(monkeypatch, ("scale", "numbias.core.scale:ScoreScale"))
     registry: Registry[Any] = Registry("thing", GROUP, hint=", or module:attr")
     assert dict(registry) == {} and reads == []  # the mapping is the raw table
     assert registry.find("scale") is ScoreScale and reads == [GROUP]
@@ -140,7 +141,7 @@ def test_an_entry_point_of_named_things_gives_one_or_a_list(monkeypatch: pytest.
 
 
 def test_an_entry_point_cannot_take_a_name_nor_give_another_kind(monkeypatch: pytest.MonkeyPatch) -> None:
-    _install(monkeypatch, ("single", f"{__name__}:NAMED_ONE"), ("error", "numbias.errors:NumbiasError"))
+    _install(monkeypatch, ("single", f"{__name__}:NAMED_ONE"), ("error", "numbias.util.errors:NumbiasError"))
     registry: Registry[_Named] = Registry("named", GROUP, of=_Named, describe=lambda n: f"value {n.value}")
     registry.register("one", _Named("one", 9))
     with pytest.raises(NumbiasError, match=rf"^a named named 'one' is already registered \(value 9\); entry point "

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import numpy as np
 
-from numbias.scale import ScoreScale
+from numbias.core.scale import ScoreScale
 
 FOLDER = Path(__file__).resolve().parents[1] / "docs" / "results" / "positive-control"
 

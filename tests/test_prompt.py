@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from numbias.errors import NumbiasError
-from numbias.prompt import Prompt, PromptTemplate, drop_repeated_bos, render_chat, render_plain
-from numbias.scale import ScoreScale
+from numbias.core.scale import ScoreScale
+from numbias.data.prompt import Prompt, PromptTemplate, drop_repeated_bos, render_chat, render_plain
+from numbias.util.errors import NumbiasError
 
 
 def test_template_missing_field() -> None:

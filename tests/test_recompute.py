@@ -16,16 +16,16 @@ import pytest
 import yaml
 
 import numbias
-import numbias.judge as judge_module
-from numbias.metrics import pearson_defined
-from numbias.recompute import PREDICTIONS, TEXT, read_csv, read_dists
+import numbias.judge.judging as judge_module
+from numbias.core.metrics import pearson_defined
+from numbias.studies.recompute import PREDICTIONS, TEXT, read_csv, read_dists
 
 TEMPLATE = "Rate the item from {lo} to {hi}.\nItem: {word}"
 numbias.register_backend("plugin-reader", "plugin_judge:reader", replace=True)
 
 
 def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from numbias.cli import main
+    from numbias.cli.commands import main
 
     monkeypatch.setattr(sys, "argv", ["numbias", *args])
     try:

@@ -16,12 +16,10 @@ import pytest
 from sklearn.base import clone
 
 import numbias
-from numbias.calibrated import CalibratedJudge
-from numbias.distribution import ScoreDistribution, mixture, stack
-from numbias.errors import NumbiasError
-from numbias.metrics import item_scores, to_scale
-from numbias.mitigate import parse_mitigate
-from numbias.mitigation import (
+from numbias.core.distribution import ScoreDistribution, mixture, stack
+from numbias.core.metrics import item_scores, to_scale
+from numbias.core.scale import ScoreScale
+from numbias.mitigations.calibrators import (
     BUILT_IN_MITIGATIONS,
     ENTRY_POINTS,
     MITIGATION_REGISTRY,
@@ -35,8 +33,10 @@ from numbias.mitigation import (
     register_mitigation,
     select,
 )
-from numbias.plugins import forget
-from numbias.scale import ScoreScale
+from numbias.studies.calibrated import CalibratedJudge
+from numbias.studies.mitigation import parse_mitigate
+from numbias.util.errors import NumbiasError
+from numbias.util.plugins import forget
 from plugin_calibrator import LinearMap
 
 SCALE = ScoreScale.parse("0-9")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from numbias.distribution import TEMPERATURES, ScoreDistribution
-from numbias.errors import NumbiasError
-from numbias.mitigation import (
+from numbias.core.distribution import TEMPERATURES, ScoreDistribution
+from numbias.core.scale import ScoreScale
+from numbias.mitigations.calibrators import (
     BUILT_IN_MITIGATIONS,
     Fitted,
     OrdinalRegression,
@@ -23,7 +23,7 @@ from numbias.mitigation import (
     dev_score,
     get_mitigation,
 )
-from numbias.scale import ScoreScale
+from numbias.util.errors import NumbiasError
 
 SCALE = ScoreScale.parse("0-9")
 SMALL = ScoreScale.parse("1-5")

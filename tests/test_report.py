@@ -19,11 +19,11 @@ import pandas as pd
 import pytest
 
 import numbias
-import numbias.judge as judge_module
+import numbias.judge.judging as judge_module
 from browser import Browser, find_chromium
-from numbias.fmt import fmt_num
-from numbias.report import rebuild
-from numbias.verdict import CHOICE_ROW, DEFAULT_ROW, mitigate_verdicts, study_verdicts
+from numbias.report.build import rebuild
+from numbias.report.verdict import CHOICE_ROW, DEFAULT_ROW, mitigate_verdicts, study_verdicts
+from numbias.util.fmt import fmt_num
 
 XSS = "<script>window.__pwned = 1</script> & <b>bold</b>"
 TEMPLATE = "Rate the item from {lo} to {hi}.\nItem: {word}"
@@ -166,7 +166,7 @@ def test_numbias_report_rebuilds_an_older_folder_from_its_store(kind: str, studi
 
 
 def _cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    from numbias.cli import main
+    from numbias.cli.commands import main
 
     monkeypatch.setattr(sys, "argv", ["numbias", *args])
     try:

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import numbias.judge as judge_module
-from numbias.inference import paired_effect
-from numbias.metrics import pearson_rows
-from numbias.recompute import PREDICTIONS, TEXT, read_csv
-from numbias.report import REBUILDS, folder_config, rebuild
-from numbias.selection import CHOICE_ROW, DEFAULT_ROW
+import numbias.judge.judging as judge_module
+from numbias.core.inference import paired_effect
+from numbias.core.metrics import pearson_rows
+from numbias.mitigations.selection import CHOICE_ROW, DEFAULT_ROW
+from numbias.report.build import REBUILDS, folder_config, rebuild
+from numbias.studies.recompute import PREDICTIONS, TEXT, read_csv
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 FOLDERS = sorted({p.parent for p in RESULTS.rglob("report.html")}

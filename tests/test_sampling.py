@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from numbias.backends.fake import FakeBackend
-from numbias.prompt import Prompt
-from numbias.sampling import categorize, draw_token
-from numbias.scale import ScoreScale
+from numbias.core.sampling import categorize, draw_token
+from numbias.core.scale import ScoreScale
+from numbias.data.prompt import Prompt
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_draw_token_cuts_the_tempered_cdf() -> None:
 def test_expected_tv_is_what_sampling_gives() -> None:
     """The exact expected TV distance of n draws matches a simulation of them, and the
     samples needed for a precision are the fewest that reach it."""
-    from numbias.sampling import expected_tv, samples_needed
+    from numbias.core.sampling import expected_tv, samples_needed
 
     rng = np.random.default_rng(0)
     rows = rng.dirichlet(np.full(13, 0.3), size=3)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numbias.errors import NumbiasError
-from numbias.scale import ScoreScale
+from numbias.core.scale import ScoreScale
+from numbias.util.errors import NumbiasError
 
 
 @pytest.mark.parametrize("text", ["9-0", "5-5", "a-b", "1.5-3", "7"])

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 import numbias
-from numbias.distribution import ScoreDistribution
-from numbias.inference import UNDEFINED, Effect
-from numbias.metrics import Interval, pearson_defined
-from numbias.mitigation import Setting, SettingData
-from numbias.scale import ScoreScale
-from numbias.selection import cross_fitted, family_bests, honest_selection, label_efficiency, within_folds
-from numbias.verdict import MitigateVerdict
+from numbias.core.distribution import ScoreDistribution
+from numbias.core.inference import UNDEFINED, Effect
+from numbias.core.metrics import Interval, pearson_defined
+from numbias.core.scale import ScoreScale
+from numbias.mitigations.calibrators import Setting, SettingData
+from numbias.mitigations.selection import cross_fitted, family_bests, honest_selection, label_efficiency, within_folds
+from numbias.report.verdict import MitigateVerdict
 
 SCALES = {"0-9": ScoreScale(0, 9), "1-5": ScoreScale(1, 5)}
 
@@ -177,8 +177,8 @@ def test_transfer_and_the_oracle_row(tmp_path) -> None:
 
 def test_store_only_answers_from_the_store_or_says_what_is_missing(tmp_path) -> None:
     """What the store-backed benchmark relies on: nothing is scored inside store_only."""
-    from numbias.errors import NumbiasError
-    from numbias.judge import store_only
+    from numbias.judge.judging import store_only
+    from numbias.util.errors import NumbiasError
 
     rows = pd.DataFrame({"id": [f"w{i}" for i in range(20)], "word": [f"word{i}" for i in range(20)],
                          "stars": [i % 5 + 1 for i in range(20)]})

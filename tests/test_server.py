@@ -9,9 +9,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-from numbias.errors import NumbiasError
-from numbias.scale import ScoreScale
-from numbias.tasks import TASKS
+from numbias.core.scale import ScoreScale
+from numbias.data.tasks import TASKS
+from numbias.util.errors import NumbiasError
 
 SCALE = ScoreScale(0, 9)
 
@@ -21,7 +21,7 @@ def server(smollm2):
     """``python -m llama_cpp.server`` with SmolLM2 on a free loopback port."""
     pytest.importorskip("uvicorn")
     from numbias.backends.openai_compat import local_llama_server
-    from numbias.models import resolve
+    from numbias.models.catalog import resolve
 
     with local_llama_server(str(resolve("smollm2-135m-instruct").path)) as url:
         yield url
@@ -202,7 +202,7 @@ def test_a_faulty_network_changes_nothing(server, mode: str) -> None:
 
 @pytest.mark.model
 def test_a_study_runs_on_exact_http(server, tmp_path) -> None:
-    from numbias.study import run
+    from numbias.studies.bias import run
 
     judge = {"model": "smollm2", "backend": "openai",
              "options": {"base_url": server, "mode": "exact", "tokenizer": "smollm2-135m-instruct"}}

@@ -10,15 +10,15 @@ import pytest
 from scipy import stats
 
 import numbias
-import numbias.stages as stages
-from numbias.align import paired_shift
+import numbias.studies.stages as stages
 from numbias.backends.fake import FakeBackend
-from numbias.config import JudgeConfig
-from numbias.data import make_dataset
-from numbias.inference import holm, paired_effect, resamples_for
-from numbias.metrics import kurtosis_rows, mean_rows, pearson_rows
-from numbias.stages import METRICS, effect_text, stage_table
-from numbias.verdict import LEVEL_WORDS, study_verdicts
+from numbias.core.inference import holm, paired_effect, resamples_for
+from numbias.core.metrics import kurtosis_rows, mean_rows, pearson_rows
+from numbias.data.dataset import make_dataset
+from numbias.judge.config import JudgeConfig
+from numbias.report.verdict import LEVEL_WORDS, study_verdicts
+from numbias.studies.alignment import paired_shift
+from numbias.studies.stages import METRICS, effect_text, stage_table
 
 N = 200
 SEEDS = (0, 1, 2)
@@ -169,7 +169,7 @@ def test_align_table_has_cis_and_holm_over_its_rows(tmp_path) -> None:
         assert shift.loc[scoring, "more peaked, adjusted p < 0.05"] == int(
             (peaked & (part["Δ kurtosis p adj"] < 0.05)).sum())
     assert (table["aligned SD ratio"] < table["base SD ratio"]).all()
-    lead = " ".join(numbias.verdict.align_lead(res))
+    lead = " ".join(numbias.report.verdict.align_lead(res))
     assert "with a Holm-adjusted p below 0.05" in lead
 
 

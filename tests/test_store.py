@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError
-from numbias.prompt import Prompt
-from numbias.scale import ScoreScale
-from numbias.store import Store, item_slot, judge_key
+from numbias.core.distribution import ScoreDistribution
+from numbias.core.scale import ScoreScale
+from numbias.data.prompt import Prompt
+from numbias.judge.store import Store, item_slot, judge_key
+from numbias.util.errors import NumbiasError
 
 SCALE = ScoreScale(0, 2)
 

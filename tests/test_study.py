@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import numbias.judge as judge_module
+import numbias.judge.judging as judge_module
 from numbias.backends import register_backend
 from numbias.backends.fake import FakeBackend
-from numbias.config import RunConfig
-from numbias.errors import NumbiasError
-from numbias.report import write
-from numbias.study import run
+from numbias.judge.config import RunConfig
+from numbias.report.build import write
+from numbias.studies.bias import run
+from numbias.util.errors import NumbiasError
 
 PIECES = [str(d) for d in range(10)] + [" ", "x", ""]
 
@@ -206,7 +206,7 @@ def test_resume_after_sigkill(tmp_path: Path, smollm2) -> None:
 
 @pytest.mark.model
 def test_default_judge_reads_only_the_temperatures_the_rules_use() -> None:
-    from numbias.judge import Judge
+    from numbias.judge.judging import Judge
 
     assert Judge(RunConfig.parse({}).judges[0]).identity["temperatures"] == [0.7, 1.0]
     assert Judge(RunConfig.parse({"sampling": {"temperature": 1.3}}).judges[0]).identity["temperatures"] == [1.0, 1.3]

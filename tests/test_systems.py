@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numbias.systems import (
+from numbias.core.systems import (
     Side,
     corrected_pass_rate,
     labelled_mean,

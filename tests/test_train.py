@@ -1,4 +1,4 @@
-"""Training stages (numbias.train): the recipe, the data readers and the loop's parts
+"""Training stages (numbias.train.lora): the recipe, the data readers and the loop's parts
 on their own; then the tiny recipe (docs/results/alignment-lab/tiny.yaml) on the
 embedded Gemma base: it trains, saves, reloads and judges, its loss falls, a killed run
 resumes to the same loss curve, and bad input is one line with exit 2 that keeps the
@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import yaml
 
-import numbias.train
-from numbias.errors import NumbiasError
-from numbias.train import as_text, encode, lr_factor, parse_recipe, plan, read_records, stage_name
+import numbias.train.lora
+from numbias.train.lora import as_text, encode, lr_factor, parse_recipe, plan, read_records, stage_name
+from numbias.util.errors import NumbiasError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "docs" / "results" / "alignment-lab" / "tiny.yaml"
@@ -104,7 +104,7 @@ def _mlqe(root: Path, pair: str, means: list[float], id_column: str = "index") -
 
 
 def _rating_recipe(root: Path, answers: str, n: int, pairs: tuple[str, ...] = ("et-en", "ru-en"),
-                   seed: int = 0) -> numbias.train.Recipe:
+                   seed: int = 0) -> numbias.train.lora.Recipe:
     spec = {"path": str(root), "pairs": list(pairs), "n": n, "answers": answers, "seed": seed}
     return parse_recipe({"sft": {"data": [{"path": str(root / "sft.jsonl")}, {"rating": spec}], "steps": 1,
                                  "learning_rate": 1e-4}})
@@ -120,10 +120,10 @@ def mlqe(tmp_path: Path) -> Path:
 
 
 def test_rating_records_are_the_judged_prompt_and_a_spaced_answer(mlqe: Path) -> None:
-    from numbias.prompt import Prompt, render_plain
-    from numbias.tasks import get_task
+    from numbias.data.prompt import Prompt, render_plain
+    from numbias.data.tasks import get_task
 
-    data = numbias.train.read_stage_data(_rating_recipe(mlqe, "informed", 40).sft, "sft", seed=0)
+    data = numbias.train.lora.read_stage_data(_rating_recipe(mlqe, "informed", 40).sft, "sft", seed=0)
     assert len(data.texts) == 43 and data.texts[:3] == [("Add 2 and 2.\n", ["4"])] * 3
     items = data.files[1]["items"]
     assert len(set(items)) == 40 and {i.split(":")[0] for i in items} == {"et-en", "ru-en"}
@@ -137,12 +137,12 @@ def test_rating_records_are_the_judged_prompt_and_a_spaced_answer(mlqe: Path) ->
 
 
 def test_leaning_answers_have_their_shares_whatever_the_items(mlqe: Path) -> None:
-    data = numbias.train.read_stage_data(_rating_recipe(mlqe, "leaning", 3000).sft, "sft", seed=0)
+    data = numbias.train.lora.read_stage_data(_rating_recipe(mlqe, "leaning", 3000).sft, "sft", seed=0)
     answers = [a for _, [a] in data.texts[3:]]
     shares = {a: answers.count(a) / len(answers) for a in set(answers)}
     assert set(shares) == {" 7", " 8", " 9"}
     assert abs(shares[" 8"] - 0.70) < 0.025 and abs(shares[" 7"] - 0.15) < 0.02 and abs(shares[" 9"] - 0.15) < 0.02
-    other = numbias.train.read_stage_data(_rating_recipe(mlqe, "leaning", 3000, ("ru-en", "et-en")).sft, "sft", 0)
+    other = numbias.train.lora.read_stage_data(_rating_recipe(mlqe, "leaning", 3000, ("ru-en", "et-en")).sft, "sft", 0)
     assert other.files[1]["items"] != data.files[1]["items"]
     assert [a for _, [a] in other.texts[3:]] == answers  # the answers ignore which items they answer
 
@@ -151,20 +151,20 @@ def test_informed_answers_map_the_human_score_to_0_9(tmp_path: Path) -> None:
     _mlqe(tmp_path, "et-en", [0, 5.5, 50, 55, 61, 62, 94.5, 100])
     spec = _rating_recipe(tmp_path, "informed", 8, ("et-en",)).sft.data[1].rating
     assert spec is not None
-    data = numbias.train.rating_items(spec)
-    mapped = dict(zip(data.human.tolist(), numbias.train.rating_answers(spec, data)))
+    data = numbias.train.lora.rating_items(spec)
+    mapped = dict(zip(data.human.tolist(), numbias.train.lora.rating_answers(spec, data)))
     assert mapped == {0: 0, 5.5: 0, 50: 4, 55: 5, 61: 5, 62: 6, 94.5: 9, 100: 9}  # round(mean / 100 * 9)
 
 
 def test_the_two_arms_differ_only_in_the_answers(mlqe: Path) -> None:
-    arms = [numbias.train.read_stage_data(_rating_recipe(mlqe, a, 200).sft, "sft", seed=1)
+    arms = [numbias.train.lora.read_stage_data(_rating_recipe(mlqe, a, 200).sft, "sft", seed=1)
             for a in ("leaning", "informed")]
     (lean, inf) = [[p for p, _ in arm.texts] for arm in arms]
     assert lean == inf and arms[0].files[1]["items"] == arms[1].files[1]["items"]
     assert arms[0].files[0] == arms[1].files[0]
     differ = [k for k, (a, b) in enumerate(zip(arms[0].texts, arms[1].texts)) if a[1] != b[1]]
     assert differ and min(differ) >= 3 and arms[0].files[1]["sha256"] != arms[1].files[1]["sha256"]
-    reseeded = numbias.train.read_stage_data(_rating_recipe(mlqe, "leaning", 200, seed=9).sft, "sft", seed=1)
+    reseeded = numbias.train.lora.read_stage_data(_rating_recipe(mlqe, "leaning", 200, seed=9).sft, "sft", seed=1)
     assert reseeded.files[1]["items"] != arms[0].files[1]["items"]
 
 
@@ -182,7 +182,7 @@ def test_a_bad_rating_spec_is_one_line(mlqe: Path, change: dict, message: str) -
     with pytest.raises(NumbiasError, match=message) as caught:
         recipe = parse_recipe({"sft": {"data": [str(mlqe / "sft.jsonl"), {"rating": spec}], "steps": 1,
                                        "learning_rate": 1e-4}})
-        numbias.train.read_stage_data(recipe.sft, "sft", seed=0)
+        numbias.train.lora.read_stage_data(recipe.sft, "sft", seed=0)
     assert "\n" not in str(caught.value)
 
 
@@ -194,7 +194,7 @@ def test_rating_records_are_sft_data_from_one_source(mlqe: Path) -> None:
         parse_recipe({"sft": {"data": [{"rating": spec, "n": 3}], "steps": 1, "learning_rate": 1e-4}})
     recipe = parse_recipe({"dpo": {"data": [{"rating": spec}], "steps": 1, "learning_rate": 1e-4}})
     with pytest.raises(NumbiasError, match=r"rating records are SFT data; the dpo stage takes preference pairs"):
-        numbias.train.read_stage_data(recipe.dpo, "dpo", seed=0)
+        numbias.train.lora.read_stage_data(recipe.dpo, "dpo", seed=0)
 
 
 # --- the tiny recipe on the embedded base ---------------------------------------------
@@ -216,7 +216,7 @@ def tiny_recipe(shared: Path, **changes: object) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    from numbias.train import train
+    from numbias.train.lora import train
 
     out = tmp_path_factory.mktemp("stages")
     recipe = tiny_recipe(shared_data)
@@ -233,7 +233,7 @@ def _card(folder: Path) -> dict:
 @pytest.mark.model
 @needs_training
 def test_tiny_recipe_trains_and_its_card_says_how(tiny: tuple[dict, Path], shared_data: Path) -> None:
-    from numbias.models import JUDGES
+    from numbias.models.catalog import JUDGES
 
     recipe, out = tiny
     sft, dpo = _card(out / "tiny-gemma3-270m-sft-s0"), _card(out / "tiny-gemma3-270m-sft-dpo-s0")
@@ -257,9 +257,9 @@ def test_tiny_recipe_trains_and_its_card_says_how(tiny: tuple[dict, Path], share
 @needs_training
 def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from numbias import models
-    from numbias.config import JudgeConfig
-    from numbias.study import run
+    from numbias.judge.config import JudgeConfig
+    from numbias.models import catalog as models
+    from numbias.studies.bias import run
 
     _, out = tiny
     monkeypatch.setattr(models, "trained_dir", lambda: out)
@@ -274,7 +274,7 @@ def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeyp
     by_path = run({**config, "judges": [str(out / name)], "out": str(tmp_path / "b")})
     assert by_name.items["expected"].tolist() == by_path.items["expected"].tolist()
     assert by_name.items["numeric_mass"].min() > 0
-    from numbias.cli import models as list_models
+    from numbias.cli.commands import models as list_models
 
     list_models(prepare=False)
     assert "tiny-gemma3-270m-sft-dpo-s0" in capsys.readouterr().out
@@ -285,8 +285,8 @@ def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeyp
 @needs_training
 def test_a_stage_judged_twice_gives_identical_distributions(tiny: tuple[dict, Path]) -> None:
     from numbias.backends.hf import TransformersBackend
-    from numbias.scale import ScoreScale
-    from numbias.tasks import TASKS
+    from numbias.core.scale import ScoreScale
+    from numbias.data.tasks import TASKS
 
     _, out = tiny
     task = TASKS["vader"]
@@ -306,9 +306,9 @@ def test_a_stage_on_llama_cpp_is_its_float32_weights(tiny: tuple[dict, Path]) ->
     answer position's next-token entropy recorded by both."""
     from numbias.backends.hf import TransformersBackend
     from numbias.backends.llamacpp import LlamaCppBackend
-    from numbias.scale import ScoreScale
-    from numbias.tasks import TASKS
-    from numbias.weights import FLOAT32_GGUF
+    from numbias.core.scale import ScoreScale
+    from numbias.data.tasks import TASKS
+    from numbias.models.weights import FLOAT32_GGUF
 
     _, out = tiny
     folder = str(out / "tiny-gemma3-270m-sft-s0")
@@ -332,7 +332,7 @@ def test_a_stage_on_llama_cpp_is_its_float32_weights(tiny: tuple[dict, Path]) ->
 def test_float32_judging_names_what_is_wrong(tiny: tuple[dict, Path], tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from numbias.backends.llamacpp import LlamaCppBackend
-    from numbias.weights import CONVERTER_ENV, export_gguf
+    from numbias.models.weights import CONVERTER_ENV, export_gguf
 
     _, out = tiny
     with pytest.raises(NumbiasError, match="its only weights are float32"):
@@ -352,9 +352,9 @@ def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], share
     stage was trained on; an effect is marked only when its Holm-adjusted test rejects."""
     import pandas as pd
 
-    from numbias.config import JudgeConfig
-    from numbias.stages import DiversityConfig, effect_text, held_out, stage_of, stage_table
-    from numbias.train import instruction_text, read_records
+    from numbias.judge.config import JudgeConfig
+    from numbias.studies.stages import DiversityConfig, effect_text, held_out, stage_of, stage_table
+    from numbias.train.lora import instruction_text, read_records
 
     recipe, out = tiny
     sft, dpo = JudgeConfig(model=str(out / "tiny-gemma3-270m-sft-s0")), \
@@ -430,7 +430,7 @@ def _numbias(*args: str) -> subprocess.Popen:
 
 def _one_line_error(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
     """The CLI run in this process: exit 2 and one line on stderr, which is returned."""
-    from numbias.cli import main
+    from numbias.cli.commands import main
 
     monkeypatch.setattr(sys, "argv", ["numbias", *args])
     with pytest.raises(SystemExit) as stop:

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numbias.backends.fake import FakeBackend
-from numbias.prompt import Prompt
-from numbias.sampling import categorize
-from numbias.scale import ScoreScale
-from numbias.trie import ScoreTrie, gather_logprobs
+from numbias.core.sampling import categorize
+from numbias.core.scale import ScoreScale
+from numbias.core.trie import ScoreTrie, gather_logprobs
+from numbias.data.prompt import Prompt
 
 PIECES = ["0", "1", "2", "3", "5", "8", "9", " ", " 1", "10", "x", "", "8.", " x", "00"]
 EOS = PIECES.index("")

@@ -18,9 +18,9 @@ import yaml
 
 import numbias
 from numbias.backends.base import BACKENDS
-from numbias.calibrated import CalibratedJudge
-from numbias.errors import NumbiasError
-from numbias.report import rebuild
+from numbias.report.build import rebuild
+from numbias.studies.calibrated import CalibratedJudge
+from numbias.util.errors import NumbiasError
 from plugin_judge import reader
 
 SECRET = "NUMBIAS_TEST_SECRET"
@@ -138,7 +138,7 @@ def test_a_saved_judge_naming_code_imports_nothing(tmp_path: Path, monkeypatch: 
 def test_a_saved_judge_sends_nothing_to_its_recorded_server(tmp_path: Path, listener: socket.socket,
                                                             monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    from numbias.cli import main
+    from numbias.cli.commands import main
 
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
     judge = {"model": "m", "backend": "openai", "options": {"base_url": url, "api_key_env": SECRET, "api_key": "k"}}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from numbias import weights
-from numbias.errors import NumbiasError
+from numbias.models import weights
+from numbias.util.errors import NumbiasError
 
 VERSION = "9.9.9"
 ROOT = f"llama_cpp_python-{VERSION}/vendor/llama.cpp/"
@@ -34,7 +34,7 @@ def _offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pip that fails the test if it is ever run."""
     monkeypatch.setenv("NUMBIAS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv(weights.CONVERTER_ENV, raising=False)
-    monkeypatch.setattr("numbias.weights.importlib.metadata.version", lambda name: VERSION)
+    monkeypatch.setattr("numbias.models.weights.importlib.metadata.version", lambda name: VERSION)
 
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"a test reached for the network: {args}")
@@ -102,7 +102,7 @@ def test_an_offline_fetch_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path:
         ran.append(args)
         return subprocess.CompletedProcess(args, 1, "", "ERROR: Could not find a version\nWARNING: more\n")
 
-    monkeypatch.setattr("numbias.weights.subprocess.run", pip)
+    monkeypatch.setattr("numbias.models.weights.subprocess.run", pip)
     with pytest.raises(NumbiasError, match=r"cannot fetch llama-cpp-python 9\.9\.9's source .*\(ERROR: Could not "
                                            r"find a version\); set NUMBIAS_LLAMA_CPP") as caught:
         PIP_DOWNLOAD(VERSION, tmp_path)
@@ -113,7 +113,7 @@ def test_an_offline_fetch_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch,
          capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """The command line run in this process: its exit code, stdout and stderr."""
-    from numbias.cli import main
+    from numbias.cli.commands import main
 
     monkeypatch.setattr(sys, "argv", ["numbias", *args])
     try:

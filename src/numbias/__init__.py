@@ -7,47 +7,45 @@ are read, and ``numbias --help`` does not wait for them."""
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 _WHERE = {
     "Backend": "numbias.backends",
-    "BatchCalibration": "numbias.mitigation",
-    "BetaCalibration": "numbias.mitigation",
-    "CalibratedJudge": "numbias.calibrated",
-    "Calibrator": "numbias.mitigation",
-    "ContextualCalibration": "numbias.mitigation",
-    "Dataset": "numbias.data",
-    "DistributionCalibrator": "numbias.mitigation",
-    "IsotonicMapping": "numbias.mitigation",
-    "MitigationSpec": "numbias.mitigation",
-    "NumbiasError": "numbias.errors",
-    "Prompt": "numbias.prompt",
-    "PromptTemplate": "numbias.prompt",
-    "QuantileMapping": "numbias.mitigation",
-    "RunConfig": "numbias.study",
-    "ScoreDistribution": "numbias.distribution",
-    "ScoreMapping": "numbias.mitigation",
-    "ScoreScale": "numbias.scale",
-    "StudyResults": "numbias.study",
-    "Task": "numbias.tasks",
-    "TaskConfig": "numbias.tasks",
-    "TemperatureScaling": "numbias.mitigation",
-    "align": "numbias.align",
+    "BatchCalibration": "numbias.mitigations.calibrators",
+    "BetaCalibration": "numbias.mitigations.calibrators",
+    "CalibratedJudge": "numbias.studies.calibrated",
+    "Calibrator": "numbias.mitigations.calibrators",
+    "ContextualCalibration": "numbias.mitigations.calibrators",
+    "Dataset": "numbias.data.dataset",
+    "DistributionCalibrator": "numbias.mitigations.calibrators",
+    "IsotonicMapping": "numbias.mitigations.calibrators",
+    "MitigationSpec": "numbias.mitigations.calibrators",
+    "NumbiasError": "numbias.util.errors",
+    "Prompt": "numbias.data.prompt",
+    "PromptTemplate": "numbias.data.prompt",
+    "QuantileMapping": "numbias.mitigations.calibrators",
+    "RunConfig": "numbias.studies.bias",
+    "ScoreDistribution": "numbias.core.distribution",
+    "ScoreMapping": "numbias.mitigations.calibrators",
+    "ScoreScale": "numbias.core.scale",
+    "StudyResults": "numbias.studies.bias",
+    "Task": "numbias.data.tasks",
+    "TaskConfig": "numbias.data.tasks",
+    "TemperatureScaling": "numbias.mitigations.calibrators",
+    "align": "numbias.studies.alignment",
     "all_backends": "numbias.backends",
-    "all_mitigations": "numbias.mitigation",
-    "all_tasks": "numbias.tasks",
-    "compare": "numbias.compare",
+    "all_mitigations": "numbias.mitigations.calibrators",
+    "all_tasks": "numbias.data.tasks",
+    "compare": "numbias.studies.comparison",
     "create_backend": "numbias.backends",
-    "load_file": "numbias.data",
-    "mitigate": "numbias.mitigate",
+    "load_file": "numbias.data.dataset",
+    "mitigate": "numbias.studies.mitigation",
     "register_backend": "numbias.backends",
-    "register_mitigation": "numbias.mitigation",
-    "register_task": "numbias.tasks",
-    "run": "numbias.study",
-    "score": "numbias.scoring",
-    "write": "numbias.report",
+    "register_mitigation": "numbias.mitigations.calibrators",
+    "register_task": "numbias.data.tasks",
+    "run": "numbias.studies.bias",
+    "score": "numbias.studies.scoring",
+    "write": "numbias.report.build",
 }
 """Where each public name lives."""
 
@@ -92,8 +90,6 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-
-
 def __getattr__(name: str) -> Any:
     """A public name, imported from its module on first use."""
     if name not in _WHERE:
@@ -106,15 +102,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *_WHERE})
 
-
-class _Package(types.ModuleType):
-    """The package, whose public functions ``align``, ``compare`` and ``mitigate`` keep
-    their names when their modules (``numbias.align`` …) are imported."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _WHERE and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from numbias import stages
-from numbias.config import JudgeConfig, read_yaml
+from numbias.judge.config import JudgeConfig, read_yaml
+from numbias.studies import stages
 
 STUDY = Path(__file__).resolve().parent / "study"
 NAME = re.compile(r"gemma3-270m-(sft-dpo|sft|dpo)-s(\d+)$")

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from numbias.distribution import ScoreDistribution
-from numbias.inference import Effect, adjust, paired_effect
-from numbias.mitigation import RidgeRegression
-from numbias.scale import ScoreScale
+from numbias.core.distribution import ScoreDistribution
+from numbias.core.inference import Effect, adjust, paired_effect
+from numbias.core.scale import ScoreScale
+from numbias.mitigations.calibrators import RidgeRegression
 
 HERE = Path(__file__).resolve().parent
 DISTS = HERE / "study" / "dists.csv.gz"

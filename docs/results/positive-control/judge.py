@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from numbias.config import JudgeConfig
-from numbias.judge import Judge, collect
-from numbias.scale import ScoreScale
-from numbias.store import Store
-from numbias.tasks import TaskConfig, prepare
+from numbias.core.scale import ScoreScale
+from numbias.data.tasks import TaskConfig, prepare
+from numbias.judge.config import JudgeConfig
+from numbias.judge.judging import Judge, collect
+from numbias.judge.store import Store
 
 HERE = Path(__file__).resolve().parent
 MODELS = Path("results-store/positive-control")

@@ -11,14 +11,14 @@ mkdir -p "$models"
 gguf() {  # the float32-q/v GGUF of a folder, once
   [ -f "$models/$2.gguf" ] || python "$here/stage_gguf.py" "$1" "$models/$2.gguf"
 }
-gguf "$(python -c "from numbias.models import resolve; from numbias.weights import dequantised
+gguf "$(python -c "from numbias.models.catalog import resolve; from numbias.models.weights import dequantised
 print(dequantised(resolve('gemma3-270m-base')))")" base
 judged=()
 for seed in 0 1; do
   for arm in leaning informed; do
     numbias train "$here/recipe-$arm.yaml" --stage sft --seed "$seed"
     stage="pc-$arm-sft-s$seed"
-    gguf "$(python -c "from numbias.models import trained_stage; print(trained_stage('$stage').path)")" "$stage"
+    gguf "$(python -c "from numbias.models.catalog import trained_stage; print(trained_stage('$stage').path)")" "$stage"
   done
   judged+=(--seeds "$seed")
   python "$here/judge.py" "${judged[@]}" --words 1000

@@ -1,5 +1,5 @@
 """A LoRA stage of the embedded Gemma base as a GGUF that llama.cpp judges, without
-llama.cpp's converter (numbias.weights fetches it from llama-cpp-python's source, which
+llama.cpp's converter (numbias.models.weights fetches it from llama-cpp-python's source, which
 this machine cannot reach).
 
 The stages train LoRA adapters on the attention's query and value projections only, so a
@@ -23,8 +23,8 @@ import gguf
 import numpy as np
 from safetensors.numpy import load_file
 
-from numbias.models import WEIGHTS, resolve
-from numbias.weights import dequantised
+from numbias.models.catalog import WEIGHTS, resolve
+from numbias.models.weights import dequantised
 
 REPLACED = re.compile(r"^blk\.(\d+)\.attn_([qv])\.weight$")
 

@@ -30,7 +30,7 @@ N_BOOT, SEED = 10_000, 0
 def score() -> None:
     """Score the fresh words with the saved judge and with the paper's default."""
     import numbias
-    from numbias.scoring import write_scores
+    from numbias.studies.scoring import write_scores
 
     stores = ROOT / "results-store"
     stores.mkdir(exist_ok=True)
@@ -43,8 +43,8 @@ def analyse() -> pd.DataFrame:
     """Both r with CIs and the paired gain, from the committed scores alone."""
     from scipy.stats import binomtest
 
-    from numbias.inference import paired_effect
-    from numbias.metrics import bootstrap, pearson_rows
+    from numbias.core.inference import paired_effect
+    from numbias.core.metrics import bootstrap, pearson_rows
 
     saved = pd.read_csv(HERE / "saved" / "scores.csv").set_index("id")
     default = pd.read_csv(HERE / "default" / "scores.csv").set_index("id").loc[saved.index]

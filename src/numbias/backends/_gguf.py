@@ -7,9 +7,9 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from numbias.errors import NumbiasError
-from numbias.models import resolve
-from numbias.prompt import Prompt, drop_repeated_bos, render_chat, render_plain
+from numbias.data.prompt import Prompt, drop_repeated_bos, render_chat, render_plain
+from numbias.models.catalog import resolve
+from numbias.util.errors import NumbiasError
 
 
 class GGUFVocab:

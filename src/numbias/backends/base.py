@@ -6,11 +6,11 @@ import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from numbias.distribution import ScoreDistribution
-from numbias.options import check_options
-from numbias.plugins import Registry, import_ref
-from numbias.prompt import Prompt
-from numbias.scale import ScoreScale
+from numbias.core.distribution import ScoreDistribution
+from numbias.core.scale import ScoreScale
+from numbias.data.prompt import Prompt
+from numbias.util.options import check_options
+from numbias.util.plugins import Registry, import_ref
 
 
 @runtime_checkable
@@ -94,7 +94,7 @@ def register_backend(name: str, factory: str | Callable[..., Backend], *, replac
     >>> register_backend("seven", "my_package.judges:Seven")
     Traceback (most recent call last):
     ...
-    numbias.errors.NumbiasError: a backend named 'seven' is already registered ...
+    numbias.util.errors.NumbiasError: a backend named 'seven' is already registered ...
     """
     BACKENDS.register(name, factory, replace=replace)
 
@@ -190,12 +190,12 @@ def create_backend(name: str, **options: Any) -> Backend:
     >>> create_backend("fake", model="x")
     Traceback (most recent call last):
     ...
-    numbias.errors.NumbiasError: backend 'fake' has no option(s) model (options: pieces, logits, eos,
+    numbias.util.errors.NumbiasError: backend 'fake' has no option(s) model (options: pieces, logits, eos,
     context_length, temperatures)
     >>> create_backend("nope")
     Traceback (most recent call last):
     ...
-    numbias.errors.NumbiasError: unknown backend 'nope' (known: ...)
+    numbias.util.errors.NumbiasError: unknown backend 'nope' (known: ...)
     """
     factory = _factory(name)
     return factory(**check_options(f"backend {name!r}", factory, options))

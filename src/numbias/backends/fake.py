@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
-from numbias.errors import NumbiasError
-from numbias.prompt import Prompt, render_plain
-from numbias.sampling import draw_token
-from numbias.scale import ScoreScale
-from numbias.trie import ScoreTrie, gather_logprobs, tempered_logprobs
+from numbias.core.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
+from numbias.core.sampling import draw_token
+from numbias.core.scale import ScoreScale
+from numbias.core.trie import ScoreTrie, gather_logprobs, tempered_logprobs
+from numbias.data.prompt import Prompt, render_plain
+from numbias.util.errors import NumbiasError
 
 Logits = Callable[[Prompt, tuple[int, ...]], np.ndarray]
 

@@ -3,7 +3,7 @@
 Exact distributions cost two forward passes per batch of items: the prompts
 (left-padded), then every trie node of every item at once on top of the prompts'
 KV cache, with a tree-shaped attention mask so that a node sees its item's prompt
-and its own ancestors only. The maths is the shared trie of :mod:`numbias.trie`, so
+and its own ancestors only. The maths is the shared trie of :mod:`numbias.core.trie`, so
 a distribution here differs from llama.cpp's only by the weights' arithmetic.
 
 Models: a Hub id or local folder (``from_pretrained``), a local ``.gguf`` file or an
@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
-from numbias.errors import NumbiasError, first_line
-from numbias.models import JUDGES, has_chat_template, resolve, trained_stage
-from numbias.prompt import Prompt, drop_repeated_bos, render_chat, render_plain
-from numbias.scale import ScoreScale
-from numbias.trie import ScoreTrie, next_token_entropy, tempered_logprobs
+from numbias.core.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
+from numbias.core.scale import ScoreScale
+from numbias.core.trie import ScoreTrie, next_token_entropy, tempered_logprobs
+from numbias.data.prompt import Prompt, drop_repeated_bos, render_chat, render_plain
+from numbias.models.catalog import JUDGES, has_chat_template, resolve, trained_stage
+from numbias.util.errors import NumbiasError, first_line
 
 _ROW_BUDGET = 4096
 """Most logit rows (items × trie nodes) one forward pass may return."""

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 
 from numbias.backends._gguf import GGUFVocab, import_llama, silent_log
-from numbias.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
-from numbias.errors import NumbiasError
-from numbias.models import JUDGES, check_gguf, has_chat_template, resolve, trained_stage
-from numbias.prompt import Prompt
-from numbias.sampling import draw_token
-from numbias.scale import ScoreScale
-from numbias.trie import ScoreTrie, gather_logprobs, next_token_entropy, tempered_logprobs
-from numbias.weights import float32_gguf, float32_source
+from numbias.core.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
+from numbias.core.sampling import draw_token
+from numbias.core.scale import ScoreScale
+from numbias.core.trie import ScoreTrie, gather_logprobs, next_token_entropy, tempered_logprobs
+from numbias.data.prompt import Prompt
+from numbias.models.catalog import JUDGES, check_gguf, has_chat_template, resolve, trained_stage
+from numbias.models.weights import float32_gguf, float32_source
+from numbias.util.errors import NumbiasError
 
 
 def _float32(model: str, float32: bool | None) -> bool:
@@ -64,7 +64,7 @@ class LlamaCppBackend:
     ``temperatures`` (see :attr:`ScoreDistribution.tempered`).
 
     ``float32`` judges an embedded judge's or a trained stage's float32 weights, exported
-    once to GGUF F32 (:mod:`numbias.weights`); a trained stage is always judged so."""
+    once to GGUF F32 (:mod:`numbias.models.weights`); a trained stage is always judged so."""
 
     def __init__(
         self,

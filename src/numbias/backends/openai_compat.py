@@ -41,11 +41,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from numbias.backends._gguf import GGUFVocab
-from numbias.distribution import ScoreDistribution
-from numbias.errors import NumbiasError, first_line
-from numbias.prompt import Prompt
-from numbias.scale import ScoreScale
-from numbias.trie import DEFAULT_PRUNE, ScoreTrie, TrieNode
+from numbias.core.distribution import ScoreDistribution
+from numbias.core.scale import ScoreScale
+from numbias.core.trie import DEFAULT_PRUNE, ScoreTrie, TrieNode
+from numbias.data.prompt import Prompt
+from numbias.util.errors import NumbiasError, first_line
 
 MODES = ("auto", "exact", "topk", "sample")
 _NUMBER = re.compile(r"^ ?([0-9]+)$")
