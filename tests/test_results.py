@@ -59,7 +59,7 @@ def test_every_committed_report_rebuilds_from_its_folder_alone(folder: Path, no_
     shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".numbias*", "store.sqlite*", "report.html"))
     if numbers_only(folder):
         assert not (folder / "report.html").exists(), "a report the folder cannot rebuild is committed"
-        with pytest.raises(NumbiasError, match=r"holds no dists\.csv\.gz .*items\.csv\.gz holds per-item scores"):
+        with pytest.raises(NumbiasError, match=r"holds no dists\.csv\.gz, only per-item scores \(items\.csv\.gz\)"):
             rebuild(copy)
         assert not (copy / "report.html").exists()
         return
@@ -131,8 +131,9 @@ def test_every_study_headline_recomputes_from_its_files(folder: Path, no_backend
         _scores_headline(folder)
         return
     results = from_files(folder, config)
+    summary = results.study.summary if name == "align-config.yaml" else results.summary
     stated = pd.DataFrame(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
-    assert np.allclose(results.summary["pearson"].to_numpy(float), stated["pearson"].to_numpy(float),
+    assert np.allclose(summary["pearson"].to_numpy(float), stated["pearson"].to_numpy(float),
                        atol=1e-12, equal_nan=True)
 
 
