@@ -191,11 +191,17 @@ def test_report_command_opens_and_refuses_in_one_line(studies, tmp_path, monkeyp
     shutil.copytree(folder, broken)
     (broken / "store.sqlite").unlink()
     (broken / "dists.csv.gz").unlink()
+    bare = tmp_path / "no-items"
+    shutil.copytree(broken, bare)
+    (bare / "items.csv").unlink()
     for args, fragment in (
         (["report", str(tmp_path / "nope")], "results folder"),
         (["report", str(tmp_path)], "holds no config.yaml, align-config.yaml or mitigate-config.yaml"),
         (["report", str(copy)], f"config file {copy / 'config.yaml'} is not valid YAML (line 2"),
-        (["report", str(broken)], f"holds no dists.csv.gz and its store {broken / 'store.sqlite'} does not exist"),
+        (["report", str(broken)], f"holds no dists.csv.gz, only per-item scores (items.csv), and its store "
+                                  f"{broken / 'store.sqlite'} does not exist: a report is drawn from"),
+        (["report", str(bare)], f"holds no dists.csv.gz and its store {bare / 'store.sqlite'} does not exist: a "
+                                "report is drawn from the distributions (or the store its study wrote)"),
     ):
         code, _, err = _cli(args, monkeypatch, capsys)
         lines = [line for line in err.splitlines() if line.strip()]

@@ -1,6 +1,9 @@
 """Committed results recompute from their own files: every committed report rebuilds
 from its folder alone (no model, no store, no data file), and each study's headline
-number, recomputed from the folder's files, equals what its tables and write-up state."""
+number, recomputed from the folder's files, equals what its tables and write-up state.
+A folder of an older layout holds per-item scores but not their distributions
+(alignment-lab/study): it commits no report, ``numbias report`` says what it lacks, and
+its numbers recompute from its scores and its write-up's script."""
 
 from __future__ import annotations
 
@@ -14,11 +17,13 @@ import pandas as pd
 import pytest
 
 import numbias.judge.judging as judge_module
+import numbias.studies.stages as stages
 from numbias.core.inference import paired_effect
 from numbias.core.metrics import pearson_rows
 from numbias.mitigations.selection import CHOICE_ROW, DEFAULT_ROW
 from numbias.report.build import REBUILDS, folder_config, rebuild
-from numbias.studies.recompute import PREDICTIONS, TEXT, read_csv
+from numbias.studies.recompute import DISTS, PREDICTIONS, TEXT, read_csv
+from numbias.util.errors import NumbiasError
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 FOLDERS = sorted({p.parent for p in RESULTS.rglob("report.html")}
@@ -38,14 +43,26 @@ def no_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def numbers_only(folder: Path) -> bool:
+    """A folder with per-item scores but no distributions: no page can be drawn from it."""
+    return not (folder / DISTS).is_file() and (folder / "items.csv.gz").is_file()
+
+
 def test_there_are_committed_reports() -> None:
     assert FOLDERS, "docs/results holds no results folder"
+    assert [f for f in FOLDERS if not numbers_only(f)], "every committed folder is numbers-only"
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[str(f.relative_to(RESULTS)) for f in FOLDERS])
 def test_every_committed_report_rebuilds_from_its_folder_alone(folder: Path, no_backend: Path) -> None:
     copy = no_backend / "copy"
     shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".numbias*", "store.sqlite*", "report.html"))
+    if numbers_only(folder):
+        assert not (folder / "report.html").exists(), "a report the folder cannot rebuild is committed"
+        with pytest.raises(NumbiasError, match=r"holds no dists\.csv\.gz, only per-item scores \(items\.csv\.gz\)"):
+            rebuild(copy)
+        assert not (copy / "report.html").exists()
+        return
     assert rebuild(copy) == copy / "report.html"
     assert "<html" in (copy / "report.html").read_text(encoding="utf-8")[:200]
 
@@ -70,6 +87,38 @@ def _mitigation_headline(folder: Path) -> None:
             (stated["Δ r"], stated["Δ r_low"], stated["Δ r_high"]), abs=1e-12)
 
 
+def _scores_headline(folder: Path) -> None:
+    """Every summary row's Pearson r, from the per-item scores of a folder without
+    distributions (a sampled rule is read in its own mode; the others in the exact one)."""
+    items = pd.read_csv(folder / "items.csv.gz", dtype={"id": str}, keep_default_na=False, na_values={"human": [""]})
+    stated = pd.DataFrame(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
+    sets = dict(iter(items.groupby(["judge", "task", "scale", "mode"], sort=False)))
+    for row in stated.to_dict("records"):
+        mode = "exact" if row["rule"] in ("expected", "protocol") else row["rule"]
+        part = sets[(row["judge"], row["task"], row["scale"], mode)]
+        assert len(part) == row["n"]
+        r = pearson_rows(part[row["rule"]].to_numpy(float)[None], part["human"].to_numpy(float)[None])[0]
+        assert float(r) == pytest.approx(row["pearson"], abs=1e-9), row
+
+
+def test_alignment_lab_stage_table_recomputes_from_its_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """restage.py's stage table, from summary.json and items.csv.gz alone, equals the
+    committed stages.csv, and its SFT VADER 0–9 row equals what the write-up states."""
+    monkeypatch.setattr(stages, "stage_of", stages.stage_of)  # restage.py replaces it
+    lab = RESULTS / "alignment-lab"
+    table = runpy.run_path(str(lab / "restage.py"))["table"]()
+    stated = pd.read_csv(lab / "study" / "stages.csv")
+    assert list(table.columns) == list(stated.columns) and len(table) == len(stated) == 72
+    numbers = [c for c in stated if pd.api.types.is_float_dtype(stated[c])]
+    assert np.allclose(table[numbers].to_numpy(float), stated[numbers].to_numpy(float), atol=1e-9, equal_nan=True)
+    row = table[(table["task"] == "vader") & (table["scale"] == "0-9") & (table["rule"] == "expected")
+                & (table["stage"] == "SFT") & (table["against"] == "base")].iloc[0]
+    shown = tuple(round(row[c], 2) for c in ("Δ kurtosis", "Δ kurtosis low", "Δ kurtosis high", "Δ kurtosis p adj"))
+    assert shown == (0.28, -1.92, 2.49, 1.0)
+    readme = (lab / "README.md").read_text(encoding="utf-8")
+    assert "1.48 → 1.76, Δ +0.28 [−1.92, +2.49], p_adj 1.00" in readme
+
+
 @pytest.mark.parametrize("folder", FOLDERS, ids=[str(f.relative_to(RESULTS)) for f in FOLDERS])
 def test_every_study_headline_recomputes_from_its_files(folder: Path, no_backend: Path) -> None:
     """Mitigation: the choice against the default, from the predictions; run and align:
@@ -78,9 +127,13 @@ def test_every_study_headline_recomputes_from_its_files(folder: Path, no_backend
     if name == "mitigate-config.yaml":
         _mitigation_headline(folder)
         return
+    if numbers_only(folder):
+        _scores_headline(folder)
+        return
     results = from_files(folder, config)
+    summary = results.study.summary if name == "align-config.yaml" else results.summary
     stated = pd.DataFrame(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
-    assert np.allclose(results.summary["pearson"].to_numpy(float), stated["pearson"].to_numpy(float),
+    assert np.allclose(summary["pearson"].to_numpy(float), stated["pearson"].to_numpy(float),
                        atol=1e-12, equal_nan=True)
 
 

@@ -278,8 +278,8 @@ def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> P
     _judges_as_data(config, folder / name)
     store = Path(config.store) if config.store else folder / "store.sqlite"
     if not store.is_file():
-        raise NumbiasError(f"{folder} holds no {DISTS} and its store {store} does not exist: the report is rebuilt "
-                           "from the folder's distributions or from the store its study wrote")
+        raise NumbiasError(f"{folder} holds no {DISTS}{_scores_only(folder)} and its store {store} does not exist: "
+                           "a report is drawn from the distributions (or the store its study wrote)")
     config = config.model_copy(update={"out": str(folder), "store": str(store)})
     with one_writer(folder, wait=wait):
         try:
@@ -289,6 +289,13 @@ def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> P
             raise NumbiasError(f"cannot rebuild {folder / 'report.html'} from {store}: {exc}") from None
         write_all(folder, {"report.html": files(results)["report.html"]}, force=force)
     return folder / "report.html"
+
+
+def _scores_only(folder: Path) -> str:
+    """The per-item scores a folder holds, named, so its owner sees they are not enough
+    (the page's histograms, verdicts and item tables read the distributions)."""
+    held = [name for name in ("items.csv", "items.csv.gz") if (folder / name).is_file()]
+    return f", only per-item scores ({held[0]})," if held else ""
 
 
 def folder_config(folder: Path) -> tuple[str, Any, Callable[[Any], Any], Callable[[Path, Any], Any]]:
