@@ -137,7 +137,7 @@ def stack(distributions: list[ScoreDistribution]) -> tuple[np.ndarray, np.ndarra
 
 
 def mixture(parts: Sequence[ScoreDistribution], grid: ScoreScale,
-            weights: Sequence[float] | None = None) -> ScoreDistribution:
+            weights: Sequence[float] | np.ndarray | None = None) -> ScoreDistribution:
     """One item read at several scales as one distribution on ``grid`` (a range
     ensemble): each part's in-scale shape placed at its scores' positions on the
     unit interval and the shapes averaged (``weights``: equal by default), so its

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -323,7 +323,7 @@ def _check_rows(path: Path, content: str, sep: str) -> None:
     if len(sep) != 1:
         return
     csv.field_size_limit(2**31 - 1)  # pandas reads texts of any length; so must this check
-    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
     rows = csv.reader(io.StringIO(content), delimiter=sep, quoting=quoting)
     try:
         names = next(rows, [])

@@ -275,7 +275,7 @@ def _decorator(name: str, *, template: str, human_range: tuple[float, float], de
                replace: bool = False) -> Callable[[Loader], Loader]:
     def wrap(loader: Loader) -> Loader:
         register_task(Task(name, description or (loader.__doc__ or name).strip().splitlines()[0],
-                           PromptTemplate(template, answer_prefix, system), tuple(human_range), human_levels,
+                           PromptTemplate(template, answer_prefix, system), (human_range[0], human_range[1]), human_levels,
                            source or loader.__module__, loader, needs_path), replace=replace)
         return loader
 
@@ -445,7 +445,7 @@ def prepare(tc: TaskConfig) -> PreparedTask:
                 options[key] = getattr(tc, key)
         data = spec.load(tc.path, **options)
         template = _template(tc, spec.template, f"task {spec.name!r}")
-    elif tc.kind == "file":
+    elif tc.file is not None:  # tc.kind == "file"
         template = _template(tc, None, f"data file {tc.file}")
         data = load_file(tc.file, fields=sorted(template.fields - SCALE_FIELDS), human=tc.human,
                          human_range=tc.human_range, id=tc.id, ratings=tc.ratings, group=tc.group,

@@ -293,7 +293,9 @@ def _read_json(path: Path) -> dict | None:
 
 def _stamp_ok(path: Path, expected: str) -> bool:
     data = _read_json(_stamp_path(path))
-    return bool(data) and data.get("sha256") == expected and data.get("key") == _file_key(path)
+    if not data:
+        return False
+    return data.get("sha256") == expected and data.get("key") == _file_key(path)
 
 
 def _write_stamp(path: Path, sha256: str) -> None:

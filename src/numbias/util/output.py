@@ -200,4 +200,7 @@ def write_one(path: str | Path, write: Writer) -> Path:
 
 def text(content: str) -> Writer:
     """A writer of UTF-8 text."""
-    return lambda path: path.write_text(content, encoding="utf-8")
+    def write(path: Path) -> None:
+        path.write_text(content, encoding="utf-8")
+
+    return write
