@@ -464,8 +464,9 @@ class QuantileMapping(_Interpolating):
 
 def _part_units(distributions: Sequence[ScoreDistribution], rule: Rule) -> np.ndarray:
     """Items × parts: each part of a range ensemble scored by ``rule``, on the unit interval."""
-    parts = [d.meta.get("parts") for d in distributions]
-    if not parts or any(p is None for p in parts):
+    found = [d.meta.get("parts") for d in distributions]
+    parts = [p for p in found if p is not None]
+    if not parts or len(parts) < len(found):
         raise UnfittableError("weights over scales need a range ensemble (a setting whose scale joins scales)")
     columns = [[p[k] for p in parts] for k in range(len(parts[0]))]
     return np.column_stack([col[0].scale.to_unit(_rule_scores(col, rule)) for col in columns])
@@ -515,10 +516,11 @@ def _features(distributions: Sequence[ScoreDistribution]) -> np.ndarray:
     """Items × features of distribution regression: one scale's log-probabilities, or
     for a range ensemble's mixtures (``meta["parts"]``) every part's, side by side, so
     the same regression reads all the scales at once."""
-    parts = [d.meta.get("parts") for d in distributions]
-    if not any(parts):
+    found = [d.meta.get("parts") for d in distributions]
+    if not any(found):
         return _scale_features(distributions)
-    if not all(parts) or len({len(p) for p in parts}) > 1:
+    parts = [p for p in found if p]
+    if len(parts) < len(found) or len({len(p) for p in parts}) > 1:
         raise NumbiasError("distribution regression needs every item read at the same scales")
     return np.hstack([_scale_features([p[k] for p in parts]) for k in range(len(parts[0]))])
 
@@ -849,7 +851,7 @@ class Fitted(Stateful):
         if setting.needs_labels and human is None:
             raise NumbiasError(f"setting {setting.label} needs human scores to fit")
         dists = [data.distributions[i] for i in idx]
-        if setting.temperature == FIT:
+        if setting.temperature == FIT and human is not None:  # FIT needs labels: human is given (checked above)
             temperature = _fitted_temperature(dists, human)
         else:
             temperature = float(setting.temperature)
@@ -978,7 +980,7 @@ def dev_score(
     _check_criterion(criterion, human, groups)
     groups = groups if criterion == "group_pearson" else None
     try:
-        if criterion not in LABEL_CRITERIA:
+        if criterion not in LABEL_CRITERIA or human is None:  # a label criterion has human (checked above)
             return label_free_score(dev_predictions(setting, data, None, human_range), data.scale, criterion)
         pred = dev_predictions(setting, data, human, human_range, folds=folds, seed=seed, groups=groups)
         return _accuracy(pred, human, groups)
