@@ -176,6 +176,8 @@ RuleList = Annotated[list[Rule], one_of("rule", RULES), once_each("rule")]
 Mode = Literal["exact", "sampled"]
 """How a study reads a judge: its exact distributions, or the paper's sampled answers."""
 MODES: tuple[Mode, ...] = get_args(Mode)
+DEFAULT_RULES: tuple[Rule, ...] = ("greedy", "expected", "protocol")
+DEFAULT_MODES: tuple[Mode, ...] = ("exact",)
 ScaleList = Annotated[list[str], AfterValidator(lambda v: [str(ScoreScale.parse(s)) for s in v]), once_each("scale")]
 """Scales written ``LO-HI``, checked and written canonically, each once."""
 
@@ -318,8 +320,8 @@ class RunConfig(Settings):
                                                                            options={"prune": DEFAULT_PRUNE})])
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader")])
     scales: ScaleList = Field(default_factory=lambda: [PAPER_SCALE, "1-5", "1-10"])
-    rules: RuleList = Field(default_factory=lambda: ["greedy", "expected", "protocol"])
-    modes: list[Mode] = Field(default_factory=lambda: ["exact"])
+    rules: RuleList = Field(default_factory=lambda: list(DEFAULT_RULES))
+    modes: list[Mode] = Field(default_factory=lambda: list(DEFAULT_MODES))
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     out: Folder = "numbias-results"
     store: str | None = None

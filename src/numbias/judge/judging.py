@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from numbias.backends import Backend, create_backend, describe_backend
 from numbias.backends.base import is_routing, starts_to_describe, takes_option
 from numbias.core.distribution import ScoreDistribution, stack
-from numbias.core.metrics import item_scores
+from numbias.core.metrics import Rule, item_scores
 from numbias.core.sampling import sampled_distribution
 from numbias.core.scale import ScoreScale
 from numbias.data.dataset import Dataset
@@ -112,7 +112,7 @@ class ScoredSet:
                                    f"temperature, which this backend did not provide ({exc}); use rules "
                                    "greedy/expected/median or mode 'sampled'") from None
         probs, rest = stack(dists)
-        return item_scores(probs, rest, self.scale, rule)
+        return item_scores(probs, rest, self.scale, cast(Rule, rule))  # item_scores rejects an unknown rule
 
 
 def setting_identity(judge: Judge, template: PromptTemplate, scale: ScoreScale, mode: dict[str, Any]) -> dict:

@@ -73,6 +73,11 @@ from numbias.util.errors import NumbiasError
 CONTENT_FREE = ("N/A", "")
 
 
+def _default_temperatures() -> list[Temperature]:
+    """The paper's temperatures and ``fit``."""
+    return [*PAPER_TEMPERATURES, FIT]
+
+
 class MitigateConfig(Settings):
     model_config = ConfigDict(extra="forbid")
     judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
@@ -83,7 +88,7 @@ class MitigateConfig(Settings):
     ensembles: list[str] | None = None
     """Range ensembles, each a ``+``-joined list of the study's scales (``0-9+1-5``);
     default: all the study's scales together (when there are two or more); ``[]``: none."""
-    temperatures: list[Temperature] = Field(default_factory=lambda: [*PAPER_TEMPERATURES, FIT])
+    temperatures: list[Temperature] = Field(default_factory=_default_temperatures)
     """Fixed temperatures (read exactly from the stored grid) and/or ``fit``."""
     mitigations: list[str] = Field(default_factory=lambda: list(DEFAULT_MITIGATIONS))
     """Registered mitigation names (built-in, :func:`numbias.register_mitigation`, installed)."""

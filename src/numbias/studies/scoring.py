@@ -90,7 +90,7 @@ class ScoredItems:
 
 def _rule_scores(scored: ScoredSet, notes: list[str]) -> dict[str, np.ndarray]:
     scored.protocol_temperature = PROTOCOL_TEMPERATURE
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for rule in RULES:
         try:
             out[rule] = scored.scores(rule)
