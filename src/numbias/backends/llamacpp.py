@@ -162,7 +162,7 @@ class LlamaCppBackend:
         (the file's checksum — for float32 weights, the weights' own, since their export
         is made from them —, chat or plain prompting, pruning, the temperature grid)."""
         if _float32(model, float32):
-            name, _, sha256 = float32_source(model)
+            name, _source, sha256 = float32_source(model)
             stage = trained_stage(model)
             template = bool(stage.card.get("chat")) if stage else JUDGES[name].kind == "instruct"
             weights = {"sha256": sha256, "weights": "float32"}

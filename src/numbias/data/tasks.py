@@ -275,8 +275,8 @@ def _decorator(name: str, *, template: str, human_range: tuple[float, float], de
                replace: bool = False) -> Callable[[Loader], Loader]:
     def wrap(loader: Loader) -> Loader:
         register_task(Task(name, description or (loader.__doc__ or name).strip().splitlines()[0],
-                           PromptTemplate(template, answer_prefix, system), (human_range[0], human_range[1]), human_levels,
-                           source or loader.__module__, loader, needs_path), replace=replace)
+                           PromptTemplate(template, answer_prefix, system), (human_range[0], human_range[1]),
+                           human_levels, source or loader.__module__, loader, needs_path), replace=replace)
         return loader
 
     return wrap

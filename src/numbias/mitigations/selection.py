@@ -95,9 +95,13 @@ def families(candidates: list[Setting]) -> dict[str, Callable[[Setting], bool]]:
     present = {spec.family for m, spec in specs.items() if m != "none"} - {"range ensemble"}
     named = [f for f in dict.fromkeys([*(get_mitigation(m).family for m in BUILT_IN_MITIGATIONS),
                                        *(spec.family for spec in specs.values())]) if f in present]
+
+    def in_family(family: str) -> Callable[[Setting], bool]:
+        return lambda c: c.scale == d.scale and specs[c.mitigation].family == family
+
     members: dict[str, Callable[[Setting], bool]] = {
         "temperature": lambda c: c.scale == d.scale and c.mitigation == "none",
-        **{f: lambda c, f=f: c.scale == d.scale and specs[c.mitigation].family == f for f in named},
+        **{f: in_family(f) for f in named},
         "score range": lambda c: c.mitigation == "none" and c.temperature == d.temperature and c.scale not in ensembles,
     }
     if ensembles:

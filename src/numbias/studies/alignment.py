@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from numbias.backends import Backend
 from numbias.core.distribution import ScoreDistribution, stack
-from numbias.core.inference import ALPHA, paired_effect, resamples_for
+from numbias.core.inference import ALPHA, Statistic, paired_effect, resamples_for
 from numbias.core.metrics import RULES, Interval, bootstrap, item_scores, kurtosis, kurtosis_rows, pearson_rows
 from numbias.core.sampling import categorize, protocol_score
 from numbias.core.scale import PAPER_SCALE, ScoreScale
@@ -239,6 +239,8 @@ def paired_shift(table: pd.DataFrame) -> pd.DataFrame:
 
 COMPARED = ("Δ kurtosis", "Δ r")
 """The align table's tests, each one family over all its rows."""
+COMPARED_STATISTICS: tuple[Statistic, Statistic] = (kurtosis_rows, pearson_rows)
+"""The statistic of each of ``COMPARED``."""
 
 
 def adjust_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -323,7 +325,7 @@ def pair_table(config: AlignConfig, results: StudyResults) -> pd.DataFrame:
         scores, human = item_matrix(results.items, task, scale, "exact" if rule in RULES else rule, rule,
                                     [base, aligned])
         effects = {key: paired_effect(stat, scores[0], scores[1], human, n_boot=n_boot, seed=config.seed)
-                   for key, stat in zip(COMPARED, (kurtosis_rows, pearson_rows))}
+                   for key, stat in zip(COMPARED, COMPARED_STATISTICS)}
         rows.append({"base": base, "aligned": aligned, "task": task, "scale": scale, "scoring": protocol,
                      "human kurtosis": b["human_kurtosis"], "base kurtosis": b["kurtosis"],
                      "aligned kurtosis": a["kurtosis"], "base r": b["pearson"], "aligned r": a["pearson"],
