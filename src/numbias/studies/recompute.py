@@ -26,7 +26,7 @@ from numbias.judge.judging import ScoredSet
 from numbias.mitigations.calibrators import PAPER_TEMPERATURES, SettingData
 from numbias.studies.alignment import AlignConfig, AlignResults, align_results
 from numbias.studies.bias import StudyResults, analyse
-from numbias.studies.mitigation import CONTENT_FREE, MitigateConfig, MitigateResults, compare_all
+from numbias.studies.mitigation import CONTENT_FREE, Comparison, MitigateConfig, MitigateResults, compare_all
 from numbias.util.errors import NumbiasError, first_line
 
 DISTS, DATA, PREDICTIONS = "dists.csv.gz", "data.csv.gz", "predictions.csv.gz"
@@ -94,12 +94,19 @@ def study_dists(results: StudyResults) -> pd.DataFrame:
                                  [s.protocol_temperature]) for s in results.sets])
 
 
+def _items(c: Comparison) -> Dataset:
+    """A comparison's items (a mitigation study's comparisons hold them)."""
+    if c.dataset is None:
+        raise NumbiasError(f"the comparison of {c.judge.name} on {c.task} holds no items")
+    return c.dataset
+
+
 def mitigate_dists(results: MitigateResults) -> pd.DataFrame:
     """Every judge × task × scale of a mitigation study at every temperature read (the
     fitted temperature searches them all), its content-free items, and the sampled sets."""
     parts = []
     for c in results.comparisons:
-        data = c.dataset
+        data = _items(c)
         for text in results.config.scales:
             got = c.data[text]
             parts.append(set_rows(c.judge.name, c.task, got.scale, "exact", ITEM, data.ids, data.human,
@@ -132,7 +139,7 @@ def data_frame(tasks: Iterable[tuple[str, Dataset, PromptTemplate | None, str | 
 
 def study_data(results: StudyResults) -> pd.DataFrame:
     """A study's tasks (the first set of each holds its items)."""
-    first = {}
+    first: dict[str, ScoredSet] = {}
     for s in results.sets:
         first.setdefault(s.task, s)
     return data_frame((task, s.data, None, s.truncate) for task, s in first.items())
@@ -140,16 +147,16 @@ def study_data(results: StudyResults) -> pd.DataFrame:
 
 def mitigate_data(results: MitigateResults) -> pd.DataFrame:
     """A mitigation study's tasks with their prompt templates (a saved choice needs one)."""
-    first = {}
+    first: dict[str, Comparison] = {}
     for c in results.comparisons:
         first.setdefault(c.task, c)
-    return data_frame((task, c.dataset, c.template, c.truncate) for task, c in first.items())
+    return data_frame((task, _items(c), c.template, c.truncate) for task, c in first.items())
 
 
 def predictions_frame(results: MitigateResults) -> pd.DataFrame:
     """Each table row's prediction for every test item, on the row's scale."""
     return pd.concat([pd.DataFrame({"judge": c.judge.name, "task": c.task, "row": row,
-                                    "id": [c.dataset.ids[i] for i in c.test_on], "human": c.test_human,
+                                    "id": [_items(c).ids[i] for i in c.test_on], "human": c.test_human,
                                     "prediction": scores})
                       for c in results.comparisons for row, scores in c.test_scores.items()], ignore_index=True)
 
