@@ -23,7 +23,7 @@ FONT = 'font-family="system-ui,sans-serif"'
 
 class Series(NamedTuple):
     label: str
-    values: Sequence[float]
+    values: Sequence[float] | np.ndarray
     color: str
 
 

@@ -279,7 +279,8 @@ def _verdicts(results: StudyResults) -> list[StudyVerdict]:
             float(row["human_kurtosis"]), _interval(row, "pearson"),
             _interval(at.loc["expected"], "pearson") if "expected" in at.index and rule != "expected" else None,
             str(best["scale"]), str(best["rule"]), _interval(best, "pearson"), float(row["human_ceiling"]),
-            *(float(row.get(k, np.nan)) for k in ("sd_ratio", "out_of_scale", "non_numeric"))))
+            float(row.get("sd_ratio", np.nan)), float(row.get("out_of_scale", np.nan)),
+            float(row.get("non_numeric", np.nan))))
     return out
 
 
@@ -498,9 +499,10 @@ def shift_sentence(row: dict) -> str:
     Pearson r -0.10)'
     """
     peaked, worse = row.get("more peaked, adjusted p < 0.05"), row.get("less accurate, adjusted p < 0.05")
-    tested = peaked is not None and worse is not None and not (pd.isna(peaked) or pd.isna(worse))
-    peaked_text = f" ({int(peaked)} with a Holm-adjusted p below 0.05)" if tested else ""
-    worse_text = f" ({int(worse)} with a Holm-adjusted p below 0.05)" if tested else ""
+    peaked_text = worse_text = ""
+    if peaked is not None and worse is not None and not (pd.isna(peaked) or pd.isna(worse)):
+        peaked_text = f" ({int(peaked)} with a Holm-adjusted p below 0.05)"
+        worse_text = f" ({int(worse)} with a Holm-adjusted p below 0.05)"
     return (f"aligned vs base ({row['scoring']}): more peaked in {row['more peaked']} of {row['settings']} "
             f"settings{peaked_text}, less accurate in {row['less accurate']}{worse_text}, both in {row['both']} "
             f"(median change: kurtosis {row['median Δ kurtosis']:+.2f}, Pearson r {row['median Δ r']:+.2f})")
