@@ -182,17 +182,18 @@ def _tasks(names: list[str] | None, data: Path | None, option: list[str] | None,
                            "--task reads it")
     if not registered and not files:
         if option or prompt or reading:
-            given = [f"--{k.replace('_', '-')}" for k in (*prompt, *reading)] + (["--option"] if option else [])
-            raise NumbiasError(f"{', '.join(given)} {_apply(given)} to the tasks given with --task or --data; add one")
+            flags = [f"--{k.replace('_', '-')}" for k in (*prompt, *reading)] + (["--option"] if option else [])
+            raise NumbiasError(f"{', '.join(flags)} {_apply(flags)} to the tasks given with --task or --data; add one")
         return []
     if registered and reading:
-        given = [f"--{k.replace('_', '-')}" for k in reading]
-        raise NumbiasError(f"{', '.join(given)} {_apply(given)} to data files, not to the registered task(s) "
+        flags = [f"--{k.replace('_', '-')}" for k in reading]
+        raise NumbiasError(f"{', '.join(flags)} {_apply(flags)} to data files, not to the registered task(s) "
                            f"{', '.join(registered)}")
     if files and (bad := sorted(set(options) - {"n", "seed"})):
         raise NumbiasError(f"--option {', '.join(bad)}: a data file takes only n and seed (options of registered "
                            "tasks do not apply)")
-    out = [{"name": n, "path": str(data) if data else None, "options": options, **prompt} for n in registered]
+    out: list[dict[str, Any]] = [{"name": n, "path": str(data) if data else None, "options": options, **prompt}
+                                 for n in registered]
     out += [{"file": f, **reading, **prompt, **{k: options[k] for k in ("n", "seed") if k in options}}
             for f in files]
     return out
@@ -815,7 +816,8 @@ def compare_cmd(
     with one_writer(folder, wait=wait):
         source, columns = _compare_source(scores, flags, scoring, folder, (base_url, api_key_env))
         results = compare(source, score=score_column, labels=labels, seed=seed, threshold=threshold,
-                          n_boot=bootstrap, **columns, **ranges)
+                          n_boot=bootstrap, human_range=ranges["human_range"], judge_range=ranges["judge_range"],
+                          **columns)
         written = write(results, folder, force=force)
     print_comparison(results)
     console.print(f"results in {written}/ (systems.csv, pairs.csv, compare.json, report.html)")
@@ -1009,8 +1011,9 @@ def _run() -> None:
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
     except Exception as exc:  # typer's (vendored click) usage errors: a mistyped command or option
-        if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            print_error(f"{exc.format_message()} (see numbias --help)")
+        format_message = getattr(exc, "format_message", None)
+        if callable(format_message) and isinstance(getattr(exc, "exit_code", None), int):
+            print_error(f"{format_message()} (see numbias --help)")
             sys.exit(2)
         raise
     if code == 130:  # typer's answer to a KeyboardInterrupt our handlers did not raise (another thread's main)
