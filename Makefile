@@ -21,9 +21,10 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "$(FAST)"
 
-# Lint (ruff, settings in pyproject.toml); CI runs it before the tests.
+# Lint (ruff, then mypy with the pydantic plugin; settings in pyproject.toml); CI runs it before the tests.
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Not in CI until the tree has been formatted once: it lists what `ruff format` would change.
 format-check: setup
