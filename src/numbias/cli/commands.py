@@ -815,9 +815,8 @@ def compare_cmd(
     scoring = {"--data": data, "--model": model, "--backend": backend, "--range": range_, "--calibrated": calibrated}
     with one_writer(folder, wait=wait):
         source, columns = _compare_source(scores, flags, scoring, folder, (base_url, api_key_env))
-        results = compare(source, score=score_column, labels=labels, seed=seed, threshold=threshold,
-                          n_boot=bootstrap, human_range=ranges["human_range"], judge_range=ranges["judge_range"],
-                          **columns)
+        results = compare(source, score=score_column, labels=labels, seed=seed, threshold=threshold, n_boot=bootstrap,
+                          human_range=ranges["human_range"], judge_range=ranges["judge_range"], **columns)
         written = write(results, folder, force=force)
     print_comparison(results)
     console.print(f"results in {written}/ (systems.csv, pairs.csv, compare.json, report.html)")
