@@ -297,6 +297,7 @@ def test_a_stage_judged_twice_gives_identical_distributions(tiny: tuple[dict, Pa
         assert np.array_equal(a.probs, b.probs) and a.total == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.subprocess
 @pytest.mark.slow
 @pytest.mark.model
 @needs_training
