@@ -28,7 +28,7 @@ LAYERS = [
     ["models.catalog"],
     ["models.weights"],
     ["backends.base"],
-    ["backends._gguf", "backends.fake"],
+    ["backends._gguf", "backends._replicas", "backends.fake"],
     ["backends.llamacpp", "backends.hf", "backends.openai_compat"],
     ["backends"],
     ["judge.store"],

@@ -158,3 +158,27 @@ def test_a_saved_judge_sends_nothing_to_its_recorded_server(tmp_path: Path, list
     assert loaded.judge_config.options == {"base_url": mine} and loaded.notes == []
     with_key = CalibratedJudge.load(path, base_url=mine, api_key_env="MY_KEY")
     assert with_key.judge_config.options == {"base_url": mine, "api_key_env": "MY_KEY"}
+
+
+def test_replicas_named_by_a_file_are_never_contacted(folder: Path, tmp_path: Path, listener: socket.socket,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list of servers in a results folder or a saved judge is routing like one URL:
+    shown, never used; only the user's own list (``--base-url A,B``) is."""
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        other.settimeout(0.3)
+        urls = [f"http://127.0.0.1:{s.getsockname()[1]}/v1" for s in (listener, other)]
+        replicas = [urls[0], {"url": urls[1], "concurrency": 4}]
+        monkeypatch.setattr(os, "environ", _Environ(os.environ, **{SECRET: "do-not-send"}))
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        config["judges"][0]["options"]["base_url"] = replicas
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+        (folder / "report.html").unlink()
+        assert rebuild(folder) == folder / "report.html"
+        path = _saved_judge(tmp_path / "judge.json", {"model": "m", "backend": "openai",
+                                                      "options": {"base_url": replicas, "api_key_env": SECRET}})
+        with pytest.raises(NumbiasError, match=r"judge.json was scored against \['http://127.0.0.1:.*which is not "
+                                               "used: pass --base-url"):
+            CalibratedJudge.load(path)
+        mine = "http://10.0.0.1:8000/v1,http://10.0.0.2:8000/v1"
+        assert CalibratedJudge.load(path, base_url=mine).judge_config.options == {"base_url": mine}
+        assert not _arrived(listener) and not _arrived(other) and SECRET not in _Environ.read

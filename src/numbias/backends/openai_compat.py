@@ -1,8 +1,10 @@
 """OpenAI-compatible servers (vLLM, SGLang, llama.cpp server, hosted APIs).
 
-Requests go out concurrently (``concurrency`` at a time) through the ``openai`` client,
-which retries 5xx answers, timeouts and dropped connections with exponential backoff
-and honours ``Retry-After``. The API key is read from the environment only.
+Requests go out concurrently (``concurrency`` at a time per server) through the ``openai``
+client; 5xx answers, timeouts and dropped connections are retried with exponential
+backoff, honouring ``Retry-After``. ``base_url`` may list several servers, replicas of one
+model: requests spread over them and a retry moves to a healthy one (:mod:`._replicas`).
+The API key is read from the environment only.
 
 Modes (chosen explicitly, or by a probe of the server at start with ``mode="auto"``):
 
@@ -41,11 +43,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from numbias.backends._gguf import GGUFVocab
+from numbias.backends._replicas import Replicas, Route, Session, parse_servers
 from numbias.core.distribution import ScoreDistribution
 from numbias.core.scale import ScoreScale
 from numbias.core.trie import DEFAULT_PRUNE, ScoreTrie, TrieNode
 from numbias.data.prompt import Prompt
-from numbias.util.errors import NumbiasError, first_line
+from numbias.util.errors import NumbiasError
 
 MODES = ("auto", "exact", "topk", "sample")
 _NUMBER = re.compile(r"^ ?([0-9]+)$")
@@ -69,7 +72,8 @@ def _check_ranges(*, chat: bool, mode: str, top_logprobs: int, concurrency: int,
 
 
 class OpenAIBackend:
-    """A judge behind an OpenAI-compatible endpoint (``base_url`` ends in ``/v1``)."""
+    """A judge behind an OpenAI-compatible endpoint (``base_url`` ends in ``/v1``), or
+    behind several replicas of one model (``base_url`` a list, or URLs joined by commas)."""
 
     identity_after_start: ClassVar[bool] = True
     """``mode: auto`` resolves to what the server serves today, and a store must not mix
@@ -79,7 +83,7 @@ class OpenAIBackend:
         self,
         model: str,
         *,
-        base_url: str,
+        base_url: str | list[str | dict[str, Any]],
         mode: str = "auto",
         api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 8,
@@ -100,15 +104,13 @@ class OpenAIBackend:
                                "pip install 'numbias[server]'") from None
         _check_ranges(chat=chat, mode=mode, top_logprobs=top_logprobs, concurrency=concurrency, prune=prune,
                       exact_logprobs=exact_logprobs)
-        self._openai = openai
+        servers = parse_servers(base_url, concurrency)
         self.model = model
-        self.base_url = base_url
         self.top_logprobs = top_logprobs
         self.min_coverage = min_coverage
-        self.concurrency = concurrency
         self._context_length = context_length
-        self._client_args = {"base_url": base_url, "api_key": os.environ.get(api_key_env) or "not-needed",
-                             "timeout": timeout, "max_retries": max_retries}
+        self._replicas = Replicas(openai, servers, {"api_key": os.environ.get(api_key_env) or "not-needed",
+                                                    "timeout": timeout}, max_retries)
         self.prune = prune
         self.exact_logprobs = exact_logprobs
         self._vocab: GGUFVocab | None = None
@@ -118,31 +120,47 @@ class OpenAIBackend:
                                    "to render its chat template and build the score trie")
             self._vocab = GGUFVocab.load(tokenizer)
             self._tries: dict[ScoreScale, ScoreTrie] = {}
-        self.mode = self._probe() if mode == "auto" else mode
-        if mode in ("topk", "exact"):
-            if self._probe() != mode:
-                raise NumbiasError(f"the server at {base_url} cannot serve mode {mode!r}: it returns no "
-                                   "log-probabilities" + (" for completions" if mode == "exact" else ""))
-        self.identity: dict[str, Any] = {"backend": "openai", "base_url": base_url, "model": model, "chat": True,
+        self.mode = self._agreed_mode(mode)
+        # One server is known by its URL, as it always was; replicas by the model they all
+        # report, so the store keeps its answers whichever replicas serve it later.
+        where = {"base_url": servers[0].url} if len(servers) == 1 else {"served": self._served()}
+        self.identity: dict[str, Any] = {"backend": "openai", **where, "model": model, "chat": True,
                                          "mode": self.mode, "top_logprobs": top_logprobs}
         if self.mode == "exact":
             self.identity |= {"tokenizer": tokenizer, "exact_logprobs": exact_logprobs, "prune": prune}
 
     # --- plumbing ------------------------------------------------------------
-    def _run(self, coro_factory: Any) -> Any:
-        """Run async work with a fresh client (one event loop per call)."""
+    def _agreed_mode(self, mode: str) -> str:
+        """The mode every server serves: ``mode`` itself once each server is probed able
+        to serve it (``sample`` needs no probe), or under ``auto`` the one they all give."""
+        if mode == "sample":
+            return mode
+        found = {s.url: self._probe(self._replicas.alone(s)) for s in self._replicas.servers}
+        for url, served in found.items():
+            if mode in ("topk", "exact") and served != mode:
+                raise NumbiasError(f"the server at {url} cannot serve mode {mode!r}: it returns no "
+                                   "log-probabilities" + (" for completions" if mode == "exact" else ""))
+        if len(set(found.values())) > 1:
+            raise NumbiasError("the servers serve different modes (" + ", ".join(f"{u}: {m}" for u, m in found.items())
+                               + "): replicas of one judge must be configured alike")
+        return found.popitem()[1]
 
-        async def main() -> Any:
-            async with self._openai.AsyncOpenAI(**self._client_args) as client:
-                return await coro_factory(client)
-
-        try:
-            return asyncio.run(main())
-        except self._openai.APIConnectionError as exc:
-            raise NumbiasError(f"cannot reach the server at {self.base_url}: {exc}") from None
-        except self._openai.APIStatusError as exc:
-            raise NumbiasError(f"the server at {self.base_url} answered {exc.status_code}: "
-                               f"{first_line(str(exc.message))}") from None
+    def _served(self) -> list[dict[str, Any]]:
+        """What every server reports serving (``/v1/models``: id, root, context...): the
+        replicas must agree, and the report stands for them in the identity."""
+        reports = {}
+        for server in self._replicas.servers:
+            try:
+                page = self._replicas.alone(server).ask(lambda client: client.models.list())
+            except NumbiasError as exc:
+                raise NumbiasError(f"cannot learn which model the servers serve: {exc}") from None
+            reports[server.url] = _served_models(page.data, self.model)
+        (first, model), *rest = reports.items()
+        for url, other in rest:
+            if other != model:
+                raise NumbiasError(f"the servers do not serve one model: {first} reports {model}, {url} reports "
+                                   f"{other}; list replicas of one judge only")
+        return model
 
     @staticmethod
     def _messages(prompt: Prompt) -> list[dict[str, str]]:
@@ -151,7 +169,7 @@ class OpenAIBackend:
         system = [{"role": "system", "content": prompt.system}] if prompt.system else []
         return [*system, {"role": "user", "content": prompt.user}]
 
-    def _probe(self) -> str:
+    def _probe(self, server: Replicas) -> str:
         """``exact`` when a tokenizer is given and completions return top
         log-probabilities, else ``topk`` when chat completions do, else ``sample``."""
 
@@ -166,14 +184,14 @@ class OpenAIBackend:
 
         if self._vocab is not None:
             try:
-                reply = self._run(completion)
+                reply = server.ask(completion)
             except NumbiasError:
                 reply = None  # no completions endpoint, or fewer log-probabilities than asked: not exact
             logprobs = getattr(reply.choices[0], "logprobs", None) if reply and reply.choices else None
             if logprobs is not None and logprobs.top_logprobs and logprobs.top_logprobs[0]:
                 return "exact"
         try:
-            reply = self._run(chat)
+            reply = server.ask(chat)
         except NumbiasError as exc:
             raise NumbiasError(f"capability probe failed: {exc}") from None
         choice = reply.choices[0] if reply.choices else None
@@ -192,9 +210,13 @@ class OpenAIBackend:
         vocabulary) or the highest score's digits, and the token generated after it."""
         if self._vocab is None:
             return len(str(scale.hi)) + 2
+        return self._trie(scale).depth + 1
+
+    def _trie(self, scale: ScoreScale) -> ScoreTrie:
+        assert self._vocab is not None
         if scale not in self._tries:
             self._tries[scale] = ScoreTrie(scale, self._vocab.pieces)
-        return self._tries[scale].depth + 1
+        return self._tries[scale]
 
     def count_tokens(self, prompt: Prompt) -> int:
         """Exact with a local tokenizer, else a rough count: about four characters per token."""
@@ -206,104 +228,101 @@ class OpenAIBackend:
         if self.mode not in ("topk", "exact"):
             raise NumbiasError(f"this server was probed as {self.mode!r}: it returns no log-probabilities, so "
                                "only the sampling protocol can run (modes: sampled)")
-        walk = self._exact_all if self.mode == "exact" else self._topk_all
-        chunk = self.concurrency * 4
-        for start in range(0, len(prompts), chunk):
-            part = list(prompts[start : start + chunk])
-            yield from self._run(lambda client, part=part: walk(client, part, scale))
+        if self.mode == "exact":
+            trie = self._trie(scale)
+            jobs = (lambda session, p=p: self._exact_one(session, p, trie) for p in prompts)
+        else:
+            jobs = (lambda session, p=p: self._topk_one(session, p, scale) for p in prompts)
+        yield from self._replicas.stream(jobs, 4 * self._replicas.slots)
 
-    async def _exact_all(self, client: Any, prompts: list[Prompt], scale: ScoreScale) -> list[ScoreDistribution]:
+    async def _exact_one(self, session: Session, prompt: Prompt, trie: ScoreTrie) -> ScoreDistribution:
+        """One item's trie walked level by level, every node of a level asked at once,
+        all on the item's server while it stays healthy (its prefix cache)."""
         assert self._vocab is not None
-        vocab = self._vocab
-        if scale not in self._tries:
-            self._tries[scale] = ScoreTrie(scale, vocab.pieces)
-        trie = self._tries[scale]
-        gate = asyncio.Semaphore(self.concurrency)
+        vocab, route = self._vocab, Route()
         no_end = {str(t): -100 for t in sorted(vocab.eog)[:300]}
 
         async def node_row(text: str, node: TrieNode) -> tuple[np.ndarray, float]:
             """Log-probabilities of the node's tokens, and the bound on each one missing
             from the top-k."""
-            async with gate:
-                # Servers return log-probabilities only with a generated token, and stop
-                # without one at end-of-generation: the bias keeps the token (the
-                # log-probabilities are the model's own, before any bias).
-                reply = await client.completions.create(model=self.model, prompt=text, max_tokens=1,
-                                                        temperature=0, logprobs=self.exact_logprobs,
-                                                        logit_bias=no_end)
+            # Servers return log-probabilities only with a generated token, and stop
+            # without one at end-of-generation: the bias keeps the token (the
+            # log-probabilities are the model's own, before any bias).
+            reply = await session.call(lambda client: client.completions.create(
+                model=self.model, prompt=text, max_tokens=1, temperature=0, logprobs=self.exact_logprobs,
+                logit_bias=no_end), route)
             logprobs = reply.choices[0].logprobs if reply.choices else None
             top = logprobs.top_logprobs[0] if logprobs and logprobs.top_logprobs else None
             if not top:
                 raise NumbiasError("the server answered a completion without log-probabilities")
             return exact_row(top, [vocab.pieces[t] for t in node.gather])
 
-        async def one(prompt: Prompt) -> ScoreDistribution:
-            # The server tokenizes text and adds the BOS itself: send the template's without it.
-            text = vocab.render(prompt, True)
-            if vocab.adds_bos and vocab.bos_text and text.startswith(vocab.bos_text):
-                text = text[len(vocab.bos_text) :]
-            base = vocab.tokenize(text)
-            rows: list[np.ndarray | None] = [None] * len(trie.nodes)
-            reach = np.zeros(len(trie.nodes))
-            reach[0] = 1.0
-            rows[0], bound = await node_row(text, trie.nodes[0])
-            level = [0]
-            while level:
-                # A path the tokenizer would not produce from its text cannot be asked for
-                # as text: it stays unevaluated and counts as pruned.
-                level_rows = [rows[p] for p in level]
-                wanted = [n for n in trie.next_level(level, level_rows, reach, self.prune)  # type: ignore[arg-type]
-                          if vocab.tokenize(text + trie.nodes[n].text) == base + trie.path(n)]
-                found = await asyncio.gather(*(node_row(text + trie.nodes[n].text, trie.nodes[n]) for n in wanted))
-                for n, (row, b) in zip(wanted, found):
-                    rows[n] = row
-                    bound = max(bound, b * reach[n])
-                level = [n for n in wanted if trie.nodes[n].children]
-            dist = trie.distribution(rows)
-            dist.meta.update({"n_tokens": len(base), "bound": bound})
-            return dist
+        # The server tokenizes text and adds the BOS itself: send the template's without it.
+        text = vocab.render(prompt, True)
+        if vocab.adds_bos and vocab.bos_text and text.startswith(vocab.bos_text):
+            text = text[len(vocab.bos_text) :]
+        base = vocab.tokenize(text)
+        rows: list[np.ndarray | None] = [None] * len(trie.nodes)
+        reach = np.zeros(len(trie.nodes))
+        reach[0] = 1.0
+        rows[0], bound = await node_row(text, trie.nodes[0])
+        level = [0]
+        while level:
+            # A path the tokenizer would not produce from its text cannot be asked for
+            # as text: it stays unevaluated and counts as pruned.
+            level_rows = [rows[p] for p in level]
+            wanted = [n for n in trie.next_level(level, level_rows, reach, self.prune)  # type: ignore[arg-type]
+                      if vocab.tokenize(text + trie.nodes[n].text) == base + trie.path(n)]
+            found = await asyncio.gather(*(node_row(text + trie.nodes[n].text, trie.nodes[n]) for n in wanted))
+            for n, (row, b) in zip(wanted, found):
+                rows[n] = row
+                bound = max(bound, b * reach[n])
+            level = [n for n in wanted if trie.nodes[n].children]
+        dist = trie.distribution(rows)
+        dist.meta.update({"n_tokens": len(base), "bound": bound})
+        return dist
 
-        return list(await asyncio.gather(*(one(p) for p in prompts)))
-
-    async def _topk_all(self, client: Any, prompts: list[Prompt], scale: ScoreScale) -> list[ScoreDistribution]:
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def one(prompt: Prompt) -> ScoreDistribution:
-            async with gate:
-                reply = await client.chat.completions.create(
-                    model=self.model, messages=self._messages(prompt), max_tokens=1, temperature=0,
-                    logprobs=True, top_logprobs=self.top_logprobs)
-            content = reply.choices[0].logprobs.content if reply.choices and reply.choices[0].logprobs else None
-            if not content:
-                raise NumbiasError("the server answered without log-probabilities")
-            return topk_distribution([(t.token, t.logprob) for t in content[0].top_logprobs], scale,
-                                     self.min_coverage)
-
-        return list(await asyncio.gather(*(one(p) for p in prompts)))
+    async def _topk_one(self, session: Session, prompt: Prompt, scale: ScoreScale) -> ScoreDistribution:
+        reply = await session.call(lambda client: client.chat.completions.create(
+            model=self.model, messages=self._messages(prompt), max_tokens=1, temperature=0, logprobs=True,
+            top_logprobs=self.top_logprobs), Route())
+        content = reply.choices[0].logprobs.content if reply.choices and reply.choices[0].logprobs else None
+        if not content:
+            raise NumbiasError("the server answered without log-probabilities")
+        return topk_distribution([(t.token, t.logprob) for t in content[0].top_logprobs], scale, self.min_coverage)
 
     def sample(self, prompts: Sequence[Prompt], *, n: int, temperature: float, max_tokens: int,
                seed: int) -> Iterator[list[str]]:
-        chunk = max(1, self.concurrency * 4 // n)
-        for start in range(0, len(prompts), chunk):
-            part = list(prompts[start : start + chunk])
-            yield from self._run(lambda client, part=part: self._sample_all(client, part, n, temperature,
-                                                                            max_tokens, seed))
+        jobs = (lambda session, p=p: self._sample_one(session, p, n, temperature, max_tokens, seed) for p in prompts)
+        yield from self._replicas.stream(jobs, max(1, 4 * self._replicas.slots // n))
 
-    async def _sample_all(self, client: Any, prompts: list[Prompt], n: int, temperature: float, max_tokens: int,
-                          seed: int) -> list[list[str]]:
-        gate = asyncio.Semaphore(self.concurrency)
+    async def _sample_one(self, session: Session, prompt: Prompt, n: int, temperature: float, max_tokens: int,
+                          seed: int) -> list[str]:
+        route = Route()
 
-        async def one(prompt: Prompt, k: int) -> str:
+        async def one(k: int) -> str:
             # one request per answer, each seeded: servers differ in how they seed n > 1
             item_seed = (seed * 1_000_003 + zlib.crc32(prompt.user.encode()) + k) % 2**31
-            async with gate:
-                reply = await client.chat.completions.create(
-                    model=self.model, messages=self._messages(prompt), max_tokens=max_tokens,
-                    temperature=temperature, top_p=1.0, seed=item_seed)
+            reply = await session.call(lambda client: client.chat.completions.create(
+                model=self.model, messages=self._messages(prompt), max_tokens=max_tokens,
+                temperature=temperature, top_p=1.0, seed=item_seed), route)
             return (reply.choices[0].message.content or "") if reply.choices else ""
 
-        texts = await asyncio.gather(*(one(p, k) for p in prompts for k in range(n)))
-        return [list(texts[i * n : (i + 1) * n]) for i in range(len(prompts))]
+        return list(await asyncio.gather(*(one(k) for k in range(n))))
+
+
+SERVED_FIELDS = ("id", "root", "parent", "max_model_len", "owned_by", "meta")
+"""What a server's ``/v1/models`` entry says of the model it serves (vLLM's ``root`` and
+``max_model_len``, llama-server's ``meta``), leaving out what changes per call (``created``)."""
+
+
+def _served_models(entries: Sequence[Any], model: str) -> list[dict[str, Any]]:
+    """A server's ``/v1/models`` entries, in the fields that say which model it serves:
+    the one named ``model`` where there is one (vLLM, hosted APIs), else all of them
+    (llama.cpp's server names its one model by its path)."""
+    reported = [{k: v for k, v in e.model_dump().items() if k in SERVED_FIELDS and v is not None} for e in entries]
+    named = [r for r in reported if r.get("id") == model]
+    return sorted(named or reported, key=lambda r: str(sorted(r.items())))
 
 
 def exact_row(top: dict[str, float], pieces: Sequence[str]) -> tuple[np.ndarray, float]:
@@ -362,27 +381,41 @@ def topk_distribution(top: Sequence[tuple[str, float]], scale: ScoreScale, min_c
     return dist
 
 
-@contextmanager
-def local_llama_server(model_path: str, n_ctx: int = 2048, wait: float = 60.0) -> Iterator[str]:
-    """llama.cpp's OpenAI-compatible server (``llama-cpp-python[server]``) on a free
-    loopback port for the duration of the block; yields its ``/v1`` base URL."""
+def start_llama_server(model_path: str, n_ctx: int = 2048, wait: float = 60.0,
+                       n_threads: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """llama.cpp's OpenAI-compatible server (``llama-cpp-python[server]``) started on a
+    free loopback port (``n_threads``: llama.cpp's default where None), and its ``/v1``
+    base URL once it answers; the caller stops the process."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    threads = [] if n_threads is None else ["--n_threads", str(n_threads)]
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", str(n_ctx)],
+                             "--port", str(port), "--n_ctx", str(n_ctx), *threads],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + wait
     try:
-        deadline = time.monotonic() + wait
         while True:
             try:
                 urllib.request.urlopen(f"{url}/models", timeout=1)
-                break
+                return proc, url
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise NumbiasError(f"llama.cpp server for {model_path} did not start") from None
                 time.sleep(0.5)
+    except BaseException:  # an interrupt too: no server is left behind
+        proc.terminate()
+        proc.wait(timeout=30)
+        raise
+
+
+@contextmanager
+def local_llama_server(model_path: str, n_ctx: int = 2048, wait: float = 60.0,
+                       n_threads: int | None = None) -> Iterator[str]:
+    """:func:`start_llama_server` for the duration of the block; yields its ``/v1`` base URL."""
+    proc, url = start_llama_server(model_path, n_ctx, wait, n_threads)
+    try:
         yield url
     finally:
         proc.terminate()
