@@ -120,16 +120,18 @@ def test_topk_distribution_reading() -> None:
 
 
 class _FaultyProxy:
-    """A loopback HTTP proxy in front of the server that fails every fifth request,
-    in turn with a 500, a stall past the client's timeout, or a dropped connection."""
+    """A loopback HTTP proxy in front of the server that fails every ``every``-th request
+    (none with 0), in turn with a 500, a stall past the client's timeout, or a dropped
+    connection; it counts the answers it relayed, and drops the connection when the
+    server is gone."""
 
-    def __init__(self, upstream: str, stall: float = 3.0) -> None:
+    def __init__(self, upstream: str, stall: float = 3.0, every: int = 5) -> None:
         import http.server
         import threading
 
         lock = threading.Lock()
         self.failures = {"500": 0, "stall": 0, "drop": 0}
-        self.requests = 0
+        self.requests = self.answered = 0
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -141,7 +143,7 @@ class _FaultyProxy:
                 with lock:
                     proxy.requests += 1
                     k = proxy.requests
-                    fail = ["500", "stall", "drop"][(k // 5) % 3] if k % 5 == 0 else None
+                    fail = ["500", "stall", "drop"][(k // every) % 3] if every and k % every == 0 else None
                 if fail:
                     proxy.failures[fail] += 1
                 if fail == "500":
@@ -155,13 +157,19 @@ class _FaultyProxy:
                     return
                 req = urllib.request.Request(upstream + self.path, data=body or None, method=method,
                                              headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(req, timeout=60) as resp:
-                    data = resp.read()
-                    self.send_response(resp.status)
-                    self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as resp:
+                        status, kind, data = resp.status, resp.headers.get("Content-Type"), resp.read()
+                except OSError:  # the server is gone: so is the connection
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.send_response(status)
+                self.send_header("Content-Type", kind or "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                with lock:
+                    proxy.answered += method == "POST"
 
             def do_POST(self) -> None:
                 self._relay("POST")
@@ -175,6 +183,7 @@ class _FaultyProxy:
 
     def close(self) -> None:
         self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 @pytest.mark.model
@@ -198,6 +207,42 @@ def test_a_faulty_network_changes_nothing(server, mode: str) -> None:
     assert all(proxy.failures.values()), (proxy.failures, proxy.requests)
     for a, b in zip(clean, through):
         np.testing.assert_allclose(b.probs, a.probs, atol=1e-4)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("mode", ["topk", "exact"])
+def test_two_servers_one_killed_halfway(server, mode: str) -> None:
+    """Two llama.cpp servers, the second killed once half the items are in: every item
+    comes back once, the servers answered as many requests together as one server alone
+    (nothing asked twice), and the run equals one server's."""
+    from numbias.backends.openai_compat import OpenAIBackend, start_llama_server
+    from numbias.models.catalog import resolve
+
+    process, second = start_llama_server(str(resolve("smollm2-135m-instruct").path))
+    a, b = _FaultyProxy(server.removesuffix("/v1"), every=0), _FaultyProxy(second.removesuffix("/v1"), every=0)
+    extra = {"tokenizer": "smollm2-135m-instruct"} if mode == "exact" else {}
+    prompts = _prompts(12 if mode == "topk" else 6)
+    try:
+        one = OpenAIBackend("smollm2", base_url=a.url + "/v1", mode=mode, concurrency=2, **extra)
+        a.answered = 0
+        alone, asked = list(one.score(prompts, SCALE)), a.answered
+        both = OpenAIBackend("smollm2", base_url=[a.url + "/v1", b.url + "/v1"], mode=mode, concurrency=2, **extra)
+        assert "base_url" not in both.identity and both.identity["served"][0]["id"].endswith(".gguf")
+        a.answered = b.answered = 0
+        spread = []
+        for dist in both.score(prompts, SCALE):
+            spread.append(dist)
+            if len(spread) == len(prompts) // 2:
+                assert a.answered and b.answered
+                process.kill()
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+        a.close()
+        b.close()
+    assert len(spread) == len(prompts) and a.answered + b.answered == asked
+    for x, y in zip(alone, spread):
+        np.testing.assert_allclose(y.probs, x.probs, atol=1e-4)
 
 
 @pytest.mark.model
