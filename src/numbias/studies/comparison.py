@@ -251,7 +251,9 @@ class CompareResults:
     def to_json(self) -> dict[str, Any]:
         """Everything as plain data (NaN as null)."""
         def plain(frame: pd.DataFrame) -> list[dict[str, Any]]:
-            return json.loads(frame.to_json(orient="records"))
+            """Records with every float exact (pandas' JSON keeps ten digits)."""
+            return [{k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+                    for row in frame.astype(object).where(frame.notna(), None).to_dict("records")]
 
         def num(x: float) -> float | None:
             return float(x) if np.isfinite(x) else None
@@ -259,6 +261,24 @@ class CompareResults:
         return {"settings": self.settings, "systems": plain(self.systems), "pairs": plain(self.pairs),
                 "agreement": {k: {"value": num(e.value), "low": num(e.low), "high": num(e.high), "systems": e.items}
                               for k, e in self.agreement.items()}, "notes": self.notes}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CompareResults:
+        """What :meth:`to_json` wrote, read back (null as NaN), so a folder's page is
+        rebuilt from its ``compare.json`` alone; a file that is not one is an error."""
+        try:
+            def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+                return pd.DataFrame.from_records(records).fillna(np.nan).infer_objects()
+
+            def num(x: float | None) -> float:
+                return float("nan") if x is None else float(x)
+
+            agreement = {k: Estimate(num(e["value"]), num(e["low"]), num(e["high"]), items=int(e["systems"]))
+                         for k, e in data["agreement"].items()}
+            return cls(frame(data["systems"]), frame(data["pairs"]), agreement, [str(n) for n in data["notes"]],
+                       dict(data["settings"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise NumbiasError(f"not a numbias compare.json: {type(exc).__name__} {exc}") from None
 
 
 def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: str = "system",
