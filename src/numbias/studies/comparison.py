@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from numbias.core.inference import LEVEL
 from numbias.core.scale import ScoreScale
@@ -403,10 +404,23 @@ def _draw_hits(by: dict[str, np.ndarray], human: np.ndarray, judge: np.ndarray, 
     return {k: np.array(v).reshape(len(masks), len(by), 3) for k, v in out.items()}
 
 
-def _coverage_rows(hits: dict[str, np.ndarray], n: int, r: float) -> list[dict[str, Any]]:
-    base = np.nanmean(hits["labelled_only"][..., 1])
-    return [{"labels": n, "estimator": key, "coverage": float(np.nanmean(h[..., 0])),
-             "worst_system_coverage": float(np.nanmin(np.nanmean(h[..., 0], axis=0))),
-             "mean_width": float(np.nanmean(h[..., 1])), "width_ratio": float(np.nanmean(h[..., 1]) / base),
-             "mean_error": float(np.nanmean(h[..., 2])), "draws": h.shape[0], "systems": h.shape[1],
-             "judge_r": r} for key, h in hits.items()]
+def _coverage_rows(hits: dict[str, np.ndarray], n: int, r: float, seed: int = 0) -> list[dict[str, Any]]:
+    """One row per estimator; coverage and the width ratio carry 95% intervals over the
+    draws (independent of each other; the systems of one draw are not)."""
+    width = {key: np.nanmean(h[..., 1], axis=1) for key, h in hits.items()}
+    pick = np.random.default_rng(seed).integers(0, len(width["labelled_only"]), (2000, len(width["labelled_only"])))
+    rows = []
+    for key, h in hits.items():
+        per_draw = np.nanmean(h[..., 0], axis=1)
+        half = stats.t.ppf(0.975, len(per_draw) - 1) * np.std(per_draw, ddof=1) / np.sqrt(len(per_draw))
+        ratios = width[key][pick].mean(axis=1) / width["labelled_only"][pick].mean(axis=1)
+        rows.append({"labels": n, "estimator": key, "coverage": float(per_draw.mean()),
+                     "coverage_low": float(per_draw.mean() - half), "coverage_high": float(per_draw.mean() + half),
+                     "worst_system_coverage": float(np.nanmin(np.nanmean(h[..., 0], axis=0))),
+                     "mean_width": float(np.nanmean(h[..., 1])),
+                     "width_ratio": float(width[key].mean() / width["labelled_only"].mean()),
+                     "width_ratio_low": float(np.quantile(ratios, 0.025)),
+                     "width_ratio_high": float(np.quantile(ratios, 0.975)),
+                     "mean_error": float(np.nanmean(h[..., 2])), "draws": h.shape[0], "systems": h.shape[1],
+                     "judge_r": r})
+    return rows
