@@ -415,7 +415,8 @@ def _coverage_rows(hits: dict[str, np.ndarray], n: int, r: float, seed: int = 0)
         half = stats.t.ppf(0.975, len(per_draw) - 1) * np.std(per_draw, ddof=1) / np.sqrt(len(per_draw))
         ratios = width[key][pick].mean(axis=1) / width["labelled_only"][pick].mean(axis=1)
         rows.append({"labels": n, "estimator": key, "coverage": float(per_draw.mean()),
-                     "coverage_low": float(per_draw.mean() - half), "coverage_high": float(per_draw.mean() + half),
+                     "coverage_low": float(max(0.0, per_draw.mean() - half)),
+                     "coverage_high": float(min(1.0, per_draw.mean() + half)),
                      "worst_system_coverage": float(np.nanmin(np.nanmean(h[..., 0], axis=0))),
                      "mean_width": float(np.nanmean(h[..., 1])),
                      "width_ratio": float(width[key].mean() / width["labelled_only"].mean()),
