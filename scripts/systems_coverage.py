@@ -26,7 +26,6 @@ for several systems; the source sentence is the group).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -94,7 +93,49 @@ def judged(rows: pd.DataFrame, criterion: str, judge: str, out: Path) -> tuple[P
     return out, "expected"
 
 
-def main() -> None:
+JUDGE_FILE = "judge.csv.gz"
+"""A published folder's judge scores: id, dialogue, system, every rule's score and the
+probability of each score; no human score and no text (the data is read by path)."""
+
+
+def publish(scores: Path, dest: Path) -> None:
+    """The committed part of a run: the judge's scores without the human labels or the
+    texts (DialSummEval has no licence to redistribute; its labels are joined by id)."""
+    frame = pd.read_csv(scores / "scores.csv").drop(columns=["human"])
+    probs = pd.read_json(scores / "scores.jsonl", lines=True)
+    frame = frame.join(pd.DataFrame(probs["probs"].tolist()).add_prefix("p_")).rename(columns={"group": "dialogue"})
+    dest.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(dest / JUDGE_FILE, index=False, float_format="%.17g")
+
+
+def from_published(folder: Path, rows: pd.DataFrame, out: Path) -> tuple[Path, str]:
+    """A published folder's judge scores joined with the human scores read from the data."""
+    judge = pd.read_csv(folder / JUDGE_FILE)
+    if set(judge["id"]) != set(rows["id"]):
+        raise SystemExit(f"{folder / JUDGE_FILE} does not score the same summaries as the data")
+    joined = judge.merge(rows[["id", "human"]], on="id", validate="one_to_one")
+    path = out / "scores.csv"
+    joined.rename(columns={"dialogue": "group"}).to_csv(path, index=False)
+    return path, "expected"
+
+
+def check(rows: pd.DataFrame, scores: Path, column: str, args: argparse.Namespace, scale: tuple[float, float]) -> None:
+    """The coverage table over the budgets, and one comparison at the first budget."""
+    columns = {"score": column, "human_range": scale, "group": "dialogue" if column == "first" else "group",
+               "system_column": "model" if column == "first" else "system", "judge_range": scale}
+    budgets = tuple(int(b) for b in args.budgets.split(","))
+    if rows["dialogue"].nunique() <= min(budgets):
+        print(f"{rows['dialogue'].nunique()} dialogues: too few for a budget of {min(budgets)}; no coverage check")
+        return
+    table = coverage(scores, budgets=budgets, draws=args.draws, **columns)
+    table.insert(0, "predictor", args.judge)
+    table.insert(1, "criterion", args.criterion)
+    table.to_csv(args.out / "coverage.csv", index=False)
+    print(table.round(3).to_string(index=False))
+    numbias.write(numbias.compare(scores, labels=budgets[0], **columns), args.out / "compare", force=True)
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=["dialsumm", "tmu-gfm"], default="dialsumm",
                         help="tmu-gfm: criteria grammer, fluency, meaning; the annotator predictor only")
@@ -105,28 +146,31 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N summaries (a smoke check)")
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
+    parser.add_argument("--publish", type=Path, help="also write the judge's scores (no labels, no text) here")
+    parser.add_argument("--from", dest="source", type=Path,
+                        help="a published folder: recompute from its judge scores, no model")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     tmu = args.dataset == "tmu-gfm"
     if tmu and (args.judge != "annotator" or args.criterion not in ("grammer", "fluency", "meaning")):
         parser.error("tmu-gfm takes --judge annotator and --criterion grammer, fluency or meaning")
+    if args.source and args.judge == "annotator":
+        parser.error("--from reads a published judge's scores: name the judge it scored with")
+    return args
+
+
+def main() -> None:
+    args = arguments()
+    args.out.mkdir(parents=True, exist_ok=True)
+    tmu = args.dataset == "tmu-gfm"
     data = args.data or (TMU if tmu else SHARED)
     rows = tmu_items(data, args.criterion) if tmu else items(data, args.criterion, args.limit)
-    scores, column = judged(rows, args.criterion, args.judge, args.out)
-    scale = (0.0, 4.0) if tmu else (1.0, 5.0)
-    columns = {"score": column, "human_range": scale, "group": "dialogue",
-               "system_column": "system" if scores.is_dir() else "model", "judge_range": scale}
-    budgets = tuple(int(b) for b in args.budgets.split(","))
-    if rows["dialogue"].nunique() <= min(budgets):
-        print(f"{rows['dialogue'].nunique()} dialogues: too few for a budget of {min(budgets)}; no coverage check")
-        return
-    table = coverage(scores, budgets=budgets, draws=args.draws, **columns)
-    table.insert(0, "predictor", args.judge)
-    table.insert(1, "criterion", args.criterion)
-    table.to_csv(args.out / "coverage.csv", index=False)
-    print(table.round(3).to_string(index=False))
-    results = numbias.compare(scores, labels=budgets[0], **columns)
-    (args.out / "compare.json").write_text(json.dumps(results.to_json(), indent=2))
+    if args.source:
+        scores, column = from_published(args.source, rows, args.out)
+    else:
+        scores, column = judged(rows, args.criterion, args.judge, args.out)
+        if args.publish and column != "first":
+            publish(scores, args.publish)
+    check(rows, scores, column, args, (0.0, 4.0) if tmu else (1.0, 5.0))
 
 
 if __name__ == "__main__":

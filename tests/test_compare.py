@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 import numbias
 from numbias.cli.commands import app
 from numbias.studies.comparison import coverage, draw_labels, load_items
+from numbias.util.errors import NumbiasError
 
 TEMPLATE = "Rate {summary} from {lo} to {hi}"
 
@@ -161,3 +163,17 @@ def test_compare_scores_with_a_saved_calibrated_judge(tmp_path: Path) -> None:
                     "--bootstrap", "200", "--out", str(tmp_path / "res"))
     assert "column 'calibrated_human'" in shown and "mapped linearly" not in shown
     assert pd.read_csv(tmp_path / "res" / "systems.csv").labelled.tolist() == [6, 6, 6]
+
+
+def test_a_comparison_read_back_from_its_json_draws_the_same_page() -> None:
+    """compare.json holds everything the page shows: read back, the page is the same
+    bytes (pass rates and a truth included); a file that is not one is one error."""
+    from numbias.report.build import compare_page
+    from numbias.studies.comparison import CompareResults
+
+    results = numbias.compare(_outputs(), system_column="model", human="rating", score="judge", group="dialogue",
+                              labels=30, threshold=3.5, human_range=(1, 5), n_boot=200)
+    again = CompareResults.from_json(json.loads(json.dumps(results.to_json())))
+    assert compare_page(again) == compare_page(results)
+    with pytest.raises(NumbiasError, match="not a numbias compare.json: KeyError"):
+        CompareResults.from_json({"systems": []})

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from numbias.core.inference import LEVEL
 from numbias.core.scale import ScoreScale
@@ -251,7 +252,9 @@ class CompareResults:
     def to_json(self) -> dict[str, Any]:
         """Everything as plain data (NaN as null)."""
         def plain(frame: pd.DataFrame) -> list[dict[str, Any]]:
-            return json.loads(frame.to_json(orient="records"))
+            """Records with every float exact (pandas' JSON keeps ten digits)."""
+            return [{k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+                    for row in frame.astype(object).where(frame.notna(), None).to_dict("records")]
 
         def num(x: float) -> float | None:
             return float(x) if np.isfinite(x) else None
@@ -259,6 +262,24 @@ class CompareResults:
         return {"settings": self.settings, "systems": plain(self.systems), "pairs": plain(self.pairs),
                 "agreement": {k: {"value": num(e.value), "low": num(e.low), "high": num(e.high), "systems": e.items}
                               for k, e in self.agreement.items()}, "notes": self.notes}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CompareResults:
+        """What :meth:`to_json` wrote, read back (null as NaN), so a folder's page is
+        rebuilt from its ``compare.json`` alone; a file that is not one is an error."""
+        try:
+            def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+                return pd.DataFrame.from_records(records).fillna(np.nan).infer_objects()
+
+            def num(x: float | None) -> float:
+                return float("nan") if x is None else float(x)
+
+            agreement = {k: Estimate(num(e["value"]), num(e["low"]), num(e["high"]), items=int(e["systems"]))
+                         for k, e in data["agreement"].items()}
+            return cls(frame(data["systems"]), frame(data["pairs"]), agreement, [str(n) for n in data["notes"]],
+                       dict(data["settings"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise NumbiasError(f"not a numbias compare.json: {type(exc).__name__} {exc}") from None
 
 
 def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: str = "system",
@@ -383,10 +404,24 @@ def _draw_hits(by: dict[str, np.ndarray], human: np.ndarray, judge: np.ndarray, 
     return {k: np.array(v).reshape(len(masks), len(by), 3) for k, v in out.items()}
 
 
-def _coverage_rows(hits: dict[str, np.ndarray], n: int, r: float) -> list[dict[str, Any]]:
-    base = np.nanmean(hits["labelled_only"][..., 1])
-    return [{"labels": n, "estimator": key, "coverage": float(np.nanmean(h[..., 0])),
-             "worst_system_coverage": float(np.nanmin(np.nanmean(h[..., 0], axis=0))),
-             "mean_width": float(np.nanmean(h[..., 1])), "width_ratio": float(np.nanmean(h[..., 1]) / base),
-             "mean_error": float(np.nanmean(h[..., 2])), "draws": h.shape[0], "systems": h.shape[1],
-             "judge_r": r} for key, h in hits.items()]
+def _coverage_rows(hits: dict[str, np.ndarray], n: int, r: float, seed: int = 0) -> list[dict[str, Any]]:
+    """One row per estimator; coverage and the width ratio carry 95% intervals over the
+    draws (independent of each other; the systems of one draw are not)."""
+    width = {key: np.nanmean(h[..., 1], axis=1) for key, h in hits.items()}
+    pick = np.random.default_rng(seed).integers(0, len(width["labelled_only"]), (2000, len(width["labelled_only"])))
+    rows = []
+    for key, h in hits.items():
+        per_draw = np.nanmean(h[..., 0], axis=1)
+        half = stats.t.ppf(0.975, len(per_draw) - 1) * np.std(per_draw, ddof=1) / np.sqrt(len(per_draw))
+        ratios = width[key][pick].mean(axis=1) / width["labelled_only"][pick].mean(axis=1)
+        rows.append({"labels": n, "estimator": key, "coverage": float(per_draw.mean()),
+                     "coverage_low": float(max(0.0, per_draw.mean() - half)),
+                     "coverage_high": float(min(1.0, per_draw.mean() + half)),
+                     "worst_system_coverage": float(np.nanmin(np.nanmean(h[..., 0], axis=0))),
+                     "mean_width": float(np.nanmean(h[..., 1])),
+                     "width_ratio": float(width[key].mean() / width["labelled_only"].mean()),
+                     "width_ratio_low": float(np.quantile(ratios, 0.025)),
+                     "width_ratio_high": float(np.quantile(ratios, 0.975)),
+                     "mean_error": float(np.nanmean(h[..., 2])), "draws": h.shape[0], "systems": h.shape[1],
+                     "judge_r": r})
+    return rows
