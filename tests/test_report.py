@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,49 @@ def test_every_dataset_text_is_escaped(studies) -> None:
         assert "<script>window" not in page and "<b>bold</b>" not in page
     run_page = (studies["run"][1] / "report.html").read_text()
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in run_page
+
+
+HOSTILE = "<script>window.__pwned = 1</script>"
+ESCAPED = "&lt;script&gt;window.__pwned = 1&lt;/script&gt;"
+
+
+def test_a_label_from_the_user_is_text_wherever_the_page_shows_it(tmp_path: Path) -> None:
+    """A task's label, a judge's label, an item's text and a system's name holding a
+    ``<script>`` reach the page escaped: in the subtitle, the verdict's card, headings,
+    tables, captions, chart labels and tooltips alike (the templates escape every value)."""
+    words = [f"word{k}" for k in range(20)]
+    words[3] = HOSTILE
+    pd.DataFrame({"id": [f"i{k}" for k in range(20)], "word": words,
+                  "stars": [k % 5 + 1 for k in range(20)]}).to_csv(tmp_path / "items.csv", index=False)
+    task = {"file": str(tmp_path / "items.csv"), "human": "stars", "human_range": [1, 5], "id": "id",
+            "template": TEMPLATE, "label": f"task {HOSTILE}"}
+    results = numbias.run({"tasks": [task], "judges": [{**_judge("aligned", 5.0), "label": f"judge {HOSTILE}"}],
+                           "scales": ["0-9"], "rules": ["greedy", "expected"], "bootstrap": 20,
+                           "out": str(tmp_path / "run")})
+    systems = pd.DataFrame({"system": [f"A {HOSTILE}", "B"] * 20, "human": np.tile([2.0, 4.0], 20),
+                            "judge": np.tile([3.0, 3.5], 20) + np.linspace(0, 1, 40)})
+    compared = numbias.compare(systems, system_column="system", human="human", score="judge", human_range=(1, 5),
+                               n_boot=20)
+    run_page = (numbias.write(results) / "report.html").read_text()
+    compare_page = (numbias.write(compared, tmp_path / "compare") / "report.html").read_text()
+    for page in (run_page, compare_page):
+        assert "<script>window" not in page and page.count("<script>") == 1  # the page's own, at the end
+    both = f"judge {ESCAPED} on task {ESCAPED}"
+    for shown in (f'<p class="sub">{both} (20 items)', f'<div class="card"><h3>{both}<span class="badge',
+                  f"<h3>{both}</h3>", f"<h3>Largest disagreements: {both} (0-9 · greedy)</h3>",
+                  f"<h3>All items of task {ESCAPED}</h3>", f'<td class="t long">{ESCAPED}</td>',
+                  f'<div class="text">{ESCAPED}</div>', f"<title>judge {ESCAPED} · task {ESCAPED} · 0-9 · greedy"):
+        assert shown in run_page, shown
+    for shown in (f'<td class="t">A {ESCAPED}</td>', f"<title>A {ESCAPED} · naive judge mean (biased)</title>"):
+        assert shown in compare_page, shown
+
+
+def test_the_templates_ship_with_the_package() -> None:
+    """Every template the report draws with is package data, so an installed wheel has it."""
+    report = Path(numbias.__file__).parent / "report"
+    shipped = tomllib.loads((report.parents[2] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    templates = [p.relative_to(report) for p in (report / "templates").iterdir()]
+    assert templates and all(any(t.match(g) for g in shipped["numbias.report"]) for t in templates)
 
 
 @pytest.mark.parametrize("kind", ["run", "align", "mitigate"])

@@ -2,18 +2,21 @@
 HTML file around them (its style and a few lines of its own script inline; nothing
 is fetched, so it works offline and can be mailed as it is).
 
-Every text that reaches the page is escaped here or by the caller (:func:`numbias.report.svg.esc`)."""
+What a table shows is computed here; ``templates/table.html.j2`` and
+``templates/page.html.j2`` draw it, escaping every text on the way."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
-from numbias.report.svg import esc
+from numbias.report._templates import macro
 from numbias.util.fmt import fmt_num
 
 Section = tuple[str, str]
@@ -143,24 +146,42 @@ def columns(frame: pd.DataFrame, known: Mapping[str, Column]) -> list[Column]:
     return [c for c in out if c.key not in attached]
 
 
-def _cell(value: object, spec: Column, row: Mapping[str, object]) -> str:
+class _Head(NamedTuple):
+    """A column's heading, as ``table.html.j2`` draws it."""
+
+    title: str
+    tip: str
+    text: bool
+    """A text column: aligned left."""
+
+
+class _Cell(NamedTuple):
+    """A cell, in the order ``table.html.j2`` unpacks it."""
+
+    text: str
+    sort: str | None
+    """The exact number the column sorts by (empty: none); ``None`` for text."""
+    css: str = ""
+    interval: str = ""
+
+
+def _cell(value: object, spec: Column, row: Mapping[str, object]) -> _Cell:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-        return f'<td class="{"t long" if spec.long else "t"}">{esc(text)}</td>'
+        return _Cell(text, None, "t long" if spec.long else "t")
     v = float(value)
     if np.isnan(v):
-        return '<td data-v="">—</td>'
+        return _Cell("—", "")
     digits = 0 if isinstance(value, (int, np.integer)) else spec.digits
-    shown = fmt_num(v, digits, percent=spec.percent)
+    interval = ""
     if spec.ci:
         low, high = (float(row[k]) for k in spec.ci)  # type: ignore[arg-type]
         if not (np.isnan(low) or np.isnan(high)):
-            ends = (fmt_num(end, digits, percent=spec.percent) for end in (low, high))
-            shown += "<small>[{}, {}]</small>".format(*ends)
-    return f'<td data-v="{v!r}">{shown}</td>'
+            interval = "[{}, {}]".format(*(fmt_num(end, digits, percent=spec.percent) for end in (low, high)))
+    return _Cell(fmt_num(v, digits, percent=spec.percent), repr(v), interval=interval)
 
 
-def table(frame: pd.DataFrame, known: Mapping[str, Column] | None = None, *, filter_at: int = 8) -> str:
+def table(frame: pd.DataFrame, known: Mapping[str, Column] | None = None, *, filter_at: int = 8) -> Markup:
     """A sortable table (click a heading) with a filter box once it has ``filter_at``
     rows; numbers rounded for reading, each kept whole in ``data-v`` for sorting.
 
@@ -170,23 +191,11 @@ def table(frame: pd.DataFrame, known: Mapping[str, Column] | None = None, *, fil
     class="t">&lt;b&gt;x&lt;/b&gt;</td><td data-v="0.51234">0.51</td></tr></tbody></table></div></div>
     """
     specs = columns(frame, known or {})
-    text = {c.key for c in specs if not pd.api.types.is_numeric_dtype(frame[c.key])
-            or pd.api.types.is_bool_dtype(frame[c.key])}
-    head = "".join(f"<th{_head_class(c.key in text)}{_tip(c.tip)}>{esc(c.title)}</th>" for c in specs)
+    heads = [_Head(c.title, c.tip, not pd.api.types.is_numeric_dtype(frame[c.key])
+                   or pd.api.types.is_bool_dtype(frame[c.key])) for c in specs]
     records = frame.to_dict("records")
-    body = "".join("<tr>" + "".join(_cell(row[c.key], c, row) for c in specs) + "</tr>" for row in records)
-    box = ('<input type="search" placeholder="filter rows…" aria-label="filter rows"><span class="count"></span>'
-           if len(records) >= filter_at else "")
-    return (f'<div class="tbl">{box}<div class="tw"><table class="sort"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div></div>")
-
-
-def _head_class(text: bool) -> str:
-    return ' class="t"' if text else ""
-
-
-def _tip(tip: str) -> str:
-    return f' title="{esc(tip)}"' if tip else ""
+    rows = [[_cell(row[c.key], c, row) for c in specs] for row in records]
+    return macro("table.html.j2", "table")(heads=heads, rows=rows, filter=len(records) >= filter_at)
 
 
 def _slug(text: str, taken: set[str]) -> str:
@@ -201,19 +210,13 @@ def _slug(text: str, taken: set[str]) -> str:
 
 def page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
     """The whole page: title, a line saying what was measured, a table of contents,
-    then the sections (their HTML already escaped).
+    then the sections (their HTML, trusted as it is).
 
     >>> text = page("numbias report", "1 judge", [("Verdict", "<p>ok</p>")])
     >>> text.startswith("<!doctype html>") and '<a href="#verdict">Verdict</a>' in text
     True
     """
     taken: set[str] = set()
-    slugs = [_slug(head, taken) for head, _ in sections]
-    nav = "".join(f'<a href="#{s}">{esc(head)}</a>' for s, (head, _) in zip(slugs, sections))
-    body = "".join(f'<section id="{s}"><h2>{esc(head)}</h2>{content}</section>'
-                   for s, (head, content) in zip(slugs, sections))
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
-            f"<h1>{esc(title)}</h1><p class=\"sub\">{esc(subtitle)}</p><nav>{nav}</nav>{body}</main>"
-            f"<script>{SCRIPT}</script></body></html>")
+    parts = [(head, _slug(head, taken), Markup(content)) for head, content in sections]
+    return str(macro("page.html.j2", "page")(title=title, subtitle=subtitle, sections=parts, css=Markup(CSS),
+                                             script=Markup(SCRIPT)))

@@ -52,6 +52,12 @@ class Line(NamedTuple):
 
 
 def esc(text: object) -> str:
+    """A text as it goes into the page, in a chart's label or in a template alike (both
+    quotes escaped, so it is safe in an attribute too).
+
+    >>> esc('<a title="x">Tom&co</a>')
+    '&lt;a title=&quot;x&quot;&gt;Tom&amp;co&lt;/a&gt;'
+    """
     return html.escape(str(text), quote=True)
 
 
