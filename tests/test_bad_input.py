@@ -178,7 +178,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("score out unwritable", ["score", "--out", "/proc/x"], "cannot create results folder /proc/x"),
     ("correlate a missing folder", ["correlate", "/nope"], "cannot read /nope/summary.json"),
     ("report of a missing folder", ["report", "/nope"], "results folder /nope does not exist"),
-    ("report of a folder with no results", ["report", "."], "holds no config.yaml, align-config.yaml or"),
+    ("report of a folder with no results", ["report", "."], "holds no config.yaml, align-config.yaml, mitigate"),
     ("--from a folder with no distributions", ["mitigate", "--from", "nodists", "--out", "o"],
      "nodists/dists.csv.gz does not exist: the folder was not written by numbias with its distributions"),
     ("--from distributions of the wrong columns", ["mitigate", "--from", "wrongcols", "--out", "o"],

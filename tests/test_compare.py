@@ -177,3 +177,20 @@ def test_a_comparison_read_back_from_its_json_draws_the_same_page() -> None:
     assert compare_page(again) == compare_page(results)
     with pytest.raises(NumbiasError, match="not a numbias compare.json: KeyError"):
         CompareResults.from_json({"systems": []})
+
+
+def test_numbias_report_rebuilds_a_compare_folder_from_its_json(tmp_path: Path) -> None:
+    """`numbias report` on a compare folder draws the same page from compare.json alone;
+    a compare.json that is not one stops with one line naming it."""
+    from numbias.report.build import rebuild
+
+    results = numbias.compare(_outputs(), system_column="model", human="rating", score="judge", group="dialogue",
+                              labels=30, human_range=(1, 5), n_boot=200)
+    folder = numbias.write(results, tmp_path / "c")
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    (folder / "report.html").unlink()
+    assert "wrote" in _invoke("report", str(folder))
+    assert (folder / "report.html").read_text(encoding="utf-8") == page
+    (folder / "compare.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(NumbiasError, match=r"compare\.json is not a numbias compare\.json: not an object"):
+        rebuild(folder)

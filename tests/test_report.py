@@ -240,7 +240,7 @@ def test_report_command_opens_and_refuses_in_one_line(studies, tmp_path, monkeyp
     (bare / "items.csv").unlink()
     for args, fragment in (
         (["report", str(tmp_path / "nope")], "results folder"),
-        (["report", str(tmp_path)], "holds no config.yaml, align-config.yaml or mitigate-config.yaml"),
+        (["report", str(tmp_path)], "holds no config.yaml, align-config.yaml, mitigate-config.yaml or compare.json"),
         (["report", str(copy)], f"config file {copy / 'config.yaml'} is not valid YAML (line 2"),
         (["report", str(broken)], f"holds no dists.csv.gz, only per-item scores (items.csv), and its store "
                                   f"{broken / 'store.sqlite'} does not exist: a report is drawn from"),

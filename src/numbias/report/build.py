@@ -154,6 +154,8 @@ def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> P
     folder = Path(folder)
     if not folder.is_dir():
         raise NumbiasError(f"results folder {folder} does not exist")
+    if not any((folder / entry[0]).is_file() for entry in REBUILDS) and (folder / "compare.json").is_file():
+        return _rebuild_comparison(folder, wait=wait, force=force)
     name, config, study, from_files = folder_config(folder)
     if (folder / DISTS).exists():
         config = config.model_copy(update={"out": str(folder)})
@@ -180,6 +182,21 @@ def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> P
     return folder / "report.html"
 
 
+def _rebuild_comparison(folder: Path, *, wait: bool, force: bool) -> Path:
+    """A ``numbias compare`` folder's page, from its ``compare.json`` (which holds every
+    number the page shows)."""
+    with one_writer(folder, wait=wait):
+        try:
+            data = json.loads((folder / "compare.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise NumbiasError(f"cannot read {folder / 'compare.json'}: {exc}") from None
+        if not isinstance(data, dict):
+            raise NumbiasError(f"{folder / 'compare.json'} is not a numbias compare.json: not an object")
+        results = CompareResults.from_json(data)
+        write_all(folder, {"report.html": files(results)["report.html"]}, force=force)
+    return folder / "report.html"
+
+
 def _scores_only(folder: Path) -> str:
     """The per-item scores a folder holds, named, so its owner sees they are not enough
     (the page's histograms, verdicts and item tables read the distributions)."""
@@ -192,8 +209,8 @@ def folder_config(folder: Path) -> tuple[str, Any, Callable[[Any], Any], Callabl
     align writes config.yaml too, first), validated, with its two ways to recompute."""
     present = [(k, entry) for k, entry in enumerate(REBUILDS) if (folder / entry[0]).is_file()]
     if not present:
-        raise NumbiasError(f"{folder} holds no config.yaml, align-config.yaml or mitigate-config.yaml: not a results "
-                           "folder of numbias run, align or mitigate")
+        raise NumbiasError(f"{folder} holds no config.yaml, align-config.yaml, mitigate-config.yaml or compare.json: "
+                           "not a results folder of numbias run, align, mitigate or compare")
     _, (name, schema, study, from_files) = max(present, key=lambda p: ((folder / p[1][0]).stat().st_mtime_ns, -p[0]))
     return name, validate_config(schema, read_yaml(folder / name), str(folder / name)), study, from_files
 
