@@ -34,7 +34,12 @@ LAYERS = [
     ["judge.store"],
     ["core.inference"],
     ["core.metrics", "core.conformal", "core.systems"],
-    ["mitigations.calibrators"],
+    ["mitigations._base"],
+    ["mitigations._registry", "mitigations._temperature", "mitigations._distribution_calibration",
+     "mitigations._score_mapping", "mitigations._distribution_regression", "mitigations._range_ensemble"],
+    ["mitigations._setting"],
+    ["mitigations._development"],
+    ["mitigations"],
     ["judge.config", "mitigations.selection"],
     ["judge.judging"],
     ["studies.bias", "train.lora"],
@@ -43,7 +48,7 @@ LAYERS = [
     ["report.verdict", "studies.comparison", "studies.recompute"],
     ["report.build"],
     ["cli.commands"],
-    ["util", "core", "data", "models", "judge", "mitigations", "train", "studies", "report", "cli"],
+    ["util", "core", "data", "models", "judge", "train", "studies", "report", "cli"],
     ["__init__", "__main__"],
 ]
 """Each module's layer, bottom first: a module may import only from layers below its own."""

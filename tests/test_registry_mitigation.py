@@ -19,7 +19,7 @@ import numbias
 from numbias.core.distribution import ScoreDistribution, mixture, stack
 from numbias.core.metrics import item_scores, to_scale
 from numbias.core.scale import ScoreScale
-from numbias.mitigations.calibrators import (
+from numbias.mitigations import (
     BUILT_IN_MITIGATIONS,
     ENTRY_POINTS,
     MITIGATION_REGISTRY,
