@@ -1,19 +1,19 @@
 """The one contract every mitigation follows (:class:`Calibrator`, scikit-learn's), its
 two common kinds, the unmitigated rule (:class:`NoMitigation`), and what the families
-share (array helpers, the one fold function), so that each family's
+share (array helpers, parameter checks, the one fold function), so that each family's
 module holds only its own arithmetic."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold
 
 from numbias.core.distribution import ScoreDistribution, stack
-from numbias.core.metrics import Rule, group_codes, item_scores
+from numbias.core.metrics import RULES, Rule, group_codes, item_scores
 from numbias.util.errors import NumbiasError
 from numbias.util.state import Stateful
 
@@ -24,6 +24,20 @@ EPS = 1e-12
 class UnfittableError(NumbiasError):
     """The fitting items cannot support this calibrator (e.g. constant human scores);
     selection gives such a setting no score instead of stopping."""
+
+
+def check_rule(rule: object) -> None:
+    """A rule :func:`numbias.core.metrics.item_scores` reads, else the one line it would give."""
+    if rule not in RULES:
+        raise NumbiasError(f"unknown rule {rule!r} (known: {', '.join(RULES)})")
+
+
+def check_number(owner: str, name: str, value: Any, low: float, *, integer: bool = False) -> None:
+    """A parameter that is a number (an integer where ``integer``) of ``low`` or more, else one
+    line naming it; a boolean or NaN is no number here."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value >= low:
+        raise NumbiasError(f"{owner} needs {name} of {low:g} or more, got {value!r}")
 
 
 def in_scale(dists: Sequence[ScoreDistribution]) -> np.ndarray:
@@ -64,7 +78,8 @@ def cross_folds(n: int, folds: int, seed: int, groups: np.ndarray | None = None)
 class Calibrator(BaseEstimator, Stateful):
     """The one contract of every mitigation (scikit-learn's, so ``get_params``,
     ``set_params`` and ``sklearn.base.clone`` work): parameters only in ``__init__``,
-    stored under their own names and including ``rule``; data only in :meth:`fit`;
+    stored under their own names and including ``rule``, and checked there (a value
+    given to ``set_params`` is checked by the same ``__init__``); data only in :meth:`fit`;
     learned state in the trailing-underscore attributes named by ``state_keys``
     (numbers or arrays of them), which is what a saved judge keeps: the one state
     protocol (:class:`numbias.util.state.Stateful`), non-finite state a fitting failure.
@@ -80,6 +95,10 @@ class Calibrator(BaseEstimator, Stateful):
     {'x_': [1.0, 2.0, 3.0], 'y_': [1.0, 1.5, 3.0]}
     >>> IsotonicMapping(rule="greedy").set_state(state).predict(dists)
     array([1. , 1.5, 3. , 3. ])
+    >>> cal.set_params(rule="mode")
+    Traceback (most recent call last):
+    ...
+    numbias.util.errors.NumbiasError: unknown rule 'mode' (known: greedy, expected, median, protocol)
     """
 
     unfit_error: ClassVar[type[NumbiasError]] = UnfittableError
@@ -88,7 +107,14 @@ class Calibrator(BaseEstimator, Stateful):
     selection then fits one of them per scale and temperature, not one per rule."""
 
     def __init__(self, rule: Rule = "expected") -> None:
+        check_rule(rule)
         self.rule = rule
+
+    def set_params(self, **params: Any) -> Self:
+        """scikit-learn's, after ``__init__`` has checked the new values: a calibrator
+        never holds a parameter its constructor would refuse."""
+        type(self)(**{**self.get_params(deep=False), **params})
+        return super().set_params(**params)
 
     def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
             content_free: Sequence[ScoreDistribution] | None = None) -> Self:

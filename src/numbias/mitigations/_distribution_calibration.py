@@ -13,7 +13,7 @@ from scipy import stats
 from numbias.core.distribution import ScoreDistribution, stack
 from numbias.core.metrics import Rule, item_scores
 from numbias.core.scale import ScoreScale
-from numbias.mitigations._base import EPS, DistributionCalibrator, UnfittableError, in_scale
+from numbias.mitigations._base import EPS, DistributionCalibrator, UnfittableError, check_number, check_rule, in_scale
 from numbias.util.errors import NumbiasError
 
 
@@ -122,10 +122,18 @@ class BatchCalibration(_Reweighting):
     array([1.82, 1.97, 2.21])
     >>> BatchCalibration(max_iter=1).fit(pulled).weights_.round(2)  # the classic single division
     array([0.57, 1.  , 1.  ])
+    >>> BatchCalibration(max_iter=0)
+    Traceback (most recent call last):
+    ...
+    numbias.util.errors.NumbiasError: batch calibration needs max_iter of 1 or more, got 0
     """
 
     def __init__(self, max_iter: int = 100, tol: float = 1e-4, max_weight: float = 1e6,
                  rule: Rule = "expected") -> None:
+        check_number("batch calibration", "max_iter", max_iter, 1, integer=True)
+        check_number("batch calibration", "tol", tol, 0)
+        check_number("batch calibration", "max_weight", max_weight, 1)
+        check_rule(rule)
         self.max_iter = max_iter
         self.tol = tol
         self.max_weight = max_weight
@@ -167,6 +175,8 @@ class ContextualCalibration(_Reweighting):
     """
 
     def __init__(self, max_weight: float = 1e6, rule: Rule = "expected") -> None:
+        check_number("contextual calibration", "max_weight", max_weight, 1)
+        check_rule(rule)
         self.max_weight = max_weight
         self.rule = rule
 

@@ -16,7 +16,15 @@ from threadpoolctl import threadpool_limits
 from numbias.core.distribution import ScoreDistribution, stack
 from numbias.core.metrics import Rule
 from numbias.core.scale import ScoreScale
-from numbias.mitigations._base import EPS, Calibrator, UnfittableError, cross_folds, in_scale
+from numbias.mitigations._base import (
+    EPS,
+    Calibrator,
+    UnfittableError,
+    check_number,
+    check_rule,
+    cross_folds,
+    in_scale,
+)
 from numbias.util.errors import NumbiasError
 
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)
@@ -149,12 +157,12 @@ class OrdinalRegression(DistributionRegression):
     state_keys: ClassVar[tuple[str, ...]] = ("mean_", "scale_", "coef_", "thresholds_", "levels_", "alpha_")
 
     def __init__(self, folds: int = 5, rule: Rule = "expected") -> None:
+        check_number("ordinal regression", "folds", folds, 2, integer=True)
+        check_rule(rule)
         self.folds = folds
         self.rule = rule
 
     def fit_features(self, x: np.ndarray, y: np.ndarray, scale: ScoreScale) -> Self:
-        if self.folds < 2:
-            raise NumbiasError(f"ordinal regression needs folds of 2 or more, got {self.folds}")
         self.levels_, codes = np.unique(np.clip(np.rint(y), scale.lo, scale.hi), return_inverse=True)
         if len(self.levels_) < 2:
             raise UnfittableError("ordinal regression needs human scores at two levels or more")

@@ -11,8 +11,11 @@ import numpy as np
 
 from numbias.core.distribution import ScoreDistribution
 from numbias.core.metrics import Rule, pearson_defined
-from numbias.mitigations._base import EPS, DistributionCalibrator, UnfittableError, in_scale, rule_scores
+from numbias.mitigations._base import EPS, DistributionCalibrator, UnfittableError, check_rule, in_scale, rule_scores
 from numbias.util.errors import NumbiasError
+
+TEMPERATURE_CRITERIA = ("likelihood", "pearson")
+"""What a temperature is fitted by: the human score's likelihood, or Pearson r of the rule's scores."""
 
 
 class TemperatureScaling(DistributionCalibrator):
@@ -35,18 +38,23 @@ class TemperatureScaling(DistributionCalibrator):
     (2.0, {0.5: -2.67, 1.0: -1.37, 2.0: -0.91})
     >>> cal.transform(dists)[0].probs.round(2), cal.predict(dists).round(2)
     (array([0.79, 0.11, 0.11]), array([1.32, 2.  , 2.68]))
+    >>> TemperatureScaling(criterion="vibes")
+    Traceback (most recent call last):
+    ...
+    numbias.util.errors.NumbiasError: temperature criterion must be 'likelihood' or 'pearson', got 'vibes'
     """
 
     state_keys: ClassVar[tuple[str, ...]] = ("temperature_",)
 
     def __init__(self, *, criterion: str = "likelihood", rule: Rule = "expected") -> None:
+        if criterion not in TEMPERATURE_CRITERIA:
+            raise NumbiasError(f"temperature criterion must be 'likelihood' or 'pearson', got {criterion!r}")
+        check_rule(rule)
         self.criterion = criterion
         self.rule = rule
 
     def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
             content_free: Sequence[ScoreDistribution] | None = None) -> Self:
-        if self.criterion not in ("likelihood", "pearson"):
-            raise NumbiasError(f"temperature criterion must be 'likelihood' or 'pearson', got {self.criterion!r}")
         if human is None:
             raise NumbiasError("fitting a temperature needs human scores")
         human = np.asarray(human, dtype=float)
