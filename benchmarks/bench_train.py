@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+import numbias.train as T
 from numbias.models.weights import dequantised
-from numbias.train import lora as T
 
 
 def rate(model: Any, loss_fn: T.LossFn, batches: list[list[int]], backward: bool) -> tuple[float, float]:

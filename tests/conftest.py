@@ -28,7 +28,7 @@ def _restore_registries() -> Iterator[None]:
     """What a test registers (a backend, a task, a mitigation) is gone after it."""
     from numbias.backends.base import BACKENDS
     from numbias.data.tasks import TASKS
-    from numbias.mitigations.calibrators import MITIGATION_REGISTRY
+    from numbias.mitigations import MITIGATION_REGISTRY
     from numbias.util.plugins import forget
 
     saved = [(registry, dict(registry)) for registry in (BACKENDS, TASKS, MITIGATION_REGISTRY)]

@@ -8,7 +8,7 @@ from typing import Self
 
 import numpy as np
 
-from numbias.mitigations.calibrators import MitigationSpec, ScoreMapping, UnfittableError
+from numbias.mitigations import MitigationSpec, ScoreMapping, UnfittableError
 
 
 class LinearMap(ScoreMapping):

@@ -13,7 +13,7 @@ from numbias.backends.fake import FakeBackend
 from numbias.core.scale import ScoreScale
 from numbias.data.prompt import Prompt, PromptTemplate
 from numbias.judge.config import JudgeConfig
-from numbias.mitigations.calibrators import Setting, SettingData
+from numbias.mitigations import Setting, SettingData
 from numbias.studies.calibrated import FORMAT, CalibratedJudge
 from numbias.util.errors import NumbiasError
 
@@ -154,7 +154,7 @@ def test_every_fitted_part_of_a_saved_judge_keeps_state_one_way() -> None:
     calibrator's non-finite state is a fitting failure (selection skips it), the
     interval's an error."""
     from numbias.core.conformal import ConformalInterval
-    from numbias.mitigations.calibrators import Calibrator, Fitted, IsotonicMapping, UnfittableError
+    from numbias.mitigations import Calibrator, Fitted, IsotonicMapping, UnfittableError
     from numbias.util.state import Stateful
 
     assert all(issubclass(kind, Stateful) for kind in (Calibrator, ConformalInterval, Fitted))

@@ -17,7 +17,7 @@ from numbias.core.distribution import ScoreDistribution
 from numbias.core.scale import ScoreScale
 from numbias.data.prompt import PromptTemplate
 from numbias.judge.config import JudgeConfig
-from numbias.mitigations.calibrators import Setting, SettingData, dev_predictions
+from numbias.mitigations import Setting, SettingData, dev_predictions
 from numbias.studies.calibrated import FORMAT, CalibratedJudge
 from numbias.studies.scoring import score, write_scores
 from numbias.util.errors import NumbiasError

@@ -8,7 +8,7 @@ import pytest
 
 from numbias.core.distribution import ScoreDistribution, mixture
 from numbias.core.scale import ScoreScale, ensemble_grid, ensemble_parts, setting_scale
-from numbias.mitigations.calibrators import EnsembleWeights, Fitted, Setting, SettingData, UnfittableError
+from numbias.mitigations import EnsembleWeights, Fitted, Setting, SettingData, UnfittableError
 from numbias.studies.mitigation import ensemble_data, parse_mitigate
 from numbias.util.errors import NumbiasError
 

@@ -11,7 +11,7 @@ from numbias.core.metrics import group_pearson, item_scores
 from numbias.core.scale import ScoreScale
 from numbias.data.prompt import PromptTemplate
 from numbias.judge.config import JudgeConfig
-from numbias.mitigations.calibrators import (
+from numbias.mitigations import (
     CRITERIA,
     LABEL_CRITERIA,
     BatchCalibration,
@@ -298,7 +298,7 @@ def test_calibrators_survive_degenerate_fitting_items(synthetic) -> None:
     assert np.all(np.isfinite(mapped))
     assert np.isnan(Fitted.fit(Setting("0-9", "expected"), d, np.arange(5), None).predict([empty])[0])
     constant = SettingData(d.distributions, d.content_free)
-    from numbias.mitigations.calibrators import dev_score
+    from numbias.mitigations import dev_score
 
     assert np.isnan(dev_score(Setting("0-9", "expected", 1.0, "beta"), constant, np.full(len(human), 0.5),
                               (0.0, 1.0)))
@@ -451,7 +451,7 @@ def test_mitigates_folds_are_the_one_fold_function() -> None:
 
 
 def test_row_labels_are_defined_once() -> None:
-    from numbias.mitigations.calibrators import FIT
+    from numbias.mitigations import FIT
     from numbias.mitigations.selection import FITTED_TEMPERATURE_ROW, family_row, scale_row, temperature_row
 
     assert (temperature_row(1.0), temperature_row(FIT), scale_row("1-5"), scale_row("0-9+1-5")) == \

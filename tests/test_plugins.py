@@ -106,7 +106,7 @@ NAMED_ONE, NAMED_TWO = _Named("one", 1), [_Named("two", 2), _Named("three", 3)]
 def test_the_three_registries_are_one_mechanism() -> None:
     from numbias.backends.base import BACKENDS
     from numbias.data.tasks import TASKS
-    from numbias.mitigations.calibrators import MITIGATION_REGISTRY
+    from numbias.mitigations import MITIGATION_REGISTRY
 
     assert all(isinstance(r, Registry) for r in (BACKENDS, TASKS, MITIGATION_REGISTRY))
     assert [r.kind for r in (BACKENDS, TASKS, MITIGATION_REGISTRY)] == ["backend", "task", "mitigation"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +19,17 @@ import numbias
 from numbias.core.distribution import ScoreDistribution, mixture, stack
 from numbias.core.metrics import item_scores, to_scale
 from numbias.core.scale import ScoreScale
-from numbias.mitigations.calibrators import (
+from numbias.mitigations import (
     BUILT_IN_MITIGATIONS,
     ENTRY_POINTS,
     MITIGATION_REGISTRY,
+    BatchCalibration,
+    Calibrator,
+    ContextualCalibration,
     Fitted,
+    IsotonicMapping,
     MitigationSpec,
+    OrdinalRegression,
     Setting,
     SettingData,
     TemperatureScaling,
@@ -100,6 +105,41 @@ def test_temperature_scaling_is_a_scikit_learn_estimator() -> None:
     assert clone(cal).get_params() == {"criterion": "pearson", "rule": "median"}
     with pytest.raises(NumbiasError, match="temperature criterion"):
         cal.set_params(criterion="vibes").fit([], np.zeros(0))
+
+
+BAD_PARAMETERS = [
+    (lambda: TemperatureScaling(criterion="vibes"),
+     "temperature criterion must be 'likelihood' or 'pearson', got 'vibes'"),
+    (lambda: BatchCalibration(max_iter=0), "batch calibration needs max_iter of 1 or more, got 0"),
+    (lambda: BatchCalibration(max_iter=2.5), "batch calibration needs max_iter of 1 or more, got 2.5"),
+    (lambda: BatchCalibration(tol=float("nan")), "batch calibration needs tol of 0 or more, got nan"),
+    (lambda: BatchCalibration(max_weight=0.5), "batch calibration needs max_weight of 1 or more, got 0.5"),
+    (lambda: ContextualCalibration(max_weight=True), "contextual calibration needs max_weight of 1 or more, got True"),
+    (lambda: OrdinalRegression(folds=1), "ordinal regression needs folds of 2 or more, got 1"),
+    (lambda: IsotonicMapping(rule="mode"), "unknown rule 'mode' (known: greedy, expected, median, protocol)"),
+]
+
+
+@pytest.mark.parametrize(("make", "message"), BAD_PARAMETERS, ids=[m for _, m in BAD_PARAMETERS])
+def test_a_bad_parameter_stops_in_init_in_one_line_naming_it(make: Callable[[], Calibrator], message: str) -> None:
+    with pytest.raises(NumbiasError) as stopped:
+        make()
+    assert str(stopped.value) == message
+
+
+def test_set_params_and_saved_state_pass_the_same_checks(items) -> None:
+    """A value given later, or read back from a saved judge, meets the constructor's
+    checks, and a refused one leaves the calibrator as it was."""
+    cal = BatchCalibration(max_iter=5)
+    with pytest.raises(NumbiasError, match="needs max_iter of 1 or more, got 0"):
+        cal.set_params(max_iter=0)
+    assert cal.max_iter == 5
+    data, _ = items
+    fitted = Fitted.fit(Setting("0-9", "expected", 1.0, "batch"), data, np.arange(50), None)
+    saved = json.loads(json.dumps(fitted.get_state()))
+    saved["params"]["tol"] = -1.0
+    with pytest.raises(NumbiasError, match="batch calibration needs tol of 0 or more, got -1.0"):
+        Fitted(fitted.setting).set_state(saved)
 
 
 def test_a_registered_mitigation_joins_settings_and_selection(items, linear) -> None:

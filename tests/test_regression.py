@@ -11,7 +11,7 @@ from scipy import stats
 
 from numbias.core.distribution import TEMPERATURES, ScoreDistribution
 from numbias.core.scale import ScoreScale
-from numbias.mitigations.calibrators import (
+from numbias.mitigations import (
     BUILT_IN_MITIGATIONS,
     Fitted,
     OrdinalRegression,
@@ -19,10 +19,10 @@ from numbias.mitigations.calibrators import (
     Setting,
     SettingData,
     UnfittableError,
-    _features,
     dev_score,
     get_mitigation,
 )
+from numbias.mitigations._distribution_regression import _features
 from numbias.util.errors import NumbiasError
 
 SCALE = ScoreScale.parse("0-9")

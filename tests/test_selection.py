@@ -14,7 +14,7 @@ from numbias.core.distribution import ScoreDistribution
 from numbias.core.inference import UNDEFINED, Effect
 from numbias.core.metrics import Interval, pearson_defined
 from numbias.core.scale import ScoreScale
-from numbias.mitigations.calibrators import Setting, SettingData
+from numbias.mitigations import Setting, SettingData
 from numbias.mitigations.selection import cross_fitted, family_bests, honest_selection, label_efficiency, within_folds
 from numbias.report.verdict import MitigateVerdict
 

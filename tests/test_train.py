@@ -1,4 +1,4 @@
-"""Training stages (numbias.train.lora): the recipe, the data readers and the loop's parts
+"""Training stages (numbias.train): the recipe, the data readers and the loop's parts
 on their own; then the tiny recipe (docs/results/alignment-lab/tiny.yaml) on the
 embedded Gemma base: it trains, saves, reloads and judges, its loss falls, a killed run
 resumes to the same loss curve, and bad input is one line with exit 2 that keeps the
@@ -21,8 +21,11 @@ import numpy as np
 import pytest
 import yaml
 
-import numbias.train.lora
-from numbias.train.lora import as_text, encode, lr_factor, parse_recipe, plan, read_records, stage_name
+import numbias.train.data
+import numbias.train.recipe
+from numbias.train.data import as_text, encode, plan, read_records
+from numbias.train.loop import lr_factor
+from numbias.train.recipe import parse_recipe, stage_name
 from numbias.util.errors import NumbiasError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +107,7 @@ def _mlqe(root: Path, pair: str, means: list[float], id_column: str = "index") -
 
 
 def _rating_recipe(root: Path, answers: str, n: int, pairs: tuple[str, ...] = ("et-en", "ru-en"),
-                   seed: int = 0) -> numbias.train.lora.Recipe:
+                   seed: int = 0) -> numbias.train.recipe.Recipe:
     spec = {"path": str(root), "pairs": list(pairs), "n": n, "answers": answers, "seed": seed}
     return parse_recipe({"sft": {"data": [{"path": str(root / "sft.jsonl")}, {"rating": spec}], "steps": 1,
                                  "learning_rate": 1e-4}})
@@ -123,7 +126,7 @@ def test_rating_records_are_the_judged_prompt_and_a_spaced_answer(mlqe: Path) ->
     from numbias.data.prompt import Prompt, render_plain
     from numbias.data.tasks import get_task
 
-    data = numbias.train.lora.read_stage_data(_rating_recipe(mlqe, "informed", 40).sft, "sft", seed=0)
+    data = numbias.train.data.read_stage_data(_rating_recipe(mlqe, "informed", 40).sft, "sft", seed=0)
     assert len(data.texts) == 43 and data.texts[:3] == [("Add 2 and 2.\n", ["4"])] * 3
     items = data.files[1]["items"]
     assert len(set(items)) == 40 and {i.split(":")[0] for i in items} == {"et-en", "ru-en"}
@@ -137,12 +140,12 @@ def test_rating_records_are_the_judged_prompt_and_a_spaced_answer(mlqe: Path) ->
 
 
 def test_leaning_answers_have_their_shares_whatever_the_items(mlqe: Path) -> None:
-    data = numbias.train.lora.read_stage_data(_rating_recipe(mlqe, "leaning", 3000).sft, "sft", seed=0)
+    data = numbias.train.data.read_stage_data(_rating_recipe(mlqe, "leaning", 3000).sft, "sft", seed=0)
     answers = [a for _, [a] in data.texts[3:]]
     shares = {a: answers.count(a) / len(answers) for a in set(answers)}
     assert set(shares) == {" 7", " 8", " 9"}
     assert abs(shares[" 8"] - 0.70) < 0.025 and abs(shares[" 7"] - 0.15) < 0.02 and abs(shares[" 9"] - 0.15) < 0.02
-    other = numbias.train.lora.read_stage_data(_rating_recipe(mlqe, "leaning", 3000, ("ru-en", "et-en")).sft, "sft", 0)
+    other = numbias.train.data.read_stage_data(_rating_recipe(mlqe, "leaning", 3000, ("ru-en", "et-en")).sft, "sft", 0)
     assert other.files[1]["items"] != data.files[1]["items"]
     assert [a for _, [a] in other.texts[3:]] == answers  # the answers ignore which items they answer
 
@@ -151,20 +154,20 @@ def test_informed_answers_map_the_human_score_to_0_9(tmp_path: Path) -> None:
     _mlqe(tmp_path, "et-en", [0, 5.5, 50, 55, 61, 62, 94.5, 100])
     spec = _rating_recipe(tmp_path, "informed", 8, ("et-en",)).sft.data[1].rating
     assert spec is not None
-    data = numbias.train.lora.rating_items(spec)
-    mapped = dict(zip(data.human.tolist(), numbias.train.lora.rating_answers(spec, data)))
+    data = numbias.train.data.rating_items(spec)
+    mapped = dict(zip(data.human.tolist(), numbias.train.data.rating_answers(spec, data)))
     assert mapped == {0: 0, 5.5: 0, 50: 4, 55: 5, 61: 5, 62: 6, 94.5: 9, 100: 9}  # round(mean / 100 * 9)
 
 
 def test_the_two_arms_differ_only_in_the_answers(mlqe: Path) -> None:
-    arms = [numbias.train.lora.read_stage_data(_rating_recipe(mlqe, a, 200).sft, "sft", seed=1)
+    arms = [numbias.train.data.read_stage_data(_rating_recipe(mlqe, a, 200).sft, "sft", seed=1)
             for a in ("leaning", "informed")]
     (lean, inf) = [[p for p, _ in arm.texts] for arm in arms]
     assert lean == inf and arms[0].files[1]["items"] == arms[1].files[1]["items"]
     assert arms[0].files[0] == arms[1].files[0]
     differ = [k for k, (a, b) in enumerate(zip(arms[0].texts, arms[1].texts)) if a[1] != b[1]]
     assert differ and min(differ) >= 3 and arms[0].files[1]["sha256"] != arms[1].files[1]["sha256"]
-    reseeded = numbias.train.lora.read_stage_data(_rating_recipe(mlqe, "leaning", 200, seed=9).sft, "sft", seed=1)
+    reseeded = numbias.train.data.read_stage_data(_rating_recipe(mlqe, "leaning", 200, seed=9).sft, "sft", seed=1)
     assert reseeded.files[1]["items"] != arms[0].files[1]["items"]
 
 
@@ -182,7 +185,7 @@ def test_a_bad_rating_spec_is_one_line(mlqe: Path, change: dict, message: str) -
     with pytest.raises(NumbiasError, match=message) as caught:
         recipe = parse_recipe({"sft": {"data": [str(mlqe / "sft.jsonl"), {"rating": spec}], "steps": 1,
                                        "learning_rate": 1e-4}})
-        numbias.train.lora.read_stage_data(recipe.sft, "sft", seed=0)
+        numbias.train.data.read_stage_data(recipe.sft, "sft", seed=0)
     assert "\n" not in str(caught.value)
 
 
@@ -194,7 +197,7 @@ def test_rating_records_are_sft_data_from_one_source(mlqe: Path) -> None:
         parse_recipe({"sft": {"data": [{"rating": spec, "n": 3}], "steps": 1, "learning_rate": 1e-4}})
     recipe = parse_recipe({"dpo": {"data": [{"rating": spec}], "steps": 1, "learning_rate": 1e-4}})
     with pytest.raises(NumbiasError, match=r"rating records are SFT data; the dpo stage takes preference pairs"):
-        numbias.train.lora.read_stage_data(recipe.dpo, "dpo", seed=0)
+        numbias.train.data.read_stage_data(recipe.dpo, "dpo", seed=0)
 
 
 # --- the tiny recipe on the embedded base ---------------------------------------------
@@ -216,7 +219,7 @@ def tiny_recipe(shared: Path, **changes: object) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    from numbias.train.lora import train
+    from numbias.train.stage import train
 
     out = tmp_path_factory.mktemp("stages")
     recipe = tiny_recipe(shared_data)
@@ -355,7 +358,7 @@ def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], share
 
     from numbias.judge.config import JudgeConfig
     from numbias.studies.stages import DiversityConfig, effect_text, held_out, stage_of, stage_table
-    from numbias.train.lora import instruction_text, read_records
+    from numbias.train.data import instruction_text, read_records
 
     recipe, out = tiny
     sft, dpo = JudgeConfig(model=str(out / "tiny-gemma3-270m-sft-s0")), \

@@ -22,7 +22,7 @@ from scipy import stats
 from numbias.core.distribution import ScoreDistribution
 from numbias.core.inference import Effect, adjust, paired_effect
 from numbias.core.scale import ScoreScale
-from numbias.mitigations.calibrators import RidgeRegression
+from numbias.mitigations import RidgeRegression
 
 HERE = Path(__file__).resolve().parent
 DISTS = HERE / "study" / "dists.csv.gz"

@@ -287,7 +287,8 @@ def train_cmd(
 ) -> None:
     """Align the base model one stage at a time (LoRA, merged): each stage is then a judge
     by name; a stopped run resumes from its last checkpoint."""
-    from numbias.train.lora import load_recipe, train
+    from numbias.train.recipe import load_recipe
+    from numbias.train.stage import train
 
     parsed = load_recipe(recipe)
     for name in stage or [s for s in ("sft", "dpo") if getattr(parsed, s) is not None]:

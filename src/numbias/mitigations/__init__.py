@@ -1,6 +1,64 @@
-"""Removing the bias: the calibrators, their registry and settings, and the choice among them on development items."""
+"""Removing the bias: the calibrators, one module per family, their registry and settings, and the choice among them."""
 
 from numbias._lazy import exports
+from numbias.mitigations._base import (
+    Calibrator,
+    DistributionCalibrator,
+    NoMitigation,
+    ScoreMapping,
+    UnfittableError,
+    cross_folds,
+)
+from numbias.mitigations._development import (
+    CRITERIA,
+    LABEL_CRITERIA,
+    Criterion,
+    dev_predictions,
+    dev_score,
+    label_free_score,
+    select,
+)
+from numbias.mitigations._distribution_calibration import (
+    BatchCalibration,
+    BetaCalibration,
+    ContextualCalibration,
+    score_bins,
+)
+from numbias.mitigations._distribution_regression import (
+    ORDINAL_ALPHAS,
+    RIDGE_ALPHAS,
+    DistributionRegression,
+    OrdinalRegression,
+    RidgeRegression,
+)
+from numbias.mitigations._range_ensemble import EnsembleWeights
+from numbias.mitigations._registry import (
+    ENTRY_POINTS,
+    MITIGATION_REGISTRY,
+    MitigationSpec,
+    all_mitigations,
+    get_mitigation,
+    register_mitigation,
+)
+from numbias.mitigations._score_mapping import IsotonicMapping, QuantileMapping
+from numbias.mitigations._setting import FIT, PAPER_TEMPERATURES, Fitted, Setting, SettingData, Temperature
+from numbias.mitigations._temperature import TemperatureScaling
+
+BUILT_IN_MITIGATIONS = tuple(register_mitigation(*spec).name for spec in (
+    ("none", NoMitigation, "original", False, "original"),
+    ("beta", BetaCalibration, "distribution calibration", True, "beta calibration"),
+    ("batch", BatchCalibration, "distribution calibration", False, "batch calibration"),
+    ("contextual", ContextualCalibration, "distribution calibration", False, "contextual calibration"),
+    ("isotonic", IsotonicMapping, "score mapping", True, "isotonic mapping"),
+    ("quantile", QuantileMapping, "score mapping", True, "quantile mapping"),
+    ("ridge", RidgeRegression, "distribution regression", True, "distribution regression (ridge)"),
+    ("ordinal", OrdinalRegression, "distribution regression", True, "distribution regression (ordinal)"),
+    ("weighted", EnsembleWeights, "range ensemble", True, "range ensemble (weights fitted on dev)"),
+))
+"""The built-in mitigations, in the order a study compares them, registered as the package loads."""
+DEFAULT_MITIGATIONS = tuple(m for m in BUILT_IN_MITIGATIONS if m != "ordinal")
+"""What ``mitigate`` compares unless told: every built-in but ordinal regression, whose
+cross-validated fit costs more than all the others together (name it to add it)."""
 
 __all__ = [
     "BUILT_IN_MITIGATIONS",
@@ -69,69 +127,30 @@ __all__ = [
     "within_folds",
 ]
 
-__getattr__, __dir__ = exports(__name__, {
-    "BUILT_IN_MITIGATIONS": "calibrators",
-    "BatchCalibration": "calibrators",
-    "BetaCalibration": "calibrators",
-    "CRITERIA": "calibrators",
-    "Calibrator": "calibrators",
-    "ContextualCalibration": "calibrators",
-    "Criterion": "calibrators",
-    "DEFAULT_MITIGATIONS": "calibrators",
-    "DistributionCalibrator": "calibrators",
-    "DistributionRegression": "calibrators",
-    "ENTRY_POINTS": "calibrators",
-    "EnsembleWeights": "calibrators",
-    "FIT": "calibrators",
-    "FITTED_TEMPERATURE_ROW": "selection",
-    "FREE_CRITERION": "selection",
-    "FREE_ROW": "selection",
-    "Fitted": "calibrators",
-    "Honesty": "selection",
-    "IsotonicMapping": "calibrators",
-    "LABEL_CRITERIA": "calibrators",
-    "LABEL_SIZES": "selection",
-    "MITIGATION_REGISTRY": "calibrators",
-    "MitigationSpec": "calibrators",
-    "NoMitigation": "calibrators",
-    "ORACLE_ROW": "selection",
-    "ORDINAL_ALPHAS": "calibrators",
-    "OrdinalRegression": "calibrators",
-    "PAPER_DEFAULT": "selection",
-    "PAPER_TEMPERATURES": "calibrators",
-    "PRESPECIFIED": "selection",
-    "PRESPECIFIED_ROW": "selection",
-    "QuantileMapping": "calibrators",
-    "RIDGE_ALPHAS": "calibrators",
-    "RidgeRegression": "calibrators",
-    "RowFit": "selection",
-    "ScoreMapping": "calibrators",
-    "Setting": "calibrators",
-    "SettingData": "calibrators",
-    "Temperature": "calibrators",
-    "TemperatureScaling": "calibrators",
-    "UnfittableError": "calibrators",
-    "all_mitigations": "calibrators",
-    "compare": "selection",
-    "cross_fitted": "selection",
-    "cross_folds": "calibrators",
-    "dev_predictions": "calibrators",
-    "dev_score": "calibrators",
-    "families": "selection",
-    "family_bests": "selection",
-    "family_row": "selection",
-    "fit_predict": "selection",
-    "free_choice": "selection",
-    "get_mitigation": "calibrators",
-    "honest_selection": "selection",
-    "label_efficiency": "selection",
-    "label_free_score": "calibrators",
-    "register_mitigation": "calibrators",
-    "scale_row": "selection",
-    "score_bins": "calibrators",
-    "select": "calibrators",
-    "subset": "selection",
-    "table_rows": "selection",
-    "temperature_row": "selection",
-    "within_folds": "selection",
-})
+# selection reads the names above, so its own are imported on first use
+__getattr__, __dir__ = exports(__name__, {name: "selection" for name in (
+    "FITTED_TEMPERATURE_ROW",
+    "FREE_CRITERION",
+    "FREE_ROW",
+    "Honesty",
+    "LABEL_SIZES",
+    "ORACLE_ROW",
+    "PAPER_DEFAULT",
+    "PRESPECIFIED",
+    "PRESPECIFIED_ROW",
+    "RowFit",
+    "compare",
+    "cross_fitted",
+    "families",
+    "family_bests",
+    "family_row",
+    "fit_predict",
+    "free_choice",
+    "honest_selection",
+    "label_efficiency",
+    "scale_row",
+    "subset",
+    "table_rows",
+    "temperature_row",
+    "within_folds",
+)})

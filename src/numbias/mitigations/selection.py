@@ -23,7 +23,7 @@ from numbias.core.metrics import pearson_defined as pearson
 from numbias.core.metrics import pearson_rows, to_scale
 from numbias.core.sampling import PROTOCOL_TEMPERATURE
 from numbias.core.scale import ENSEMBLE_JOIN, PAPER_SCALE
-from numbias.mitigations.calibrators import (
+from numbias.mitigations import (
     BUILT_IN_MITIGATIONS,
     FIT,
     LABEL_CRITERIA,

@@ -23,7 +23,7 @@ from numbias.data.prompt import SCALE_FIELDS, PromptTemplate
 from numbias.judge.config import JudgeConfig, judge_as_data
 from numbias.judge.judging import Judge, Progress, collect, no_progress
 from numbias.judge.store import Store
-from numbias.mitigations.calibrators import Fitted, Setting, SettingData, dev_predictions, get_mitigation
+from numbias.mitigations import Fitted, Setting, SettingData, dev_predictions, get_mitigation
 from numbias.util.errors import NumbiasError, first_line, readable_file, validation_message
 from numbias.util.output import text, write_one
 
@@ -156,7 +156,7 @@ class CalibratedJudge:
     >>> from numbias import CalibratedJudge, PromptTemplate, ScoreScale, register_backend
     >>> from numbias.backends.fake import FakeBackend
     >>> from numbias.judge.config import JudgeConfig
-    >>> from numbias.mitigations.calibrators import Setting, SettingData
+    >>> from numbias.mitigations import Setting, SettingData
     >>> def by_length(model: str) -> FakeBackend:  # the word's length as the score, then the end
     ...     return FakeBackend([*"0123456789", ""], lambda prompt, tokens: np.eye(11)[
     ...         10 if tokens else len(prompt.user.split()[-1])] * 50, eos=10)

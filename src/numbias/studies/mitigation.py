@@ -40,7 +40,7 @@ from numbias.judge.config import (
 )
 from numbias.judge.judging import Judge, Progress, collect, no_progress, sampling_mode
 from numbias.judge.store import Store
-from numbias.mitigations.calibrators import (
+from numbias.mitigations import (
     CRITERIA,
     DEFAULT_MITIGATIONS,
     FIT,

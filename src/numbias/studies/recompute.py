@@ -23,7 +23,7 @@ from numbias.data.prompt import PromptTemplate
 from numbias.data.tasks import PreparedTask, task_notes
 from numbias.judge.config import JudgeConfig, RunConfig, judge_as_data
 from numbias.judge.judging import ScoredSet
-from numbias.mitigations.calibrators import PAPER_TEMPERATURES, SettingData
+from numbias.mitigations import PAPER_TEMPERATURES, SettingData
 from numbias.studies.alignment import AlignConfig, AlignResults, align_results
 from numbias.studies.bias import StudyResults, analyse
 from numbias.studies.mitigation import CONTENT_FREE, Comparison, MitigateConfig, MitigateResults, compare_all

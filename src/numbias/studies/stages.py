@@ -41,7 +41,7 @@ from numbias.data.prompt import Prompt
 from numbias.judge.config import JudgeConfig
 from numbias.judge.judging import Judge, Progress, no_progress
 from numbias.models.catalog import trained_stage
-from numbias.train.lora import instruction_text, read_records
+from numbias.train.data import instruction_text, read_records
 from numbias.util.errors import NumbiasError
 from numbias.util.fmt import fmt_num, fmt_p
 
