@@ -2,13 +2,19 @@
 summary rated 1-5 by three annotators on four criteria.
 
 For one criterion and one judge it scores every summary (resumable: the distributions are
-kept in OUT/store.sqlite, so a stopped run picks up where it stopped), writes OUT/scores.csv
-(numbias score's format, with the system and dialogue columns), then draws n dialogues
-(n = 25, 50, 100, 200; a budget not below the dialogues scored is skipped), ``--draws`` times
-each, labels every system's summary of a drawn dialogue, and writes OUT/coverage.csv: how
-often each estimator's 95% interval covers every system's true mean human score, and its
-width against the labelled-only mean's. OUT/compare.json is one draw of numbias compare
-at the first budget, for the ranking.
+kept in OUT/store.sqlite or --store, so a stopped run picks up where it stopped), writes
+OUT/scores.csv (numbias score's format, with the system and dialogue columns), then draws
+n dialogues (n = 25, 50, 100, 200; a budget not below the dialogues scored is skipped),
+``--draws`` times each, labels every system's summary of a drawn dialogue, and writes
+OUT/coverage.csv: how often each estimator's 95% interval covers every system's true mean
+human score (with an interval over the draws), and its width against the labelled-only
+mean's. OUT/compare/ is one draw of numbias compare at the first budget, for the ranking.
+
+``--publish DIR`` also writes the judge's scores and score probabilities without the human
+labels or the texts (DIR/judge.csv.gz: the data has no licence to redistribute); ``--from
+DIR`` recomputes coverage.csv and compare/ from them and the data read by path, no model.
+``--limit N`` scores the first N summaries only (sorted by dialogue: whole dialogues when N
+is a multiple of 14).
 
 ``--judge annotator`` uses the first annotator's rating as the predictor and the mean of
 the others as the human score: the statistics checked on real labels at no model cost
@@ -16,8 +22,11 @@ the others as the human score: the statistics checked on real labels at no model
 runs that check on TMU-GFM (five GEC systems, identical outputs merged: a row may count
 for several systems; the source sentence is the group).
 
-    python scripts/systems_coverage.py --criterion relevance --judge qwen2.5-coder-0.5b-instruct \\
-        --out docs/results/systems/qwen-relevance
+    python scripts/systems_coverage.py --criterion relevance --judge qwen2.5-coder-0.5b-instruct \
+        --out /tmp/qwen-relevance --store results-store/systems-qwen-relevance.sqlite \
+        --publish docs/results/systems/qwen-relevance
+    python scripts/systems_coverage.py --criterion relevance --judge qwen2.5-coder-0.5b-instruct \
+        --from docs/results/systems/qwen-relevance --out docs/results/systems/qwen-relevance
     python scripts/systems_coverage.py --criterion relevance --judge annotator --out /tmp/annotator
     python scripts/systems_coverage.py --dataset tmu-gfm --criterion grammer --judge annotator \
         --budgets 50,100,200 --out /tmp/tmu
@@ -26,6 +35,7 @@ for several systems; the source sentence is the group).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -72,7 +82,7 @@ def tmu_items(path: Path, criterion: str) -> pd.DataFrame:
                          "human": ratings.mean(axis=1), "first": ratings[:, 0], "others": ratings[:, 1:].mean(axis=1)})
 
 
-def judged(rows: pd.DataFrame, criterion: str, judge: str, out: Path) -> tuple[Path, str]:
+def judged(rows: pd.DataFrame, criterion: str, judge: str, out: Path, store: Path | None) -> tuple[Path, str]:
     """The folder of scores and the judge-score column: the model's (resumable), or the
     first annotator's rating against the other two's mean."""
     if judge == "annotator":
@@ -85,7 +95,8 @@ def judged(rows: pd.DataFrame, criterion: str, judge: str, out: Path) -> tuple[P
     task = {"file": str(source), "human": "human", "human_range": (1, 5), "group": "dialogue",
             "system_column": "model", "id": "id", "template": template.replace("{dialogue}", "{dialogue_text}")}
     start = time.monotonic()
-    scored = numbias.score(task, {"model": judge, "options": {"n_threads": 1}}, "1-5", store=out / "store.sqlite")
+    scored = numbias.score(task, {"model": judge, "options": {"n_threads": 1}}, "1-5",
+                           store=store or out / "store.sqlite")
     seconds = time.monotonic() - start
     write_scores(scored, out, force=True)
     print(f"scored {len(rows)} summaries in {seconds:.0f} s ({seconds / len(rows):.1f} s per summary, "
@@ -98,28 +109,33 @@ JUDGE_FILE = "judge.csv.gz"
 probability of each score; no human score and no text (the data is read by path)."""
 
 
-def publish(scores: Path, dest: Path) -> None:
+def publish(scores: Path, dest: Path, args: argparse.Namespace) -> None:
     """The committed part of a run: the judge's scores without the human labels or the
-    texts (DialSummEval has no licence to redistribute; its labels are joined by id)."""
+    texts (DialSummEval has no licence to redistribute; its labels are joined by id), and
+    the settings that recompute its tables."""
     frame = pd.read_csv(scores / "scores.csv").drop(columns=["human"])
     probs = pd.read_json(scores / "scores.jsonl", lines=True)
     frame = frame.join(pd.DataFrame(probs["probs"].tolist()).add_prefix("p_")).rename(columns={"group": "dialogue"})
     dest.mkdir(parents=True, exist_ok=True)
     frame.to_csv(dest / JUDGE_FILE, index=False, float_format="%.17g")
+    settings = {"judge": args.judge, "criterion": args.criterion, "limit": args.limit,
+                "summaries": len(frame), "dialogues": int(frame["dialogue"].nunique()),
+                "budgets": [int(b) for b in args.budgets.split(",")], "draws": args.draws}
+    (dest / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 
-def from_published(folder: Path, rows: pd.DataFrame, out: Path) -> tuple[Path, str]:
-    """A published folder's judge scores joined with the human scores read from the data."""
+def from_published(folder: Path, rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """A published folder's judge scores joined with the human scores read from the data
+    (in memory: the labels are never written beside the published scores)."""
     judge = pd.read_csv(folder / JUDGE_FILE)
-    if set(judge["id"]) != set(rows["id"]):
-        raise SystemExit(f"{folder / JUDGE_FILE} does not score the same summaries as the data")
+    if not set(judge["id"]) <= set(rows["id"]):
+        raise SystemExit(f"{folder / JUDGE_FILE} scores summaries the data does not hold")
     joined = judge.merge(rows[["id", "human"]], on="id", validate="one_to_one")
-    path = out / "scores.csv"
-    joined.rename(columns={"dialogue": "group"}).to_csv(path, index=False)
-    return path, "expected"
+    return joined.rename(columns={"dialogue": "group"}), "expected"
 
 
-def check(rows: pd.DataFrame, scores: Path, column: str, args: argparse.Namespace, scale: tuple[float, float]) -> None:
+def check(rows: pd.DataFrame, scores: Path | pd.DataFrame, column: str, args: argparse.Namespace,
+          scale: tuple[float, float]) -> None:
     """The coverage table over the budgets, and one comparison at the first budget."""
     columns = {"score": column, "human_range": scale, "group": "dialogue" if column == "first" else "group",
                "system_column": "model" if column == "first" else "system", "judge_range": scale}
@@ -146,30 +162,34 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="only the first N summaries (a smoke check)")
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
+    parser.add_argument("--store", type=Path, help="the judge's store (default: OUT/store.sqlite)")
     parser.add_argument("--publish", type=Path, help="also write the judge's scores (no labels, no text) here")
     parser.add_argument("--from", dest="source", type=Path,
-                        help="a published folder: recompute from its judge scores, no model")
+                        help="a published folder: recompute from its judge scores and settings.json, no model")
     args = parser.parse_args()
     tmu = args.dataset == "tmu-gfm"
     if tmu and (args.judge != "annotator" or args.criterion not in ("grammer", "fluency", "meaning")):
         parser.error("tmu-gfm takes --judge annotator and --criterion grammer, fluency or meaning")
-    if args.source and args.judge == "annotator":
-        parser.error("--from reads a published judge's scores: name the judge it scored with")
     return args
 
 
 def main() -> None:
     args = arguments()
+    if args.source:
+        stated = json.loads((args.source / "settings.json").read_text(encoding="utf-8"))
+        args.judge, args.criterion, args.limit, args.draws = (stated[k] for k in ("judge", "criterion", "limit",
+                                                                                   "draws"))
+        args.budgets = ",".join(map(str, stated["budgets"]))
     args.out.mkdir(parents=True, exist_ok=True)
     tmu = args.dataset == "tmu-gfm"
     data = args.data or (TMU if tmu else SHARED)
     rows = tmu_items(data, args.criterion) if tmu else items(data, args.criterion, args.limit)
     if args.source:
-        scores, column = from_published(args.source, rows, args.out)
+        scores, column = from_published(args.source, rows)
     else:
-        scores, column = judged(rows, args.criterion, args.judge, args.out)
+        scores, column = judged(rows, args.criterion, args.judge, args.out, args.store)
         if args.publish and column != "first":
-            publish(scores, args.publish)
+            publish(scores, args.publish, args)
     check(rows, scores, column, args, (0.0, 4.0) if tmu else (1.0, 5.0))
 
 

@@ -22,6 +22,7 @@ from numbias.core.inference import paired_effect
 from numbias.core.metrics import pearson_rows
 from numbias.mitigations.selection import CHOICE_ROW, DEFAULT_ROW
 from numbias.report.build import REBUILDS, folder_config, rebuild
+from numbias.studies.comparison import compare, coverage
 from numbias.studies.recompute import DISTS, PREDICTIONS, TEXT, read_csv
 from numbias.util.errors import NumbiasError
 
@@ -101,6 +102,29 @@ def _scores_headline(folder: Path) -> None:
         assert float(r) == pytest.approx(row["pearson"], abs=1e-9), row
 
 
+def _comparison_headline(folder: Path) -> None:
+    """A system comparison on DialSummEval: the judge's published scores joined with the
+    human scores read from the shared data (not redistributed) give the committed
+    coverage table and the committed comparison's estimates, number for number."""
+    published = folder.parent
+    script = runpy.run_path(str(RESULTS.parents[1] / "scripts" / "systems_coverage.py"))
+    if not script["SHARED"].is_file():
+        pytest.skip(f"the human scores are read from {script['SHARED']}, which this machine lacks")
+    settings = json.loads((published / "settings.json").read_text(encoding="utf-8"))
+    rows = script["items"](script["SHARED"], settings["criterion"], settings["limit"])
+    scores, _ = script["from_published"](published, rows)
+    columns = {"score": "expected", "human_range": (1.0, 5.0), "group": "group", "system_column": "system",
+               "judge_range": (1.0, 5.0)}
+    table = coverage(scores, budgets=tuple(settings["budgets"]), draws=settings["draws"], **columns)
+    stated = pd.read_csv(published / "coverage.csv")
+    numbers = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
+    assert np.allclose(table[numbers].to_numpy(float), stated[numbers].to_numpy(float), atol=1e-12)
+    again = compare(scores, labels=settings["budgets"][0], **columns).systems
+    committed = pd.read_csv(folder / "systems.csv")
+    assert np.allclose(again[["naive", "ppi", "ppi_low", "ppi_high"]].to_numpy(float),
+                       committed[["naive", "ppi", "ppi_low", "ppi_high"]].to_numpy(float), atol=1e-12)
+
+
 def test_alignment_lab_stage_table_recomputes_from_its_files(monkeypatch: pytest.MonkeyPatch) -> None:
     """restage.py's stage table, from summary.json and items.csv.gz alone, equals the
     committed stages.csv, and its SFT VADER 0–9 row equals what the write-up states."""
@@ -123,6 +147,9 @@ def test_alignment_lab_stage_table_recomputes_from_its_files(monkeypatch: pytest
 def test_every_study_headline_recomputes_from_its_files(folder: Path, no_backend: Path) -> None:
     """Mitigation: the choice against the default, from the predictions; run and align:
     every summary row's Pearson r, from the distributions."""
+    if (folder / "compare.json").is_file():
+        _comparison_headline(folder)
+        return
     name, config, _, from_files = folder_config(folder)
     if name == "mitigate-config.yaml":
         _mitigation_headline(folder)
