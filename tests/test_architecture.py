@@ -56,7 +56,7 @@ LAYERS = [
     ["report._study"],
     ["report._align", "report._mitigate", "report._compare"],
     ["report.build"],
-    ["cli._common"],
+    ["cli._common", "cli._options"],
     ["cli.commands"],
     ["util", "core", "data", "models", "judge", "train", "studies", "report", "cli"],
     ["__init__", "__main__"],
