@@ -33,7 +33,7 @@ TEMPLATE = ("How fluent is this English text? Answer with one number from {lo} (
 SOURCES = Path("../shared/data/mlqe-pe/en-de/train.tsv")
 CELL = """
 import resource, sys, time
-from numbias.cli.commands import app
+from numbias.cli import app
 start = time.perf_counter()
 try:
     app(sys.argv[1:], standalone_mode=False)

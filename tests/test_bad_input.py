@@ -285,7 +285,7 @@ def test_the_matrix_covers_sixty_kinds() -> None:
 
 
 def _main(args: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
-    from numbias.cli.commands import main
+    from numbias.cli import main
 
     for name, content in FILES.items():
         if not (folder / name).exists():
@@ -396,7 +396,7 @@ def test_the_users_files_are_kept(mine: dict[str, bytes], args: list[str], fragm
 
 def test_force_replaces_and_owned_files_are_replaced_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from numbias.cli.commands import main
+    from numbias.cli import main
     from numbias.util.output import digest, manifest
 
     (tmp_path / "items.csv").write_text(GOOD)
@@ -424,7 +424,7 @@ def test_a_full_disk_while_storing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     line, the store keeps what it had and stays valid, and the same command resumes."""
     import sqlite3
 
-    from numbias.cli.commands import main
+    from numbias.cli import main
 
     connect = sqlite3.connect
 
@@ -468,7 +468,7 @@ def test_items_near_the_context(gap: int, tmp_path: Path, monkeypatch: pytest.Mo
     """1, 2 and 5 tokens from the context: the room the trie needs (1-100's deepest
     spelling " 100" and the end check: 5 tokens) is reserved, so a prompt within 5 tokens
     of the context is one line, and truncated it is scored; 5 short of it fits as it is."""
-    from numbias.cli.commands import main
+    from numbias.cli import main
 
     _near(tmp_path, gap)
     monkeypatch.chdir(tmp_path)
@@ -488,7 +488,7 @@ def test_every_r_undefined_still_writes_the_results(rows: str, tmp_path: Path, m
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """No r can be computed: the results are written all the same, the r shown as
     undefined (— on the page and in the table, null in summary.json)."""
-    from numbias.cli.commands import main
+    from numbias.cli import main
 
     (tmp_path / "flat.csv").write_text("id,text,ctx,score\n" + rows)
     task = {**FILE_TASK, "file": "flat.csv", "human_range": [1, 5]}

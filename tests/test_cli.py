@@ -29,7 +29,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) ->
 
 
 def test_progress_without_a_terminal_goes_to_stderr_as_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    from numbias.cli.commands import log_progress
+    from numbias.cli import log_progress
 
     with log_progress("judge · vader · 0-9", 3, every=0.0) as advance:
         for _ in range(3):
@@ -123,7 +123,7 @@ def test_parquet_without_a_reader(tmp_path: Path) -> None:
     base = ["run", "--template", "Rate {text} from {lo} to {hi}", "--human", "score", "--out", str(tmp_path / "o")]
     pd.DataFrame({"text": ["a", "b"], "score": [1, 2]}).to_parquet(tmp_path / "items.parquet")
     no_reader = ("import sys; sys.modules['pyarrow'] = None; sys.modules['fastparquet'] = None; "
-                 "from numbias.cli.commands import main; sys.argv = ['numbias'] + sys.argv[1:]; main()")
+                 "from numbias.cli import main; sys.argv = ['numbias'] + sys.argv[1:]; main()")
     result = subprocess.run([sys.executable, "-c", no_reader, *base, "--data", "items.parquet"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert_one_line_error(result, "reading items.parquet needs pyarrow: pip install 'numbias[parquet]'")

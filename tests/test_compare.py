@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import numbias
-from numbias.cli.commands import app
+from numbias.cli import app
 from numbias.studies.comparison import coverage, draw_labels, load_items
 from numbias.util.errors import NumbiasError
 

@@ -203,7 +203,7 @@ def test_malformed_configs_and_options_give_one_line(config: dict, options: list
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """Whatever is malformed ends as one error line and exit 2, never a traceback (a
     config that happens to be valid is never run: every judge given is missing)."""
-    from numbias.cli.commands import main
+    from numbias.cli import main
 
     config = {**config, "judges": [str(tmp_path / "no-such-judge.gguf")]}
     (tmp_path / "c.yaml").write_text(json.dumps(config, default=str))

@@ -401,11 +401,11 @@ def test_task_and_dataset_objects_from_python(tmp_path: Path) -> None:
 
 
 def test_options_that_would_be_ignored_are_errors(tmp_path: Path) -> None:
-    from numbias.cli.commands import _tasks
+    from numbias.cli import TaskFlags
 
     path = write(rows(12), tmp_path / "items.csv")
     with pytest.raises(NumbiasError, match="--data missing.csv is not a data file"):
-        _tasks([str(path)], Path("missing.csv"), None)
+        TaskFlags(task=[str(path)], data=Path("missing.csv")).configs()
     data = numbias.load_file(path, fields=["product", "aspect", "review"], human="stars")
     cfg = {"judges": [make("toy")], "out": str(tmp_path / "o")}
     with pytest.raises(NumbiasError, match="group, n do not apply to a Dataset object"):

@@ -25,7 +25,7 @@ numbias.register_backend("plugin-reader", "plugin_judge:reader", replace=True)
 
 
 def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from numbias.cli.commands import main
+    from numbias.cli import main
 
     monkeypatch.setattr(sys, "argv", ["numbias", *args])
     try:

@@ -210,7 +210,7 @@ def test_numbias_report_rebuilds_an_older_folder_from_its_store(kind: str, studi
 
 
 def _cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    from numbias.cli.commands import main
+    from numbias.cli import main
 
     monkeypatch.setattr(sys, "argv", ["numbias", *args])
     try:

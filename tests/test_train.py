@@ -277,7 +277,7 @@ def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeyp
     by_path = run({**config, "judges": [str(out / name)], "out": str(tmp_path / "b")})
     assert by_name.items["expected"].tolist() == by_path.items["expected"].tolist()
     assert by_name.items["numeric_mass"].min() > 0
-    from numbias.cli.commands import models as list_models
+    from numbias.cli import models as list_models
 
     list_models(prepare=False)
     assert "tiny-gemma3-270m-sft-dpo-s0" in capsys.readouterr().out
@@ -434,7 +434,7 @@ def _numbias(*args: str) -> subprocess.Popen:
 
 def _one_line_error(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
     """The CLI run in this process: exit 2 and one line on stderr, which is returned."""
-    from numbias.cli.commands import main
+    from numbias.cli import main
 
     monkeypatch.setattr(sys, "argv", ["numbias", *args])
     with pytest.raises(SystemExit) as stop:

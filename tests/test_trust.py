@@ -138,7 +138,7 @@ def test_a_saved_judge_naming_code_imports_nothing(tmp_path: Path, monkeypatch: 
 def test_a_saved_judge_sends_nothing_to_its_recorded_server(tmp_path: Path, listener: socket.socket,
                                                             monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    from numbias.cli.commands import main
+    from numbias.cli import main
 
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
     judge = {"model": "m", "backend": "openai", "options": {"base_url": url, "api_key_env": SECRET, "api_key": "k"}}

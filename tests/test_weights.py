@@ -113,7 +113,7 @@ def test_an_offline_fetch_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch,
          capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """The command line run in this process: its exit code, stdout and stderr."""
-    from numbias.cli.commands import main
+    from numbias.cli import main
 
     monkeypatch.setattr(sys, "argv", ["numbias", *args])
     try:

@@ -10,7 +10,7 @@ def launch() -> None:
     """Handle signals, then load and run the command line."""
     handle_signals()
     try:
-        from numbias.cli.commands import main
+        from numbias.cli import main
     except Interrupted as exc:
         sys.stderr.write(NOT_STARTED + "\n")
         sys.exit(exc.exit_code)
