@@ -44,7 +44,8 @@ WaitOpt = Annotated[bool, typer.Option(help="When another run writes to the same
 ForceOpt = Annotated[bool, typer.Option(help="Replace files of the results' names that numbias did not write "
                                              "(else such a file stops the command before it starts).")]
 BaseUrlOpt = Annotated[str | None, typer.Option(help="Server of the judges on a server (backend openai), e.g. "
-                                                     "http://localhost:8000/v1; a saved judge's is never used.")]
+                                                     "http://localhost:8000/v1, or several replicas joined by commas; "
+                                                     "a saved judge's is never used.")]
 ApiKeyEnvOpt = Annotated[str | None, typer.Option(help="Environment variable the server's API key is read from "
                                                        "(default: OPENAI_API_KEY).")]
 # Options shared by ``run``, ``align`` and ``mitigate``.

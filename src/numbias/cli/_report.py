@@ -12,7 +12,7 @@ from numbias.cli._options import ForceOpt, WaitOpt
 
 
 def report_cmd(
-    folder: Annotated[Path, typer.Argument(help="Results folder of numbias run, align or mitigate.")],
+    folder: Annotated[Path, typer.Argument(help="Results folder of numbias run, align, mitigate or compare.")],
     open_: Annotated[bool, typer.Option("--open", help="Open the report in the web browser.")] = False,
     wait: WaitOpt = False,
     force: ForceOpt = False,
