@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from scipy.stats import binom
 
 from numbias.core.distribution import ScoreDistribution
 from numbias.core.scale import ScoreScale
@@ -89,6 +88,8 @@ def expected_tv(outcomes: np.ndarray, n: int) -> np.ndarray:
     outcome row and the row itself, exactly: by linearity it is half the sum over
     outcomes of a binomial's mean absolute deviation, which de Moivre's formula gives as
     ``2 m (1 - p) P(X = m)`` with ``m = floor(n p) + 1``."""
+    from scipy.stats import binom  # here: every backend imports this module, and scipy.stats takes seconds
+
     p = np.asarray(outcomes, dtype=float)
     m = np.floor(n * p) + 1
     mad = np.where((p > 0) & (p < 1), 2 * m * (1 - p) * binom.pmf(m, n, p), 0.0)
