@@ -32,7 +32,7 @@ LAYERS = [
     ["backends._gguf", "backends._replicas", "backends.fake"],
     ["backends.llamacpp", "backends.hf", "backends.openai_compat"],
     ["backends"],
-    ["judge.store"],
+    ["judge.store", "judge.workers"],
     ["core.inference"],
     ["core.metrics", "core.conformal", "core.systems"],
     ["mitigations._base"],

@@ -19,7 +19,10 @@ class Backend(Protocol):
 
     A backend may also have ``answer_room(scale) -> int``: the tokens its walk over the
     score trie takes after the prompt, which truncation and the context check reserve
-    (without it: the highest score's digits and the end).
+    (without it: the highest score's digits and the end); and ``order_free = True``: its
+    answer to a prompt does not depend on the prompts scored before or beside it (no
+    batching of items; a cache that changes no result), so items are scored in the
+    order that shares the most prompt prefix and may be sharded over worker processes.
 
     Any object with these members is a judge; the fake backend (fixed logits) is one:
 
@@ -109,7 +112,9 @@ def all_backends() -> dict[str, str | Callable[..., Backend]]:
     return BACKENDS.all()
 
 
-def _factory(name: str) -> Callable[..., Backend]:
+def backend_factory(name: str) -> Callable[..., Backend]:
+    """The factory a backend name (or ``module:attr``) stands for: what a worker process
+    is sent, since a name registered at run time is unknown there."""
     factory = name if ":" in name and name not in BACKENDS else BACKENDS.find(name)
     return import_ref(factory, f"backend {name!r}") if isinstance(factory, str) else factory
 
@@ -138,13 +143,13 @@ def registered(name: str) -> bool:
 def starts_to_describe(name: str) -> bool:
     """Whether a registered backend learns its identity only by starting (a server's
     probed mode): a judge that must not start then takes its identity from the store."""
-    factory = _factory(name)
+    factory = backend_factory(name)
     return getattr(factory, "describe", None) is None and bool(getattr(factory, "identity_after_start", False))
 
 
 def required_options(name: str) -> list[str]:
     """The options a backend's factory needs and has no default for (``model`` aside)."""
-    params = inspect.signature(_factory(name)).parameters.values()
+    params = inspect.signature(backend_factory(name)).parameters.values()
     return [p.name for p in params if p.default is p.empty and p.name != "model"
             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
@@ -158,7 +163,7 @@ def describe_backend(name: str, model: str, options: dict[str, Any]) -> tuple[di
     kept; anything else is identified by its non-secret options. Both attributes are read
     on the registered factory itself. An identity without ``chat`` takes the option's
     value (default True)."""
-    factory = _factory(name)
+    factory = backend_factory(name)
     options = check_options(f"backend {name!r}", factory, {"model": model, **options})
     model = options.pop("model")
     chat = True if options.get("chat") is None else bool(options["chat"])
@@ -174,7 +179,7 @@ def describe_backend(name: str, model: str, options: dict[str, Any]) -> tuple[di
 
 def takes_option(name: str, option: str) -> bool:
     """Whether a backend's factory names ``option`` in its signature."""
-    return option in inspect.signature(_factory(name)).parameters
+    return option in inspect.signature(backend_factory(name)).parameters
 
 
 def create_backend(name: str, **options: Any) -> Backend:
@@ -197,5 +202,5 @@ def create_backend(name: str, **options: Any) -> Backend:
     ...
     numbias.util.errors.NumbiasError: unknown backend 'nope' (known: ...)
     """
-    factory = _factory(name)
+    factory = backend_factory(name)
     return factory(**check_options(f"backend {name!r}", factory, options))

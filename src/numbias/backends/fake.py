@@ -22,7 +22,10 @@ Logits = Callable[[Prompt, tuple[int, ...]], np.ndarray]
 class FakeBackend:
     """``logits(prompt, generated_tokens)`` gives the next-token logits over ``pieces``.
 
-    ``eos`` is the id of an end-of-generation token (its piece should be empty)."""
+    ``eos`` is the id of an end-of-generation token (its piece should be empty). Each
+    prompt is scored alone, so it is ``order_free``."""
+
+    order_free = True
 
     def __init__(
         self,

@@ -64,7 +64,13 @@ class LlamaCppBackend:
     ``temperatures`` (see :attr:`ScoreDistribution.tempered`).
 
     ``float32`` judges an embedded judge's or a trained stage's float32 weights, exported
-    once to GGUF F32 (:mod:`numbias.models.weights`); a trained stage is always judged so."""
+    once to GGUF F32 (:mod:`numbias.models.weights`); a trained stage is always judged so.
+
+    Items are scored one at a time and the cached prefix changes no result, so it is
+    ``order_free``; ``prompt_tokens`` counts the prompt tokens it has evaluated (what
+    prefix reuse leaves to evaluate)."""
+
+    order_free = True
 
     def __init__(
         self,
@@ -104,6 +110,7 @@ class LlamaCppBackend:
         self.temperatures = check_temperatures(temperatures)
         self._t1 = self.temperatures.index(1.0)
         self._cached: list[int] = []
+        self.prompt_tokens = 0
         self._tries: dict[ScoreScale, tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]] = {}
         self.identity = self.describe(model, chat=self.chat, prune=prune, max_pruned=max_pruned,
                                       temperatures=self.temperatures, float32=float32)
@@ -244,6 +251,7 @@ class LlamaCppBackend:
         for i, token in enumerate(tokens[keep:]):
             self._put(i, token, keep + i, self._all_seqs, i == len(tokens) - keep - 1)
         self._cached = list(tokens)
+        self.prompt_tokens += len(tokens) - keep
         return len(tokens) - keep
 
     def _plan(self, scale: ScoreScale) -> tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]:

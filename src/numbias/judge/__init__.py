@@ -1,4 +1,4 @@
-"""A judge and its answers: the run's configuration, the SQLite store, the lazy judge."""
+"""A judge and its answers: the run's configuration, the SQLite store, the lazy judge, its worker processes."""
 
 from numbias._lazy import exports
 
@@ -18,12 +18,14 @@ __all__ = [
     "ScaleList",
     "ScoredSet",
     "Settings",
+    "Shards",
     "Store",
     "TABLES",
     "TaskList",
     "TaskRef",
     "YAML_MAX_VALUES",
     "answer_room",
+    "close_workers",
     "collect",
     "count_items",
     "fit_context",
@@ -34,6 +36,7 @@ __all__ = [
     "no_progress",
     "once_each",
     "one_of",
+    "prefix_order",
     "read_yaml",
     "sampling_mode",
     "setting_identity",
@@ -59,12 +62,14 @@ __getattr__, __dir__ = exports(__name__, {
     "ScaleList": "config",
     "ScoredSet": "judging",
     "Settings": "config",
+    "Shards": "workers",
     "Store": "store",
     "TABLES": "store",
     "TaskList": "config",
     "TaskRef": "config",
     "YAML_MAX_VALUES": "config",
     "answer_room": "judging",
+    "close_workers": "workers",
     "collect": "judging",
     "count_items": "store",
     "fit_context": "judging",
@@ -75,6 +80,7 @@ __getattr__, __dir__ = exports(__name__, {
     "no_progress": "judging",
     "once_each": "config",
     "one_of": "config",
+    "prefix_order": "workers",
     "read_yaml": "config",
     "sampling_mode": "judging",
     "setting_identity": "judging",

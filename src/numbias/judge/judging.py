@@ -5,15 +5,16 @@ at once, so any stop resumes where it was."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import numpy as np
 
 from numbias.backends import Backend, create_backend, describe_backend
-from numbias.backends.base import is_routing, starts_to_describe, takes_option
+from numbias.backends.base import backend_factory, is_routing, starts_to_describe, takes_option
 from numbias.core.distribution import ScoreDistribution, stack
 from numbias.core.metrics import Rule, item_scores
 from numbias.core.sampling import sampled_distribution
@@ -22,6 +23,7 @@ from numbias.data.dataset import Dataset
 from numbias.data.prompt import Prompt, PromptTemplate, fit_field
 from numbias.judge.config import JudgeConfig, SamplingConfig
 from numbias.judge.store import Store, item_slot
+from numbias.judge.workers import ItemError, Scorer, Shards, plan, scored
 from numbias.util.errors import NumbiasError
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
@@ -49,10 +51,13 @@ def store_only() -> Iterator[None]:
 
 
 class Judge:
-    """A configured judge whose backend is loaded only when something is missing."""
+    """A configured judge whose backend is loaded only when something is missing.
+    ``workers``: processes its missing items are sharded over (None: the default for
+    the judge and the cores, see :func:`numbias.judge.workers.plan`)."""
 
-    def __init__(self, config: JudgeConfig) -> None:
+    def __init__(self, config: JudgeConfig, *, workers: int | None = None) -> None:
         self.config = config
+        self.workers = workers
         if config.instance is not None:
             self._backend: Backend | None = config.instance
             self.identity = {"chat": bool(getattr(config.instance, "chat", True)), **config.instance.identity}
@@ -76,11 +81,22 @@ class Judge:
             raise NumbiasError(f"judge {self.config.name}: a report is rebuilt from the store alone and starts no "
                                "backend; run the study's command to compute what it lacks")
         if self._backend is None:
-            options = dict(self.config.options)
-            if takes_option(self.config.backend, "chat"):
-                options["chat"] = self.chat
-            self._backend = create_backend(self.config.backend, model=self.config.model, **options)
+            self._backend = create_backend(self.config.backend, model=self.config.model, **self._options())
         return self._backend
+
+    def _options(self) -> dict[str, Any]:
+        options = dict(self.config.options)
+        if takes_option(self.config.backend, "chat"):
+            options["chat"] = self.chat
+        return options
+
+    def shards(self, n_items: int) -> Shards | None:
+        """The worker processes for ``n_items`` missing items (None: this process); a
+        judge given as an object is always scored here."""
+        if self.config.instance is not None:
+            return None
+        return plan(self.backend, backend_factory(self.config.backend), {"model": self.config.model,
+                    **self._options()}, self.workers, n_items)
 
 
 @dataclass
@@ -130,13 +146,15 @@ def collect(
     *,
     progress: Progress = no_progress,
     mode: dict[str, Any] | None = None,
-    scorer: Callable[[Backend, list[Prompt]], Iterator[ScoreDistribution]] | None = None,
+    scorer: Scorer | None = None,
     truncate: str | None = None,
 ) -> ScoredSet:
     """Distributions for every item, from the store where present, else the model;
-    each new item is stored as soon as it is scored. Items are keyed by their full
-    prompt; one over the judge's context is an error, or with ``truncate`` has that
-    field cut to fit (``meta["cut"]``: characters removed)."""
+    each new item is stored as soon as it is scored, in the order that shares the most
+    prompt prefix between neighbours, by the judge's worker processes where it has
+    them (:mod:`numbias.judge.workers`: the same results as file order in one process).
+    Items are keyed by their full prompt; one over the judge's context is an error, or
+    with ``truncate`` has that field cut to fit (``meta["cut"]``: characters removed)."""
     mode = mode or {"mode": "exact"}
     # A cut depends on the context the judge was given, which its identity need not hold.
     cut = {"truncate": truncate, "judge_options": judge.config.options} if truncate else {}
@@ -155,18 +173,17 @@ def collect(
         reserve = max(int(mode.get("max_tokens", len(str(scale.hi)) + 1)) + 1, answer_room(backend, scale))
         asked, cuts = fit_context(backend, template, scale, judge.chat, [records[i] for i in todo],
                                   [prompts[i] for i in todo], [ids[i] for i in todo], truncate, reserve, task_name)
-        run = scorer or (lambda b, ps: b.score(ps, scale))
+        run = scorer or partial(exact_scores, scale=scale)
         with progress(f"{judge.config.name} · {task_name} · {scale}", len(todo)) as advance:
-            finished = 0
-            try:
-                for dist in run(backend, asked):
-                    if cuts[finished]:
-                        dist.meta["cut"] = cuts[finished]
-                    store.put(key, slots[todo[finished]], dist, dist.meta.get("n_tokens"))
-                    finished += 1
-                    advance(1)
-            except NumbiasError as exc:
-                raise NumbiasError(f"item {ids[todo[finished]]!r} of {task_name}: {exc}") from None
+            try:  # closed on any stop here too (a full disk, Ctrl-C), which stops the workers at once
+                with closing(scored(backend, asked, run, judge.shards(len(todo)))) as results:
+                    for k, dist in results:
+                        if cuts[k]:
+                            dist.meta["cut"] = cuts[k]
+                        store.put(key, slots[todo[k]], dist, dist.meta.get("n_tokens"))
+                        advance(1)
+            except ItemError as exc:
+                raise NumbiasError(f"item {ids[todo[exc.index]]!r} of {task_name}: {exc}") from None
     stored = store.get(key, slots)
     label = "exact" if mode["mode"] == "exact" else str(mode.get("label", "sampled"))
     return ScoredSet(judge.config.name, task_name, scale, data, [stored[s] for s in slots], label,
@@ -219,13 +236,21 @@ def fit_context(backend: Backend, template: PromptTemplate, scale: ScoreScale, c
     return asked, cuts
 
 
-def sampling_mode(sampling: SamplingConfig, scale: ScoreScale) -> tuple[dict[str, Any], Callable]:
+def exact_scores(backend: Backend, prompts: list[Prompt], *, scale: ScoreScale) -> Iterator[ScoreDistribution]:
+    """The default scorer: the backend's exact distributions (a module-level function,
+    so that it pickles to worker processes)."""
+    return backend.score(prompts, scale)
+
+
+def sampling_mode(sampling: SamplingConfig, scale: ScoreScale) -> tuple[dict[str, Any], Scorer]:
     """Store identity and scorer for the paper's sampling protocol."""
     mode = {"mode": "sampled", "label": sampling.label, **sampling.model_dump()}
+    return mode, partial(sampled_scores, sampling=sampling, scale=scale)
 
-    def scorer(backend: Backend, prompts: list[Prompt]) -> Iterator[ScoreDistribution]:
-        for texts in backend.sample(prompts, n=sampling.n, temperature=sampling.temperature,
-                                    max_tokens=sampling.max_tokens, seed=sampling.seed):
-            yield sampled_distribution(texts, scale, sampling.temperature)
 
-    return mode, scorer
+def sampled_scores(backend: Backend, prompts: list[Prompt], *, sampling: SamplingConfig,
+                   scale: ScoreScale) -> Iterator[ScoreDistribution]:
+    """The sampling protocol's answers read as distributions."""
+    for texts in backend.sample(prompts, n=sampling.n, temperature=sampling.temperature,
+                                max_tokens=sampling.max_tokens, seed=sampling.seed):
+        yield sampled_distribution(texts, scale, sampling.temperature)
