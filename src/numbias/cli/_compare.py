@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from numbias.cli._common import RUNNING, Column, console, interval, number, print_table, rich_progress, text
-from numbias.cli._options import ForceOpt, Server, Tailored, TaskFlags, WaitOpt, applies, flag, grouped
+from numbias.cli._options import ForceOpt, Server, Tailored, TaskFlags, WaitOpt, WorkersOpt, applies, flag, grouped
 from numbias.cli._score import judge_flags, score_judge
 from numbias.util.errors import NumbiasError
 from numbias.util.fmt import fmt_ci, fmt_num
@@ -49,6 +49,7 @@ def compare_cmd(
     wait: WaitOpt = False,
     force: ForceOpt = False,
     server: Server = Server(),
+    workers: WorkersOpt = None,
 ) -> None:
     """Which system is better, and how sure: naive, labelled-only and PPI++ means, every pair A − B."""
     from numbias.data.tasks import parse_range
@@ -60,7 +61,8 @@ def compare_cmd(
     folder = checked_path(out)
     ranges = {k: parse_range(v, flag(k)) if v else None
               for k, v in (("human_range", tasks.human_range), ("judge_range", judge_range))}
-    judge = {"--model": model, "--backend": backend, "--range": range_, "--calibrated": calibrated}
+    judge = {"--model": model, "--backend": backend, "--range": range_, "--calibrated": calibrated,
+             "--workers": workers}
     with one_writer(folder, wait=wait):
         source, columns = _compare_source(scores, tasks, judge, folder, server)
         results = compare(source, score=score_column, labels=labels, seed=seed, threshold=threshold, n_boot=bootstrap,
@@ -95,7 +97,7 @@ def _score_here(tasks: TaskFlags, judge: dict[str, Any], folder: Path, server: S
     configs = tasks.configs()
     RUNNING["store"] = folder / "store.sqlite"
     return score_items(configs[0], named, judge["--range"], store=folder / "store.sqlite", calibrated=saved,
-                       progress=rich_progress)
+                       progress=rich_progress, workers=judge["--workers"])
 
 
 def print_comparison(results: Any) -> None:

@@ -48,6 +48,9 @@ BaseUrlOpt = Annotated[str | None, typer.Option(help="Server of the judges on a 
                                                      "a saved judge's is never used.")]
 ApiKeyEnvOpt = Annotated[str | None, typer.Option(help="Environment variable the server's API key is read from "
                                                        "(default: OPENAI_API_KEY).")]
+WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Processes a judge's missing items are scored in "
+                                                     "(default: one per core for a CPU llama.cpp judge, at most 4; "
+                                                     "the results do not depend on it).")]
 # Options shared by ``run``, ``align`` and ``mitigate``.
 FromOpt = Annotated[Path | None, typer.Option("--from", help="Re-analyse this results folder from its own files "
                                                               "(distributions and items): no model, store or data.")]
@@ -144,6 +147,7 @@ class StudyFlags:
     scale: ScaleOpt = None
     source: FromOpt = None
     out: OutOpt = None
+    workers: WorkersOpt = None
 
     def read(self, name: str, config: Path | None, other: Any) -> dict[str, Any]:
         """A study's settings: from its config file (or none), or with ``--from`` those of
@@ -163,11 +167,12 @@ class StudyFlags:
         return read_yaml(self.source / name)
 
     def settings(self, tasks: list[dict[str, Any]]) -> dict[str, Any]:
-        """The settings given: the judges, ``tasks`` and scales where there are any, the
-        results folder checked."""
+        """The settings given: the judges, ``tasks``, scales and workers where there are
+        any, the results folder checked."""
         from numbias.util.output import checked_path
 
-        given = {k: v for k, v in (("judges", self.judge), ("tasks", tasks), ("scales", self.scale)) if v}
+        given = {k: v for k, v in (("judges", self.judge), ("tasks", tasks), ("scales", self.scale),
+                                   ("workers", self.workers)) if v}
         return given if self.out is None else {**given, "out": str(checked_path(self.out))}
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from numbias.cli._common import RUNNING, console, rich_progress
-from numbias.cli._options import ForceOpt, Server, TaskFlags, WaitOpt, grouped
+from numbias.cli._options import ForceOpt, Server, TaskFlags, WaitOpt, WorkersOpt, grouped
 from numbias.util.errors import NumbiasError
 
 
@@ -27,6 +27,7 @@ def score(
     wait: WaitOpt = False,
     force: ForceOpt = False,
     server: Server = Server(),
+    workers: WorkersOpt = None,
 ) -> None:
     """Score items, labelled or not: each item's exact distribution and its score by
     every rule (scores.jsonl, scores.csv); with --calibrated, the saved judge's scores."""
@@ -43,7 +44,7 @@ def score(
     RUNNING["store"] = folder / "store.sqlite"
     with one_writer(folder, wait=wait):
         scored = score_items(configs[0], judge, range_, store=folder / "store.sqlite", calibrated=saved,
-                             progress=rich_progress)
+                             progress=rich_progress, workers=workers)
         paths = write_scores(scored, folder, force=force)
     for note in scored.notes:
         console.print(f"note: {note}")

@@ -327,6 +327,10 @@ class RunConfig(Settings):
     store: str | None = None
     seed: int = 0
     bootstrap: int = 1000
+    workers: int | None = Field(None, ge=1)
+    """Processes a judge's missing items are sharded over (None: one per core for a CPU
+    llama.cpp judge, at most 4, each with its share of the threads; 1: one process).
+    The results do not depend on it."""
 
     @field_validator("modes", mode="before")
     @classmethod

@@ -71,6 +71,10 @@ class AlignConfig(Settings):
     bootstrap: int = 1000
     diversity: DiversityConfig | None = None
     """Free generations of every judge on held-out instructions, for distinct-n."""
+    workers: int | None = Field(None, ge=1)
+    """Processes a judge's missing items are sharded over (None: one per core for a CPU
+    llama.cpp judge, at most 4, each with its share of the threads; 1: one process).
+    The results do not depend on it."""
 
     @model_validator(mode="after")
     def _protocol_can_read(self) -> AlignConfig:
@@ -99,7 +103,8 @@ class AlignConfig(Settings):
         return RunConfig(judges=list(judges.values()), tasks=self.tasks, scales=self.scales,
                          rules=["expected", "protocol"], modes=["exact", "sampled"] if self.sample else ["exact"],
                          sampling=self.sampling,
-                         out=self.out, store=self.store, seed=self.seed, bootstrap=self.bootstrap)
+                         out=self.out, store=self.store, seed=self.seed, bootstrap=self.bootstrap,
+                         workers=self.workers)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from numbias.data.tasks import PreparedTask, prepare_tasks, task_notes
 from numbias.judge.config import RunConfig
 from numbias.judge.judging import Judge, Progress, ScoredSet, collect, no_progress, sampling_mode
 from numbias.judge.store import Store
+from numbias.judge.workers import close_workers
 from numbias.util.errors import NumbiasError
 
 
@@ -97,7 +98,7 @@ def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress 
     if not isinstance(config, RunConfig):
         config = RunConfig.parse(config or {})
     tasks = prepare_tasks(config.tasks, labelled=True)
-    judges = [Judge(jc) for jc in config.judges]
+    judges = [Judge(jc, workers=config.workers) for jc in config.judges]
     scales = [ScoreScale.parse(s) for s in config.scales]
     sets: list[ScoredSet] = []
     with Store(config.store_path) as store:
@@ -105,6 +106,7 @@ def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress 
             for task in tasks:
                 for scale in scales:
                     sets += collect_modes(judge, task, scale, store, config, progress)
+    close_workers()  # their memory is the analysis's
     return analyse(config, sets, notes=task_notes(tasks))
 
 

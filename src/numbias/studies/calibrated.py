@@ -23,6 +23,7 @@ from numbias.data.prompt import SCALE_FIELDS, PromptTemplate
 from numbias.judge.config import JudgeConfig, judge_as_data
 from numbias.judge.judging import Judge, Progress, collect, no_progress
 from numbias.judge.store import Store
+from numbias.judge.workers import close_workers
 from numbias.mitigations import Fitted, Setting, SettingData, dev_predictions, get_mitigation
 from numbias.util.errors import NumbiasError, first_line, readable_file, validation_message
 from numbias.util.output import text, write_one
@@ -242,6 +243,7 @@ class CalibratedJudge:
         with TemporaryDirectory() as tmp, Store(store or Path(tmp) / "store.sqlite") as db:
             read = [collect(self.judge, data.name, data, self.template, scale, db, progress=progress,
                             truncate=self.truncate).distributions for scale in scales]
+        close_workers()
         if len(read) == 1:
             return read[0]
         return [mixture(parts, self.scale) for parts in zip(*read)]

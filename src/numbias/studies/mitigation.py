@@ -40,6 +40,7 @@ from numbias.judge.config import (
 )
 from numbias.judge.judging import Judge, Progress, collect, no_progress, sampling_mode
 from numbias.judge.store import Store
+from numbias.judge.workers import close_workers
 from numbias.mitigations import (
     CRITERIA,
     DEFAULT_MITIGATIONS,
@@ -111,8 +112,12 @@ class MitigateConfig(Settings):
     method is from the best possible choice (not a method: it reads test labels)."""
     n_jobs: int = Field(1, ge=1)
     """Worker processes comparing the judge × task pairs once every answer is read
-    (the scoring itself is sequential); the results do not depend on it."""
+    (the scoring's processes are ``workers``); the results do not depend on it."""
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    workers: int | None = Field(None, ge=1)
+    """Processes a judge's missing items are sharded over (None: one per core for a CPU
+    llama.cpp judge, at most 4, each with its share of the threads; 1: one process).
+    The results do not depend on it."""
     out: Folder = "numbias-mitigate"
     store: str | None = None
     seed: int = 0
@@ -390,7 +395,7 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
         if config.criterion == "group_pearson" and task.data.groups is None:
             raise NumbiasError(f"criterion group_pearson needs a group column; task {task.label!r} has none "
                                "(give group: COLUMN / --group COLUMN)")
-    judges = [Judge(jc) for jc in config.judges]  # every judge's options checked before any model loads
+    judges = [Judge(jc, workers=config.workers) for jc in config.judges]  # options checked before a model loads
     jobs = []
     with Store(config.store_path) as store:
         for jc, judge in zip(config.judges, judges):
@@ -402,6 +407,7 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
                 per_scale = _read_scales(judge, task, store, config, progress)
                 sampled = _sample_paper_temperatures(judge, task, store, config, progress) if config.sample else {}
                 jobs.append((jc, task, per_scale, sampled, config))
+    close_workers()  # before the comparisons fork processes of their own
     return MitigateResults(config, compare_all(jobs, config.n_jobs), task_notes(tasks))
 
 

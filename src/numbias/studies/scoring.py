@@ -26,6 +26,7 @@ from numbias.data.tasks import PreparedTask, TaskConfig, prepare_tasks
 from numbias.judge.config import JudgeConfig, JudgeRef, TaskRef, task_ref, validate_config
 from numbias.judge.judging import Judge, Progress, ScoredSet, collect, no_progress
 from numbias.judge.store import Store
+from numbias.judge.workers import close_workers
 from numbias.models.catalog import DEFAULT_JUDGE
 from numbias.studies.calibrated import CalibratedJudge
 from numbias.util.errors import NumbiasError
@@ -107,10 +108,12 @@ def score(
     store: str | Path | None = None,
     calibrated: CalibratedJudge | str | Path | None = None,
     progress: Progress = no_progress,
+    workers: int | None = None,
 ) -> ScoredItems:
     """Score one task's items (labelled or not). With ``calibrated`` (a saved judge or its
     file), its judge, scale and prompt are used and calibrated scores are added; the
-    scale defaults to 0-9.
+    scale defaults to 0-9. ``workers``: processes the items are sharded over (None: the
+    judge's default, :func:`numbias.judge.workers.plan`).
 
     >>> import tempfile
     >>> import numpy as np, pandas as pd
@@ -136,6 +139,7 @@ def score(
         if judge is not None or scale is not None:
             raise NumbiasError("a calibrated judge fixes its judge and scale: give neither with calibrated")
         saved = calibrated if isinstance(calibrated, CalibratedJudge) else CalibratedJudge.load(calibrated)
+        saved.judge.workers = workers
         return _score_calibrated(task, saved, store, progress)
 
     tc = validate_config(_OneTask, {"task": task}, "numbias score").task
@@ -143,8 +147,9 @@ def score(
     prepared = _prepare(tc)
     on = ScoreScale.parse(scale or PAPER_SCALE)
     with Store(store or Path("numbias-scores") / "store.sqlite") as db:
-        scored = collect(Judge(jc), prepared.label, prepared.data, prepared.template, on, db, progress=progress,
-                         truncate=prepared.truncate)
+        scored = collect(Judge(jc, workers=workers), prepared.label, prepared.data, prepared.template, on, db,
+                         progress=progress, truncate=prepared.truncate)
+    close_workers()
     notes = [f"{prepared.label}: {n}" for n in prepared.data.notes]
     return ScoredItems(prepared, on, scored.distributions, _rule_scores(scored, notes), notes=notes)
 
