@@ -1,8 +1,9 @@
 """A pytest plugin (loaded by tests/conftest.py) that keeps the markers honest: a test
-that starts a process, drives Chromium or loads an embedded judge (itself or through a
-fixture it uses, however cached) fails unless it carries ``subprocess``, ``browser`` or
-``model``. ``make test-fast`` deselects by these markers, so a missing one would put a
-slow or machine-dependent test in the fast subset without anyone noticing."""
+that starts a process (a spawned worker too), drives Chromium or loads an embedded
+judge (itself or through a fixture it uses, however cached) fails unless it carries
+``subprocess``, ``browser`` or ``model``. ``make test-fast`` deselects by these
+markers, so a missing one would put a slow or machine-dependent test in the fast
+subset without anyone noticing."""
 
 from __future__ import annotations
 
@@ -62,6 +63,21 @@ def _watch_processes() -> None:
     _UNDO.append(lambda: setattr(subprocess.Popen, "__init__", original))
 
 
+def _watch_spawns() -> None:
+    """A process multiprocessing spawns (numbias's scoring workers) runs Python: it is
+    ``subprocess`` too, though it starts without :class:`subprocess.Popen`."""
+    import multiprocessing.util as mp_util
+
+    original = mp_util.spawnv_passfds
+
+    def spawned(path: Any, args: Any, passfds: Any) -> int:
+        _need("subprocess")
+        return original(path, args, passfds)
+
+    mp_util.spawnv_passfds = spawned
+    _UNDO.append(lambda: setattr(mp_util, "spawnv_passfds", original))
+
+
 def _watch_judges() -> None:
     """An embedded judge's weights resolved (what every backend does before loading
     them) is ``model``; a made-up spec in a test is not."""
@@ -80,6 +96,7 @@ def _watch_judges() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _watch_processes()
+    _watch_spawns()
     _watch_judges()
 
 

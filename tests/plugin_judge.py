@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 import zlib
 
@@ -13,6 +14,7 @@ import numpy as np
 from numbias.backends.fake import FakeBackend
 from numbias.data.prompt import Prompt, PromptTemplate
 from numbias.data.tasks import Task
+from numbias.util.errors import NumbiasError
 
 PIECES = [str(d) for d in range(10)] + [" ", "x", ""]
 
@@ -29,28 +31,40 @@ def logits(prompt: Prompt, context: tuple[int, ...]) -> np.ndarray:
 
 class SlowFake(FakeBackend):
     """The fake judge taking ``delay`` seconds per item and logging each item it scores
-    to ``log`` (one line per item, appended): what a crash test needs to see."""
+    to ``log`` (one line per item, appended, with the id of the process that scored
+    it): what a crash test needs to see. An item whose prompt has the word ``fail`` is
+    a backend's error; one with the word ``die`` kills the process scoring it."""
 
-    def __init__(self, *args: object, delay: float, log: str | None, **kwargs: object) -> None:
+    def __init__(self, *args: object, delay: float, log: str | None, fail: str | None = None,
+                 die: str | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.delay, self.log = delay, log
+        self.delay, self.log, self.fail, self.die = delay, log, fail, die
 
     def score(self, prompts, scale):  # noqa: ANN001, ANN201 - the Backend protocol's signature
         for prompt, dist in zip(prompts, super().score(prompts, scale)):
+            words = prompt.user.split()
+            if self.die in words:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.fail in words:
+                raise NumbiasError(f"the judge cannot score {self.fail}")
             time.sleep(self.delay)
             if self.log:
                 with open(self.log, "a", encoding="utf-8") as fh:
-                    fh.write(f"{scale}|{prompt.user}\n")
+                    fh.write(f"{scale}|{prompt.user}|{os.getpid()}\n")
             yield dist
 
 
 def make(model: str, chat: bool = True, context_length: int = 4096, delay: float | None = None,
-         log: str | None = None) -> FakeBackend:
-    """``delay`` and ``log`` default to ``$PLUGIN_JUDGE_DELAY`` and ``$PLUGIN_JUDGE_LOG``,
-    so a command that takes no judge options (``numbias score``) can set them too."""
+         log: str | None = None, fail: str | None = None, die: str | None = None) -> FakeBackend:
+    """``delay``, ``log``, ``fail`` and ``die`` default to ``$PLUGIN_JUDGE_DELAY``,
+    ``$PLUGIN_JUDGE_LOG``, ``$PLUGIN_JUDGE_FAIL`` and ``$PLUGIN_JUDGE_DIE``, so a command
+    that takes no judge options (``numbias score``) can set them too, and a judge's
+    identity stays the same when they change."""
     delay = float(os.environ.get("PLUGIN_JUDGE_DELAY", 0)) if delay is None else delay
     log = log or os.environ.get("PLUGIN_JUDGE_LOG")
-    backend = SlowFake(PIECES, logits, eos=len(PIECES) - 1, context_length=context_length, delay=delay, log=log)
+    fail, die = fail or os.environ.get("PLUGIN_JUDGE_FAIL"), die or os.environ.get("PLUGIN_JUDGE_DIE")
+    backend = SlowFake(PIECES, logits, eos=len(PIECES) - 1, context_length=context_length, delay=delay, log=log,
+                       fail=fail, die=die)
     backend.identity = {**backend.identity, "model": model, "context_length": context_length}
     return backend
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -149,3 +152,61 @@ def test_truncation_near_the_context_leaves_the_trie_its_room(gap: int, smollm2_
     assert (res.items["cut"] > 0).all()
     for s in res.sets:
         assert s.distributions[0].total == pytest.approx(1.0, abs=1e-6)
+
+
+def _scored_json(model: str, data, template, scales: list[str], tmp: Path, workers: int,
+                 **options: object) -> dict:
+    """Each item's distribution (JSON, by scale and id) scored on a fresh store."""
+    from numbias.judge.config import JudgeConfig
+    from numbias.judge.judging import Judge, collect
+    from numbias.judge.store import Store
+    from numbias.judge.workers import close_workers
+
+    judge = Judge(JudgeConfig(model=model, options={"temperatures": [0.7], **options}), workers=workers)
+    with Store(tmp / f"{workers}-{len(list(tmp.iterdir()))}.sqlite") as store:
+        sets = [collect(judge, data.name, data, template, ScoreScale.parse(s), store) for s in scales]
+    close_workers()
+    return {(str(s.scale), i): json.dumps(d.to_dict()) for s in sets for i, d in zip(data.ids, s.distributions)}
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_workers_and_the_scoring_order_change_no_byte(tmp_path: Path) -> None:
+    """Two worker processes of one thread against one process of all threads, on the
+    file's order and on the file shuffled, pruned (the default) and full: the same
+    distributions byte for byte (llama.cpp's logits do not depend on the batch a
+    prompt's tail is evaluated in, nor on the threads)."""
+    from numbias.data.dataset import make_dataset
+
+    data = TASKS["vader"].load(n=6, seed=4)
+    frame = data.frame.sample(frac=1, random_state=1).reset_index(drop=True)
+    shuffled = make_dataset(data.name, frame, fields=["word"], human_range=data.human_range)
+    template, scales = TASKS["vader"].template, ["0-9", "1-10"]
+    for options in ({"prune": 1e-4}, {}):
+        one = _scored_json("smollm2-135m-instruct", data, template, scales, tmp_path, 1, **options)
+        assert _scored_json("smollm2-135m-instruct", shuffled, template, scales, tmp_path, 2, **options) == one
+        assert _scored_json("smollm2-135m-instruct", data, template, scales, tmp_path, 2, **options) == one
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_long_prompts_are_the_same_scored_whole_or_after_a_cached_prefix(shared_data: Path, tmp_path: Path) -> None:
+    """DialSummEval summaries of ~650-token prompts (over llama.cpp's 512-token micro-
+    batch): one process reuses each dialogue for its next summary, two workers start
+    runs inside a dialogue and evaluate it whole; the distributions agree byte for byte."""
+    import pandas as pd
+
+    from numbias.data.dataset import make_dataset
+    from numbias.data.prompt import PromptTemplate
+
+    rows = pd.read_json(shared_data / "dialsumm" / "dialsumm.jsonl", lines=True)
+    longest = rows.drop_duplicates("id").assign(n=lambda f: f["dialogue"].str.len()).nlargest(2, "n")["id"]
+    picked = rows[rows["id"].isin(set(longest))].groupby("id", sort=False).head(2).reset_index(drop=True)
+    frame = pd.DataFrame({"id": [f"{d}-{m}" for d, m in zip(picked["id"], picked["model_id"])],
+                          "dialogue": picked["dialogue"], "summary": picked["summary"], "human": 3.0})
+    data = make_dataset("dialsumm", frame, fields=["dialogue", "summary"], human_range=(1.0, 5.0))
+    template = PromptTemplate("Dialogue:\n{dialogue}\n\nSummary:\n{summary}\n\nRate the summary from {lo} to {hi}.")
+    one = _scored_json("smollm2-135m-instruct", data, template, ["1-5"], tmp_path, 1, prune=1e-4)
+    assert _scored_json("smollm2-135m-instruct", data, template, ["1-5"], tmp_path, 2, prune=1e-4) == one
