@@ -34,3 +34,4 @@ bench: setup
 	$(VENV)/bin/python benchmarks/bench_start.py
 	$(VENV)/bin/python benchmarks/bench_trie.py
 	$(VENV)/bin/python benchmarks/bench_growth.py
+	$(VENV)/bin/python benchmarks/bench_throughput.py
