@@ -4,10 +4,10 @@ beside a busy core, and the order items are scored in for prefix reuse.
 1. Workers. The default study's judge and settings (pruned trie, T = 1 and 0.7 read)
    on VADER words at its scales, scored four times, each on a fresh store with the
    model loaded anew (and the workers started anew): one process (``workers: 1``, the
-   llama.cpp threads of all cores, as before workers existed) and the default workers,
-   each on the idle machine and beside a busy core (a bounded CPU loop this benchmark
-   starts and stops). Targets: the default's loaded / idle time at most 1.6, and its
-   idle speed at least 1.0x one process's. All four runs must give identical
+   llama.cpp threads of all cores, today's default) and ``--workers`` workers (one per
+   core), each on the idle machine and beside a busy core (a bounded CPU loop this
+   benchmark starts and stops). Targets for workers to become the default: their loaded
+   / idle time at most 1.6, and their idle speed at least 1.0x one process's. All four runs must give identical
    distributions.
 2. Long items. Summaries of DialSummEval dialogues (read by path from
    ``../shared/data/dialsumm``, the longest dialogues, several summaries each), in the
@@ -47,7 +47,7 @@ from numbias.data.tasks import TASKS
 from numbias.judge.config import JudgeConfig
 from numbias.judge.judging import Judge, collect
 from numbias.judge.store import Store
-from numbias.judge.workers import close_workers
+from numbias.judge.workers import close_workers, usable_cores
 from numbias.models.catalog import DEFAULT_JUDGE
 
 DIALSUMM = Path("../shared/data/dialsumm/dialsumm.jsonl")
@@ -87,7 +87,7 @@ def _json(dist: ScoreDistribution) -> str:
 
 
 def workers_part(args: argparse.Namespace) -> None:
-    """One process against the default workers, idle and beside a busy core."""
+    """One process against ``--workers`` workers, idle and beside a busy core."""
     task = TASKS["vader"]
     data, scales = task.load(n=args.items, seed=0), [ScoreScale.parse(s) for s in args.scales]
     config = JudgeConfig(model=args.judge, options={"prune": DEFAULT_PRUNE, "temperatures": [0.7]})
@@ -187,7 +187,8 @@ def main() -> None:
     parser.add_argument("--judge", default=DEFAULT_JUDGE)
     parser.add_argument("--items", type=int, default=100, help="VADER words of the workers part")
     parser.add_argument("--scales", nargs="+", default=["0-9", "1-5", "1-10"])
-    parser.add_argument("--workers", type=int, default=None, help="the workers compared (default: the default)")
+    parser.add_argument("--workers", type=int, default=max(2, usable_cores()),
+                        help="the workers compared with one process (default: one per core, at least 2)")
     parser.add_argument("--long-judge", default=DEFAULT_JUDGE)
     parser.add_argument("--long-scale", default="1-5")
     parser.add_argument("--groups", type=int, default=8, help="dialogues of the long part")

@@ -26,8 +26,6 @@ from numbias.judge.config import JudgeConfig
 from numbias.judge.judging import Judge, collect
 from numbias.judge.store import Store
 from numbias.judge.workers import (
-    AUTO_MAX_WORKERS,
-    AUTO_MIN_ITEMS,
     MAX_CHUNK,
     STOPPED,
     Shards,
@@ -100,28 +98,22 @@ class Threaded:
     def __init__(self, model: str, n_threads: int | None = None, n_gpu_layers: int = 0) -> None: ...
 
 
-def test_the_default_is_a_process_per_core_for_a_cpu_judge_with_threads() -> None:
+def test_the_default_is_one_process() -> None:
+    """Workers are asked for: without them (None) every judge is scored in this process."""
     judge = Recording()
-    many = AUTO_MIN_ITEMS
-    two = plan(judge, Threaded, {"model": "m"}, None, many, cores=2)
-    assert two == Shards(2, Threaded, {"model": "m", "n_threads": 1})
-    big = plan(judge, Threaded, {"model": "m"}, None, many, cores=16)
-    assert big is not None and big.workers == AUTO_MAX_WORKERS and big.options["n_threads"] == 16 // AUTO_MAX_WORKERS
-    assert plan(judge, Threaded, {"model": "m", "n_threads": 2}, None, many, cores=2) is None  # 2 x 2 > 2 cores
-    assert plan(judge, Threaded, {"model": "m", "n_gpu_layers": 99}, None, many, cores=2) is None
-    assert plan(judge, Threaded, {"model": "m"}, None, many - 1, cores=2) is None  # too few to pay the start
-    assert plan(judge, FakeBackend, {}, None, many, cores=2) is None  # no threads of its own: one process
-    assert plan(Recording(order_free=False), Threaded, {}, 2, many, cores=2) is None  # its answers may depend on order
+    assert plan(judge, Threaded, {"model": "m"}, None, 1000, cores=2) is None
+    assert plan(judge, FakeBackend, {}, None, 1000, cores=16) is None
+    assert plan(Recording(order_free=False), Threaded, {}, 2, 100, cores=2) is None  # its answers may depend on order
 
 
 def test_asked_for_workers_split_the_threads() -> None:
     judge = Recording()
     three = plan(judge, Threaded, {"model": "m"}, 3, 100, cores=2)
-    assert three == Shards(3, Threaded, {"model": "m", "n_threads": 1}, given=True)
+    assert three == Shards(3, Threaded, {"model": "m", "n_threads": 1})
     assert plan(judge, Threaded, {"n_threads": 4}, 2, 100, cores=2).options["n_threads"] == 4  # as given
     assert plan(judge, Threaded, {}, 8, 3, cores=2).workers == 3  # no more than the items
     assert plan(judge, Threaded, {}, 1, 100, cores=2) is None
-    assert plan(judge, FakeBackend, {}, 2, 100, cores=2) == Shards(2, FakeBackend, {}, given=True)
+    assert plan(judge, FakeBackend, {}, 2, 100, cores=2) == Shards(2, FakeBackend, {})
 
 
 def _words(words: list[str]):
@@ -162,16 +154,14 @@ def test_an_error_names_the_item_it_stopped_at(tmp_path: Path) -> None:
         assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 1  # apple, then fig stopped it
 
 
-def test_workers_that_cannot_be_sent_are_an_error_only_when_asked_for() -> None:
+def test_workers_that_cannot_be_sent_are_an_error() -> None:
     def local(**_: object) -> FakeBackend:  # not importable by a worker
         return Recording()
 
     prompts, scale = [Prompt(f"w{k}") for k in range(4)], ScoreScale(0, 9)
     score = lambda backend, ps: backend.score(ps, scale)  # noqa: E731 - a scorer that does not pickle
-    default = list(scored(Recording(), prompts, score, Shards(2, local, {})))
-    assert sorted(k for k, _ in default) == [0, 1, 2, 3]  # scored here instead
     with pytest.raises(NumbiasError, match="cannot be scored in worker processes.*set workers to 1"):
-        list(scored(Recording(), prompts, score, Shards(2, local, {}, given=True)))
+        list(scored(Recording(), prompts, score, Shards(2, local, {})))
 
 
 def _study(folder: Path, n: int, **options: object) -> dict:

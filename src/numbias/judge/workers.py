@@ -31,12 +31,6 @@ from numbias.util.errors import NumbiasError, first_line
 Scorer = Callable[[Backend, list[Prompt]], Iterator[ScoreDistribution]]
 """Distributions for prompts, in order, from a backend (exact or the sampling protocol)."""
 
-AUTO_MAX_WORKERS = 4
-"""The most processes the default starts; above it cores go to each worker's threads."""
-AUTO_MIN_ITEMS = 24
-"""Fewer missing items than this are scored in one process by default: starting the
-workers (imports and a model load, a few seconds each) is then about what they save
-on an idle machine."""
 MAX_CHUNK = 12
 """Items handed to a worker at a time, at most (a chunk may stretch to twice this to
 end where neighbours share little): what a stopped run can lose, and how often the
@@ -53,14 +47,12 @@ class ItemError(NumbiasError):
 
 @dataclass(frozen=True)
 class Shards:
-    """Worker processes for a judge: how many, the factory and options each one builds
-    its own backend from, and whether the user asked for them (else they are the
-    default, which gives way to one process where the judge cannot be sent)."""
+    """Worker processes for a judge: how many, and the factory and options each one
+    builds its own backend from."""
 
     workers: int
     factory: Callable[..., Backend]
     options: dict[str, Any] = field(default_factory=dict)
-    given: bool = False
 
 
 def usable_cores() -> int:
@@ -73,24 +65,20 @@ def plan(backend: Backend, factory: Callable[..., Backend], options: dict[str, A
          n_items: int, cores: int | None = None) -> Shards | None:
     """Worker processes for ``n_items`` missing items, or None for this process alone.
     Only an ``order_free`` backend is sharded (its answers cannot depend on its
-    neighbours). The default (``workers`` None): a CPU judge with its own threads
-    (``n_threads``, no ``n_gpu_layers``) gets one process per core, at most
-    :data:`AUTO_MAX_WORKERS`, for :data:`AUTO_MIN_ITEMS` items or more. Threads are
-    split so that workers × threads stays within the cores, unless ``n_threads`` is given."""
+    neighbours). The default (``workers`` None) is one process: workers are the default
+    only once ``benchmarks/bench_throughput.py`` shows them faster on an idle machine.
+    Threads are split so that workers × threads stays within the cores, unless
+    ``n_threads`` is given."""
     cores = cores or usable_cores()
-    threaded = "n_threads" in inspect.signature(factory).parameters
-    threads, given = options.get("n_threads"), workers is not None
-    if not getattr(backend, "order_free", False):
+    if workers is None or not getattr(backend, "order_free", False):
         return None
-    if workers is None:
-        if not threaded or options.get("n_gpu_layers") or n_items < AUTO_MIN_ITEMS:
-            return None
-        workers = max(1, min(AUTO_MAX_WORKERS, cores // (threads or 1)))
     workers = min(workers, n_items)
     if workers <= 1:
         return None
+    threads = options.get("n_threads")
+    threaded = "n_threads" in inspect.signature(factory).parameters
     split = {"n_threads": threads or max(1, cores // workers)} if threaded else {}
-    return Shards(workers, factory, {**options, **split}, given)
+    return Shards(workers, factory, {**options, **split})
 
 
 def prefix_order(prompts: Sequence[Prompt]) -> list[int]:
@@ -127,9 +115,8 @@ def scored(backend: Backend, prompts: Sequence[Prompt], scorer: Scorer,
     the ``shards``' workers in runs of that order. A backend's error is an
     :class:`ItemError` naming the item, raised once every finished item is yielded."""
     order = prefix_order(prompts) if getattr(backend, "order_free", False) else list(range(len(prompts)))
-    if shards is not None and not _sendable(shards, scorer):
-        shards = None
     if shards is not None:
+        _check_sendable(shards, scorer)
         yield from _sharded([prompts[i] for i in order], order, scorer, shards)
         return
     done = 0
@@ -188,21 +175,17 @@ STOPPED = ("a scoring worker process stopped unexpectedly (killed, or out of mem
            "are kept: run the same command to resume (--workers 1 scores in one process)")
 
 
-def _sendable(shards: Shards, scorer: Scorer) -> bool:
-    """Whether the workers can be sent the judge's factory, options and scorer: they
-    must pickle and not live in the main script, which the workers do not run. Asked-for
-    workers that cannot be sent are an error; default ones give way to one process."""
+def _check_sendable(shards: Shards, scorer: Scorer) -> None:
+    """The workers must be sent the judge's factory, options and scorer: they must
+    pickle and not live in the main script, which the workers do not run; else an error."""
     func = getattr(scorer, "func", scorer)
     try:
         pickle.dumps((shards.factory, shards.options, scorer))
         if "__main__" in (getattr(shards.factory, "__module__", None), getattr(func, "__module__", None)):
             raise TypeError("it is defined in the main script")
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
-        if shards.given:
-            raise NumbiasError(f"this judge cannot be scored in worker processes ({first_line(exc)}); set workers "
-                               "to 1") from None
-        return False
-    return True
+        raise NumbiasError(f"this judge cannot be scored in worker processes ({first_line(exc)}); set workers "
+                           "to 1") from None
 
 
 def _pool(shards: Shards) -> ProcessPoolExecutor:
@@ -220,7 +203,7 @@ def _pool(shards: Shards) -> ProcessPoolExecutor:
 def _main_left_alone() -> Iterator[None]:
     """Workers started without the parent's main script: spawn would run it again in
     each one, and a script without the ``if __name__ == "__main__"`` guard would score
-    again there. Nothing a worker is sent lives in it (see :func:`_sendable`)."""
+    again there. Nothing a worker is sent lives in it (see :func:`_check_sendable`)."""
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")
     try:
