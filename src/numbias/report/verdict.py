@@ -16,9 +16,9 @@ import pandas as pd
 
 from numbias.core.inference import UNDEFINED, Effect, adjust, paired_effect, resamples_for
 from numbias.core.metrics import (
-    RULES,
     Interval,
     histogram,
+    is_rule,
     kurtosis,
     kurtosis_rows,
     mode_excess_rows,
@@ -289,7 +289,7 @@ def rule_scores(results: StudyResults, judge: str, task: str, scale: str, rule: 
     exact set for greedy/expected/median/protocol, the sampled set for its label)."""
     for s in results.sets:
         if (s.judge, s.task, str(s.scale)) == (judge, task, scale) and (s.mode == rule or
-                                                                         s.mode == "exact" and rule in RULES):
+                                                                         s.mode == "exact" and is_rule(rule)):
             return s, s.scores(rule if s.mode == "exact" else "protocol")
     raise NumbiasError(f"no scored set of {judge} on {task} at {scale} reads rule {rule!r}")
 
