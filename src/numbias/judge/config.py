@@ -159,6 +159,12 @@ def _rule_names(v: Any) -> Any:
         raise ValueError(str(exc)) from None
 
 
+def _scale_specs(v: Any) -> Any:
+    """Scales as their one spelling: a string (``0-9``, ``words:poor,fair,good``) or a
+    mapping ``{labels: [...], values: [...]}``."""
+    return [str(ScoreScale.parse(s)) for s in v] if isinstance(v, list) else v
+
+
 def once_each(what: str) -> AfterValidator:
     """A list validator: an entry given twice is an error (its rows would collide)."""
 
@@ -176,8 +182,9 @@ Mode = Literal["exact", "sampled"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 DEFAULT_RULES: tuple[Rule, ...] = ("greedy", "expected", "protocol")
 DEFAULT_MODES: tuple[Mode, ...] = ("exact",)
-ScaleList = Annotated[list[str], AfterValidator(lambda v: [str(ScoreScale.parse(s)) for s in v]), once_each("scale")]
-"""Scales written ``LO-HI``, checked and written canonically, each once."""
+ScaleList = Annotated[list[str], BeforeValidator(_scale_specs), once_each("scale")]
+"""Scales (``LO-HI``, ``reversed:LO-HI``, ``letters:A-E``, ``words:...`` or a mapping of
+labels and values), checked and written canonically, each once."""
 
 
 def _named_folder(v: str) -> str:
