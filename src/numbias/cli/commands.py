@@ -121,7 +121,7 @@ DataOpt = Annotated[Path | None, typer.Option(help="Data file (CSV, TSV, JSONL, 
                                                     "data folder of a registered --task.")]
 OptionOpt = Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=200, seed=1, pair=ro-en).")]
 TemplateOpt = Annotated[str | None, typer.Option(help="Prompt template: text with {column} placeholders and "
-                                                      "{lo}/{hi}, or @path to a rubric file.")]
+                                                      "{lo}/{hi}/{labels}, or @path to a rubric file.")]
 SystemOpt = Annotated[str | None, typer.Option(help="System prompt (text or @path).")]
 PrefixOpt = Annotated[str | None, typer.Option(help="Text the answer starts with (e.g. 'Score:').")]
 HumanOpt = Annotated[str | None, typer.Option(help="Data file: the human-score column.")]
@@ -328,7 +328,7 @@ def score(
                                                      "name or module:attr).")] = None,
     task: TaskOpt = None,
     data: DataOpt = None,
-    range_: Annotated[str | None, typer.Option("--range", help="Score scale LO-HI (default 0-9).")] = None,
+    range_: Annotated[str | None, typer.Option("--range", help="Score scale, as --scale (default 0-9).")] = None,
     out: Annotated[str, typer.Option(help="Output folder.")] = "numbias-scores",
     option: OptionOpt = None,
     template: TemplateOpt = None,
@@ -397,7 +397,8 @@ def _score_judge(calibrated: Path | None, fixed: dict[str, str | None],
 FromOpt = Annotated[Path | None, typer.Option("--from", help="Re-analyse this results folder from its own files "
                                                               "(distributions and items): no model, store or data.")]
 JudgeOpt = Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")]
-ScaleOpt = Annotated[list[str] | None, typer.Option(help="Scale LO-HI (repeatable).")]
+ScaleOpt = Annotated[list[str] | None, typer.Option(help="Scale: LO-HI, reversed:LO-HI, letters:A-E or "
+                                                         "words:poor,fair,good (repeatable).")]
 OutOpt = Annotated[str | None, typer.Option(help="Results folder.")]
 
 
@@ -408,7 +409,8 @@ def run_cmd(
     task: TaskOpt = None,
     data: DataOpt = None,
     scale: ScaleOpt = None,
-    rule: Annotated[list[str] | None, typer.Option(help="Scoring rule (repeatable).")] = None,
+    rule: Annotated[list[str] | None, typer.Option(help="Scoring rule (repeatable): greedy, expected, median, "
+                                                        "protocol, quantile:Q, mean-sd:L.")] = None,
     option: OptionOpt = None,
     out: OutOpt = None,
     template: TemplateOpt = None,

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from numbias.core.inference import resampling_note
 from numbias.core.metrics import histogram, to_scale
-from numbias.core.scale import ScoreScale
+from numbias.core.scale import ScoreScale, setting_scale
 from numbias.judge.config import RunConfig, judge_as_data, read_yaml, validate_config
 from numbias.judge.judging import ScoredSet, store_only
 from numbias.report.html import Column, Section, page, table
@@ -38,6 +38,7 @@ from numbias.report.verdict import (
     answer_rule,
     mitigate_verdicts,
     rule_scores,
+    score_label,
     study_verdicts,
 )
 from numbias.studies.alignment import JITTER, AlignConfig, AlignResults, align
@@ -358,7 +359,8 @@ def display_bins(scale: ScoreScale, *shares: np.ndarray, most: int = 21) -> tupl
         return scale.labels, list(shares)
     width = math.ceil(scale.size / 20)
     starts = np.arange(0, scale.size, width)
-    labels = [f"{scale.lo + s}–{scale.lo + min(s + width, scale.size) - 1}" for s in map(int, starts)]
+    names = scale.labels
+    labels = [f"{names[s]}–{names[min(s + width, scale.size) - 1]}" for s in map(int, starts)]
     return labels, [np.add.reduceat(h, starts) for h in shares]
 
 
@@ -428,7 +430,7 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
             "kendall", "human_ceiling", "group_pearson", "group_pearson_low", "group_pearson_high", "groups",
             *[f"system_{c}{end}" for c in ("pearson", "spearman", "kendall") for end in ("", "_low", "_high")],
             "systems"]
-    frame = summary[[k for k in keys if k in summary]]
+    frame = _labelled_modes(summary[[k for k in keys if k in summary]])
     drop = [k for k in ("judge", "task") if frame[k].nunique() == 1]
     drop += [k for k in frame if pd.api.types.is_float_dtype(frame[k]) and frame[k].isna().all()]
     if "group_pearson" in drop:
@@ -436,6 +438,14 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     if "system_pearson" in drop and "systems" in frame:
         drop.append("systems")
     return frame.drop(columns=drop)
+
+
+def _labelled_modes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The mode as the judge writes it on scales of labels or reversed digits (a table of
+    numeric scales only is left as it is)."""
+    if "mode" not in frame or all(setting_scale(s).plain for s in frame["scale"].unique()):
+        return frame
+    return frame.assign(mode=[score_label(s, m) for s, m in zip(frame["scale"], frame["mode"])])
 
 
 SPREAD = ["sd_ratio", "kurtosis", "mode", "mode_share", "human_mode_share", "out_of_scale", "non_numeric"]
@@ -446,7 +456,7 @@ def spread_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """Per judge × task × scale × rule: the SD ratio, the mode's share beside the humans'
     share of that bin, and the out-of-scale and non-numeric mass (a table of their own,
     so the summary still fits the page)."""
-    frame = summary[[k for k in ["judge", "task", "scale", "rule", *SPREAD] if k in summary]]
+    frame = _labelled_modes(summary[[k for k in ["judge", "task", "scale", "rule", *SPREAD] if k in summary]])
     return frame.drop(columns=[k for k in ("judge", "task") if frame[k].nunique() == 1])
 
 
@@ -471,7 +481,8 @@ def histograms(results: StudyResults) -> str:
             for label, rule in _set_rules(s, results.config.rules):
                 row = _row(summary, judge, task, str(s.scale), label)
                 caption = (f"{s.scale} · {label}: kurtosis {fmt_num(row['kurtosis'])}, r {fmt_num(row['pearson'])}, "
-                           f"mode {fmt_num(row['mode'], 0)} ({fmt_num(row['mode_share'], percent=True)})")
+                           f"mode {score_label(str(s.scale), row['mode'])} "
+                           f"({fmt_num(row['mode_share'], percent=True)})")
                 figs.append(figure(caption, paired(s.scale, s.scores(rule), _mapped(s), "judge",
                                                    f"{judge} · {task} · {s.scale} · {label}")))
         per_row = len(results.config.rules) if len(results.config.rules) <= 4 else 4
