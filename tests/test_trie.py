@@ -23,15 +23,15 @@ EOS = PIECES.index("")
 PROMPT = Prompt(user="rate it")
 
 
-def _logits(probabilities: dict[str, float]) -> np.ndarray:
-    row = np.full(len(PIECES), -np.inf)
+def _logits(probabilities: dict[str, float], vocabulary: list[str] = PIECES) -> np.ndarray:
+    row = np.full(len(vocabulary), -np.inf)
     for piece, p in probabilities.items():
-        row[PIECES.index(piece)] = np.log(p)
+        row[vocabulary.index(piece)] = np.log(p)
     return row
 
 
-def _ids(*pieces: str) -> tuple[int, ...]:
-    return tuple(PIECES.index(p) for p in pieces)
+def _ids(*pieces: str, vocabulary: list[str] = PIECES) -> tuple[int, ...]:
+    return tuple(vocabulary.index(p) for p in pieces)
 
 
 def test_hand_computed_distribution_on_0_9() -> None:
@@ -95,15 +95,15 @@ def test_trie_holds_bare_and_space_led_spellings() -> None:
     assert paths == {_ids("1", "0"), _ids("10")}
 
 
-def _random_lm(seed: int):
-    """Random logits per context; after two generated tokens the end token dominates,
-    so brute-force enumeration to depth 3 misses only ~e^-60 of the mass."""
+def _random_lm(seed: int, vocabulary: list[str] = PIECES, tokens: int = 2):
+    """Random logits per context; after ``tokens`` generated tokens the end token
+    dominates, so brute-force enumeration one token deeper misses only ~e^-60 of the mass."""
 
     def logits(_prompt: Prompt, context: tuple[int, ...]) -> np.ndarray:
         rng = np.random.default_rng([seed, zlib.crc32(repr(context).encode())])
-        row = rng.normal(0, 2, len(PIECES))
-        if len(context) >= 2:
-            row[EOS] = 60.0
+        row = rng.normal(0, 2, len(vocabulary))
+        if len(context) >= tokens:
+            row[vocabulary.index("")] = 60.0
         return row
 
     return logits
@@ -208,14 +208,11 @@ WORD_SCALE = ScoreScale.parse("words:very bad,bad,good enough,good,very good")
 
 
 def _word_logits(probabilities: dict[str, float]) -> np.ndarray:
-    row = np.full(len(WORDS), -np.inf)
-    for piece, p in probabilities.items():
-        row[WORDS.index(piece)] = np.log(p)
-    return row
+    return _logits(probabilities, WORDS)
 
 
 def _w(*pieces: str) -> tuple[int, ...]:
-    return tuple(WORDS.index(p) for p in pieces)
+    return _ids(*pieces, vocabulary=WORDS)
 
 
 def test_hand_computed_word_distribution() -> None:
@@ -288,19 +285,6 @@ def test_letters_end_where_no_letter_goes_on() -> None:
     assert dist.other == pytest.approx(0.5 * 0.6)
 
 
-def _word_lm(seed: int):
-    """Random logits over WORDS; after three generated tokens the end dominates."""
-
-    def logits(_prompt: Prompt, context: tuple[int, ...]) -> np.ndarray:
-        rng = np.random.default_rng([seed, zlib.crc32(repr(context).encode())])
-        row = rng.normal(0, 2, len(WORDS))
-        if len(context) >= 3:
-            row[WORD_EOS] = 60.0
-        return row
-
-    return logits
-
-
 def _every_answer(backend: FakeBackend, scale: ScoreScale, depth: int, temperature: float) -> np.ndarray:
     """The mass of each outcome over every answer of up to ``depth`` tokens (then the
     end), each read as a whole by :meth:`ScoreScale.read`: a walk over every context."""
@@ -324,7 +308,7 @@ def test_word_trie_equals_brute_force_enumeration(seed: int, temperature: float)
     """Every answer of up to four tokens: the trie's distribution is the exact sum (no
     path of this vocabulary is past the slack), at each temperature."""
     assert not any(ScoreTrie(WORD_SCALE, WORDS).CUT in n.outcomes for n in ScoreTrie(WORD_SCALE, WORDS).nodes)
-    backend = FakeBackend(WORDS, _word_lm(seed), eos=WORD_EOS)
+    backend = FakeBackend(WORDS, _random_lm(seed, WORDS, 3), eos=WORD_EOS)
     dist = next(backend.score([PROMPT], WORD_SCALE)).at(temperature)
     masses = _every_answer(backend, WORD_SCALE, 4, temperature)
     np.testing.assert_allclose(dist.probs, masses[: WORD_SCALE.size], atol=1e-9)
