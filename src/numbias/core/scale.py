@@ -76,6 +76,7 @@ class ScoreScale:
             raise NumbiasError(f"scale {self}: at most 1001 scores are supported")
 
     def _check_labelled(self) -> None:
+        """A scale of labels: at least two, one per value, that no capitalisation confuses."""
         if self.reverse:
             raise NumbiasError("a reversed scale is one of digits (reversed:LO-HI); list labels worst first instead")
         if len(self.words) < 2:
