@@ -101,7 +101,7 @@ class Calibrator(BaseEstimator, Stateful):
     >>> cal.set_params(rule="mode")
     Traceback (most recent call last):
     ...
-    numbias.util.errors.NumbiasError: unknown rule 'mode' (known: greedy, expected, median, protocol)
+    numbias.util.errors.NumbiasError: unknown rule 'mode' (known: greedy, expected, median, protocol, quantile:Q, ...
     """
 
     unfit_error: ClassVar[type[NumbiasError]] = UnfittableError
