@@ -110,3 +110,45 @@ def reader(model: str, bias: float = 0.0) -> FakeBackend:
     backend = FakeBackend(PIECES, logits, eos=len(PIECES) - 1)
     backend.identity = {**backend.identity, "model": model, "bias": bias, "reader": 1}
     return backend
+
+
+LABEL_PIECES = [*PIECES[:-1], *"ABCDE", "poor", "fair", "good", "very", " good", "excellent", ".", ""]
+"""Digits, letters and the words of a five-word scale (``very good`` is two tokens), then the end."""
+
+
+def _asked_labels(user: str) -> list[str]:
+    """The labels a prompt asks for, worst first: those after the label ask, else the
+    numbers from {lo} to {hi} (descending on a reversed scale)."""
+    if "nothing else: " in user:
+        return user.split("nothing else: ")[-1].split("\n")[0].removesuffix(".").split(", ")
+    lo, hi = (int(x) for x in re.findall(r"from (\d+) to (\d+)", user)[-1])
+    return [str(v) for v in (range(lo, hi + 1) if lo < hi else range(lo, hi - 1, -1))]
+
+
+def labeller(model: str) -> FakeBackend:
+    """A judge on any scale, numbers or labels: it reads an item's true score from the
+    number in its text, as ``reader`` does, puts its first token on the labels near it,
+    then spells the label it started and ends."""
+    end = len(LABEL_PIECES) - 1
+
+    def logits(prompt: Prompt, context: tuple[int, ...]) -> np.ndarray:
+        labels = _asked_labels(prompt.user)
+        row = np.full(len(LABEL_PIECES), -30.0)
+        said = "".join(LABEL_PIECES[t] for t in context)
+        onward = [p for p in range(end) if any(label.startswith(said + LABEL_PIECES[p]) for label in labels)]
+        if context:
+            row[end if said in labels or not onward else max(onward, key=lambda p: len(LABEL_PIECES[p]))] = 10.0
+            return row
+        word = prompt.user.split("Item: ")[-1].split("\n")[0]
+        number = re.findall(r"\d+", word)
+        true = (int(number[-1]) if number else zlib.crc32(word.encode())) % 5 / 4
+        unit = np.clip(true + np.random.default_rng(zlib.crc32(word.encode())).normal(0, 0.15), 0, 1)
+        for k, label in enumerate(labels):
+            first = max((p for p in onward if label.startswith(LABEL_PIECES[p])), key=lambda p: len(LABEL_PIECES[p]))
+            row[first] = np.logaddexp(row[first], -(k / (len(labels) - 1) - unit) ** 2 / 0.03)
+        row[LABEL_PIECES.index("x")] = -4.0
+        return row
+
+    backend = FakeBackend(LABEL_PIECES, logits, eos=end)
+    backend.identity = {**backend.identity, "model": model, "labeller": 1}
+    return backend

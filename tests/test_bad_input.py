@@ -601,7 +601,7 @@ TRUST_CASES: list[tuple[str, list[str], str]] = [
     ("saved negative radius", ["score", "--calibrated", "radius.json", "--data", "items.csv", "--out", "o"],
      "interval.state.radius_: Input should be greater than or equal to 0"),
     ("saved unknown rule", ["score", "--calibrated", "rule.json", "--data", "items.csv", "--out", "o"],
-     "setting.rule: Input should be"),
+     "setting.rule: unknown rule 'vibes'"),
     ("saved bad scale", ["score", "--calibrated", "scale.json", "--data", "items.csv", "--out", "o"],
      "setting.scale:"),
     ("saved infinite temperature", ["score", "--calibrated", "hot.json", "--data", "items.csv", "--out", "o"],

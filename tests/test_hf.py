@@ -36,7 +36,7 @@ def _vectors(dists) -> np.ndarray:
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("scale_text", ["0-9", "1-5", "1-10"])
+@pytest.mark.parametrize("scale_text", ["0-9", "1-5", "1-10", "reversed:1-5", "letters:A-E"])
 def test_agrees_with_llamacpp(hf_smollm2, smollm2, scale_text: str) -> None:
     scale = ScoreScale.parse(scale_text)
     prompts = _prompts(scale, 10)

@@ -37,6 +37,25 @@ def test_trie_equals_forced_choice(smollm2, scale_text: str) -> None:
 
 
 @pytest.mark.model
+@pytest.mark.parametrize(("scale_text", "n"), [("reversed:1-5", 20), ("letters:A-E", 20),
+                                               ("words:poor,fair,good,very good,excellent", 6)])
+def test_label_trie_equals_forced_choice(smollm2, scale_text: str, n: int) -> None:
+    """Reversed digits, letters and words against forced choice (each label as the
+    tokenizer spells it, then no letter or digit): the trie also walks other spellings
+    (a bare space, then the label; one split more), which move a label by under 1e-4,
+    and llama.cpp's cell effect (docs/exactness.md) bounds the rest."""
+    scale = ScoreScale.parse(scale_text)
+    prompts = _prompts(smollm2, scale, n)
+    dists = list(smollm2.score(prompts, scale))
+    errors = np.array([np.abs(d.probs - smollm2.forced_choice(p, scale)).max() for d, p in zip(dists, prompts)])
+    assert np.median(errors) < 1e-4, errors
+    assert errors.max() < 5e-3, errors
+    for d in dists:
+        assert d.total == pytest.approx(1.0, abs=1e-6) and d.meta["pruned"] < 2e-3
+        assert (d.probs >= 0).all() and min(d.below, d.above, d.other) >= 0
+
+
+@pytest.mark.model
 def test_exact_distribution_agrees_with_sampling(smollm2) -> None:
     scale = ScoreScale(0, 9)
     prompts = _prompts(smollm2, scale, 3)

@@ -206,3 +206,31 @@ def test_evaluate_with_groups_fills_the_group_fields() -> None:
     plain = evaluate(scores, human, (-3.0, 3.0), scale, n_boot=100)
     assert np.isnan(plain.group_pearson.value) and np.isnan(plain.group_pearson.low) and plain.groups == 0
     assert plain.notes == ["1 item(s) with no numeric answer dropped"]
+
+
+def test_risk_averse_rules() -> None:
+    """quantile:Q is the lowest value whose cumulative in-scale mass reaches Q (0.5: the
+    median), mean-sd:L the expected value less L standard deviations; both ignore the
+    out-of-scale and other mass, like expected and median."""
+    scale = ScoreScale(1, 4)
+    probs = np.array([[0.1, 0.2, 0.3, 0.2], [0.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0]])
+    rest = np.array([[0.1, 0.0, 0.1], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(item_scores(probs, rest, scale, "quantile:0.5"),
+                                  item_scores(probs, rest, scale, "median"))
+    np.testing.assert_array_equal(item_scores(probs, rest, scale, "quantile:0.2"), [2.0, np.nan, 2.0])
+    np.testing.assert_array_equal(item_scores(probs, rest, scale, "quantile:0.9"), [4.0, np.nan, 3.0])
+    mean = (0.1 * 1 + 0.2 * 2 + 0.3 * 3 + 0.2 * 4) / 0.8
+    sd = np.sqrt((0.1 * (1 - mean) ** 2 + 0.2 * (2 - mean) ** 2 + 0.3 * (3 - mean) ** 2 + 0.2 * (4 - mean) ** 2) / 0.8)
+    np.testing.assert_allclose(item_scores(probs, rest, scale, "mean-sd:0.5"), [mean - 0.5 * sd, np.nan, 2.25])
+    np.testing.assert_array_equal(item_scores(probs, rest, scale, "mean-sd:0"), item_scores(probs, rest, scale,
+                                                                                           "expected"))
+
+
+@pytest.mark.parametrize(("rule", "fragment"), [
+    ("quantile:0", "Q must be above 0 and below 1"), ("quantile:1", "Q must be above 0"),
+    ("mean-sd:-1", "L must be a finite number, 0 or more"), ("mean-sd:inf", "L must be a finite"),
+    ("quantile:low", "'low' is not a number"), ("quantile", "unknown rule"), ("mode", "unknown rule"),
+])
+def test_bad_rules(rule: str, fragment: str) -> None:
+    with pytest.raises(NumbiasError, match=fragment):
+        item_scores(np.ones((1, 3)) / 3, np.zeros((1, 3)), ScoreScale(1, 3), rule)

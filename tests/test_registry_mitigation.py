@@ -116,7 +116,8 @@ BAD_PARAMETERS = [
     (lambda: BatchCalibration(max_weight=0.5), "batch calibration needs max_weight of 1 or more, got 0.5"),
     (lambda: ContextualCalibration(max_weight=True), "contextual calibration needs max_weight of 1 or more, got True"),
     (lambda: OrdinalRegression(folds=1), "ordinal regression needs folds of 2 or more, got 1"),
-    (lambda: IsotonicMapping(rule="mode"), "unknown rule 'mode' (known: greedy, expected, median, protocol)"),
+    (lambda: IsotonicMapping(rule="mode"),
+     "unknown rule 'mode' (known: greedy, expected, median, protocol, quantile:Q, mean-sd:L)"),
 ]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from numbias.backends.fake import FakeBackend
-from numbias.core.sampling import categorize, draw_token
+from numbias.core.sampling import categorize, draw_token, protocol_score, sampled_distribution
 from numbias.core.scale import ScoreScale
 from numbias.data.prompt import Prompt
 
@@ -75,3 +75,28 @@ def test_expected_tv_is_what_sampling_gives() -> None:
     coin = np.array([[0.5, 0.5, 0, 0, 0]])
     assert samples_needed(coin, ScoreScale(0, 1), tv=0.05) == 64  # 0.399 / sqrt(n) < 0.05
     assert samples_needed(coin, ScoreScale(0, 1), tv=1.0, mean_tol=0.01) > 600  # the mean's criterion binds
+
+
+def test_label_scales_are_read_like_their_trie() -> None:
+    """A sampled answer on a scale of labels is read as the exact distribution reads it
+    (categorize) and by the protocol: the first label anywhere, as a whole word."""
+    scale = ScoreScale.parse("words:poor,good,very good")
+    other = scale.size + 2
+    assert [categorize(t, scale) for t in ["good", " Very good.", "goodness", "It is good"]] == [1, 2, other, other]
+    assert protocol_score("It is good, not very good", scale) == (2, 0)
+    assert protocol_score("Very good!", scale) == (3, 0)
+    assert protocol_score("goodness me, a 5", scale) is None
+    dist = sampled_distribution(["good", "Poor", "meh", "very good", "good"], scale, 0.7)
+    np.testing.assert_allclose(dist.probs, [0.2, 0.4, 0.2])
+    assert (dist.other, dist.below, dist.above, dist.n_samples) == (pytest.approx(0.2), 0.0, 0.0, 5)
+
+
+def test_the_protocol_mirrors_a_reversed_scale() -> None:
+    """On reversed:1-5 the answer 1 is value 5; 0 (past the best) clips to the top, 9
+    (past the worst) to the bottom."""
+    scale = ScoreScale.parse("reversed:1-5")
+    assert [protocol_score(t, scale) for t in ["1", "Score: 2", "0", "9", "none"]] == [
+        (5, 0), (4, 0), (5, 1), (1, -1), None]
+    dist = sampled_distribution(["1", "1", "0", "5"], scale, 0.7)
+    np.testing.assert_allclose(dist.probs, [0.25, 0, 0, 0, 0.5])
+    assert (dist.below, dist.above) == (0.0, 0.25)

@@ -119,6 +119,24 @@ def test_topk_distribution_reading() -> None:
     assert d.meta["covered"] == pytest.approx(0.95) and d.meta["low_coverage"]
 
 
+def test_label_scales_over_a_server() -> None:
+    """Top-k reads a first token that spells a whole label (as written or capitalised)
+    for it, one that only begins a label ("very") as other; an exact node's row sums
+    the class of tokens that would go on with a letter or digit over the top-k, and
+    what the top-k leaves out bounds it."""
+    from numbias.backends.openai_compat import exact_row, topk_distribution
+
+    words = ScoreScale.parse("words:good,very good")
+    d = topk_distribution([("good", np.log(0.4)), (" Good", np.log(0.2)), ("very", np.log(0.3)),
+                           ("goodness", np.log(0.05))], words, min_coverage=0.5)
+    np.testing.assert_allclose(d.probs, [0.6, 0.0])
+    assert d.other == pytest.approx(0.4) and (d.below, d.above) == (0.0, 0.0)
+    top = {".": np.log(0.5), "ness": np.log(0.2), "ly": np.log(0.1)}
+    row, bound = exact_row(top, ["."], [frozenset({"ness", "ly", "ish"})])
+    np.testing.assert_allclose(np.exp(row), [0.5, 0.3])
+    assert bound == pytest.approx(0.2)
+
+
 class _FaultyProxy:
     """A loopback HTTP proxy in front of the server that fails every ``every``-th request
     (none with 0), in turn with a 500, a stall past the client's timeout, or a dropped

@@ -75,7 +75,7 @@ class FakeBackend:
             for i, node in enumerate(trie.nodes):
                 self.calls += 1
                 logits = self._logits(prompt, tuple(trie.path(i)))
-                rows.append(tempered_logprobs(logits, node.gather, self.temperatures))
+                rows.append(tempered_logprobs(logits, node.gather, self.temperatures, node.classes))
             yield trie.distribution(rows, self.temperatures)
 
     def sample(

@@ -224,8 +224,9 @@ class TransformersBackend:
             logits = out.logits.float().cpu().numpy()
         results = []
         for b in range(n_items):
-            rows = [tempered_logprobs(root[b], trie.nodes[0].gather, self.temperatures)]
-            rows += [tempered_logprobs(logits[b, j], trie.nodes[j + 1].gather, self.temperatures)
+            rows = [tempered_logprobs(root[b], trie.nodes[0].gather, self.temperatures, trie.nodes[0].classes)]
+            rows += [tempered_logprobs(logits[b, j], trie.nodes[j + 1].gather, self.temperatures,
+                                       trie.nodes[j + 1].classes)
                      for j in range(n_nodes)]
             results.append((rows, next_token_entropy(root[b])))
         return results

@@ -22,7 +22,7 @@ from numbias.backends._gguf import GGUFVocab, import_llama, silent_log
 from numbias.core.distribution import TEMPERATURES, ScoreDistribution, check_temperatures
 from numbias.core.sampling import draw_token
 from numbias.core.scale import ScoreScale
-from numbias.core.trie import ScoreTrie, gather_logprobs, next_token_entropy, tempered_logprobs
+from numbias.core.trie import ScoreTrie, TrieNode, gather_logprobs, next_token_entropy, tempered_logprobs
 from numbias.data.prompt import Prompt
 from numbias.models.catalog import JUDGES, check_gguf, has_chat_template, resolve, trained_stage
 from numbias.models.weights import float32_gguf, float32_source
@@ -224,9 +224,10 @@ class LlamaCppBackend:
         ptr = self._lib.llama_get_logits_ith(self._ctx.ctx, index)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def _read(self, index: int, ids: np.ndarray) -> np.ndarray:
-        """Log-probabilities of ``ids`` after batch row ``index``, one row per temperature."""
-        return tempered_logprobs(self._logits(index), ids, self.temperatures)
+    def _read(self, index: int, node: TrieNode) -> np.ndarray:
+        """A trie node's row after batch row ``index`` (its tokens' log-probabilities,
+        then its classes'), one row per temperature."""
+        return tempered_logprobs(self._logits(index), node.gather, self.temperatures, node.classes)
 
     def _put(self, i: int, token: int, pos: int, seqs: np.ndarray, want: bool) -> None:
         self._tok[i] = token
@@ -303,11 +304,11 @@ class LlamaCppBackend:
                 self._put(start + j, n.token, len(tokens) + n.depth - 1, seqs, True)
             self._decode(start + len(group))
             if g == 0:
-                rows[0] = self._read(start - 1, trie.nodes[0].gather)
+                rows[0] = self._read(start - 1, trie.nodes[0])
                 entropy = next_token_entropy(self._logits(start - 1))
             for j, (node, _) in enumerate(group):
                 if rows[node] is None:
-                    rows[node] = self._read(start + j, trie.nodes[node].gather)
+                    rows[node] = self._read(start + j, trie.nodes[node])
         return rows, entropy
 
     def _walk_pruned(self, tokens: list[int], trie: ScoreTrie, groups: list, depth: int) -> tuple[list, float]:
@@ -322,7 +323,7 @@ class LlamaCppBackend:
         reach[0] = 1.0
         queued = self._prefill(tokens, depth)
         self._decode(queued)
-        rows[0] = self._read(queued - 1, trie.nodes[0].gather)
+        rows[0] = self._read(queued - 1, trie.nodes[0])
         entropy = next_token_entropy(self._logits(queued - 1))
         level, left = [0], float("inf") if self.max_pruned is None else self.max_pruned
         while level:
@@ -340,17 +341,22 @@ class LlamaCppBackend:
             if batch:
                 self._decode(len(batch))
                 for j, node in enumerate(batch):
-                    rows[node] = self._read(j, trie.nodes[node].gather)
+                    rows[node] = self._read(j, trie.nodes[node])
             level = [n for n in wanted if trie.sizes[n] > _EAGER]
         return rows, entropy
 
     def forced_choice(self, prompt: Prompt, scale: ScoreScale) -> np.ndarray:
         """Reference scoring, one score at a time and without the trie: the prompt is
-        evaluated once, then each score's bare and space-led spelling is decoded on
-        its own after it, giving P(tokens) × P(next token is not a digit)."""
+        evaluated once, then each spelling of each score (:attr:`ScoreScale.spellings`)
+        is decoded on its own after it, as the tokenizer writes it, giving P(tokens) ×
+        P(next token does not go on: no digit after a number, no letter or digit after
+        a label; a label that opens a longer one is not told from it here)."""
         tokens = self.tokenize(prompt)
         n = len(tokens)
-        starts_digit = np.array([p[:1].isascii() and p[:1].isdigit() for p in self.pieces])
+        if scale.numeric:
+            goes_on = np.array([p[:1].isascii() and p[:1].isdigit() for p in self.pieces])
+        else:
+            goes_on = np.array([p[:1].isalnum() for p in self.pieces])
         self._cached = []
         self._forget(0)
         for i, token in enumerate(tokens):
@@ -358,18 +364,17 @@ class LlamaCppBackend:
         self._decode(n)
         root = gather_logprobs(self._logits(n - 1), np.arange(self.n_vocab))
         probs = np.zeros(scale.size)
-        for k, label in enumerate(scale.labels):
-            for spelling in (label, " " + label):
-                answer = self._model.tokenize(spelling.encode(), False, False)
-                self._forget(n)
-                for j, token in enumerate(answer):
-                    self._put(j, token, n + j, self._all_seqs[:1], True)
-                self._decode(len(answer))
-                logp = float(root[answer[0]])
-                for j, token in enumerate(answer[1:]):
-                    logp += float(gather_logprobs(self._logits(j), np.asarray([token]))[0])
-                end = np.exp(gather_logprobs(self._logits(len(answer) - 1), np.arange(self.n_vocab)))
-                probs[k] += np.exp(logp) * float(end[~starts_digit].sum())
+        for spelling, k in scale.spellings.items():
+            answer = self._model.tokenize(spelling.encode(), False, False)
+            self._forget(n)
+            for j, token in enumerate(answer):
+                self._put(j, token, n + j, self._all_seqs[:1], True)
+            self._decode(len(answer))
+            logp = float(root[answer[0]])
+            for j, token in enumerate(answer[1:]):
+                logp += float(gather_logprobs(self._logits(j), np.asarray([token]))[0])
+            end = np.exp(gather_logprobs(self._logits(len(answer) - 1), np.arange(self.n_vocab)))
+            probs[k] += np.exp(logp) * float(end[~goes_on].sum())
         self._forget(0)
         return probs
 

@@ -209,7 +209,7 @@ class OpenAIBackend:
         """Tokens a request takes after the prompt: the longest spelling (exact, with the
         vocabulary) or the highest score's digits, and the token generated after it."""
         if self._vocab is None:
-            return len(str(scale.hi)) + 2
+            return scale.width + 2
         return self._trie(scale).depth + 1
 
     def _trie(self, scale: ScoreScale) -> ScoreTrie:
@@ -241,6 +241,13 @@ class OpenAIBackend:
         assert self._vocab is not None
         vocab, route = self._vocab, Route()
         no_end = {str(t): -100 for t in sorted(vocab.eog)[:300]}
+        class_texts: dict[int, frozenset[str]] = {}
+
+        def texts(members: np.ndarray) -> frozenset[str]:
+            """A class's token texts, built once per class (label nodes share one)."""
+            if id(members) not in class_texts:
+                class_texts[id(members)] = frozenset(vocab.pieces[t] for t in members)
+            return class_texts[id(members)]
 
         async def node_row(text: str, node: TrieNode) -> tuple[np.ndarray, float]:
             """Log-probabilities of the node's tokens, and the bound on each one missing
@@ -255,7 +262,7 @@ class OpenAIBackend:
             top = logprobs.top_logprobs[0] if logprobs and logprobs.top_logprobs else None
             if not top:
                 raise NumbiasError("the server answered a completion without log-probabilities")
-            return exact_row(top, [vocab.pieces[t] for t in node.gather])
+            return exact_row(top, [vocab.pieces[t] for t in node.gather], [texts(c) for c in node.classes])
 
         # The server tokenizes text and adds the BOS itself: send the template's without it.
         text = vocab.render(prompt, True)
@@ -325,17 +332,20 @@ def _served_models(entries: Sequence[Any], model: str) -> list[dict[str, Any]]:
     return sorted(named or reported, key=lambda r: str(sorted(r.items())))
 
 
-def exact_row(top: dict[str, float], pieces: Sequence[str]) -> tuple[np.ndarray, float]:
+def exact_row(top: dict[str, float], pieces: Sequence[str],
+              classes: Sequence[frozenset[str]] = ()) -> tuple[np.ndarray, float]:
     """A trie node's row from a server's top-k (keyed by token text): the
-    log-probabilities of ``pieces``, and a bound on the error of any of them.
+    log-probabilities of ``pieces``, then of each class of token texts (a label node's
+    tokens that go on with a letter or digit), and a bound on the error of any of them.
 
-    A piece missing from the top-k has at most the smallest top-k probability. Pieces
+    A piece missing from the top-k has at most the smallest top-k probability, and a
+    class may hold any of the mass the top-k leaves out, which then bounds it. Pieces
     that share a text (byte-fallback twins of a digit) share the server's one number,
     which may be either token's: it is given to the first, and the bound grows to the
     mass the top-k leaves out. Only T = 1 is read: text keys merge tokens (control
     tokens all read as ""), so the mass a top-k leaves out can be large, which the
     normaliser of softmax(z / T) needs."""
-    row = np.full(len(pieces), -np.inf)
+    row = np.full(len(pieces) + len(classes), -np.inf)
     first: dict[str, int] = {}
     for k, piece in enumerate(pieces):
         if piece in top and piece not in first:
@@ -343,8 +353,11 @@ def exact_row(top: dict[str, float], pieces: Sequence[str]) -> tuple[np.ndarray,
             first[piece] = k
     values = np.exp(np.fromiter(top.values(), dtype=float))
     bound = float(values.min()) if len(first) < len(pieces) else 0.0
-    if len(set(pieces)) < len(pieces):
+    if len(set(pieces)) < len(pieces) or classes:
         bound = max(bound, max(0.0, 1.0 - float(values.sum())))
+    for c, members in enumerate(classes):
+        mass = sum(math.exp(lp) for text, lp in top.items() if text in members and text not in first)
+        row[len(pieces) + c] = math.log(mass) if mass > 0 else -np.inf
     return row, bound
 
 
@@ -352,10 +365,11 @@ def topk_distribution(top: Sequence[tuple[str, float]], scale: ScoreScale, min_c
     """Score distribution from the first answer token's top-k log-probabilities.
 
     A token that spells a number counts for that number (numbers outside the scale
-    count below/above); other tokens count as ``other``, and so does the mass the
-    top-k does not cover (recorded as ``meta["covered"]``). Where a score is a prefix
-    of a longer one ("1" on 1–10) the token is read as the shorter score: top-k at one
-    position cannot see the continuation, which the exact modes can."""
+    count below/above; on a scale of labels, a token that spells a whole label counts
+    for it); other tokens count as ``other``, and so does the mass the top-k does not
+    cover (recorded as ``meta["covered"]``). Where a score is a prefix of a longer one
+    ("1" on 1–10, "very" of "very good") the token is read as the shorter score, or as
+    other: top-k at one position cannot see the continuation, which the exact modes can."""
     probs = np.zeros(scale.size)
     below = above = other = 0.0
     seen: set[str] = set()
@@ -365,16 +379,20 @@ def topk_distribution(top: Sequence[tuple[str, float]], scale: ScoreScale, min_c
         seen.add(token)
         p = math.exp(logprob)
         match = _NUMBER.match(token)
-        if not match or (len(match.group(1)) > 1 and match.group(1)[0] == "0"):
-            other += p
-            continue
-        value = int(match.group(1))
-        if value < scale.lo:
-            below += p
-        elif value > scale.hi:
-            above += p
+        if not scale.numeric:
+            code = scale.read(token)
+        elif match and not (len(match.group(1)) > 1 and match.group(1)[0] == "0"):
+            code = scale.read_number(int(match.group(1)))
         else:
-            probs[value - scale.lo] += p
+            code = scale.size + 2
+        if code == scale.size:
+            below += p
+        elif code == scale.size + 1:
+            above += p
+        elif code == scale.size + 2:
+            other += p
+        else:
+            probs[code] += p
     covered = float(probs.sum() + below + above + other)
     dist = ScoreDistribution(scale, probs, below, above, other + max(0.0, 1.0 - covered))
     dist.meta.update({"covered": covered, "low_coverage": covered < min_coverage})

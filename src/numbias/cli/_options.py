@@ -23,7 +23,7 @@ DataOpt = Annotated[Path | None, typer.Option(help="Data file (CSV, TSV, JSONL, 
                                                     "data folder of a registered --task.")]
 OptionOpt = Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=200, seed=1, pair=ro-en).")]
 TemplateOpt = Annotated[str | None, typer.Option(help="Prompt template: text with {column} placeholders and "
-                                                      "{lo}/{hi}, or @path to a rubric file.")]
+                                                      "{lo}/{hi}/{labels}, or @path to a rubric file.")]
 SystemOpt = Annotated[str | None, typer.Option(help="System prompt (text or @path).")]
 PrefixOpt = Annotated[str | None, typer.Option(help="Text the answer starts with (e.g. 'Score:').")]
 HumanOpt = Annotated[str | None, typer.Option(help="Data file: the human-score column.")]
@@ -55,7 +55,8 @@ WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Processes a judge's
 FromOpt = Annotated[Path | None, typer.Option("--from", help="Re-analyse this results folder from its own files "
                                                               "(distributions and items): no model, store or data.")]
 JudgeOpt = Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")]
-ScaleOpt = Annotated[list[str] | None, typer.Option(help="Scale LO-HI (repeatable).")]
+ScaleOpt = Annotated[list[str] | None, typer.Option(help="Scale: LO-HI, reversed:LO-HI, letters:A-E or "
+                                                         "words:poor,fair,good (repeatable).")]
 OutOpt = Annotated[str | None, typer.Option(help="Results folder.")]
 
 PROMPT = ("template", "system", "answer_prefix", "truncate")

@@ -22,7 +22,8 @@ RunStudy = Annotated[StudyFlags, Tailored(omit=("source",))]
 def run_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML study config (optional).")] = None,
     study: RunStudy = StudyFlags(),
-    rule: Annotated[list[str] | None, typer.Option(help="Scoring rule (repeatable).")] = None,
+    rule: Annotated[list[str] | None, typer.Option(help="Scoring rule (repeatable): greedy, expected, median, "
+                                                        "protocol, quantile:Q, mean-sd:L.")] = None,
     tasks: TaskFlags = TaskFlags(),
     wait: WaitOpt = False,
     force: ForceOpt = False,

@@ -20,7 +20,7 @@ def score(
     backend: Annotated[str | None, typer.Option(help="Backend (llama.cpp, transformers, openai, a registered "
                                                      "name or module:attr).")] = None,
     tasks: TaskFlags = TaskFlags(),
-    range_: Annotated[str | None, typer.Option("--range", help="Score scale LO-HI (default 0-9).")] = None,
+    range_: Annotated[str | None, typer.Option("--range", help="Score scale, as --scale (default 0-9).")] = None,
     out: Annotated[str, typer.Option(help="Output folder.")] = "numbias-scores",
     calibrated: Annotated[Path | None, typer.Option(help="A calibrated judge saved by `numbias mitigate --save`: "
                                                          "write calibrated scores on the human scale.")] = None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -19,12 +18,61 @@ from numbias.core.inference import Statistic
 from numbias.core.scale import ScoreScale
 from numbias.util.errors import NumbiasError
 
-Rule = Literal["greedy", "expected", "median", "protocol"]
-RULES: tuple[Rule, ...] = get_args(Rule)
+Rule = str
+"""A rule's name: one of :data:`RULES`, or a risk-averse rule ``quantile:Q`` or ``mean-sd:L``."""
+RULES: tuple[Rule, ...] = ("greedy", "expected", "median", "protocol")
 """greedy: the most probable score; expected: mean over in-scale scores; median;
 protocol: the paper's mean of n clipped samples (exact expectation: out-of-scale
 numbers clipped to the ends, non-numbers dropped); a study reads it from the
 distribution at the protocol's sampling temperature."""
+RISK_AVERSE = ("quantile", "mean-sd")
+"""Rules with a parameter, after Wang et al. (EMNLP Findings 2025), where the mean beats
+the mode and a judge that errs high gains from caution: ``quantile:Q``, the lowest score
+whose cumulative in-scale mass reaches Q (``quantile:0.5`` is the median), and
+``mean-sd:L``, the expected score less L standard deviations of the distribution."""
+KNOWN_RULES = ", ".join([*RULES, "quantile:Q", "mean-sd:L"])
+
+
+def _number(x: float) -> str:
+    """A parameter written short (``0.25``, ``1``) unless that loses digits."""
+    short = f"{x:g}"
+    return short if float(short) == x else repr(x)
+
+
+def check_rule(rule: str) -> Rule:
+    """A rule's name checked and written one way (``quantile:.25`` is ``quantile:0.25``).
+
+    >>> check_rule("quantile:.25"), check_rule("mean-sd: 1.0"), check_rule("greedy")
+    ('quantile:0.25', 'mean-sd:1', 'greedy')
+    >>> check_rule("quantile:1.5")
+    Traceback (most recent call last):
+    ...
+    numbias.util.errors.NumbiasError: rule 'quantile:1.5': Q must be above 0 and below 1
+    """
+    if rule in RULES:
+        return rule
+    name, colon, given = str(rule).partition(":")
+    if not colon or name.strip() not in RISK_AVERSE:
+        raise NumbiasError(f"unknown rule {rule!r} (known: {KNOWN_RULES})")
+    name = name.strip()
+    try:
+        x = float(given)
+    except ValueError:
+        raise NumbiasError(f"rule {rule!r}: {given.strip()!r} is not a number") from None
+    if name == "quantile" and not 0 < x < 1:
+        raise NumbiasError(f"rule {rule!r}: Q must be above 0 and below 1")
+    if name == "mean-sd" and not (np.isfinite(x) and x >= 0):
+        raise NumbiasError(f"rule {rule!r}: L must be a finite number, 0 or more")
+    return f"{name}:{_number(x)}"
+
+
+def is_rule(name: str) -> bool:
+    """Whether ``name`` is a rule (a study's other answer columns are sampled modes)."""
+    try:
+        check_rule(name)
+    except NumbiasError:
+        return False
+    return True
 
 
 def pearson_defined(a: np.ndarray, b: np.ndarray) -> float:
@@ -34,7 +82,13 @@ def pearson_defined(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def item_scores(probs: np.ndarray, rest: np.ndarray, scale: ScoreScale, rule: Rule) -> np.ndarray:
-    """``probs`` items × scores; ``rest`` items × (below, above, other)."""
+    """``probs`` items × scores; ``rest`` items × (below, above, other). Every rule acts
+    on the scale's values, whatever its labels.
+
+    >>> scale, probs, rest = ScoreScale(1, 3), np.array([[0.25, 0.25, 0.5]]), np.zeros((1, 3))
+    >>> [float(item_scores(probs, rest, scale, r)[0]) for r in ("greedy", "expected", "quantile:0.25", "mean-sd:1")]
+    [3.0, 2.25, 1.0, 1.420...]
+    """
     values = scale.values
     if rule == "greedy":
         return values[np.argmax(probs, axis=1)]
@@ -42,17 +96,29 @@ def item_scores(probs: np.ndarray, rest: np.ndarray, scale: ScoreScale, rule: Ru
         mass = probs.sum(axis=1)
         return np.divide(probs @ values, mass, out=np.full(len(probs), np.nan), where=mass > 0)
     if rule == "median":
-        cdf = np.cumsum(probs, axis=1)
-        total = cdf[:, -1:]
-        idx = np.argmax(cdf >= 0.5 * total, axis=1)
-        return np.where(total[:, 0] > 0, values[idx], np.nan)
+        return _quantile(probs, values, 0.5)
     if rule == "protocol":
         clipped = probs.copy()
         clipped[:, 0] += rest[:, 0]
         clipped[:, -1] += rest[:, 1]
         mass = clipped.sum(axis=1)
         return np.divide(clipped @ values, mass, out=np.full(len(probs), np.nan), where=mass > 0)
-    raise NumbiasError(f"unknown rule {rule!r} (known: {', '.join(RULES)})")
+    name, _, given = check_rule(rule).partition(":")
+    if name == "quantile":
+        return _quantile(probs, values, float(given))
+    mass = probs.sum(axis=1)
+    safe = np.where(mass > 0, mass, 1.0)
+    mean = probs @ values / safe
+    sd = np.sqrt(np.maximum((probs * (values[None, :] - mean[:, None]) ** 2).sum(axis=1) / safe, 0.0))
+    return np.where(mass > 0, mean - float(given) * sd, np.nan)
+
+
+def _quantile(probs: np.ndarray, values: np.ndarray, q: float) -> np.ndarray:
+    """The lowest value whose cumulative in-scale mass reaches ``q`` of it, per item."""
+    cdf = np.cumsum(probs, axis=1)
+    total = cdf[:, -1:]
+    idx = np.argmax(cdf >= q * total, axis=1)
+    return np.where(total[:, 0] > 0, values[idx], np.nan)
 
 
 def to_scale(human: np.ndarray, human_range: tuple[float, float], scale: ScoreScale) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -23,43 +24,47 @@ def draw_token(logits: np.ndarray, temperature: float, rng: np.random.Generator)
     return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(p) - 1))
 
 
-_LEADING = re.compile(r"^ ?([0-9]+)(?![0-9])")
-
-
 def categorize(text: str, scale: ScoreScale) -> int:
-    """The exact distribution's reading of an answer: an optional single space, then
-    digits. Returns the score's index, or ``size`` (below), ``size+1`` (above),
-    ``size+2`` (other) as in :class:`numbias.core.trie.ScoreTrie`."""
-    match = _LEADING.match(text)
-    if not match:
-        return scale.size + 2
-    digits = match.group(1)
-    if len(digits) > 1 and digits[0] == "0":
-        return scale.size + 2
-    value = int(digits)
-    if value < scale.lo:
-        return scale.size
-    if value > scale.hi:
-        return scale.size + 1
-    return value - scale.lo
+    """The exact distribution's reading of an answer (:meth:`ScoreScale.read`): an
+    optional single space, then digits, or a label not followed by a letter or digit.
+    Returns the score's index, or ``size`` (below), ``size+1`` (above), ``size+2``
+    (other) as in :class:`numbias.core.trie.ScoreTrie`."""
+    return scale.read(text)
 
 
 _FIRST_INT = re.compile(r"-?[0-9]+")
 
 
+@functools.lru_cache(maxsize=64)
+def _first_label(scale: ScoreScale) -> re.Pattern[str]:
+    """Any of a label scale's spellings as a whole word, the longest first."""
+    words = sorted({s.lstrip(" ") for s in scale.spellings}, key=len, reverse=True)
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, words)) + r")(?![^\W_])")
+
+
 def protocol_score(text: str, scale: ScoreScale) -> tuple[int, int] | None:
     """The paper's reading of a sampled answer: the first integer anywhere in it,
-    clipped to the scale. Returns (clipped score, -1/0/+1 for below/in/above), or
-    None for an answer with no number (dropped)."""
+    clipped to the scale (on a reversed scale, mirrored first); on a scale of labels,
+    the first label anywhere, as a whole word. Returns (clipped score, -1/0/+1 for
+    below/in/above), or None for an answer with no number or label (dropped).
+
+    >>> protocol_score("I'd say 7.", ScoreScale.parse("reversed:0-9")), protocol_score("12", ScoreScale(1, 10))
+    ((2, 0), (10, 1))
+    >>> protocol_score("Overall: Very good, not excellent.", ScoreScale.parse("words:poor,good,very good,excellent"))
+    (3, 0)
+    """
+    if not scale.numeric:
+        found = _first_label(scale).search(text)
+        return None if found is None else (scale.lo + scale.spellings[found.group(0)], 0)
     match = _FIRST_INT.search(text)
     if not match:
         return None
-    value = int(match.group(0))
-    if value < scale.lo:
+    code = scale.read_number(int(match.group(0)))
+    if code == scale.size:
         return scale.lo, -1
-    if value > scale.hi:
+    if code == scale.size + 1:
         return scale.hi, 1
-    return value, 0
+    return scale.lo + code, 0
 
 
 def sampled_distribution(texts: list[str], scale: ScoreScale, temperature: float) -> ScoreDistribution:

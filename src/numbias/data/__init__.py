@@ -7,7 +7,9 @@ __all__ = [
     "ENTRY_POINTS",
     "FILE_KEYS",
     "HumanRange",
+    "LABEL_ASK",
     "Loader",
+    "NUMBER_ASK",
     "PreparedTask",
     "Prompt",
     "PromptTemplate",
@@ -39,6 +41,7 @@ __all__ = [
     "render_chat",
     "render_plain",
     "sample_rows",
+    "scale_fields",
     "task_notes",
 ]
 
@@ -47,7 +50,9 @@ __getattr__, __dir__ = exports(__name__, {
     "ENTRY_POINTS": "tasks",
     "FILE_KEYS": "tasks",
     "HumanRange": "tasks",
+    "LABEL_ASK": "prompt",
     "Loader": "tasks",
+    "NUMBER_ASK": "prompt",
     "PreparedTask": "tasks",
     "Prompt": "prompt",
     "PromptTemplate": "prompt",
@@ -79,5 +84,6 @@ __getattr__, __dir__ = exports(__name__, {
     "render_chat": "prompt",
     "render_plain": "prompt",
     "sample_rows": "dataset",
+    "scale_fields": "prompt",
     "task_notes": "tasks",
 })

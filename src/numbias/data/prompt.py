@@ -18,7 +18,29 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from numbias.core.scale import ScoreScale
 from numbias.util.errors import NumbiasError, first_line
 
-SCALE_FIELDS = frozenset({"lo", "hi"})
+SCALE_FIELDS = frozenset({"lo", "hi", "labels"})
+"""The placeholders the scale fills: its worst and best label, and every label in order."""
+NUMBER_ASK = "Reply with a single whole number from {lo} to {hi} and nothing else."
+"""How the built-in rubrics ask for the answer on a scale of numbers."""
+LABEL_ASK = "Reply with exactly one of these answers and nothing else: {labels}."
+"""The same ask on a scale of words or letters: a template's :data:`NUMBER_ASK` is
+asked so there, so every task's rubric reads right on every scale."""
+
+
+def scale_fields(scale: ScoreScale) -> dict[str, Any]:
+    """What ``{lo}``, ``{hi}`` and ``{labels}`` become: the worst and the best label (a
+    number on a scale of numbers, ``{hi}`` is 1 on ``reversed:1-5``), and every label
+    worst first, joined by commas.
+
+    >>> scale_fields(ScoreScale.parse("words:poor,fair,good"))
+    {'lo': 'poor', 'hi': 'good', 'labels': 'poor, fair, good'}
+    """
+    labels = scale.labels
+    if scale.numeric:
+        ends: tuple[Any, Any] = (scale.hi, scale.lo) if scale.reverse else (scale.lo, scale.hi)
+    else:
+        ends = (labels[0], labels[-1])
+    return {"lo": ends[0], "hi": ends[1], "labels": ", ".join(labels)}
 
 
 @dataclass(frozen=True)
@@ -37,7 +59,8 @@ class Prompt:
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """A ``str.format`` template over item fields plus ``{lo}`` and ``{hi}``.
+    """A ``str.format`` template over item fields plus ``{lo}``, ``{hi}`` and ``{labels}``
+    (:func:`scale_fields`).
 
     ``answer_prefix=None`` lets the judge choose: nothing for chat models (the score
     opens the assistant turn), ``Score:`` for base models.
@@ -75,10 +98,15 @@ class PromptTemplate:
                 f"(available: {sorted(available | SCALE_FIELDS)})"
             )
 
+    def text_for(self, scale: ScoreScale) -> str:
+        """The text asked on ``scale``: on a scale of words or letters, the number ask
+        (:data:`NUMBER_ASK`) becomes :data:`LABEL_ASK`."""
+        return self.text if scale.numeric else self.text.replace(NUMBER_ASK, LABEL_ASK)
+
     def fill(self, item: Mapping[str, Any], scale: ScoreScale, *, chat: bool) -> Prompt:
-        values = {**item, "lo": scale.lo, "hi": scale.hi}
+        values = {**item, **scale_fields(scale)}
         try:
-            user = self.text.format_map(values)
+            user = self.text_for(scale).format_map(values)
             system = self.system.format_map(values) if self.system else self.system
         except KeyError as exc:
             raise NumbiasError(f"prompt template field {exc} missing from item") from None

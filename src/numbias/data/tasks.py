@@ -17,7 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from numbias.data.dataset import SUFFIXES, Dataset, load_file, make_dataset, parse_ratings, read_table, sample_rows
-from numbias.data.prompt import SCALE_FIELDS, PromptTemplate
+from numbias.data.prompt import NUMBER_ASK, SCALE_FIELDS, PromptTemplate
 from numbias.util.errors import NumbiasError, first_line, readable_file
 from numbias.util.options import check_options
 from numbias.util.plugins import Registry, origin
@@ -201,8 +201,6 @@ def _require(frame: pd.DataFrame, file: Path, cols: list[str]) -> None:
 _LANGS = {"en": "English", "de": "German", "zh": "Chinese", "et": "Estonian", "ne": "Nepali",
           "ro": "Romanian", "ru": "Russian", "si": "Sinhala"}
 
-_ASK = "Reply with a single whole number from {lo} to {hi} and nothing else."
-
 # Instructions come first and the item last, so consecutive prompts share a long
 # prefix and the backend re-reads only the item's own tokens.
 TASKS: Registry[Task] = Registry("task", ENTRY_POINTS, of=Task, describe=lambda task: origin(task.loader),
@@ -211,31 +209,31 @@ TASKS: Registry[Task] = Registry("task", ENTRY_POINTS, of=Task, describe=lambda 
 for _task in (
         Task("vader", "Word sentiment (VADER lexicon, 10 raters, -4..4)",
              PromptTemplate("Rate the feeling an English word carries, from {lo} (extremely negative) through "
-                            "the middle (neutral) to {hi} (extremely positive). " + _ASK + "\nWord: {word}"),
+                            "the middle (neutral) to {hi} (extremely positive). " + NUMBER_ASK + "\nWord: {word}"),
              (-4.0, 4.0), 9, "the vaderSentiment package (vader_lexicon.txt)", load_vader, False),
         Task("simlex", "Word-pair similarity (SimLex-999, 0..10)",
              PromptTemplate("Rate how similar in meaning two English words are, from {lo} (completely "
-                            "unrelated) to {hi} (the same meaning). " + _ASK + "\nWords: {word1}, {word2}"),
+                            "unrelated) to {hi} (the same meaning). " + NUMBER_ASK + "\nWords: {word1}, {word2}"),
              (0.0, 10.0), None, "the gensim package (test/test_data/simlex999.txt)", load_simlex, False),
         Task("mtqe", "MT quality estimation (MLQE-PE direct assessments, 0..100)",
              PromptTemplate("Rate the quality of a machine translation: how well it keeps the meaning of the "
-                            "source and how naturally it reads, from {lo} (useless) to {hi} (perfect). " + _ASK
+                            "source and how naturally it reads, from {lo} (useless) to {hi} (perfect). " + NUMBER_ASK
                             + "\n{source_lang} source: {source}\n{target_lang} translation: {translation}"),
              (0.0, 100.0), None, "github.com/sheffieldnlp/mlqe-pe (data/direct-assessments)", load_mtqe, True,
              "mlqe-pe"),
         Task("lcp", "Lexical complexity (CompLex, SemEval-2021 task 1, 0..1)",
              PromptTemplate("Rate how hard a word is to understand in the sentence it appears in, from {lo} "
-                            "(very easy) to {hi} (very difficult). " + _ASK
+                            "(very easy) to {hi} (very difficult). " + NUMBER_ASK
                             + "\nSentence: {sentence}\nWord: {token}"),
              (0.0, 1.0), 5, "github.com/MMU-TDMLab/CompLex", load_lcp, True, "complex"),
         Task("stsb", "Semantic textual similarity (STS benchmark, 0..5)",
              PromptTemplate("Rate how close in meaning two sentences are, from {lo} (unrelated) to {hi} "
-                            "(equivalent). " + _ASK + "\nSentence A: {sentence1}\nSentence B: {sentence2}"),
+                            "(equivalent). " + NUMBER_ASK + "\nSentence A: {sentence1}\nSentence B: {sentence2}"),
              (0.0, 5.0), 6, "github.com/PhilipMay/stsb-multi-mt (English originals)", load_stsb, True, "stsb"),
         Task("gecqe", "Grammatical error correction quality (TMU-GFM, 0..4)",
              PromptTemplate("A grammatical error correction system rewrote a learner's sentence. Rate how "
                             "grammatical the rewritten sentence is, from {lo} (full of errors) to {hi} "
-                            "(flawless). " + _ASK + "\nLearner: {source}\nRewritten: {correction}"),
+                            "(flawless). " + NUMBER_ASK + "\nLearner: {source}\nRewritten: {correction}"),
              (0.0, 4.0), 5, "github.com/tmu-nlp/TMU-GFM-Dataset", load_gecqe, True, "tmu-gfm"),
 ):
     TASKS.register(_task.name, _task)

@@ -22,7 +22,7 @@ from pydantic import (
 
 from numbias.backends import Backend
 from numbias.backends.base import is_routing, registered, takes_option
-from numbias.core.metrics import RULES, Rule
+from numbias.core.metrics import KNOWN_RULES, RISK_AVERSE, RULES, Rule, check_rule
 from numbias.core.sampling import PROTOCOL_TEMPERATURE
 from numbias.core.scale import PAPER_SCALE, ScoreScale
 from numbias.core.trie import DEFAULT_PRUNE
@@ -146,19 +146,23 @@ JudgeList = Annotated[list[JudgeRef], AfterValidator(_distinct_names)]
 TaskList = list[TaskRef]
 
 
-def one_of(what: str, known: Sequence[str]) -> BeforeValidator:
-    """A list validator: every entry must be one of ``known`` (checked before the
-    entries' ``Literal`` type, for a message that lists what is known)."""
-
-    def check(v: Any) -> Any:
-        if not isinstance(v, list):
-            return v
-        bad = [x for x in v if x not in known]
-        if bad:
-            raise ValueError(f"unknown {what}(s) {bad}; known: {', '.join(known)}")
+def _rule_names(v: Any) -> Any:
+    """Rules checked and written one way (``quantile:.25`` is ``quantile:0.25``); the
+    unknown ones named together with what is known."""
+    if not isinstance(v, list):
         return v
+    if bad := [x for x in v if not isinstance(x, str) or x.partition(":")[0].strip() not in (*RULES, *RISK_AVERSE)]:
+        raise ValueError(f"unknown rule(s) {bad}; known: {KNOWN_RULES}")
+    try:
+        return [check_rule(x) for x in v]
+    except NumbiasError as exc:
+        raise ValueError(str(exc)) from None
 
-    return BeforeValidator(check)
+
+def _scale_specs(v: Any) -> Any:
+    """Scales as their one spelling: a string (``0-9``, ``words:poor,fair,good``) or a
+    mapping ``{labels: [...], values: [...]}``."""
+    return [str(ScoreScale.parse(s)) for s in v] if isinstance(v, list) else v
 
 
 def once_each(what: str) -> AfterValidator:
@@ -172,14 +176,15 @@ def once_each(what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-RuleList = Annotated[list[Rule], one_of("rule", RULES), once_each("rule")]
+RuleList = Annotated[list[Rule], BeforeValidator(_rule_names), once_each("rule")]
 Mode = Literal["exact", "sampled"]
 """How a study reads a judge: its exact distributions, or the paper's sampled answers."""
 MODES: tuple[Mode, ...] = get_args(Mode)
 DEFAULT_RULES: tuple[Rule, ...] = ("greedy", "expected", "protocol")
 DEFAULT_MODES: tuple[Mode, ...] = ("exact",)
-ScaleList = Annotated[list[str], AfterValidator(lambda v: [str(ScoreScale.parse(s)) for s in v]), once_each("scale")]
-"""Scales written ``LO-HI``, checked and written canonically, each once."""
+ScaleList = Annotated[list[str], BeforeValidator(_scale_specs), once_each("scale")]
+"""Scales (``LO-HI``, ``reversed:LO-HI``, ``letters:A-E``, ``words:...`` or a mapping of
+labels and values), checked and written canonically, each once."""
 
 
 def _named_folder(v: str) -> str:

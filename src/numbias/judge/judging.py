@@ -170,7 +170,7 @@ def collect(
                            f"{judge.config.name} at {scale} ({mode['mode']}); run the command again to score them")
     if todo:
         backend = judge.backend
-        reserve = max(int(mode.get("max_tokens", len(str(scale.hi)) + 1)) + 1, answer_room(backend, scale))
+        reserve = max(int(mode.get("max_tokens", scale.width + 1)) + 1, answer_room(backend, scale))
         asked, cuts = fit_context(backend, template, scale, judge.chat, [records[i] for i in todo],
                                   [prompts[i] for i in todo], [ids[i] for i in todo], truncate, reserve, task_name)
         run = scorer or partial(exact_scores, scale=scale)
@@ -192,9 +192,10 @@ def collect(
 
 def answer_room(backend: Backend, scale: ScoreScale) -> int:
     """Tokens the backend's walk over the score trie takes after the prompt (its
-    ``answer_room``; a backend without one: the highest score's digits and the end)."""
+    ``answer_room``; a backend without one: a token per character of the longest label,
+    a space and the end)."""
     room = getattr(backend, "answer_room", None)
-    return int(room(scale)) if callable(room) else len(str(scale.hi)) + 2
+    return int(room(scale)) if callable(room) else scale.width + 2
 
 
 def _stored_key(judge: Judge, identity: dict[str, Any], store: Store) -> str:

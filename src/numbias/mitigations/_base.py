@@ -13,7 +13,8 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold
 
 from numbias.core.distribution import ScoreDistribution, stack
-from numbias.core.metrics import RULES, Rule, group_codes, item_scores
+from numbias.core.metrics import KNOWN_RULES, Rule, group_codes, item_scores
+from numbias.core.metrics import check_rule as checked_rule
 from numbias.util.errors import NumbiasError
 from numbias.util.state import Stateful
 
@@ -27,9 +28,11 @@ class UnfittableError(NumbiasError):
 
 
 def check_rule(rule: object) -> None:
-    """A rule :func:`numbias.core.metrics.item_scores` reads, else the one line it would give."""
-    if rule not in RULES:
-        raise NumbiasError(f"unknown rule {rule!r} (known: {', '.join(RULES)})")
+    """A rule :func:`numbias.core.metrics.item_scores` reads (a risk-averse ``quantile:Q``
+    or ``mean-sd:L`` too), else the one line it would give."""
+    if not isinstance(rule, str):
+        raise NumbiasError(f"unknown rule {rule!r} (known: {KNOWN_RULES})")
+    checked_rule(rule)
 
 
 def check_number(owner: str, name: str, value: Any, low: float, *, integer: bool = False) -> None:
@@ -98,7 +101,7 @@ class Calibrator(BaseEstimator, Stateful):
     >>> cal.set_params(rule="mode")
     Traceback (most recent call last):
     ...
-    numbias.util.errors.NumbiasError: unknown rule 'mode' (known: greedy, expected, median, protocol)
+    numbias.util.errors.NumbiasError: unknown rule 'mode' (known: greedy, expected, median, protocol, quantile:Q, ...
     """
 
     unfit_error: ClassVar[type[NumbiasError]] = UnfittableError

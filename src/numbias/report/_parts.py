@@ -48,7 +48,8 @@ def display_bins(scale: ScoreScale, *shares: np.ndarray, most: int = 21) -> tupl
         return scale.labels, list(shares)
     width = math.ceil(scale.size / 20)
     starts = np.arange(0, scale.size, width)
-    labels = [f"{scale.lo + s}–{scale.lo + min(s + width, scale.size) - 1}" for s in map(int, starts)]
+    names = scale.labels
+    labels = [f"{names[s]}–{names[min(s + width, scale.size) - 1]}" for s in map(int, starts)]
     return labels, [np.add.reduceat(h, starts) for h in shares]
 
 

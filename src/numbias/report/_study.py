@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from numbias.core.scale import setting_scale
 from numbias.judge.judging import ScoredSet
 from numbias.report._glossary import COLUMNS
 from numbias.report._parts import card, cards, figure, mapped, notes, paired
 from numbias.report._templates import macro
 from numbias.report.html import Column, Section, page, table
 from numbias.report.svg import PALETTE, Mark, Point, Series, bars, scatter
-from numbias.report.verdict import answer_rule, rule_scores, study_verdicts
+from numbias.report.verdict import answer_rule, rule_scores, score_label, study_verdicts
 from numbias.studies.bias import StudyResults
 from numbias.util.fmt import fmt_num
 
@@ -69,7 +70,7 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
             "kendall", "human_ceiling", "group_pearson", "group_pearson_low", "group_pearson_high", "groups",
             *[f"system_{c}{end}" for c in ("pearson", "spearman", "kendall") for end in ("", "_low", "_high")],
             "systems"]
-    frame = summary[[k for k in keys if k in summary]]
+    frame = _labelled_modes(summary[[k for k in keys if k in summary]])
     drop = [k for k in ("judge", "task") if frame[k].nunique() == 1]
     drop += [k for k in frame if pd.api.types.is_float_dtype(frame[k]) and frame[k].isna().all()]
     if "group_pearson" in drop:
@@ -77,6 +78,14 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     if "system_pearson" in drop and "systems" in frame:
         drop.append("systems")
     return frame.drop(columns=drop)
+
+
+def _labelled_modes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The mode as the judge writes it on scales of labels or reversed digits (a table of
+    numeric scales only is left as it is)."""
+    if "mode" not in frame or all(setting_scale(s).plain for s in frame["scale"].unique()):
+        return frame
+    return frame.assign(mode=[score_label(s, m) for s, m in zip(frame["scale"], frame["mode"])])
 
 
 SPREAD = ["sd_ratio", "kurtosis", "mode", "mode_share", "human_mode_share", "out_of_scale", "non_numeric"]
@@ -87,7 +96,7 @@ def spread_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """Per judge × task × scale × rule: the SD ratio, the mode's share beside the humans'
     share of that bin, and the out-of-scale and non-numeric mass (a table of their own,
     so the summary still fits the page)."""
-    frame = summary[[k for k in ["judge", "task", "scale", "rule", *SPREAD] if k in summary]]
+    frame = _labelled_modes(summary[[k for k in ["judge", "task", "scale", "rule", *SPREAD] if k in summary]])
     return frame.drop(columns=[k for k in ("judge", "task") if frame[k].nunique() == 1])
 
 
@@ -113,7 +122,8 @@ def histograms(results: StudyResults) -> Markup:
             for label, rule in set_rules(s, results.config.rules):
                 row = summary_row(summary, judge, task, str(s.scale), label)
                 caption = (f"{s.scale} · {label}: kurtosis {fmt_num(row['kurtosis'])}, r {fmt_num(row['pearson'])}, "
-                           f"mode {fmt_num(row['mode'], 0)} ({fmt_num(row['mode_share'], percent=True)})")
+                           f"mode {score_label(str(s.scale), row['mode'])} "
+                           f"({fmt_num(row['mode_share'], percent=True)})")
                 figs.append(figure(caption, paired(s.scale, s.scores(rule), mapped(s), "judge",
                                                    f"{judge} · {task} · {s.scale} · {label}")))
         groups.append((judge, task, min(len(results.config.rules), 4), figs))

@@ -16,15 +16,15 @@ import pandas as pd
 
 from numbias.core.inference import UNDEFINED, Effect, adjust, paired_effect, resamples_for
 from numbias.core.metrics import (
-    RULES,
     Interval,
     histogram,
+    is_rule,
     kurtosis,
     kurtosis_rows,
     mode_excess_rows,
     to_scale,
 )
-from numbias.core.scale import PAPER_SCALE, ScoreScale
+from numbias.core.scale import PAPER_SCALE, ScoreScale, setting_scale
 from numbias.judge.judging import ScoredSet
 from numbias.mitigations.selection import (
     CHOICE_ROW,
@@ -87,9 +87,19 @@ def _r(iv: Interval) -> str:
     return f"r = {fmt_num(iv.value)} [{fmt_num(iv.low)}, {fmt_num(iv.high)}]"
 
 
-def _pile(mode: float, share: float, human_share: float, what: str) -> str:
+def score_label(scale: str, value: float) -> str:
+    """A score as a reader sees it: the number on a scale of numbers, the label the judge
+    writes on a scale of labels or of reversed digits.
+
+    >>> score_label("0-9", 7.0), score_label("words:poor,fair,good", 2.0), score_label("reversed:1-5", 5.0)
+    ('7', 'fair', '1')
+    """
+    parsed = setting_scale(scale)
+    return fmt_num(value, 0) if parsed.plain or not np.isfinite(value) else parsed.label_of(value)
+
+
+def _pile(mode_text: str, share: float, human_share: float, what: str) -> str:
     """The sentence on the judge's favourite score against the humans' share there."""
-    mode_text = fmt_num(mode, 0)
     if share > human_share:
         times = f", {share / human_share:.1f}× as often" if human_share > 0 else ", a score they never give"
         return (f"{what} is {mode_text} for {fmt_num(share, percent=True)} of the items; the humans' scores fall in "
@@ -176,7 +186,7 @@ class StudyVerdict:
         return "sampled" if self.rule.startswith("sampled") else self.rule
 
     def tiles(self) -> list[Tile]:
-        tiles = [(f"most given score ({self.scale})", fmt_num(self.mode, 0),
+        tiles = [(f"most given score ({self.scale})", score_label(self.scale, self.mode),
                   f"{fmt_num(self.share, percent=True)} of items · humans {fmt_num(self.human_share, percent=True)}"),
                  ("excess kurtosis", fmt_num(self.kurtosis), f"humans {fmt_num(self.human_kurtosis)}"),
                  (f"r, {self.named} answer", fmt_num(self.answer.value),
@@ -191,7 +201,8 @@ class StudyVerdict:
 
     def finding(self) -> str:
         sampled = f" ({self.rule}: the paper's protocol, sampled)" if self.named != self.rule else ""
-        pile = _pile(self.mode, self.share, self.human_share, f"At {self.scale}, its {self.named} answer{sampled}")
+        pile = _pile(score_label(self.scale, self.mode), self.share, self.human_share,
+                     f"At {self.scale}, its {self.named} answer{sampled}")
         peak = _peak(self.kurtosis, self.human_kurtosis, self.sd_ratio)
         text = [*([_format(self.out_of_scale, self.non_numeric, self.rule)] if self.level == "format" else []),
                 pile.removesuffix(".") + _tested(self.excess_share) + ".",
@@ -289,7 +300,7 @@ def rule_scores(results: StudyResults, judge: str, task: str, scale: str, rule: 
     exact set for greedy/expected/median/protocol, the sampled set for its label)."""
     for s in results.sets:
         if (s.judge, s.task, str(s.scale)) == (judge, task, scale) and (s.mode == rule or
-                                                                         s.mode == "exact" and rule in RULES):
+                                                                         s.mode == "exact" and is_rule(rule)):
             return s, s.scores(rule if s.mode == "exact" else "protocol")
     raise NumbiasError(f"no scored set of {judge} on {task} at {scale} reads rule {rule!r}")
 
@@ -388,7 +399,7 @@ class MitigateVerdict:
 
     def finding(self) -> str:
         fam = f" over the {self.family} rows of the table" if self.family else ""
-        text = [_pile(self.mode, self.share, self.human_share,
+        text = [_pile(fmt_num(self.mode, 0), self.share, self.human_share,
                       f"On the {self.n_test} test items, the paper's default ({PAPER_DEFAULT.label}) answer"),
                 _peak(self.default_kurtosis, self.human_kurtosis),
                 f"The default reaches test {_r(self.default)}. Chosen on {self.n_dev} development items, the "

@@ -26,6 +26,7 @@ from numbias.judge.config import (
     JudgeRef,
     RunConfig,
     SamplingConfig,
+    ScaleList,
     Settings,
     TaskConfig,
     TaskList,
@@ -59,7 +60,7 @@ class AlignConfig(Settings):
         PairConfig(base="gemma3-270m-base", aligned="smollm2-135m-instruct", note=EMBEDDED_PAIR_NOTE)])
     extra_aligned: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE)])
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader")])
-    scales: list[str] = Field(default_factory=lambda: [PAPER_SCALE, "1-5"])
+    scales: ScaleList = Field(default_factory=lambda: [PAPER_SCALE, "1-5"])
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     sample: bool = True
     """Run the sampling protocol on the models too; when off, the protocol's rows are
@@ -80,7 +81,7 @@ class AlignConfig(Settings):
     def _protocol_can_read(self) -> AlignConfig:
         for text in self.scales:
             scale = ScoreScale.parse(text)
-            if len(str(scale.hi)) > self.sampling.max_tokens:
+            if scale.numeric and len(str(scale.hi)) > self.sampling.max_tokens:
                 raise ValueError(f"scale {scale} needs {len(str(scale.hi))} digits but the protocol reads at most "
                                  f"{self.sampling.max_tokens} new tokens")
         return self

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from numbias.backends.base import required_options
 from numbias.core.conformal import ConformalInterval, rating_grid
 from numbias.core.distribution import ScoreDistribution, mixture
-from numbias.core.metrics import Rule
+from numbias.core.metrics import Rule, check_rule
 from numbias.core.scale import ENSEMBLE_JOIN, ScoreScale, ensemble_parts, setting_scale
 from numbias.data.dataset import Dataset, make_dataset
 from numbias.data.prompt import SCALE_FIELDS, PromptTemplate
@@ -71,7 +71,7 @@ def _numbers(state: dict[str, Any]) -> None:
 class _SavedSetting(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scale: Annotated[str, _checked(setting_scale)]
-    rule: Rule
+    rule: Annotated[Rule, _checked(check_rule)]
     temperature: Annotated[Finite, _checked(_positive)] | Literal["fit"]
     mitigation: Annotated[str, _checked(get_mitigation)]
 

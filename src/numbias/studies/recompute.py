@@ -31,7 +31,7 @@ from numbias.util.errors import NumbiasError, first_line
 
 DISTS, DATA, PREDICTIONS = "dists.csv.gz", "data.csv.gz", "predictions.csv.gz"
 KEYS = ["judge", "task", "scale", "mode", "kind", "temperature", "id", "human"]
-"""The distribution file's leading columns; ``p<score>`` for every score of the
+"""The distribution file's leading columns; ``p<value>`` for every value of the
 study's scales, then ``below``, ``above``, ``other``, ``n_samples`` and the per-item
 facts (``cut``, ``next_token_entropy``) follow."""
 MASSES = ["below", "above", "other", "n_samples", "cut", "next_token_entropy"]
@@ -49,6 +49,12 @@ EXACT = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) <
 # --- writing -------------------------------------------------------------------------
 
 
+def _value_columns(scale: ScoreScale) -> list[str]:
+    """A scale's probability columns, one per value (``p0``..``p9``; a scale of labels or
+    of reversed digits by its values too, its labels read from its ``scale`` column)."""
+    return [f"p{v}" for v in range(scale.lo, scale.hi + 1)]
+
+
 def set_rows(judge: str, task: str, scale: ScoreScale, mode: str, kind: str, ids: list[str], human: np.ndarray,
              dists: list[ScoreDistribution], temperatures: Iterable[float] | None) -> pd.DataFrame:
     """One judge × task × scale × mode's items at T = 1 and at each of ``temperatures``
@@ -56,7 +62,7 @@ def set_rows(judge: str, task: str, scale: ScoreScale, mode: str, kind: str, ids
     frames = []
     for t in _temperatures(dists, temperatures):
         read = [d if t is None else d.tempered[t] for d in dists]
-        frame = pd.DataFrame([d.probs for d in read], columns=[f"p{v}" for v in scale.labels])
+        frame = pd.DataFrame([d.probs for d in read], columns=_value_columns(scale))
         frame.insert(0, "human", human)
         frame.insert(0, "id", ids)
         for k, (key, value) in enumerate((("judge", judge), ("task", task), ("scale", str(scale)), ("mode", mode),
@@ -225,7 +231,7 @@ def read_dists(folder: Path) -> pd.DataFrame:
 def distributions(part: pd.DataFrame, scale: ScoreScale) -> list[ScoreDistribution]:
     """A set's rows back into distributions: the T = 1 rows, each holding its tempered
     copies (a sampled set's rows are its distributions as they are)."""
-    columns = [f"p{v}" for v in scale.labels]
+    columns = _value_columns(scale)
     if missing := [c for c in columns if c not in part.columns]:
         raise NumbiasError(f"the distributions at {scale} lack the column(s) {', '.join(missing)}")
 

@@ -28,8 +28,8 @@ from numbias.core.inference import (
     resampling_note,
 )
 from numbias.core.metrics import (
-    RULES,
     entropy_rows,
+    is_rule,
     kurtosis_rows,
     mean_rows,
     mode_share_rows,
@@ -148,7 +148,7 @@ def _effect(c: Comparison, metric: str, items: pd.DataFrame, human_range: tuple[
     """One metric's change with its interval, from the items both sides score. A stage
     with one training seed gets its item interval but no test: a difference between two
     single runs says nothing about training with another seed."""
-    mode = "exact" if c.rule in RULES else c.rule
+    mode = "exact" if is_rule(c.rule) else c.rule
     column = {"out_of_scale": "out_of_scale", "non_numeric": "other", "next_token_entropy": "next_token_entropy"}
     if metric == "next_token_entropy":
         mode = "exact"

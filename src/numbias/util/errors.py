@@ -22,7 +22,7 @@ class NumbiasError(Exception):
     ...     numbias.ScoreScale.parse("nine")
     ... except numbias.NumbiasError as exc:
     ...     print(exc)
-    scale 'nine' is not of the form LO-HI with integers, e.g. 0-9
+    scale 'nine' is not of the form LO-HI with integers (e.g. 0-9), reversed:LO-HI, letters:A-E or words:poor,fair,good
     """
 
 
