@@ -84,7 +84,8 @@ def test_run_reports_system_level_agreement(tmp_path: Path) -> None:
                     "0-9", "--rule", "expected", "--out", str(tmp_path / "run"))
     assert "system-level agreement" in shown and "no human reference system is added" in shown
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary[0]["systems"] == 3 and summary[0]["system_kendall_low"] <= summary[0]["system_kendall_high"]
+    assert summary[0]["systems"] == 3 and summary[0]["system_pearson"] is not None
+    assert summary[0]["system_kendall_low"] is None  # three systems are too few for Kendall's interval
     page = (tmp_path / "run" / "report.html").read_text()
     assert "system Kendall τ [95% CI]" in page and "no human reference system is added" in page
 

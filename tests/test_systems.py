@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from numbias.core.systems import (
     Side,
@@ -152,11 +153,29 @@ def test_system_agreement_and_multi_membership() -> None:
     parts = sides(np.array(["A", "A,B", "B", "C", "C", "A", "B", "C"]), np.arange(8),
                   np.array([1, 2, 3, 4, 5, 2, 3, 5.0]), np.array([1, 2, 3, 4, 5, 3, 3, 4.0]))
     assert {k: v.units.tolist() for k, v in parts.items()} == {"A": [0, 1, 5], "B": [1, 2, 6], "C": [3, 4, 7]}
-    r = system_agreement(parts, n_boot=200)
+    r = system_agreement(parts)
     assert r["spearman"].value == pytest.approx(1.0) and r["pearson"].items == 3
-    assert r["pearson"].low <= r["pearson"].value <= r["pearson"].high
+    assert np.isnan(r["pearson"].low) and np.isnan(r["kendall"].high)  # three systems: no interval
     two = system_agreement({k: parts[k] for k in "AB"})
     assert np.isnan(two["kendall"].value)
+
+
+def test_system_agreement_intervals_are_fisher_z_over_systems() -> None:
+    """Pearson's interval is scipy's; the rank correlations widen it by Fieller's
+    variances; every interval holds its estimate, however noisy the means."""
+    rng = np.random.default_rng(3)
+    parts = {s: Side(np.arange(10), m + rng.normal(0, 2, 10), m + rng.normal(0, 2, 10))
+             for s, m in zip("ABCDEFGHIJKLMN", np.linspace(1, 3, 14))}
+    r = system_agreement(parts)
+    judge = [p.judge.mean() for p in parts.values()]
+    human = [p.human.mean() for p in parts.values()]
+    expected = stats.pearsonr(judge, human).confidence_interval(0.95)
+    assert (r["pearson"].low, r["pearson"].high) == pytest.approx((expected.low, expected.high))
+    z = np.arctanh(r["kendall"].value)
+    assert r["kendall"].high == pytest.approx(np.tanh(z + 1.959964 * np.sqrt(0.437 / 10)))
+    assert all(e.low <= e.value <= e.high for e in r.values())
+    perfect = system_agreement({s: Side(np.arange(3), np.full(3, m), np.full(3, m)) for s, m in zip("ABCDE", range(5))})
+    assert perfect["pearson"].low == perfect["pearson"].high == pytest.approx(1.0)
 
 
 def test_a_pair_labelled_on_different_units_is_compared_as_independent() -> None:

@@ -37,7 +37,7 @@ def compare_sections(res: CompareResults) -> list[Section]:
                  marks=[by.loc[n, "truth"] if "truth" in by else float("nan") for n, _ in rows], mark_label="true mean")
     agreement = pd.DataFrame([{"measure": k, "r": e.value, "r_low": e.low, "r_high": e.high, "systems": e.items}
                               for k, e in res.agreement.items()])
-    r = Column("r", "r [95% CI]", "correlation over systems; interval from resampling items within systems")
+    r = Column("r", "r [95% CI]", "correlation over systems; Fisher-z interval over the systems")
     return [("Systems", table(t, SYSTEM_COLUMNS) + figure("Naive judge mean (biased), labelled-only and PPI++ mean "
                                                           "of every system; PPI++ in colour.", svg)),
             ("Pairs", pair_matrix(res) + table(res.pairs, SYSTEM_COLUMNS)),

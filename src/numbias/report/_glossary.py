@@ -43,8 +43,8 @@ COLUMNS = {c.key: c for c in [
            "interval from resampling groups"),
     Column("groups", "groups", "groups that entered the group-level r"),
     *(Column(f"system_{key}", f"system {name} [95% CI]", f"{name} between the systems' mean judge scores and "
-             "mean human scores (over each system's items with a human score); interval from resampling items "
-             "within systems") for key, name in (("pearson", "Pearson r"), ("spearman", "Spearman ρ"),
+             "mean human scores (over each system's items with a human score); Fisher-z interval over the "
+             "systems") for key, name in (("pearson", "Pearson r"), ("spearman", "Spearman ρ"),
                                                  ("kendall", "Kendall τ"))),
     Column("systems", "systems", "systems that entered the system-level correlations (two or more labelled items)"),
     Column("row", "row", "what changes from the paper's default (0-9, protocol, T = 0.7)"),

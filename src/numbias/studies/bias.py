@@ -142,7 +142,7 @@ def analyse(config: RunConfig, sets: list[ScoredSet], notes: Sequence[str] = ())
                          masses=(per_item["out_of_scale"].to_numpy(), per_item["other"].to_numpy()))
             row = {"judge": s.judge, "task": s.task, "scale": str(s.scale), "rule": label, **m.flat()}
             if data.systems is not None:
-                row.update(system_columns(data.systems, data.human, scores, config.bootstrap, config.seed))
+                row.update(system_columns(data.systems, data.human, scores))
             rows.append(row)
         items.append(per_item)
     if not rows:
@@ -154,18 +154,17 @@ def analyse(config: RunConfig, sets: list[ScoredSet], notes: Sequence[str] = ())
 SYSTEM_CONVENTION = ("system-level r: each system's mean judge score against its mean human score over its "
                      "items with a human score; every system in the system column with two or more such items "
                      "counts (an item of several systems counts for each); no human reference system is added; "
-                     "95% intervals from resampling items within systems")
+                     "95% Fisher-z intervals over the systems (item noise in the means is not in them)")
 """What the system-level correlations count, stated wherever they are shown."""
 
 
-def system_columns(systems: np.ndarray, human: np.ndarray, scores: np.ndarray, n_boot: int,
-                   seed: int) -> dict[str, float | int]:
+def system_columns(systems: np.ndarray, human: np.ndarray, scores: np.ndarray) -> dict[str, float | int]:
     """System-level Pearson, Spearman and Kendall (judge means against human means) with
     their intervals, as summary columns; see :data:`SYSTEM_CONVENTION`."""
     keep = np.isfinite(scores)
     parts = sides(systems[keep], np.arange(len(scores))[keep], human[keep], scores[keep])
     out: dict[str, float | int] = {}
-    for name, e in system_agreement(parts, n_boot=n_boot, seed=seed).items():
+    for name, e in system_agreement(parts).items():
         out.update({f"system_{name}": e.value, f"system_{name}_low": e.low, f"system_{name}_high": e.high})
         out["systems"] = e.items
     return out

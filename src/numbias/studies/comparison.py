@@ -335,7 +335,7 @@ def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: str
     notes += [f"assumes {ASSUMPTION}", SYSTEM_CONVENTION.replace("system-level r", "agreement")]
     settings = {"score": items.score, "labels": labels, "seed": seed, "human_range": list(items.human_range),
                 "threshold": threshold, "level": level, "paired_by_group": items.paired, "bootstrap": n_boot}
-    return CompareResults(table, pairs, system_agreement(parts, n_boot=n_boot, seed=seed, level=level), notes,
+    return CompareResults(table, pairs, system_agreement(parts, level=level), notes,
                           settings)
 
 
