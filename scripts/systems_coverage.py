@@ -16,6 +16,10 @@ DIR`` recomputes coverage.csv and compare/ from them and the data read by path, 
 ``--limit N`` scores the first N summaries only (sorted by dialogue: whole dialogues when N
 is a multiple of 14).
 
+``--calibrate K`` also checks the judge calibrated: an isotonic map of its expected score
+onto the human mean, fitted on K dialogues drawn once (seed 0) and then left out, so the
+coverage draws label only the others (OUT/calibrated/: coverage.csv and compare/).
+
 ``--judge annotator`` uses the first annotator's rating as the predictor and the mean of
 the others as the human score: the statistics checked on real labels at no model cost
 (not an LLM judge; the output's ``predictor`` column says so). ``--dataset tmu-gfm``
@@ -43,6 +47,9 @@ import numpy as np
 import pandas as pd
 
 import numbias
+from numbias.core.distribution import ScoreDistribution
+from numbias.core.scale import ScoreScale
+from numbias.mitigations import Fitted, Setting, SettingData
 from numbias.studies.comparison import BUDGETS, coverage
 from numbias.studies.scoring import write_scores
 
@@ -109,18 +116,24 @@ JUDGE_FILE = "judge.csv.gz"
 probability of each score; no human score and no text (the data is read by path)."""
 
 
+def judge_frame(scores: Path) -> pd.DataFrame:
+    """A scores folder as one frame: every rule's score and the probability of each score."""
+    frame = pd.read_csv(scores / "scores.csv")
+    probs = pd.read_json(scores / "scores.jsonl", lines=True)
+    return frame.join(pd.DataFrame(probs["probs"].tolist()).add_prefix("p_"))
+
+
 def publish(scores: Path, dest: Path, args: argparse.Namespace) -> None:
     """The committed part of a run: the judge's scores without the human labels or the
     texts (DialSummEval has no licence to redistribute; its labels are joined by id), and
     the settings that recompute its tables."""
-    frame = pd.read_csv(scores / "scores.csv").drop(columns=["human"])
-    probs = pd.read_json(scores / "scores.jsonl", lines=True)
-    frame = frame.join(pd.DataFrame(probs["probs"].tolist()).add_prefix("p_")).rename(columns={"group": "dialogue"})
+    frame = judge_frame(scores).drop(columns=["human"]).rename(columns={"group": "dialogue"})
     dest.mkdir(parents=True, exist_ok=True)
     frame.to_csv(dest / JUDGE_FILE, index=False, float_format="%.17g")
     settings = {"judge": args.judge, "criterion": args.criterion, "limit": args.limit,
                 "summaries": len(frame), "dialogues": int(frame["dialogue"].nunique()),
-                "budgets": [int(b) for b in args.budgets.split(",")], "draws": args.draws}
+                "budgets": [int(b) for b in args.budgets.split(",")], "draws": args.draws,
+                "calibrate": args.calibrate}
     (dest / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 
@@ -132,6 +145,24 @@ def from_published(folder: Path, rows: pd.DataFrame) -> tuple[pd.DataFrame, str]
         raise SystemExit(f"{folder / JUDGE_FILE} scores summaries the data does not hold")
     joined = judge.merge(rows[["id", "human"]], on="id", validate="one_to_one")
     return joined.rename(columns={"dialogue": "group"}), "expected"
+
+
+def calibrated(scores: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The judge calibrated on ``k`` dialogues drawn once (seed 0): an isotonic map of its
+    expected score onto the human mean (numbias's ``isotonic`` setting on the score
+    probabilities), applied to the other dialogues' summaries, which alone are returned
+    (column ``calibrated``): the calibration items never enter a coverage draw."""
+    dialogues = np.sort(scores["group"].unique())
+    if not 0 < k < len(dialogues):
+        raise SystemExit(f"--calibrate takes 1 to {len(dialogues) - 1} dialogues, not {k}")
+    chosen = np.random.default_rng(0).choice(dialogues, k, replace=False)
+    scale = ScoreScale(1, 5)
+    dists = [ScoreDistribution(scale, row) for row in scores[[f"p_{v}" for v in range(1, 6)]].to_numpy()]
+    fit_on = np.flatnonzero(scores["group"].isin(chosen).to_numpy())
+    fitted = Fitted.fit(Setting("1-5", "expected", 1.0, "isotonic"), SettingData(dists, []), fit_on,
+                        scores["human"].to_numpy()[fit_on])
+    out = scores.assign(calibrated=fitted.predict(dists))
+    return out[~out["group"].isin(chosen)].reset_index(drop=True)
 
 
 def describe(scores: pd.DataFrame) -> None:
@@ -153,21 +184,22 @@ def describe(scores: pd.DataFrame) -> None:
           f"{means.human.std():.3f}")
 
 
-def check(rows: pd.DataFrame, scores: Path | pd.DataFrame, column: str, args: argparse.Namespace,
-          scale: tuple[float, float]) -> None:
-    """The coverage table over the budgets, and one comparison at the first budget."""
+def check(scores: Path | pd.DataFrame, column: str, args: argparse.Namespace, scale: tuple[float, float],
+          out: Path, dialogues: int) -> None:
+    """The coverage table over the budgets, and one comparison at the first budget, in ``out``."""
     columns = {"score": column, "human_range": scale, "group": "dialogue" if column == "first" else "group",
                "system_column": "model" if column == "first" else "system", "judge_range": scale}
     budgets = tuple(int(b) for b in args.budgets.split(","))
-    if rows["dialogue"].nunique() <= min(budgets):
-        print(f"{rows['dialogue'].nunique()} dialogues: too few for a budget of {min(budgets)}; no coverage check")
+    if dialogues <= min(budgets):
+        print(f"{dialogues} dialogues: too few for a budget of {min(budgets)}; no coverage check")
         return
+    out.mkdir(parents=True, exist_ok=True)
     table = coverage(scores, budgets=budgets, draws=args.draws, **columns)
     table.insert(0, "predictor", args.judge)
     table.insert(1, "criterion", args.criterion)
-    table.to_csv(args.out / "coverage.csv", index=False)
+    table.to_csv(out / "coverage.csv", index=False)
     print(table.round(3).to_string(index=False))
-    numbias.write(numbias.compare(scores, labels=budgets[0], **columns), args.out / "compare", force=True)
+    numbias.write(numbias.compare(scores, labels=budgets[0], **columns), out / "compare", force=True)
 
 
 def arguments() -> argparse.Namespace:
@@ -182,6 +214,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
     parser.add_argument("--store", type=Path, help="the judge's store (default: OUT/store.sqlite)")
+    parser.add_argument("--calibrate", type=int, default=0,
+                        help="also check the judge calibrated on K dialogues (isotonic), left out of the draws")
     parser.add_argument("--publish", type=Path, help="also write the judge's scores (no labels, no text) here")
     parser.add_argument("--from", dest="source", type=Path,
                         help="a published folder: recompute from its judge scores and settings.json, no model")
@@ -199,6 +233,7 @@ def main() -> None:
         args.judge, args.criterion, args.limit, args.draws = (stated[k] for k in ("judge", "criterion", "limit",
                                                                                    "draws"))
         args.budgets = ",".join(map(str, stated["budgets"]))
+        args.calibrate = args.calibrate or stated.get("calibrate", 0)
     args.out.mkdir(parents=True, exist_ok=True)
     tmu = args.dataset == "tmu-gfm"
     data = args.data or (TMU if tmu else SHARED)
@@ -210,7 +245,12 @@ def main() -> None:
         scores, column = judged(rows, args.criterion, args.judge, args.out, args.store)
         if args.publish and column != "first":
             publish(scores, args.publish, args)
-    check(rows, scores, column, args, (0.0, 4.0) if tmu else (1.0, 5.0))
+    scale, dialogues = (0.0, 4.0) if tmu else (1.0, 5.0), rows["dialogue"].nunique()
+    check(scores, column, args, scale, args.out, dialogues)
+    if args.calibrate and column != "first":
+        frame = calibrated(scores if isinstance(scores, pd.DataFrame) else judge_frame(scores), args.calibrate)
+        print(f"calibrated on {args.calibrate} dialogues, checked on the other {dialogues - args.calibrate}")
+        check(frame, "calibrated", args, scale, args.out / "calibrated", dialogues - args.calibrate)
 
 
 if __name__ == "__main__":
