@@ -147,54 +147,56 @@ reads its store again, and the one that recomputes it from the folder's files.""
 
 def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> Path:
     """Write ``folder/report.html`` again, loading no model: from the folder's own files
-    (its distributions and items, :mod:`numbias.studies.recompute`) where it has them, else
-    from its config and store (an item missing from the store is an error; data files
-    the config names are read relative to the working folder). Returns the page's path.
-    A report.html numbias did not write is replaced only with ``force``."""
+    (its distributions and items, :mod:`numbias.studies.recompute`; a comparison's
+    ``compare.json``) where it has them, else from its config and store (an item missing
+    from the store is an error; data files the config names are read relative to the
+    working folder). Returns the page's path. A report.html numbias did not write is
+    replaced only with ``force``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NumbiasError(f"results folder {folder} does not exist")
     if not any((folder / entry[0]).is_file() for entry in REBUILDS) and (folder / "compare.json").is_file():
-        return _rebuild_comparison(folder, wait=wait, force=force)
+        return _rewrite(folder, lambda: _comparison(folder), "compare.json", wait=wait, force=force)
     name, config, study, from_files = folder_config(folder)
     if (folder / DISTS).exists():
         config = config.model_copy(update={"out": str(folder)})
-        with one_writer(folder, wait=wait):
-            try:
-                results = from_files(folder, config)
-            except NumbiasError as exc:
-                raise NumbiasError(f"cannot rebuild {folder / 'report.html'} from the folder's files: {exc}") from None
-            write_all(folder, {"report.html": files(results)["report.html"]}, force=force)
-        return folder / "report.html"
+        return _rewrite(folder, lambda: from_files(folder, config), "the folder's files", wait=wait, force=force)
     _judges_as_data(config, folder / name)
     store = Path(config.store) if config.store else folder / "store.sqlite"
     if not store.is_file():
         raise NumbiasError(f"{folder} holds no {DISTS}{_scores_only(folder)} and its store {store} does not exist: "
                            "a report is drawn from the distributions (or the store its study wrote)")
     config = config.model_copy(update={"out": str(folder), "store": str(store)})
+
+    def from_store() -> Any:
+        with store_only():
+            return study(config)
+
+    return _rewrite(folder, from_store, str(store), wait=wait, force=force)
+
+
+def _rewrite(folder: Path, results: Callable[[], Any], source: str, *, wait: bool, force: bool) -> Path:
+    """The page drawn from ``results()`` (computed while holding the folder's writer lock)
+    and written in place; a failure names the source the page was to be drawn from."""
     with one_writer(folder, wait=wait):
         try:
-            with store_only():
-                results = study(config)
+            drawn = results()
         except NumbiasError as exc:
-            raise NumbiasError(f"cannot rebuild {folder / 'report.html'} from {store}: {exc}") from None
-        write_all(folder, {"report.html": files(results)["report.html"]}, force=force)
+            raise NumbiasError(f"cannot rebuild {folder / 'report.html'} from {source}: {exc}") from None
+        write_all(folder, {"report.html": files(drawn)["report.html"]}, force=force)
     return folder / "report.html"
 
 
-def _rebuild_comparison(folder: Path, *, wait: bool, force: bool) -> Path:
-    """A ``numbias compare`` folder's page, from its ``compare.json`` (which holds every
-    number the page shows)."""
-    with one_writer(folder, wait=wait):
-        try:
-            data = json.loads((folder / "compare.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise NumbiasError(f"cannot read {folder / 'compare.json'}: {exc}") from None
-        if not isinstance(data, dict):
-            raise NumbiasError(f"{folder / 'compare.json'} is not a numbias compare.json: not an object")
-        results = CompareResults.from_json(data)
-        write_all(folder, {"report.html": files(results)["report.html"]}, force=force)
-    return folder / "report.html"
+def _comparison(folder: Path) -> CompareResults:
+    """A ``numbias compare`` folder's results, from its ``compare.json`` (which holds
+    every number the page shows)."""
+    try:
+        data = json.loads((folder / "compare.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NumbiasError(f"cannot read it: {exc}") from None
+    if not isinstance(data, dict):
+        raise NumbiasError(f"{folder / 'compare.json'} is not a numbias compare.json: not an object")
+    return CompareResults.from_json(data)
 
 
 def _scores_only(folder: Path) -> str:
