@@ -200,3 +200,15 @@ def test_a_list_of_servers_passes_the_option_check() -> None:
         create_backend("openai", model="judge", base_url=[1])
     with pytest.raises(NumbiasError, match="base_url is empty"):
         create_backend("openai", model="judge", base_url=[])
+
+
+def test_servers_and_pacing_do_not_change_a_truncated_readings_key() -> None:
+    """A cut item's store key holds the options that can change a reading: adding a
+    replica, raising the concurrency or the timeout keeps the stored answers."""
+    from numbias.backends.base import reading_options
+
+    one = {"base_url": "http://a/v1", "concurrency": 4, "context_length": 4096, "tokenizer": "t.gguf"}
+    two = {**one, "base_url": ["http://a/v1", {"url": "http://b/v1", "concurrency": 2}], "concurrency": 16,
+           "timeout": 5.0, "max_retries": 1, "api_key_env": "KEY"}
+    assert reading_options(one) == reading_options(two) == {"context_length": 4096, "tokenizer": "t.gguf"}
+    assert reading_options({**one, "context_length": 2048}) != reading_options(one)

@@ -124,6 +124,8 @@ ROUTING_OPTIONS = frozenset({"base_url", "api_key_env", "api_key"})
 """Options that say where requests go or which secret is read (the OpenAI backend's
 ``base_url`` and ``api_key_env``, a plug-in's ``api_key``): they come from the user at
 scoring time, never from a file someone else wrote (a saved judge, a results folder)."""
+PACING_OPTIONS = frozenset({"concurrency", "timeout", "max_retries"})
+"""Options that set how fast and how patiently requests are sent, never what is read."""
 _ROUTING_NAMES = ROUTING_OPTIONS | {"url", "host", "endpoint", "api_base", "token", "secret", "password"}
 _ROUTING_ENDS = ("_url", "_host", "_endpoint", "_env", "_api_key", "_secret", "_password")
 
@@ -132,6 +134,12 @@ def is_routing(option: str) -> bool:
     """Whether a backend option says where requests go or which secret is read: the
     known ones and, for plug-ins, any named like them (``*_url``, ``*_key``, ``*_env``...)."""
     return option.lower() in _ROUTING_NAMES or option.lower().endswith(_ROUTING_ENDS)
+
+
+def reading_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A judge's options less those that route or pace requests: what can change a
+    reading (a server added to a list, or a higher concurrency, changes no answer)."""
+    return {k: v for k, v in options.items() if not is_routing(k) and k not in PACING_OPTIONS}
 
 
 def registered(name: str) -> bool:

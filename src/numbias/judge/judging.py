@@ -14,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 
 from numbias.backends import Backend, create_backend, describe_backend
-from numbias.backends.base import backend_factory, is_routing, starts_to_describe, takes_option
+from numbias.backends.base import backend_factory, reading_options, starts_to_describe, takes_option
 from numbias.core.distribution import ScoreDistribution, stack
 from numbias.core.metrics import Rule, item_scores
 from numbias.core.sampling import sampled_distribution
@@ -157,7 +157,7 @@ def collect(
     with ``truncate`` has that field cut to fit (``meta["cut"]``: characters removed)."""
     mode = mode or {"mode": "exact"}
     # A cut depends on the context the judge was given, which its identity need not hold.
-    cut = {"truncate": truncate, "judge_options": judge.config.options} if truncate else {}
+    cut = {"truncate": truncate, "judge_options": reading_options(judge.config.options)} if truncate else {}
     identity = {**setting_identity(judge, template, scale, mode), **cut}
     key = _stored_key(judge, identity, store) if judge.partial else store.register(identity)
     ids, records = data.ids, data.records()
@@ -203,7 +203,7 @@ def _stored_key(judge: Judge, identity: dict[str, Any], store: Store) -> str:
     not started (its options beside routing and ``judge_options`` compared where the
     stored identity holds them); none or several is a one-line error."""
     known = {k: v for k, v in identity.items() if k != "judge_options"}
-    options = {k: v for k, v in judge.config.options.items() if not is_routing(k)}
+    options = reading_options(judge.config.options)
     keys = store.matching(known, options)
     if len(keys) != 1:
         how = "no reading" if not keys else f"{len(keys)} readings"
