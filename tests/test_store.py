@@ -96,3 +96,26 @@ def test_item_slot_changes_with_the_prompt_not_only_the_id() -> None:
     assert slot != item_slot("7", Prompt("Rate bad"))
     assert slot != item_slot("7", Prompt("Rate good", answer_prefix="Score:"))
     assert slot != item_slot("7", Prompt("Rate good", system="Be fair."))
+
+
+def test_a_backends_own_reading_mode_stays_in_the_key() -> None:
+    """A server read by its top log-probabilities and one read exactly are two readings
+    even though both are collected as exact distributions; a backend without a mode of
+    its own keys as before."""
+    from numbias.backends.fake import FakeBackend
+    from numbias.data.prompt import PromptTemplate
+    from numbias.judge.config import JudgeConfig
+    from numbias.judge.judging import Judge, setting_identity
+
+    def judge(mode: str | None) -> Judge:
+        backend = FakeBackend([*"0123456789", ""], lambda prompt, tokens: np.zeros(11), eos=10)
+        if mode is not None:
+            backend.identity["mode"] = mode
+        return Judge(JudgeConfig(model="m", instance=backend))
+
+    template, scale, exact = PromptTemplate("Rate {word} from {lo} to {hi}."), ScoreScale(0, 9), {"mode": "exact"}
+    keys = {m: judge_key(setting_identity(judge(m), template, scale, exact)) for m in ("topk", "exact", None)}
+    assert keys["topk"] != keys["exact"]
+    assert setting_identity(judge("topk"), template, scale, exact)["backend_mode"] == "topk"
+    assert "backend_mode" not in setting_identity(judge("exact"), template, scale, exact)
+    assert "backend_mode" not in setting_identity(judge(None), template, scale, exact)

@@ -132,8 +132,13 @@ class ScoredSet:
 
 
 def setting_identity(judge: Judge, template: PromptTemplate, scale: ScoreScale, mode: dict[str, Any]) -> dict:
+    """What a stored reading is keyed by. A backend's own ``mode`` (a server read exactly,
+    by its top log-probabilities or by sampling) is kept as ``backend_mode`` where it
+    differs from the collection's, so top-k readings never pass for exact ones."""
+    own = judge.identity.get("mode")
+    kept = {"backend_mode": own} if own is not None and own != mode.get("mode") else {}
     return {**judge.identity, "template": template.text, "system": template.system,
-            "answer_prefix": template.prefix(judge.chat), "scale": str(scale), **mode}
+            "answer_prefix": template.prefix(judge.chat), "scale": str(scale), **mode, **kept}
 
 
 def collect(
