@@ -105,18 +105,22 @@ def _scores_headline(folder: Path) -> None:
 def _comparison_headline(folder: Path) -> None:
     """A system comparison on DialSummEval: the judge's published scores joined with the
     human scores read from the shared data (not redistributed) give the committed
-    coverage table and the committed comparison's estimates, number for number."""
-    published = folder.parent
+    coverage table and the committed comparison's estimates, number for number; under
+    ``calibrated/``, those of the judge calibrated as the folder's settings say."""
+    calibrated = folder.parent.name == "calibrated"
+    published = folder.parents[1] if calibrated else folder.parent
     script = runpy.run_path(str(RESULTS.parents[1] / "scripts" / "systems_coverage.py"))
     if not script["SHARED"].is_file():
         pytest.skip(f"the human scores are read from {script['SHARED']}, which this machine lacks")
     settings = json.loads((published / "settings.json").read_text(encoding="utf-8"))
     rows = script["items"](script["SHARED"], settings["criterion"], settings["limit"])
     scores, _ = script["from_published"](published, rows)
-    columns = {"score": "expected", "human_range": (1.0, 5.0), "group": "group", "system_column": "system",
-               "judge_range": (1.0, 5.0)}
+    if calibrated:
+        scores = script["calibrated"](scores, settings["calibrate"])
+    columns = {"score": "calibrated" if calibrated else "expected", "human_range": (1.0, 5.0), "group": "group",
+               "system_column": "system", "judge_range": (1.0, 5.0)}
     table = coverage(scores, budgets=tuple(settings["budgets"]), draws=settings["draws"], **columns)
-    stated = pd.read_csv(published / "coverage.csv")
+    stated = pd.read_csv(folder.parent / "coverage.csv")
     numbers = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
     assert np.allclose(table[numbers].to_numpy(float), stated[numbers].to_numpy(float), atol=1e-12)
     again = compare(scores, labels=settings["budgets"][0], **columns).systems
