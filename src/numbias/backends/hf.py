@@ -83,7 +83,7 @@ class TransformersBackend:
         if n_threads:
             torch.set_num_threads(n_threads)
         self.identity = self.describe(model, revision=revision, dtype=dtype, chat=chat, temperatures=temperatures)
-        source, kwargs = _source(model, revision)
+        source, kwargs = pretrained_source(model, revision)
         try:
             # GGUF de-quantisation draws its own tqdm bar on stderr.
             with contextlib.redirect_stderr(sys.stderr if verbose else io.StringIO()):
@@ -271,8 +271,10 @@ class TransformersBackend:
             yield texts
 
 
-def _source(model: str, revision: str | None) -> tuple[str, dict[str, Any]]:
-    """``from_pretrained`` arguments: a GGUF file is loaded from its folder."""
+def pretrained_source(model: str, revision: str | None) -> tuple[str, dict[str, Any]]:
+    """``from_pretrained``'s source and arguments for a model the backend takes (a GGUF
+    file is loaded from its folder): also what benchmarks/bench_gpu_batch.py reads a
+    model's configuration and tokenizer with."""
     if _is_gguf(model):
         path = resolve(model).path
         return str(path.parent), {"gguf_file": path.name}
@@ -285,7 +287,7 @@ def _source(model: str, revision: str | None) -> tuple[str, dict[str, Any]]:
 
 def _hub_has_template(model: str, revision: str | None) -> bool:
     _, transformers = _import()
-    source, kwargs = _source(model, revision)
+    source, kwargs = pretrained_source(model, revision)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError, RuntimeError, ImportError) as exc:
