@@ -29,8 +29,7 @@ _BEST_FIRST = re.compile(r"^\s*best-first\s*:(.*)$", re.IGNORECASE | re.DOTALL)
 _LEADING = re.compile(r"^ ?([0-9]+)(?![0-9])")
 _SEPARATORS = ",=+"
 """Characters a label may not hold: they separate labels, values and a range ensemble's scales."""
-_FORMS = ("LO-HI with integers (e.g. 0-9), reversed:LO-HI, letters:A-E or words:poor,fair,good "
-          "(any of them after best-first:)")
+_FORMS = "LO-HI with integers (e.g. 0-9), reversed:LO-HI, letters:A-E or words:poor,fair,good"
 BEST_FIRST = "best-first:"
 """The prefix of a scale asked with its options listed best first (``best-first:1-5``)."""
 
