@@ -149,6 +149,11 @@ def test_a_small_study_with_formats_and_a_contrast_reports_them(tmp_path: Path) 
     rows = c.table.set_index("row")
     ensemble = "1-3+reversed:1-3+letters:A-C+words:poor,fair,good"
     assert res.config.ensembles == [ensemble]
+    fitted = Fitted.fit(Setting(ensemble, "expected", 1.0), c.data[ensemble], np.arange(40), None)
+    hand = [np.mean([_unit_expected(c.data[f].distributions[i], ScoreScale.parse(f)) for f in ensemble.split("+")])
+            for i in range(40)]
+    np.testing.assert_allclose(ScoreScale(0, 2).to_unit(fitted.predict(c.data[ensemble].distributions)), hand,
+                               rtol=1e-12)
     for label in [f"format ensemble (label-free) {ensemble}", "format reversed:1-3", "best format (dev)",
                   "contrast (fixed λ)", "contrast (λ fitted on dev)", "contrast (λ label-free: widest spread)"]:
         assert np.isfinite(rows.loc[label, "pearson"]), label
