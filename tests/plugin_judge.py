@@ -125,10 +125,11 @@ def _asked_labels(user: str) -> list[str]:
     return [str(v) for v in (range(lo, hi + 1) if lo < hi else range(lo, hi - 1, -1))]
 
 
-def labeller(model: str) -> FakeBackend:
+def labeller(model: str, bias: float = 0.0) -> FakeBackend:
     """A judge on any scale, numbers or labels: it reads an item's true score from the
     number in its text, as ``reader`` does, puts its first token on the labels near it,
-    then spells the label it started and ends."""
+    then spells the label it started and ends; ``bias`` pulls its first token towards
+    the second label from the end of the ones asked, whatever the item."""
     end = len(LABEL_PIECES) - 1
 
     def logits(prompt: Prompt, context: tuple[int, ...]) -> np.ndarray:
@@ -145,10 +146,11 @@ def labeller(model: str) -> FakeBackend:
         unit = np.clip(true + np.random.default_rng(zlib.crc32(word.encode())).normal(0, 0.15), 0, 1)
         for k, label in enumerate(labels):
             first = max((p for p in onward if label.startswith(LABEL_PIECES[p])), key=lambda p: len(LABEL_PIECES[p]))
-            row[first] = np.logaddexp(row[first], -(k / (len(labels) - 1) - unit) ** 2 / 0.03)
+            row[first] = np.logaddexp(row[first], -(k / (len(labels) - 1) - unit) ** 2 / 0.03
+                                      + (bias if k == len(labels) - 2 else 0.0))
         row[LABEL_PIECES.index("x")] = -4.0
         return row
 
     backend = FakeBackend(LABEL_PIECES, logits, eos=end)
-    backend.identity = {**backend.identity, "model": model, "labeller": 1}
+    backend.identity = {**backend.identity, "model": model, "labeller": 1, **({"bias": bias} if bias else {})}
     return backend

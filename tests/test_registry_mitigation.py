@@ -16,7 +16,7 @@ import pytest
 from sklearn.base import clone
 
 import numbias
-from numbias.core.distribution import ScoreDistribution, mixture, stack
+from numbias.core.distribution import ScoreDistribution, mixture, paired, stack
 from numbias.core.metrics import item_scores, to_scale
 from numbias.core.scale import ScoreScale
 from numbias.mitigations import (
@@ -89,6 +89,9 @@ def test_every_built_in_is_a_scikit_learn_estimator(items, name: str) -> None:
     data, human = items
     if get_mitigation(name).family == "range ensemble":  # reads the parts of a range ensemble
         data = SettingData([mixture((d, d.at(0.7) if d.tempered else d), d.scale) for d in data.distributions],
+                           data.content_free)
+    if get_mitigation(name).family == "contrast":  # reads an amateur's distribution of each item
+        data = SettingData([paired(d, d.at(0.7) if d.tempered else d) for d in data.distributions],
                            data.content_free)
     cal = get_mitigation(name).make()
     params = cal.get_params()

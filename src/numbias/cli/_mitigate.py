@@ -39,13 +39,20 @@ class MitigateFlags:
         help="Processes comparing the judge × task pairs in parallel (the results do not depend on it).")] = None
     oracle: Annotated[bool | None, typer.Option(
         "--oracle/--no-oracle", help="Add the setting best on test, labelled as such (not a method).")] = None
+    formats: Annotated[str | None, typer.Option(
+        help="The format family at this range (e.g. 1-5): digits, reversed digits, letters and words, worst "
+             "and best first, and their ensembles.")] = None
+    amateur: Annotated[str | None, typer.Option(
+        help="The contrast family: contrast each judge with this amateur judge (λ fixed, fitted on dev, "
+             "label-free).")] = None
 
     def settings(self) -> dict[str, Any]:
         """The settings given, by the study's names (``--ensemble none``: no ensemble)."""
         ensembles = None if not self.ensemble else [] if self.ensemble == ["none"] else self.ensemble
         given = {"ensembles": ensembles, "mitigations": self.mitigation, "resamples": self.resamples,
                  "label_draws": self.label_draws, "oracle": self.oracle, "n_jobs": self.n_jobs, "dev": self.dev,
-                 "folds": self.folds, "criterion": self.criterion}
+                 "folds": self.folds, "criterion": self.criterion, "formats": self.formats,
+                 "contrast": {"amateur": self.amateur} if self.amateur else None}
         return {k: v for k, v in given.items() if v is not None}
 
 
@@ -70,7 +77,10 @@ def mitigate_cmd(
     settings.update(study.settings(configs))
     if sample:
         settings["sample"] = sample
-    settings.update(choice.settings())
+    given = choice.settings()
+    if "contrast" in given:  # --amateur keeps the config's λ
+        given["contrast"] = {**(settings.get("contrast") or {}), **given["contrast"]}
+    settings.update(given)
     _run_mitigate(parse_mitigate(settings), save, wait, force, server, study.source)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from numbias.core.scale import ScoreScale
 from numbias.util.errors import NumbiasError
@@ -15,6 +17,12 @@ from numbias.util.errors import NumbiasError
 TEMPERATURES = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5)
 """Temperatures at which exact backends also read every trie node, so temperature
 scaling (the paper's 0.4/0.7/1.0/1.3 and a grid to fit T on) needs no model call."""
+AMATEUR = "amateur"
+"""The ``meta`` key of the amateur judge's distribution of the same item at the same
+scale (:func:`paired`), which a contrast divides by."""
+AMATEUR_FLOOR = 1e-12
+"""The least share an amateur's label counts with in a contrast: a label the amateur
+gives no probability gets a finite boost, ``-λ·log(1e-12)`` at most (27.6 at λ = 1)."""
 
 
 def check_temperatures(temperatures: Sequence[float]) -> tuple[float, ...]:
@@ -136,6 +144,24 @@ def stack(distributions: list[ScoreDistribution]) -> tuple[np.ndarray, np.ndarra
     return rows[:, :-3].copy(), rows[:, -3:].copy()
 
 
+def mixture_rows(parts: Sequence[tuple[ScoreScale, np.ndarray, np.ndarray]], grid: ScoreScale,
+                 weights: Sequence[float] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mixture` of many items at once: each part a scale with its items × labels
+    probabilities and items × 3 (below, above, other) masses; the mixed items × grid
+    probabilities and items × 3 masses."""
+    w = np.full(len(parts), 1.0 / len(parts)) if weights is None else np.asarray(weights, float) / np.sum(weights)
+    mass = np.column_stack([probs.sum(axis=1) for _, probs, _ in parts])
+    shape_w = np.where(mass > 0, w, 0.0)
+    shape = np.zeros((len(mass), grid.size))
+    for (scale, probs, _), wk, mk in zip(parts, shape_w.T, mass.T):
+        where = np.rint(scale.to_unit(scale.values) * (grid.hi - grid.lo)).astype(int)
+        np.add.at(shape.T, where,  # labels a coarse grid rounds together add up
+                  np.divide(wk[:, None] * probs, mk[:, None], out=np.zeros_like(probs), where=mk[:, None] > 0).T)
+    total = shape_w.sum(axis=1, keepdims=True)
+    probs = np.divide(shape, total, out=shape.copy(), where=total > 0) * np.where(total > 0, mass @ w[:, None], 1.0)
+    return probs, sum(wk * rest for wk, (_, _, rest) in zip(w, parts))
+
+
 def mixture(parts: Sequence[ScoreDistribution], grid: ScoreScale,
             weights: Sequence[float] | np.ndarray | None = None) -> ScoreDistribution:
     """One item read at several scales as one distribution on ``grid`` (a range
@@ -145,20 +171,64 @@ def mixture(parts: Sequence[ScoreDistribution], grid: ScoreScale,
     in-scale, out-of-scale and other masses are the parts' averages. The parts stay in
     ``meta["parts"]``, and re-reading at a temperature re-reads every part."""
     w = np.full(len(parts), 1.0 / len(parts)) if weights is None else np.asarray(weights, float) / np.sum(weights)
-    mass = np.array([p.probs.sum() for p in parts])
-    shape_w = np.where(mass > 0, w, 0.0)
-    shape = np.zeros(grid.size)
-    for part, wk, mk in zip(parts, shape_w, mass):
-        if wk > 0:
-            where = np.rint(part.scale.to_unit(part.scale.values) * (grid.hi - grid.lo)).astype(int)
-            np.add.at(shape, where, wk * part.probs / mk)
-    probs = shape / shape_w.sum() * float(np.dot(w, mass)) if shape_w.sum() > 0 else shape
+    probs, rest = mixture_rows([(p.scale, p.probs[None], p.row[None, -3:]) for p in parts], grid, w)
     common = set.intersection(*(set(p.tempered) for p in parts)) if all(p.tempered for p in parts) else set()
     return ScoreDistribution(
-        grid, probs,
-        below=float(np.dot(w, [p.below for p in parts])),
-        above=float(np.dot(w, [p.above for p in parts])),
-        other=float(np.dot(w, [p.other for p in parts])),
+        grid, probs[0], below=float(rest[0, 0]), above=float(rest[0, 1]), other=float(rest[0, 2]),
         tempered={t: mixture([p.at(t) for p in parts], grid, w) for t in sorted(common)},
         meta={"parts": tuple(parts)},
     )
+
+
+def check_lambda(lam: object) -> float:
+    """A contrast's λ: a number from 0 (the expert alone) to 1 (the expert divided by
+    the amateur), else one line."""
+    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)) or not 0 <= lam <= 1:
+        raise NumbiasError(f"a contrast needs λ from 0 to 1, got {lam!r}")
+    return float(lam)
+
+
+def contrast_rows(expert: np.ndarray, amateur: np.ndarray, lam: float) -> np.ndarray:
+    """:func:`contrast` over items × labels matrices of in-scale probabilities (the
+    expert's, the amateur's), all items at once: each row keeps the expert's in-scale
+    mass; a row with none stays as it is."""
+    lam = check_lambda(lam)
+    mass = expert.sum(axis=1, keepdims=True)
+    a_mass = amateur.sum(axis=1, keepdims=True)
+    shares = np.divide(amateur, a_mass, out=np.full_like(amateur, 1.0 / amateur.shape[1]), where=a_mass > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logits = np.log(expert) - lam * np.log(np.maximum(shares, AMATEUR_FLOOR))
+        out = special.softmax(logits, axis=1) * mass
+    return np.where(mass > 0, out, expert)
+
+
+def contrast(expert: ScoreDistribution, amateur: ScoreDistribution, lam: float) -> ScoreDistribution:
+    """The expert contrasted with the amateur (contrastive decoding, Li et al. 2023):
+    over the scale's labels, softmax of ``log p_expert − λ·log p_amateur``, each judge's
+    probabilities taken as shares of its in-scale mass, so two judges with different
+    tokenizers compare label by label. A label the expert gives no probability stays at
+    none; the amateur's shares are floored at :data:`AMATEUR_FLOOR`. The result keeps
+    the expert's in-scale mass and its out-of-scale and other masses: λ = 0 gives the
+    expert back, and a judge contrasted with itself at λ = 1 is uniform over its labels.
+
+    >>> from numbias import ScoreScale
+    >>> e = ScoreDistribution(ScoreScale(1, 3), [0.6, 0.3, 0.0], other=0.1)
+    >>> a = ScoreDistribution(ScoreScale(1, 3), [0.5, 0.25, 0.25])
+    >>> contrast(e, a, 1.0).probs.round(3).tolist(), contrast(e, e, 1.0).probs.round(3).tolist()
+    ([0.45, 0.45, 0.0], [0.45, 0.45, 0.0])
+    """
+    if expert.scale != amateur.scale:
+        raise NumbiasError(f"a contrast needs both judges on one scale, got {expert.scale} and {amateur.scale}")
+    probs = contrast_rows(expert.probs[None], amateur.probs[None], lam)[0]
+    return dataclasses.replace(expert, probs=probs, tempered={}, meta={})
+
+
+def paired(expert: ScoreDistribution, amateur: ScoreDistribution, **meta: Any) -> ScoreDistribution:
+    """The expert's distribution carrying the amateur's of the same item at the same
+    scale (``meta[AMATEUR]``) and ``meta``, at every temperature both were read at, so a
+    contrast reads both at the setting's temperature."""
+    if expert.scale != amateur.scale:
+        raise NumbiasError(f"a contrast needs both judges on one scale, got {expert.scale} and {amateur.scale}")
+    tempered = {t: paired(d, amateur.tempered[t], **meta) if t in amateur.tempered else d
+                for t, d in expert.tempered.items()}
+    return dataclasses.replace(expert, tempered=tempered, meta={**expert.meta, **meta, AMATEUR: amateur})

@@ -3,11 +3,14 @@
 A scale lists its labels worst first, each with a value one above the last: digits
 (``0-9``, each number its own value), the same digits reversed (``reversed:1-5``: the
 rubric's 1 is the best answer, so it has the highest value), letters (``letters:A-E``)
-or words (``words:poor,fair,good``, valued 1..k unless given). Distributions hold one
-probability per label in value order, and every rule and metric acts on the values."""
+or words (``words:poor,fair,good``, valued 1..k unless given); any of them may be asked
+best first (``best-first:letters:A-E``: the rubric lists the options best first, nothing
+else changes). Distributions hold one probability per label in value order, and every
+rule and metric acts on the values."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -22,10 +25,13 @@ from numbias.util.errors import NumbiasError
 _RANGE = re.compile(r"^\s*(-?\d+)\s*(?:-|–|\.\.|:|to)\s*(-?\d+)\s*$")
 _LETTERS = re.compile(r"^\s*([A-Za-z])\s*(?:-|–|\.\.|to)\s*([A-Za-z])\s*$")
 _KIND = re.compile(r"^\s*(reversed|letters|words)\s*:(.*)$", re.IGNORECASE | re.DOTALL)
+_BEST_FIRST = re.compile(r"^\s*best-first\s*:(.*)$", re.IGNORECASE | re.DOTALL)
 _LEADING = re.compile(r"^ ?([0-9]+)(?![0-9])")
 _SEPARATORS = ",=+"
 """Characters a label may not hold: they separate labels, values and a range ensemble's scales."""
 _FORMS = "LO-HI with integers (e.g. 0-9), reversed:LO-HI, letters:A-E or words:poor,fair,good"
+BEST_FIRST = "best-first:"
+"""The prefix of a scale asked with its options listed best first (``best-first:1-5``)."""
 
 
 PAPER_SCALE = "0-9"
@@ -36,8 +42,9 @@ PAPER_SCALE = "0-9"
 class ScoreScale:
     """A scale of ``hi - lo + 1`` labels valued ``lo..hi``: the numbers themselves
     (``words`` empty), the numbers read in reverse (``reverse``), or ``words`` listed
-    worst first. ``str`` gives the one spelling :meth:`parse` reads back, which keys
-    the store.
+    worst first; ``best_first``: the rubric lists its options best first (the same
+    labels and values, another prompt). ``str`` gives the one spelling :meth:`parse`
+    reads back, which keys the store.
 
     >>> scale = ScoreScale.parse("1..5")
     >>> scale, str(scale), scale.size, scale.labels
@@ -49,6 +56,9 @@ class ScoreScale:
     ('words:poor,fair,good', ['poor', 'fair', 'good'], array([1., 2., 3.]))
     >>> ScoreScale.parse("reversed:1-3").labels, ScoreScale.parse("letters:A-C").labels
     (['3', '2', '1'], ['A', 'B', 'C'])
+    >>> best = ScoreScale.parse("best-first:letters:A-C")
+    >>> str(best), best.labels, best.asked, best == ScoreScale.parse("letters:A-C")
+    ('best-first:letters:A-C', ['A', 'B', 'C'], ['C', 'B', 'A'], False)
     >>> ScoreScale.parse("5-1")
     Traceback (most recent call last):
     ...
@@ -59,6 +69,7 @@ class ScoreScale:
     hi: int
     words: tuple[str, ...] = ()
     reverse: bool = False
+    best_first: bool = False
 
     def __post_init__(self) -> None:
         for name, value in (("lo", self.lo), ("hi", self.hi)):
@@ -127,6 +138,8 @@ class ScoreScale:
         return cls(int(lo), int(lo) + len(labels) - 1, tuple(ordered))
 
     def __str__(self) -> str:
+        if self.best_first:
+            return BEST_FIRST + str(dataclasses.replace(self, best_first=False))
         if self.reverse:
             return f"reversed:{self.lo}-{self.hi}"
         if not self.words:
@@ -138,12 +151,18 @@ class ScoreScale:
         return "words:" + ",".join(f"{w}={self.lo + k}" for k, w in enumerate(self.words))
 
     def __repr__(self) -> str:
-        return f"ScoreScale(lo={self.lo}, hi={self.hi})" if self.plain else f"ScoreScale.parse({str(self)!r})"
+        return f"ScoreScale(lo={self.lo}, hi={self.hi})" if self.standard else f"ScoreScale.parse({str(self)!r})"
 
     @property
     def plain(self) -> bool:
         """Whether the labels are the values themselves (today's ``LO-HI`` scales)."""
         return not self.words and not self.reverse
+
+    @property
+    def standard(self) -> bool:
+        """Whether this is a ``LO-HI`` scale asked worst first, as every range of a
+        sweep is: anything else is another format of the question."""
+        return self.plain and not self.best_first
 
     @property
     def numeric(self) -> bool:
@@ -168,6 +187,11 @@ class ScoreScale:
         if self.reverse:
             return [str(v) for v in range(self.hi, self.lo - 1, -1)]
         return [str(v) for v in range(self.lo, self.hi + 1)]
+
+    @property
+    def asked(self) -> list[str]:
+        """The labels in the order the rubric lists them: worst first, or best first."""
+        return self.labels[::-1] if self.best_first else self.labels
 
     @property
     def width(self) -> int:
@@ -270,6 +294,11 @@ def _letter_run(words: Sequence[str]) -> bool:
 @lru_cache(maxsize=256)
 def _parse_text(text: str) -> ScoreScale:
     """A scale from its spelling (cached: stored distributions name theirs, one per item)."""
+    if (best := _BEST_FIRST.match(text)) is not None:
+        inner = _parse_text(best.group(1))
+        if inner.best_first:
+            raise NumbiasError(f"scale {text!r}: best-first is given twice")
+        return dataclasses.replace(inner, best_first=True)
     kind = _KIND.match(text)
     if kind is None:
         match = _RANGE.match(text)

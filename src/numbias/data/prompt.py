@@ -25,22 +25,27 @@ NUMBER_ASK = "Reply with a single whole number from {lo} to {hi} and nothing els
 LABEL_ASK = "Reply with exactly one of these answers and nothing else: {labels}."
 """The same ask on a scale of words or letters: a template's :data:`NUMBER_ASK` is
 asked so there, so every task's rubric reads right on every scale."""
+BEST_FIRST_NUMBER_ASK = "Reply with a single whole number from {hi} to {lo} and nothing else."
+"""The number ask on a scale asked best first (``best-first:1-5``): the range named
+from the best answer down."""
 
 
 def scale_fields(scale: ScoreScale) -> dict[str, Any]:
     """What ``{lo}``, ``{hi}`` and ``{labels}`` become: the worst and the best label (a
     number on a scale of numbers, ``{hi}`` is 1 on ``reversed:1-5``), and every label
-    worst first, joined by commas.
+    in the order the scale is asked (worst first, or best first), joined by commas.
 
     >>> scale_fields(ScoreScale.parse("words:poor,fair,good"))
     {'lo': 'poor', 'hi': 'good', 'labels': 'poor, fair, good'}
+    >>> scale_fields(ScoreScale.parse("best-first:words:poor,fair,good"))["labels"]
+    'good, fair, poor'
     """
     labels = scale.labels
     if scale.numeric:
         ends: tuple[Any, Any] = (scale.hi, scale.lo) if scale.reverse else (scale.lo, scale.hi)
     else:
         ends = (labels[0], labels[-1])
-    return {"lo": ends[0], "hi": ends[1], "labels": ", ".join(labels)}
+    return {"lo": ends[0], "hi": ends[1], "labels": ", ".join(scale.asked)}
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,16 @@ class PromptTemplate:
 
     def text_for(self, scale: ScoreScale) -> str:
         """The text asked on ``scale``: on a scale of words or letters, the number ask
-        (:data:`NUMBER_ASK`) becomes :data:`LABEL_ASK`."""
-        return self.text if scale.numeric else self.text.replace(NUMBER_ASK, LABEL_ASK)
+        (:data:`NUMBER_ASK`) becomes :data:`LABEL_ASK`; on a scale of numbers asked best
+        first, :data:`BEST_FIRST_NUMBER_ASK`. A scale asked best first needs a rubric that
+        shows the order (the number ask, or ``{labels}``), else one line: the prompt
+        would be the worst-first one under another key."""
+        if scale.best_first and NUMBER_ASK not in self.text and "labels" not in self.fields:
+            raise NumbiasError(f"scale {scale}: the rubric lists no options to put best first (give it "
+                               f"{{labels}} or end it with {NUMBER_ASK!r})")
+        if not scale.numeric:
+            return self.text.replace(NUMBER_ASK, LABEL_ASK)
+        return self.text.replace(NUMBER_ASK, BEST_FIRST_NUMBER_ASK) if scale.best_first else self.text
 
     def fill(self, item: Mapping[str, Any], scale: ScoreScale, *, chat: bool) -> Prompt:
         values = {**item, **scale_fields(scale)}

@@ -1,5 +1,7 @@
 """Removing the bias: the calibrators, one module per family, their registry and settings, and the choice among them."""
 
+from functools import partial
+
 from numbias._lazy import exports
 from numbias.mitigations._base import (
     Calibrator,
@@ -9,6 +11,8 @@ from numbias.mitigations._base import (
     UnfittableError,
     cross_folds,
 )
+from numbias.mitigations._contrast import CHOICES as CONTRAST_CHOICES
+from numbias.mitigations._contrast import CONTRAST, DEFAULT_LAMBDA, LAMBDAS, Contrast, contrasted
 from numbias.mitigations._development import (
     CRITERIA,
     LABEL_CRITERIA,
@@ -54,20 +58,31 @@ BUILT_IN_MITIGATIONS = tuple(register_mitigation(*spec).name for spec in (
     ("ridge", RidgeRegression, "distribution regression", True, "distribution regression (ridge)"),
     ("ordinal", OrdinalRegression, "distribution regression", True, "distribution regression (ordinal)"),
     ("weighted", EnsembleWeights, "range ensemble", True, "range ensemble (weights fitted on dev)"),
+    ("contrast", Contrast, "contrast", False, "contrast (fixed λ)"),
+    ("contrast-fit", partial(Contrast, choose="labels"), "contrast", True, "contrast (λ fitted on dev)"),
+    ("contrast-free", partial(Contrast, choose="spread"), "contrast", False, "contrast (λ label-free: widest spread)"),
 ))
 """The built-in mitigations, in the order a study compares them, registered as the package loads."""
-DEFAULT_MITIGATIONS = tuple(m for m in BUILT_IN_MITIGATIONS if m != "ordinal")
+CONTRAST_MITIGATIONS = ("contrast", "contrast-fit", "contrast-free")
+"""The contrast family's variants: λ fixed, fitted on development labels, label-free."""
+DEFAULT_MITIGATIONS = tuple(m for m in BUILT_IN_MITIGATIONS if m != "ordinal" and m not in CONTRAST_MITIGATIONS)
 """What ``mitigate`` compares unless told: every built-in but ordinal regression, whose
-cross-validated fit costs more than all the others together (name it to add it)."""
+cross-validated fit costs more than all the others together (name it to add it), and
+the contrast family, which needs an amateur judge (``contrast:`` adds it)."""
 
 __all__ = [
     "BUILT_IN_MITIGATIONS",
     "BatchCalibration",
     "BetaCalibration",
+    "CONTRAST",
+    "CONTRAST_CHOICES",
+    "CONTRAST_MITIGATIONS",
     "CRITERIA",
     "Calibrator",
     "ContextualCalibration",
+    "Contrast",
     "Criterion",
+    "DEFAULT_LAMBDA",
     "DEFAULT_MITIGATIONS",
     "DistributionCalibrator",
     "DistributionRegression",
@@ -82,6 +97,7 @@ __all__ = [
     "IsotonicMapping",
     "LABEL_CRITERIA",
     "LABEL_SIZES",
+    "LAMBDAS",
     "MITIGATION_REGISTRY",
     "MitigationSpec",
     "NoMitigation",
@@ -104,6 +120,7 @@ __all__ = [
     "UnfittableError",
     "all_mitigations",
     "compare",
+    "contrasted",
     "cross_fitted",
     "cross_folds",
     "dev_predictions",

@@ -22,7 +22,7 @@ from numbias.core.inference import UNDEFINED, Effect, adjust, paired_effect
 from numbias.core.metrics import pearson_defined as pearson
 from numbias.core.metrics import pearson_rows, to_scale
 from numbias.core.sampling import PROTOCOL_TEMPERATURE
-from numbias.core.scale import ENSEMBLE_JOIN, PAPER_SCALE
+from numbias.core.scale import ENSEMBLE_JOIN, PAPER_SCALE, ScoreScale, ensemble_parts
 from numbias.mitigations import (
     BUILT_IN_MITIGATIONS,
     FIT,
@@ -61,9 +61,23 @@ def temperature_row(temperature: Temperature) -> str:
     return FITTED_TEMPERATURE_ROW if temperature == FIT else f"temperature {temperature:g}"
 
 
+def is_format(scale: str) -> bool:
+    """Whether a setting's scale asks in another format than ``LO-HI`` worst first
+    (reversed digits, letters, words, options best first), or is an ensemble of formats
+    (one with such a part): the format family's, not the score range's.
+
+    >>> is_format("1-5"), is_format("letters:A-E"), is_format("0-9+1-5"), is_format("1-5+best-first:1-5")
+    (False, True, False, True)
+    """
+    parts = ensemble_parts(scale) if ENSEMBLE_JOIN in scale else (ScoreScale.parse(scale),)
+    return not all(p.standard for p in parts)
+
+
 def scale_row(scale: str) -> str:
-    """The row of the default at another scale, or a range ensemble."""
-    return f"range ensemble {scale}" if ENSEMBLE_JOIN in scale else f"scale {scale}"
+    """The row of the default at another scale or format, or a range or format ensemble."""
+    if ENSEMBLE_JOIN in scale:
+        return f"format ensemble (label-free) {scale}" if is_format(scale) else f"range ensemble {scale}"
+    return f"format {scale}" if is_format(scale) else f"scale {scale}"
 
 
 def family_row(family: str, *, dev: bool = True) -> str:
@@ -87,10 +101,12 @@ def families(candidates: list[Setting]) -> dict[str, Callable[[Setting], bool]]:
     """Each family of the paper-style table and which candidates belong to it: the
     temperature (paper's scale, no mitigation), each mitigation family (the built-in
     ones first, in their order, then any other), the score range (single scales, the
-    paper's temperature) and the range ensemble (ensembles, with no mitigation or
-    weights over scales)."""
+    paper's temperature), the format (other formats and their ensembles, the paper's
+    temperature, no mitigation: label-free) and the range ensemble (ensembles of
+    ranges, with no mitigation or weights over scales)."""
     d = PAPER_DEFAULT
-    ensembles = {c.scale for c in candidates if ENSEMBLE_JOIN in c.scale}
+    formats = {c.scale for c in candidates if is_format(c.scale)}
+    ensembles = {c.scale for c in candidates if ENSEMBLE_JOIN in c.scale} - formats
     specs = {m: get_mitigation(m) for m in dict.fromkeys(c.mitigation for c in candidates)}
     present = {spec.family for m, spec in specs.items() if m != "none"} - {"range ensemble"}
     named = [f for f in dict.fromkeys([*(get_mitigation(m).family for m in BUILT_IN_MITIGATIONS),
@@ -102,8 +118,11 @@ def families(candidates: list[Setting]) -> dict[str, Callable[[Setting], bool]]:
     members: dict[str, Callable[[Setting], bool]] = {
         "temperature": lambda c: c.scale == d.scale and c.mitigation == "none",
         **{f: in_family(f) for f in named},
-        "score range": lambda c: c.mitigation == "none" and c.temperature == d.temperature and c.scale not in ensembles,
+        "score range": lambda c: c.mitigation == "none" and c.temperature == d.temperature
+        and ENSEMBLE_JOIN not in c.scale and c.scale not in formats,
     }
+    if formats:
+        members["format"] = lambda c: c.scale in formats and c.mitigation == "none" and c.temperature == d.temperature
     if ensembles:
         members["range ensemble"] = lambda c: c.scale in ensembles and \
             specs[c.mitigation].family in ("original", "range ensemble")
@@ -131,6 +150,8 @@ def table_rows(candidates: list[Setting], dev_scores: dict[Setting, float], chos
     scored = {c for c in candidates if not np.isnan(dev_scores.get(c, np.nan))}
     scales = list(dict.fromkeys(c.scale for c in candidates))
     ensembles = [s for s in scales if ENSEMBLE_JOIN in s]
+    scale_families = {s: "format" if is_format(s) else "range ensemble" if s in ensembles else "score range"
+                      for s in scales}
     rows = [(DEFAULT_ROW, "original", d), (PRESPECIFIED_ROW, "pre-specified", PRESPECIFIED)]
     rows += [(temperature_row(t), "temperature", Setting(d.scale, d.rule, t))
              for t in dict.fromkeys(c.temperature for c in candidates) if t != d.temperature]
@@ -139,9 +160,8 @@ def table_rows(candidates: list[Setting], dev_scores: dict[Setting, float], chos
         at = [s for s in (d.scale, *ensembles) if Setting(s, d.rule, d.temperature, m) in scored]
         if m != "none" and (row := Setting(at[0] if at else d.scale, d.rule, d.temperature, m)) != PRESPECIFIED:
             rows.append((spec.title, spec.family, row))
-    rows += [(scale_row(s), "score range", Setting(s, d.rule, d.temperature)) for s in scales
-             if s != d.scale and s not in ensembles]
-    rows += [(scale_row(s), "range ensemble", Setting(s, d.rule, d.temperature)) for s in ensembles]
+    rows += [(scale_row(s), scale_families[s], Setting(s, d.rule, d.temperature))
+             for s in sorted(scales, key=lambda s: s in ensembles) if s != d.scale]
     rows += [(family_row(name), name, best) for name, best in family_bests(candidates, dev_scores).items()]
     rows += [(FREE_ROW, "label-free", free)] if free is not None else []
     rows.append((CHOICE_ROW, "automatic", chosen))

@@ -24,7 +24,7 @@ from numbias.judge.config import JudgeConfig, judge_as_data
 from numbias.judge.judging import Judge, Progress, collect, no_progress
 from numbias.judge.store import Store
 from numbias.judge.workers import close_workers
-from numbias.mitigations import Fitted, Setting, SettingData, dev_predictions, get_mitigation
+from numbias.mitigations import Contrast, Fitted, Setting, SettingData, dev_predictions, get_mitigation
 from numbias.util.errors import NumbiasError, first_line, readable_file, validation_message
 from numbias.util.output import text, write_one
 
@@ -283,6 +283,9 @@ class CalibratedJudge:
                        {"params": self.interval.get_params(), "state": self.interval.get_state()})
         if self.judge_config.instance is not None:
             raise NumbiasError("a judge given as a Python object cannot be saved: give it by name and backend")
+        if isinstance(self.fitted.calibrator, Contrast):
+            raise NumbiasError(f"setting {self.setting.label} reads an amateur judge's distributions, which a saved "
+                               "judge does not score; save a setting without contrast")
         path = check_save(path, force=force)
         return write_one(path, text(saved.model_dump_json(indent=2)))
 

@@ -11,17 +11,33 @@ import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from numbias.core.conformal import coverage
-from numbias.core.distribution import TEMPERATURES, ScoreDistribution, check_temperatures, mixture, stack
+from numbias.core.distribution import (
+    TEMPERATURES,
+    ScoreDistribution,
+    check_lambda,
+    check_temperatures,
+    mixture,
+    paired,
+    stack,
+)
 from numbias.core.inference import Effect, adjust, paired_effect
 from numbias.core.metrics import RULES, evaluate, group_codes, item_scores, pearson_rows, to_scale
-from numbias.core.scale import ENSEMBLE_JOIN, PAPER_SCALE, ScoreScale, ensemble_grid, ensemble_parts, setting_scale
+from numbias.core.scale import (
+    BEST_FIRST,
+    ENSEMBLE_JOIN,
+    PAPER_SCALE,
+    ScoreScale,
+    ensemble_grid,
+    ensemble_parts,
+    setting_scale,
+)
 from numbias.data.dataset import Dataset
 from numbias.data.prompt import PromptTemplate
 from numbias.data.tasks import PreparedTask, prepare_tasks, task_notes
@@ -30,6 +46,7 @@ from numbias.judge.config import (
     Folder,
     JudgeConfig,
     JudgeList,
+    JudgeRef,
     RuleList,
     SamplingConfig,
     ScaleList,
@@ -42,9 +59,13 @@ from numbias.judge.judging import Judge, Progress, collect, no_progress, samplin
 from numbias.judge.store import Store
 from numbias.judge.workers import close_workers
 from numbias.mitigations import (
+    CONTRAST,
+    CONTRAST_MITIGATIONS,
     CRITERIA,
+    DEFAULT_LAMBDA,
     DEFAULT_MITIGATIONS,
     FIT,
+    LAMBDAS,
     PAPER_TEMPERATURES,
     Criterion,
     Setting,
@@ -79,6 +100,100 @@ def _default_temperatures() -> list[Temperature]:
     return [*PAPER_TEMPERATURES, FIT]
 
 
+Order = Literal["worst-first", "best-first"]
+ORDERS: tuple[Order, ...] = get_args(Order)
+FORMAT_WORDS = {3: ["poor", "fair", "good"], 5: ["poor", "fair", "good", "very good", "excellent"]}
+"""The words the format family asks with when none are given, by the number of labels."""
+
+
+class FormatsConfig(Settings):
+    """The format family: the study's range asked as digits, reversed digits, letters
+    and words, in each order of the options (``best-first`` lists them best first);
+    each reading is placed on the unit interval by its values, and the format ensemble
+    is their mean (a range ensemble of the formats): label-free."""
+
+    model_config = ConfigDict(extra="forbid")
+    range: str = "1-5"
+    """The digits every format asks for, ``LO-HI`` (letters and words take as many labels)."""
+    words: list[str] | None = None
+    """The labels of the word format, worst first (default: :data:`FORMAT_WORDS` by size)."""
+    orders: list[Order] = Field(default_factory=lambda: list(ORDERS))
+
+    @model_validator(mode="after")
+    def _checked(self) -> FormatsConfig:
+        try:
+            return self._check()
+        except NumbiasError as exc:
+            raise ValueError(str(exc)) from None
+
+    def _check(self) -> FormatsConfig:
+        digits = ScoreScale.parse(self.range)
+        if not digits.standard:
+            raise ValueError(f"formats range {self.range!r} must be digits LO-HI (e.g. 1-5)")
+        if digits.size > 26:
+            raise ValueError(f"formats range {digits} has {digits.size} scores; letters go up to 26")
+        if self.words is None and digits.size not in FORMAT_WORDS:
+            raise ValueError(f"formats range {digits}: give words, a list of {digits.size} labels worst first")
+        if self.words is not None and len(self.words) != digits.size:
+            raise ValueError(f"formats range {digits} needs {digits.size} words, got {len(self.words)}")
+        if not self.orders or len(set(self.orders)) < len(self.orders):
+            raise ValueError(f"formats orders must name worst-first and/or best-first once each, got {self.orders}")
+        self.range = str(digits)
+        self.scales()  # the words make a scale
+        return self
+
+    def scales(self) -> dict[str, list[str]]:
+        """Each order's formats, as scale spellings."""
+        digits = ScoreScale.parse(self.range)
+        words = self.words or FORMAT_WORDS[digits.size]
+        forms = [str(digits), f"reversed:{digits}", f"letters:A-{chr(ord('A') + digits.size - 1)}",
+                 str(ScoreScale.from_labels(words))]
+        return {order: [str(ScoreScale.parse(("" if order == "worst-first" else BEST_FIRST) + f)) for f in forms]
+                for order in self.orders}
+
+    def ensembles(self) -> list[str]:
+        """The format ensemble (the first order's formats) and, with two orders, the
+        ensemble over formats and orders."""
+        by_order = list(self.scales().values())
+        joined = [ENSEMBLE_JOIN.join(by_order[0])]
+        return joined + ([ENSEMBLE_JOIN.join(s for scales in by_order for s in scales)] if len(by_order) > 1 else [])
+
+
+def _a_lambda(v: Any) -> Any:
+    try:
+        return check_lambda(v)
+    except NumbiasError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class ContrastConfig(Settings):
+    """The contrast family: ``amateur``, the judge whose distributions the study's judges
+    are contrasted with (scored through the same store, at the same scales); ``lam``,
+    the fixed λ; ``lambdas``, the λ the fitted and label-free variants choose among."""
+
+    model_config = ConfigDict(extra="forbid")
+    amateur: JudgeRef
+    lam: float = DEFAULT_LAMBDA
+    lambdas: list[float] = Field(default_factory=lambda: list(LAMBDAS))
+
+    @field_validator("lam", mode="before")
+    @classmethod
+    def _lam(cls, v: Any) -> Any:
+        return _a_lambda(v)
+
+    @field_validator("lambdas", mode="before")
+    @classmethod
+    def _lambdas(cls, v: Any) -> Any:
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"lambdas must be a non-empty list of λ from 0 to 1, got {v!r}")
+        return sorted({_a_lambda(x) for x in v})
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the paired items carry for the contrast's variants (``meta["contrast"]``)."""
+        return {"lam": self.lam, "lambdas": tuple(self.lambdas)}
+
+
 class MitigateConfig(Settings):
     model_config = ConfigDict(extra="forbid")
     judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
@@ -89,6 +204,12 @@ class MitigateConfig(Settings):
     ensembles: list[str] | None = None
     """Range ensembles, each a ``+``-joined list of the study's scales (``0-9+1-5``);
     default: all the study's scales together (when there are two or more); ``[]``: none."""
+    formats: FormatsConfig | None = None
+    """The format family (``true``: its defaults; a string: its range): its scales join
+    ``scales`` and its ensembles ``ensembles``."""
+    contrast: ContrastConfig | None = None
+    """The contrast family: its amateur judge and λ; the family's mitigations join
+    ``mitigations`` unless it names some of them."""
     temperatures: list[Temperature] = Field(default_factory=_default_temperatures)
     """Fixed temperatures (read exactly from the stored grid) and/or ``fit``."""
     mitigations: list[str] = Field(default_factory=lambda: list(DEFAULT_MITIGATIONS))
@@ -148,6 +269,13 @@ class MitigateConfig(Settings):
             raise ValueError(f"unknown mitigation(s) {bad}; known: {', '.join(known)}")
         return v
 
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _formats(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return {} if v else None
+        return {"range": v} if isinstance(v, str) else v
+
     @field_validator("criterion", mode="before")
     @classmethod
     def _criterion(cls, v: Any) -> Any:
@@ -177,6 +305,31 @@ class MitigateConfig(Settings):
             if missing := [p for p in parts if p not in self.scales]:
                 raise ValueError(f"range ensemble {text!r} joins scale(s) {missing} that are not in scales")
             self.ensembles[k] = ENSEMBLE_JOIN.join(parts)
+        return self
+
+    @model_validator(mode="after")
+    def _format_family(self) -> MitigateConfig:
+        """The formats' scales and ensembles added after the default range ensemble
+        (which joins the scales given), each once (a written config reads back the same)."""
+        if self.formats is not None:
+            added = [s for scales in self.formats.scales().values() for s in scales]
+            self.scales = list(dict.fromkeys([*self.scales, *added]))
+            self.ensembles = list(dict.fromkeys([*(self.ensembles or []), *self.formats.ensembles()]))
+        return self
+
+    @model_validator(mode="after")
+    def _contrast_family(self) -> MitigateConfig:
+        named = [m for m in self.mitigations if m in CONTRAST_MITIGATIONS]
+        if self.contrast is None:
+            if named:
+                raise ValueError(f"mitigation(s) {named} need an amateur judge: give contrast: {{amateur: JUDGE}}")
+            return self
+        amateur = self.contrast.amateur
+        if any(j.name == amateur.name and j != amateur for j in self.judges):
+            raise ValueError(f"the contrast's amateur is named {amateur.name!r} like a judge it differs from; "
+                             "give it a label")
+        if not named:
+            self.mitigations = [*self.mitigations, *CONTRAST_MITIGATIONS]
         return self
 
     def candidates(self) -> list[Setting]:
@@ -395,20 +548,31 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
         if config.criterion == "group_pearson" and task.data.groups is None:
             raise NumbiasError(f"criterion group_pearson needs a group column; task {task.label!r} has none "
                                "(give group: COLUMN / --group COLUMN)")
-    judges = [Judge(jc, workers=config.workers) for jc in config.judges]  # options checked before a model loads
-    jobs = []
-    with Store(config.store_path) as store:
-        for jc, judge in zip(config.judges, judges):
-            grid = check_temperatures(jc.options.get("temperatures", TEMPERATURES))
-            missing = [t for t in config.temperatures if t != FIT and t not in grid]
-            if missing:
-                raise NumbiasError(f"judge {jc.name}: temperature(s) {missing} are not on its grid {list(grid)}")
-            for task in tasks:
-                per_scale = _read_scales(judge, task, store, config, progress)
-                sampled = _sample_paper_temperatures(judge, task, store, config, progress) if config.sample else {}
-                jobs.append((jc, task, per_scale, sampled, config))
+    jobs = _read_all(config, tasks, progress)
     close_workers()  # before the comparisons fork processes of their own
     return MitigateResults(config, compare_all(jobs, config.n_jobs), task_notes(tasks))
+
+
+def _read_all(config: MitigateConfig, tasks: list[PreparedTask], progress: Progress) -> list[tuple[Any, ...]]:
+    """Every judge × task's comparison job: its distributions at every scale (stored,
+    resumable), paired with the contrast's amateur's where there is one, and the
+    sampled protocol where asked. Every judge's options are checked before a model loads."""
+    judges = [Judge(jc, workers=config.workers) for jc in config.judges]
+    amateur = Judge(config.contrast.amateur, workers=config.workers) if config.contrast else None
+    for jc in [*config.judges, *([config.contrast.amateur] if config.contrast else [])]:
+        _check_grid(jc, config)
+    jobs = []
+    with Store(config.store_path) as store:
+        amateurs = {task.label: _read_scales(amateur, task, store, config, progress) for task in tasks} \
+            if amateur is not None else {}
+        for jc, judge in zip(config.judges, judges):
+            for task in tasks:
+                per_scale = _read_scales(judge, task, store, config, progress)
+                if config.contrast is not None:
+                    per_scale = paired_scales(per_scale, amateurs[task.label], config.contrast)
+                sampled = _sample_paper_temperatures(judge, task, store, config, progress) if config.sample else {}
+                jobs.append((jc, task, per_scale, sampled, config))
+    return jobs
 
 
 def compare_all(jobs: list[tuple[Any, ...]], n_jobs: int) -> list[Comparison]:
@@ -427,6 +591,25 @@ def _leave_signals() -> None:
     parent's handler would stop with a traceback), and dies quietly on SIGTERM."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _check_grid(judge: JudgeConfig, config: MitigateConfig) -> None:
+    """Every fixed temperature of the study on the judge's grid, else one line."""
+    grid = check_temperatures(judge.options.get("temperatures", TEMPERATURES))
+    if missing := [t for t in config.temperatures if t != FIT and t not in grid]:
+        raise NumbiasError(f"judge {judge.name}: temperature(s) {missing} are not on its grid {list(grid)}")
+
+
+def paired_scales(per_scale: dict[str, SettingData], amateur: dict[str, SettingData],
+                  contrast: ContrastConfig) -> dict[str, SettingData]:
+    """Each scale's items and content-free items carrying the amateur's of the same
+    item and the study's λ (:func:`numbias.core.distribution.paired`), which the
+    contrast family reads and every other mitigation leaves alone."""
+    def pair(experts: list[ScoreDistribution], amateurs: list[ScoreDistribution]) -> list[ScoreDistribution]:
+        return [paired(e, a, **{CONTRAST: contrast.settings}) for e, a in zip(experts, amateurs, strict=True)]
+
+    return {text: SettingData(pair(d.distributions, amateur[text].distributions),
+                              pair(d.content_free, amateur[text].content_free)) for text, d in per_scale.items()}
 
 
 def _read_scales(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,

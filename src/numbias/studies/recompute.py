@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from numbias.core.distribution import ScoreDistribution
+from numbias.core.distribution import AMATEUR, ScoreDistribution
 from numbias.core.scale import PAPER_SCALE, ScoreScale
 from numbias.data.dataset import Dataset
 from numbias.data.prompt import PromptTemplate
@@ -26,7 +26,14 @@ from numbias.judge.judging import ScoredSet
 from numbias.mitigations import PAPER_TEMPERATURES, SettingData
 from numbias.studies.alignment import AlignConfig, AlignResults, align_results
 from numbias.studies.bias import StudyResults, analyse
-from numbias.studies.mitigation import CONTENT_FREE, Comparison, MitigateConfig, MitigateResults, compare_all
+from numbias.studies.mitigation import (
+    CONTENT_FREE,
+    Comparison,
+    MitigateConfig,
+    MitigateResults,
+    compare_all,
+    paired_scales,
+)
 from numbias.util.errors import NumbiasError, first_line
 
 DISTS, DATA, PREDICTIONS = "dists.csv.gz", "data.csv.gz", "predictions.csv.gz"
@@ -109,17 +116,25 @@ def _items(c: Comparison) -> Dataset:
 
 def mitigate_dists(results: MitigateResults) -> pd.DataFrame:
     """Every judge × task × scale of a mitigation study at every temperature read (the
-    fitted temperature searches them all), its content-free items, and the sampled sets."""
+    fitted temperature searches them all), its content-free items, and the sampled sets;
+    the contrast's amateur once per task, unless it is one of the judges."""
     parts = []
+    contrast = results.config.contrast
+    amateur = contrast.amateur.name if contrast and contrast.amateur not in results.config.judges else None
+    tasks_done: set[str] = set()
     for c in results.comparisons:
         data = _items(c)
+        free_ids = [f"__content_free_{k}__" for k in range(len(CONTENT_FREE))]
         for text in results.config.scales:
             got = c.data[text]
-            parts.append(set_rows(c.judge.name, c.task, got.scale, "exact", ITEM, data.ids, data.human,
-                                  got.distributions, None))
-            parts.append(set_rows(c.judge.name, c.task, got.scale, "exact", FREE,
-                                  [f"__content_free_{k}__" for k in range(len(CONTENT_FREE))],
-                                  np.full(len(CONTENT_FREE), np.nan), got.content_free, None))
+            readers = [(c.judge.name, lambda d: d)] + ([(amateur, lambda d: d.meta[AMATEUR])]
+                                                       if amateur and c.task not in tasks_done else [])
+            for name, read in readers:
+                parts.append(set_rows(name, c.task, got.scale, "exact", ITEM, data.ids, data.human,
+                                      [read(d) for d in got.distributions], None))
+                parts.append(set_rows(name, c.task, got.scale, "exact", FREE, free_ids,
+                                      np.full(len(CONTENT_FREE), np.nan), [read(d) for d in got.content_free], None))
+        tasks_done.add(c.task)
         for t, dists in c.sampled.items():
             parts.append(set_rows(c.judge.name, c.task, dists[0].scale, f"sampled T={t:g}", ITEM, data.ids,
                                   data.human, dists, None))
@@ -311,7 +326,7 @@ def mitigate_from(folder: str | Path, config: MitigateConfig) -> MitigateResults
     """A mitigation study's selection, tables and tests recomputed from its folder's
     distributions: the same candidates, splits and seeds give the same tables."""
     folder = Path(folder)
-    as_data(config.judges, folder)
+    as_data([*config.judges, *([config.contrast.amateur] if config.contrast else [])], folder)
     frame, tasks = read_dists(folder), read_tasks(folder)
     found = dict(iter(frame.groupby(["judge", "task", "scale", "mode", "kind"], sort=False)))
     jobs = []
@@ -322,6 +337,10 @@ def mitigate_from(folder: str | Path, config: MitigateConfig) -> MitigateResults
                 return _one_set(found, folder, judge, task, scale, mode, kind)
 
             per_scale = {s: SettingData(get(s), get(s, kind=FREE)) for s in config.scales}
+            if config.contrast is not None:
+                name = config.contrast.amateur.name
+                per_scale = paired_scales(per_scale, {s: SettingData(get(s, judge=name), get(s, kind=FREE, judge=name))
+                                                      for s in config.scales}, config.contrast)
             sampled = {t: get(PAPER_SCALE, f"sampled T={t:g}") for t in PAPER_TEMPERATURES} if config.sample else {}
             jobs.append((judge, task, per_scale, sampled, config))
     return MitigateResults(config, compare_all(jobs, config.n_jobs), task_notes(list(tasks.values())))
