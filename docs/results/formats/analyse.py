@@ -1,0 +1,68 @@
+"""Each format against the digits on the same words: paired item-bootstrap effects on
+the judge's accuracy (Pearson r of the expected score), its pile-up (mode share of the
+greedy answers, excess kurtosis of the expected scores) and its spread (SD ratio),
+with Holm's correction over the whole table. Reads the folder's own items.csv only.
+
+    python docs/results/formats/analyse.py docs/results/formats
+
+writes formats.csv beside items.csv and prints the table the README states.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from numbias.core.inference import adjust, paired_effect
+from numbias.core.metrics import kurtosis_rows, mode_share_rows, pearson_rows, sd_ratio_rows
+from numbias.core.scale import ScoreScale
+
+DIGITS = "1-5"
+HUMAN_RANGE = (-4.0, 4.0)
+"""VADER's raters score from -4 to 4."""
+N_BOOT = 4000
+"""Enough resamples for Holm over 24 tests (a bootstrap p is at least 1/(B+1))."""
+
+
+def statistics(scale: ScoreScale) -> dict[str, tuple[str, object]]:
+    """What is compared, and the rule it is read on."""
+    return {"pearson": ("expected", pearson_rows), "kurtosis": ("expected", kurtosis_rows),
+            "sd_ratio": ("expected", sd_ratio_rows(scale, HUMAN_RANGE)), "mode_share": ("greedy", mode_share_rows(scale))}
+
+
+def effects(items: pd.DataFrame) -> pd.DataFrame:
+    """One row per judge, format and statistic: the format's value, the digits', their
+    paired difference with its interval and raw and Holm-adjusted p."""
+    rows, found = [], []
+    for judge, part in items.groupby("judge", sort=False):
+        digits = part[part["scale"] == DIGITS].set_index("id")
+        for scale_text, other in part[part["scale"] != DIGITS].groupby("scale", sort=False):
+            other = other.set_index("id").loc[digits.index]
+            for name, (rule, statistic) in statistics(ScoreScale.parse(DIGITS)).items():
+                a, b, human = (digits[rule].to_numpy(float), other[rule].to_numpy(float),
+                               digits["human"].to_numpy(float))
+                effect = paired_effect(statistic, a, b, human, n_boot=N_BOOT, seed=0)
+                value = lambda x: float(statistic(x[None], human[None])[0])  # noqa: E731
+                rows.append({"judge": judge, "format": scale_text, "statistic": name, "rule": rule,
+                             "digits": value(a), "format_value": value(b)})
+                found.append(effect)
+    table = pd.DataFrame(rows)
+    for k, e in enumerate(adjust(found)):
+        table.loc[k, ["delta", "low", "high", "p", "p_holm", "items"]] = [e.delta, e.low, e.high, e.p,
+                                                                         e.p_adjusted, e.items]
+    return table
+
+
+def main(folder: Path) -> None:
+    items = pd.read_csv(folder / "items.csv")
+    table = effects(items)
+    table.to_csv(folder / "formats.csv", index=False, float_format="%.6g")
+    with pd.option_context("display.width", 200):
+        print(table.round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
