@@ -8,6 +8,7 @@ from numbias.mitigations._base import (
     ScoreMapping,
     UnfittableError,
     cross_folds,
+    holdout,
 )
 from numbias.mitigations._development import (
     CRITERIA,
@@ -114,6 +115,7 @@ __all__ = [
     "fit_predict",
     "free_choice",
     "get_mitigation",
+    "holdout",
     "honest_selection",
     "label_efficiency",
     "label_free_score",
