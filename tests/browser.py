@@ -1,6 +1,6 @@
 """A headless Chromium driven over the DevTools protocol on a pipe, with the standard
 library only: open a page at a window width, run JavaScript in it, click, collect
-console errors, take full-page screenshots. What tests/test_report.py checks the
+console errors, take full-page screenshots. What tests/report/test_report.py checks the
 report with, as a person would see it."""
 
 from __future__ import annotations

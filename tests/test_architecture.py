@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "numbias"
+TESTS = Path(__file__).resolve().parent
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 LAYERS = [
@@ -109,6 +110,12 @@ def test_every_module_has_a_layer_and_a_row_on_the_map() -> None:
 
 def test_the_packages_are_the_folders() -> None:
     assert sorted(PACKAGES) == sorted(p.parent.name for p in SRC.glob("*/__init__.py"))
+
+
+def test_the_tests_mirror_the_packages() -> None:
+    """A package's tests sit in tests/<package>/; tests of several packages at once in tests/."""
+    folders = {p.parent.relative_to(TESTS).as_posix() for p in TESTS.rglob("test_*.py")} - {"."}
+    assert folders <= set(PACKAGES), f"{sorted(folders - set(PACKAGES))} under tests/ are not numbias packages"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

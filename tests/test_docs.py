@@ -161,6 +161,13 @@ def test_links_resolve(page: Path) -> None:
             assert anchor in _anchors(path), where
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_test_files_exist(page: Path) -> None:
+    """A test file a page names (``tests/core/test_trie.py``) is where it says."""
+    missing = [name for name in re.findall(r"\btests/[\w/]+\.py\b", _text(page)) if not (ROOT / name).is_file()]
+    assert not missing, f"{page.relative_to(ROOT)} names {missing}, not in the repository"
+
+
 def test_docs_index_lists_every_page() -> None:
     index = _text(ROOT / "docs" / "README.md")
     for page in (ROOT / "docs").glob("*.md"):

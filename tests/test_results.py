@@ -23,7 +23,8 @@ from numbias.core.metrics import pearson_rows
 from numbias.mitigations.selection import CHOICE_ROW, DEFAULT_ROW
 from numbias.report.build import REBUILDS, folder_config, rebuild
 from numbias.studies.comparison import compare, coverage
-from numbias.studies.recompute import DISTS, PREDICTIONS, TEXT, read_csv
+from numbias.studies.mitigation import make_splits
+from numbias.studies.recompute import DISTS, PREDICTIONS, TEXT, read_csv, read_tasks
 from numbias.util.errors import NumbiasError
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
@@ -166,6 +167,21 @@ def test_every_study_headline_recomputes_from_its_files(folder: Path, no_backend
     stated = pd.DataFrame(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
     assert np.allclose(summary["pearson"].to_numpy(float), stated["pearson"].to_numpy(float),
                        atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("folder", [p.parent for p in sorted(RESULTS.rglob("mitigate-config.yaml"))],
+                         ids=lambda p: str(p.relative_to(RESULTS)))
+def test_every_committed_mitigate_split_is_the_one_make_splits_draws(folder: Path) -> None:
+    """Each row's test items (the ids of its committed predictions) are the test split
+    ``make_splits`` draws from the folder's data file and config, so a change to the
+    split shows here and not only in new results."""
+    config = folder_config(folder)[1]
+    predictions = read_csv(folder, PREDICTIONS, ["task", "row", "id"], TEXT.__contains__)
+    for name, task in read_tasks(folder).items():
+        (_, test), = make_splits(len(task.data), config, task.data.groups)
+        want = sorted(np.array(task.data.ids)[test])
+        rows = predictions[predictions["task"] == name].groupby("row")
+        assert len(rows) > 1 and all(sorted(part["id"]) == want for _, part in rows), f"{folder.name}/{name}"
 
 
 def test_replication_headline_recomputes_from_its_files() -> None:

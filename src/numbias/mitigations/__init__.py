@@ -10,6 +10,7 @@ from numbias.mitigations._base import (
     ScoreMapping,
     UnfittableError,
     cross_folds,
+    holdout,
 )
 from numbias.mitigations._contrast import CHOICES as CONTRAST_CHOICES
 from numbias.mitigations._contrast import CONTRAST, DEFAULT_LAMBDA, LAMBDAS, Contrast, contrasted
@@ -131,6 +132,7 @@ __all__ = [
     "fit_predict",
     "free_choice",
     "get_mitigation",
+    "holdout",
     "honest_selection",
     "label_efficiency",
     "label_free_score",

@@ -1,7 +1,7 @@
 """The one contract every mitigation follows (:class:`Calibrator`, scikit-learn's), its
 two common kinds, the unmitigated rule (:class:`NoMitigation`), and what the families
-share (array helpers, parameter checks, the one fold function), so that each family's
-module holds only its own arithmetic."""
+share (array helpers, parameter checks, the one fold function, the one dev/test split),
+so that each family's module holds only its own arithmetic."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, ShuffleSplit
 
 from numbias.core.distribution import ScoreDistribution, stack
 from numbias.core.metrics import KNOWN_RULES, Rule, group_codes, item_scores
@@ -76,6 +76,32 @@ def cross_folds(n: int, folds: int, seed: int, groups: np.ndarray | None = None)
         held = np.isin(units, part)
         out.append((np.flatnonzero(~held), np.flatnonzero(held)))
     return out
+
+
+def _pcg64(seed: int) -> np.random.RandomState:
+    """numpy's default generator (PCG64) behind the legacy interface scikit-learn's splitters
+    take: its permutations are ``np.random.default_rng(seed).permutation``'s."""
+    return np.random.RandomState(np.random.PCG64(seed))
+
+
+def holdout(n: int, size: int, seed: int, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(dev, test) item indices: scikit-learn's seeded ``ShuffleSplit`` over the items, or
+    over the groups so that no group is on both sides, dev the first shuffled ones until
+    they hold ``size`` items. The shuffle is ``np.random.default_rng(seed)``'s permutation,
+    the draw that chose the committed results' dev items. ``mitigate``'s dev/test split;
+    :func:`cross_folds` gives its k folds.
+
+    >>> [part.tolist() for part in holdout(6, 3, 0, np.array(list("aabbcc")))]
+    [[0, 1, 4, 5], [2, 3]]
+    """
+    units = np.arange(n) if groups is None else group_codes(groups, n)
+    k = int(units.max()) + 1 if n else 0
+    sizes = np.bincount(units[units >= 0], minlength=k)[_pcg64(seed).permutation(k)]
+    taken = int(np.searchsorted(np.cumsum(sizes), size)) + 1
+    if size >= n or taken >= k:
+        raise NumbiasError(f"dev split of {size} items leaves no test items (the task has {n})")
+    rest, dev = next(ShuffleSplit(1, test_size=taken, random_state=_pcg64(seed)).split(np.arange(k)))
+    return np.flatnonzero(np.isin(units, dev)), np.flatnonzero(np.isin(units, rest))
 
 
 class Calibrator(BaseEstimator, Stateful):

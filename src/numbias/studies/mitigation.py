@@ -73,6 +73,7 @@ from numbias.mitigations import (
     Temperature,
     all_mitigations,
     cross_folds,
+    holdout,
 )
 from numbias.mitigations.selection import (
     CHOICE_ROW,
@@ -414,22 +415,16 @@ def _content_free(data: Dataset) -> Dataset:
 
 def make_splits(n: int, config: MitigateConfig,
                 groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Seeded dev/test splits (or k folds, by :func:`cross_folds`) of the items; with
-    ``groups`` whole groups go to one side, so no source document is both chosen on and
-    tested on. The dev/test split keeps its own seeded draw: the committed results' dev
-    items are the ones it draws."""
+    """The seeded dev/test split (:func:`holdout`) or k folds (:func:`cross_folds`) of the
+    items; with ``groups`` whole groups go to one side, so no source document is both
+    chosen on and tested on."""
+    if not config.folds:
+        return [holdout(n, config.dev, config.seed, groups)]
     units = np.arange(n) if groups is None else group_codes(groups, n)
-    if config.folds:
-        if n < 10 * config.folds or units.max() + 1 < config.folds:
-            raise NumbiasError(f"{config.folds} folds need at least {10 * config.folds} items and {config.folds} "
-                               f"groups (the task has {n} items)")
-        return cross_folds(n, config.folds, config.seed, groups)
-    order = np.random.default_rng(config.seed).permutation(units.max() + 1)
-    parts_of = [np.flatnonzero(units == u) for u in order] if groups is not None else [np.array([i]) for i in order]
-    taken = int(np.searchsorted(np.cumsum([len(p) for p in parts_of]), config.dev)) + 1
-    if config.dev >= n or taken >= len(parts_of):
-        raise NumbiasError(f"dev split of {config.dev} items leaves no test items (the task has {n})")
-    return [(np.sort(np.concatenate(parts_of[:taken])), np.sort(np.concatenate(parts_of[taken:])))]
+    if n < 10 * config.folds or units.max() + 1 < config.folds:
+        raise NumbiasError(f"{config.folds} folds need at least {10 * config.folds} items and {config.folds} "
+                           f"groups (the task has {n} items)")
+    return cross_folds(n, config.folds, config.seed, groups)
 
 
 @dataclass

@@ -110,7 +110,7 @@ def test_a_judge_given_as_an_object_cannot_be_saved(tmp_path: Path, data: Settin
     assert not (tmp_path / "judge.json").exists()
 
 
-COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "results"
+COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "results"
 COMMITTED_SCORES = [1.6089578226972705, 1.477245335049381, 1.749777205834247, 1.4548526338206251,
                     2.1828476670303942, 1.0117301299956454, 2.0230991660092714, 2.1693796274617303]
 """What the committed ridge judge (qwen-vader.json, format /3) gave these distributions

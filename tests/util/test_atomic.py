@@ -13,7 +13,7 @@ import pytest
 
 from numbias.util.atomic import write_atomic
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def test_a_file_is_replaced_whole_flushed_and_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

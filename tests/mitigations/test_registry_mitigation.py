@@ -225,7 +225,7 @@ def test_a_registered_mitigation_in_the_study_and_a_saved_judge(tmp_path: Path, 
 
 
 def test_the_saved_format_1_judge_still_loads() -> None:
-    path = Path(__file__).resolve().parent / "data" / "calibrated-judge-format-1.json"
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "calibrated-judge-format-1.json"
     judge = CalibratedJudge.load(path)
     assert judge.setting == Setting("0-10", "greedy", 0.4, "none")
     assert judge.fitted.temperature_ == 0.4 and judge.fitted.calibrator.get_params() == {"rule": "greedy"}

@@ -28,7 +28,7 @@ from numbias.train.loop import lr_factor
 from numbias.train.recipe import parse_recipe, stage_name
 from numbias.util.errors import NumbiasError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "docs" / "results" / "alignment-lab" / "tiny.yaml"
 SFT_OK = '{"instruction": "Add 2 and 2.", "input": "", "output": "4", "source": "t"}\n'
 PREF_OK = '{"prompt": "\\n\\nHuman: Hi?\\n\\nAssistant:", "chosen": "Hello.", "rejected": "Go away."}\n'

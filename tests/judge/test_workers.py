@@ -36,7 +36,7 @@ from numbias.judge.workers import (
 )
 from numbias.util.errors import NumbiasError
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 PIECES = [*"0123456789", ""]
 TEMPLATE = "Rate {word} from {lo} to {hi}."
 

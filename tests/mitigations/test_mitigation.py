@@ -25,6 +25,7 @@ from numbias.mitigations import (
     TemperatureScaling,
     cross_folds,
     dev_score,
+    holdout,
     select,
 )
 from numbias.mitigations.selection import PAPER_DEFAULT, compare
@@ -437,8 +438,9 @@ def test_group_criterion_needs_groups_and_labels(grouped) -> None:
 
 
 def test_mitigates_folds_are_the_one_fold_function() -> None:
-    """``mitigate``'s k folds are :func:`cross_folds` (seeded, groups kept whole); its
-    dev/test split keeps the seeded draw that chose the committed results' dev items."""
+    """``mitigate``'s k folds are :func:`cross_folds` and its dev/test split :func:`holdout`
+    (seeded, groups kept whole), which draws the committed results' dev items: numpy's
+    default generator's permutation, the items pinned here."""
     from numbias.studies.mitigation import MitigateConfig, make_splits
 
     for groups in (None, np.repeat(np.arange(20), 3)):
@@ -448,6 +450,19 @@ def test_mitigates_folds_are_the_one_fold_function() -> None:
     (dev, test), = make_splits(500, MitigateConfig(dev=200))
     assert (len(dev), len(test), dev[:12].tolist(), int(dev.sum())) == \
         (200, 300, [0, 2, 5, 10, 15, 18, 19, 27, 31, 32, 36, 38], 51517)
+    assert dev.tolist() == sorted(np.random.default_rng(0).permutation(500)[:200]) and \
+        test.tolist() == sorted(set(range(500)) - set(dev.tolist()))
+    documents = np.array([f"doc{i % 17}" for i in range(90)])  # doc0-doc4 hold 6 items, the rest 5
+    (dev, test), = make_splits(90, MitigateConfig(dev=30, seed=3), documents)
+    assert dev.tolist() == [3, 8, 10, 11, 13, 16, 20, 25, 27, 28, 30, 33, 37, 42, 44, 45, 47, 50, 54, 59, 61, 62, 64,
+                            67, 71, 76, 78, 79, 81, 84, 88]
+    assert len(test) == 59 and not set(documents[dev]) & set(documents[test])
+
+
+@pytest.mark.parametrize(("n", "size", "groups"), [(10, 10, None), (10, 9, np.repeat(np.arange(2), 5))])
+def test_a_holdout_that_leaves_no_test_items_is_one_line(n: int, size: int, groups: np.ndarray | None) -> None:
+    with pytest.raises(NumbiasError, match=rf"^dev split of {size} items leaves no test items \(the task has {n}\)$"):
+        holdout(n, size, 0, groups)
 
 
 def test_row_labels_are_defined_once() -> None:

@@ -17,6 +17,7 @@ from numbias.studies.comparison import coverage, draw_labels, load_items
 from numbias.util.errors import NumbiasError
 
 TEMPLATE = "Rate {summary} from {lo} to {hi}"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _outputs(groups: int = 120, seed: int = 0, means: tuple[float, ...] = (3.6, 3.0, 3.1)) -> pd.DataFrame:
@@ -151,7 +152,7 @@ def test_the_mean_of_these_items_is_covered_when_half_are_labelled() -> None:
 def test_compare_scores_with_a_saved_calibrated_judge(tmp_path: Path) -> None:
     """--calibrated scores --data with the saved judge; its scores on the human scale
     (calibrated_human) are the predictor, and no mapping is noted."""
-    saved = json.loads((Path(__file__).parent / "data" / "calibrated-judge-format-1.json").read_text())
+    saved = json.loads((FIXTURES / "calibrated-judge-format-1.json").read_text())
     saved.update(judge={"model": "toy", "backend": "plugin-judge", "label": None, "options": {}},
                  template={"text": TEMPLATE, "answer_prefix": None, "system": None}, human_range=[1.0, 5.0],
                  setting={**saved["setting"], "scale": "0-9"})

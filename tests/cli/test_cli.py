@@ -1,4 +1,4 @@
-"""The CLI beyond the bad-input matrix (tests/test_bad_input.py): progress lines, a
+"""The CLI beyond the bad-input matrix (tests/cli/test_bad_input.py): progress lines, a
 truncated GGUF, the judge registry, align and correlate, Parquet with no reader."""
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def test_align_on_the_embedded_pair(tmp_path: Path) -> None:
 
 @pytest.mark.subprocess
 def test_correlate_pools_results_folders(tmp_path: Path) -> None:
-    folder = Path(__file__).resolve().parents[1] / "docs" / "results" / "align"
+    folder = Path(__file__).resolve().parents[2] / "docs" / "results" / "align"
     result = numbias("correlate", str(folder))
     assert result.returncode == 0, result.stderr
     assert "over 6 settings (protocol): 0.72 [-0.95, 0.99]" in result.stdout, result.stdout
