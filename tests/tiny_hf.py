@@ -1,6 +1,6 @@
 """A tiny random-weight Llama checkpoint with its own byte-level BPE tokenizer, written
 to a folder: a transformers judge that loads offline in about a second, for tests of
-the transformers backend's arithmetic (tests/test_hf_batch.py) and the smoke run of
+the transformers backend's arithmetic (tests/backends/test_hf_batch.py) and the smoke run of
 benchmarks/bench_gpu_batch.py."""
 
 from __future__ import annotations
