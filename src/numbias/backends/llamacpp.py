@@ -329,8 +329,8 @@ class LlamaCppBackend:
         while level:
             children = [c for n in level for c in trie.nodes[n].children]
             budget = left / (depth - trie.nodes[level[0]].depth)  # shared out over the levels below
-            wanted = trie.next_level(level, [rows[n][self._t1] for n in level], reach,  # type: ignore[index]
-                                     self.prune, budget)
+            level_rows = [rows[n][self._t1] for n in level]  # type: ignore[index]
+            wanted = trie.next_level(level, level_rows, reach, self.prune, budget)
             left -= float(reach[children].sum() - reach[wanted].sum())
             # A node with few nodes below takes them into its decode: one decode fewer
             # per item (1-10's "10", 1-100's "100") for a token or two more.

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from numbias.backends._gguf import GGUFVocab
-from numbias.backends._replicas import Replicas, Route, Session, parse_servers
+from numbias.backends._replicas import Replica, Replicas, Route, Session, parse_servers
 from numbias.core.distribution import ScoreDistribution
 from numbias.core.scale import ScoreScale
 from numbias.core.trie import DEFAULT_PRUNE, ScoreTrie, TrieNode
@@ -121,15 +121,20 @@ class OpenAIBackend:
             self._vocab = GGUFVocab.load(tokenizer)
             self._tries: dict[ScoreScale, ScoreTrie] = {}
         self.mode = self._agreed_mode(mode)
-        # One server is known by its URL, as it always was; replicas by the model they all
-        # report, so the store keeps its answers whichever replicas serve it later.
-        where = {"base_url": servers[0].url} if len(servers) == 1 else {"served": self._served()}
-        self.identity: dict[str, Any] = {"backend": "openai", **where, "model": model, "chat": True,
-                                         "mode": self.mode, "top_logprobs": top_logprobs}
-        if self.mode == "exact":
-            self.identity |= {"tokenizer": tokenizer, "exact_logprobs": exact_logprobs, "prune": prune}
+        self.identity = self._identity(servers, tokenizer)
 
     # --- plumbing ------------------------------------------------------------
+    def _identity(self, servers: list[Replica], tokenizer: str | None) -> dict[str, Any]:
+        """What the store keys this judge's answers by, once the mode is agreed. One
+        server is known by its URL, as it always was; replicas by the model they all
+        report, so the store keeps its answers whichever replicas serve it later."""
+        where = {"base_url": servers[0].url} if len(servers) == 1 else {"served": self._served()}
+        identity = {"backend": "openai", **where, "model": self.model, "chat": True, "mode": self.mode,
+                    "top_logprobs": self.top_logprobs}
+        if self.mode == "exact":
+            identity |= {"tokenizer": tokenizer, "exact_logprobs": self.exact_logprobs, "prune": self.prune}
+        return identity
+
     def _agreed_mode(self, mode: str) -> str:
         """The mode every server serves: ``mode`` itself once each server is probed able
         to serve it (``sample`` needs no probe), or under ``auto`` the one they all give."""
@@ -252,16 +257,7 @@ class OpenAIBackend:
         async def node_row(text: str, node: TrieNode) -> tuple[np.ndarray, float]:
             """Log-probabilities of the node's tokens, and the bound on each one missing
             from the top-k."""
-            # Servers return log-probabilities only with a generated token, and stop
-            # without one at end-of-generation: the bias keeps the token (the
-            # log-probabilities are the model's own, before any bias).
-            reply = await session.call(lambda client: client.completions.create(
-                model=self.model, prompt=text, max_tokens=1, temperature=0, logprobs=self.exact_logprobs,
-                logit_bias=no_end), route)
-            logprobs = reply.choices[0].logprobs if reply.choices else None
-            top = logprobs.top_logprobs[0] if logprobs and logprobs.top_logprobs else None
-            if not top:
-                raise NumbiasError("the server answered a completion without log-probabilities")
+            top = await self._top_after(session, route, text, no_end)
             return exact_row(top, [vocab.pieces[t] for t in node.gather], [texts(c) for c in node.classes])
 
         # The server tokenizes text and adds the BOS itself: send the template's without it.
@@ -288,6 +284,21 @@ class OpenAIBackend:
         dist = trie.distribution(rows)
         dist.meta.update({"n_tokens": len(base), "bound": bound})
         return dist
+
+    async def _top_after(self, session: Session, route: Route, text: str,
+                         no_end: dict[str, int]) -> dict[str, float]:
+        """The top ``exact_logprobs`` log-probabilities of the token after ``text``: one
+        completions request. Servers return log-probabilities only with a generated token,
+        and stop without one at end-of-generation: ``no_end`` biases those tokens away, which
+        keeps the token (the log-probabilities are the model's own, before any bias)."""
+        reply = await session.call(lambda client: client.completions.create(
+            model=self.model, prompt=text, max_tokens=1, temperature=0, logprobs=self.exact_logprobs,
+            logit_bias=no_end), route)
+        logprobs = reply.choices[0].logprobs if reply.choices else None
+        top = logprobs.top_logprobs[0] if logprobs and logprobs.top_logprobs else None
+        if not top:
+            raise NumbiasError("the server answered a completion without log-probabilities")
+        return top
 
     async def _topk_one(self, session: Session, prompt: Prompt, scale: ScoreScale) -> ScoreDistribution:
         reply = await session.call(lambda client: client.chat.completions.create(

@@ -17,35 +17,44 @@ PairGroupOpt = Annotated[str | None, typer.Option(help="The group column (the in
                                                        "dialogue): pairs outputs across systems.")]
 CompareTasks = Annotated[TaskFlags, Tailored(omit=("task", "option", "ratings"), own={"group": PairGroupOpt})]
 """compare's task options: one data file, its ``--group`` what pairs the systems' outputs."""
+# compare's own options, declared apart so that its signature stays short.
+ScoresOpt = Annotated[Path | None, typer.Option(help="Judge scores already made: a folder numbias score wrote, or "
+                                                     "a table (CSV, TSV, JSONL, JSON, Parquet) with a judge-score "
+                                                     "column; else the --data items are scored here.")]
+ScoreColumnOpt = Annotated[str | None, typer.Option(help="The judge-score column (default: calibrated_human, "
+                                                         "else expected).")]
+LabelsOpt = Annotated[int | None, typer.Option(help="When every row has a human score: keep N labels (N groups "
+                                                    "with --group, else N rows of each system), seeded, to "
+                                                    "simulate a labelling budget.", min=2)]
+ThresholdOpt = Annotated[float | None, typer.Option(help="Also pass rates: a score at or above it passes (human "
+                                                         "scale), corrected by Rogan–Gladen.")]
+JudgeRangeOpt = Annotated[str | None, typer.Option(help="The judge scores' scale LO-HI, mapped onto the human "
+                                                        "range (default: the scored folder's, else the human "
+                                                        "scale).")]
+BootstrapOpt = Annotated[int, typer.Option(help="Bootstrap resamples for P(A beats B) and pass rates.", min=100)]
+ScoringJudgeOpt = Annotated[str | None, typer.Option(help="Judge that scores --data (registry name, GGUF path, model "
+                                                          "name).")]
+CalibratedOpt = Annotated[Path | None, typer.Option(help="A calibrated judge saved by `numbias mitigate --save` "
+                                                         "scores --data (its scores on the human scale).")]
+CompareOutOpt = Annotated[str, typer.Option(help="Results folder (systems.csv, pairs.csv, compare.json, report.html; "
+                                                 "the store when scoring here).")]
 
 
 @grouped
 def compare_cmd(
-    scores: Annotated[Path | None, typer.Option(help="Judge scores already made: a folder numbias score wrote, or "
-                                                     "a table (CSV, TSV, JSONL, JSON, Parquet) with a judge-score "
-                                                     "column; else the --data items are scored here.")] = None,
-    score_column: Annotated[str | None, typer.Option(help="The judge-score column (default: calibrated_human, "
-                                                          "else expected).")] = None,
-    labels: Annotated[int | None, typer.Option(help="When every row has a human score: keep N labels (N groups "
-                                                    "with --group, else N rows of each system), seeded, to "
-                                                    "simulate a labelling budget.", min=2)] = None,
+    scores: ScoresOpt = None,
+    score_column: ScoreColumnOpt = None,
+    labels: LabelsOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the label draw and the bootstrap.")] = 0,
-    threshold: Annotated[float | None, typer.Option(help="Also pass rates: a score at or above it passes (human "
-                                                         "scale), corrected by Rogan–Gladen.")] = None,
-    judge_range: Annotated[str | None, typer.Option(help="The judge scores' scale LO-HI, mapped onto the human "
-                                                         "range (default: the scored folder's, else the human "
-                                                         "scale).")] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for P(A beats B) and pass rates.",
-                                           min=100)] = 2000,
-    model: Annotated[str | None, typer.Option(help="Judge that scores --data (registry name, GGUF path, model "
-                                                   "name).")] = None,
+    threshold: ThresholdOpt = None,
+    judge_range: JudgeRangeOpt = None,
+    bootstrap: BootstrapOpt = 2000,
+    model: ScoringJudgeOpt = None,
     backend: Annotated[str | None, typer.Option(help="Backend of that judge.")] = None,
     range_: Annotated[str | None, typer.Option("--range", help="Scale the judge answers on (default 0-9).")] = None,
-    calibrated: Annotated[Path | None, typer.Option(help="A calibrated judge saved by `numbias mitigate --save` "
-                                                         "scores --data (its scores on the human scale).")] = None,
+    calibrated: CalibratedOpt = None,
     tasks: CompareTasks = TaskFlags(),
-    out: Annotated[str, typer.Option(help="Results folder (systems.csv, pairs.csv, compare.json, report.html; the "
-                                          "store when scoring here).")] = "numbias-compare",
+    out: CompareOutOpt = "numbias-compare",
     wait: WaitOpt = False,
     force: ForceOpt = False,
     server: Server = Server(),

@@ -146,19 +146,26 @@ def paired_effect(statistic: Statistic, a: np.ndarray | Sequence[float], b: np.n
         return _group_effect(statistic, a[0], b[0], h, np.asarray(groups)[keep], delta, n_boot, seed, method, level)
     if n < 3 or not np.isfinite(delta):
         return replace(UNDEFINED, delta=delta, items=n, seeds=seeds)
+    boot, low, high = _item_bootstrap(statistic, a, b, h, n_boot, seed, method, level)
+    if seeds == 1:
+        return Effect(delta, low, high, _p_from_boot(boot), n, 1, resampled="items")
+    return _with_seeds(delta, boot, _seed_parts(statistic, a, b, h, paired_seeds), n, seeds, level)
+
+
+def _item_bootstrap(statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.ndarray, n_boot: int, seed: int,
+                    method: Method, level: float) -> tuple[np.ndarray, float, float]:
+    """The paired item bootstrap of statistic(b) − statistic(a) (seeds × items each): its
+    resampled differences, which the seeded interval builds on, and its own interval."""
 
     def diff(idx: np.ndarray, axis: int = -1) -> np.ndarray:
         return _value(statistic, b[:, idx], h[idx]) - _value(statistic, a[:, idx], h[idx])
 
     with warnings.catch_warnings():  # a statistic undefined on some resamples gives no interval, said as text
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        res = stats.bootstrap((np.arange(n),), diff, vectorized=True, n_resamples=n_boot, method=method,
+        res = stats.bootstrap((np.arange(len(h)),), diff, vectorized=True, n_resamples=n_boot, method=method,
                               confidence_level=level, random_state=np.random.default_rng(seed))
     boot = np.asarray(res.bootstrap_distribution, dtype=float)
-    if seeds == 1:
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        return Effect(delta, low, high, _p_from_boot(boot), n, 1, resampled="items")
-    return _with_seeds(delta, boot, _seed_parts(statistic, a, b, h, paired_seeds), n, seeds, level)
+    return boot, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def _group_effect(statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.ndarray, groups: np.ndarray,

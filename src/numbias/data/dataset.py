@@ -448,10 +448,16 @@ def load_file(
     data = make_dataset(name or path.stem, out, fields=fields, human_range=human_range,
                         labelled=human is not None, source=str(path), columns=columns)
     if ratings:
-        parsed = [parse_ratings(value, what=f"data file {path}: column {ratings!r} of row id {row_id!r}")
-                  for row_id, value in zip(data.frame["id"], data.frame["ratings"])]
-        data = replace(data, frame=data.frame.assign(ratings=pd.Series(parsed, index=data.frame.index, dtype=object)))
+        data = _parsed_ratings(data, path, ratings)
     return replace(data, frame=sample_rows(data.frame, n, seed).reset_index(drop=True))
+
+
+def _parsed_ratings(data: Dataset, path: Path, column: str) -> Dataset:
+    """``data`` with its raw ratings parsed into lists, every row checked before any is
+    sampled, so that a bad row is named with the file, the column and its id."""
+    parsed = [parse_ratings(value, what=f"data file {path}: column {column!r} of row id {row_id!r}")
+              for row_id, value in zip(data.frame["id"], data.frame["ratings"])]
+    return replace(data, frame=data.frame.assign(ratings=pd.Series(parsed, index=data.frame.index, dtype=object)))
 
 
 def _check_columns(frame: pd.DataFrame, path: Path, fields: list[str], roles: Mapping[str, str | None]) -> None:

@@ -180,19 +180,27 @@ def collect(
                                   [prompts[i] for i in todo], [ids[i] for i in todo], truncate, reserve, task_name)
         run = scorer or partial(exact_scores, scale=scale)
         with progress(f"{judge.config.name} · {task_name} · {scale}", len(todo)) as advance:
-            try:  # closed on any stop here too (a full disk, Ctrl-C), which stops the workers at once
-                with closing(scored(backend, asked, run, judge.shards(len(todo)))) as results:
-                    for k, dist in results:
-                        if cuts[k]:
-                            dist.meta["cut"] = cuts[k]
-                        store.put(key, slots[todo[k]], dist, dist.meta.get("n_tokens"))
-                        advance(1)
+            try:
+                _store_as_scored(judge, run, asked, cuts, store, key, [slots[i] for i in todo], advance)
             except ItemError as exc:
                 raise NumbiasError(f"item {ids[todo[exc.index]]!r} of {task_name}: {exc}") from None
     stored = store.get(key, slots)
     label = "exact" if mode["mode"] == "exact" else str(mode.get("label", "sampled"))
     return ScoredSet(judge.config.name, task_name, scale, data, [stored[s] for s in slots], label,
                      truncate=truncate)
+
+
+def _store_as_scored(judge: Judge, run: Scorer, prompts: list[Prompt], cuts: list[int], store: Store, key: str,
+                     slots: list[str], advance: Callable[[int], None]) -> None:
+    """Each item stored as soon as it is scored (with the characters cut from it), so a
+    stop keeps every item done. The results are closed on any stop here too (a full
+    disk, Ctrl-C), which stops the workers at once."""
+    with closing(scored(judge.backend, prompts, run, judge.shards(len(prompts)))) as results:
+        for k, dist in results:
+            if cuts[k]:
+                dist.meta["cut"] = cuts[k]
+            store.put(key, slots[k], dist, dist.meta.get("n_tokens"))
+            advance(1)
 
 
 def answer_room(backend: Backend, scale: ScoreScale) -> int:

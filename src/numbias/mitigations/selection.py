@@ -311,6 +311,16 @@ def cross_fitted(data: dict[str, SettingData], human: np.ndarray, human_range: t
     return choice, base, [held for _, held in parts]
 
 
+def _resampled_choices(candidates: list[Setting], data: dict[str, SettingData], human: np.ndarray,
+                       human_range: tuple[float, float], dev: np.ndarray, criterion: Criterion, seed: int,
+                       groups: np.ndarray | None, resamples: int) -> list[Setting]:
+    """The selection re-run on ``resamples`` seeded bootstrap resamples of ``dev``: how
+    often it lands where it did on dev itself is how stable the choice is."""
+    rng = np.random.default_rng(seed)
+    return [_selection(candidates, data, human, human_range, np.sort(rng.choice(dev, size=len(dev), replace=True)),
+                       criterion, seed, groups)[0] for _ in range(resamples)]
+
+
 def honest_selection(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
                      dev: np.ndarray, candidates: list[Setting], *, criterion: Criterion = "pearson", seed: int = 0,
                      groups: np.ndarray | None = None, folds: int = 5, resamples: int = 20,
@@ -329,9 +339,7 @@ def honest_selection(data: dict[str, SettingData], human: np.ndarray, human_rang
         pearson_rows, fit_predict(PAPER_DEFAULT, data, human, human_range, dev, dev),
         fit_predict(free, data, human, human_range, dev, dev), human[dev], n_boot=n_boot, seed=seed,
         groups=in_dev)])[0]
-    rng = np.random.default_rng(seed)
-    wins = [_selection(candidates, data, human, human_range, np.sort(rng.choice(dev, size=len(dev), replace=True)),
-                       criterion, seed, groups)[0] for _ in range(resamples)]
+    wins = _resampled_choices(candidates, data, human, human_range, dev, criterion, seed, groups, resamples)
     share = (lambda same: float(np.mean([same(w) for w in wins])) if wins else float("nan"))
     return Honesty(chosen, scores[chosen], pearson(choice, human[dev]), share(lambda w: w == chosen),
                    share(lambda w: w.scale == chosen.scale), resamples, gain, free, free_gain)

@@ -173,6 +173,18 @@ def _place_labels(spots: list[tuple[float, float, int]], width: float) -> list[t
     return out
 
 
+def _point_marks(keep: Sequence[Point], x: Callable[[float], float], y: Callable[[float], float],
+                 width: int) -> list[str]:
+    """Each point's circle, then its label beside it; the labels are placed all at once,
+    so that none overlaps another."""
+    marks = [f'<circle cx="{x(p.x):.1f}" cy="{y(p.y):.1f}" r="4.5" fill="{p.color}" fill-opacity="0.85">'
+             f"<title>{esc(p.tip)}</title></circle>" for p in keep]
+    for p, (tx, ty, anchor) in zip(keep, _place_labels([(x(p.x), y(p.y), len(p.label)) for p in keep], width)):
+        marks.append(f'<text x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}" font-size="10" fill="#333">'
+                     f"{esc(p.label)}</text>")
+    return marks
+
+
 def scatter(points: Sequence[Point], *, title: str, xlabel: str, ylabel: str, width: int = 560,
             height: int = 340, xlog: bool = False, links: Sequence[tuple[int, int]] = (),
             vlines: Sequence[tuple[float, str]] = (), legend: Sequence[tuple[str, str]] = ()) -> str:
@@ -209,12 +221,7 @@ def scatter(points: Sequence[Point], *, title: str, xlabel: str, ylabel: str, wi
         pa, pb = points[a], points[b]
         if all(np.isfinite([pa.x, pa.y, pb.x, pb.y])):
             body.append(_arrow(x(pa.x), y(pa.y), x(pb.x), y(pb.y), pb.color))
-    for p in keep:
-        body.append(f'<circle cx="{x(p.x):.1f}" cy="{y(p.y):.1f}" r="4.5" fill="{p.color}" fill-opacity="0.85">'
-                    f"<title>{esc(p.tip)}</title></circle>")
-    for p, (tx, ty, anchor) in zip(keep, _place_labels([(x(p.x), y(p.y), len(p.label)) for p in keep], width)):
-        body.append(f'<text x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}" font-size="10" fill="#333">'
-                    f"{esc(p.label)}</text>")
+    body += _point_marks(keep, x, y, width)
     body.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{esc(xlabel)}</text>'
                 f'<text transform="translate(12 {top + ph / 2}) rotate(-90)" text-anchor="middle">{esc(ylabel)}</text>')
     body += _legend(legend, left, 12)

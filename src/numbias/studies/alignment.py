@@ -309,20 +309,26 @@ def align_results(config: AlignConfig, results: StudyResults, spread: pd.DataFra
                                                          n_boot=config.bootstrap, seed=config.seed), spread, texts)
 
 
+def _pair_settings(config: AlignConfig, results: StudyResults) -> list[tuple[str, str, str, str, str, str, str]]:
+    """(base, aligned, note, task, scale, scoring, rule) of every row of the pair table,
+    listed first because their number sets the bootstrap's resamples."""
+    sampled_label = config.sampling.label
+    protocol_rows = [("paper protocol " + sampled_label, sampled_label)] if config.sample else []
+    protocol_rows.append((f"protocol expectation (exact, T={config.sampling.temperature:g})", "protocol"))
+    pairs = [(p.base.name, p.aligned.name, p.note or "") for p in config.pairs]
+    pairs += [(config.pairs[0].base.name, j.name, "further aligned judge") for j in config.extra_aligned]
+    return [(base, aligned, note, task, scale, protocol, rule) for base, aligned, note in pairs
+            for task in dict.fromkeys(s.task for s in results.sets) for scale in results.config.scales
+            for protocol, rule in [*protocol_rows, ("exact expected", "expected")]]
+
+
 def pair_table(config: AlignConfig, results: StudyResults) -> pd.DataFrame:
     """One row per pair × task × scale × scoring: each judge's kurtosis and accuracy,
     the aligned judge's change in both (paired item bootstrap, Holm over the table's
     rows, one family per change: :func:`adjust_table`), and the measures jitter and format cannot
     fool (SD ratio, mode share, out-of-scale and non-numeric mass) for both judges."""
     summary = results.summary
-    sampled_label = config.sampling.label
-    protocol_rows = [("paper protocol " + sampled_label, sampled_label)] if config.sample else []
-    protocol_rows.append((f"protocol expectation (exact, T={config.sampling.temperature:g})", "protocol"))
-    pairs = [(p.base.name, p.aligned.name, p.note or "") for p in config.pairs]
-    pairs += [(config.pairs[0].base.name, j.name, "further aligned judge") for j in config.extra_aligned]
-    settings = [(base, aligned, note, task, scale, protocol, rule) for base, aligned, note in pairs
-                for task in dict.fromkeys(s.task for s in results.sets) for scale in results.config.scales
-                for protocol, rule in [*protocol_rows, ("exact expected", "expected")]]
+    settings = _pair_settings(config, results)
     n_boot = resamples_for(len(settings), config.bootstrap)
     rows = []
     for base, aligned, note, task, scale, protocol, rule in settings:

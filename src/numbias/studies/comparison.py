@@ -315,6 +315,29 @@ def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: str
     """
     items = load_items(data, system_column=system_column, human=human, score=score, group=group,
                        human_range=human_range, judge_range=judge_range)
+    return _compare_items(items, labels=labels, seed=seed, threshold=threshold, n_boot=n_boot, level=level)
+
+
+def _compare_items(items: Items, *, labels: int | None, seed: int, threshold: float | None, n_boot: int,
+                   level: float) -> CompareResults:
+    """:func:`compare` on items loaded and checked, apart from the loading, whose
+    keywords only name the columns."""
+    human_scores, truth, notes = _labelled(items, labels, seed)
+    parts = _sides(items.frame, human_scores)
+    passes = _pass_rates(parts, items.frame, human_scores, threshold, n_boot, seed) if threshold is not None else {}
+    table = _system_rows(parts, truth, passes, level)
+    pairs = pairwise(parts, n_boot=n_boot, seed=seed, level=level)
+    notes += [f"assumes {ASSUMPTION}", SYSTEM_CONVENTION.replace("system-level r", "agreement")]
+    settings = {"score": items.score, "labels": labels, "seed": seed, "human_range": list(items.human_range),
+                "threshold": threshold, "level": level, "paired_by_group": items.paired, "bootstrap": n_boot}
+    return CompareResults(table, pairs, system_agreement(parts, level=level), notes,
+                          settings)
+
+
+def _labelled(items: Items, labels: int | None, seed: int) -> tuple[np.ndarray, dict[str, float] | None, list[str]]:
+    """The human scores the estimates read, the truth they are checked against (None
+    unless ``labels`` draws a budget, when the full labels' means are the truth), and
+    the items' notes with one that says which."""
     frame, truth, notes = items.frame, None, list(items.notes)
     human_scores = frame["human"].to_numpy()
     if labels is not None:
@@ -328,15 +351,7 @@ def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: str
     elif items.all_labelled:
         notes.append("every row is labelled: PPI++ has no unlabelled rows and equals the labelled-only mean "
                      "(give labels to simulate a budget)")
-    parts = _sides(frame, human_scores)
-    passes = _pass_rates(parts, frame, human_scores, threshold, n_boot, seed) if threshold is not None else {}
-    table = _system_rows(parts, truth, passes, level)
-    pairs = pairwise(parts, n_boot=n_boot, seed=seed, level=level)
-    notes += [f"assumes {ASSUMPTION}", SYSTEM_CONVENTION.replace("system-level r", "agreement")]
-    settings = {"score": items.score, "labels": labels, "seed": seed, "human_range": list(items.human_range),
-                "threshold": threshold, "level": level, "paired_by_group": items.paired, "bootstrap": n_boot}
-    return CompareResults(table, pairs, system_agreement(parts, level=level), notes,
-                          settings)
+    return human_scores, truth, notes
 
 
 BUDGETS = (25, 50, 100, 200)

@@ -538,11 +538,7 @@ def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
     if not isinstance(config, MitigateConfig):
         config = parse_mitigate(config or {})
     tasks = prepare_tasks(config.tasks, labelled=True)
-    for task in tasks:
-        make_splits(len(task.data), config, task.data.groups)  # a split that cannot work fails before any model
-        if config.criterion == "group_pearson" and task.data.groups is None:
-            raise NumbiasError(f"criterion group_pearson needs a group column; task {task.label!r} has none "
-                               "(give group: COLUMN / --group COLUMN)")
+    _check_tasks(tasks, config)
     jobs = _read_all(config, tasks, progress)
     close_workers()  # before the comparisons fork processes of their own
     return MitigateResults(config, compare_all(jobs, config.n_jobs), task_notes(tasks))
@@ -568,6 +564,16 @@ def _read_all(config: MitigateConfig, tasks: list[PreparedTask], progress: Progr
                 sampled = _sample_paper_temperatures(judge, task, store, config, progress) if config.sample else {}
                 jobs.append((jc, task, per_scale, sampled, config))
     return jobs
+
+
+def _check_tasks(tasks: list[PreparedTask], config: MitigateConfig) -> None:
+    """Each task's splits and the criterion's needs, checked before any model loads, so
+    that a setting that cannot work fails at once."""
+    for task in tasks:
+        make_splits(len(task.data), config, task.data.groups)
+        if config.criterion == "group_pearson" and task.data.groups is None:
+            raise NumbiasError(f"criterion group_pearson needs a group column; task {task.label!r} has none "
+                               "(give group: COLUMN / --group COLUMN)")
 
 
 def compare_all(jobs: list[tuple[Any, ...]], n_jobs: int) -> list[Comparison]:
@@ -643,15 +649,13 @@ def _sample_paper_temperatures(judge: Judge, task: PreparedTask, store: Store, c
     return out
 
 
-def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, SettingData],
-                 sampled: dict[float, list[ScoreDistribution]], config: MitigateConfig) -> Comparison:
-    """One dev/test split, or k folds whose held-out predictions are pooled (as
-    positions on the unit interval, since folds may choose different scales); then
-    the test metrics of every row, the first time test labels are read."""
-    data = task.data
+def _fold_fits(per_scale: dict[str, SettingData], data: Dataset, splits: list[tuple[np.ndarray, np.ndarray]],
+               config: MitigateConfig) -> tuple[list[Setting], list[dict[Setting, float]],
+                                                dict[str, tuple[str, list[Setting]]], dict[str, np.ndarray]]:
+    """Each split's choice and dev scores, and every row's family, settings (one per
+    split) and held-out predictions, pooled over the splits as positions on the unit
+    interval. No test label is read here: the test table reads them afterwards."""
     human, groups = data.human, data.groups
-    per_scale = per_scale | {text: ensemble_data(text, per_scale) for text in config.ensembles or []}
-    splits = make_splits(len(data), config, groups)
     chosen, fold_scores = [], []
     used: dict[str, tuple[str, list[Setting]]] = {}
     pooled: dict[str, np.ndarray] = {}
@@ -664,6 +668,19 @@ def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, Se
             used.setdefault(fit.label, (fit.family, []))[1].append(fit.setting)
             unit = setting_scale(fit.setting.scale).to_unit(fit.pred)
             pooled.setdefault(fit.label, np.full(len(human), np.nan))[test] = unit
+    return chosen, fold_scores, used, pooled
+
+
+def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, SettingData],
+                 sampled: dict[float, list[ScoreDistribution]], config: MitigateConfig) -> Comparison:
+    """One dev/test split, or k folds whose held-out predictions are pooled (as
+    positions on the unit interval, since folds may choose different scales); then
+    the test metrics of every row, the first time test labels are read."""
+    data = task.data
+    human, groups = data.human, data.groups
+    per_scale = per_scale | {text: ensemble_data(text, per_scale) for text in config.ensembles or []}
+    splits = make_splits(len(data), config, groups)
+    chosen, fold_scores, used, pooled = _fold_fits(per_scale, data, splits, config)
     dev_scores = {s: _mean_defined([f.get(s, np.nan) for f in fold_scores]) for s in fold_scores[0]}
     test_idx = splits[0][1] if len(splits) == 1 else np.arange(len(human))
     rows = [(label, fam, settings, pooled[label][test_idx]) for label, (fam, settings) in used.items()]
