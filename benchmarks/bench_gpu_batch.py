@@ -44,17 +44,47 @@ from numbias.core.trie import ScoreTrie
 from numbias.data.prompt import Prompt
 from numbias.judge.config import SamplingConfig
 
-WORDS = ("the", "food", "was", "service", "slow", "great", "terrible", "friendly", "staff", "price", "too", "high",
-         "would", "come", "back", "never", "again", "loved", "it", "not", "bad", "okay", "and", "but", "really")
+WORDS = (
+    "the",
+    "food",
+    "was",
+    "service",
+    "slow",
+    "great",
+    "terrible",
+    "friendly",
+    "staff",
+    "price",
+    "too",
+    "high",
+    "would",
+    "come",
+    "back",
+    "never",
+    "again",
+    "loved",
+    "it",
+    "not",
+    "bad",
+    "okay",
+    "and",
+    "but",
+    "really",
+)
 
 
 def make_prompts(n: int, scale: ScoreScale, seed: int) -> list[Prompt]:
     """``n`` reviews of 10 to 120 random words, so the batch's prompts differ in length."""
     rng = np.random.default_rng(seed)
     texts = [" ".join(rng.choice(WORDS, int(rng.integers(10, 121)))) for _ in range(n)]
-    return [Prompt(f"Rate the sentiment of this review from {scale.labels[0]} (negative) to {scale.labels[-1]} "
-                   f"(positive).\nReview: {text}\nReply with a single whole number from {scale.labels[0]} to "
-                   f"{scale.labels[-1]} and nothing else.") for text in texts]
+    return [
+        Prompt(
+            f"Rate the sentiment of this review from {scale.labels[0]} (negative) to {scale.labels[-1]} "
+            f"(positive).\nReview: {text}\nReply with a single whole number from {scale.labels[0]} to "
+            f"{scale.labels[-1]} and nothing else."
+        )
+        for text in texts
+    ]
 
 
 def judge_folder(args: argparse.Namespace, scratch: Path) -> str:
@@ -134,8 +164,9 @@ def exact(backend: Any, prompts: Sequence[Prompt], scale: ScoreScale, batch_size
     return time.perf_counter() - began, spent[0], dists
 
 
-def sampled(backend: Any, prompts: Sequence[Prompt], scale: ScoreScale, k: int, max_tokens: int,
-            seed: int) -> tuple[float, np.ndarray]:
+def sampled(
+    backend: Any, prompts: Sequence[Prompt], scale: ScoreScale, k: int, max_tokens: int, seed: int
+) -> tuple[float, np.ndarray]:
     """(seconds, one estimated distribution per item) from ``k`` answers at T = 1, after
     one item's warm-up that is not timed."""
     list(backend.sample(prompts[:1], n=k, temperature=1.0, max_tokens=max_tokens, seed=seed))
@@ -161,8 +192,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=32, help="answers sampled per item (k)")
     parser.add_argument("--max-tokens", type=int, default=SamplingConfig().max_tokens, help="per sampled answer")
     parser.add_argument("--scale", default="1-10")
-    parser.add_argument("--temperatures", type=float, nargs="+", default=list(TEMPERATURES),
-                        help="read by the exact trie (the backend's default: 12)")
+    parser.add_argument(
+        "--temperatures",
+        type=float,
+        nargs="+",
+        default=list(TEMPERATURES),
+        help="read by the exact trie (the backend's default: 12)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -171,9 +207,11 @@ def report(args: argparse.Namespace, backend: Any, prompts: list[Prompt], scale:
     """The exact rates by batch size, then sampling's rate and error."""
     nodes = len(ScoreTrie(scale, backend.pieces).nodes)
     tokens = [backend.count_tokens(p) for p in prompts]
-    print(f"{args.model if not args.tiny else 'tiny random Llama'} on {args.device} ({args.dtype}), scale {scale}, "
-          f"{len(prompts)} items of {min(tokens)}-{max(tokens)} tokens (mean {np.mean(tokens):.0f}), "
-          f"{nodes} trie nodes, {len(backend.temperatures)} temperature(s)")
+    print(
+        f"{args.model if not args.tiny else 'tiny random Llama'} on {args.device} ({args.dtype}), scale {scale}, "
+        f"{len(prompts)} items of {min(tokens)}-{max(tokens)} tokens (mean {np.mean(tokens):.0f}), "
+        f"{nodes} trie nodes, {len(backend.temperatures)} temperature(s)"
+    )
     print(f"{'exact, batch size':<22} {'items/s':>9} {'x one item':>11} {'reading':>8} {'max |diff|':>11}")
     rates, first = {}, None
     for batch_size in [1, *args.batch_sizes]:
@@ -181,15 +219,19 @@ def report(args: argparse.Namespace, backend: Any, prompts: list[Prompt], scale:
         rates[batch_size] = len(prompts) / seconds
         values = np.array([every_temperature(d) for d in dists])
         first = values if first is None else first
-        print(f"{batch_size:<22} {rates[batch_size]:9.2f} {rates[batch_size] / rates[1]:11.2f} "
-              f"{reading / seconds:8.0%} {np.abs(values - first).max():11.2e}")
+        print(
+            f"{batch_size:<22} {rates[batch_size]:9.2f} {rates[batch_size] / rates[1]:11.2f} "
+            f"{reading / seconds:8.0%} {np.abs(values - first).max():11.2e}"
+        )
     seconds, estimates = sampled(backend, prompts, scale, args.samples, args.max_tokens, args.seed)
     truth = np.array([vector(d) for d in dists])
     tv = 0.5 * np.abs(estimates - truth).sum(axis=1)
     best = max(rates, key=rates.__getitem__)
-    print(f"sampling, k={args.samples} at T=1 (generate): {len(prompts) / seconds:.2f} items/s; exact at batch size "
-          f"{best} is {rates[best] * seconds / len(prompts):.2f}x that; total variation of the sampled estimate "
-          f"against the exact distribution: mean {tv.mean():.3f}, max {tv.max():.3f}")
+    print(
+        f"sampling, k={args.samples} at T=1 (generate): {len(prompts) / seconds:.2f} items/s; exact at batch size "
+        f"{best} is {rates[best] * seconds / len(prompts):.2f}x that; total variation of the sampled estimate "
+        f"against the exact distribution: mean {tv.mean():.3f}, max {tv.max():.3f}"
+    )
 
 
 def main() -> None:
@@ -200,8 +242,7 @@ def main() -> None:
     scale = ScoreScale.parse(args.scale)
     with tempfile.TemporaryDirectory() as scratch:
         model = judge_folder(args, Path(scratch))
-        backend = hf.TransformersBackend(model, device=args.device, dtype=args.dtype,
-                                         temperatures=args.temperatures)
+        backend = hf.TransformersBackend(model, device=args.device, dtype=args.dtype, temperatures=args.temperatures)
         report(args, backend, make_prompts(args.n_items, scale, args.seed), scale)
 
 

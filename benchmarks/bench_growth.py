@@ -28,8 +28,9 @@ import pandas as pd
 from numbias.backends.llamacpp import LlamaCppBackend
 from numbias.models.catalog import DEFAULT_JUDGE
 
-TEMPLATE = ("How fluent is this English text? Answer with one number from {lo} (not at all) to {hi} "
-            "(perfectly).\n\n{text}")
+TEMPLATE = (
+    "How fluent is this English text? Answer with one number from {lo} (not at all) to {hi} (perfectly).\n\n{text}"
+)
 SOURCES = Path("../shared/data/mlqe-pe/en-de/train.tsv")
 CELL = """
 import resource, sys, time
@@ -60,8 +61,23 @@ def cell(items: list[str], folder: Path) -> tuple[float, float]:
     data = folder / "items.csv"
     human = np.random.default_rng(0).uniform(0, 9, len(items)).round(1)
     pd.DataFrame({"id": range(len(items)), "text": items, "human": human}).to_csv(data, index=False)
-    args = ["run", "--data", str(data), "--template", TEMPLATE, "--human", "human", "--human-range", "0-9",
-            "--scale", "0-9", "--id", "id", "--out", str(folder / "out")]
+    args = [
+        "run",
+        "--data",
+        str(data),
+        "--template",
+        TEMPLATE,
+        "--human",
+        "human",
+        "--human-range",
+        "0-9",
+        "--scale",
+        "0-9",
+        "--id",
+        "id",
+        "--out",
+        str(folder / "out"),
+    ]
     done = subprocess.run([sys.executable, "-c", CELL, *args], capture_output=True, text=True)
     line = [ln for ln in done.stderr.splitlines() if ln.startswith("CELL ")]
     if done.returncode or not line:
@@ -107,8 +123,10 @@ def main() -> None:
     print("| axis | items | tokens per item | wall s | s per item | peak MiB |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['axis']} | {r['items']} | {r['tokens']} | {r['seconds']:.1f} | {r['seconds'] / r['items']:.3f} "
-              f"| {r['peak MiB']:.0f} |")
+        print(
+            f"| {r['axis']} | {r['items']} | {r['tokens']} | {r['seconds']:.1f} | {r['seconds'] / r['items']:.3f} "
+            f"| {r['peak MiB']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,10 @@ def main() -> None:
     exact = list(local.score(prompts, scale))
     wall = time.perf_counter() - wall
     gap = max(float(np.abs(a.probs - b.probs).max()) for a, b in zip(remote, exact))
-    print(f"in-process exact trie (llama.cpp, prune {backend.prune:g}): {args.n_items / wall:.2f} items/s; "
-          f"largest |dp| against exact over HTTP: {gap:.1e}")
+    print(
+        f"in-process exact trie (llama.cpp, prune {backend.prune:g}): {args.n_items / wall:.2f} items/s; "
+        f"largest |dp| against exact over HTTP: {gap:.1e}"
+    )
 
 
 if __name__ == "__main__":

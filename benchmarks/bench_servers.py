@@ -48,14 +48,20 @@ def main() -> None:
     warm, prompts = prompts[:2], prompts[2:]
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     with ExitStack() as stack:
-        urls = [stack.enter_context(local_llama_server(str(resolve(args.judge).path), n_threads=args.threads))
-                for _ in range(2)]
-        print(f"{args.judge}, {args.n_items} VADER items, scale 0-9, {args.threads} thread(s) per server, "
-              f"concurrency {args.concurrency} per server")
+        urls = [
+            stack.enter_context(local_llama_server(str(resolve(args.judge).path), n_threads=args.threads))
+            for _ in range(2)
+        ]
+        print(
+            f"{args.judge}, {args.n_items} VADER items, scale 0-9, {args.threads} thread(s) per server, "
+            f"concurrency {args.concurrency} per server"
+        )
         print(f"{'mode':>5} {'1 server items/s':>17} {'2 servers items/s':>18} {'ratio':>6} {'largest |dp|':>13}")
         for mode in args.modes:
-            one, two = (OpenAIBackend(args.judge, base_url=where, mode=mode, concurrency=args.concurrency,
-                                      tokenizer=args.judge) for where in (urls[0], urls))
+            one, two = (
+                OpenAIBackend(args.judge, base_url=where, mode=mode, concurrency=args.concurrency, tokenizer=args.judge)
+                for where in (urls[0], urls)
+            )
             for url in urls:  # first requests page the weights in
                 list(OpenAIBackend(args.judge, base_url=url, mode=mode, tokenizer=args.judge).score(warm, scale))
             alone, single = timed(one, prompts, scale)

@@ -65,8 +65,10 @@ def main() -> None:
         walls, cpus = timed_runs(command, runs)
         median = statistics.median(walls)
         verdict = "" if target is None else "  within target" if median <= target else "  OVER target"
-        print(f"  {name:<28} wall {median:6.3f} s (min {min(walls):.3f}, max {max(walls):.3f})  "
-              f"cpu {statistics.median(cpus):.3f} s{verdict}")
+        print(
+            f"  {name:<28} wall {median:6.3f} s (min {min(walls):.3f}, max {max(walls):.3f})  "
+            f"cpu {statistics.median(cpus):.3f} s{verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,11 @@ from numbias.judge.workers import close_workers, usable_cores
 from numbias.models.catalog import DEFAULT_JUDGE
 
 DIALSUMM = Path("../shared/data/dialsumm/dialsumm.jsonl")
-LONG_TEMPLATE = PromptTemplate("Here is a dialogue and a summary of it.\n\nDialogue:\n{dialogue}\n\nSummary:\n"
-                               "{summary}\n\nHow relevant is the summary: does it keep the dialogue's important "
-                               "content? Answer with one number from {lo} (not at all) to {hi} (completely).")
+LONG_TEMPLATE = PromptTemplate(
+    "Here is a dialogue and a summary of it.\n\nDialogue:\n{dialogue}\n\nSummary:\n"
+    "{summary}\n\nHow relevant is the summary: does it keep the dialogue's important "
+    "content? Answer with one number from {lo} (not at all) to {hi} (completely)."
+)
 BUSY_LIMIT_S = 3600
 """The background loop ends by itself after this long, should the benchmark die."""
 BUSY = f"import time\nend = time.monotonic() + {BUSY_LIMIT_S}\nwhile time.monotonic() < end:\n    pass\n"
@@ -97,8 +99,9 @@ def workers_part(args: argparse.Namespace) -> None:
     for load in ("idle", "loaded"):
         with busy_core() if load == "loaded" else _nothing():
             for name, workers in (("one process", 1), ("workers", args.workers)):
-                times[name, load], answers[name, load] = timed(Judge(config, workers=workers), data,
-                                                               task.template, scales)
+                times[name, load], answers[name, load] = timed(
+                    Judge(config, workers=workers), data, task.template, scales
+                )
                 print(f"  {name}, {load}: {times[name, load]:.1f} s", flush=True)
     same = all(a == answers["one process", "idle"] for a in answers.values())
     print(f"\n{args.judge}, {len(data)} VADER words x {', '.join(args.scales)}; workers: {used}\n")
@@ -125,11 +128,17 @@ def long_items(groups: int, per: int) -> Dataset:
     rows = pd.read_json(DIALSUMM, lines=True)
     longest = rows.drop_duplicates("id").assign(n=lambda f: f["dialogue"].str.len()).nlargest(groups, "n")["id"]
     picked = rows[rows["id"].isin(set(longest))].groupby("id", sort=False).head(per)
-    frame = pd.DataFrame({"id": [f"{d}-{m}" for d, m in zip(picked["id"], picked["model_id"])],
-                          "dialogue": picked["dialogue"], "summary": picked["summary"],
-                          "human": [sum(a["relevance"] for a in ann) / len(ann) for ann in picked["annotations"]]})
-    return make_dataset("dialsumm", frame.reset_index(drop=True), fields=["dialogue", "summary"],
-                        human_range=(1.0, 5.0))
+    frame = pd.DataFrame(
+        {
+            "id": [f"{d}-{m}" for d, m in zip(picked["id"], picked["model_id"])],
+            "dialogue": picked["dialogue"],
+            "summary": picked["summary"],
+            "human": [sum(a["relevance"] for a in ann) / len(ann) for ann in picked["annotations"]],
+        }
+    )
+    return make_dataset(
+        "dialsumm", frame.reset_index(drop=True), fields=["dialogue", "summary"], human_range=(1.0, 5.0)
+    )
 
 
 def shuffled(data: Dataset, seed: int) -> Dataset:
@@ -169,14 +178,20 @@ def long_part(args: argparse.Namespace) -> None:
         rows[name] = (seconds, total, backend.prompt_tokens - before, today)
         print(f"  {name}: {seconds:.1f} s", flush=True)
     n = len(grouped)
-    print(f"\n{args.long_judge}, {n} DialSummEval summaries ({args.groups} dialogues x {args.per}) at {scale}, "
-          "one process\n")
-    print("| file | wall s | prompt tokens / item | evaluated / item | evaluated / all tokens "
-          "| in file order (before ordering) / item |")
+    print(
+        f"\n{args.long_judge}, {n} DialSummEval summaries ({args.groups} dialogues x {args.per}) at {scale}, "
+        "one process\n"
+    )
+    print(
+        "| file | wall s | prompt tokens / item | evaluated / item | evaluated / all tokens "
+        "| in file order (before ordering) / item |"
+    )
     print("|---|---|---|---|---|---|")
     for name, (seconds, total, evaluated, today) in rows.items():
-        print(f"| {name} | {seconds:.1f} | {total / n:.1f} | {evaluated / n:.1f} | {evaluated / total:.3f} "
-              f"| {today / n:.1f} |")
+        print(
+            f"| {name} | {seconds:.1f} | {total / n:.1f} | {evaluated / n:.1f} | {evaluated / total:.3f} "
+            f"| {today / n:.1f} |"
+        )
     ratio = rows["shuffled"][0] / rows["file order (grouped)"][0]
     print(f"\nshuffled / grouped wall time: {ratio:.2f} (target <= 1.1: {'met' if ratio <= 1.1 else 'MISSED'})")
     print(f"identical distributions in both orders: {answers['shuffled'] == answers['file order (grouped)']}")
@@ -187,8 +202,12 @@ def main() -> None:
     parser.add_argument("--judge", default=DEFAULT_JUDGE)
     parser.add_argument("--items", type=int, default=100, help="VADER words of the workers part")
     parser.add_argument("--scales", nargs="+", default=["0-9", "1-5", "1-10"])
-    parser.add_argument("--workers", type=int, default=max(2, usable_cores()),
-                        help="the workers compared with one process (default: one per core, at least 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(2, usable_cores()),
+        help="the workers compared with one process (default: one per core, at least 2)",
+    )
     parser.add_argument("--long-judge", default=DEFAULT_JUDGE)
     parser.add_argument("--long-scale", default="1-5")
     parser.add_argument("--groups", type=int, default=8, help="dialogues of the long part")

@@ -56,23 +56,38 @@ def main() -> None:
             chosen = [pairs[i] for i in batch]
             return T.pair_logprobs(m, chosen).sum(), sum(2 * len(p) + len(c) + len(r) for p, (c, r) in chosen)
 
-    print(f"threads {torch.get_num_threads()}, max_length {recipe.max_length}, LoRA rank {recipe.lora.rank} on "
-          f"{', '.join(recipe.lora.targets)}", flush=True)
+    print(
+        f"threads {torch.get_num_threads()}, max_length {recipe.max_length}, LoRA rank {recipe.lora.rank} on "
+        f"{', '.join(recipe.lora.targets)}",
+        flush=True,
+    )
     total = 0.0
 
     def report(what: str, batch: int, seconds: float, tokens: float, count: int) -> None:
         nonlocal total
         total += seconds * count
-        print(f"{what:14s} batch {batch}: {seconds:6.2f} s, {tokens:6.0f} tokens, {tokens / seconds:6.1f} tokens/s; "
-              f"× {count} = {seconds * count / 60:5.1f} min", flush=True)
+        print(
+            f"{what:14s} batch {batch}: {seconds:6.2f} s, {tokens:6.0f} tokens, {tokens / seconds:6.1f} tokens/s; "
+            f"× {count} = {seconds * count / 60:5.1f} min",
+            flush=True,
+        )
 
     lora = T.with_lora(model, recipe.lora, recipe.seed).train()
-    report("sft step", recipe.sft.batch_size, *rate(lora, T.sft_loss(sft), sft_batches, backward=True),
-           recipe.sft.steps)
-    report("dpo step", recipe.dpo.batch_size,
-           *rate(lora, T.dpo_loss(pairs, reference, recipe.dpo.beta), dpo_batches, backward=True), recipe.dpo.steps)
-    report("dpo reference", recipe.dpo.batch_size, *rate(lora.eval(), forward_only, dpo_batches, backward=False),
-           -(-len(pairs) // recipe.dpo.batch_size))
+    report(
+        "sft step", recipe.sft.batch_size, *rate(lora, T.sft_loss(sft), sft_batches, backward=True), recipe.sft.steps
+    )
+    report(
+        "dpo step",
+        recipe.dpo.batch_size,
+        *rate(lora, T.dpo_loss(pairs, reference, recipe.dpo.beta), dpo_batches, backward=True),
+        recipe.dpo.steps,
+    )
+    report(
+        "dpo reference",
+        recipe.dpo.batch_size,
+        *rate(lora.eval(), forward_only, dpo_batches, backward=False),
+        -(-len(pairs) // recipe.dpo.batch_size),
+    )
     print(f"base → SFT → DPO, training alone: {total / 60:.1f} min (plus two model loads and saves, ~1 min)")
 
 

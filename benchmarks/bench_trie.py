@@ -79,8 +79,14 @@ def walk(b: LlamaCppBackend, label: str, prompts: list[Prompt], scale: ScoreScal
     b._cached = []
     seconds, dists = timed(lambda: list(b.score(prompts, scale)))
     nodes = [int(d.meta["nodes"]) for d in dists]
-    return Walk(label, seconds, floor(b, prompts, nodes), float(np.mean(nodes)),
-                max(float(d.meta.get("pruned", 0.0)) for d in dists), dists)
+    return Walk(
+        label,
+        seconds,
+        floor(b, prompts, nodes),
+        float(np.mean(nodes)),
+        max(float(d.meta.get("pruned", 0.0)) for d in dists),
+        dists,
+    )
 
 
 def sampling_cost(b: LlamaCppBackend, prompts: list[Prompt], n: int) -> float:
@@ -111,33 +117,57 @@ def bench_judge(model: str, words: list[str], scales: Sequence[str], probe: int)
         mean = samples_needed(outcome_rows(walks[1].dists), scale, every=False)
         for w in walks:
             moved = float(np.abs(outcome_rows(w.dists) - outcome_rows(walks[1].dists)).max())
-            rows.append({"judge": model, "scale": text, "walk": w.label, "nodes": w.nodes, "pruned max": w.pruned_max,
-                         "trie": w.trie, "floor": w.floor, "10-sample": t10, "moved": moved,
-                         "every": every, "mean": mean, "cost every": cost(every), "cost mean": cost(mean)})
+            rows.append(
+                {
+                    "judge": model,
+                    "scale": text,
+                    "walk": w.label,
+                    "nodes": w.nodes,
+                    "pruned max": w.pruned_max,
+                    "trie": w.trie,
+                    "floor": w.floor,
+                    "10-sample": t10,
+                    "moved": moved,
+                    "every": every,
+                    "mean": mean,
+                    "cost every": cost(every),
+                    "cost mean": cost(mean),
+                }
+            )
     return rows
 
 
 def print_tables(rows: list[dict], n: int) -> None:
     print(f"\n{n} VADER prompts per cell, seconds for all of them; T = 1 and {T} read; 2-core CPU\n")
-    print("| judge | scale | walk | nodes / item | pruned mass (max) | trie | floor | trie / floor "
-          "| 10-sample | trie / 10-sample | largest change vs unpruned |")
+    print(
+        "| judge | scale | walk | nodes / item | pruned mass (max) | trie | floor | trie / floor "
+        "| 10-sample | trie / 10-sample | largest change vs unpruned |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         moved = f"{r['moved']:.1e}" if r["walk"] != "unpruned" else "—"
-        print(f"| {r['judge']} | {r['scale']} | {r['walk']} | {r['nodes']:.1f} | {r['pruned max']:.1e} "
-              f"| {r['trie']:.2f} | {r['floor']:.2f} | {r['trie'] / r['floor']:.2f} | {r['10-sample']:.2f} "
-              f"| {r['trie'] / r['10-sample']:.2f} | {moved} |")
-    print("\nEqual precision (expected TV to the exact T = 0.7 distribution < 0.03 and expected error of "
-          "the mean < 5% of the scale, for every item or for the mean item), against the pruned trie:\n")
-    print("| judge | scale | pruned trie s | samples / item (every item) | sampling s | sampling / trie "
-          "| samples / item (mean item) | sampling s | sampling / trie |")
+        print(
+            f"| {r['judge']} | {r['scale']} | {r['walk']} | {r['nodes']:.1f} | {r['pruned max']:.1e} "
+            f"| {r['trie']:.2f} | {r['floor']:.2f} | {r['trie'] / r['floor']:.2f} | {r['10-sample']:.2f} "
+            f"| {r['trie'] / r['10-sample']:.2f} | {moved} |"
+        )
+    print(
+        "\nEqual precision (expected TV to the exact T = 0.7 distribution < 0.03 and expected error of "
+        "the mean < 5% of the scale, for every item or for the mean item), against the pruned trie:\n"
+    )
+    print(
+        "| judge | scale | pruned trie s | samples / item (every item) | sampling s | sampling / trie "
+        "| samples / item (mean item) | sampling s | sampling / trie |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["walk"] != "pruned 1e-4":
             continue
-        print(f"| {r['judge']} | {r['scale']} | {r['trie']:.2f} | {r['every']} | {r['cost every']:.1f} "
-              f"| {r['cost every'] / r['trie']:.0f}× | {r['mean']} | {r['cost mean']:.1f} "
-              f"| {r['cost mean'] / r['trie']:.0f}× |")
+        print(
+            f"| {r['judge']} | {r['scale']} | {r['trie']:.2f} | {r['every']} | {r['cost every']:.1f} "
+            f"| {r['cost every'] / r['trie']:.0f}× | {r['mean']} | {r['cost mean']:.1f} "
+            f"| {r['cost mean'] / r['trie']:.0f}× |"
+        )
 
 
 def main() -> None:

@@ -38,8 +38,10 @@ def main() -> None:
     task = get_task("vader")
     data = task.load(n=args.n_items, seed=args.seed)
     template = task.template
-    print(f"protocol (n={args.n}, T={args.temperature:g}, first integer, clipped) vs exact expectation at the same T, "
-          f"VADER, scale {scale}")
+    print(
+        f"protocol (n={args.n}, T={args.temperature:g}, first integer, clipped) vs exact expectation at the same T, "
+        f"VADER, scale {scale}"
+    )
     print(f"{'judge':30} {'reading':14} {'numeric':>8} {'Pearson':>8} {'noise band 95%':>16} {'MAD':>6} {'TV':>6}")
     for name in args.judge or ["smollm2-135m-instruct"]:
         judge = Judge(JudgeConfig(model=name))
@@ -48,8 +50,10 @@ def main() -> None:
         res = protocol_agreement(judge.backend, prompts, scale, sampling)
         for reading in ("protocol", "exact reading"):
             f = res[reading]
-            print(f"{name:30} {reading:14} {f['numeric answers']:8.2f} {f['pearson']:8.3f} "
-                  f"   [{f['band'][0]:.3f}, {f['band'][1]:.3f}] {f['mad']:6.3f} {res['tv']:6.3f}")
+            print(
+                f"{name:30} {reading:14} {f['numeric answers']:8.2f} {f['pearson']:8.3f} "
+                f"   [{f['band'][0]:.3f}, {f['band'][1]:.3f}] {f['mad']:6.3f} {res['tv']:6.3f}"
+            )
 
 
 if __name__ == "__main__":

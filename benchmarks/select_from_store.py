@@ -39,11 +39,12 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=20)
     args = parser.parse_args()
     base = {**read_yaml(args.config), "oracle": False, "resamples": 0, "label_draws": 0}
-    phases = [("select and fit every family", {}),
-              (f"+ nested estimate, {args.resamples} resamples", {"resamples": args.resamples}),
-              (f"+ label efficiency, {args.draws} draws x 5 sizes", {"resamples": args.resamples,
-                                                                    "label_draws": args.draws}),
-              ("+ oracle row", {"resamples": args.resamples, "label_draws": args.draws, "oracle": True})]
+    phases = [
+        ("select and fit every family", {}),
+        (f"+ nested estimate, {args.resamples} resamples", {"resamples": args.resamples}),
+        (f"+ label efficiency, {args.draws} draws x 5 sizes", {"resamples": args.resamples, "label_draws": args.draws}),
+        ("+ oracle row", {"resamples": args.resamples, "label_draws": args.draws, "oracle": True}),
+    ]
     print(f"{'phase':<44} {'candidates':>10} {'wall s':>8} {'CPU s':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, change in phases:

@@ -35,11 +35,24 @@ class Browser:
             os.dup2(from_browser, 4)
 
         self._process = subprocess.Popen(
-            [executable, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--no-first-run", "--hide-scrollbars", "--remote-debugging-pipe", f"--user-data-dir={self._profile}",
-             f"--window-size={width},{height}", "about:blank"],
-            preexec_fn=wire, pass_fds=(3, 4, to_browser, from_browser), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            [
+                executable,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--remote-debugging-pipe",
+                f"--user-data-dir={self._profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            preexec_fn=wire,
+            pass_fds=(3, 4, to_browser, from_browser),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_browser)
         os.close(from_browser)
         self._buffer, self._next, self.events = b"", 0, []
@@ -47,8 +60,11 @@ class Browser:
         self._session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.send(f"{domain}.enable", session=True)
-        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
-                                                         "mobile": False}, session=True)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=True,
+        )
 
     def _read(self) -> dict[str, Any]:
         while b"\0" not in self._buffer:
@@ -81,8 +97,9 @@ class Browser:
             self.events.append(self._read())
 
     def js(self, expression: str) -> Any:
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                "awaitPromise": True}, session=True)
+        result = self.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}, session=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression[:60]}: {result['exceptionDetails']['text']}")
         return result["result"].get("value")
@@ -104,8 +121,9 @@ class Browser:
         """The whole page, top to bottom, at the window's width."""
         size = self.send("Page.getLayoutMetrics", session=True)["cssContentSize"]
         clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
-        shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip},
-                         session=True)
+        shot = self.send(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}, session=True
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
 

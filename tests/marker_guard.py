@@ -130,7 +130,7 @@ def missing_markers(item: pytest.Item) -> set[str]:
     """The markers ``item`` needed (by itself or through its fixtures) and lacks."""
     needed = set(item.stash.get(_ITEM_NEEDS, set()))
     definitions = getattr(item, "_fixtureinfo", None)
-    for defs in (definitions.name2fixturedefs.values() if definitions else ()):
+    for defs in definitions.name2fixturedefs.values() if definitions else ():
         for fixturedef in defs:
             needed |= _FIXTURE_NEEDS.get(fixturedef, set())
     return needed - {mark.name for mark in item.iter_markers()}

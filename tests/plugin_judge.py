@@ -35,8 +35,15 @@ class SlowFake(FakeBackend):
     it): what a crash test needs to see. An item whose prompt has the word ``fail`` is
     a backend's error; one with the word ``die`` kills the process scoring it."""
 
-    def __init__(self, *args: object, delay: float, log: str | None, fail: str | None = None,
-                 die: str | None = None, **kwargs: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        delay: float,
+        log: str | None,
+        fail: str | None = None,
+        die: str | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.delay, self.log, self.fail, self.die = delay, log, fail, die
 
@@ -54,8 +61,15 @@ class SlowFake(FakeBackend):
             yield dist
 
 
-def make(model: str, chat: bool = True, context_length: int = 4096, delay: float | None = None,
-         log: str | None = None, fail: str | None = None, die: str | None = None) -> FakeBackend:
+def make(
+    model: str,
+    chat: bool = True,
+    context_length: int = 4096,
+    delay: float | None = None,
+    log: str | None = None,
+    fail: str | None = None,
+    die: str | None = None,
+) -> FakeBackend:
     """``delay``, ``log``, ``fail`` and ``die`` default to ``$PLUGIN_JUDGE_DELAY``,
     ``$PLUGIN_JUDGE_LOG``, ``$PLUGIN_JUDGE_FAIL`` and ``$PLUGIN_JUDGE_DIE``, so a command
     that takes no judge options (``numbias score``) can set them too, and a judge's
@@ -63,8 +77,9 @@ def make(model: str, chat: bool = True, context_length: int = 4096, delay: float
     delay = float(os.environ.get("PLUGIN_JUDGE_DELAY", 0)) if delay is None else delay
     log = log or os.environ.get("PLUGIN_JUDGE_LOG")
     fail, die = fail or os.environ.get("PLUGIN_JUDGE_FAIL"), die or os.environ.get("PLUGIN_JUDGE_DIE")
-    backend = SlowFake(PIECES, logits, eos=len(PIECES) - 1, context_length=context_length, delay=delay, log=log,
-                       fail=fail, die=die)
+    backend = SlowFake(
+        PIECES, logits, eos=len(PIECES) - 1, context_length=context_length, delay=delay, log=log, fail=fail, die=die
+    )
     backend.identity = {**backend.identity, "model": model, "context_length": context_length}
     return backend
 
@@ -75,14 +90,22 @@ def _load_reviews(n: int | None = None, seed: int = 0):
     from numbias.data.dataset import make_dataset, sample_rows
 
     words = ["awful", "poor", "fine", "good", "great", "bad", "nice", "superb", "dull", "lovely", "grim", "okay"]
-    frame = pd.DataFrame({"id": [f"w{i}" for i in range(len(words))], "word": words,
-                          "human": [1, 2, 3, 4, 5, 2, 4, 5, 2, 5, 1, 3]})
+    frame = pd.DataFrame(
+        {"id": [f"w{i}" for i in range(len(words))], "word": words, "human": [1, 2, 3, 4, 5, 2, 4, 5, 2, 5, 1, 3]}
+    )
     return make_dataset("plugin-reviews", sample_rows(frame, n, seed), fields=["word"], human_range=(1.0, 5.0))
 
 
-TASK = Task("plugin-reviews", "One-word reviews (a plug-in task)",
-            PromptTemplate("Rate the review from {lo} to {hi}.\nReview: {word}"),
-            (1.0, 5.0), 5, "the plugin_judge test module", _load_reviews, False)
+TASK = Task(
+    "plugin-reviews",
+    "One-word reviews (a plug-in task)",
+    PromptTemplate("Rate the review from {lo} to {hi}.\nReview: {word}"),
+    (1.0, 5.0),
+    5,
+    "the plugin_judge test module",
+    _load_reviews,
+    False,
+)
 
 
 def reader(model: str, bias: float = 0.0) -> FakeBackend:
@@ -102,7 +125,7 @@ def reader(model: str, bias: float = 0.0) -> FakeBackend:
         true = (int(number[-1]) if number else zlib.crc32(word.encode())) % 5 / 4
         unit = np.clip(true + np.random.default_rng(zlib.crc32(word.encode())).normal(0, 0.15), 0, 1)
         scores = np.arange(lo, hi + 1)
-        row[scores] = -((scores - lo) / (hi - lo) - unit) ** 2 / 0.03
+        row[scores] = -(((scores - lo) / (hi - lo) - unit) ** 2) / 0.03
         row[hi - 1] += bias
         row[PIECES.index("x")] = -4.0
         return row
@@ -146,8 +169,9 @@ def labeller(model: str, bias: float = 0.0) -> FakeBackend:
         unit = np.clip(true + np.random.default_rng(zlib.crc32(word.encode())).normal(0, 0.15), 0, 1)
         for k, label in enumerate(labels):
             first = max((p for p in onward if label.startswith(LABEL_PIECES[p])), key=lambda p: len(LABEL_PIECES[p]))
-            row[first] = np.logaddexp(row[first], -(k / (len(labels) - 1) - unit) ** 2 / 0.03
-                                      + (bias if k == len(labels) - 2 else 0.0))
+            row[first] = np.logaddexp(
+                row[first], -((k / (len(labels) - 1) - unit) ** 2) / 0.03 + (bias if k == len(labels) - 2 else 0.0)
+            )
         row[LABEL_PIECES.index("x")] = -4.0
         return row
 

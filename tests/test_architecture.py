@@ -37,9 +37,15 @@ LAYERS = [
     ["core.inference"],
     ["core.metrics", "core.conformal", "core.systems"],
     ["mitigations._base"],
-    ["mitigations._registry", "mitigations._temperature", "mitigations._distribution_calibration",
-     "mitigations._score_mapping", "mitigations._distribution_regression", "mitigations._range_ensemble",
-     "mitigations._contrast"],
+    [
+        "mitigations._registry",
+        "mitigations._temperature",
+        "mitigations._distribution_calibration",
+        "mitigations._score_mapping",
+        "mitigations._distribution_regression",
+        "mitigations._range_ensemble",
+        "mitigations._contrast",
+    ],
     ["mitigations._setting"],
     ["mitigations._development"],
     ["mitigations"],
@@ -59,8 +65,7 @@ LAYERS = [
     ["report._align", "report._mitigate", "report._compare"],
     ["report.build"],
     ["cli._common", "cli._options"],
-    ["cli._models", "cli._train", "cli._tasks", "cli._score", "cli._run", "cli._align", "cli._mitigate",
-     "cli._report"],
+    ["cli._models", "cli._train", "cli._tasks", "cli._score", "cli._run", "cli._align", "cli._mitigate", "cli._report"],
     ["cli._correlate", "cli._compare"],
     ["cli._main"],
     ["util", "core", "data", "models", "judge", "train", "studies", "report", "cli"],
@@ -90,8 +95,9 @@ def _imports(path: Path) -> list[tuple[str, list[str], int]]:
             module = node.module.removeprefix("numbias").removeprefix(".") or "__init__"
             found.append((module, [a.name for a in node.names], node.lineno))
         elif isinstance(node, ast.Import):
-            found += [(a.name.removeprefix("numbias."), [], node.lineno) for a in node.names
-                      if a.name.startswith("numbias.")]
+            found += [
+                (a.name.removeprefix("numbias."), [], node.lineno) for a in node.names if a.name.startswith("numbias.")
+            ]
     return found
 
 
@@ -122,8 +128,9 @@ def test_the_tests_mirror_the_packages() -> None:
 def test_imports_flow_one_way(module: str) -> None:
     for target, names, line in _imports(MODULES[module]):
         target = target if target in RANK else target.rsplit(".", 1)[0]
-        assert RANK[target] < RANK[module] or module == target == "backends", \
+        assert RANK[target] < RANK[module] or module == target == "backends", (
             f"{module}:{line} imports {target}, which is not below it"
+        )
         private = [n for n in names if n.startswith("_")]
         assert not private, f"{module}:{line} takes private names {private} from {target}"
 
@@ -134,9 +141,11 @@ def _functions(tree: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_function_over_sixty_lines(module: str) -> None:
-    long = [f"{f.name} ({f.end_lineno - f.lineno + 1} lines, line {f.lineno})"
-            for f in _functions(ast.parse(MODULES[module].read_text()))
-            if f.end_lineno - f.lineno + 1 > MAX_LINES]
+    long = [
+        f"{f.name} ({f.end_lineno - f.lineno + 1} lines, line {f.lineno})"
+        for f in _functions(ast.parse(MODULES[module].read_text()))
+        if f.end_lineno - f.lineno + 1 > MAX_LINES
+    ]
     assert not long, f"{module}: {', '.join(long)}"
 
 
@@ -147,8 +156,7 @@ def test_the_checks_catch_what_they_guard(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
     path.write_text(f"from numbias.cli._main import _private\n\ndef f() -> None:\n{body}\n")
     assert _imports(path) == [("cli._main", ["_private"], 1)]
-    assert [f.name for f in _functions(ast.parse(path.read_text()))
-            if f.end_lineno - f.lineno + 1 > MAX_LINES] == ["f"]
+    assert [f.name for f in _functions(ast.parse(path.read_text())) if f.end_lineno - f.lineno + 1 > MAX_LINES] == ["f"]
     assert (_row("mitigations.selection"), _row("core")) == ("| `mitigations/selection` |", "| `core/` |")
 
 
@@ -157,8 +165,9 @@ def test_packages_import_only_downward(module: str) -> None:
     own = PACKAGES.index(module.split(".")[0])
     for target, _, line in _imports(MODULES[module]):
         package = target.split(".")[0]
-        assert package not in PACKAGES or PACKAGES.index(package) <= own, \
+        assert package not in PACKAGES or PACKAGES.index(package) <= own, (
             f"{module}:{line} imports {target}, from a package above its own"
+        )
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -55,10 +55,14 @@ def _shape(cell: str) -> str:
 
 
 def _cli(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "COLUMNS": "250",
-           "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "numbias", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    env = {
+        **os.environ,
+        "COLUMNS": "250",
+        "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "numbias", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -67,8 +71,10 @@ def _cli(*args: str, cwd: Path) -> str:
 def printed(tmp_path_factory: pytest.TempPathFactory) -> list[list[str]]:
     """The table ``numbias run`` prints for the default study, on the fake judge and 12 words."""
     folder = tmp_path_factory.mktemp("default-run")
-    (folder / "study.yaml").write_text("judges: [{model: toy, backend: 'plugin_judge:make'}]\n"
-                                       "tasks: [{name: vader, options: {n: 12}}]\nbootstrap: 20\nout: o\n")
+    (folder / "study.yaml").write_text(
+        "judges: [{model: toy, backend: 'plugin_judge:make'}]\n"
+        "tasks: [{name: vader, options: {n: 12}}]\nbootstrap: 20\nout: o\n"
+    )
     out = _cli("run", "study.yaml", cwd=folder)
     lines = [line for line in out.splitlines() if line.startswith(("┃", "│"))]
     return [[cell.strip() for cell in re.split(r"[┃│]", line)[1:-1]] for line in lines]

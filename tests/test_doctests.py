@@ -13,6 +13,7 @@ import numbias
 PENDING: dict[str, str] = {}
 """Public names whose example is still to be written, and the module that will hold it."""
 
+
 def _has_example(name: str) -> bool:
     return ">>>" in (inspect.getdoc(getattr(numbias, name)) or "")
 

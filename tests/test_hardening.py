@@ -26,13 +26,20 @@ def _env() -> dict[str, str]:
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "numbias", *args], capture_output=True, text=True, cwd=cwd,
-                          env=_env(), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "numbias", *args], capture_output=True, text=True, cwd=cwd, env=_env(), timeout=600
+    )
 
 
 def _start(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "numbias", *args], cwd=cwd, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "numbias", *args],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _one_line(result: subprocess.CompletedProcess, fragment: str) -> None:
@@ -46,23 +53,53 @@ TEMPLATE = "Rate {word} from {lo} to {hi}."
 COMMANDS = {
     # command: (its arguments, its result files, items it scores, kills)
     "run": (["run", "study.yaml"], RESULTS, 48, 10),
-    "score": (["score", "--backend", "plugin_judge:make", "--model", "toy", "--data", "items.csv", "--template",
-               TEMPLATE, "--human", "stars", "--human-range", "1-5", "--out", "out"], ("scores.jsonl", "scores.csv"),
-              24, 3),
+    "score": (
+        [
+            "score",
+            "--backend",
+            "plugin_judge:make",
+            "--model",
+            "toy",
+            "--data",
+            "items.csv",
+            "--template",
+            TEMPLATE,
+            "--human",
+            "stars",
+            "--human-range",
+            "1-5",
+            "--out",
+            "out",
+        ],
+        ("scores.jsonl", "scores.csv"),
+        24,
+        3,
+    ),
     "mitigate": (["mitigate", "mitigate.yaml"], ("mitigation.csv", "dev_scores.csv", "report.html"), None, 3),
 }
 
 
 def _study(folder: Path, *, delay: float, log: str, items: int = 24) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "items.csv").write_text("id,word,stars\n" + "".join(f"w{i},word{i},{i % 5 + 1}\n"
-                                                                    for i in range(items)))
+    (folder / "items.csv").write_text("id,word,stars\n" + "".join(f"w{i},word{i},{i % 5 + 1}\n" for i in range(items)))
     judge = {"model": "toy", "backend": "plugin_judge:make", "options": {"delay": delay, "log": log}}
     task = {"file": "items.csv", "human": "stars", "human_range": [1, 5], "template": TEMPLATE}
-    (folder / "study.yaml").write_text(json.dumps({"judges": [judge], "tasks": [task], "scales": ["0-9", "1-5"],
-                                                   "out": "out", "bootstrap": 50}))
-    (folder / "mitigate.yaml").write_text(json.dumps({"judges": [judge], "tasks": [task], "dev": 10, "out": "out",
-                                                      "bootstrap": 50, "sample": False, "resamples": 0}))
+    (folder / "study.yaml").write_text(
+        json.dumps({"judges": [judge], "tasks": [task], "scales": ["0-9", "1-5"], "out": "out", "bootstrap": 50})
+    )
+    (folder / "mitigate.yaml").write_text(
+        json.dumps(
+            {
+                "judges": [judge],
+                "tasks": [task],
+                "dev": 10,
+                "out": "out",
+                "bootstrap": 50,
+                "sample": False,
+                "resamples": 0,
+            }
+        )
+    )
     return folder
 
 
@@ -80,8 +117,9 @@ def _stored(folder: Path) -> int:
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_killed_at_random_moments_resumes_to_the_same_files(command: str, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killed_at_random_moments_resumes_to_the_same_files(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SIGKILL while loading, scoring or writing; the resumed run's files equal an
     uninterrupted run's byte for byte, and no stored item is scored twice."""
     args, results, total, kills = COMMANDS[command]
@@ -105,7 +143,7 @@ def test_killed_at_random_moments_resumes_to_the_same_files(command: str, tmp_pa
         assert resumed.returncode == 0, resumed.stderr
         for name in results:
             assert (folder / "out" / name).read_bytes() == expected[name], f"{name} differs after kill {k}"
-        after = _scored(folder / "scored.log")[len(before):]
+        after = _scored(folder / "scored.log")[len(before) :]
         assert len(after) == total - kept, f"kill {k}: {kept} stored, {len(after)} scored on resume"
         assert not [p for p in (folder / "out").iterdir() if p.name.endswith(".tmp")]
 
@@ -175,8 +213,13 @@ def test_killed_between_renames_the_folder_holds_one_set(after: int, tmp_path: P
     from numbias.util.output import STAGING, claim, digest, manifest, one_writer
 
     names = ("a.csv", "b.json", "c.html")
-    killed = subprocess.run([sys.executable, "-c", KILL_BETWEEN_RENAMES, str(tmp_path), str(after)], env=_env(),
-                            capture_output=True, text=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_BETWEEN_RENAMES, str(tmp_path), str(after)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert (tmp_path / STAGING).is_dir()
     claim(tmp_path, names)  # what the killed run left is numbias's: no --force needed
@@ -188,19 +231,29 @@ def test_killed_between_renames_the_folder_holds_one_set(after: int, tmp_path: P
 
 
 KEYS = ["judges", "tasks", "scales", "rules", "modes", "sampling", "seed", "bootstrap", "out", "store", "extra"]
-VALUES = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True)
-                      | st.text(max_size=8), lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(st.sampled_from(["name", "file", "model", "n", "x", "template"]), inner,
-                                        max_size=3), max_leaves=6)
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["name", "file", "model", "n", "x", "template"]), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(config=st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=4),
-       options=st.lists(st.text(alphabet="nsed=.-x1", max_size=6), max_size=3))
-def test_malformed_configs_and_options_give_one_line(config: dict, options: list[str], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+@given(
+    config=st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=4),
+    options=st.lists(st.text(alphabet="nsed=.-x1", max_size=6), max_size=3),
+)
+def test_malformed_configs_and_options_give_one_line(
+    config: dict,
+    options: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Whatever is malformed ends as one error line and exit 2, never a traceback (a
     config that happens to be valid is never run: every judge given is missing)."""
     from numbias.cli import main
@@ -222,8 +275,14 @@ def _stop_while_scoring(folder: Path, number: int, *, at: int) -> subprocess.Com
     it holds the folder, before the first item is stored)."""
     args = COMMANDS["score"][0]
     env = {**_env(), "PLUGIN_JUDGE_DELAY": "0.3", "PLUGIN_JUDGE_LOG": "scored.log"}
-    proc = subprocess.Popen([sys.executable, "-m", "numbias", *args], cwd=folder, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "numbias", *args],
+        cwd=folder,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     pid_file = folder / "out" / ".numbias.lock.pid"
     for _ in range(1200):
         if (len(_scored(folder / "scored.log")) >= at) if at else pid_file.exists():
@@ -245,12 +304,19 @@ def test_an_interrupt_says_what_is_kept_and_resumes(number: int, code: int, tmp_
     kept = _stored(folder)
     assert kept >= 3 and "Traceback" not in stopped.stderr
     assert stopped.stderr.strip().splitlines() == [
-        f"interrupted: {kept} finished items are kept in out/store.sqlite; run the same command to resume"]
+        f"interrupted: {kept} finished items are kept in out/store.sqlite; run the same command to resume"
+    ]
     assert not (folder / "out" / "scores.csv").exists()
     before = len(_scored(folder / "scored.log"))
     env = {"PLUGIN_JUDGE_DELAY": "0", "PLUGIN_JUDGE_LOG": "scored.log"}
-    resumed = subprocess.run([sys.executable, "-m", "numbias", *COMMANDS["score"][0]], cwd=folder,
-                             env={**_env(), **env}, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "numbias", *COMMANDS["score"][0]],
+        cwd=folder,
+        env={**_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert len(_scored(folder / "scored.log")) - before == 24 - kept
 

@@ -15,7 +15,7 @@ from marker_guard import needed_for
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
 
-PROBE = '''
+PROBE = """
 import subprocess
 import sys
 
@@ -46,17 +46,20 @@ def test_marked(spawned):
 
 def test_plain():
     pass
-'''
+"""
 
 
-@pytest.mark.parametrize(("args", "marker"), [
-    (["/usr/bin/chromium", "--headless"], "browser"),
-    ([sys.executable, "-m", "llama_cpp.server", "--model", "m.gguf"], "model"),
-    ([sys.executable, "-m", "numbias", "run"], "subprocess"),
-    (["numbias", "run"], "subprocess"),
-    ("python3 -c pass", "subprocess"),
-    (["uname", "-p"], None),
-])
+@pytest.mark.parametrize(
+    ("args", "marker"),
+    [
+        (["/usr/bin/chromium", "--headless"], "browser"),
+        ([sys.executable, "-m", "llama_cpp.server", "--model", "m.gguf"], "model"),
+        ([sys.executable, "-m", "numbias", "run"], "subprocess"),
+        (["numbias", "run"], "subprocess"),
+        ("python3 -c pass", "subprocess"),
+        (["uname", "-p"], None),
+    ],
+)
 def test_what_a_process_calls_for(args: list[str] | str, marker: str | None) -> None:
     assert needed_for(args) == marker
 

@@ -28,8 +28,9 @@ from numbias.studies.recompute import DISTS, PREDICTIONS, TEXT, read_csv, read_t
 from numbias.util.errors import NumbiasError
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
-FOLDERS = sorted({p.parent for p in RESULTS.rglob("report.html")}
-                 | {p.parent for name, *_ in REBUILDS for p in RESULTS.rglob(name)})
+FOLDERS = sorted(
+    {p.parent for p in RESULTS.rglob("report.html")} | {p.parent for name, *_ in REBUILDS for p in RESULTS.rglob(name)}
+)
 """Every committed folder with a report, or that ``numbias report`` would take."""
 
 
@@ -37,6 +38,7 @@ FOLDERS = sorted({p.parent for p in RESULTS.rglob("report.html")}
 def no_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No backend can start, and the working folder is empty: no store or data file the
     configs name (relative paths) can be reached."""
+
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("a committed report must rebuild without a backend")
 
@@ -74,19 +76,28 @@ def _mitigation_headline(folder: Path) -> None:
     interval, recomputed from the test predictions the folder holds."""
     config = folder_config(folder)[1]
     table = pd.read_csv(folder / "mitigation.csv").set_index(["judge", "task", "row"])
-    predictions = read_csv(folder, PREDICTIONS, ["judge", "task", "row", "id", "human", "prediction"],
-                           TEXT.__contains__)
+    predictions = read_csv(
+        folder, PREDICTIONS, ["judge", "task", "row", "id", "human", "prediction"], TEXT.__contains__
+    )
     for (judge, task), part in predictions.groupby(["judge", "task"], sort=False):
         rows = {row: p.set_index("id") for row, p in part.groupby("row")}
         default, choice = rows[DEFAULT_ROW], rows[CHOICE_ROW].loc[rows[DEFAULT_ROW].index]
         human = default["human"].to_numpy()
-        assert float(pearson_rows(choice["prediction"].to_numpy()[None], human[None])[0]) == \
-            pytest.approx(table.loc[(judge, task, CHOICE_ROW), "pearson"], abs=1e-12)
-        gain = paired_effect(pearson_rows, default["prediction"].to_numpy(), choice["prediction"].to_numpy(), human,
-                             n_boot=config.bootstrap, seed=config.seed)
+        assert float(pearson_rows(choice["prediction"].to_numpy()[None], human[None])[0]) == pytest.approx(
+            table.loc[(judge, task, CHOICE_ROW), "pearson"], abs=1e-12
+        )
+        gain = paired_effect(
+            pearson_rows,
+            default["prediction"].to_numpy(),
+            choice["prediction"].to_numpy(),
+            human,
+            n_boot=config.bootstrap,
+            seed=config.seed,
+        )
         stated = table.loc[(judge, task, CHOICE_ROW)]
         assert (gain.delta, gain.low, gain.high) == pytest.approx(
-            (stated["Δ r"], stated["Δ r_low"], stated["Δ r_high"]), abs=1e-12)
+            (stated["Δ r"], stated["Δ r_low"], stated["Δ r_high"]), abs=1e-12
+        )
 
 
 def _scores_headline(folder: Path) -> None:
@@ -118,16 +129,24 @@ def _comparison_headline(folder: Path) -> None:
     scores, _ = script["from_published"](published, rows)
     if calibrated:
         scores = script["calibrated"](scores, settings["calibrate"])
-    columns = {"score": "calibrated" if calibrated else "expected", "human_range": (1.0, 5.0), "group": "group",
-               "system_column": "system", "judge_range": (1.0, 5.0)}
+    columns = {
+        "score": "calibrated" if calibrated else "expected",
+        "human_range": (1.0, 5.0),
+        "group": "group",
+        "system_column": "system",
+        "judge_range": (1.0, 5.0),
+    }
     table = coverage(scores, budgets=tuple(settings["budgets"]), draws=settings["draws"], **columns)
     stated = pd.read_csv(folder.parent / "coverage.csv")
     numbers = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
     assert np.allclose(table[numbers].to_numpy(float), stated[numbers].to_numpy(float), atol=1e-12)
     again = compare(scores, labels=settings["budgets"][0], **columns).systems
     committed = pd.read_csv(folder / "systems.csv")
-    assert np.allclose(again[["naive", "ppi", "ppi_low", "ppi_high"]].to_numpy(float),
-                       committed[["naive", "ppi", "ppi_low", "ppi_high"]].to_numpy(float), atol=1e-12)
+    assert np.allclose(
+        again[["naive", "ppi", "ppi_low", "ppi_high"]].to_numpy(float),
+        committed[["naive", "ppi", "ppi_low", "ppi_high"]].to_numpy(float),
+        atol=1e-12,
+    )
 
 
 def test_alignment_lab_stage_table_recomputes_from_its_files(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,8 +159,13 @@ def test_alignment_lab_stage_table_recomputes_from_its_files(monkeypatch: pytest
     assert list(table.columns) == list(stated.columns) and len(table) == len(stated) == 72
     numbers = [c for c in stated if pd.api.types.is_float_dtype(stated[c])]
     assert np.allclose(table[numbers].to_numpy(float), stated[numbers].to_numpy(float), atol=1e-9, equal_nan=True)
-    row = table[(table["task"] == "vader") & (table["scale"] == "0-9") & (table["rule"] == "expected")
-                & (table["stage"] == "SFT") & (table["against"] == "base")].iloc[0]
+    row = table[
+        (table["task"] == "vader")
+        & (table["scale"] == "0-9")
+        & (table["rule"] == "expected")
+        & (table["stage"] == "SFT")
+        & (table["against"] == "base")
+    ].iloc[0]
     shown = tuple(round(row[c], 2) for c in ("Δ kurtosis", "Δ kurtosis low", "Δ kurtosis high", "Δ kurtosis p adj"))
     assert shown == (0.28, -1.92, 2.49, 1.0)
     readme = (lab / "README.md").read_text(encoding="utf-8")
@@ -165,12 +189,16 @@ def test_every_study_headline_recomputes_from_its_files(folder: Path, no_backend
     results = from_files(folder, config)
     summary = results.study.summary if name == "align-config.yaml" else results.summary
     stated = pd.DataFrame(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
-    assert np.allclose(summary["pearson"].to_numpy(float), stated["pearson"].to_numpy(float),
-                       atol=1e-12, equal_nan=True)
+    assert np.allclose(
+        summary["pearson"].to_numpy(float), stated["pearson"].to_numpy(float), atol=1e-12, equal_nan=True
+    )
 
 
-@pytest.mark.parametrize("folder", [p.parent for p in sorted(RESULTS.rglob("mitigate-config.yaml"))],
-                         ids=lambda p: str(p.relative_to(RESULTS)))
+@pytest.mark.parametrize(
+    "folder",
+    [p.parent for p in sorted(RESULTS.rglob("mitigate-config.yaml"))],
+    ids=lambda p: str(p.relative_to(RESULTS)),
+)
 def test_every_committed_mitigate_split_is_the_one_make_splits_draws(folder: Path) -> None:
     """Each row's test items (the ids of its committed predictions) are the test split
     ``make_splits`` draws from the folder's data file and config, so a change to the
@@ -178,7 +206,7 @@ def test_every_committed_mitigate_split_is_the_one_make_splits_draws(folder: Pat
     config = folder_config(folder)[1]
     predictions = read_csv(folder, PREDICTIONS, ["task", "row", "id"], TEXT.__contains__)
     for name, task in read_tasks(folder).items():
-        (_, test), = make_splits(len(task.data), config, task.data.groups)
+        ((_, test),) = make_splits(len(task.data), config, task.data.groups)
         want = sorted(np.array(task.data.ids)[test])
         rows = predictions[predictions["task"] == name].groupby("row")
         assert len(rows) > 1 and all(sorted(part["id"]) == want for _, part in rows), f"{folder.name}/{name}"

@@ -52,8 +52,14 @@ class _Server:
 
     def __init__(self, model: str, *, base_url: str, api_key_env: str = "OPENAI_API_KEY", chat: bool = True) -> None:
         self._judge = reader(model, bias=3.0)
-        self.identity = {"backend": "openai", "base_url": base_url, "model": model, "chat": True, "mode": "topk",
-                         "top_logprobs": 20}
+        self.identity = {
+            "backend": "openai",
+            "base_url": base_url,
+            "model": model,
+            "chat": True,
+            "mode": "topk",
+            "top_logprobs": 20,
+        }
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._judge, name)
@@ -79,13 +85,15 @@ def folder(tmp_path: Path, listener: socket.socket, monkeypatch: pytest.MonkeyPa
     with the key in $NUMBIAS_TEST_SECRET; the real OpenAI backend is back in place."""
     words = [f"word{k}" for k in range(12)]
     pd.DataFrame({"id": words, "word": words, "stars": [k % 5 + 1 for k in range(12)]}).to_csv(
-        tmp_path / "items.csv", index=False)
+        tmp_path / "items.csv", index=False
+    )
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
     monkeypatch.setitem(BACKENDS, "openai", _Server)
     judge = {"model": "served", "backend": "openai", "options": {"base_url": url, "api_key_env": SECRET}}
     task = {"file": str(tmp_path / "items.csv"), "human": "stars", "human_range": [1, 5], "template": TEMPLATE}
-    results = numbias.run({"judges": [judge], "tasks": [task], "scales": ["0-9"], "bootstrap": 20,
-                           "out": str(tmp_path / "run")})
+    results = numbias.run(
+        {"judges": [judge], "tasks": [task], "scales": ["0-9"], "bootstrap": 20, "out": str(tmp_path / "run")}
+    )
     numbias.write(results)
     monkeypatch.undo()
     assert BACKENDS["openai"] == "numbias.backends.openai_compat:OpenAIBackend"
@@ -93,8 +101,9 @@ def folder(tmp_path: Path, listener: socket.socket, monkeypatch: pytest.MonkeyPa
     return tmp_path / "run"
 
 
-def test_a_report_is_rebuilt_with_no_request_and_no_secret_read(folder: Path, listener: socket.socket,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_report_is_rebuilt_with_no_request_and_no_secret_read(
+    folder: Path, listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(os, "environ", _Environ(os.environ, **{SECRET: "do-not-send"}))
     before = (folder / "report.html").read_bytes()
     (folder / "report.html").unlink()
@@ -103,8 +112,9 @@ def test_a_report_is_rebuilt_with_no_request_and_no_secret_read(folder: Path, li
     assert not _arrived(listener) and SECRET not in _Environ.read
 
 
-def test_a_report_naming_module_code_imports_nothing(folder: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_report_naming_module_code_imports_nothing(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trap = tmp_path / "trap_judge.py"
     trap.write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\ndef make(model, **options): ...\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -117,17 +127,23 @@ def test_a_report_naming_module_code_imports_nothing(folder: Path, tmp_path: Pat
 
 
 def _saved_judge(path: Path, judge: dict[str, Any]) -> Path:
-    saved = {"format": "numbias.calibrated-judge/3", "judge": judge,
-             "template": {"text": TEMPLATE, "answer_prefix": None, "system": None},
-             "setting": {"scale": "0-9", "rule": "expected", "temperature": 1.0, "mitigation": "none"},
-             "state": {"temperature_": 1.0, "params": {}, "calibrator": {}}, "human_range": [1, 5], "fitted_on": "x"}
+    saved = {
+        "format": "numbias.calibrated-judge/3",
+        "judge": judge,
+        "template": {"text": TEMPLATE, "answer_prefix": None, "system": None},
+        "setting": {"scale": "0-9", "rule": "expected", "temperature": 1.0, "mitigation": "none"},
+        "state": {"temperature_": 1.0, "params": {}, "calibrator": {}},
+        "human_range": [1, 5],
+        "fitted_on": "x",
+    }
     path.write_text(json.dumps(saved))
     return path
 
 
 def test_a_saved_judge_naming_code_imports_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "trap_saved.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\n"
-                                            "def make(model, **options): ...\n")
+    (tmp_path / "trap_saved.py").write_text(
+        f"open({str(tmp_path / 'imported')!r}, 'w').close()\ndef make(model, **options): ...\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     path = _saved_judge(tmp_path / "judge.json", {"model": "m", "backend": "trap_saved:make"})
     with pytest.raises(NumbiasError, match="not a registered backend"):
@@ -135,9 +151,9 @@ def test_a_saved_judge_naming_code_imports_nothing(tmp_path: Path, monkeypatch: 
     assert "trap_saved" not in sys.modules and not (tmp_path / "imported").exists()
 
 
-def test_a_saved_judge_sends_nothing_to_its_recorded_server(tmp_path: Path, listener: socket.socket,
-                                                            monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_saved_judge_sends_nothing_to_its_recorded_server(
+    tmp_path: Path, listener: socket.socket, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from numbias.cli import main
 
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
@@ -146,8 +162,9 @@ def test_a_saved_judge_sends_nothing_to_its_recorded_server(tmp_path: Path, list
     (tmp_path / "items.csv").write_text("word\ngood\nbad\n")
     monkeypatch.setattr(os, "environ", _Environ(os.environ, **{SECRET: "do-not-send"}))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["numbias", "score", "--calibrated", "judge.json", "--data", "items.csv",
-                                      "--out", "o"])
+    monkeypatch.setattr(
+        sys, "argv", ["numbias", "score", "--calibrated", "judge.json", "--data", "items.csv", "--out", "o"]
+    )
     with pytest.raises(SystemExit) as stop:
         main()
     assert stop.value.code == 2
@@ -160,8 +177,9 @@ def test_a_saved_judge_sends_nothing_to_its_recorded_server(tmp_path: Path, list
     assert with_key.judge_config.options == {"base_url": mine, "api_key_env": "MY_KEY"}
 
 
-def test_replicas_named_by_a_file_are_never_contacted(folder: Path, tmp_path: Path, listener: socket.socket,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replicas_named_by_a_file_are_never_contacted(
+    folder: Path, tmp_path: Path, listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A list of servers in a results folder or a saved judge is routing like one URL:
     shown, never used; only the user's own list (``--base-url A,B``) is."""
     with socket.create_server(("127.0.0.1", 0)) as other:
@@ -174,10 +192,15 @@ def test_replicas_named_by_a_file_are_never_contacted(folder: Path, tmp_path: Pa
         (folder / "config.yaml").write_text(yaml.safe_dump(config))
         (folder / "report.html").unlink()
         assert rebuild(folder) == folder / "report.html"
-        path = _saved_judge(tmp_path / "judge.json", {"model": "m", "backend": "openai",
-                                                      "options": {"base_url": replicas, "api_key_env": SECRET}})
-        with pytest.raises(NumbiasError, match=r"judge.json was scored against \['http://127.0.0.1:.*which is not "
-                                               "used: pass --base-url"):
+        path = _saved_judge(
+            tmp_path / "judge.json",
+            {"model": "m", "backend": "openai", "options": {"base_url": replicas, "api_key_env": SECRET}},
+        )
+        with pytest.raises(
+            NumbiasError,
+            match=r"judge.json was scored against \['http://127.0.0.1:.*which is not "
+            "used: pass --base-url",
+        ):
             CalibratedJudge.load(path)
         mine = "http://10.0.0.1:8000/v1,http://10.0.0.2:8000/v1"
         assert CalibratedJudge.load(path, base_url=mine).judge_config.options == {"base_url": mine}

@@ -78,8 +78,9 @@ def test_study_runs_on_transformers(tmp_path, hf_smollm2) -> None:
 
     judge = {"model": "smollm2-135m-instruct", "backend": "transformers"}
     assert Judge(JudgeConfig(**judge)).identity["backend"] == "transformers"
-    results = run({"judges": [judge], "tasks": [{"name": "vader", "options": {"n": 6}}], "scales": ["1-5"],
-                   "out": str(tmp_path)})
+    results = run(
+        {"judges": [judge], "tasks": [{"name": "vader", "options": {"n": 6}}], "scales": ["1-5"], "out": str(tmp_path)}
+    )
     summary = results.summary
     assert len(summary) == 3  # greedy may be constant on six words (NaN r); the expectation is not
     assert summary.loc[summary.rule == "expected", "pearson"].notna().all()

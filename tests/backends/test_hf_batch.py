@@ -22,8 +22,10 @@ from numbias.core.trie import ScoreTrie
 from numbias.data.prompt import Prompt
 
 pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None,
-                       reason="transformers / torch not installed (pip install 'numbias[hf]')"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None,
+        reason="transformers / torch not installed (pip install 'numbias[hf]')",
+    ),
     pytest.mark.slow,
 ]
 
@@ -104,8 +106,9 @@ def test_a_batch_reads_what_one_item_and_the_plain_model_read(tiny: Path, scale_
     assert min(np.abs(_vectors(a) - _vectors(b)).max() for a, b in zip(alone, alone[1:])) > 1e-4
 
 
-def _study(tiny: Path, out: Path, batch_size: int) -> tuple[pd.DataFrame, list[tuple[str, str]],
-                                                             dict[tuple[str, str], dict]]:
+def _study(
+    tiny: Path, out: Path, batch_size: int
+) -> tuple[pd.DataFrame, list[tuple[str, str]], dict[tuple[str, str], dict]]:
     """A bias study on the tiny judge: its summary, its store's judges and its items' distributions."""
     import json
     from contextlib import closing
@@ -113,13 +116,24 @@ def _study(tiny: Path, out: Path, batch_size: int) -> tuple[pd.DataFrame, list[t
     from numbias.data.dataset import make_dataset
     from numbias.studies.bias import run
 
-    words = pd.DataFrame({"id": [*"abcdef"], "word": ["bad", "okay", "nice", "very good", "superb", "dull"],
-                          "human": [1, 2, 3, 4, 5, 1]})
-    task = {"dataset": make_dataset("words", words, fields=["word"], human_range=(1, 5)),
-            "template": "Rate from {lo} to {hi}: {word}"}
+    words = pd.DataFrame(
+        {"id": [*"abcdef"], "word": ["bad", "okay", "nice", "very good", "superb", "dull"], "human": [1, 2, 3, 4, 5, 1]}
+    )
+    task = {
+        "dataset": make_dataset("words", words, fields=["word"], human_range=(1, 5)),
+        "template": "Rate from {lo} to {hi}: {word}",
+    }
     judge = {"model": str(tiny), "backend": "transformers", "options": {"batch_size": batch_size, "chat": False}}
-    results = run({"judges": [judge], "tasks": [task], "scales": SCALES, "rules": ["greedy", "expected"],
-                   "out": str(out), "bootstrap": 20})
+    results = run(
+        {
+            "judges": [judge],
+            "tasks": [task],
+            "scales": SCALES,
+            "rules": ["greedy", "expected"],
+            "out": str(out),
+            "bootstrap": 20,
+        }
+    )
     with closing(sqlite3.connect(out / "store.sqlite")) as db:
         judges = sorted(db.execute("SELECT key, identity FROM judges"))
         items = {(k, i): json.loads(d) for k, i, d in db.execute("SELECT key, item, dist FROM items")}

@@ -37,8 +37,9 @@ def test_trie_equals_forced_choice(smollm2, scale_text: str) -> None:
 
 
 @pytest.mark.model
-@pytest.mark.parametrize(("scale_text", "n"), [("reversed:1-5", 20), ("letters:A-E", 20),
-                                               ("words:poor,fair,good,very good,excellent", 6)])
+@pytest.mark.parametrize(
+    ("scale_text", "n"), [("reversed:1-5", 20), ("letters:A-E", 20), ("words:poor,fair,good,very good,excellent", 6)]
+)
 def test_label_trie_equals_forced_choice(smollm2, scale_text: str, n: int) -> None:
     """Reversed digits, letters and words against forced choice (each label as the
     tokenizer spells it, then no letter or digit): the trie also walks other spellings
@@ -92,8 +93,9 @@ def test_pruning_changes_nothing_beyond_its_tolerance(scale_text: str) -> None:
     prompts = _prompts(full, scale, 6)
     tolerance = 2e-3 if scale_text == "1-100" else 3e-4
     trie, groups = full._plan(scale)
-    for p, a, b, c in zip(prompts, full.score(prompts, scale), pruned.score(prompts, scale),
-                          capped.score(prompts, scale)):
+    for p, a, b, c in zip(
+        prompts, full.score(prompts, scale), pruned.score(prompts, scale), capped.score(prompts, scale)
+    ):
         assert b.meta["nodes"] <= a.meta["nodes"] == len(trie.nodes) - 1
         assert c.meta["pruned"] <= 3e-4 and c.meta["nodes"] >= b.meta["nodes"]
         for t in (1.0, 0.7):
@@ -164,17 +166,28 @@ def test_truncation_near_the_context_leaves_the_trie_its_room(gap: int, smollm2_
     n = next(n for n in range(100, 600) if tokens(n) >= 512 - gap)
     assert tokens(n) == 512 - gap
     pd.DataFrame({"id": ["a"], "text": ["w " * n], "score": [3]}).to_csv(tmp_path / "near.csv", index=False)
-    task = {"file": str(tmp_path / "near.csv"), "human": "score", "human_range": [1, 5], "template": template,
-            "truncate": "text"}
-    res = numbias.run({"judges": [smollm2_512], "tasks": [task], "scales": ["0-9", "1-100"], "bootstrap": 20,
-                       "out": str(tmp_path / "o")})
+    task = {
+        "file": str(tmp_path / "near.csv"),
+        "human": "score",
+        "human_range": [1, 5],
+        "template": template,
+        "truncate": "text",
+    }
+    res = numbias.run(
+        {
+            "judges": [smollm2_512],
+            "tasks": [task],
+            "scales": ["0-9", "1-100"],
+            "bootstrap": 20,
+            "out": str(tmp_path / "o"),
+        }
+    )
     assert (res.items["cut"] > 0).all()
     for s in res.sets:
         assert s.distributions[0].total == pytest.approx(1.0, abs=1e-6)
 
 
-def _scored_json(model: str, data, template, scales: list[str], tmp: Path, workers: int,
-                 **options: object) -> dict:
+def _scored_json(model: str, data, template, scales: list[str], tmp: Path, workers: int, **options: object) -> dict:
     """Each item's distribution (JSON, by scale and id) scored on a fresh store."""
     from numbias.judge.config import JudgeConfig
     from numbias.judge.judging import Judge, collect
@@ -223,8 +236,14 @@ def test_long_prompts_are_the_same_scored_whole_or_after_a_cached_prefix(shared_
     rows = pd.read_json(shared_data / "dialsumm" / "dialsumm.jsonl", lines=True)
     longest = rows.drop_duplicates("id").assign(n=lambda f: f["dialogue"].str.len()).nlargest(2, "n")["id"]
     picked = rows[rows["id"].isin(set(longest))].groupby("id", sort=False).head(2).reset_index(drop=True)
-    frame = pd.DataFrame({"id": [f"{d}-{m}" for d, m in zip(picked["id"], picked["model_id"])],
-                          "dialogue": picked["dialogue"], "summary": picked["summary"], "human": 3.0})
+    frame = pd.DataFrame(
+        {
+            "id": [f"{d}-{m}" for d, m in zip(picked["id"], picked["model_id"])],
+            "dialogue": picked["dialogue"],
+            "summary": picked["summary"],
+            "human": 3.0,
+        }
+    )
     data = make_dataset("dialsumm", frame, fields=["dialogue", "summary"], human_range=(1.0, 5.0))
     template = PromptTemplate("Dialogue:\n{dialogue}\n\nSummary:\n{summary}\n\nRate the summary from {lo} to {hi}.")
     one = _scored_json("smollm2-135m-instruct", data, template, ["1-5"], tmp_path, 1, prune=1e-4)

@@ -51,8 +51,13 @@ class FakeServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model",
-                                                             "created": time.time_ns(), "owned_by": "fake"}]})
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [{"id": fake.model, "object": "model", "created": time.time_ns(), "owned_by": "fake"}],
+                    },
+                )
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -86,11 +91,23 @@ class FakeServer:
 def _completion(text: str) -> dict[str, Any]:
     """A reply whose first answer token's top-3 is spread over three digits picked by the text."""
     digits = [str((zlib.crc32(text.encode()) >> (4 * k)) % 10) for k in range(3)]
-    top = [{"token": d, "logprob": float(np.log(p)), "bytes": None}
-           for d, p in zip(dict.fromkeys(digits), (0.6, 0.3, 0.1))]
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "judge",
-            "choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": digits[0]},
-                         "logprobs": {"content": [{**top[0], "top_logprobs": top}]}}]}
+    top = [
+        {"token": d, "logprob": float(np.log(p)), "bytes": None} for d, p in zip(dict.fromkeys(digits), (0.6, 0.3, 0.1))
+    ]
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "judge",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "length",
+                "message": {"role": "assistant", "content": digits[0]},
+                "logprobs": {"content": [{**top[0], "top_logprobs": top}]},
+            }
+        ],
+    }
 
 
 @pytest.fixture
@@ -145,8 +162,10 @@ def test_replicas_are_known_by_the_model_they_report(servers: list[FakeServer]) 
 def test_replicas_of_different_models_are_refused() -> None:
     a, b = FakeServer(), FakeServer(model="other")
     try:
-        with pytest.raises(NumbiasError, match=f"the servers do not serve one model: {a.url} reports .*judge.*, "
-                                               f"{b.url} reports .*other"):
+        with pytest.raises(
+            NumbiasError,
+            match=f"the servers do not serve one model: {a.url} reports .*judge.*, {b.url} reports .*other",
+        ):
             _backend([a.url, b.url])
     finally:
         a.kill()
@@ -175,18 +194,25 @@ def test_a_replica_down_at_start_is_named() -> None:
         a.kill()
 
 
-@pytest.mark.parametrize(("base_url", "concurrency", "message"), [
-    ([], 4, "base_url is empty: give a server's URL"),
-    ("", 4, "base_url has an empty entry"),
-    ("http://a:8000/v1,,http://b:8000/v1", 4, "base_url has an empty entry"),
-    ("localhost:8000/v1", 4, "base_url 'localhost:8000/v1' is not an http(s) URL such as http://127.0.0.1:8000/v1"),
-    ("http://a:port/v1", 4, "is not an http(s) URL"),
-    (["ftp://a/v1"], 4, "is not an http(s) URL"),
-    ("http://a:8000/v1", 0, "concurrency must be at least 1, got 0"),
-    ([{"url": "http://a:8000/v1", "concurrency": 0}], 4, "concurrency of http://a:8000/v1 must be at least 1, got 0"),
-    ([{"host": "http://a:8000/v1"}], 4, "a base_url entry has unknown key(s) host (keys: url, concurrency)"),
-    (["http://a:8000/v1", "http://a:8000/v1/"], 4, "base_url lists http://a:8000/v1/ twice"),
-])
+@pytest.mark.parametrize(
+    ("base_url", "concurrency", "message"),
+    [
+        ([], 4, "base_url is empty: give a server's URL"),
+        ("", 4, "base_url has an empty entry"),
+        ("http://a:8000/v1,,http://b:8000/v1", 4, "base_url has an empty entry"),
+        ("localhost:8000/v1", 4, "base_url 'localhost:8000/v1' is not an http(s) URL such as http://127.0.0.1:8000/v1"),
+        ("http://a:port/v1", 4, "is not an http(s) URL"),
+        (["ftp://a/v1"], 4, "is not an http(s) URL"),
+        ("http://a:8000/v1", 0, "concurrency must be at least 1, got 0"),
+        (
+            [{"url": "http://a:8000/v1", "concurrency": 0}],
+            4,
+            "concurrency of http://a:8000/v1 must be at least 1, got 0",
+        ),
+        ([{"host": "http://a:8000/v1"}], 4, "a base_url entry has unknown key(s) host (keys: url, concurrency)"),
+        (["http://a:8000/v1", "http://a:8000/v1/"], 4, "base_url lists http://a:8000/v1/ twice"),
+    ],
+)
 def test_bad_servers_are_one_line_errors_before_any_request(base_url: Any, concurrency: int, message: str) -> None:
     with pytest.raises(NumbiasError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
         _backend(base_url, concurrency=concurrency)
@@ -208,7 +234,13 @@ def test_servers_and_pacing_do_not_change_a_truncated_readings_key() -> None:
     from numbias.backends.base import reading_options
 
     one = {"base_url": "http://a/v1", "concurrency": 4, "context_length": 4096, "tokenizer": "t.gguf"}
-    two = {**one, "base_url": ["http://a/v1", {"url": "http://b/v1", "concurrency": 2}], "concurrency": 16,
-           "timeout": 5.0, "max_retries": 1, "api_key_env": "KEY"}
+    two = {
+        **one,
+        "base_url": ["http://a/v1", {"url": "http://b/v1", "concurrency": 2}],
+        "concurrency": 16,
+        "timeout": 5.0,
+        "max_retries": 1,
+        "api_key_env": "KEY",
+    }
     assert reading_options(one) == reading_options(two) == {"context_length": 4096, "tokenizer": "t.gguf"}
     assert reading_options({**one, "context_length": 2048}) != reading_options(one)

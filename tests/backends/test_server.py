@@ -112,8 +112,11 @@ def test_unreachable_server_is_one_clear_error() -> None:
 def test_topk_distribution_reading() -> None:
     from numbias.backends.openai_compat import topk_distribution
 
-    d = topk_distribution([("8", np.log(0.5)), (" 7", np.log(0.2)), ("12", np.log(0.1)), ("The", np.log(0.1)),
-                           ("05", np.log(0.05))], SCALE, min_coverage=0.99)
+    d = topk_distribution(
+        [("8", np.log(0.5)), (" 7", np.log(0.2)), ("12", np.log(0.1)), ("The", np.log(0.1)), ("05", np.log(0.05))],
+        SCALE,
+        min_coverage=0.99,
+    )
     assert d.probs[8] == pytest.approx(0.5) and d.probs[7] == pytest.approx(0.2)
     assert d.above == pytest.approx(0.1) and d.other == pytest.approx(0.2)
     assert d.meta["covered"] == pytest.approx(0.95) and d.meta["low_coverage"]
@@ -127,8 +130,11 @@ def test_label_scales_over_a_server() -> None:
     from numbias.backends.openai_compat import exact_row, topk_distribution
 
     words = ScoreScale.parse("words:good,very good")
-    d = topk_distribution([("good", np.log(0.4)), (" Good", np.log(0.2)), ("very", np.log(0.3)),
-                           ("goodness", np.log(0.05))], words, min_coverage=0.5)
+    d = topk_distribution(
+        [("good", np.log(0.4)), (" Good", np.log(0.2)), ("very", np.log(0.3)), ("goodness", np.log(0.05))],
+        words,
+        min_coverage=0.5,
+    )
     np.testing.assert_allclose(d.probs, [0.6, 0.0])
     assert d.other == pytest.approx(0.4) and (d.below, d.above) == (0.0, 0.0)
     top = {".": np.log(0.5), "ness": np.log(0.2), "ly": np.log(0.1)}
@@ -173,8 +179,9 @@ class _FaultyProxy:
                 if fail == "drop":
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                req = urllib.request.Request(upstream + self.path, data=body or None, method=method,
-                                             headers={"Content-Type": "application/json"})
+                req = urllib.request.Request(
+                    upstream + self.path, data=body or None, method=method, headers={"Content-Type": "application/json"}
+                )
                 try:
                     with urllib.request.urlopen(req, timeout=60) as resp:
                         status, kind, data = resp.status, resp.headers.get("Content-Type"), resp.read()
@@ -217,8 +224,9 @@ def test_a_faulty_network_changes_nothing(server, mode: str) -> None:
     try:
         prompts = _prompts(12 if mode == "topk" else 3)
         clean = list(OpenAIBackend("smollm2", base_url=server, mode=mode, concurrency=1, **extra).score(prompts, SCALE))
-        faulty = OpenAIBackend("smollm2", base_url=proxy.url + "/v1", mode=mode, concurrency=4, timeout=1.5,
-                               max_retries=12, **extra)
+        faulty = OpenAIBackend(
+            "smollm2", base_url=proxy.url + "/v1", mode=mode, concurrency=4, timeout=1.5, max_retries=12, **extra
+        )
         through = list(faulty.score(prompts, SCALE))
     finally:
         proxy.close()
@@ -267,10 +275,18 @@ def test_two_servers_one_killed_halfway(server, mode: str) -> None:
 def test_a_study_runs_on_exact_http(server, tmp_path) -> None:
     from numbias.studies.bias import run
 
-    judge = {"model": "smollm2", "backend": "openai",
-             "options": {"base_url": server, "mode": "exact", "tokenizer": "smollm2-135m-instruct"}}
-    config = {"judges": [judge], "tasks": [{"name": "vader", "options": {"n": 4}}], "scales": ["1-5"],
-              "rules": ["greedy", "expected"], "out": str(tmp_path / "o")}
+    judge = {
+        "model": "smollm2",
+        "backend": "openai",
+        "options": {"base_url": server, "mode": "exact", "tokenizer": "smollm2-135m-instruct"},
+    }
+    config = {
+        "judges": [judge],
+        "tasks": [{"name": "vader", "options": {"n": 4}}],
+        "scales": ["1-5"],
+        "rules": ["greedy", "expected"],
+        "out": str(tmp_path / "o"),
+    }
     results = run(config)
     assert len(results.summary) == 2 and (results.items["judge"] == "smollm2").all()
     with pytest.raises(NumbiasError, match="protocol rule reads distributions at the sampling temperature"):

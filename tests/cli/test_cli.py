@@ -16,8 +16,14 @@ from numbias.util.errors import NumbiasError
 
 
 def numbias(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "numbias", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "numbias", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
@@ -54,8 +60,18 @@ def test_truncated_gguf(tmp_path: Path) -> None:
 def _spec(tmp_path: Path, **changes) -> JudgeSpec:
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF0000")
-    base = dict(name="t", description="", kind="instruct", licence="", size_bytes=8, sha256="0" * 64,
-                packages=("numpy",), install="pip install numpy", chunks=lambda: [model], assembled=False)
+    base = dict(
+        name="t",
+        description="",
+        kind="instruct",
+        licence="",
+        size_bytes=8,
+        sha256="0" * 64,
+        packages=("numpy",),
+        install="pip install numpy",
+        chunks=lambda: [model],
+        assembled=False,
+    )
     return JudgeSpec(**{**base, **changes})
 
 
@@ -96,8 +112,12 @@ def test_align_on_the_embedded_pair(tmp_path: Path) -> None:
     assert table[["base kurtosis", "aligned kurtosis", "base r", "aligned r"]].notna().all().all()
     assert len(pd.read_csv(tmp_path / "simulated_kurtosis.csv")) == 3
     page = (tmp_path / "report.html").read_text()
-    for section in ("Alignment study: base vs aligned", "Aligned against base, setting by setting",
-                    "Simulated kurtosis of the n-sample protocol mean", "Base vs aligned histograms"):
+    for section in (
+        "Alignment study: base vs aligned",
+        "Aligned against base, setting by setting",
+        "Simulated kurtosis of the n-sample protocol mean",
+        "Base vs aligned histograms",
+    ):
         assert section in page
 
 
@@ -122,10 +142,17 @@ def test_correlate_pools_results_folders(tmp_path: Path) -> None:
 def test_parquet_without_a_reader(tmp_path: Path) -> None:
     base = ["run", "--template", "Rate {text} from {lo} to {hi}", "--human", "score", "--out", str(tmp_path / "o")]
     pd.DataFrame({"text": ["a", "b"], "score": [1, 2]}).to_parquet(tmp_path / "items.parquet")
-    no_reader = ("import sys; sys.modules['pyarrow'] = None; sys.modules['fastparquet'] = None; "
-                 "from numbias.cli import main; sys.argv = ['numbias'] + sys.argv[1:]; main()")
-    result = subprocess.run([sys.executable, "-c", no_reader, *base, "--data", "items.parquet"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    no_reader = (
+        "import sys; sys.modules['pyarrow'] = None; sys.modules['fastparquet'] = None; "
+        "from numbias.cli import main; sys.argv = ['numbias'] + sys.argv[1:]; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", no_reader, *base, "--data", "items.parquet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert_one_line_error(result, "reading items.parquet needs pyarrow: pip install 'numbias[parquet]'")
 
 

@@ -127,9 +127,15 @@ def _fit(judged: tuple[SettingData, np.ndarray], mitigation: str = "isotonic", n
     data, human = judged
     part = SettingData(data.distributions[:n], [])
     template = PromptTemplate("Rate {word} from {lo} to {hi}.")
-    return CalibratedJudge.fit(JudgeConfig(model="toy", backend="plugin-judge"), template,
-                               Setting("0-9", "expected", 1.0, mitigation), part, (human[:n] - 1) / 4 * 9, (1.0, 5.0),
-                               fitted_on="synthetic")
+    return CalibratedJudge.fit(
+        JudgeConfig(model="toy", backend="plugin-judge"),
+        template,
+        Setting("0-9", "expected", 1.0, mitigation),
+        part,
+        (human[:n] - 1) / 4 * 9,
+        (1.0, 5.0),
+        fitted_on="synthetic",
+    )
 
 
 def test_a_calibrated_judge_fits_its_interval_on_cross_fitted_scores(judged) -> None:
@@ -171,8 +177,10 @@ def test_the_rating_grid_and_coverage_with_its_interval() -> None:
     assert (got.low, got.high) == pytest.approx((wilson.low, wilson.high))
     # by hand: Wilson's centre and half-width at z = 1.96
     z, p, n = stats.norm.ppf(0.975), 0.9, 200
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n
-                                                                                         + z * z / (4 * n * n))
+    centre, half = (
+        (p + z * z / (2 * n)) / (1 + z * z / n),
+        z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)),
+    )
     assert (got.low, got.high) == pytest.approx((centre - half, centre + half))
     assert got.text() == "90% [85%, 93%] of 200 items"
 
@@ -180,7 +188,8 @@ def test_the_rating_grid_and_coverage_with_its_interval() -> None:
 def _items_file(tmp_path: Path) -> dict:
     path = tmp_path / "new.csv"
     pd.DataFrame({"id": [f"n{i}" for i in range(6)], "word": ["good", "bad", "fine", "grim", "nice", "okay"]}).to_csv(
-        path, index=False)
+        path, index=False
+    )
     return {"file": str(path)}
 
 
@@ -204,10 +213,18 @@ def test_save_and_load_keep_the_interval_and_scores_carry_it(tmp_path: Path, jud
 
 def test_scoring_labelled_items_reports_the_coverage_with_its_interval(tmp_path: Path, judged) -> None:
     path = tmp_path / "rated.csv"
-    pd.DataFrame({"id": [f"n{i}" for i in range(6)], "word": ["good", "bad", "fine", "grim", "nice", "okay"],
-                  "stars": [5, 1, 3, 2, 4, 3]}).to_csv(path, index=False)
-    scored = score({"file": str(path), "human": "stars", "human_range": [1, 5]}, calibrated=_fit(judged),
-                   store=tmp_path / "s.sqlite")
+    pd.DataFrame(
+        {
+            "id": [f"n{i}" for i in range(6)],
+            "word": ["good", "bad", "fine", "grim", "nice", "okay"],
+            "stars": [5, 1, 3, 2, 4, 3],
+        }
+    ).to_csv(path, index=False)
+    scored = score(
+        {"file": str(path), "human": "stars", "human_range": [1, 5]},
+        calibrated=_fit(judged),
+        store=tmp_path / "s.sqlite",
+    )
     found = coverage(scored.low, scored.high, np.array([5, 1, 3, 2, 4, 3.0]))
     assert f"the 90% interval holds the human score of {found.text()} (95% Wilson interval)" in " ".join(scored.notes)
     assert found.items == 6 and found.low < found.share <= found.high

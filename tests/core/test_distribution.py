@@ -52,12 +52,26 @@ def test_expected_median_greedy_and_protocol_values() -> None:
 
 
 def test_dict_round_trip_keeps_everything() -> None:
-    d = ScoreDistribution(SCALE, np.array([0.1, 0.2, 0.4, 0.1]), 0.05, 0.05, 0.1, temperature=None,
-                          tempered=_skewed().tempered, meta={"cut": 12})
+    d = ScoreDistribution(
+        SCALE,
+        np.array([0.1, 0.2, 0.4, 0.1]),
+        0.05,
+        0.05,
+        0.1,
+        temperature=None,
+        tempered=_skewed().tempered,
+        meta={"cut": 12},
+    )
     back = ScoreDistribution.from_dict(d.to_dict())
     np.testing.assert_array_equal(back.probs, d.probs)
-    assert (back.scale, back.below, back.above, back.other, back.n_samples, back.temperature) == \
-        (SCALE, 0.05, 0.05, 0.1, None, None)
+    assert (back.scale, back.below, back.above, back.other, back.n_samples, back.temperature) == (
+        SCALE,
+        0.05,
+        0.05,
+        0.1,
+        None,
+        None,
+    )
     assert back.meta == {"cut": 12} and sorted(back.tempered) == [0.5, 2.0]
     np.testing.assert_array_equal(back.at(0.5).probs, d.at(0.5).probs)
     assert back.at(2.0).temperature == 2.0

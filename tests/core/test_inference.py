@@ -20,8 +20,15 @@ def test_item_interval_agrees_with_scipys_paired_bootstrap() -> None:
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=200), rng.normal(0.3, 1.0, size=200)
     ours = paired_effect(_mean, a, b, n_boot=9999, seed=0)
-    theirs = stats.bootstrap((a, b), lambda x, y, axis=-1: y.mean(axis) - x.mean(axis), paired=True,
-                             vectorized=True, n_resamples=9999, method="percentile", random_state=1)
+    theirs = stats.bootstrap(
+        (a, b),
+        lambda x, y, axis=-1: y.mean(axis) - x.mean(axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=9999,
+        method="percentile",
+        random_state=1,
+    )
     assert ours.delta == pytest.approx(b.mean() - a.mean())
     assert ours.low == pytest.approx(theirs.confidence_interval.low, abs=0.01)
     assert ours.high == pytest.approx(theirs.confidence_interval.high, abs=0.01)
@@ -41,12 +48,11 @@ def test_p_value_and_interval_agree_before_correction() -> None:
 def test_coverage_of_a_pearson_difference_over_1000_data_sets() -> None:
     rng = np.random.default_rng(3)
     sa, sb, n = 1.5, 0.8, 200
-    truth = 1 / np.sqrt(1 + sb ** 2) - 1 / np.sqrt(1 + sa ** 2)
+    truth = 1 / np.sqrt(1 + sb**2) - 1 / np.sqrt(1 + sa**2)
     hits = []
     for k in range(1000):
         h = rng.normal(size=n)
-        e = paired_effect(pearson_rows, h + sa * rng.normal(size=n), h + sb * rng.normal(size=n), h,
-                          n_boot=400, seed=k)
+        e = paired_effect(pearson_rows, h + sa * rng.normal(size=n), h + sb * rng.normal(size=n), h, n_boot=400, seed=k)
         hits.append(e.low <= truth <= e.high)
     assert 0.93 <= np.mean(hits) <= 0.97
 
@@ -93,8 +99,10 @@ def test_holm_and_bh_against_hand_and_scipy() -> None:
 
 def test_adjusted_marks_follow_the_family() -> None:
     rng = np.random.default_rng(6)
-    effects = [paired_effect(_mean, a, a + 0.18 + rng.normal(0, 1, 100), n_boot=500, seed=i)
-               for i, a in enumerate(rng.normal(size=(12, 100)))]
+    effects = [
+        paired_effect(_mean, a, a + 0.18 + rng.normal(0, 1, 100), n_boot=500, seed=i)
+        for i, a in enumerate(rng.normal(size=(12, 100)))
+    ]
     adjusted = adjust(effects)
     assert all(e.p_adjusted >= e.p for e in adjusted)
     assert sum(e.significant() for e in adjusted) <= sum(e.p < 0.05 for e in effects)

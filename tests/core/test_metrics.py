@@ -134,30 +134,43 @@ def test_unusable_groups_are_skipped_with_a_note_and_no_warnings() -> None:
     extra_human = [0.5, 0.1, 0.4, 0.2, 0.3, 0.3, 0.3, 0.9, 0.9, 0.9, 0.1, 0.2, 0.3]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = group_pearson(np.append(scores, extra_scores), np.append(human, extra_human),
-                            np.append(groups, extra_groups), n_boot=100)
+        res = group_pearson(
+            np.append(scores, extra_scores), np.append(human, extra_human), np.append(groups, extra_groups), n_boot=100
+        )
     assert res.pearson.value == pytest.approx(usable)
     assert (res.groups, res.skipped) == (2, 6)
-    assert res.notes == ["3 group(s) of fewer than three items skipped",
-                         "2 group(s) with constant human scores skipped",
-                         "1 group(s) where the judge gave one score skipped"]
+    assert res.notes == [
+        "3 group(s) of fewer than three items skipped",
+        "2 group(s) with constant human scores skipped",
+        "1 group(s) where the judge gave one score skipped",
+    ]
 
 
 def test_group_pearson_drops_items_missing_a_score_or_a_group() -> None:
     scores, human, groups = _grouped({"a": 5, "b": 6})
     expected = group_pearson(scores, human, groups, n_boot=100)
-    res = group_pearson(np.append(scores, [np.nan, 3.0, 4.0]), np.append(human, [0.1, 0.2, np.nan]),
-                        np.append(groups.astype(object), ["a", None, "b"]), n_boot=100)
+    res = group_pearson(
+        np.append(scores, [np.nan, 3.0, 4.0]),
+        np.append(human, [0.1, 0.2, np.nan]),
+        np.append(groups.astype(object), ["a", None, "b"]),
+        n_boot=100,
+    )
     assert res.pearson == expected.pearson
-    assert res.notes == ["1 item(s) with no numeric answer dropped", "1 item(s) with no human score dropped",
-                         "1 item(s) with no group dropped"]
+    assert res.notes == [
+        "1 item(s) with no numeric answer dropped",
+        "1 item(s) with no human score dropped",
+        "1 item(s) with no group dropped",
+    ]
 
 
 def test_no_usable_group_gives_nan_and_a_note() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = group_pearson(np.array([1.0, 2.0, 3.0, 4.0, 4.0]), np.array([1.0, 1.0, 2.0, 3.0, 5.0]),
-                            np.array(["a", "a", "b", "c", "c"]))
+        res = group_pearson(
+            np.array([1.0, 2.0, 3.0, 4.0, 4.0]),
+            np.array([1.0, 1.0, 2.0, 3.0, 5.0]),
+            np.array(["a", "a", "b", "c", "c"]),
+        )
         empty = group_pearson(np.full(3, np.nan), np.ones(3), np.array([1, 1, 2]))
     assert np.isnan(res.pearson.value) and np.isnan(res.pearson.low) and np.isnan(res.pearson.high)
     assert (res.groups, res.skipped) == (0, 3)
@@ -199,9 +212,17 @@ def test_evaluate_with_groups_fills_the_group_fields() -> None:
     assert m.notes == ["1 item(s) with no numeric answer dropped", "1 group(s) of fewer than three items skipped"]
     flat = m.flat()
     keys = list(flat)
-    assert keys[keys.index("human_ceiling") + 1:] == ["group_pearson", "group_pearson_low", "group_pearson_high",
-                                                      "groups", "notes", "sd_ratio", "human_mode_share",
-                                                      "out_of_scale", "non_numeric"]  # new columns come last
+    assert keys[keys.index("human_ceiling") + 1 :] == [
+        "group_pearson",
+        "group_pearson_low",
+        "group_pearson_high",
+        "groups",
+        "notes",
+        "sd_ratio",
+        "human_mode_share",
+        "out_of_scale",
+        "non_numeric",
+    ]  # new columns come last
     assert flat["group_pearson"] == direct.pearson.value and flat["groups"] == 3
     plain = evaluate(scores, human, (-3.0, 3.0), scale, n_boot=100)
     assert np.isnan(plain.group_pearson.value) and np.isnan(plain.group_pearson.low) and plain.groups == 0
@@ -215,22 +236,31 @@ def test_risk_averse_rules() -> None:
     scale = ScoreScale(1, 4)
     probs = np.array([[0.1, 0.2, 0.3, 0.2], [0.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0]])
     rest = np.array([[0.1, 0.0, 0.1], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
-    np.testing.assert_array_equal(item_scores(probs, rest, scale, "quantile:0.5"),
-                                  item_scores(probs, rest, scale, "median"))
+    np.testing.assert_array_equal(
+        item_scores(probs, rest, scale, "quantile:0.5"), item_scores(probs, rest, scale, "median")
+    )
     np.testing.assert_array_equal(item_scores(probs, rest, scale, "quantile:0.2"), [2.0, np.nan, 2.0])
     np.testing.assert_array_equal(item_scores(probs, rest, scale, "quantile:0.9"), [4.0, np.nan, 3.0])
     mean = (0.1 * 1 + 0.2 * 2 + 0.3 * 3 + 0.2 * 4) / 0.8
     sd = np.sqrt((0.1 * (1 - mean) ** 2 + 0.2 * (2 - mean) ** 2 + 0.3 * (3 - mean) ** 2 + 0.2 * (4 - mean) ** 2) / 0.8)
     np.testing.assert_allclose(item_scores(probs, rest, scale, "mean-sd:0.5"), [mean - 0.5 * sd, np.nan, 2.25])
-    np.testing.assert_array_equal(item_scores(probs, rest, scale, "mean-sd:0"), item_scores(probs, rest, scale,
-                                                                                           "expected"))
+    np.testing.assert_array_equal(
+        item_scores(probs, rest, scale, "mean-sd:0"), item_scores(probs, rest, scale, "expected")
+    )
 
 
-@pytest.mark.parametrize(("rule", "fragment"), [
-    ("quantile:0", "Q must be above 0 and below 1"), ("quantile:1", "Q must be above 0"),
-    ("mean-sd:-1", "L must be a finite number, 0 or more"), ("mean-sd:inf", "L must be a finite"),
-    ("quantile:low", "'low' is not a number"), ("quantile", "unknown rule"), ("mode", "unknown rule"),
-])
+@pytest.mark.parametrize(
+    ("rule", "fragment"),
+    [
+        ("quantile:0", "Q must be above 0 and below 1"),
+        ("quantile:1", "Q must be above 0"),
+        ("mean-sd:-1", "L must be a finite number, 0 or more"),
+        ("mean-sd:inf", "L must be a finite"),
+        ("quantile:low", "'low' is not a number"),
+        ("quantile", "unknown rule"),
+        ("mode", "unknown rule"),
+    ],
+)
 def test_bad_rules(rule: str, fragment: str) -> None:
     with pytest.raises(NumbiasError, match=fragment):
         item_scores(np.ones((1, 3)) / 3, np.zeros((1, 3)), ScoreScale(1, 3), rule)

@@ -13,8 +13,16 @@ from numbias.data.prompt import Prompt
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("8", 8), (" 8", 8), ("8/10", 8), ("  8", "other"), ("Score: 7", "other"), ("10", "above"), ("07", "other"),
-     ("", "other")],
+    [
+        ("8", 8),
+        (" 8", 8),
+        ("8/10", 8),
+        ("  8", "other"),
+        ("Score: 7", "other"),
+        ("10", "above"),
+        ("07", "other"),
+        ("", "other"),
+    ],
 )
 def test_categorize(text: str, expected: int | str) -> None:
     scale = ScoreScale(0, 9)
@@ -96,7 +104,12 @@ def test_the_protocol_mirrors_a_reversed_scale() -> None:
     (past the worst) to the bottom."""
     scale = ScoreScale.parse("reversed:1-5")
     assert [protocol_score(t, scale) for t in ["1", "Score: 2", "0", "9", "none"]] == [
-        (5, 0), (4, 0), (5, 1), (1, -1), None]
+        (5, 0),
+        (4, 0),
+        (5, 1),
+        (1, -1),
+        None,
+    ]
     dist = sampled_distribution(["1", "1", "0", "5"], scale, 0.7)
     np.testing.assert_allclose(dist.probs, [0.25, 0, 0, 0, 0.5])
     assert (dist.below, dist.above) == (0.0, 0.25)

@@ -29,10 +29,15 @@ def test_every_range_spelling_gives_the_same_scale(text: str) -> None:
     assert ScoreScale.parse(scale) is scale
 
 
-@pytest.mark.parametrize(("lo", "hi", "fragment"), [
-    (-1, 5, "negative scores"), (0, 1001, "at most 1001 scores"), (True, 5, "must be an integer"),
-    (0, 2.0, "must be an integer"),
-])
+@pytest.mark.parametrize(
+    ("lo", "hi", "fragment"),
+    [
+        (-1, 5, "negative scores"),
+        (0, 1001, "at most 1001 scores"),
+        (True, 5, "must be an integer"),
+        (0, 2.0, "must be an integer"),
+    ],
+)
 def test_refused_bounds(lo: object, hi: object, fragment: str) -> None:
     with pytest.raises(NumbiasError, match=fragment):
         ScoreScale(lo, hi)  # type: ignore[arg-type]
@@ -50,21 +55,32 @@ def test_values_labels_and_the_unit_interval() -> None:
 # --- scales of labels: words, letters, reversed digits ---
 
 
-@pytest.mark.parametrize(("spec", "canonical", "labels", "lo"), [
-    ("words: poor, fair ,good,very good,excellent", "words:poor,fair,good,very good,excellent",
-     ["poor", "fair", "good", "very good", "excellent"], 1),
-    ("letters:A-E", "letters:A-E", ["A", "B", "C", "D", "E"], 1),
-    ("letters:e..a", "letters:e-a", ["e", "d", "c", "b", "a"], 1),
-    ("words:A,B,C", "letters:A-C", ["A", "B", "C"], 1),
-    ("reversed:1-5", "reversed:1-5", ["5", "4", "3", "2", "1"], 1),
-    ("Reversed: 0 to 9", "reversed:0-9", [str(v) for v in range(9, -1, -1)], 0),
-    ("words:bad=0,ok=1,great=2", "words:bad=0,ok=1,great=2", ["bad", "ok", "great"], 0),
-    ("words:great=2,bad=0,ok=1", "words:bad=0,ok=1,great=2", ["bad", "ok", "great"], 0),
-    ("words:no=-1,maybe=0,yes=1", "words:no=-1,maybe=0,yes=1", ["no", "maybe", "yes"], -1),
-    ({"labels": ["excellent", "good", "poor"], "values": [3, 2, 1]}, "words:poor,good,excellent",
-     ["poor", "good", "excellent"], 1),
-    ({"labels": ["low", "high"]}, "words:low,high", ["low", "high"], 1),
-])
+@pytest.mark.parametrize(
+    ("spec", "canonical", "labels", "lo"),
+    [
+        (
+            "words: poor, fair ,good,very good,excellent",
+            "words:poor,fair,good,very good,excellent",
+            ["poor", "fair", "good", "very good", "excellent"],
+            1,
+        ),
+        ("letters:A-E", "letters:A-E", ["A", "B", "C", "D", "E"], 1),
+        ("letters:e..a", "letters:e-a", ["e", "d", "c", "b", "a"], 1),
+        ("words:A,B,C", "letters:A-C", ["A", "B", "C"], 1),
+        ("reversed:1-5", "reversed:1-5", ["5", "4", "3", "2", "1"], 1),
+        ("Reversed: 0 to 9", "reversed:0-9", [str(v) for v in range(9, -1, -1)], 0),
+        ("words:bad=0,ok=1,great=2", "words:bad=0,ok=1,great=2", ["bad", "ok", "great"], 0),
+        ("words:great=2,bad=0,ok=1", "words:bad=0,ok=1,great=2", ["bad", "ok", "great"], 0),
+        ("words:no=-1,maybe=0,yes=1", "words:no=-1,maybe=0,yes=1", ["no", "maybe", "yes"], -1),
+        (
+            {"labels": ["excellent", "good", "poor"], "values": [3, 2, 1]},
+            "words:poor,good,excellent",
+            ["poor", "good", "excellent"],
+            1,
+        ),
+        ({"labels": ["low", "high"]}, "words:low,high", ["low", "high"], 1),
+    ],
+)
 def test_label_scales_parse_to_one_spelling(spec: object, canonical: str, labels: list[str], lo: int) -> None:
     """Every way of writing a scale gives one canonical spelling (the store key), which
     parses back to the same scale; values run lo..hi, labels worst first."""
@@ -84,28 +100,31 @@ def test_digit_scales_keep_their_spelling_and_repr() -> None:
     assert ScoreScale.parse("reversed:1-5") != scale and not ScoreScale.parse("reversed:1-5").plain
 
 
-@pytest.mark.parametrize(("spec", "fragment"), [
-    ("words:good", "at least two labels"),
-    ("words:good,fair,good", "label 'good' is given twice"),
-    ("words:good,Good", "labels 'good' and 'Good' differ only in case"),
-    ("words:good, ,bad", "label is empty"),
-    ("words:a=1,b", "to every label"),
-    ("words:a=1,b=3", "consecutive integers"),
-    ("words:a=1,b=x", "must be an integer"),
-    ("letters:A-a", "two letters of one case"),
-    ("letters:A-A", "two letters of one case"),
-    ("letters:1-5", "two letters of one case"),
-    ("reversed:5-1", "lo must be below hi"),
-    ("reversed:a-e", "takes a range of integers"),
-    ("poor,fair,good", "not of the form LO-HI"),
-    ({"labels": ["a"]}, "at least two labels"),
-    ({"labels": "abc"}, "at least two labels"),
-    ({"labels": ["yes", True]}, "is not text"),
-    ({"labels": ["a", "b"], "values": [1]}, "one integer per label"),
-    ({"labels": ["a", "b"], "values": [1.5, 2.5]}, "must be integers"),
-    ({"labels": ["a", "b"], "scale": "x"}, "scale keys ['scale'] are unknown"),
-    ({"values": [1, 2]}, "needs labels"),
-])
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("words:good", "at least two labels"),
+        ("words:good,fair,good", "label 'good' is given twice"),
+        ("words:good,Good", "labels 'good' and 'Good' differ only in case"),
+        ("words:good, ,bad", "label is empty"),
+        ("words:a=1,b", "to every label"),
+        ("words:a=1,b=3", "consecutive integers"),
+        ("words:a=1,b=x", "must be an integer"),
+        ("letters:A-a", "two letters of one case"),
+        ("letters:A-A", "two letters of one case"),
+        ("letters:1-5", "two letters of one case"),
+        ("reversed:5-1", "lo must be below hi"),
+        ("reversed:a-e", "takes a range of integers"),
+        ("poor,fair,good", "not of the form LO-HI"),
+        ({"labels": ["a"]}, "at least two labels"),
+        ({"labels": "abc"}, "at least two labels"),
+        ({"labels": ["yes", True]}, "is not text"),
+        ({"labels": ["a", "b"], "values": [1]}, "one integer per label"),
+        ({"labels": ["a", "b"], "values": [1.5, 2.5]}, "must be integers"),
+        ({"labels": ["a", "b"], "scale": "x"}, "scale keys ['scale'] are unknown"),
+        ({"values": [1, 2]}, "needs labels"),
+    ],
+)
 def test_bad_label_scales_are_one_line_errors(spec: object, fragment: str) -> None:
     with pytest.raises(NumbiasError, match=re.escape(fragment)) as caught:
         ScoreScale.parse(spec)  # type: ignore[arg-type]
@@ -125,8 +144,20 @@ def test_label_reading_and_values() -> None:
     continues; a label's first letter may be capitalised; the rest is other."""
     scale = ScoreScale.parse("words:good,very good,goodish")
     other = scale.size + 2
-    cases = {"good": 0, " good.": 0, "Good!": 0, "good job": 0, "goodness": other, "very": other,
-             "very good": 1, " Very good,": 1, "very goodness": other, "goodish": 2, "GOOD": other, "": other}
+    cases = {
+        "good": 0,
+        " good.": 0,
+        "Good!": 0,
+        "good job": 0,
+        "goodness": other,
+        "very": other,
+        "very good": 1,
+        " Very good,": 1,
+        "very goodness": other,
+        "goodish": 2,
+        "GOOD": other,
+        "": other,
+    }
     assert {text: scale.read(text) for text in cases} == cases
     assert scale.read("good", goes_on=True) == other
     assert (scale.label_of(2), scale.label_of(2.8), scale.width) == ("very good", "goodish", 9)

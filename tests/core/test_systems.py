@@ -19,8 +19,9 @@ from numbias.core.systems import (
     system_agreement,
 )
 
-ppi_py = pytest.importorskip("ppi_py", reason="ppi-python (the test extra) is the oracle for PPI++: "
-                                              "pip install 'numbias[test]'")
+ppi_py = pytest.importorskip(
+    "ppi_py", reason="ppi-python (the test extra) is the oracle for PPI++: pip install 'numbias[test]'"
+)
 
 
 def _judged(rng: np.random.Generator, truth: np.ndarray, bias: float = 1.0, noise: float = 0.6) -> np.ndarray:
@@ -60,7 +61,7 @@ def test_paired_difference_is_ppi_on_the_differences() -> None:
     rng = np.random.default_rng(4)
     units = np.arange(200)
     difficulty = rng.normal(0, 1, 200)
-    ha, hb = 3.5 + difficulty + rng.normal(0, .3, 200), 3.0 + difficulty + rng.normal(0, .3, 200)
+    ha, hb = 3.5 + difficulty + rng.normal(0, 0.3, 200), 3.0 + difficulty + rng.normal(0, 0.3, 200)
     lab = np.zeros(200, dtype=bool)
     lab[:40] = True
     a = Side(units, np.where(lab, ha, np.nan), _judged(rng, ha))
@@ -96,8 +97,11 @@ def test_ppi_covers_and_is_unbiased_where_naive_is_not() -> None:
         systems, truth = _systems(rng, [3.0, 3.4], items=400, labels=60)
         for side, true in zip(systems.values(), truth):
             lab = side.labelled
-            est = {"ppi": ppi_mean(side.human[lab], side.judge[lab], side.judge[~lab]),
-                   "labelled": labelled_mean(side.human[lab]), "naive": naive_mean(side.judge)}
+            est = {
+                "ppi": ppi_mean(side.human[lab], side.judge[lab], side.judge[~lab]),
+                "labelled": labelled_mean(side.human[lab]),
+                "naive": naive_mean(side.judge),
+            }
             for name, e in est.items():
                 covered[name].append(e.low <= true <= e.high)
             errors["ppi"].append(est["ppi"].value - true)
@@ -150,8 +154,12 @@ def test_rogan_gladen_corrects_an_over_passing_judge() -> None:
 
 
 def test_system_agreement_and_multi_membership() -> None:
-    parts = sides(np.array(["A", "A,B", "B", "C", "C", "A", "B", "C"]), np.arange(8),
-                  np.array([1, 2, 3, 4, 5, 2, 3, 5.0]), np.array([1, 2, 3, 4, 5, 3, 3, 4.0]))
+    parts = sides(
+        np.array(["A", "A,B", "B", "C", "C", "A", "B", "C"]),
+        np.arange(8),
+        np.array([1, 2, 3, 4, 5, 2, 3, 5.0]),
+        np.array([1, 2, 3, 4, 5, 3, 3, 4.0]),
+    )
     assert {k: v.units.tolist() for k, v in parts.items()} == {"A": [0, 1, 5], "B": [1, 2, 6], "C": [3, 4, 7]}
     r = system_agreement(parts)
     assert r["spearman"].value == pytest.approx(1.0) and r["pearson"].items == 3
@@ -164,8 +172,10 @@ def test_system_agreement_intervals_are_fisher_z_over_systems() -> None:
     """Pearson's interval is scipy's; the rank correlations widen it by Fieller's
     variances; every interval holds its estimate, however noisy the means."""
     rng = np.random.default_rng(3)
-    parts = {s: Side(np.arange(10), m + rng.normal(0, 2, 10), m + rng.normal(0, 2, 10))
-             for s, m in zip("ABCDEFGHIJKLMN", np.linspace(1, 3, 14))}
+    parts = {
+        s: Side(np.arange(10), m + rng.normal(0, 2, 10), m + rng.normal(0, 2, 10))
+        for s, m in zip("ABCDEFGHIJKLMN", np.linspace(1, 3, 14))
+    }
     r = system_agreement(parts)
     judge = [p.judge.mean() for p in parts.values()]
     human = [p.human.mean() for p in parts.values()]

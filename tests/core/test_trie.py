@@ -216,7 +216,7 @@ def _w(*pieces: str) -> tuple[int, ...]:
 
 
 def test_hand_computed_word_distribution() -> None:
-    """"very bad" and "very good" share their first token, "good" is a prefix of "good
+    """ "very bad" and "very good" share their first token, "good" is a prefix of "good
     enough": each label's mass is its paths' times the chance that no letter or digit
     goes on ("goodness" is other), a capitalised label counts, and a token that ends a
     label inside it ("good.") counts for the label."""
@@ -235,8 +235,13 @@ def test_hand_computed_word_distribution() -> None:
         _w("bad"): _word_logits({"": 1.0}),
     }
     dist = next(FakeBackend(WORDS, table, eos=WORD_EOS).score([PROMPT], WORD_SCALE))
-    expected = {"very bad": 0.3 * 0.3, "bad": 0.1 * 0.5 + 0.1, "good enough": 0.25 * 0.4,
-                "good": 0.25 * (0.3 + 0.1) + 0.05, "very good": 0.3 * 0.6 * 0.9 + 0.1}
+    expected = {
+        "very bad": 0.3 * 0.3,
+        "bad": 0.1 * 0.5 + 0.1,
+        "good enough": 0.25 * 0.4,
+        "good": 0.25 * (0.3 + 0.1) + 0.05,
+        "very good": 0.3 * 0.6 * 0.9 + 0.1,
+    }
     np.testing.assert_allclose(dist.probs, [expected[label] for label in WORD_SCALE.labels], atol=1e-12)
     assert dist.other == pytest.approx(0.3 * 0.1 + 0.3 * 0.6 * 0.1 + 0.25 * 0.2 + 0.1 * 0.5 + 0.1)
     assert (dist.below, dist.above, dist.meta["pruned"]) == (0.0, 0.0, 0.0)
@@ -249,18 +254,21 @@ def test_the_end_of_a_label_is_a_class_of_tokens() -> None:
     trie = ScoreTrie(WORD_SCALE, WORDS)
     node = next(n for n in trie.nodes if n.text == "very good")
     assert len(node.classes) == 1 and sorted(WORDS[t] for t in node.classes[0]) == sorted(
-        p for p in WORDS if p[:1].isalnum())
+        p for p in WORDS if p[:1].isalnum()
+    )
     assert node.default == WORD_SCALE.labels.index("very good") and node.outcomes[-1] == trie.OTHER
     inner = next(n for n in trie.nodes if n.text == "good")  # " enough" goes on: a child, not in the class
     assert WORDS.index(" enough") in inner.gather[: len(inner.children)]
 
 
 def test_a_path_past_the_slack_is_cut_and_reported() -> None:
-    """"g"+"o"+"od" takes two tokens more than "good": it is not walked, and its mass
+    """ "g"+"o"+"od" takes two tokens more than "good": it is not walked, and its mass
     counts as other and as pruned."""
     pieces = ["good", "g", "o", "od", "ood", "bad", ""]
-    logits = {(): np.log([0.5, 0.5, 1e-300, 1e-300, 1e-300, 1e-300, 1e-300]),
-              (1,): np.log([1e-300, 1e-300, 0.4, 1e-300, 0.6, 1e-300, 1e-300])}
+    logits = {
+        (): np.log([0.5, 0.5, 1e-300, 1e-300, 1e-300, 1e-300, 1e-300]),
+        (1,): np.log([1e-300, 1e-300, 0.4, 1e-300, 0.6, 1e-300, 1e-300]),
+    }
     end = np.log([1e-300] * 6 + [1.0])
     table = {**logits, (0,): end, (1, 4): end}
     dist = next(FakeBackend(pieces, table, eos=6).score([PROMPT], ScoreScale.parse("words:bad,good")))
@@ -274,10 +282,12 @@ def test_a_label_no_token_spells_is_refused() -> None:
 
 
 def test_letters_end_where_no_letter_goes_on() -> None:
-    """"A" then "pple" is the word Apple, not the grade A."""
+    """ "A" then "pple" is the word Apple, not the grade A."""
     pieces = ["A", "B", "pple", " A", ".", ""]
-    table = {(): np.log([0.5, 0.2, 1e-300, 0.3, 1e-300, 1e-300]), (0,): np.log([1e-300, 1e-300, 0.6, 1e-300, 0.4,
-                                                                               1e-300])}
+    table = {
+        (): np.log([0.5, 0.2, 1e-300, 0.3, 1e-300, 1e-300]),
+        (0,): np.log([1e-300, 1e-300, 0.6, 1e-300, 0.4, 1e-300]),
+    }
     stop = np.log([1e-300] * 5 + [1.0])
     table.update({(1,): stop, (3,): stop})
     dist = next(FakeBackend(pieces, table, eos=5).score([PROMPT], ScoreScale.parse("letters:A-B")))
@@ -323,8 +333,11 @@ def test_a_reversed_scale_on_a_judge_without_preference_is_the_mirror() -> None:
     mirrored = next(backend.score([Prompt("Rate it from 9 (worst) to 0 (best).")], ScoreScale.parse("reversed:0-9")))
     np.testing.assert_allclose(mirrored.probs, straight.probs[::-1], atol=1e-15)
     assert (mirrored.below, mirrored.above, mirrored.other) == pytest.approx(
-        (straight.above, straight.below, straight.other), abs=1e-15)
+        (straight.above, straight.below, straight.other), abs=1e-15
+    )
     for rule in ("expected", "protocol", "greedy"):
-        s, m = (item_scores(d.probs[None], np.array([[d.below, d.above, d.other]]), d.scale, rule)[0]
-                for d in (straight, mirrored))
+        s, m = (
+            item_scores(d.probs[None], np.array([[d.below, d.above, d.other]]), d.scale, rule)[0]
+            for d in (straight, mirrored)
+        )
         assert m == pytest.approx(9 - s)

@@ -21,8 +21,14 @@ ROWS: list[dict[str, Any]] = [
     {"key": "r3", "text": "None, really", "score": 3, "grp": "a", "raters": [2, 4]},
     {"key": "r4", "text": 'a "quoted" word', "score": 2, "grp": "b", "raters": [2]},
 ]
-OPTIONS: dict[str, Any] = {"fields": ["text"], "human": "score", "id": "key", "ratings": "raters",
-                           "group": "grp", "human_range": (1, 5)}
+OPTIONS: dict[str, Any] = {
+    "fields": ["text"],
+    "human": "score",
+    "id": "key",
+    "ratings": "raters",
+    "group": "grp",
+    "human_range": (1, 5),
+}
 
 
 def _write(tmp_path: Path, suffix: str, rows: list[dict[str, Any]] = ROWS) -> Path:
@@ -32,8 +38,12 @@ def _write(tmp_path: Path, suffix: str, rows: list[dict[str, Any]] = ROWS) -> Pa
     if suffix == ".csv":
         flat.to_csv(path, index=False)
     elif suffix == ".tsv":
-        path.write_text("\t".join(rows[0]) + "\n" + "".join(
-            "\t".join(map(str, r.values())) + "\n" for r in flat.to_dict("records")), encoding="utf-8")
+        path.write_text(
+            "\t".join(rows[0])
+            + "\n"
+            + "".join("\t".join(map(str, r.values())) + "\n" for r in flat.to_dict("records")),
+            encoding="utf-8",
+        )
     elif suffix == ".jsonl":
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     elif suffix == ".json":
@@ -66,8 +76,12 @@ def test_every_format_gives_the_same_data(tmp_path: Path, suffix: str) -> None:
     data = load_file(_write(tmp_path, suffix), **OPTIONS)
     assert data.name == "items" and data.source == str(tmp_path / f"items{suffix}")
     assert data.ids == ["007", "r2", "r3", "r4"]
-    assert data.records() == [{"text": "good film"}, {"text": "NA"}, {"text": "None, really"},
-                              {"text": 'a "quoted" word'}]
+    assert data.records() == [
+        {"text": "good film"},
+        {"text": "NA"},
+        {"text": "None, really"},
+        {"text": 'a "quoted" word'},
+    ]
     assert data.human.tolist() == [4.5, 1.0, 3.0, 2.0] and data.human_range == (1.0, 5.0)
     assert data.labelled and data.has_ratings and data.notes == ()
     assert [list(r) for r in data.frame["ratings"]] == [[4.0, 5.0], [1.0, 1.0, 1.0], [2.0, 4.0], [2.0]]
@@ -136,20 +150,27 @@ def test_parse_ratings() -> None:
 
 def test_dataset_without_source_names_the_set() -> None:
     frame = pd.DataFrame({"id": ["a", "b"], "w": ["x", "y"], "human": [1.0, "abc"]})
-    _error(lambda: make_dataset("toy", frame, fields=["w"]),
-           "data set 'toy': column 'human' of row id 'b' is 'abc', not a number")
+    _error(
+        lambda: make_dataset("toy", frame, fields=["w"]),
+        "data set 'toy': column 'human' of row id 'b' is 'abc', not a number",
+    )
     data = Dataset("plain", frame.assign(human=[1.0, 2.0]), ("w",), (0.0, 2.0))
     assert data.notes == () and data.source == "" and data.labelled and data.groups is None
 
 
 # --- bad files: one line naming the file and where in it -------------------------------
 
+
 def test_missing_folder_and_unknown_suffix(tmp_path: Path) -> None:
     _error(lambda: load_file(tmp_path / "nope.csv", fields=["t"]), "data file", "nope.csv", "does not exist")
     (tmp_path / "dir.csv").mkdir()
     _error(lambda: load_file(tmp_path / "dir.csv", fields=["t"]), "dir.csv", "is a folder")
-    _error(lambda: load_file(_text(tmp_path, "d.xlsx", "a"), fields=["t"]), "d.xlsx", "'.xlsx'",
-           ".csv, .tsv, .jsonl, .ndjson, .json, .parquet")
+    _error(
+        lambda: load_file(_text(tmp_path, "d.xlsx", "a"), fields=["t"]),
+        "d.xlsx",
+        "'.xlsx'",
+        ".csv, .tsv, .jsonl, .ndjson, .json, .parquet",
+    )
 
 
 def test_not_utf8(tmp_path: Path) -> None:
@@ -216,41 +237,60 @@ def test_parquet_without_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("key,text,overall\nr1,a,1\nr7,b,\n", ["column 'overall' of row id 'r7' is empty"]),
         ("key,text,overall\nr1,a,1\nr7,b,inf\n", ["column 'overall' of row id 'r7' is 'inf', not a finite number"]),
         ("key,text,overall\nr1,a,1\nr7,b,NaN\n", ["column 'overall' of row id 'r7' is 'NaN', not a number"]),
-        ("key,text,overall\nr1,a,1\nr7,b,7.5\n",
-         ["column 'overall' of row id 'r7' is 7.5, outside the human range 1-5"]),
+        (
+            "key,text,overall\nr1,a,1\nr7,b,7.5\n",
+            ["column 'overall' of row id 'r7' is 7.5, outside the human range 1-5"],
+        ),
         ("key,text,overall\nr1,a,1\nr1,b,2\nr2,c,2\nr2,d,3\n", ["duplicate id(s) in column 'key': 'r1', 'r2'"]),
         ("key,text,overall\nr1,a,1\nr7, ,2\n", ["column 'text' of row id 'r7' is empty"]),
         ("key,text,overall\nr1,a,1\n,b,2\n", ["column 'key' is empty in row 1"]),
-        ("key,txt,overall\nr1,a,1\n", ["template placeholder {text} not a column of the file (columns: key, txt, "
-                                        "overall)"]),
+        (
+            "key,txt,overall\nr1,a,1\n",
+            ["template placeholder {text} not a column of the file (columns: key, txt, overall)"],
+        ),
         ("key,text,score\nr1,a,1\n", ["no column 'overall' (columns: key, text, score)"]),
     ],
 )
 def test_bad_values(tmp_path: Path, content: str, parts: list[str]) -> None:
     path = _text(tmp_path, "items.csv", content)
-    _error(lambda: load_file(path, fields=["text"], human="overall", id="key", human_range=(1, 5)),
-           f"data file {path}: ", *parts)
+    _error(
+        lambda: load_file(path, fields=["text"], human="overall", id="key", human_range=(1, 5)),
+        f"data file {path}: ",
+        *parts,
+    )
 
 
 def test_range_problems(tmp_path: Path) -> None:
     path = _text(tmp_path, "flat.csv", "t,s\na,2\nb,2\n")
     _error(lambda: load_file(path, fields=["t"], human="s"), "flat.csv", "column 's' spans no range (every score is 2)")
     for given in [(5, 5), (5, 1), (0, float("inf"))]:
-        _error(lambda: load_file(path, fields=["t"], human="s", human_range=given), "flat.csv",
-               f"human_range {given[0]:g}-{given[1]:g} is not a range")
+        _error(
+            lambda: load_file(path, fields=["t"], human="s", human_range=given),
+            "flat.csv",
+            f"human_range {given[0]:g}-{given[1]:g} is not a range",
+        )
     _error(lambda: load_file(path, fields=["t"], human_range=(3, 3)), "flat.csv", "is not a range")
 
 
 def test_bad_group_and_ratings(tmp_path: Path) -> None:
     path = _text(tmp_path, "g.csv", 'id,t,s,g,r\na,x,1,p,"1,2"\nb,y,2,,"3"\n')
-    _error(lambda: load_file(path, fields=["t"], human="s", id="id", group="g"), "g.csv",
-           "column 'g' of row id 'b' is empty")
+    _error(
+        lambda: load_file(path, fields=["t"], human="s", id="id", group="g"),
+        "g.csv",
+        "column 'g' of row id 'b' is empty",
+    )
     path = _text(tmp_path, "r.csv", 'id,t,s,r\na,x,1,"1,2"\nb,y,2,"3,x"\n')
-    _error(lambda: load_file(path, fields=["t"], human="s", id="id", ratings="r"), "r.csv",
-           "column 'r' of row id 'b' is '3,x', not a list of numbers")
+    _error(
+        lambda: load_file(path, fields=["t"], human="s", id="id", ratings="r"),
+        "r.csv",
+        "column 'r' of row id 'b' is '3,x', not a list of numbers",
+    )
     path = _text(tmp_path, "r.jsonl", '{"t": "x", "r": [1, "a"]}\n')
-    _error(lambda: load_file(path, fields=["t"], ratings="r"), "r.jsonl",
-           "column 'r' of row id '0' is [1, a], not a list of numbers")
+    _error(
+        lambda: load_file(path, fields=["t"], ratings="r"),
+        "r.jsonl",
+        "column 'r' of row id '0' is [1, a], not a list of numbers",
+    )
 
 
 def test_field_named_like_a_role(tmp_path: Path) -> None:

@@ -23,8 +23,10 @@ def test_template_missing_field() -> None:
 
 
 def test_chat_rendering_opens_assistant_turn() -> None:
-    template = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<|end|>{% endfor %}"
-                "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    template = (
+        "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<|end|>{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
     text = render_chat(template, Prompt(user="hi", answer_prefix="Score:"), "<s>", "</s>")
     assert text == "<|user|>hi<|end|><|assistant|>Score:"
     with pytest.raises(NumbiasError, match="chat template"):
@@ -55,12 +57,15 @@ def test_plain_rendering_and_the_repeated_bos() -> None:
     assert drop_repeated_bos([1, 1], bos=None) == [1, 1]
 
 
-@pytest.mark.parametrize(("spec", "user"), [
-    ("1-5", "Rate good from 1 to 5 (1, 2, 3, 4, 5)."),
-    ("reversed:1-5", "Rate good from 5 to 1 (5, 4, 3, 2, 1)."),
-    ("letters:A-C", "Rate good from A to C (A, B, C)."),
-    ("words:poor,fair,very good", "Rate good from poor to very good (poor, fair, very good)."),
-])
+@pytest.mark.parametrize(
+    ("spec", "user"),
+    [
+        ("1-5", "Rate good from 1 to 5 (1, 2, 3, 4, 5)."),
+        ("reversed:1-5", "Rate good from 5 to 1 (5, 4, 3, 2, 1)."),
+        ("letters:A-C", "Rate good from A to C (A, B, C)."),
+        ("words:poor,fair,very good", "Rate good from poor to very good (poor, fair, very good)."),
+    ],
+)
 def test_the_scale_placeholders(spec: str, user: str) -> None:
     """{lo} and {hi} are the worst and the best label (on reversed:1-5 the best is 1),
     {labels} every label worst first."""
@@ -73,8 +78,10 @@ def test_the_number_ask_becomes_a_label_ask_on_label_scales() -> None:
     labels, and stays as it is on digits, reversed digits included."""
     template = PromptTemplate(f"Rate {{word}} from {{lo}} (bad) to {{hi}} (good). {NUMBER_ASK}")
     words = template.fill({"word": "x"}, ScoreScale.parse("words:bad,ok,good"), chat=True).user
-    assert words == ("Rate x from bad (bad) to good (good). Reply with exactly one of these answers and nothing "
-                     "else: bad, ok, good.")
+    assert words == (
+        "Rate x from bad (bad) to good (good). Reply with exactly one of these answers and nothing else: bad, ok, good."
+    )
     assert template.fill({"word": "x"}, ScoreScale.parse("reversed:0-9"), chat=True).user.endswith(
-        "Reply with a single whole number from 9 to 0 and nothing else.")
+        "Reply with a single whole number from 9 to 0 and nothing else."
+    )
     assert template.text_for(ScoreScale(0, 9)) == template.text and {"lo", "hi", "labels"} <= SCALE_FIELDS

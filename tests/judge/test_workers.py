@@ -117,8 +117,9 @@ def test_asked_for_workers_split_the_threads() -> None:
 
 
 def _words(words: list[str]):
-    frame = pd.DataFrame({"id": [f"i{k}" for k in range(len(words))], "word": words,
-                          "human": [k % 5 + 1 for k in range(len(words))]})
+    frame = pd.DataFrame(
+        {"id": [f"i{k}" for k in range(len(words))], "word": words, "human": [k % 5 + 1 for k in range(len(words))]}
+    )
     return make_dataset("words", frame, fields=["word"], human_range=(1, 5))
 
 
@@ -127,14 +128,16 @@ def test_items_are_scored_in_prefix_order_and_returned_in_the_files(tmp_path: Pa
     data, scale = _words(words), ScoreScale(0, 9)
     sorted_judge, file_judge = Recording(), Recording(order_free=False)
     with Store(tmp_path / "a.sqlite") as a, Store(tmp_path / "b.sqlite") as b:
-        got = collect(Judge(JudgeConfig(model="x", instance=sorted_judge)), "words", data, PromptTemplate(TEMPLATE),
-                      scale, a)
-        want = collect(Judge(JudgeConfig(model="x", instance=file_judge)), "words", data, PromptTemplate(TEMPLATE),
-                       scale, b)
-    assert sorted_judge.asked == sorted(file_judge.asked) and file_judge.asked == [f"Rate {w} from 0 to 9."
-                                                                                   for w in words]
-    assert [json.dumps(d.to_dict()) for d in got.distributions] == [json.dumps(d.to_dict()) for d in
-                                                                     want.distributions]
+        got = collect(
+            Judge(JudgeConfig(model="x", instance=sorted_judge)), "words", data, PromptTemplate(TEMPLATE), scale, a
+        )
+        want = collect(
+            Judge(JudgeConfig(model="x", instance=file_judge)), "words", data, PromptTemplate(TEMPLATE), scale, b
+        )
+    assert sorted_judge.asked == sorted(file_judge.asked) and file_judge.asked == [
+        f"Rate {w} from 0 to 9." for w in words
+    ]
+    assert [json.dumps(d.to_dict()) for d in got.distributions] == [json.dumps(d.to_dict()) for d in want.distributions]
 
 
 def test_an_error_names_the_item_it_stopped_at(tmp_path: Path) -> None:
@@ -148,8 +151,14 @@ def test_an_error_names_the_item_it_stopped_at(tmp_path: Path) -> None:
     data = _words(["pear", "apple", "fig", "plum"])
     with Store(tmp_path / "s.sqlite") as store:
         with pytest.raises(NumbiasError, match=r"^item 'i2' of words: cannot read it$"):
-            collect(Judge(JudgeConfig(model="x", instance=Failing())), "words", data, PromptTemplate(TEMPLATE),
-                    ScoreScale(0, 9), store)
+            collect(
+                Judge(JudgeConfig(model="x", instance=Failing())),
+                "words",
+                data,
+                PromptTemplate(TEMPLATE),
+                ScoreScale(0, 9),
+                store,
+            )
     with sqlite3.connect(tmp_path / "s.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 1  # apple, then fig stopped it
 
@@ -166,8 +175,9 @@ def test_workers_that_cannot_be_sent_are_an_error() -> None:
 
 def _study(folder: Path, n: int, **options: object) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "items.csv").write_text("id,word,stars\n" + "".join(f"w{i},word{(7 * i) % n},{i % 5 + 1}\n"
-                                                                    for i in range(n)))
+    (folder / "items.csv").write_text(
+        "id,word,stars\n" + "".join(f"w{i},word{(7 * i) % n},{i % 5 + 1}\n" for i in range(n))
+    )
     judge = {"model": "toy", "backend": "plugin_judge:make", "options": options}
     task = {"file": str(folder / "items.csv"), "human": "stars", "human_range": [1, 5], "template": TEMPLATE}
     return {"judges": [judge], "tasks": [task], "scales": ["0-9", "1-5"], "out": str(folder / "out"), "bootstrap": 20}
@@ -191,12 +201,16 @@ def test_workers_give_the_store_and_results_of_one_process(tmp_path: Path) -> No
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize(("option", "message"), [("fail", r"^item '7' of items: the judge cannot score word9$"),
-                                                  ("die", f"^{STOPPED}".replace("(", r"\(").replace(")", r"\)")
-                                                   .replace("?", r"\?"))])
-def test_a_worker_that_fails_or_dies_stops_with_one_line_and_keeps_the_rest(option: str, message: str,
-                                                                            tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("fail", r"^item '7' of items: the judge cannot score word9$"),
+        ("die", f"^{STOPPED}".replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")),
+    ],
+)
+def test_a_worker_that_fails_or_dies_stops_with_one_line_and_keeps_the_rest(
+    option: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """word9 (row 7, the last in sorted order) fails or kills its worker: one line,
     what was stored stays, and the run resumes to the whole set."""
     import numbias
@@ -217,12 +231,39 @@ def test_a_worker_that_fails_or_dies_stops_with_one_line_and_keeps_the_rest(opti
 def test_ctrl_c_stops_the_workers_and_says_what_is_kept(tmp_path: Path) -> None:
     folder = tmp_path
     _study(folder, 48)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-           "PLUGIN_JUDGE_DELAY": "0.2", "PLUGIN_JUDGE_LOG": str(folder / "scored.log")}
-    args = ["score", "--backend", "plugin_judge:make", "--model", "toy", "--data", "items.csv", "--template",
-            TEMPLATE, "--human", "stars", "--human-range", "1-5", "--out", "out", "--workers", "2"]
-    proc = subprocess.Popen([sys.executable, "-m", "numbias", *args], cwd=folder, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        "PLUGIN_JUDGE_DELAY": "0.2",
+        "PLUGIN_JUDGE_LOG": str(folder / "scored.log"),
+    }
+    args = [
+        "score",
+        "--backend",
+        "plugin_judge:make",
+        "--model",
+        "toy",
+        "--data",
+        "items.csv",
+        "--template",
+        TEMPLATE,
+        "--human",
+        "stars",
+        "--human-range",
+        "1-5",
+        "--out",
+        "out",
+        "--workers",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "numbias", *args],
+        cwd=folder,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     log = folder / "scored.log"
     for _ in range(1200):
         if log.exists() and len(log.read_text().splitlines()) >= 4:

@@ -169,25 +169,37 @@ def test_scores_read_all_items_at_once_as_the_rule_reads_each_contrasted_item(ru
         np.testing.assert_allclose(cal.predict(items), rule_scores(cal.transform(items), rule), rtol=1e-12)
 
 
-@pytest.mark.parametrize(("make", "fragment"), [
-    (lambda: contrast(_dist(np.ones(5) / 5), _dist(np.ones(10) / 10, ScoreScale(0, 9)), 0.5), "on one scale"),
-    (lambda: paired(_dist(np.ones(5) / 5), _dist(np.ones(10) / 10, ScoreScale(0, 9))), "on one scale"),
-    (lambda: contrast(_dist(np.ones(5) / 5), _dist(np.ones(5) / 5), 1.5), "λ from 0 to 1"),
-    (lambda: check_lambda(True), "λ from 0 to 1"),
-    (lambda: Contrast(lam=-0.1), "λ from 0 to 1"),
-    (lambda: Contrast(lambdas=[]), "non-empty list"),
-    (lambda: Contrast(choose="vibes"), "chooses λ by one of fixed, labels, spread"),
-    (lambda: Contrast().set_params(lam=2), "λ from 0 to 1"),
-    (lambda: Contrast().fit([_dist(np.ones(5) / 5)]), "amateur judge's distribution"),
-    (lambda: parse_mitigate({"contrast": {"amateur": "smollm2-135m-instruct", "lam": 1.2}}), "λ from 0 to 1"),
-    (lambda: parse_mitigate({"contrast": {"amateur": "smollm2-135m-instruct", "lambdas": [0.5, 3]}}), "λ from 0 to 1"),
-    (lambda: parse_mitigate({"contrast": {"amateur": "smollm2-135m-instruct", "lambdas": []}}), "non-empty list"),
-    (lambda: parse_mitigate({"mitigations": ["none", "contrast-fit"]}), "need an amateur judge"),
-    (lambda: parse_mitigate({"contrast": {"lam": 0.5}}), "amateur"),
-    (lambda: parse_mitigate({"judges": [{"model": "a", "backend": "labeller", "label": "x"}],
-                             "contrast": {"amateur": {"model": "b", "backend": "labeller", "label": "x"}}}),
-     "give it a label"),
-])
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda: contrast(_dist(np.ones(5) / 5), _dist(np.ones(10) / 10, ScoreScale(0, 9)), 0.5), "on one scale"),
+        (lambda: paired(_dist(np.ones(5) / 5), _dist(np.ones(10) / 10, ScoreScale(0, 9))), "on one scale"),
+        (lambda: contrast(_dist(np.ones(5) / 5), _dist(np.ones(5) / 5), 1.5), "λ from 0 to 1"),
+        (lambda: check_lambda(True), "λ from 0 to 1"),
+        (lambda: Contrast(lam=-0.1), "λ from 0 to 1"),
+        (lambda: Contrast(lambdas=[]), "non-empty list"),
+        (lambda: Contrast(choose="vibes"), "chooses λ by one of fixed, labels, spread"),
+        (lambda: Contrast().set_params(lam=2), "λ from 0 to 1"),
+        (lambda: Contrast().fit([_dist(np.ones(5) / 5)]), "amateur judge's distribution"),
+        (lambda: parse_mitigate({"contrast": {"amateur": "smollm2-135m-instruct", "lam": 1.2}}), "λ from 0 to 1"),
+        (
+            lambda: parse_mitigate({"contrast": {"amateur": "smollm2-135m-instruct", "lambdas": [0.5, 3]}}),
+            "λ from 0 to 1",
+        ),
+        (lambda: parse_mitigate({"contrast": {"amateur": "smollm2-135m-instruct", "lambdas": []}}), "non-empty list"),
+        (lambda: parse_mitigate({"mitigations": ["none", "contrast-fit"]}), "need an amateur judge"),
+        (lambda: parse_mitigate({"contrast": {"lam": 0.5}}), "amateur"),
+        (
+            lambda: parse_mitigate(
+                {
+                    "judges": [{"model": "a", "backend": "labeller", "label": "x"}],
+                    "contrast": {"amateur": {"model": "b", "backend": "labeller", "label": "x"}},
+                }
+            ),
+            "give it a label",
+        ),
+    ],
+)
 def test_bad_contrast_input_is_one_line(make: object, fragment: str) -> None:
     with pytest.raises(NumbiasError, match=fragment) as info:
         make()  # type: ignore[operator]

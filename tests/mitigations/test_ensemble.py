@@ -51,14 +51,21 @@ def test_plain_ensemble_is_the_mean_of_unit_scaled_expectations() -> None:
     for parts in items:
         mixed = mixture(parts, grid)
         assert mixed.total == pytest.approx(1.0)
-        assert grid.to_unit(_expected(mixed)) == pytest.approx(np.mean([p.scale.to_unit(_expected(p)) for p in parts]),
-                                                              abs=1e-12)
+        assert grid.to_unit(_expected(mixed)) == pytest.approx(
+            np.mean([p.scale.to_unit(_expected(p)) for p in parts]), abs=1e-12
+        )
         # re-reading at a temperature re-reads every part
         assert mixed.at(0.7).meta["parts"] == tuple(p.at(0.7) for p in parts)
-    fitted = Fitted.fit(Setting("0-9+1-5+1-10+0-10", "expected", 1.0), SettingData(
-        [mixture(p, grid) for p in items], []), np.arange(50), None)
-    np.testing.assert_allclose(grid.to_unit(fitted.predict([mixture(p, grid) for p in items])),
-                               [np.mean([q.scale.to_unit(_expected(q)) for q in p]) for p in items])
+    fitted = Fitted.fit(
+        Setting("0-9+1-5+1-10+0-10", "expected", 1.0),
+        SettingData([mixture(p, grid) for p in items], []),
+        np.arange(50),
+        None,
+    )
+    np.testing.assert_allclose(
+        grid.to_unit(fitted.predict([mixture(p, grid) for p in items])),
+        [np.mean([q.scale.to_unit(_expected(q)) for q in p]) for p in items],
+    )
 
 
 def test_fitted_weights_find_the_informative_scale() -> None:
@@ -78,15 +85,24 @@ def test_mitigate_compares_ensembles_and_permuted_test_labels_change_nothing() -
 
     items, truth = _items(240)
     per_scale = {str(s): SettingData([p[k] for p in items], []) for k, s in enumerate(PARTS)}
-    config = parse_mitigate({"scales": [str(s) for s in PARTS], "rules": ["expected", "protocol"],
-                             "temperatures": [0.7, 1.0], "mitigations": ["none", "weighted", "isotonic"]})
+    config = parse_mitigate(
+        {
+            "scales": [str(s) for s in PARTS],
+            "rules": ["expected", "protocol"],
+            "temperatures": [0.7, 1.0],
+            "mitigations": ["none", "weighted", "isotonic"],
+        }
+    )
     assert config.ensembles == ["0-9+1-5+1-10+0-10"]
     data = per_scale | {e: ensemble_data(e, per_scale) for e in config.ensembles}
     dev, test = np.arange(120), np.arange(120, 240)
     first = compare(data, truth, (0.0, 1.0), dev, test, config.candidates())
     labels = {f.label for f in first[2]}
-    assert {"range ensemble 0-9+1-5+1-10+0-10", "range ensemble (weights fitted on dev)",
-            "best range ensemble (dev)"} <= labels
+    assert {
+        "range ensemble 0-9+1-5+1-10+0-10",
+        "range ensemble (weights fitted on dev)",
+        "best range ensemble (dev)",
+    } <= labels
     shuffled = truth.copy()
     shuffled[test] = truth[test][::-1]
     second = compare(data, shuffled, (0.0, 1.0), dev, test, config.candidates())

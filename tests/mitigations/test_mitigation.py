@@ -52,8 +52,9 @@ def _dist(logits: np.ndarray, scale: ScoreScale, other_logit: float = -1.0) -> S
     return main
 
 
-def _judge(human: np.ndarray, scale: ScoreScale, *, signal: float, bias_to: int, bias: float,
-           noise: float = 0.3, seed: int = 0) -> list[ScoreDistribution]:
+def _judge(
+    human: np.ndarray, scale: ScoreScale, *, signal: float, bias_to: int, bias: float, noise: float = 0.3, seed: int = 0
+) -> list[ScoreDistribution]:
     """Logits peaked at the human score (on this scale) plus a pull towards one score."""
     rng = np.random.default_rng(seed)
     target = scale.from_unit(human)
@@ -71,10 +72,14 @@ def synthetic() -> tuple[dict[str, SettingData], np.ndarray]:
     rng = np.random.default_rng(0)
     human = rng.beta(2, 2, size=300)
     data = {
-        "0-9": SettingData(_judge(human, SCALES["0-9"], signal=0.8, bias_to=8, bias=3.0, noise=2.0),
-                           [_dist(np.eye(10)[8] * 3.0, SCALES["0-9"])]),
-        "1-5": SettingData(_judge(human, SCALES["1-5"], signal=3.0, bias_to=3, bias=0.5, seed=1),
-                           [_dist(np.eye(5)[3] * 0.5, SCALES["1-5"])]),
+        "0-9": SettingData(
+            _judge(human, SCALES["0-9"], signal=0.8, bias_to=8, bias=3.0, noise=2.0),
+            [_dist(np.eye(10)[8] * 3.0, SCALES["0-9"])],
+        ),
+        "1-5": SettingData(
+            _judge(human, SCALES["1-5"], signal=3.0, bias_to=3, bias=0.5, seed=1),
+            [_dist(np.eye(5)[3] * 0.5, SCALES["1-5"])],
+        ),
     }
     return data, human
 
@@ -88,8 +93,9 @@ def test_temperature_one_is_identity(synthetic) -> None:
     probs = np.vstack([d.probs for d in dists])
     np.testing.assert_array_equal(fitted.predict(dists), probs @ np.arange(10) / probs.sum(axis=1))
     # a different temperature does change the scores
-    assert not np.allclose(Fitted.fit(Setting("0-9", "expected", 0.4), data, np.arange(5), None).predict(dists),
-                           fitted.predict(dists))
+    assert not np.allclose(
+        Fitted.fit(Setting("0-9", "expected", 0.4), data, np.arange(5), None).predict(dists), fitted.predict(dists)
+    )
 
 
 def test_fitted_temperature_flattens_an_overconfident_judge() -> None:
@@ -97,8 +103,9 @@ def test_fitted_temperature_flattens_an_overconfident_judge() -> None:
     human = rng.uniform(0, 1, 400)
     scale = SCALES["0-9"]
     # the "true" judge has T = 1; this one is three times too sharp
-    dists = [_dist(3 * (-(scale.values - t) ** 2 / 4 + rng.normal(0, 0.5, 10)), scale)
-             for t in scale.from_unit(human)]
+    dists = [
+        _dist(3 * (-((scale.values - t) ** 2) / 4 + rng.normal(0, 0.5, 10)), scale) for t in scale.from_unit(human)
+    ]
     cal = TemperatureScaling().fit(dists, scale.from_unit(human))
     assert cal.temperature_ > 1.5
     assert TemperatureScaling(criterion="pearson").fit(dists, scale.from_unit(human)).temperature_ > 1.0
@@ -166,9 +173,11 @@ def test_score_mappings_fit_the_rule_scores_of_the_distributions(synthetic, mapp
 def test_distribution_calibrators_predict_the_rule_scores_of_their_transform(synthetic) -> None:
     data, human = synthetic
     d = data["0-9"]
-    for cal in (BetaCalibration(rule="protocol").fit(d.distributions, SCALES["0-9"].from_unit(human)),
-                BatchCalibration(rule="median").fit(d.distributions),
-                ContextualCalibration(rule="expected").fit(d.distributions, content_free=d.content_free)):
+    for cal in (
+        BetaCalibration(rule="protocol").fit(d.distributions, SCALES["0-9"].from_unit(human)),
+        BatchCalibration(rule="median").fit(d.distributions),
+        ContextualCalibration(rule="expected").fit(d.distributions, content_free=d.content_free),
+    ):
         probs, rest = stack(cal.transform(d.distributions))
         np.testing.assert_array_equal(cal.predict(d.distributions), item_scores(probs, rest, d.scale, cal.rule))
     # the content-free prior comes in with the data, at fit
@@ -180,8 +189,9 @@ def test_distribution_calibrators_predict_the_rule_scores_of_their_transform(syn
 
 def test_selection_prefers_the_informative_setting(synthetic) -> None:
     data, human = synthetic
-    candidates = [Setting(s, r, 1.0, m) for s in data for r in ("greedy", "expected")
-                  for m in ("none", "batch", "isotonic")]
+    candidates = [
+        Setting(s, r, 1.0, m) for s in data for r in ("greedy", "expected") for m in ("none", "batch", "isotonic")
+    ]
     chosen, scores = select(candidates, data, human, (0.0, 1.0))
     assert chosen.scale == "1-5" and scores[chosen] == max(scores.values())
     # label-free selection skips label-using mitigations and reads no labels
@@ -191,8 +201,13 @@ def test_selection_prefers_the_informative_setting(synthetic) -> None:
 
 def test_changing_test_labels_never_changes_the_selection(synthetic) -> None:
     data, human = synthetic
-    candidates = [Setting(s, r, t, m) for s in data for r in ("greedy", "expected", "protocol")
-                  for t in (0.7, 1.0, "fit") for m in ("none", "beta", "contextual", "quantile")]
+    candidates = [
+        Setting(s, r, t, m)
+        for s in data
+        for r in ("greedy", "expected", "protocol")
+        for t in (0.7, 1.0, "fit")
+        for m in ("none", "beta", "contextual", "quantile")
+    ]
     dev, test = np.arange(150), np.arange(150, 300)
     first = compare(data, human, (0.0, 1.0), dev, test, candidates)
     shuffled = human.copy()
@@ -209,11 +224,26 @@ def test_changing_test_labels_never_changes_the_selection(synthetic) -> None:
 def test_calibrated_judge_round_trip(tmp_path, synthetic) -> None:
     data, human = synthetic
     template = PromptTemplate("Rate {word} from {lo} to {hi}.")
-    for temperature, mitigation in [(1.0, "none"), (0.7, "none"), ("fit", "none"), (0.7, "beta"), (1.0, "batch"),
-                                    (0.7, "contextual"), ("fit", "isotonic"), (1.3, "quantile")]:
+    for temperature, mitigation in [
+        (1.0, "none"),
+        (0.7, "none"),
+        ("fit", "none"),
+        (0.7, "beta"),
+        (1.0, "batch"),
+        (0.7, "contextual"),
+        ("fit", "isotonic"),
+        (1.3, "quantile"),
+    ]:
         setting = Setting("0-9", "expected", temperature, mitigation)
-        cj = CalibratedJudge.fit(JudgeConfig(model="smollm2-135m-instruct"), template, setting, data["0-9"],
-                                 SCALES["0-9"].from_unit(human), (0.0, 1.0), fitted_on="synthetic")
+        cj = CalibratedJudge.fit(
+            JudgeConfig(model="smollm2-135m-instruct"),
+            template,
+            setting,
+            data["0-9"],
+            SCALES["0-9"].from_unit(human),
+            (0.0, 1.0),
+            fitted_on="synthetic",
+        )
         loaded = CalibratedJudge.load(cj.save(tmp_path / f"{mitigation}-{temperature}.json"))
         dists = data["0-9"].distributions[:50]
         np.testing.assert_allclose(loaded.fitted.predict(dists), cj.fitted.predict(dists))
@@ -236,12 +266,14 @@ def test_fitted_needs_the_stored_temperature(synthetic) -> None:
 
 @pytest.mark.parametrize(
     ("config", "fragment"),
-    [({"mitigations": ["none", "magic"]}, "unknown mitigation"),
-     ({"scales": ["1-5"]}, "paper's default"),
-     ({"temperatures": [1.0, "fit"]}, "paper's default"),
-     ({"temperatures": [0.7, "hot"]}, "numbers or 'fit'"),
-     ({"criterion": "vibes"}, "criterion must be"),
-     ({"rules": ["mean"]}, "unknown rule")],
+    [
+        ({"mitigations": ["none", "magic"]}, "unknown mitigation"),
+        ({"scales": ["1-5"]}, "paper's default"),
+        ({"temperatures": [1.0, "fit"]}, "paper's default"),
+        ({"temperatures": [0.7, "hot"]}, "numbers or 'fit'"),
+        ({"criterion": "vibes"}, "criterion must be"),
+        ({"rules": ["mean"]}, "unknown rule"),
+    ],
 )
 def test_bad_mitigate_config(config: dict, fragment: str) -> None:
     with pytest.raises(NumbiasError, match=fragment):
@@ -256,13 +288,29 @@ def test_mitigate_end_to_end_and_saved_judge(smollm2, tmp_path) -> None:
     from numbias.studies.calibrated import CalibratedJudge
     from numbias.studies.mitigation import mitigate
 
-    res = mitigate({"judges": ["smollm2-135m-instruct"], "tasks": [{"name": "vader", "options": {"n": 40}}],
-                    "scales": ["0-9", "1-5"], "dev": 20, "bootstrap": 50, "out": str(tmp_path),
-                    "sample": True, "sampling": {"n": 3}})
+    res = mitigate(
+        {
+            "judges": ["smollm2-135m-instruct"],
+            "tasks": [{"name": "vader", "options": {"n": 40}}],
+            "scales": ["0-9", "1-5"],
+            "dev": 20,
+            "bootstrap": 50,
+            "out": str(tmp_path),
+            "sample": True,
+            "sampling": {"n": 3},
+        }
+    )
     comp = res.comparisons[0]
     rows = set(comp.table["row"])
-    assert {"original (paper default)", "temperature 0.4", "beta calibration", "contextual calibration",
-            "isotonic mapping", "scale 1-5", "automatic choice"} <= rows
+    assert {
+        "original (paper default)",
+        "temperature 0.4",
+        "beta calibration",
+        "contextual calibration",
+        "isotonic mapping",
+        "scale 1-5",
+        "automatic choice",
+    } <= rows
     # the paper's own temperature scaling: the sampling protocol at each of its temperatures
     assert {f"sampled protocol T={t:g} (paper)" for t in (0.4, 0.7, 1.0, 1.3)} <= rows
     sampled = comp.table["row"].str.startswith("sampled")
@@ -288,8 +336,9 @@ def test_calibrators_survive_degenerate_fitting_items(synthetic) -> None:
     with pytest.raises(NumbiasError):
         BetaCalibration().fit(d.distributions, np.full(len(human), 4.0))
     # a score with no mass anywhere keeps none, and the weights stay finite
-    zeroed = [ScoreDistribution(x.scale, np.append(x.probs[:-1], 0.0), 0, 0, x.other + x.probs[-1])
-              for x in d.distributions]
+    zeroed = [
+        ScoreDistribution(x.scale, np.append(x.probs[:-1], 0.0), 0, 0, x.other + x.probs[-1]) for x in d.distributions
+    ]
     cal = BatchCalibration().fit(zeroed)
     assert np.all(np.isfinite(cal.weights_)) and cal.weights_[-1] == 0
     # NaN item scores (no numeric mass) are left out of the mappings' fit
@@ -301,8 +350,7 @@ def test_calibrators_survive_degenerate_fitting_items(synthetic) -> None:
     constant = SettingData(d.distributions, d.content_free)
     from numbias.mitigations import dev_score
 
-    assert np.isnan(dev_score(Setting("0-9", "expected", 1.0, "beta"), constant, np.full(len(human), 0.5),
-                              (0.0, 1.0)))
+    assert np.isnan(dev_score(Setting("0-9", "expected", 1.0, "beta"), constant, np.full(len(human), 0.5), (0.0, 1.0)))
 
 
 @pytest.mark.slow
@@ -317,15 +365,30 @@ def test_task_comparison_single_split_and_folds(synthetic, split: dict) -> None:
     data, human = synthetic
     frame = pd.DataFrame({"id": [str(i) for i in range(len(human))], "human": human, "word": "w"})
     task = PreparedTask("synthetic", Dataset("synthetic", frame, ("word",), (0.0, 1.0)), PromptTemplate("Rate {word}."))
-    config = parse_mitigate({"scales": ["0-9", "1-5"], "rules": ["expected", "protocol"], "ensembles": [],
-                             "temperatures": [0.7, 1.0, "fit"], "bootstrap": 50, **split})
+    config = parse_mitigate(
+        {
+            "scales": ["0-9", "1-5"],
+            "rules": ["expected", "protocol"],
+            "ensembles": [],
+            "temperatures": [0.7, 1.0, "fit"],
+            "bootstrap": 50,
+            **split,
+        }
+    )
     comp = compare_task(JudgeConfig(model="smollm2-135m-instruct"), task, data, {}, config)
     table = comp.table.set_index("row")
     expected_n = 150 if "dev" in split else 300
     assert (table["n test"] == expected_n).all()
     assert len(comp.chosen) == (1 if "dev" in split else 3)
-    assert {"original (paper default)", "temperature 1", "temperature (fitted on dev)", "beta calibration",
-            "scale 1-5", "best score range (dev)", "automatic choice"} <= set(table.index)
+    assert {
+        "original (paper default)",
+        "temperature 1",
+        "temperature (fitted on dev)",
+        "beta calibration",
+        "scale 1-5",
+        "best score range (dev)",
+        "automatic choice",
+    } <= set(table.index)
     # the informative 1-5 judge wins on every fold
     assert all(c.scale == "1-5" for c in comp.chosen)
     assert table.loc["automatic choice", "pearson"] > table.loc["original (paper default)", "pearson"]
@@ -362,7 +425,6 @@ def _check_the_effects(comp) -> None:
     assert table.loc["automatic choice", "vs default"] == "better"
 
 
-
 def test_the_mode_moves_with_temperature_for_multi_token_scores() -> None:
     """Not a bug: "end of number" is many tokens, "0" after "1" is one, and each step
     is rescaled on its own, so on 1-10 the most probable score can change with T."""
@@ -372,8 +434,8 @@ def test_the_mode_moves_with_temperature_for_multi_token_scores() -> None:
     pieces = ["1", "0", "x", "y", "z"]
     table = {(): [3.0, -9, -9, -9, -9], (0,): [-9, 1.0, 0.4, 0.4, 0.4], (0, 1): [-9, -9, 3.0, 3.0, 3.0]}
     dist = next(FakeBackend(pieces, table).score([Prompt("q")], ScoreScale(1, 10)))
-    assert np.argmax(dist.probs) == 0           # "1": the three end tokens together outweigh "0"
-    assert np.argmax(dist.at(0.4).probs) == 9   # "10": sharpened, the single "0" wins
+    assert np.argmax(dist.probs) == 0  # "1": the three end tokens together outweigh "0"
+    assert np.argmax(dist.at(0.4).probs) == 9  # "10": sharpened, the single "0" wins
 
 
 def _peaked(target: np.ndarray, scale: ScoreScale) -> list[ScoreDistribution]:
@@ -391,8 +453,10 @@ def grouped() -> tuple[dict[str, SettingData], np.ndarray, np.ndarray]:
     level = np.repeat(rng.uniform(0.2, 0.8, 30), 6)
     quality = rng.uniform(-0.15, 0.15, len(groups))
     human = level + quality
-    data = {"1-5": SettingData(_peaked(level + rng.uniform(-0.15, 0.15, len(groups)), SCALES["1-5"]), []),
-            "0-9": SettingData(_peaked(0.5 + 2 * quality, SCALES["0-9"]), [])}
+    data = {
+        "1-5": SettingData(_peaked(level + rng.uniform(-0.15, 0.15, len(groups)), SCALES["1-5"]), []),
+        "0-9": SettingData(_peaked(0.5 + 2 * quality, SCALES["0-9"]), []),
+    }
     return data, human, groups
 
 
@@ -447,15 +511,51 @@ def test_mitigates_folds_are_the_one_fold_function() -> None:
         got, want = make_splits(60, MitigateConfig(folds=3, seed=4), groups), cross_folds(60, 3, 4, groups)
         assert len(got) == len(want) == 3
         assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(got, want))
-    (dev, test), = make_splits(500, MitigateConfig(dev=200))
-    assert (len(dev), len(test), dev[:12].tolist(), int(dev.sum())) == \
-        (200, 300, [0, 2, 5, 10, 15, 18, 19, 27, 31, 32, 36, 38], 51517)
-    assert dev.tolist() == sorted(np.random.default_rng(0).permutation(500)[:200]) and \
-        test.tolist() == sorted(set(range(500)) - set(dev.tolist()))
+    ((dev, test),) = make_splits(500, MitigateConfig(dev=200))
+    assert (len(dev), len(test), dev[:12].tolist(), int(dev.sum())) == (
+        200,
+        300,
+        [0, 2, 5, 10, 15, 18, 19, 27, 31, 32, 36, 38],
+        51517,
+    )
+    assert dev.tolist() == sorted(np.random.default_rng(0).permutation(500)[:200]) and test.tolist() == sorted(
+        set(range(500)) - set(dev.tolist())
+    )
     documents = np.array([f"doc{i % 17}" for i in range(90)])  # doc0-doc4 hold 6 items, the rest 5
-    (dev, test), = make_splits(90, MitigateConfig(dev=30, seed=3), documents)
-    assert dev.tolist() == [3, 8, 10, 11, 13, 16, 20, 25, 27, 28, 30, 33, 37, 42, 44, 45, 47, 50, 54, 59, 61, 62, 64,
-                            67, 71, 76, 78, 79, 81, 84, 88]
+    ((dev, test),) = make_splits(90, MitigateConfig(dev=30, seed=3), documents)
+    assert dev.tolist() == [
+        3,
+        8,
+        10,
+        11,
+        13,
+        16,
+        20,
+        25,
+        27,
+        28,
+        30,
+        33,
+        37,
+        42,
+        44,
+        45,
+        47,
+        50,
+        54,
+        59,
+        61,
+        62,
+        64,
+        67,
+        71,
+        76,
+        78,
+        79,
+        81,
+        84,
+        88,
+    ]
     assert len(test) == 59 and not set(documents[dev]) & set(documents[test])
 
 
@@ -469,7 +569,13 @@ def test_row_labels_are_defined_once() -> None:
     from numbias.mitigations import FIT
     from numbias.mitigations.selection import FITTED_TEMPERATURE_ROW, family_row, scale_row, temperature_row
 
-    assert (temperature_row(1.0), temperature_row(FIT), scale_row("1-5"), scale_row("0-9+1-5")) == \
-        ("temperature 1", FITTED_TEMPERATURE_ROW, "scale 1-5", "range ensemble 0-9+1-5")
-    assert (family_row("score range"), family_row("score range", dev=False)) == \
-        ("best score range (dev)", "best score range")
+    assert (temperature_row(1.0), temperature_row(FIT), scale_row("1-5"), scale_row("0-9+1-5")) == (
+        "temperature 1",
+        FITTED_TEMPERATURE_ROW,
+        "scale 1-5",
+        "range ensemble 0-9+1-5",
+    )
+    assert (family_row("score range"), family_row("score range", dev=False)) == (
+        "best score range (dev)",
+        "best score range",
+    )

@@ -88,11 +88,11 @@ def _expected(dists: list[ScoreDistribution]) -> np.ndarray:
 def test_every_built_in_is_a_scikit_learn_estimator(items, name: str) -> None:
     data, human = items
     if get_mitigation(name).family == "range ensemble":  # reads the parts of a range ensemble
-        data = SettingData([mixture((d, d.at(0.7) if d.tempered else d), d.scale) for d in data.distributions],
-                           data.content_free)
+        data = SettingData(
+            [mixture((d, d.at(0.7) if d.tempered else d), d.scale) for d in data.distributions], data.content_free
+        )
     if get_mitigation(name).family == "contrast":  # reads an amateur's distribution of each item
-        data = SettingData([paired(d, d.at(0.7) if d.tempered else d) for d in data.distributions],
-                           data.content_free)
+        data = SettingData([paired(d, d.at(0.7) if d.tempered else d) for d in data.distributions], data.content_free)
     cal = get_mitigation(name).make()
     params = cal.get_params()
     assert "rule" in params
@@ -111,16 +111,20 @@ def test_temperature_scaling_is_a_scikit_learn_estimator() -> None:
 
 
 BAD_PARAMETERS = [
-    (lambda: TemperatureScaling(criterion="vibes"),
-     "temperature criterion must be 'likelihood' or 'pearson', got 'vibes'"),
+    (
+        lambda: TemperatureScaling(criterion="vibes"),
+        "temperature criterion must be 'likelihood' or 'pearson', got 'vibes'",
+    ),
     (lambda: BatchCalibration(max_iter=0), "batch calibration needs max_iter of 1 or more, got 0"),
     (lambda: BatchCalibration(max_iter=2.5), "batch calibration needs max_iter of 1 or more, got 2.5"),
     (lambda: BatchCalibration(tol=float("nan")), "batch calibration needs tol of 0 or more, got nan"),
     (lambda: BatchCalibration(max_weight=0.5), "batch calibration needs max_weight of 1 or more, got 0.5"),
     (lambda: ContextualCalibration(max_weight=True), "contextual calibration needs max_weight of 1 or more, got True"),
     (lambda: OrdinalRegression(folds=1), "ordinal regression needs folds of 2 or more, got 1"),
-    (lambda: IsotonicMapping(rule="mode"),
-     "unknown rule 'mode' (known: greedy, expected, median, protocol, quantile:Q, mean-sd:L)"),
+    (
+        lambda: IsotonicMapping(rule="mode"),
+        "unknown rule 'mode' (known: greedy, expected, median, protocol, quantile:Q, mean-sd:L)",
+    ),
 ]
 
 
@@ -189,27 +193,50 @@ def test_restore_takes_saved_parameters_and_state(items, linear) -> None:
 
 @pytest.mark.slow
 def test_a_registered_mitigation_in_the_study_and_a_saved_judge(tmp_path: Path, linear) -> None:
-    rows = pd.DataFrame({"id": [f"w{i}" for i in range(60)], "word": [f"word{i}" for i in range(60)],
-                         "stars": [i % 5 + 1 for i in range(60)]})
+    rows = pd.DataFrame(
+        {
+            "id": [f"w{i}" for i in range(60)],
+            "word": [f"word{i}" for i in range(60)],
+            "stars": [i % 5 + 1 for i in range(60)],
+        }
+    )
     rows.to_csv(tmp_path / "items.csv", index=False)
-    res = numbias.mitigate({
-        "judges": [{"model": "toy", "backend": "plugin-judge"}],  # registered: a saved judge names no code
-        "tasks": [{"file": str(tmp_path / "items.csv"), "human": "stars", "human_range": [1, 5],
-                   "template": "Rate {word} from {lo} to {hi}."}],
-        "dev": 30, "bootstrap": 50, "sample": False, "scales": ["0-9", "1-5"], "mitigations": ["none", "linear"],
-        "out": str(tmp_path / "m")})
+    res = numbias.mitigate(
+        {
+            "judges": [{"model": "toy", "backend": "plugin-judge"}],  # registered: a saved judge names no code
+            "tasks": [
+                {
+                    "file": str(tmp_path / "items.csv"),
+                    "human": "stars",
+                    "human_range": [1, 5],
+                    "template": "Rate {word} from {lo} to {hi}.",
+                }
+            ],
+            "dev": 30,
+            "bootstrap": 50,
+            "sample": False,
+            "scales": ["0-9", "1-5"],
+            "mitigations": ["none", "linear"],
+            "out": str(tmp_path / "m"),
+        }
+    )
     comp = res.comparisons[0]
     table = comp.table.set_index("row")
     assert table.loc["linear map", "family"] == "linear map"
     assert table.loc["best linear map (dev)", "setting"].endswith(" · linear")
     best = [r for r in comp.table["row"] if r.startswith("best ")]
-    assert best == ["best temperature (dev)", "best linear map (dev)", "best score range (dev)",
-                    "best range ensemble (dev)"]
+    assert best == [
+        "best temperature (dev)",
+        "best linear map (dev)",
+        "best score range (dev)",
+        "best range ensemble (dev)",
+    ]
     # the user's calibrator survives save and load
     setting = Setting("0-9", "protocol", 0.7, "linear")
     data = comp.data["0-9"]
-    judge = CalibratedJudge.fit(comp.judge, comp.template, setting, data,
-                                to_scale(comp.human, comp.human_range, data.scale), comp.human_range)
+    judge = CalibratedJudge.fit(
+        comp.judge, comp.template, setting, data, to_scale(comp.human, comp.human_range, data.scale), comp.human_range
+    )
     path = judge.save(tmp_path / "judge.json")
     saved = json.loads(path.read_text())
     assert saved["format"] == "numbias.calibrated-judge/3"
@@ -252,10 +279,13 @@ def test_entry_point_mitigations_appear_by_name(monkeypatch: pytest.MonkeyPatch)
     assert "linear" in all_mitigations()
 
 
-@pytest.mark.parametrize(("value", "fragment"), [
-    ("no_such_module:SPEC", "failed to load"),
-    ("plugin_calibrator:LinearMap", "gave LinearMap, not a numbias MitigationSpec"),
-])
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("no_such_module:SPEC", "failed to load"),
+        ("plugin_calibrator:LinearMap", "gave LinearMap, not a numbias MitigationSpec"),
+    ],
+)
 def test_broken_entry_points_are_one_line_errors(monkeypatch: pytest.MonkeyPatch, value: str, fragment: str) -> None:
     _installed(monkeypatch, value)
     with pytest.raises(NumbiasError, match=fragment):

@@ -70,8 +70,9 @@ def test_features_are_log_probabilities_and_masses() -> None:
 def test_features_of_a_mixture_are_every_part_side_by_side() -> None:
     big, small = _items(30), _items(30, SMALL, seed=5)
     grid = ScoreScale(0, 36)
-    mixed = [ScoreDistribution(grid, np.full(grid.size, 1 / grid.size), meta={"parts": (a, b)})
-             for a, b in zip(big, small)]
+    mixed = [
+        ScoreDistribution(grid, np.full(grid.size, 1 / grid.size), meta={"parts": (a, b)}) for a, b in zip(big, small)
+    ]
     np.testing.assert_array_equal(_features(mixed), np.hstack([_features(big), _features(small)]))
     assert _features(mixed).shape == (30, SCALE.size + 3 + SMALL.size + 3)
     with pytest.raises(NumbiasError, match="read at the same scales"):
@@ -83,12 +84,13 @@ def test_regression_reads_every_scale_of_a_range_ensemble() -> None:
     big, small = _items(300), _items(300, SMALL, seed=5)
     human = 1 + 2 * _features(small)[:, 4] - _features(small)[:, 0]
     grid = ScoreScale(0, 36)
-    mixed = [ScoreDistribution(grid, np.full(grid.size, 1 / grid.size), meta={"parts": (a, b)})
-             for a, b in zip(big, small)]
+    mixed = [
+        ScoreDistribution(grid, np.full(grid.size, 1 / grid.size), meta={"parts": (a, b)}) for a, b in zip(big, small)
+    ]
     human = grid.from_unit((human - human.min()) / np.ptp(human))
     cal = RidgeRegression().fit(mixed[:200], human[:200])
     assert stats.pearsonr(cal.predict(mixed[200:]), human[200:])[0] > 0.99
-    assert np.abs(cal.coef_[SCALE.size + 3:]).sum() > 10 * np.abs(cal.coef_[:SCALE.size + 3]).sum()
+    assert np.abs(cal.coef_[SCALE.size + 3 :]).sum() > 10 * np.abs(cal.coef_[: SCALE.size + 3]).sum()
 
 
 def test_ridge_recovers_a_known_linear_map(linear) -> None:

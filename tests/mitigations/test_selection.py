@@ -36,12 +36,19 @@ def data() -> tuple[dict[str, SettingData], np.ndarray]:
     rng = np.random.default_rng(0)
     human = rng.uniform(0, 1, 160)
     noisy = np.clip(human + rng.normal(0, 0.6, len(human)), 0, 1)
-    return {"0-9": SettingData([_dist(c, SCALES["0-9"], 30, rng) for c in noisy], []),
-            "1-5": SettingData([_dist(c, SCALES["1-5"], 30, rng) for c in human], [])}, human
+    return {
+        "0-9": SettingData([_dist(c, SCALES["0-9"], 30, rng) for c in noisy], []),
+        "1-5": SettingData([_dist(c, SCALES["1-5"], 30, rng) for c in human], []),
+    }, human
 
 
-CANDIDATES = [Setting(s, r, t, m) for s in SCALES for r in ("expected", "protocol") for t in (0.7, 1.0)
-              for m in ("none", "isotonic")]
+CANDIDATES = [
+    Setting(s, r, t, m)
+    for s in SCALES
+    for r in ("expected", "protocol")
+    for t in (0.7, 1.0)
+    for m in ("none", "isotonic")
+]
 
 
 def test_the_nested_estimate_and_stability(data) -> None:
@@ -67,8 +74,26 @@ def test_the_nested_estimate_and_stability(data) -> None:
 def _verdict(dev_gain: Effect, gain: Effect) -> MitigateVerdict:
     """A mitigation verdict whose figures other than the two changes do not matter here."""
     iv = Interval(0.5, 0.4, 0.6)
-    return MitigateVerdict("judge", "task", "the choice", 100, 60, 8.0, 0.5, 0.1, iv, iv, gain, 1.0, 0.0, -1.0,
-                           float("nan"), float("nan"), True, dev_gain)
+    return MitigateVerdict(
+        "judge",
+        "task",
+        "the choice",
+        100,
+        60,
+        8.0,
+        0.5,
+        0.1,
+        iv,
+        iv,
+        gain,
+        1.0,
+        0.0,
+        -1.0,
+        float("nan"),
+        float("nan"),
+        True,
+        dev_gain,
+    )
 
 
 def test_a_choice_worse_than_the_default_on_dev_is_never_recommended(data) -> None:
@@ -76,9 +101,13 @@ def test_a_choice_worse_than_the_default_on_dev_is_never_recommended(data) -> No
     that sees nothing: the choice is worse on dev, and the verdict keeps the default."""
     per_scale, human = data
     rng = np.random.default_rng(5)
-    blind = {**per_scale, "1-5": SettingData([_dist(c, SCALES["1-5"], 30, rng) for c in rng.uniform(0, 1, 160)], []),
-             "0-9": SettingData([_dist(c, SCALES["0-9"], 30, rng) for c in np.clip(
-                 human + rng.normal(0, 0.15, 160), 0, 1)], [])}
+    blind = {
+        **per_scale,
+        "1-5": SettingData([_dist(c, SCALES["1-5"], 30, rng) for c in rng.uniform(0, 1, 160)], []),
+        "0-9": SettingData(
+            [_dist(c, SCALES["0-9"], 30, rng) for c in np.clip(human + rng.normal(0, 0.15, 160), 0, 1)], []
+        ),
+    }
     only = [c for c in CANDIDATES if c.scale == "1-5"]
     check = honest_selection(blind, human, (0.0, 1.0), np.arange(100), only, resamples=0, n_boot=300)
     assert check.dev_gain.high < 0 and not check.recommended
@@ -93,11 +122,14 @@ def test_the_recommendation_follows_the_development_interval_only() -> None:
     gain = Effect(0.08, 0.02, 0.14, 0.004, 100, p_adjusted=0.004)
     noise = Effect(0.02, -0.05, 0.09, 0.6, 100, p_adjusted=0.6)
     assert _verdict(gain, noise).call == "better" and _verdict(gain, noise).advice().startswith(
-        "Use the automatic choice, the choice: it beats the default on development items (Δ r +0.08 [+0.02, +0.14]")
+        "Use the automatic choice, the choice: it beats the default on development items (Δ r +0.08 [+0.02, +0.14]"
+    )
     within = _verdict(noise, gain)  # better on test, but not on dev: not recommended
     assert within.call == "within noise" and within.badge[1] == "within noise: keep the default"
-    assert within.advice().startswith("Keep the default: the choice does not beat the default on development "
-                                      "items: Δ r +0.02 [−0.05, +0.09] (within noise)")
+    assert within.advice().startswith(
+        "Keep the default: the choice does not beat the default on development "
+        "items: Δ r +0.02 [−0.05, +0.09] (within noise)"
+    )
     worse_on_test = Effect(-0.1, -0.18, -0.03, 0.002, 60, p_adjusted=0.01)
     assert _verdict(gain, worse_on_test).call == "worse"  # dev gain contradicted by an adjusted test
     assert _verdict(UNDEFINED, gain).call == "untested" and "Keep the default" in _verdict(UNDEFINED, gain).advice()
@@ -117,12 +149,20 @@ def test_the_nested_estimate_is_unbiased_under_no_signal() -> None:
     pooling shows. 24 judge data sets, fresh humans each time."""
     rng = np.random.default_rng(11)
     n = 120
-    judges = [{k: SettingData([_dist(c, s, 10, rng) for c in rng.uniform(0, 1, n)], []) for k, s in SCALES.items()}
-              for _ in range(24)]
-    few = [*(Setting(s, r, 1.0) for s in SCALES for r in ("expected", "greedy")),
-           *(Setting(s, "expected", 1.0, "ridge") for s in SCALES)]
-    nested = [honest_selection(judges[k % 24], rng.uniform(0, 1, n), (0.0, 1.0), np.arange(n), few, seed=k,
-                               resamples=0, n_boot=10).nested for k in range(NULL_SETS)]
+    judges = [
+        {k: SettingData([_dist(c, s, 10, rng) for c in rng.uniform(0, 1, n)], []) for k, s in SCALES.items()}
+        for _ in range(24)
+    ]
+    few = [
+        *(Setting(s, r, 1.0) for s in SCALES for r in ("expected", "greedy")),
+        *(Setting(s, "expected", 1.0, "ridge") for s in SCALES),
+    ]
+    nested = [
+        honest_selection(
+            judges[k % 24], rng.uniform(0, 1, n), (0.0, 1.0), np.arange(n), few, seed=k, resamples=0, n_boot=10
+        ).nested
+        for k in range(NULL_SETS)
+    ]
     assert np.isfinite(nested).all()
     assert abs(np.mean(nested)) < 0.02
     assert 0.03 < np.std(nested) < 0.2  # a real spread: the mean is not 0 by construction
@@ -132,8 +172,9 @@ def test_label_efficiency_draws_are_seeded_and_reproducible(data) -> None:
     per_scale, human = data
     dev, test = np.arange(100), np.arange(100, 160)
     curve = label_efficiency(per_scale, human, (0.0, 1.0), dev, test, CANDIDATES, sizes=(10, 50), draws=3)
-    pd.testing.assert_frame_equal(curve, label_efficiency(per_scale, human, (0.0, 1.0), dev, test, CANDIDATES,
-                                                          sizes=(10, 50), draws=3))
+    pd.testing.assert_frame_equal(
+        curve, label_efficiency(per_scale, human, (0.0, 1.0), dev, test, CANDIDATES, sizes=(10, 50), draws=3)
+    )
     other = label_efficiency(per_scale, human, (0.0, 1.0), dev, test, CANDIDATES, sizes=(10, 50), draws=3, seed=1)
     assert not curve["test pearson"].equals(other["test pearson"])
     assert set(curve["labels"]) == {0, 10, 50} and set(curve.query("labels > 0")["draw"]) == {0, 1, 2}
@@ -145,23 +186,43 @@ def test_label_efficiency_draws_are_seeded_and_reproducible(data) -> None:
 def test_family_bests_pick_within_each_family() -> None:
     scores = {c: float(i) for i, c in enumerate(CANDIDATES)}
     bests = family_bests(CANDIDATES, scores)
-    assert bests["score range"] == max((c for c in CANDIDATES if c.mitigation == "none" and c.temperature == 0.7),
-                                       key=scores.get)
+    assert bests["score range"] == max(
+        (c for c in CANDIDATES if c.mitigation == "none" and c.temperature == 0.7), key=scores.get
+    )
     assert all(b.scale == "0-9" for f, b in bests.items() if f != "score range")
 
 
 @pytest.mark.slow
 def test_transfer_and_the_oracle_row(tmp_path) -> None:
-    rows = pd.DataFrame({"id": [f"w{i}" for i in range(80)], "word": [f"word{i}" for i in range(80)],
-                         "stars": [i % 5 + 1 for i in range(80)]})
+    rows = pd.DataFrame(
+        {
+            "id": [f"w{i}" for i in range(80)],
+            "word": [f"word{i}" for i in range(80)],
+            "stars": [i % 5 + 1 for i in range(80)],
+        }
+    )
     rows.to_csv(tmp_path / "items.csv", index=False)
-    task = {"file": str(tmp_path / "items.csv"), "human": "stars", "human_range": [1, 5],
-            "template": "Rate {word} from {lo} to {hi}."}
-    res = numbias.mitigate({
-        "judges": [{"model": "toy", "backend": "plugin_judge:make"}],
-        "tasks": [task, {**task, "label": "again", "template": "Score {word} from {lo} to {hi}."}],
-        "dev": 40, "bootstrap": 20, "scales": ["0-9", "1-5"], "mitigations": ["none", "isotonic"],
-        "temperatures": [0.7, 1.0], "resamples": 3, "label_draws": 2, "label_sizes": [10], "out": str(tmp_path)})
+    task = {
+        "file": str(tmp_path / "items.csv"),
+        "human": "stars",
+        "human_range": [1, 5],
+        "template": "Rate {word} from {lo} to {hi}.",
+    }
+    res = numbias.mitigate(
+        {
+            "judges": [{"model": "toy", "backend": "plugin_judge:make"}],
+            "tasks": [task, {**task, "label": "again", "template": "Score {word} from {lo} to {hi}."}],
+            "dev": 40,
+            "bootstrap": 20,
+            "scales": ["0-9", "1-5"],
+            "mitigations": ["none", "isotonic"],
+            "temperatures": [0.7, 1.0],
+            "resamples": 3,
+            "label_draws": 2,
+            "label_sizes": [10],
+            "out": str(tmp_path),
+        }
+    )
     transfer = res.transfer
     assert len(transfer) == 2 and set(transfer["from task"]) == {"items", "again"}
     back = transfer.set_index("to task")
@@ -180,13 +241,22 @@ def test_store_only_answers_from_the_store_or_says_what_is_missing(tmp_path) -> 
     from numbias.judge.judging import store_only
     from numbias.util.errors import NumbiasError
 
-    rows = pd.DataFrame({"id": [f"w{i}" for i in range(20)], "word": [f"word{i}" for i in range(20)],
-                         "stars": [i % 5 + 1 for i in range(20)]})
+    rows = pd.DataFrame(
+        {
+            "id": [f"w{i}" for i in range(20)],
+            "word": [f"word{i}" for i in range(20)],
+            "stars": [i % 5 + 1 for i in range(20)],
+        }
+    )
     rows.to_csv(tmp_path / "items.csv", index=False)
-    config = {"judges": [{"model": "toy", "backend": "plugin_judge:make"}], "scales": ["0-9"], "rules": ["expected"],
-              "tasks": [{"file": str(tmp_path / "items.csv"), "human": "stars",
-                         "template": "Rate {word} ({lo}-{hi})."}],
-              "bootstrap": 10, "out": str(tmp_path / "r")}
+    config = {
+        "judges": [{"model": "toy", "backend": "plugin_judge:make"}],
+        "scales": ["0-9"],
+        "rules": ["expected"],
+        "tasks": [{"file": str(tmp_path / "items.csv"), "human": "stars", "template": "Rate {word} ({lo}-{hi})."}],
+        "bootstrap": 10,
+        "out": str(tmp_path / "r"),
+    }
     with store_only(), pytest.raises(NumbiasError, match="the store lacks 20 of 20 item"):
         numbias.run(config)
     first = numbias.run(config)

@@ -103,15 +103,17 @@ def test_an_offline_fetch_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path:
         return subprocess.CompletedProcess(args, 1, "", "ERROR: Could not find a version\nWARNING: more\n")
 
     monkeypatch.setattr("numbias.models.weights.subprocess.run", pip)
-    with pytest.raises(NumbiasError, match=r"cannot fetch llama-cpp-python 9\.9\.9's source .*\(ERROR: Could not "
-                                           r"find a version\); set NUMBIAS_LLAMA_CPP") as caught:
+    with pytest.raises(
+        NumbiasError,
+        match=r"cannot fetch llama-cpp-python 9\.9\.9's source .*\(ERROR: Could not "
+        r"find a version\); set NUMBIAS_LLAMA_CPP",
+    ) as caught:
         PIP_DOWNLOAD(VERSION, tmp_path)
     assert "\n" not in str(caught.value)
     assert ran[0][:4] == [sys.executable, "-m", "pip", "download"] and ran[0][-1] == f"llama-cpp-python=={VERSION}"
 
 
-def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch,
-         capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """The command line run in this process: its exit code, stdout and stderr."""
     from numbias.cli import main
 
@@ -125,8 +127,9 @@ def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch,
     return code, out, err
 
 
-def test_the_setup_command_fetches_and_says_where(monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_setup_command_fetches_and_says_where(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(weights, "_download_sdist", _fake_sdist(SDIST))
     code, out, err = _cli(["models", "fetch-converter"], monkeypatch, capsys)
     assert code == 0, err
@@ -134,13 +137,13 @@ def test_the_setup_command_fetches_and_says_where(monkeypatch: pytest.MonkeyPatc
     assert weights.converter().is_file()
 
 
-def test_the_setup_command_offline_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_setup_command_offline_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def offline(version: str, into: Path) -> Path:
         raise NumbiasError(f"cannot fetch llama-cpp-python {version}'s source for its GGUF converter (offline)")
 
     monkeypatch.setattr(weights, "_download_sdist", offline)
     code, out, err = _cli(["models", "fetch-converter"], monkeypatch, capsys)
     assert (code, out) == (2, "")
-    assert err.splitlines() == ["error: cannot fetch llama-cpp-python 9.9.9's source for its GGUF converter "
-                                "(offline)"]
+    assert err.splitlines() == ["error: cannot fetch llama-cpp-python 9.9.9's source for its GGUF converter (offline)"]

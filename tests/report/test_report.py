@@ -45,20 +45,39 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[object,
     root = tmp_path_factory.mktemp("report")
     words = [f"word{k}" for k in range(60)]
     words[7] = XSS
-    pd.DataFrame({"id": [f"i{k}" for k in range(60)], "word": words,
-                  "stars": [k % 5 + 1 for k in range(60)]}).to_csv(root / "items.csv", index=False)
-    task = {"file": str(root / "items.csv"), "human": "stars", "human_range": [1, 5], "id": "id",
-            "template": TEMPLATE}
+    pd.DataFrame({"id": [f"i{k}" for k in range(60)], "word": words, "stars": [k % 5 + 1 for k in range(60)]}).to_csv(
+        root / "items.csv", index=False
+    )
+    task = {"file": str(root / "items.csv"), "human": "stars", "human_range": [1, 5], "id": "id", "template": TEMPLATE}
     common = {"tasks": [task], "scales": ["0-9", "1-5"], "bootstrap": 50}
     run = numbias.run({**common, "judges": [_judge("aligned", 5.0)], "out": str(root / "run")})
-    long = {"base": {**_judge("base", 0.0), "label": "gemma3-270m-base"},  # the default pair's names, and the
-            "aligned": {**_judge("aligned", 5.0), "label": "smollm2-135m-instruct"}}  # sampled rows: the widest page
-    align = numbias.align({**common, "pairs": [long], "extra_aligned": [{**_judge("aligned", 3.0),
-                                                                         "label": "qwen2.5-coder-0.5b-instruct"}],
-                           "sampling": {"n": 3}, "simulations": 10, "out": str(root / "align")})
-    mitigate = numbias.mitigate({**common, "judges": [_judge("aligned", 5.0)], "dev": 30, "resamples": 3,
-                                 "mitigations": ["none", "isotonic"], "temperatures": [0.7, 1.0], "label_draws": 2,
-                                 "label_sizes": [10, 20], "out": str(root / "mitigate")})
+    long = {
+        "base": {**_judge("base", 0.0), "label": "gemma3-270m-base"},  # the default pair's names, and the
+        "aligned": {**_judge("aligned", 5.0), "label": "smollm2-135m-instruct"},
+    }  # sampled rows: the widest page
+    align = numbias.align(
+        {
+            **common,
+            "pairs": [long],
+            "extra_aligned": [{**_judge("aligned", 3.0), "label": "qwen2.5-coder-0.5b-instruct"}],
+            "sampling": {"n": 3},
+            "simulations": 10,
+            "out": str(root / "align"),
+        }
+    )
+    mitigate = numbias.mitigate(
+        {
+            **common,
+            "judges": [_judge("aligned", 5.0)],
+            "dev": 30,
+            "resamples": 3,
+            "mitigations": ["none", "isotonic"],
+            "temperatures": [0.7, 1.0],
+            "label_draws": 2,
+            "label_sizes": [10, 20],
+            "out": str(root / "mitigate"),
+        }
+    )
     return {kind: (res, numbias.write(res)) for kind, res in (("run", run), ("align", align), ("mitigate", mitigate))}
 
 
@@ -71,7 +90,8 @@ def test_the_verdict_reads_the_summary_table(studies) -> None:
     assert (verdict.mode, verdict.share) == (row["mode"], row["mode_share"])
     assert (verdict.kurtosis, verdict.human_kurtosis) == (row["kurtosis"], row["human_kurtosis"])
     assert (verdict.answer.value, verdict.answer.low, verdict.answer.high) == tuple(
-        row[["pearson", "pearson_low", "pearson_high"]])
+        row[["pearson", "pearson_low", "pearson_high"]]
+    )
     assert verdict.expected.value == summary.loc[("aligned", "items", "0-9", "expected"), "pearson"]
     assert verdict.best.value == results.summary["pearson"].max()
     human = (np.array([k % 5 for k in range(60)]) / 4 * 9).round()  # the humans' stars on 0-9
@@ -140,26 +160,52 @@ def test_a_label_from_the_user_is_text_wherever_the_page_shows_it(tmp_path: Path
     tables, captions, chart labels and tooltips alike (the templates escape every value)."""
     words = [f"word{k}" for k in range(20)]
     words[3] = HOSTILE
-    pd.DataFrame({"id": [f"i{k}" for k in range(20)], "word": words,
-                  "stars": [k % 5 + 1 for k in range(20)]}).to_csv(tmp_path / "items.csv", index=False)
-    task = {"file": str(tmp_path / "items.csv"), "human": "stars", "human_range": [1, 5], "id": "id",
-            "template": TEMPLATE, "label": f"task {HOSTILE}"}
-    results = numbias.run({"tasks": [task], "judges": [{**_judge("aligned", 5.0), "label": f"judge {HOSTILE}"}],
-                           "scales": ["0-9"], "rules": ["greedy", "expected"], "bootstrap": 20,
-                           "out": str(tmp_path / "run")})
-    systems = pd.DataFrame({"system": [f"A {HOSTILE}", "B"] * 20, "human": np.tile([2.0, 4.0], 20),
-                            "judge": np.tile([3.0, 3.5], 20) + np.linspace(0, 1, 40)})
-    compared = numbias.compare(systems, system_column="system", human="human", score="judge", human_range=(1, 5),
-                               n_boot=20)
+    pd.DataFrame({"id": [f"i{k}" for k in range(20)], "word": words, "stars": [k % 5 + 1 for k in range(20)]}).to_csv(
+        tmp_path / "items.csv", index=False
+    )
+    task = {
+        "file": str(tmp_path / "items.csv"),
+        "human": "stars",
+        "human_range": [1, 5],
+        "id": "id",
+        "template": TEMPLATE,
+        "label": f"task {HOSTILE}",
+    }
+    results = numbias.run(
+        {
+            "tasks": [task],
+            "judges": [{**_judge("aligned", 5.0), "label": f"judge {HOSTILE}"}],
+            "scales": ["0-9"],
+            "rules": ["greedy", "expected"],
+            "bootstrap": 20,
+            "out": str(tmp_path / "run"),
+        }
+    )
+    systems = pd.DataFrame(
+        {
+            "system": [f"A {HOSTILE}", "B"] * 20,
+            "human": np.tile([2.0, 4.0], 20),
+            "judge": np.tile([3.0, 3.5], 20) + np.linspace(0, 1, 40),
+        }
+    )
+    compared = numbias.compare(
+        systems, system_column="system", human="human", score="judge", human_range=(1, 5), n_boot=20
+    )
     run_page = (numbias.write(results) / "report.html").read_text()
     compare_page = (numbias.write(compared, tmp_path / "compare") / "report.html").read_text()
     for page in (run_page, compare_page):
         assert "<script>window" not in page and page.count("<script>") == 1  # the page's own, at the end
     both = f"judge {ESCAPED} on task {ESCAPED}"
-    for shown in (f'<p class="sub">{both} (20 items)', f'<div class="card"><h3>{both}<span class="badge',
-                  f"<h3>{both}</h3>", f"<h3>Largest disagreements: {both} (0-9 · greedy)</h3>",
-                  f"<h3>All items of task {ESCAPED}</h3>", f'<td class="t long">{ESCAPED}</td>',
-                  f'<div class="text">{ESCAPED}</div>', f"<title>judge {ESCAPED} · task {ESCAPED} · 0-9 · greedy"):
+    for shown in (
+        f'<p class="sub">{both} (20 items)',
+        f'<div class="card"><h3>{both}<span class="badge',
+        f"<h3>{both}</h3>",
+        f"<h3>Largest disagreements: {both} (0-9 · greedy)</h3>",
+        f"<h3>All items of task {ESCAPED}</h3>",
+        f'<td class="t long">{ESCAPED}</td>',
+        f'<div class="text">{ESCAPED}</div>',
+        f"<title>judge {ESCAPED} · task {ESCAPED} · 0-9 · greedy",
+    ):
         assert shown in run_page, shown
     for shown in (f'<td class="t">A {ESCAPED}</td>', f"<title>A {ESCAPED} · naive judge mean (biased)</title>"):
         assert shown in compare_page, shown
@@ -177,6 +223,7 @@ def test_the_templates_ship_with_the_package() -> None:
 def test_numbias_report_rebuilds_the_page_from_the_folder_alone(kind: str, studies, tmp_path, monkeypatch) -> None:
     """A copy of the folder without its store, its data file or any backend to start
     gives the same page: the distributions and items the folder holds are enough."""
+
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("rebuilding a report must not create a backend")
 
@@ -196,6 +243,7 @@ def test_numbias_report_rebuilds_the_page_from_the_folder_alone(kind: str, studi
 @pytest.mark.parametrize("kind", ["run", "mitigate"])
 def test_numbias_report_rebuilds_an_older_folder_from_its_store(kind: str, studies, tmp_path, monkeypatch) -> None:
     """A folder written before the distributions travelled with it is rebuilt from its store."""
+
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("rebuilding a report must not create a backend")
 
@@ -242,10 +290,16 @@ def test_report_command_opens_and_refuses_in_one_line(studies, tmp_path, monkeyp
         (["report", str(tmp_path / "nope")], "results folder"),
         (["report", str(tmp_path)], "holds no config.yaml, align-config.yaml, mitigate-config.yaml or compare.json"),
         (["report", str(copy)], f"config file {copy / 'config.yaml'} is not valid YAML (line 2"),
-        (["report", str(broken)], f"holds no dists.csv.gz, only per-item scores (items.csv), and its store "
-                                  f"{broken / 'store.sqlite'} does not exist: a report is drawn from"),
-        (["report", str(bare)], f"holds no dists.csv.gz and its store {bare / 'store.sqlite'} does not exist: a "
-                                "report is drawn from the distributions (or the store its study wrote)"),
+        (
+            ["report", str(broken)],
+            f"holds no dists.csv.gz, only per-item scores (items.csv), and its store "
+            f"{broken / 'store.sqlite'} does not exist: a report is drawn from",
+        ),
+        (
+            ["report", str(bare)],
+            f"holds no dists.csv.gz and its store {bare / 'store.sqlite'} does not exist: a "
+            "report is drawn from the distributions (or the store its study wrote)",
+        ),
     ):
         code, _, err = _cli(args, monkeypatch, capsys)
         lines = [line for line in err.splitlines() if line.strip()]

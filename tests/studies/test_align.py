@@ -21,8 +21,17 @@ SCALE = ScoreScale(0, 9)
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [(" 8", (8, 0)), ("8/10", (8, 0)), ("Score: 7", (7, 0)), ("7.5", (7, 0)), ("ten", None), ("", None),
-     ("-1", (0, -1)), ("100", (9, 1)), ("\n\n3 stars", (3, 0))],
+    [
+        (" 8", (8, 0)),
+        ("8/10", (8, 0)),
+        ("Score: 7", (7, 0)),
+        ("7.5", (7, 0)),
+        ("ten", None),
+        ("", None),
+        ("-1", (0, -1)),
+        ("100", (9, 1)),
+        ("\n\n3 stars", (3, 0)),
+    ],
 )
 def test_protocol_parser_table(text: str, expected: tuple[int, int] | None) -> None:
     assert protocol_score(text, SCALE) == expected
@@ -52,11 +61,11 @@ def test_simulated_kurtosis_concentrates_on_exact_for_large_n() -> None:
 
 def test_paired_shift_counts_each_setting() -> None:
     rows = [  # (scoring, base kurtosis, aligned kurtosis, base r, aligned r)
-        ("protocol", 0.0, 2.0, 0.5, 0.3),   # more peaked, less accurate
-        ("protocol", 1.0, 0.5, 0.2, 0.1),   # less peaked, less accurate
-        ("protocol", 0.0, 3.0, 0.1, 0.4),   # more peaked, more accurate
+        ("protocol", 0.0, 2.0, 0.5, 0.3),  # more peaked, less accurate
+        ("protocol", 1.0, 0.5, 0.2, 0.1),  # less peaked, less accurate
+        ("protocol", 0.0, 3.0, 0.1, 0.4),  # more peaked, more accurate
         ("protocol", 0.0, np.nan, 0.1, 0.4),  # no kurtosis: not a setting
-        ("expected", 0.0, 1.0, 0.3, 0.3),   # equal r is not less accurate
+        ("expected", 0.0, 1.0, 0.3, 0.3),  # equal r is not less accurate
     ]
     table = pd.DataFrame(rows, columns=["scoring", "base kurtosis", "aligned kurtosis", "base r", "aligned r"])
     shift = paired_shift(table).set_index("scoring")
@@ -72,11 +81,12 @@ def test_paired_shift_counts_the_moves_the_adjusted_tests_confirm() -> None:
     the counted direction whose adjusted p is below 0.05 count as confirmed."""
     rows = [  # (scoring, base kurtosis, aligned kurtosis, base r, aligned r, p of Δ kurtosis, p of Δ r)
         ("protocol", 0.0, 2.0, 0.5, 0.3, 0.001, 0.002),  # both moves tested and small p
-        ("protocol", 0.0, 1.0, 0.5, 0.4, 0.04, 0.5),     # a rise whose p does not survive the family
+        ("protocol", 0.0, 1.0, 0.5, 0.4, 0.04, 0.5),  # a rise whose p does not survive the family
         ("protocol", 1.0, 0.0, 0.5, 0.6, 0.001, 0.001),  # a significant fall is not a rise
     ]
-    table = pd.DataFrame(rows, columns=["scoring", "base kurtosis", "aligned kurtosis", "base r", "aligned r",
-                                        "Δ kurtosis p", "Δ r p"])
+    table = pd.DataFrame(
+        rows, columns=["scoring", "base kurtosis", "aligned kurtosis", "base r", "aligned r", "Δ kurtosis p", "Δ r p"]
+    )
     pooled = adjust_table(pd.concat([table, table], ignore_index=True))
     for key in ("Δ kurtosis", "Δ r"):
         np.testing.assert_array_equal(pooled[f"{key} p adj"], holm(pooled[f"{key} p"].to_numpy()))
@@ -103,8 +113,9 @@ def test_unknown_judge_in_pair(tmp_path) -> None:
     from numbias.studies.alignment import align
 
     with pytest.raises(NumbiasError, match="unknown judge 'nope'"):
-        align({"pairs": [{"base": "nope", "aligned": "smollm2-135m-instruct"}], "extra_aligned": [],
-               "out": str(tmp_path)})
+        align(
+            {"pairs": [{"base": "nope", "aligned": "smollm2-135m-instruct"}], "extra_aligned": [], "out": str(tmp_path)}
+        )
 
 
 @pytest.mark.model

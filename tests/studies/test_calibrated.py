@@ -50,17 +50,33 @@ def data() -> SettingData:
 
 
 def _fit(data: SettingData, setting: Setting) -> CalibratedJudge:
-    return CalibratedJudge.fit(JudgeConfig(model="toy", backend="spread"), TEMPLATE, setting, data,
-                               SCALE.from_unit((HUMAN - 1) / 4), (1.0, 5.0), fitted_on="words")
+    return CalibratedJudge.fit(
+        JudgeConfig(model="toy", backend="spread"),
+        TEMPLATE,
+        setting,
+        data,
+        SCALE.from_unit((HUMAN - 1) / 4),
+        (1.0, 5.0),
+        fitted_on="words",
+    )
 
 
-@pytest.mark.parametrize(("rule", "temperature", "mitigation"), [
-    ("expected", 1.0, "none"), ("greedy", 0.4, "none"), ("expected", "fit", "none"), ("expected", 0.7, "beta"),
-    ("median", 1.0, "batch"), ("expected", 1.3, "contextual"), ("protocol", 0.7, "isotonic"),
-    ("expected", 1.0, "quantile"),
-])
-def test_fit_save_load_gives_identical_scores(tmp_path: Path, data: SettingData, rule: str,
-                                              temperature: float | str, mitigation: str) -> None:
+@pytest.mark.parametrize(
+    ("rule", "temperature", "mitigation"),
+    [
+        ("expected", 1.0, "none"),
+        ("greedy", 0.4, "none"),
+        ("expected", "fit", "none"),
+        ("expected", 0.7, "beta"),
+        ("median", 1.0, "batch"),
+        ("expected", 1.3, "contextual"),
+        ("protocol", 0.7, "isotonic"),
+        ("expected", 1.0, "quantile"),
+    ],
+)
+def test_fit_save_load_gives_identical_scores(
+    tmp_path: Path, data: SettingData, rule: str, temperature: float | str, mitigation: str
+) -> None:
     setting = Setting("0-9", rule, temperature, mitigation)  # type: ignore[arg-type]
     judge = _fit(data, setting)
     loaded = CalibratedJudge.load(judge.save(tmp_path / "judge.json"))
@@ -103,16 +119,30 @@ def test_the_saved_file(tmp_path: Path, data: SettingData) -> None:
 
 
 def test_a_judge_given_as_an_object_cannot_be_saved(tmp_path: Path, data: SettingData) -> None:
-    judge = CalibratedJudge.fit(JudgeConfig(model="toy", backend="object", instance=_spread("toy")), TEMPLATE,
-                                Setting("0-9", "expected", 1.0, "none"), data, HUMAN, (1.0, 5.0))
+    judge = CalibratedJudge.fit(
+        JudgeConfig(model="toy", backend="object", instance=_spread("toy")),
+        TEMPLATE,
+        Setting("0-9", "expected", 1.0, "none"),
+        data,
+        HUMAN,
+        (1.0, 5.0),
+    )
     with pytest.raises(NumbiasError, match="cannot be saved: give it by name and backend"):
         judge.save(tmp_path / "judge.json")
     assert not (tmp_path / "judge.json").exists()
 
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "results"
-COMMITTED_SCORES = [1.6089578226972705, 1.477245335049381, 1.749777205834247, 1.4548526338206251,
-                    2.1828476670303942, 1.0117301299956454, 2.0230991660092714, 2.1693796274617303]
+COMMITTED_SCORES = [
+    1.6089578226972705,
+    1.477245335049381,
+    1.749777205834247,
+    1.4548526338206251,
+    2.1828476670303942,
+    1.0117301299956454,
+    2.0230991660092714,
+    2.1693796274617303,
+]
 """What the committed ridge judge (qwen-vader.json, format /3) gave these distributions
 before the state protocol was made one: the file must go on giving exactly these."""
 
@@ -129,8 +159,11 @@ def _replication_distributions() -> list:
         cold = probs ** (1 / 0.7)
         cold *= probs.sum() / cold.sum()
         mass = (row["below"], row["above"], row["other"])
-        dists.append(ScoreDistribution(scale, probs, *mass,
-                                       tempered={0.7: ScoreDistribution(scale, cold, *mass, temperature=0.7)}))
+        dists.append(
+            ScoreDistribution(
+                scale, probs, *mass, tempered={0.7: ScoreDistribution(scale, cold, *mass, temperature=0.7)}
+            )
+        )
     return dists
 
 

@@ -24,10 +24,13 @@ def _outputs(groups: int = 120, seed: int = 0, means: tuple[float, ...] = (3.6, 
     """Systems answering the same groups (a shared difficulty per group), human scores on
     1-5 and a judge that over-scores and compresses."""
     rng = np.random.default_rng(seed)
-    rows = [{"model": "ABCDE"[k], "dialogue": f"d{g}", "rating": float(np.clip(m + d + rng.normal(0, .5), 1, 5))}
-            for g, d in enumerate(rng.normal(0, .7, groups)) for k, m in enumerate(means)]
+    rows = [
+        {"model": "ABCDE"[k], "dialogue": f"d{g}", "rating": float(np.clip(m + d + rng.normal(0, 0.5), 1, 5))}
+        for g, d in enumerate(rng.normal(0, 0.7, groups))
+        for k, m in enumerate(means)
+    ]
     frame = pd.DataFrame(rows)
-    frame["judge"] = 0.6 * frame.rating + 2 + rng.normal(0, .4, len(frame))
+    frame["judge"] = 0.6 * frame.rating + 2 + rng.normal(0, 0.4, len(frame))
     return frame
 
 
@@ -39,9 +42,27 @@ def _invoke(*args: str) -> str:
 
 def test_compare_a_scored_table_from_the_command_line(tmp_path: Path) -> None:
     _outputs().to_csv(tmp_path / "out.csv", index=False)
-    shown = _invoke("compare", "--scores", str(tmp_path / "out.csv"), "--score-column", "judge", "--system-column",
-                    "model", "--human", "rating", "--group", "dialogue", "--labels", "30", "--human-range", "1-5",
-                    "--bootstrap", "300", "--out", str(tmp_path / "res"))
+    shown = _invoke(
+        "compare",
+        "--scores",
+        str(tmp_path / "out.csv"),
+        "--score-column",
+        "judge",
+        "--system-column",
+        "model",
+        "--human",
+        "rating",
+        "--group",
+        "dialogue",
+        "--labels",
+        "30",
+        "--human-range",
+        "1-5",
+        "--bootstrap",
+        "300",
+        "--out",
+        str(tmp_path / "res"),
+    )
     assert "naive judge mean (biased)" in shown and "PPI++" in shown and "P(row beats column)" in shown
     assert "30 groups drawn (seed 0)" in shown and "missing completely at random" in shown
     systems = pd.read_csv(tmp_path / "res" / "systems.csv")
@@ -59,17 +80,66 @@ def test_score_carries_the_system_and_compare_reads_its_folder(tmp_path: Path) -
     frame["summary"] = [f"summary {k}" for k in range(len(frame))]
     frame.to_csv(tmp_path / "items.csv", index=False)
     folder = tmp_path / "scored"
-    _invoke("score", "--data", str(tmp_path / "items.csv"), "--template", TEMPLATE, "--human", "rating",
-            "--human-range", "1-5", "--system-column", "model", "--group", "dialogue", "--model", "toy",
-            "--backend", "plugin-judge", "--out", str(folder))
+    _invoke(
+        "score",
+        "--data",
+        str(tmp_path / "items.csv"),
+        "--template",
+        TEMPLATE,
+        "--human",
+        "rating",
+        "--human-range",
+        "1-5",
+        "--system-column",
+        "model",
+        "--group",
+        "dialogue",
+        "--model",
+        "toy",
+        "--backend",
+        "plugin-judge",
+        "--out",
+        str(folder),
+    )
     scored = pd.read_csv(folder / "scores.csv")
     assert scored.system.tolist() == frame.model.tolist() and scored.group.tolist() == frame.dialogue.tolist()
-    shown = _invoke("compare", "--scores", str(folder), "--score-column", "expected", "--human-range", "1-5",
-                    "--bootstrap", "200", "--out", str(tmp_path / "res"))
+    shown = _invoke(
+        "compare",
+        "--scores",
+        str(folder),
+        "--score-column",
+        "expected",
+        "--human-range",
+        "1-5",
+        "--bootstrap",
+        "200",
+        "--out",
+        str(tmp_path / "res"),
+    )
     assert "judge scores on 0-9 mapped linearly onto the human range 1-5" in shown
-    here = _invoke("compare", "--data", str(tmp_path / "items.csv"), "--template", TEMPLATE, "--human", "rating",
-                   "--human-range", "1-5", "--system-column", "model", "--group", "dialogue", "--model", "toy",
-                   "--backend", "plugin-judge", "--bootstrap", "200", "--out", str(tmp_path / "here"))
+    here = _invoke(
+        "compare",
+        "--data",
+        str(tmp_path / "items.csv"),
+        "--template",
+        TEMPLATE,
+        "--human",
+        "rating",
+        "--human-range",
+        "1-5",
+        "--system-column",
+        "model",
+        "--group",
+        "dialogue",
+        "--model",
+        "toy",
+        "--backend",
+        "plugin-judge",
+        "--bootstrap",
+        "200",
+        "--out",
+        str(tmp_path / "here"),
+    )
     ours, theirs = (pd.read_csv(tmp_path / f / "systems.csv") for f in ("res", "here"))
     assert np.allclose(ours.ppi, theirs.ppi) and (tmp_path / "here" / "store.sqlite").is_file()
     assert "column 'expected'" in here
@@ -80,9 +150,26 @@ def test_run_reports_system_level_agreement(tmp_path: Path) -> None:
     frame["summary"] = [f"s{k}" for k in range(len(frame))]
     frame.to_csv(tmp_path / "items.csv", index=False)
     (tmp_path / "study.yaml").write_text(json.dumps({"judges": [{"model": "toy", "backend": "plugin-judge"}]}))
-    shown = _invoke("run", str(tmp_path / "study.yaml"), "--data", str(tmp_path / "items.csv"), "--template",
-                    TEMPLATE, "--human", "rating", "--human-range", "1-5", "--system-column", "model", "--scale",
-                    "0-9", "--rule", "expected", "--out", str(tmp_path / "run"))
+    shown = _invoke(
+        "run",
+        str(tmp_path / "study.yaml"),
+        "--data",
+        str(tmp_path / "items.csv"),
+        "--template",
+        TEMPLATE,
+        "--human",
+        "rating",
+        "--human-range",
+        "1-5",
+        "--system-column",
+        "model",
+        "--scale",
+        "0-9",
+        "--rule",
+        "expected",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert "system-level agreement" in shown and "no human reference system is added" in shown
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary[0]["systems"] == 3 and summary[0]["system_pearson"] is not None
@@ -94,16 +181,26 @@ def test_run_reports_system_level_agreement(tmp_path: Path) -> None:
 def test_an_output_of_several_systems_counts_for_each() -> None:
     frame = _outputs(groups=40)
     frame.loc[frame.model == "C", "model"] = "C,D"
-    results = numbias.compare(frame, system_column="model", human="rating", score="judge", group="dialogue",
-                              human_range=(1, 5), n_boot=200)
+    results = numbias.compare(
+        frame, system_column="model", human="rating", score="judge", group="dialogue", human_range=(1, 5), n_boot=200
+    )
     assert results.systems.system.tolist() == ["A", "B", "C", "D"]
     assert results.systems.set_index("system").loc["D", "items"] == 40
     assert "every row is labelled" in " ".join(results.notes)
 
 
 def test_pass_rates_are_corrected_and_clipped() -> None:
-    results = numbias.compare(_outputs(groups=200), system_column="model", human="rating", score="judge",
-                              group="dialogue", labels=60, human_range=(1, 5), threshold=3.5, n_boot=300)
+    results = numbias.compare(
+        _outputs(groups=200),
+        system_column="model",
+        human="rating",
+        score="judge",
+        group="dialogue",
+        labels=60,
+        human_range=(1, 5),
+        threshold=3.5,
+        n_boot=300,
+    )
     t = results.systems
     assert (t.pass_naive > t.pass_labelled).all()  # the over-scoring judge passes too many
     assert ((0 <= t.pass_corrected_low) & (t.pass_corrected_high <= 1)).all()
@@ -124,8 +221,9 @@ def test_the_coverage_check_on_synthetic_systems() -> None:
     time with narrower intervals than labelled-only (the judge's item-level r > 0.3), the
     naive mean almost never; a budget leaving nothing unlabelled is skipped."""
     frame = _outputs(groups=1000, seed=3)
-    both = coverage(frame, system_column="model", human="rating", score="judge", group="dialogue",
-                    budgets=(25, 50, 1000), draws=200)
+    both = coverage(
+        frame, system_column="model", human="rating", score="judge", group="dialogue", budgets=(25, 50, 1000), draws=200
+    )
     assert set(both.target) == {"population", "these items"}
     table = both[both.target == "population"].set_index(["labels", "estimator"])
     assert sorted(set(table.index.get_level_values(0))) == [25, 50]
@@ -141,8 +239,9 @@ def test_the_mean_of_these_items_is_covered_when_half_are_labelled() -> None:
     """With half the groups labelled the population intervals over-cover the mean of these
     very items; the finite-population ones cover it at about 95%."""
     frame = _outputs(groups=100, seed=5)
-    table = coverage(frame, system_column="model", human="rating", score="judge", group="dialogue", budgets=(50,),
-                     draws=300).set_index(["target", "estimator"])
+    table = coverage(
+        frame, system_column="model", human="rating", score="judge", group="dialogue", budgets=(50,), draws=300
+    ).set_index(["target", "estimator"])
     assert table.loc[("population", "labelled_only"), "coverage"] > 0.98
     for estimator in ("labelled_only", "ppi"):
         assert 0.92 <= table.loc[("these items", estimator), "coverage"] <= 0.98, table
@@ -153,16 +252,35 @@ def test_compare_scores_with_a_saved_calibrated_judge(tmp_path: Path) -> None:
     """--calibrated scores --data with the saved judge; its scores on the human scale
     (calibrated_human) are the predictor, and no mapping is noted."""
     saved = json.loads((FIXTURES / "calibrated-judge-format-1.json").read_text())
-    saved.update(judge={"model": "toy", "backend": "plugin-judge", "label": None, "options": {}},
-                 template={"text": TEMPLATE, "answer_prefix": None, "system": None}, human_range=[1.0, 5.0],
-                 setting={**saved["setting"], "scale": "0-9"})
+    saved.update(
+        judge={"model": "toy", "backend": "plugin-judge", "label": None, "options": {}},
+        template={"text": TEMPLATE, "answer_prefix": None, "system": None},
+        human_range=[1.0, 5.0],
+        setting={**saved["setting"], "scale": "0-9"},
+    )
     (tmp_path / "judge.json").write_text(json.dumps(saved))
     frame = _outputs(groups=6).drop(columns="judge")
     frame["summary"] = [f"summary {k}" for k in range(len(frame))]
     frame.to_csv(tmp_path / "items.csv", index=False)
-    shown = _invoke("compare", "--data", str(tmp_path / "items.csv"), "--calibrated", str(tmp_path / "judge.json"),
-                    "--human", "rating", "--human-range", "1-5", "--system-column", "model", "--group", "dialogue",
-                    "--bootstrap", "200", "--out", str(tmp_path / "res"))
+    shown = _invoke(
+        "compare",
+        "--data",
+        str(tmp_path / "items.csv"),
+        "--calibrated",
+        str(tmp_path / "judge.json"),
+        "--human",
+        "rating",
+        "--human-range",
+        "1-5",
+        "--system-column",
+        "model",
+        "--group",
+        "dialogue",
+        "--bootstrap",
+        "200",
+        "--out",
+        str(tmp_path / "res"),
+    )
     assert "column 'calibrated_human'" in shown and "mapped linearly" not in shown
     assert pd.read_csv(tmp_path / "res" / "systems.csv").labelled.tolist() == [6, 6, 6]
 
@@ -173,8 +291,17 @@ def test_a_comparison_read_back_from_its_json_draws_the_same_page() -> None:
     from numbias.report.build import compare_page
     from numbias.studies.comparison import CompareResults
 
-    results = numbias.compare(_outputs(), system_column="model", human="rating", score="judge", group="dialogue",
-                              labels=30, threshold=3.5, human_range=(1, 5), n_boot=200)
+    results = numbias.compare(
+        _outputs(),
+        system_column="model",
+        human="rating",
+        score="judge",
+        group="dialogue",
+        labels=30,
+        threshold=3.5,
+        human_range=(1, 5),
+        n_boot=200,
+    )
     again = CompareResults.from_json(json.loads(json.dumps(results.to_json())))
     assert compare_page(again) == compare_page(results)
     with pytest.raises(NumbiasError, match="not a numbias compare.json: KeyError"):
@@ -186,8 +313,16 @@ def test_numbias_report_rebuilds_a_compare_folder_from_its_json(tmp_path: Path) 
     a compare.json that is not one stops with one line naming it."""
     from numbias.report.build import rebuild
 
-    results = numbias.compare(_outputs(), system_column="model", human="rating", score="judge", group="dialogue",
-                              labels=30, human_range=(1, 5), n_boot=200)
+    results = numbias.compare(
+        _outputs(),
+        system_column="model",
+        human="rating",
+        score="judge",
+        group="dialogue",
+        labels=30,
+        human_range=(1, 5),
+        n_boot=200,
+    )
     folder = numbias.write(results, tmp_path / "c")
     page = (folder / "report.html").read_text(encoding="utf-8")
     (folder / "report.html").unlink()

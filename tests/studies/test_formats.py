@@ -53,8 +53,9 @@ def test_best_first_is_another_prompt_under_another_key() -> None:
     assert best.labels == ScoreScale.parse("reversed:1-5").labels and best.asked == ["1", "2", "3", "4", "5"]
     assert not best.standard and best.numeric and repr(best) == "ScoreScale.parse('best-first:reversed:1-5')"
     with pytest.raises(NumbiasError, match="lists no options to put best first"):
-        PromptTemplate("Rate {word} from {lo} to {hi}.").fill({"word": "x"}, ScoreScale.parse("best-first:1-5"),
-                                                             chat=True)
+        PromptTemplate("Rate {word} from {lo} to {hi}.").fill(
+            {"word": "x"}, ScoreScale.parse("best-first:1-5"), chat=True
+        )
     with pytest.raises(NumbiasError, match="best-first is given twice"):
         ScoreScale.parse("best-first:best-first:1-5")
 
@@ -73,15 +74,18 @@ def test_formats_expand_to_scales_and_ensembles() -> None:
     assert scale_row(one.ensembles[1]) == "format ensemble (label-free) " + one.ensembles[1]
 
 
-@pytest.mark.parametrize(("formats", "fragment"), [
-    ("0-9", "give words, a list of 10 labels"),
-    ({"range": "1-3", "words": ["bad", "good"]}, "needs 3 words, got 2"),
-    ("letters:A-E", "must be digits LO-HI"),
-    ("1-30", "letters go up to 26"),
-    ({"orders": ["best-first", "best-first"]}, "once each"),
-    ({"orders": ["sideways"]}, "orders"),
-    ({"range": "1-3", "words": ["bad", "ok", "Bad"]}, "differ only in case"),
-])
+@pytest.mark.parametrize(
+    ("formats", "fragment"),
+    [
+        ("0-9", "give words, a list of 10 labels"),
+        ({"range": "1-3", "words": ["bad", "good"]}, "needs 3 words, got 2"),
+        ("letters:A-E", "must be digits LO-HI"),
+        ("1-30", "letters go up to 26"),
+        ({"orders": ["best-first", "best-first"]}, "once each"),
+        ({"orders": ["sideways"]}, "orders"),
+        ({"range": "1-3", "words": ["bad", "ok", "Bad"]}, "differ only in case"),
+    ],
+)
 def test_bad_formats_are_one_line(formats: object, fragment: str) -> None:
     with pytest.raises(NumbiasError, match=fragment) as info:
         parse_mitigate({"formats": formats})
@@ -90,16 +94,30 @@ def test_bad_formats_are_one_line(formats: object, fragment: str) -> None:
 
 def _items(folder: Path, n: int) -> Path:
     path = folder / "items.csv"
-    pd.DataFrame({"id": [f"i{k}" for k in range(n)], "word": [f"item{k}" for k in range(n)],
-                  "score": [k % 5 + 1 for k in range(n)]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "id": [f"i{k}" for k in range(n)],
+            "word": [f"item{k}" for k in range(n)],
+            "score": [k % 5 + 1 for k in range(n)],
+        }
+    ).to_csv(path, index=False)
     return path
 
 
 def _study(folder: Path, **more: object) -> dict[str, object]:
-    return {"judges": [{"model": "toy", "backend": "labeller", "options": {"bias": 2.0}}],
-            "tasks": [{"file": str(_items(folder, 40)), "human": "score", "template": TEMPLATE}],
-            "scales": ["0-9"], "rules": ["protocol"], "temperatures": [0.7], "mitigations": ["none"],
-            "dev": 20, "resamples": 0, "bootstrap": 10, "out": str(folder / "out"), **more}
+    return {
+        "judges": [{"model": "toy", "backend": "labeller", "options": {"bias": 2.0}}],
+        "tasks": [{"file": str(_items(folder, 40)), "human": "score", "template": TEMPLATE}],
+        "scales": ["0-9"],
+        "rules": ["protocol"],
+        "temperatures": [0.7],
+        "mitigations": ["none"],
+        "dev": 20,
+        "resamples": 0,
+        "bootstrap": 10,
+        "out": str(folder / "out"),
+        **more,
+    }
 
 
 def _unit_expected(d: object, scale: ScoreScale) -> float:
@@ -119,17 +137,27 @@ def test_a_format_ensemble_is_the_mean_of_the_formats_and_the_study_reports_both
     ensemble, both = res.config.ensembles or []
     grid = ensemble_grid(ensemble_parts(ensemble))
     fitted = Fitted.fit(Setting(ensemble, "expected", 1.0), c.data[ensemble], np.arange(40), None)
-    hand = [np.mean([_unit_expected(c.data[f].distributions[i], ScoreScale.parse(f)) for f in FORMATS])
-            for i in range(40)]
+    hand = [
+        np.mean([_unit_expected(c.data[f].distributions[i], ScoreScale.parse(f)) for f in FORMATS]) for i in range(40)
+    ]
     np.testing.assert_allclose(grid.to_unit(fitted.predict(c.data[ensemble].distributions)), hand, rtol=1e-12)
     for worst, best in zip(FORMATS, BEST):
-        units = {f: np.array([_unit_expected(d, ScoreScale.parse(f)) for d in c.data[f].distributions])
-                 for f in (worst, best)}
+        units = {
+            f: np.array([_unit_expected(d, ScoreScale.parse(f)) for d in c.data[f].distributions])
+            for f in (worst, best)
+        }
         np.testing.assert_allclose(units[best], 1 - units[worst], atol=1e-9)
     rows = c.table.set_index("row")
-    for label in ["format ensemble (label-free) " + ensemble, "format ensemble (label-free) " + both,
-                  "format letters:A-E", "best format (dev)", "contrast (fixed λ)", "contrast (λ fitted on dev)",
-                  "contrast (λ label-free: widest spread)", "best contrast (dev)"]:
+    for label in [
+        "format ensemble (label-free) " + ensemble,
+        "format ensemble (label-free) " + both,
+        "format letters:A-E",
+        "best format (dev)",
+        "contrast (fixed λ)",
+        "contrast (λ fitted on dev)",
+        "contrast (λ label-free: widest spread)",
+        "best contrast (dev)",
+    ]:
         assert np.isfinite(rows.loc[label, "pearson"]), label
     assert rows.loc["format ensemble (label-free) " + both, "family"] == "format"
     assert rows.loc["best format (dev)", "pearson"] > 0.8
@@ -143,19 +171,34 @@ def test_a_format_ensemble_is_the_mean_of_the_formats_and_the_study_reports_both
 def test_a_small_study_with_formats_and_a_contrast_reports_them(tmp_path: Path) -> None:
     """Three-label formats asked worst first and a contrast: their rows, the report, and
     a contrast choice that is not saved (a saved judge scores no amateur)."""
-    res = numbias.mitigate(_study(tmp_path, formats={"range": "1-3", "orders": ["worst-first"]}, oracle=False,
-                                  contrast={"amateur": {"model": "small", "backend": "labeller"}, "lambdas": [0, 1]}))
+    res = numbias.mitigate(
+        _study(
+            tmp_path,
+            formats={"range": "1-3", "orders": ["worst-first"]},
+            oracle=False,
+            contrast={"amateur": {"model": "small", "backend": "labeller"}, "lambdas": [0, 1]},
+        )
+    )
     c = res.comparisons[0]
     rows = c.table.set_index("row")
     ensemble = "1-3+reversed:1-3+letters:A-C+words:poor,fair,good"
     assert res.config.ensembles == [ensemble]
     fitted = Fitted.fit(Setting(ensemble, "expected", 1.0), c.data[ensemble], np.arange(40), None)
-    hand = [np.mean([_unit_expected(c.data[f].distributions[i], ScoreScale.parse(f)) for f in ensemble.split("+")])
-            for i in range(40)]
-    np.testing.assert_allclose(ScoreScale(0, 2).to_unit(fitted.predict(c.data[ensemble].distributions)), hand,
-                               rtol=1e-12)
-    for label in [f"format ensemble (label-free) {ensemble}", "format reversed:1-3", "best format (dev)",
-                  "contrast (fixed λ)", "contrast (λ fitted on dev)", "contrast (λ label-free: widest spread)"]:
+    hand = [
+        np.mean([_unit_expected(c.data[f].distributions[i], ScoreScale.parse(f)) for f in ensemble.split("+")])
+        for i in range(40)
+    ]
+    np.testing.assert_allclose(
+        ScoreScale(0, 2).to_unit(fitted.predict(c.data[ensemble].distributions)), hand, rtol=1e-12
+    )
+    for label in [
+        f"format ensemble (label-free) {ensemble}",
+        "format reversed:1-3",
+        "best format (dev)",
+        "contrast (fixed λ)",
+        "contrast (λ fitted on dev)",
+        "contrast (λ label-free: widest spread)",
+    ]:
         assert np.isfinite(rows.loc[label, "pearson"]), label
     assert rows.loc["contrast (λ label-free: widest spread)", "family"] == "contrast"
     page = (write(res) / "report.html").read_text(encoding="utf-8")

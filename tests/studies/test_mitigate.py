@@ -29,13 +29,28 @@ def study() -> dict:
     tasks = []
     for k in range(2):
         words = ["w" * (1 + (i * (k + 3)) % 9) for i in range(80)]
-        frame = pd.DataFrame({"id": [str(i) for i in range(80)], "word": words,
-                              "human": [len(w) + (i % 3) for i, w in enumerate(words)]})
-        tasks.append({"dataset": make_dataset(f"words{k}", frame, fields=["word"], human_range=(0, 12)),
-                      "template": "Rate from {lo} to {hi}: {word}"})
-    return {"judges": [judge], "tasks": tasks, "scales": ["0-9", "1-5"], "dev": 40,
-            "rules": ["expected", "protocol"], "mitigations": ["none", "isotonic"], "temperatures": [0.7, "fit"],
-            "resamples": 2, "label_sizes": [10], "label_draws": 2, "bootstrap": 20}
+        frame = pd.DataFrame(
+            {"id": [str(i) for i in range(80)], "word": words, "human": [len(w) + (i % 3) for i, w in enumerate(words)]}
+        )
+        tasks.append(
+            {
+                "dataset": make_dataset(f"words{k}", frame, fields=["word"], human_range=(0, 12)),
+                "template": "Rate from {lo} to {hi}: {word}",
+            }
+        )
+    return {
+        "judges": [judge],
+        "tasks": tasks,
+        "scales": ["0-9", "1-5"],
+        "dev": 40,
+        "rules": ["expected", "protocol"],
+        "mitigations": ["none", "isotonic"],
+        "temperatures": [0.7, "fit"],
+        "resamples": 2,
+        "label_sizes": [10],
+        "label_draws": 2,
+        "bootstrap": 20,
+    }
 
 
 @pytest.mark.slow

@@ -43,24 +43,43 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     study, written by numbias, on a data file beside them."""
     root = tmp_path_factory.mktemp("recompute")
     ids = ["NA", "nan", *(f"i{k}" for k in range(58))]
-    pd.DataFrame({"id": ids, "word": [f"word{k}" for k in range(60)], "stars": [k % 5 + 1 for k in range(60)]}
-                 ).to_csv(root / "items.csv", index=False)
-    task = {"file": str(root / "items.csv"), "human": "stars", "human_range": [1, 5], "id": "id",
-            "template": TEMPLATE}
+    pd.DataFrame({"id": ids, "word": [f"word{k}" for k in range(60)], "stars": [k % 5 + 1 for k in range(60)]}).to_csv(
+        root / "items.csv", index=False
+    )
+    task = {"file": str(root / "items.csv"), "human": "stars", "human_range": [1, 5], "id": "id", "template": TEMPLATE}
     judge = {"model": "aligned", "backend": "plugin-reader", "options": {"bias": 5.0}}
     common = {"tasks": [task], "scales": ["0-9", "1-5"], "bootstrap": 50}
-    mitigate = numbias.mitigate({**common, "judges": [judge], "dev": 30, "resamples": 3, "label_draws": 2,
-                                 "label_sizes": [10, 20], "mitigations": ["none", "isotonic", "ridge", "contextual"],
-                                 "temperatures": [0.7, 1.0, "fit"], "out": str(root / "mitigate")})
+    mitigate = numbias.mitigate(
+        {
+            **common,
+            "judges": [judge],
+            "dev": 30,
+            "resamples": 3,
+            "label_draws": 2,
+            "label_sizes": [10, 20],
+            "mitigations": ["none", "isotonic", "ridge", "contextual"],
+            "temperatures": [0.7, 1.0, "fit"],
+            "out": str(root / "mitigate"),
+        }
+    )
     base = {"model": "base", "backend": "plugin-reader", "options": {"bias": 0.0}}
-    align = numbias.align({**common, "pairs": [{"base": base, "aligned": judge}], "extra_aligned": [],
-                           "sample": False, "simulations": 10, "out": str(root / "align")})
+    align = numbias.align(
+        {
+            **common,
+            "pairs": [{"base": base, "aligned": judge}],
+            "extra_aligned": [],
+            "sample": False,
+            "simulations": 10,
+            "out": str(root / "align"),
+        }
+    )
     return {"mitigate": numbias.write(mitigate), "align": numbias.write(align), "root": root}
 
 
 @pytest.fixture
 def alone(folders: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Copies of the folders with no store and the data file gone; no backend can start."""
+
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("a re-analysis from a folder must not create a backend")
 
@@ -86,8 +105,20 @@ def test_mitigate_from_a_folder_gives_the_same_tables(alone, tmp_path, monkeypat
     out = tmp_path / "again"
     code, err = _cli(["mitigate", "--from", str(alone["mitigate"]), "--out", str(out)], monkeypatch, capsys)
     assert code == 0, err
-    _same_files(alone["mitigate"], out, ["mitigation.csv", "dev_scores.csv", "selection.csv", "label_efficiency.csv",
-                                         "dists.csv.gz", "data.csv.gz", "predictions.csv.gz", "report.html"])
+    _same_files(
+        alone["mitigate"],
+        out,
+        [
+            "mitigation.csv",
+            "dev_scores.csv",
+            "selection.csv",
+            "label_efficiency.csv",
+            "dists.csv.gz",
+            "data.csv.gz",
+            "predictions.csv.gz",
+            "report.html",
+        ],
+    )
     table = pd.read_csv(out / "mitigation.csv")
     assert table["p adjusted"].notna().sum() >= 5 and table["Δ r_low"].notna().all() == False  # noqa: E712
     config = yaml.safe_load((out / "mitigate-config.yaml").read_text())
@@ -98,8 +129,11 @@ def test_align_from_a_folder_gives_the_same_tables(alone, tmp_path, monkeypatch,
     out = tmp_path / "again"
     code, err = _cli(["align", "--from", str(alone["align"]), "--out", str(out)], monkeypatch, capsys)
     assert code == 0, err
-    _same_files(alone["align"], out, ["alignment.csv", "simulated_kurtosis.csv", "items.csv", "summary.json",
-                                      "dists.csv.gz", "report.html"])
+    _same_files(
+        alone["align"],
+        out,
+        ["alignment.csv", "simulated_kurtosis.csv", "items.csv", "summary.json", "dists.csv.gz", "report.html"],
+    )
 
 
 def test_the_files_hold_what_the_tables_say(folders) -> None:
@@ -109,8 +143,9 @@ def test_the_files_hold_what_the_tables_say(folders) -> None:
     table = pd.read_csv(folder / "mitigation.csv").set_index("row")
     predictions = read_csv(folder, PREDICTIONS, ["row", "id", "human", "prediction"], TEXT.__contains__)
     for row, part in predictions.groupby("row"):
-        assert pearson_defined(part["prediction"].to_numpy(), part["human"].to_numpy()) == \
-            pytest.approx(table.loc[row, "pearson"], abs=1e-12), row
+        assert pearson_defined(part["prediction"].to_numpy(), part["human"].to_numpy()) == pytest.approx(
+            table.loc[row, "pearson"], abs=1e-12
+        ), row
     assert len(predictions) == len(table) * table["n test"].iloc[0]
     dists = read_dists(folder)
     items = dists[dists["kind"] == "item"]

@@ -44,8 +44,13 @@ def _test_fake() -> None:
 
 
 def test_finished_config_makes_no_model_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = {"judges": [{"model": "toy", "backend": "test-fake"}], "tasks": [{"name": "vader", "options": {"n": 30}}],
-           "scales": ["0-9", "1-5"], "out": str(tmp_path), "bootstrap": 100}
+    cfg = {
+        "judges": [{"model": "toy", "backend": "test-fake"}],
+        "tasks": [{"name": "vader", "options": {"n": 30}}],
+        "scales": ["0-9", "1-5"],
+        "out": str(tmp_path),
+        "bootstrap": 100,
+    }
     first = run(cfg)
 
     def refuse(*_: object, **__: object) -> None:
@@ -62,12 +67,25 @@ def test_report_escapes_data_text(tmp_path: Path) -> None:
     data = tmp_path / "d.csv"
     rows = [{"id": i, "text": f"<script>alert({i})</script> & more", "score": i % 5} for i in range(12)]
     pd.DataFrame(rows).to_csv(data, index=False)
-    cfg = RunConfig.parse({"judges": [{"model": "toy", "backend": "test-fake"}],
-                           "tasks": [{"name": "gecqe", "path": str(data), "label": "<b>mine</b>",
-                                      "template": "Rate {source} / {correction} from {lo} to {hi}"}],
-                           "scales": ["0-9"], "out": str(tmp_path / "out"), "bootstrap": 50})
-    pd.DataFrame({"source": [r["text"] for r in rows], "correction": "ok", "human": [r["score"] for r in rows],
-                  "id": range(12)}).to_csv(data, index=False)
+    cfg = RunConfig.parse(
+        {
+            "judges": [{"model": "toy", "backend": "test-fake"}],
+            "tasks": [
+                {
+                    "name": "gecqe",
+                    "path": str(data),
+                    "label": "<b>mine</b>",
+                    "template": "Rate {source} / {correction} from {lo} to {hi}",
+                }
+            ],
+            "scales": ["0-9"],
+            "out": str(tmp_path / "out"),
+            "bootstrap": 50,
+        }
+    )
+    pd.DataFrame(
+        {"source": [r["text"] for r in rows], "correction": "ok", "human": [r["score"] for r in rows], "id": range(12)}
+    ).to_csv(data, index=False)
     page = (write(run(cfg)) / "report.html").read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
     assert "<b>mine</b>" not in page and "&lt;b&gt;mine&lt;/b&gt;" in page
@@ -80,12 +98,22 @@ def test_data_sets_whose_ids_collide_do_not_share_answers(tmp_path: Path) -> Non
     for name, words in (("a", ["good", "bad", "fine", "awful"]), ("b", ["tree", "river", "cloud", "stone"])):
         path = tmp_path / f"{name}.csv"
         pd.DataFrame({"id": range(4), "source": words, "correction": "ok", "human": [1, 2, 3, 4]}).to_csv(
-            path, index=False)
+            path, index=False
+        )
         paths.append(path)
-    tasks = [{"name": "gecqe", "path": str(p), "label": p.stem, "template": "Rate {source} from {lo} to {hi}"}
-             for p in paths]
-    results = run({"judges": [{"model": "toy", "backend": "test-fake"}], "tasks": tasks, "scales": ["0-9"],
-                   "rules": ["expected"], "out": str(tmp_path / "out"), "bootstrap": 50})
+    tasks = [
+        {"name": "gecqe", "path": str(p), "label": p.stem, "template": "Rate {source} from {lo} to {hi}"} for p in paths
+    ]
+    results = run(
+        {
+            "judges": [{"model": "toy", "backend": "test-fake"}],
+            "tasks": tasks,
+            "scales": ["0-9"],
+            "rules": ["expected"],
+            "out": str(tmp_path / "out"),
+            "bootstrap": 50,
+        }
+    )
     items = results.items.pivot(index="id", columns="task", values="expected")
     assert (items["a"] != items["b"]).all(), items
 
@@ -107,9 +135,13 @@ class _Probed:
 def test_backend_identified_at_start_is_built_once(tmp_path: Path) -> None:
     register_backend("test-probed", _Probed)
     _Probed.built.clear()
-    cfg = {"judges": [{"model": "toy", "backend": "test-probed", "options": {"chat": False}}],
-           "tasks": [{"name": "vader", "options": {"n": 8}}], "scales": ["0-9", "1-5"],
-           "out": str(tmp_path), "bootstrap": 20}
+    cfg = {
+        "judges": [{"model": "toy", "backend": "test-probed", "options": {"chat": False}}],
+        "tasks": [{"name": "vader", "options": {"n": 8}}],
+        "scales": ["0-9", "1-5"],
+        "out": str(tmp_path),
+        "bootstrap": 20,
+    }
     results = run(cfg)
     assert _Probed.built == [False]  # once, with the configured chat
     assert len(results.items) == 16
@@ -135,8 +167,15 @@ class _Described:
 def test_resolved_chat_reaches_any_backend_that_takes_it(tmp_path: Path) -> None:
     register_backend("test-described", _Described)
     _Described.built.clear()
-    run({"judges": [{"model": "toy", "backend": "test-described"}], "tasks": [{"name": "vader", "options": {"n": 8}}],
-         "scales": ["0-9"], "out": str(tmp_path), "bootstrap": 20})
+    run(
+        {
+            "judges": [{"model": "toy", "backend": "test-described"}],
+            "tasks": [{"name": "vader", "options": {"n": 8}}],
+            "scales": ["0-9"],
+            "out": str(tmp_path),
+            "bootstrap": 20,
+        }
+    )
     assert _Described.built == [True]  # what describe resolved, not the factory's own auto
 
 
@@ -157,9 +196,14 @@ def test_context_error_names_item(tmp_path: Path) -> None:
     register_backend("test-tiny", tiny)
     data = tmp_path / "d.csv"
     pd.DataFrame({"id": ["a", "b", "c"], "source": ["s", "zzz", "t"], "correction": "c", "human": [1, 2, 3]}).to_csv(
-        data, index=False)
-    cfg = {"judges": [{"model": "toy", "backend": "test-tiny"}], "tasks": [{"name": "gecqe", "path": str(data)}],
-           "scales": ["0-9"], "out": str(tmp_path / "o")}
+        data, index=False
+    )
+    cfg = {
+        "judges": [{"model": "toy", "backend": "test-tiny"}],
+        "tasks": [{"name": "gecqe", "path": str(data)}],
+        "scales": ["0-9"],
+        "out": str(tmp_path / "o"),
+    }
     with pytest.raises(NumbiasError, match="item 'b' of gecqe-grammaticality: prompt of 9999 tokens"):
         run(cfg)
     db = sqlite3.connect(tmp_path / "o" / "store.sqlite")
@@ -172,11 +216,16 @@ def test_context_error_names_item(tmp_path: Path) -> None:
 @pytest.mark.model
 def test_resume_after_sigkill(tmp_path: Path, smollm2) -> None:
     config = tmp_path / "study.yaml"
-    base = {"judges": ["smollm2-135m-instruct"], "tasks": [{"name": "vader", "options": {"n": 60}}],
-            "scales": ["0-9"], "bootstrap": 200}
+    base = {
+        "judges": ["smollm2-135m-instruct"],
+        "tasks": [{"name": "vader", "options": {"n": 60}}],
+        "scales": ["0-9"],
+        "bootstrap": 200,
+    }
     config.write_text(json.dumps({**base, "out": str(tmp_path / "killed")}))
-    proc = subprocess.Popen([sys.executable, "-m", "numbias", "run", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "numbias", "run", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     store = tmp_path / "killed" / "store.sqlite"
     deadline = time.time() + 300
     while time.time() < deadline:

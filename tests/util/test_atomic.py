@@ -48,15 +48,24 @@ def test_a_writer_killed_mid_write_leaves_the_old_file(tmp_path: Path) -> None:
     numbias reads is still the old one whole (the temporary is a dot-file beside it)."""
     path = tmp_path / "a.json"
     path.write_text("old")
-    script = ("import os, signal, sys; from pathlib import Path; from numbias.util.atomic import write_atomic\n"
-              "def half(tmp):\n    tmp.write_text('ne')\n    os.kill(os.getpid(), signal.SIGKILL)\n"
-              "write_atomic(Path(sys.argv[1]), half)\n")
-    done = subprocess.run([sys.executable, "-c", script, str(path)], env={**os.environ, "PYTHONPATH": str(SRC)},
-                          capture_output=True, timeout=120, check=False)
+    script = (
+        "import os, signal, sys; from pathlib import Path; from numbias.util.atomic import write_atomic\n"
+        "def half(tmp):\n    tmp.write_text('ne')\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "write_atomic(Path(sys.argv[1]), half)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == -signal.SIGKILL
     assert path.read_text() == "old"
-    assert [p.name.startswith(".a.json.") and p.name.endswith(".tmp") for p in sorted(tmp_path.iterdir())] == \
-        [True, False]
+    assert [p.name.startswith(".a.json.") and p.name.endswith(".tmp") for p in sorted(tmp_path.iterdir())] == [
+        True,
+        False,
+    ]
 
 
 def test_a_new_file_appears_only_when_whole(tmp_path: Path) -> None:

@@ -21,8 +21,11 @@ class Factory:
 
 
 def test_unknown_names_are_listed_with_what_is_known() -> None:
-    with pytest.raises(NumbiasError, match=r"^task 't' has no option\(s\) sead, size \(options: n, seed, scale, "
-                                           r"split\)$"):
+    with pytest.raises(
+        NumbiasError,
+        match=r"^task 't' has no option\(s\) sead, size \(options: n, seed, scale, "
+        r"split\)$",
+    ):
         check_options("task 't'", loader, {"size": 3, "sead": 1}, skip=1)
     with pytest.raises(NumbiasError, match=r"has no option\(s\) path"):
         check_options("task 't'", loader, {"path": "x"}, skip=1)  # skipped parameters are not options

@@ -43,12 +43,15 @@ def test_import_ref_finds_the_object() -> None:
     assert import_ref("numbias.core.scale:ScoreScale", "backend 'x'") is ScoreScale
 
 
-@pytest.mark.parametrize(("ref", "fragment"), [
-    ("no_such_module_xyz:Thing", "No module named 'no_such_module_xyz'"),
-    ("numbias.core.scale:NoSuchThing", "has no attribute 'NoSuchThing'"),
-    ("numbias.core.scale", "has no attribute ''"),
-    (":Thing", "Empty module name"),
-])
+@pytest.mark.parametrize(
+    ("ref", "fragment"),
+    [
+        ("no_such_module_xyz:Thing", "No module named 'no_such_module_xyz'"),
+        ("numbias.core.scale:NoSuchThing", "has no attribute 'NoSuchThing'"),
+        ("numbias.core.scale", "has no attribute ''"),
+        (":Thing", "Empty module name"),
+    ],
+)
 def test_bad_refs_are_one_line_errors(ref: str, fragment: str) -> None:
     with pytest.raises(NumbiasError) as caught:
         import_ref(ref, "mitigation 'm'")
@@ -58,8 +61,9 @@ def test_bad_refs_are_one_line_errors(ref: str, fragment: str) -> None:
 
 
 def test_a_group_is_read_once_until_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
-    reads = _install(monkeypatch, ("scale", "numbias.core.scale:ScoreScale"),
-                     ("error", "numbias.util.errors:NumbiasError"))
+    reads = _install(
+        monkeypatch, ("scale", "numbias.core.scale:ScoreScale"), ("error", "numbias.util.errors:NumbiasError")
+    )
     registered: dict[str, Any] = {}
     load_group(GROUP, registered.__setitem__)
     assert registered == {"scale": ScoreScale, "error": NumbiasError}
@@ -77,8 +81,9 @@ def test_a_broken_entry_point_is_one_line_naming_it(monkeypatch: pytest.MonkeyPa
     registered: dict[str, Any] = {}
     with pytest.raises(NumbiasError) as caught:
         load_group(GROUP, registered.__setitem__)
-    assert str(caught.value) == (f"entry point 'noisy' (noisy_plugin_xyz:Thing) of group {GROUP} failed to load: "
-                                 "first line")
+    assert str(caught.value) == (
+        f"entry point 'noisy' (noisy_plugin_xyz:Thing) of group {GROUP} failed to load: first line"
+    )
     assert registered == {"good": ScoreScale}
     with pytest.raises(NumbiasError, match="failed to load"):  # not marked read: the next need tries again
         load_group(GROUP, registered.__setitem__)
@@ -118,8 +123,10 @@ def test_a_registry_refuses_a_taken_name_naming_both() -> None:
     registry.register("red", "paints:red")  # the same thing again changes nothing
     with pytest.raises(NumbiasError) as caught:
         registry.register("red", "inks:red")
-    assert str(caught.value) == ("a colour named 'red' is already registered (paints:red); inks:red cannot take "
-                                 "its name (pass replace=True to replace it)")
+    assert str(caught.value) == (
+        "a colour named 'red' is already registered (paints:red); inks:red cannot take "
+        "its name (pass replace=True to replace it)"
+    )
     registry.register("red", "inks:red", replace=True)
     assert dict(registry) == {"red": "inks:red"}
 
@@ -144,10 +151,14 @@ def test_an_entry_point_cannot_take_a_name_nor_give_another_kind(monkeypatch: py
     _install(monkeypatch, ("single", f"{__name__}:NAMED_ONE"), ("error", "numbias.util.errors:NumbiasError"))
     registry: Registry[_Named] = Registry("named", GROUP, of=_Named, describe=lambda n: f"value {n.value}")
     registry.register("one", _Named("one", 9))
-    with pytest.raises(NumbiasError, match=rf"^a named named 'one' is already registered \(value 9\); entry point "
-                                           rf"'single' of group {GROUP} cannot take its name"):
+    with pytest.raises(
+        NumbiasError,
+        match=rf"^a named named 'one' is already registered \(value 9\); entry point "
+        rf"'single' of group {GROUP} cannot take its name",
+    ):
         registry.all()
     del registry["one"]
-    with pytest.raises(NumbiasError, match=f"^entry point 'error' of group {GROUP} gave NumbiasError, not a numbias "
-                                           "_Named$"):
+    with pytest.raises(
+        NumbiasError, match=f"^entry point 'error' of group {GROUP} gave NumbiasError, not a numbias _Named$"
+    ):
         registry.all()

@@ -59,8 +59,9 @@ def parse_servers(base_url: str | Sequence[str | Mapping[str, Any]], concurrency
     seen: set[str] = set()
     for server in servers:
         if server.url.rstrip("/") in seen:
-            raise NumbiasError(f"base_url lists {server.url} twice: list each server once (its entry can "
-                               "raise its concurrency)")
+            raise NumbiasError(
+                f"base_url lists {server.url} twice: list each server once (its entry can raise its concurrency)"
+            )
         seen.add(server.url.rstrip("/"))
     return servers
 
@@ -77,8 +78,12 @@ def _replica(entry: str | Mapping[str, Any], concurrency: int) -> Replica:
     url = url.strip()
     try:
         parts = urlsplit(url)
-        fine = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0 \
+        fine = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.port != 0
             and not any(c.isspace() for c in url)
+        )
     except ValueError:  # a port that is no number
         fine = False
     if not fine:
@@ -149,8 +154,9 @@ class Replicas:
             loop.close()
 
     async def _open(self) -> Session:
-        clients = {s.url: self.openai.AsyncOpenAI(base_url=s.url, max_retries=0, **self.client_args)
-                   for s in self.servers}
+        clients = {
+            s.url: self.openai.AsyncOpenAI(base_url=s.url, max_retries=0, **self.client_args) for s in self.servers
+        }
         return Session(self, clients)
 
 
@@ -181,12 +187,14 @@ class Session:
             except (openai.APIConnectionError, openai.APIStatusError) as exc:
                 tries += 1
                 status = getattr(exc, "status_code", None)
-                if tries > self.replicas.max_retries or (status is not None and status < 500
-                                                         and status not in RETRIED_STATUS):
+                if tries > self.replicas.max_retries or (
+                    status is not None and status < 500 and status not in RETRIED_STATUS
+                ):
                     raise _error(server.url, exc, status) from None
                 server.failures += 1
                 server.down_until = time.monotonic() + (
-                    _retry_after(exc) or min(FIRST_BACKOFF * 2 ** (server.failures - 1), LAST_BACKOFF))
+                    _retry_after(exc) or min(FIRST_BACKOFF * 2 ** (server.failures - 1), LAST_BACKOFF)
+                )
             finally:
                 async with self.changed:
                     self.busy[server.url] -= 1

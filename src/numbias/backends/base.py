@@ -75,10 +75,12 @@ name is the backend's name, and it names the factory (``model=...`` and options 
 a :class:`Backend` out)."""
 BACKENDS: Registry[str | Callable[..., Backend]] = Registry("backend", ENTRY_POINTS, hint=", or module:attr")
 """Every known backend factory by name (a ``"module:attr"`` path is imported on first use)."""
-for _name, _factory_ref in (("llama.cpp", "numbias.backends.llamacpp:LlamaCppBackend"),
-                            ("fake", "numbias.backends.fake:FakeBackend"),
-                            ("openai", "numbias.backends.openai_compat:OpenAIBackend"),
-                            ("transformers", "numbias.backends.hf:TransformersBackend")):
+for _name, _factory_ref in (
+    ("llama.cpp", "numbias.backends.llamacpp:LlamaCppBackend"),
+    ("fake", "numbias.backends.fake:FakeBackend"),
+    ("openai", "numbias.backends.openai_compat:OpenAIBackend"),
+    ("transformers", "numbias.backends.hf:TransformersBackend"),
+):
     BACKENDS.register(_name, _factory_ref)
 
 
@@ -158,8 +160,11 @@ def starts_to_describe(name: str) -> bool:
 def required_options(name: str) -> list[str]:
     """The options a backend's factory needs and has no default for (``model`` aside)."""
     params = inspect.signature(backend_factory(name)).parameters.values()
-    return [p.name for p in params if p.default is p.empty and p.name != "model"
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return [
+        p.name
+        for p in params
+        if p.default is p.empty and p.name != "model" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
 
 
 def describe_backend(name: str, model: str, options: dict[str, Any]) -> tuple[dict[str, Any], Backend | None]:
@@ -181,8 +186,12 @@ def describe_backend(name: str, model: str, options: dict[str, Any]) -> tuple[di
     if getattr(factory, "identity_after_start", False):
         backend = factory(model=model, **options)
         return {"chat": chat, **backend.identity}, backend
-    return {"backend": name, "model": model, "chat": chat,
-            **{k: v for k, v in options.items() if k not in SECRET_OPTIONS}}, None
+    return {
+        "backend": name,
+        "model": model,
+        "chat": chat,
+        **{k: v for k, v in options.items() if k not in SECRET_OPTIONS},
+    }, None
 
 
 def takes_option(name: str, option: str) -> bool:

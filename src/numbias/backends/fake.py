@@ -47,8 +47,11 @@ class FakeBackend:
         self._context_length = context_length
         self.calls = 0
         self.temperatures = check_temperatures(temperatures)
-        self.identity: dict[str, Any] = {"backend": "fake", "vocab": len(self.pieces),
-                                         "temperatures": list(self.temperatures)}
+        self.identity: dict[str, Any] = {
+            "backend": "fake",
+            "vocab": len(self.pieces),
+            "temperatures": list(self.temperatures),
+        }
 
     @property
     def context_length(self) -> int:
@@ -69,8 +72,10 @@ class FakeBackend:
         trie = ScoreTrie(scale, self.pieces)
         for prompt in prompts:
             if (n := self.count_tokens(prompt)) + trie.depth + 1 > self.context_length:
-                raise NumbiasError(f"prompt of {n} tokens (+{trie.depth + 1} for the answer) exceeds the context "
-                                   f"of {self.context_length}")
+                raise NumbiasError(
+                    f"prompt of {n} tokens (+{trie.depth + 1} for the answer) exceeds the context "
+                    f"of {self.context_length}"
+                )
             rows = []
             for i, node in enumerate(trie.nodes):
                 self.calls += 1

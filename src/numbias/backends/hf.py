@@ -122,8 +122,11 @@ class TransformersBackend:
         **_: Any,
     ) -> dict[str, Any]:
         """The judge's identity without loading weights (the study keys its store on it)."""
-        identity: dict[str, Any] = {"backend": "transformers", "dtype": dtype,
-                                    "temperatures": list(check_temperatures(temperatures))}
+        identity: dict[str, Any] = {
+            "backend": "transformers",
+            "dtype": dtype,
+            "temperatures": list(check_temperatures(temperatures)),
+        }
         if _is_gguf(model):
             resolved = resolve(model)
             identity |= {"model": resolved.name, "sha256": resolved.sha256}
@@ -193,8 +196,10 @@ class TransformersBackend:
         n_items, n_nodes = len(batch), len(node_tokens)
         width = max(len(t) for t in batch)
         if self._window is not None and width + n_nodes >= self._window:
-            raise NumbiasError(f"prompt of {width} tokens plus {n_nodes} trie nodes reaches this model's sliding "
-                               f"attention window ({self._window}); the transformers backend cannot mask across it")
+            raise NumbiasError(
+                f"prompt of {width} tokens plus {n_nodes} trie nodes reaches this model's sliding "
+                f"attention window ({self._window}); the transformers backend cannot mask across it"
+            )
         pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
         ids = torch.full((n_items, width), pad, dtype=torch.long)
         mask = torch.zeros((n_items, width), dtype=torch.long)
@@ -203,13 +208,23 @@ class TransformersBackend:
             mask[b, width - len(tokens) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            out = self._model(input_ids=ids.to(self._device), attention_mask=mask.to(self._device),
-                              position_ids=positions.to(self._device), use_cache=True, logits_to_keep=1)
+            out = self._model(
+                input_ids=ids.to(self._device),
+                attention_mask=mask.to(self._device),
+                position_ids=positions.to(self._device),
+                use_cache=True,
+                logits_to_keep=1,
+            )
             cache = out.cache
             root = out.logits[:, -1, :].float().cpu().numpy()
             # Tree attention: each node sees its item's real prompt tokens and its own path.
-            allowed = torch.cat([mask.bool()[:, None, :].expand(n_items, n_nodes, width),
-                                 torch.from_numpy(sees)[None].expand(n_items, n_nodes, n_nodes)], dim=-1)
+            allowed = torch.cat(
+                [
+                    mask.bool()[:, None, :].expand(n_items, n_nodes, width),
+                    torch.from_numpy(sees)[None].expand(n_items, n_nodes, n_nodes),
+                ],
+                dim=-1,
+            )
             tree = torch.zeros(allowed.shape, dtype=self._dtype)
             tree.masked_fill_(~allowed, torch.finfo(self._dtype).min)
             lengths = mask.sum(-1, keepdim=True)
@@ -225,9 +240,10 @@ class TransformersBackend:
         results = []
         for b in range(n_items):
             rows = [tempered_logprobs(root[b], trie.nodes[0].gather, self.temperatures, trie.nodes[0].classes)]
-            rows += [tempered_logprobs(logits[b, j], trie.nodes[j + 1].gather, self.temperatures,
-                                       trie.nodes[j + 1].classes)
-                     for j in range(n_nodes)]
+            rows += [
+                tempered_logprobs(logits[b, j], trie.nodes[j + 1].gather, self.temperatures, trie.nodes[j + 1].classes)
+                for j in range(n_nodes)
+            ]
             results.append((rows, next_token_entropy(root[b])))
         return results
 
@@ -248,16 +264,21 @@ class TransformersBackend:
         # A fresh config: a checkpoint's own generation defaults (repetition penalty,
         # top-k, ...) would change what is sampled.
         config = self._transformers.GenerationConfig(
-            do_sample=not greedy, temperature=None if greedy else temperature, top_k=0, top_p=1.0,
-            num_return_sequences=1 if greedy else n, max_new_tokens=max_tokens,
-            eos_token_id=sorted(self._eog) or None, pad_token_id=self._tokenizer.pad_token_id or 0)
+            do_sample=not greedy,
+            temperature=None if greedy else temperature,
+            top_k=0,
+            top_p=1.0,
+            num_return_sequences=1 if greedy else n,
+            max_new_tokens=max_tokens,
+            eos_token_id=sorted(self._eog) or None,
+            pad_token_id=self._tokenizer.pad_token_id or 0,
+        )
         for prompt in prompts:
             tokens = self.tokenize(prompt)
             torch.manual_seed(zlib.crc32(self.render(prompt).encode()) ^ seed)
             ids = torch.tensor([tokens], device=self._device)
             with torch.inference_mode():
-                out = self._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                           generation_config=config)
+                out = self._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
             if greedy:
                 out = out.expand(n, -1)
             texts = []
@@ -302,8 +323,7 @@ def _pieces(tokenizer: Any, n_vocab: int) -> list[str]:
     anchor = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("a"))[-1]
     head = tokenizer.decode([anchor], clean_up_tokenization_spaces=False)
     size = len(tokenizer)
-    texts = tokenizer.batch_decode([[anchor, t] for t in range(min(size, n_vocab))],
-                                   clean_up_tokenization_spaces=False)
+    texts = tokenizer.batch_decode([[anchor, t] for t in range(min(size, n_vocab))], clean_up_tokenization_spaces=False)
     pieces = [t[len(head) :] if t.startswith(head) else t for t in texts]
     return pieces + [""] * (n_vocab - len(pieces))  # padded embedding rows never appear
 
@@ -315,4 +335,3 @@ def _eog_ids(model: Any, tokenizer: Any) -> set[int]:
     if tokenizer.eos_token_id is not None:
         found.add(int(tokenizer.eos_token_id))
     return found
-

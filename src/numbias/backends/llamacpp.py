@@ -46,8 +46,9 @@ def _check_pruning(prune: float, max_pruned: float | None) -> None:
     if not 0.0 <= prune < 1.0:
         raise NumbiasError(f"prune must be in [0, 1), got {prune}")
     if max_pruned is not None and not (0.0 < max_pruned < 1.0 and prune > 0):
-        raise NumbiasError(f"max_pruned must be in (0, 1) and needs prune > 0, got max_pruned={max_pruned}, "
-                           f"prune={prune}")
+        raise NumbiasError(
+            f"max_pruned must be in (0, 1) and needs prune > 0, got max_pruned={max_pruned}, prune={prune}"
+        )
 
 
 class LlamaCppBackend:
@@ -112,8 +113,9 @@ class LlamaCppBackend:
         self._cached: list[int] = []
         self.prompt_tokens = 0
         self._tries: dict[ScoreScale, tuple[ScoreTrie, list[list[tuple[int, np.ndarray]]]]] = {}
-        self.identity = self.describe(model, chat=self.chat, prune=prune, max_pruned=max_pruned,
-                                      temperatures=self.temperatures, float32=float32)
+        self.identity = self.describe(
+            model, chat=self.chat, prune=prune, max_pruned=max_pruned, temperatures=self.temperatures, float32=float32
+        )
 
     def _load(self, internals: Any, path: Path, n_ctx: int, threads: int, n_gpu_layers: int, verbose: bool) -> None:
         """The model, a context of ``n_ctx`` tokens and one reusable batch whose arrays
@@ -282,12 +284,15 @@ class LlamaCppBackend:
             tokens = self.tokenize(prompt)
             walk = self._walk_pruned if self.prune > 0 else self._walk_all
             if len(tokens) + room > self._n_ctx:
-                raise NumbiasError(f"prompt of {len(tokens)} tokens (+{room} for the answer's trie) exceeds the "
-                                   f"context of {self._n_ctx}")
+                raise NumbiasError(
+                    f"prompt of {len(tokens)} tokens (+{room} for the answer's trie) exceeds the "
+                    f"context of {self._n_ctx}"
+                )
             rows, entropy = walk(tokens, trie, groups, depth)
             dist = trie.distribution(rows, self.temperatures)
-            dist.meta.update(n_tokens=len(tokens), next_token_entropy=entropy,
-                             nodes=sum(row is not None for row in rows[1:]))
+            dist.meta.update(
+                n_tokens=len(tokens), next_token_entropy=entropy, nodes=sum(row is not None for row in rows[1:])
+            )
             yield dist
 
     def _walk_all(self, tokens: list[int], trie: ScoreTrie, groups: list, depth: int) -> tuple[list, float]:

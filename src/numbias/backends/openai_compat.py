@@ -54,8 +54,9 @@ MODES = ("auto", "exact", "topk", "sample")
 _NUMBER = re.compile(r"^ ?([0-9]+)$")
 
 
-def _check_ranges(*, chat: bool, mode: str, top_logprobs: int, concurrency: int, prune: float,
-                  exact_logprobs: int) -> None:
+def _check_ranges(
+    *, chat: bool, mode: str, top_logprobs: int, concurrency: int, prune: float, exact_logprobs: int
+) -> None:
     """The options' values a type cannot say, each a one-line error before any request."""
     if not chat:
         raise NumbiasError("the OpenAI backend talks to chat endpoints only (chat: false is not supported)")
@@ -100,24 +101,34 @@ class OpenAIBackend:
         try:
             import openai
         except ImportError:
-            raise NumbiasError("the OpenAI-compatible backend needs the openai package: "
-                               "pip install 'numbias[server]'") from None
-        _check_ranges(chat=chat, mode=mode, top_logprobs=top_logprobs, concurrency=concurrency, prune=prune,
-                      exact_logprobs=exact_logprobs)
+            raise NumbiasError(
+                "the OpenAI-compatible backend needs the openai package: pip install 'numbias[server]'"
+            ) from None
+        _check_ranges(
+            chat=chat,
+            mode=mode,
+            top_logprobs=top_logprobs,
+            concurrency=concurrency,
+            prune=prune,
+            exact_logprobs=exact_logprobs,
+        )
         servers = parse_servers(base_url, concurrency)
         self.model = model
         self.top_logprobs = top_logprobs
         self.min_coverage = min_coverage
         self._context_length = context_length
-        self._replicas = Replicas(openai, servers, {"api_key": os.environ.get(api_key_env) or "not-needed",
-                                                    "timeout": timeout}, max_retries)
+        self._replicas = Replicas(
+            openai, servers, {"api_key": os.environ.get(api_key_env) or "not-needed", "timeout": timeout}, max_retries
+        )
         self.prune = prune
         self.exact_logprobs = exact_logprobs
         self._vocab: GGUFVocab | None = None
         if mode == "exact" or (mode == "auto" and tokenizer):
             if not tokenizer:
-                raise NumbiasError("exact mode needs `tokenizer`: the served model's GGUF (embedded name or path), "
-                                   "to render its chat template and build the score trie")
+                raise NumbiasError(
+                    "exact mode needs `tokenizer`: the served model's GGUF (embedded name or path), "
+                    "to render its chat template and build the score trie"
+                )
             self._vocab = GGUFVocab.load(tokenizer)
             self._tries: dict[ScoreScale, ScoreTrie] = {}
         self.mode = self._agreed_mode(mode)
@@ -129,8 +140,14 @@ class OpenAIBackend:
         server is known by its URL, as it always was; replicas by the model they all
         report, so the store keeps its answers whichever replicas serve it later."""
         where = {"base_url": servers[0].url} if len(servers) == 1 else {"served": self._served()}
-        identity = {"backend": "openai", **where, "model": self.model, "chat": True, "mode": self.mode,
-                    "top_logprobs": self.top_logprobs}
+        identity = {
+            "backend": "openai",
+            **where,
+            "model": self.model,
+            "chat": True,
+            "mode": self.mode,
+            "top_logprobs": self.top_logprobs,
+        }
         if self.mode == "exact":
             identity |= {"tokenizer": tokenizer, "exact_logprobs": self.exact_logprobs, "prune": self.prune}
         return identity
@@ -143,11 +160,16 @@ class OpenAIBackend:
         found = {s.url: self._probe(self._replicas.alone(s)) for s in self._replicas.servers}
         for url, served in found.items():
             if mode in ("topk", "exact") and served != mode:
-                raise NumbiasError(f"the server at {url} cannot serve mode {mode!r}: it returns no "
-                                   "log-probabilities" + (" for completions" if mode == "exact" else ""))
+                raise NumbiasError(
+                    f"the server at {url} cannot serve mode {mode!r}: it returns no "
+                    "log-probabilities" + (" for completions" if mode == "exact" else "")
+                )
         if len(set(found.values())) > 1:
-            raise NumbiasError("the servers serve different modes (" + ", ".join(f"{u}: {m}" for u, m in found.items())
-                               + "): replicas of one judge must be configured alike")
+            raise NumbiasError(
+                "the servers serve different modes ("
+                + ", ".join(f"{u}: {m}" for u, m in found.items())
+                + "): replicas of one judge must be configured alike"
+            )
         return found.popitem()[1]
 
     def _served(self) -> list[dict[str, Any]]:
@@ -163,8 +185,10 @@ class OpenAIBackend:
         (first, model), *rest = reports.items()
         for url, other in rest:
             if other != model:
-                raise NumbiasError(f"the servers do not serve one model: {first} reports {model}, {url} reports "
-                                   f"{other}; list replicas of one judge only")
+                raise NumbiasError(
+                    f"the servers do not serve one model: {first} reports {model}, {url} reports "
+                    f"{other}; list replicas of one judge only"
+                )
         return model
 
     @staticmethod
@@ -180,12 +204,18 @@ class OpenAIBackend:
 
         async def chat(client: Any) -> Any:
             return await client.chat.completions.create(
-                model=self.model, messages=[{"role": "user", "content": "Say 1."}], max_tokens=1, temperature=0,
-                logprobs=True, top_logprobs=self.top_logprobs)
+                model=self.model,
+                messages=[{"role": "user", "content": "Say 1."}],
+                max_tokens=1,
+                temperature=0,
+                logprobs=True,
+                top_logprobs=self.top_logprobs,
+            )
 
         async def completion(client: Any) -> Any:
-            return await client.completions.create(model=self.model, prompt="1, 2,", max_tokens=1, temperature=0,
-                                                   logprobs=self.exact_logprobs)
+            return await client.completions.create(
+                model=self.model, prompt="1, 2,", max_tokens=1, temperature=0, logprobs=self.exact_logprobs
+            )
 
         if self._vocab is not None:
             try:
@@ -231,8 +261,10 @@ class OpenAIBackend:
 
     def score(self, prompts: Sequence[Prompt], scale: ScoreScale) -> Iterator[ScoreDistribution]:
         if self.mode not in ("topk", "exact"):
-            raise NumbiasError(f"this server was probed as {self.mode!r}: it returns no log-probabilities, so "
-                               "only the sampling protocol can run (modes: sampled)")
+            raise NumbiasError(
+                f"this server was probed as {self.mode!r}: it returns no log-probabilities, so "
+                "only the sampling protocol can run (modes: sampled)"
+            )
         if self.mode == "exact":
             trie = self._trie(scale)
             jobs = (lambda session, p=p: self._exact_one(session, p, trie) for p in prompts)
@@ -274,8 +306,11 @@ class OpenAIBackend:
             # A path the tokenizer would not produce from its text cannot be asked for
             # as text: it stays unevaluated and counts as pruned.
             level_rows = [rows[p] for p in level]
-            wanted = [n for n in trie.next_level(level, level_rows, reach, self.prune)  # type: ignore[arg-type]
-                      if vocab.tokenize(text + trie.nodes[n].text) == base + trie.path(n)]
+            wanted = [
+                n
+                for n in trie.next_level(level, level_rows, reach, self.prune)  # type: ignore[arg-type]
+                if vocab.tokenize(text + trie.nodes[n].text) == base + trie.path(n)
+            ]
             found = await asyncio.gather(*(node_row(text + trie.nodes[n].text, trie.nodes[n]) for n in wanted))
             for n, (row, b) in zip(wanted, found):
                 rows[n] = row
@@ -285,15 +320,22 @@ class OpenAIBackend:
         dist.meta.update({"n_tokens": len(base), "bound": bound})
         return dist
 
-    async def _top_after(self, session: Session, route: Route, text: str,
-                         no_end: dict[str, int]) -> dict[str, float]:
+    async def _top_after(self, session: Session, route: Route, text: str, no_end: dict[str, int]) -> dict[str, float]:
         """The top ``exact_logprobs`` log-probabilities of the token after ``text``: one
         completions request. Servers return log-probabilities only with a generated token,
         and stop without one at end-of-generation: ``no_end`` biases those tokens away, which
         keeps the token (the log-probabilities are the model's own, before any bias)."""
-        reply = await session.call(lambda client: client.completions.create(
-            model=self.model, prompt=text, max_tokens=1, temperature=0, logprobs=self.exact_logprobs,
-            logit_bias=no_end), route)
+        reply = await session.call(
+            lambda client: client.completions.create(
+                model=self.model,
+                prompt=text,
+                max_tokens=1,
+                temperature=0,
+                logprobs=self.exact_logprobs,
+                logit_bias=no_end,
+            ),
+            route,
+        )
         logprobs = reply.choices[0].logprobs if reply.choices else None
         top = logprobs.top_logprobs[0] if logprobs and logprobs.top_logprobs else None
         if not top:
@@ -301,29 +343,47 @@ class OpenAIBackend:
         return top
 
     async def _topk_one(self, session: Session, prompt: Prompt, scale: ScoreScale) -> ScoreDistribution:
-        reply = await session.call(lambda client: client.chat.completions.create(
-            model=self.model, messages=self._messages(prompt), max_tokens=1, temperature=0, logprobs=True,
-            top_logprobs=self.top_logprobs), Route())
+        reply = await session.call(
+            lambda client: client.chat.completions.create(
+                model=self.model,
+                messages=self._messages(prompt),
+                max_tokens=1,
+                temperature=0,
+                logprobs=True,
+                top_logprobs=self.top_logprobs,
+            ),
+            Route(),
+        )
         content = reply.choices[0].logprobs.content if reply.choices and reply.choices[0].logprobs else None
         if not content:
             raise NumbiasError("the server answered without log-probabilities")
         return topk_distribution([(t.token, t.logprob) for t in content[0].top_logprobs], scale, self.min_coverage)
 
-    def sample(self, prompts: Sequence[Prompt], *, n: int, temperature: float, max_tokens: int,
-               seed: int) -> Iterator[list[str]]:
+    def sample(
+        self, prompts: Sequence[Prompt], *, n: int, temperature: float, max_tokens: int, seed: int
+    ) -> Iterator[list[str]]:
         jobs = (lambda session, p=p: self._sample_one(session, p, n, temperature, max_tokens, seed) for p in prompts)
         yield from self._replicas.stream(jobs, max(1, 4 * self._replicas.slots // n))
 
-    async def _sample_one(self, session: Session, prompt: Prompt, n: int, temperature: float, max_tokens: int,
-                          seed: int) -> list[str]:
+    async def _sample_one(
+        self, session: Session, prompt: Prompt, n: int, temperature: float, max_tokens: int, seed: int
+    ) -> list[str]:
         route = Route()
 
         async def one(k: int) -> str:
             # one request per answer, each seeded: servers differ in how they seed n > 1
             item_seed = (seed * 1_000_003 + zlib.crc32(prompt.user.encode()) + k) % 2**31
-            reply = await session.call(lambda client: client.chat.completions.create(
-                model=self.model, messages=self._messages(prompt), max_tokens=max_tokens,
-                temperature=temperature, top_p=1.0, seed=item_seed), route)
+            reply = await session.call(
+                lambda client: client.chat.completions.create(
+                    model=self.model,
+                    messages=self._messages(prompt),
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    top_p=1.0,
+                    seed=item_seed,
+                ),
+                route,
+            )
             return (reply.choices[0].message.content or "") if reply.choices else ""
 
         return list(await asyncio.gather(*(one(k) for k in range(n))))
@@ -343,8 +403,9 @@ def _served_models(entries: Sequence[Any], model: str) -> list[dict[str, Any]]:
     return sorted(named or reported, key=lambda r: str(sorted(r.items())))
 
 
-def exact_row(top: dict[str, float], pieces: Sequence[str],
-              classes: Sequence[frozenset[str]] = ()) -> tuple[np.ndarray, float]:
+def exact_row(
+    top: dict[str, float], pieces: Sequence[str], classes: Sequence[frozenset[str]] = ()
+) -> tuple[np.ndarray, float]:
     """A trie node's row from a server's top-k (keyed by token text): the
     log-probabilities of ``pieces``, then of each class of token texts (a label node's
     tokens that go on with a letter or digit), and a bound on the error of any of them.
@@ -410,8 +471,9 @@ def topk_distribution(top: Sequence[tuple[str, float]], scale: ScoreScale, min_c
     return dist
 
 
-def start_llama_server(model_path: str, n_ctx: int = 2048, wait: float = 60.0,
-                       n_threads: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_llama_server(
+    model_path: str, n_ctx: int = 2048, wait: float = 60.0, n_threads: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """llama.cpp's OpenAI-compatible server (``llama-cpp-python[server]``) started on a
     free loopback port (``n_threads``: llama.cpp's default where None), and its ``/v1``
     base URL once it answers; the caller stops the process."""
@@ -419,9 +481,24 @@ def start_llama_server(model_path: str, n_ctx: int = 2048, wait: float = 60.0,
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     threads = [] if n_threads is None else ["--n_threads", str(n_threads)]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", str(n_ctx), *threads],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            model_path,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx),
+            *threads,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + wait
     try:
@@ -440,8 +517,9 @@ def start_llama_server(model_path: str, n_ctx: int = 2048, wait: float = 60.0,
 
 
 @contextmanager
-def local_llama_server(model_path: str, n_ctx: int = 2048, wait: float = 60.0,
-                       n_threads: int | None = None) -> Iterator[str]:
+def local_llama_server(
+    model_path: str, n_ctx: int = 2048, wait: float = 60.0, n_threads: int | None = None
+) -> Iterator[str]:
     """:func:`start_llama_server` for the duration of the block; yields its ``/v1`` base URL."""
     proc, url = start_llama_server(model_path, n_ctx, wait, n_threads)
     try:

@@ -60,8 +60,14 @@ def rich_progress(description: str, total: int) -> Iterator[Callable[[int], None
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
@@ -89,8 +95,14 @@ def interval(key: str, signed: bool = False) -> Column:
     return lambda row: fmt_ci(row.get(key), row.get(f"{key}_low"), row.get(f"{key}_high"), signed=signed, plain=True)
 
 
-def print_table(title: str, columns: Mapping[str, Column], rows: Iterable[Any], *,
-                words: Collection[str] | None = None, caption: str | None = None) -> None:
+def print_table(
+    title: str,
+    columns: Mapping[str, Column],
+    rows: Iterable[Any],
+    *,
+    words: Collection[str] | None = None,
+    caption: str | None = None,
+) -> None:
     """Print a table, one cell per row and column; the ``words`` columns left-aligned and
     the rest (numbers) right-aligned, or every column left-aligned when ``words`` is None."""
     table = Table(title=title, caption=caption)
@@ -99,4 +111,3 @@ def print_table(title: str, columns: Mapping[str, Column], rows: Iterable[Any], 
     for row in rows:
         table.add_row(*(get(row) for get in columns.values()))
     console.print(table)
-

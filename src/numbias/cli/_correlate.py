@@ -38,12 +38,15 @@ def correlate_cmd(
     correlation = kurtosis_accuracy(summary, rules)
     if not correlation:
         counts = summary.dropna(subset=["kurtosis", "pearson"]).groupby("rule").size().to_dict()
-        raise NumbiasError(f"too few settings with a kurtosis and a Pearson r to correlate (need 3 per rule; "
-                           f"have {counts or 'none'})")
+        raise NumbiasError(
+            f"too few settings with a kurtosis and a Pearson r to correlate (need 3 per rule; have {counts or 'none'})"
+        )
     for rule, iv in correlation.items():
         n = int(summary[summary.rule == rule].dropna(subset=["kurtosis", "pearson"]).shape[0])
-        console.print(f"kurtosis vs Pearson r over {n} settings ({rule}): "
-                      f"{fmt_ci(iv.value, iv.low, iv.high, plain=True)} (paper: -0.60)")
+        console.print(
+            f"kurtosis vs Pearson r over {n} settings ({rule}): "
+            f"{fmt_ci(iv.value, iv.low, iv.high, plain=True)} (paper: -0.60)"
+        )
     tables = [folder / "alignment.csv" for folder in folders]
     if missing := [str(t.parent) for t in tables if not t.is_file()]:
         if len(missing) < len(tables):

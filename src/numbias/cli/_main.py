@@ -59,11 +59,24 @@ def _refuse_repeats(command: Any, args: list[str]) -> None:
 
 def _app() -> typer.Typer:
     """The app: every command, in the order ``numbias --help`` lists them, then ``models``."""
-    app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
-                      help="Find, measure and remove numerical bias in LLM-as-a-judge evaluators.")
-    for name, command in (("train", train_cmd), ("tasks", tasks_cmd), ("score", score), ("run", run_cmd),
-                          ("align", align_cmd), ("correlate", correlate_cmd), ("mitigate", mitigate_cmd),
-                          ("compare", compare_cmd), ("report", report_cmd)):
+    app = typer.Typer(
+        cls=_Commands,
+        add_completion=False,
+        no_args_is_help=False,
+        pretty_exceptions_enable=False,
+        help="Find, measure and remove numerical bias in LLM-as-a-judge evaluators.",
+    )
+    for name, command in (
+        ("train", train_cmd),
+        ("tasks", tasks_cmd),
+        ("score", score),
+        ("run", run_cmd),
+        ("align", align_cmd),
+        ("correlate", correlate_cmd),
+        ("mitigate", mitigate_cmd),
+        ("compare", compare_cmd),
+        ("report", report_cmd),
+    ):
         app.command(name)(command)
     app.add_typer(models_app, name="models")
     return app
@@ -129,7 +142,9 @@ def _interrupted(code: int) -> None:
         line = f"interrupted before any item was stored in {store}; run the same command to start again"
     else:
         kept = count_items(store)  # None: the store could not be read just now
-        line = (f"interrupted: {'' if kept is None else f'{kept} '}finished items are kept in {store}; run the same "
-                "command to resume")
+        line = (
+            f"interrupted: {'' if kept is None else f'{kept} '}finished items are kept in {store}; run the same "
+            "command to resume"
+        )
     err_console.print(line, markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)

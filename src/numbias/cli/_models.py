@@ -40,16 +40,30 @@ def models(prepare: bool = False) -> None:
         for spec in JUDGES.values():
             if spec.installed:
                 spec.path()
-    print_table("embedded judges", {
-        "name": lambda s: s.name, "kind": lambda s: s.kind, "licence": lambda s: s.licence,
-        "size": lambda s: f"{fmt_num(s.size_bytes / 1e6, 0, plain=True)} MB",
-        "installed": lambda s: "yes" if s.installed else "no", "install with": lambda s: s.install,
-    }, JUDGES.values())
+    print_table(
+        "embedded judges",
+        {
+            "name": lambda s: s.name,
+            "kind": lambda s: s.kind,
+            "licence": lambda s: s.licence,
+            "size": lambda s: f"{fmt_num(s.size_bytes / 1e6, 0, plain=True)} MB",
+            "installed": lambda s: "yes" if s.installed else "no",
+            "install with": lambda s: s.install,
+        },
+        JUDGES.values(),
+    )
     if stages := trained_stages():
-        print_table("trained stages (numbias train; backend transformers)", {
-            "name": lambda s: s.name, "stage": lambda s: str(s.card.get("stage")),
-            "from": lambda s: str(s.card.get("start", {}).get("name")), "seed": lambda s: str(s.card.get("seed")),
-            "steps": lambda s: str(s.card.get("steps")),
-            "final loss": lambda s: cell((s.card.get("loss") or [None])[-1], 3), "folder": lambda s: str(s.path),
-        }, stages)
+        print_table(
+            "trained stages (numbias train; backend transformers)",
+            {
+                "name": lambda s: s.name,
+                "stage": lambda s: str(s.card.get("stage")),
+                "from": lambda s: str(s.card.get("start", {}).get("name")),
+                "seed": lambda s: str(s.card.get("seed")),
+                "steps": lambda s: str(s.card.get("steps")),
+                "final loss": lambda s: cell((s.card.get("loss") or [None])[-1], 3),
+                "folder": lambda s: str(s.path),
+            },
+            stages,
+        )
     console.print("Any local .gguf path is accepted as a judge too.")

@@ -17,46 +17,88 @@ import typer
 from numbias.util.errors import NumbiasError
 
 # Options that say which items to judge and how to ask, shared by every command.
-TaskOpt = Annotated[list[str] | None, typer.Option(help="Registered task name or data file (repeatable); "
-                                                         "`numbias tasks` lists them.")]
-DataOpt = Annotated[Path | None, typer.Option(help="Data file (CSV, TSV, JSONL, JSON, Parquet) to judge, or the "
-                                                    "data folder of a registered --task.")]
+TaskOpt = Annotated[
+    list[str] | None, typer.Option(help="Registered task name or data file (repeatable); `numbias tasks` lists them.")
+]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Data file (CSV, TSV, JSONL, JSON, Parquet) to judge, or the data folder of a registered --task."
+    ),
+]
 OptionOpt = Annotated[list[str] | None, typer.Option(help="Task option KEY=VALUE (n=200, seed=1, pair=ro-en).")]
-TemplateOpt = Annotated[str | None, typer.Option(help="Prompt template: text with {column} placeholders and "
-                                                      "{lo}/{hi}/{labels}, or @path to a rubric file.")]
+TemplateOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Prompt template: text with {column} placeholders and {lo}/{hi}/{labels}, or @path to a rubric file."
+    ),
+]
 SystemOpt = Annotated[str | None, typer.Option(help="System prompt (text or @path).")]
 PrefixOpt = Annotated[str | None, typer.Option(help="Text the answer starts with (e.g. 'Score:').")]
 HumanOpt = Annotated[str | None, typer.Option(help="Data file: the human-score column.")]
-RangeOpt = Annotated[str | None, typer.Option(help="Data file: the scale the raters used, LO-HI (default: taken "
-                                                   "from the data).")]
+RangeOpt = Annotated[
+    str | None, typer.Option(help="Data file: the scale the raters used, LO-HI (default: taken from the data).")
+]
 IdOpt = Annotated[str | None, typer.Option("--id", help="Data file: the item-id column (default: row number).")]
-GroupOpt = Annotated[str | None, typer.Option(help="Data file: the group column (e.g. source document), for "
-                                                   "group-level accuracy.")]
-SystemColumnOpt = Annotated[str | None, typer.Option(help="Data file: the column naming the system that produced each "
-                                                          "item (comma-separated names: an output several systems "
-                                                          "share), for system-level estimates.")]
+GroupOpt = Annotated[
+    str | None, typer.Option(help="Data file: the group column (e.g. source document), for group-level accuracy.")
+]
+SystemColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Data file: the column naming the system that produced each "
+        "item (comma-separated names: an output several systems "
+        "share), for system-level estimates."
+    ),
+]
 RatingsOpt = Annotated[str | None, typer.Option(help="Data file: raw per-rater scores column (human ceiling).")]
-TruncateOpt = Annotated[str | None, typer.Option(help="Field to shorten (its middle cut) when an item exceeds "
-                                                      "the judge's context.")]
+TruncateOpt = Annotated[
+    str | None, typer.Option(help="Field to shorten (its middle cut) when an item exceeds the judge's context.")
+]
 # Options of the results folder and the judges' server.
-WaitOpt = Annotated[bool, typer.Option(help="When another run writes to the same results folder, wait for it "
-                                           "(else stop at once).")]
-ForceOpt = Annotated[bool, typer.Option(help="Replace files of the results' names that numbias did not write "
-                                             "(else such a file stops the command before it starts).")]
-BaseUrlOpt = Annotated[str | None, typer.Option(help="Server of the judges on a server (backend openai), e.g. "
-                                                     "http://localhost:8000/v1, or several replicas joined by commas; "
-                                                     "a saved judge's is never used.")]
-ApiKeyEnvOpt = Annotated[str | None, typer.Option(help="Environment variable the server's API key is read from "
-                                                       "(default: OPENAI_API_KEY).")]
-WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Processes a judge's missing items are scored in "
-                                                     "(default: one per core for a CPU llama.cpp judge, at most 4; "
-                                                     "the results do not depend on it).")]
+WaitOpt = Annotated[
+    bool, typer.Option(help="When another run writes to the same results folder, wait for it (else stop at once).")
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Replace files of the results' names that numbias did not write "
+        "(else such a file stops the command before it starts)."
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Server of the judges on a server (backend openai), e.g. "
+        "http://localhost:8000/v1, or several replicas joined by commas; "
+        "a saved judge's is never used."
+    ),
+]
+ApiKeyEnvOpt = Annotated[
+    str | None, typer.Option(help="Environment variable the server's API key is read from (default: OPENAI_API_KEY).")
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Processes a judge's missing items are scored in "
+        "(default: one per core for a CPU llama.cpp judge, at most 4; "
+        "the results do not depend on it).",
+    ),
+]
 # Options shared by ``run``, ``align`` and ``mitigate``.
-FromOpt = Annotated[Path | None, typer.Option("--from", help="Re-analyse this results folder from its own files "
-                                                              "(distributions and items): no model, store or data.")]
+FromOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--from",
+        help="Re-analyse this results folder from its own files (distributions and items): no model, store or data.",
+    ),
+]
 JudgeOpt = Annotated[list[str] | None, typer.Option(help="Judge name or GGUF path (repeatable).")]
-ScaleOpt = Annotated[list[str] | None, typer.Option(help="Scale: LO-HI, reversed:LO-HI, letters:A-E or "
-                                                         "words:poor,fair,good (repeatable).")]
+ScaleOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="Scale: LO-HI, reversed:LO-HI, letters:A-E or words:poor,fair,good (repeatable)."),
+]
 OutOpt = Annotated[str | None, typer.Option(help="Results folder.")]
 
 PROMPT = ("template", "system", "answer_prefix", "truncate")
@@ -100,8 +142,21 @@ class TaskFlags:
         from numbias.data.dataset import SUFFIXES
         from numbias.data.tasks import parse_range
 
-        if empty := [k for k in ("template", "system", "human", "human_range", "id", "group", "ratings", "truncate",
-                                 "system_column") if (v := getattr(self, k)) is not None and not v.strip()]:
+        if empty := [
+            k
+            for k in (
+                "template",
+                "system",
+                "human",
+                "human_range",
+                "id",
+                "group",
+                "ratings",
+                "truncate",
+                "system_column",
+            )
+            if (v := getattr(self, k)) is not None and not v.strip()
+        ]:
             raise NumbiasError(f"{flag(empty[0])} is empty: give a value or leave the option out")
         options, prompt, reading = _pairs(self.option), self.given(PROMPT), self.given(READING)
         if self.human_range:
@@ -113,25 +168,33 @@ class TaskFlags:
             data = None
         registered = [n for n in names if n not in files]
         if data is not None and not registered:
-            raise NumbiasError(f"--data {data} is not a data file (CSV, TSV, JSONL, JSON, Parquet) and no registered "
-                               "--task reads it")
+            raise NumbiasError(
+                f"--data {data} is not a data file (CSV, TSV, JSONL, JSON, Parquet) and no registered --task reads it"
+            )
         if not registered and not files:
             if self.option or prompt or reading:
                 flags = [flag(k) for k in (*prompt, *reading)] + (["--option"] if self.option else [])
-                raise NumbiasError(f"{', '.join(flags)} {applies(flags)} to the tasks given with --task or --data; "
-                                   "add one")
+                raise NumbiasError(
+                    f"{', '.join(flags)} {applies(flags)} to the tasks given with --task or --data; add one"
+                )
             return []
         if registered and reading:
             flags = [flag(k) for k in reading]
-            raise NumbiasError(f"{', '.join(flags)} {applies(flags)} to data files, not to the registered task(s) "
-                               f"{', '.join(registered)}")
+            raise NumbiasError(
+                f"{', '.join(flags)} {applies(flags)} to data files, not to the registered task(s) "
+                f"{', '.join(registered)}"
+            )
         if files and (bad := sorted(set(options) - {"n", "seed"})):
-            raise NumbiasError(f"--option {', '.join(bad)}: a data file takes only n and seed (options of "
-                               "registered tasks do not apply)")
-        out: list[dict[str, Any]] = [{"name": n, "path": str(data) if data else None, "options": options, **prompt}
-                                     for n in registered]
-        out += [{"file": f, **reading, **prompt, **{k: options[k] for k in ("n", "seed") if k in options}}
-                for f in files]
+            raise NumbiasError(
+                f"--option {', '.join(bad)}: a data file takes only n and seed (options of "
+                "registered tasks do not apply)"
+            )
+        out: list[dict[str, Any]] = [
+            {"name": n, "path": str(data) if data else None, "options": options, **prompt} for n in registered
+        ]
+        out += [
+            {"file": f, **reading, **prompt, **{k: options[k] for k in ("n", "seed") if k in options}} for f in files
+        ]
         return out
 
     def given(self, names: tuple[str, ...]) -> dict[str, Any]:
@@ -159,8 +222,10 @@ class StudyFlags:
         if self.source is None:
             return read_yaml(config) if config is not None else {}
         if config is not None or other:
-            raise NumbiasError("--from re-analyses the folder's own judges and tasks: give no config, --judge, "
-                               "--task, --data or --sample with it")
+            raise NumbiasError(
+                "--from re-analyses the folder's own judges and tasks: give no config, --judge, "
+                "--task, --data or --sample with it"
+            )
         if self.out is None:
             raise NumbiasError("--from needs --out: the folder the re-analysis writes (it may be the --from folder)")
         if not (self.source / name).is_file():
@@ -172,8 +237,11 @@ class StudyFlags:
         any, the results folder checked."""
         from numbias.util.output import checked_path
 
-        given = {k: v for k, v in (("judges", self.judge), ("tasks", tasks), ("scales", self.scale),
-                                   ("workers", self.workers)) if v}
+        given = {
+            k: v
+            for k, v in (("judges", self.judge), ("tasks", tasks), ("scales", self.scale), ("workers", self.workers))
+            if v
+        }
         return given if self.out is None else {**given, "out": str(checked_path(self.out))}
 
 
@@ -223,8 +291,10 @@ def grouped(command: Callable[..., None]) -> Callable[..., None]:
         cut = next((m for m in meta if isinstance(m, Tailored)), Tailored())
         hints = get_type_hints(group, include_extras=True)
         taken = [f for f in fields(group) if f.name not in cut.omit]
-        params += [inspect.Parameter(f.name, param.kind, default=f.default,
-                                     annotation=cut.own.get(f.name, hints[f.name])) for f in taken]
+        params += [
+            inspect.Parameter(f.name, param.kind, default=f.default, annotation=cut.own.get(f.name, hints[f.name]))
+            for f in taken
+        ]
         groups[param.name] = (group, [f.name for f in taken])
 
     @functools.wraps(command)

@@ -22,8 +22,10 @@ RunStudy = Annotated[StudyFlags, Tailored(omit=("source",))]
 def run_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML study config (optional).")] = None,
     study: RunStudy = StudyFlags(),
-    rule: Annotated[list[str] | None, typer.Option(help="Scoring rule (repeatable): greedy, expected, median, "
-                                                        "protocol, quantile:Q, mean-sd:L.")] = None,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(help="Scoring rule (repeatable): greedy, expected, median, protocol, quantile:Q, mean-sd:L."),
+    ] = None,
     tasks: TaskFlags = TaskFlags(),
     wait: WaitOpt = False,
     force: ForceOpt = False,
@@ -56,11 +58,19 @@ def print_summary(summary: Any) -> None:
     """The study's table; a group-level column when some task has groups."""
     grouped = "group_pearson" in summary and summary["group_pearson"].notna().any()
     columns: dict[str, Column] = {
-        "judge": text("judge"), "task": text("task"), "scale": text("scale"), "rule": text("rule"),
-        "kurtosis": number("kurtosis"), "entropy": number("entropy"), "mode share": number("mode_share"),
-        "distinct": text("distinct"), "Pearson [95% CI]": interval("pearson"),
+        "judge": text("judge"),
+        "task": text("task"),
+        "scale": text("scale"),
+        "rule": text("rule"),
+        "kurtosis": number("kurtosis"),
+        "entropy": number("entropy"),
+        "mode share": number("mode_share"),
+        "distinct": text("distinct"),
+        "Pearson [95% CI]": interval("pearson"),
         **({"group Pearson [95% CI]": interval("group_pearson")} if grouped else {}),
-        "Spearman": number("spearman"), "human ceiling": number("human_ceiling")}
+        "Spearman": number("spearman"),
+        "human ceiling": number("human_ceiling"),
+    }
     print_table("numerical bias and accuracy", columns, summary.to_dict("records"), words=WORDS)
     if "system_pearson" in summary:
         _print_system_agreement(summary)
@@ -70,8 +80,20 @@ def _print_system_agreement(summary: Any) -> None:
     """System-level agreement of judge means with human means, and what it counts."""
     from numbias.studies.bias import SYSTEM_CONVENTION
 
-    columns = {"judge": text("judge"), "task": text("task"), "scale": text("scale"), "rule": text("rule"),
-               "systems": text("systems"), "Pearson [95% CI]": interval("system_pearson"),
-               "Spearman [95% CI]": interval("system_spearman"), "Kendall [95% CI]": interval("system_kendall")}
-    print_table("system-level agreement (judge means vs human means)", columns, summary.to_dict("records"),
-                words=WORDS, caption=SYSTEM_CONVENTION)
+    columns = {
+        "judge": text("judge"),
+        "task": text("task"),
+        "scale": text("scale"),
+        "rule": text("rule"),
+        "systems": text("systems"),
+        "Pearson [95% CI]": interval("system_pearson"),
+        "Spearman [95% CI]": interval("system_spearman"),
+        "Kendall [95% CI]": interval("system_kendall"),
+    }
+    print_table(
+        "system-level agreement (judge means vs human means)",
+        columns,
+        summary.to_dict("records"),
+        words=WORDS,
+        caption=SYSTEM_CONVENTION,
+    )

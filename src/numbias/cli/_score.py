@@ -15,15 +15,21 @@ from numbias.util.errors import NumbiasError
 
 @grouped
 def score(
-    model: Annotated[str | None, typer.Option(help="Judge: registry name, GGUF path, or the backend's model "
-                                                   "name.")] = None,
-    backend: Annotated[str | None, typer.Option(help="Backend (llama.cpp, transformers, openai, a registered "
-                                                     "name or module:attr).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Judge: registry name, GGUF path, or the backend's model name.")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Backend (llama.cpp, transformers, openai, a registered name or module:attr).")
+    ] = None,
     tasks: TaskFlags = TaskFlags(),
     range_: Annotated[str | None, typer.Option("--range", help="Score scale, as --scale (default 0-9).")] = None,
     out: Annotated[str, typer.Option(help="Output folder.")] = "numbias-scores",
-    calibrated: Annotated[Path | None, typer.Option(help="A calibrated judge saved by `numbias mitigate --save`: "
-                                                         "write calibrated scores on the human scale.")] = None,
+    calibrated: Annotated[
+        Path | None,
+        typer.Option(
+            help="A calibrated judge saved by `numbias mitigate --save`: write calibrated scores on the human scale."
+        ),
+    ] = None,
     wait: WaitOpt = False,
     force: ForceOpt = False,
     server: Server = Server(),
@@ -43,8 +49,15 @@ def score(
         raise NumbiasError("numbias score takes one task (or one --data file) at a time")
     RUNNING["store"] = folder / "store.sqlite"
     with one_writer(folder, wait=wait):
-        scored = score_items(configs[0], judge, range_, store=folder / "store.sqlite", calibrated=saved,
-                             progress=rich_progress, workers=workers)
+        scored = score_items(
+            configs[0],
+            judge,
+            range_,
+            store=folder / "store.sqlite",
+            calibrated=saved,
+            progress=rich_progress,
+            workers=workers,
+        )
         paths = write_scores(scored, folder, force=force)
     for note in scored.notes:
         console.print(f"note: {note}")
@@ -53,8 +66,15 @@ def score(
 
 def judge_flags(model: str | None, backend: str | None, range_: str | None, tasks: TaskFlags) -> dict[str, Any]:
     """The options a calibrated judge fixes, by the flag that gives each."""
-    return {"--model": model, "--backend": backend, "--range": range_, "--template": tasks.template,
-            "--system": tasks.system, "--answer-prefix": tasks.answer_prefix, "--truncate": tasks.truncate}
+    return {
+        "--model": model,
+        "--backend": backend,
+        "--range": range_,
+        "--template": tasks.template,
+        "--system": tasks.system,
+        "--answer-prefix": tasks.answer_prefix,
+        "--truncate": tasks.truncate,
+    }
 
 
 def score_judge(calibrated: Path | None, fixed: dict[str, Any], server: Server) -> tuple[Any, Any]:
@@ -66,8 +86,10 @@ def score_judge(calibrated: Path | None, fixed: dict[str, Any], server: Server) 
 
     if calibrated is not None:
         if given := [k for k, v in fixed.items() if v is not None]:
-            raise NumbiasError(f"{', '.join(given)}: the calibrated judge {calibrated} fixes its judge, scale and "
-                               "prompt; drop these options")
+            raise NumbiasError(
+                f"{', '.join(given)}: the calibrated judge {calibrated} fixes its judge, scale and "
+                "prompt; drop these options"
+            )
         return CalibratedJudge.load(calibrated, base_url=server.base_url, api_key_env=server.api_key_env), None
     model, backend = fixed["--model"], fixed["--backend"]
     named = {"model": DEFAULT_JUDGE if model is None else model, **({} if backend is None else {"backend": backend})}

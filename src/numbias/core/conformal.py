@@ -37,8 +37,10 @@ def _pairs(pred: Sequence[float] | np.ndarray, human: Sequence[float] | np.ndarr
     """The items with both a prediction and a human score (an unscored item is NaN)."""
     pred, human = np.asarray(pred, dtype=float), np.asarray(human, dtype=float)
     if pred.shape != human.shape or pred.ndim != 1:
-        raise NumbiasError(f"a conformal interval needs one human score per prediction, got {pred.shape} "
-                           f"predictions and {human.shape} human scores")
+        raise NumbiasError(
+            f"a conformal interval needs one human score per prediction, got {pred.shape} "
+            f"predictions and {human.shape} human scores"
+        )
     keep = ~np.isnan(pred) & ~np.isnan(human)
     return pred[keep], human[keep]
 
@@ -78,8 +80,9 @@ class ConformalInterval(Stateful):
 
     state_keys: ClassVar[tuple[str, ...]] = ("slope_", "intercept_", "radius_")
 
-    def __init__(self, coverage: float = 0.9, levels: Sequence[float] | None = None,
-                 limits: Sequence[float] | None = None) -> None:
+    def __init__(
+        self, coverage: float = 0.9, levels: Sequence[float] | None = None, limits: Sequence[float] | None = None
+    ) -> None:
         self.coverage = coverage
         self.levels = levels
         self.limits = limits
@@ -105,8 +108,10 @@ class ConformalInterval(Stateful):
         pred, human = _pairs(pred, human)
         n, needed = len(pred), items_needed(self.coverage)
         if n < needed:
-            raise NumbiasError(f"a {self.coverage:.0%} conformal interval needs at least {needed} scored items "
-                               f"with human scores, got {n}")
+            raise NumbiasError(
+                f"a {self.coverage:.0%} conformal interval needs at least {needed} scored items "
+                f"with human scores, got {n}"
+            )
         if np.ptp(pred) > 0:
             line = stats.linregress(pred, human)
             self.slope_, self.intercept_ = float(line.slope), float(line.intercept)
@@ -148,8 +153,9 @@ class Coverage(NamedTuple):
         return f"{self.share:.0%} [{self.low:.0%}, {self.high:.0%}] of {self.items} items"
 
 
-def coverage(low: Sequence[float] | np.ndarray, high: Sequence[float] | np.ndarray,
-             human: Sequence[float] | np.ndarray) -> Coverage:
+def coverage(
+    low: Sequence[float] | np.ndarray, high: Sequence[float] | np.ndarray, human: Sequence[float] | np.ndarray
+) -> Coverage:
     """Coverage with its Wilson interval (``scipy.stats.binomtest``), so a coverage
     measured on few items reads as uncertain as it is.
 
@@ -167,8 +173,9 @@ def coverage(low: Sequence[float] | np.ndarray, high: Sequence[float] | np.ndarr
     return Coverage(inside / n, float(ci.low), float(ci.high), float(np.mean(high[keep] - low[keep])), n)
 
 
-def coverage_and_width(low: Sequence[float] | np.ndarray, high: Sequence[float] | np.ndarray,
-                       human: Sequence[float] | np.ndarray) -> tuple[float, float]:
+def coverage_and_width(
+    low: Sequence[float] | np.ndarray, high: Sequence[float] | np.ndarray, human: Sequence[float] | np.ndarray
+) -> tuple[float, float]:
     """The share of items whose human score lies in [low, high] and the mean width
     (items with a NaN end or no human score left out; NaN, NaN when none is left)."""
     low, high, human = (np.asarray(a, dtype=float) for a in (low, high, human))

@@ -144,8 +144,11 @@ def stack(distributions: list[ScoreDistribution]) -> tuple[np.ndarray, np.ndarra
     return rows[:, :-3].copy(), rows[:, -3:].copy()
 
 
-def mixture_rows(parts: Sequence[tuple[ScoreScale, np.ndarray, np.ndarray]], grid: ScoreScale,
-                 weights: Sequence[float] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def mixture_rows(
+    parts: Sequence[tuple[ScoreScale, np.ndarray, np.ndarray]],
+    grid: ScoreScale,
+    weights: Sequence[float] | np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`mixture` of many items at once: each part a scale with its items × labels
     probabilities and items × 3 (below, above, other) masses; the mixed items × grid
     probabilities and items × 3 masses."""
@@ -155,15 +158,19 @@ def mixture_rows(parts: Sequence[tuple[ScoreScale, np.ndarray, np.ndarray]], gri
     shape = np.zeros((len(mass), grid.size))
     for (scale, probs, _), wk, mk in zip(parts, shape_w.T, mass.T):
         where = np.rint(scale.to_unit(scale.values) * (grid.hi - grid.lo)).astype(int)
-        np.add.at(shape.T, where,  # labels a coarse grid rounds together add up
-                  np.divide(wk[:, None] * probs, mk[:, None], out=np.zeros_like(probs), where=mk[:, None] > 0).T)
+        np.add.at(
+            shape.T,
+            where,  # labels a coarse grid rounds together add up
+            np.divide(wk[:, None] * probs, mk[:, None], out=np.zeros_like(probs), where=mk[:, None] > 0).T,
+        )
     total = shape_w.sum(axis=1, keepdims=True)
     probs = np.divide(shape, total, out=shape.copy(), where=total > 0) * np.where(total > 0, mass @ w[:, None], 1.0)
     return probs, sum(wk * rest for wk, (_, _, rest) in zip(w, parts))
 
 
-def mixture(parts: Sequence[ScoreDistribution], grid: ScoreScale,
-            weights: Sequence[float] | np.ndarray | None = None) -> ScoreDistribution:
+def mixture(
+    parts: Sequence[ScoreDistribution], grid: ScoreScale, weights: Sequence[float] | np.ndarray | None = None
+) -> ScoreDistribution:
     """One item read at several scales as one distribution on ``grid`` (a range
     ensemble): each part's in-scale shape placed at its scores' positions on the
     unit interval and the shapes averaged (``weights``: equal by default), so its
@@ -174,7 +181,11 @@ def mixture(parts: Sequence[ScoreDistribution], grid: ScoreScale,
     probs, rest = mixture_rows([(p.scale, p.probs[None], p.row[None, -3:]) for p in parts], grid, w)
     common = set.intersection(*(set(p.tempered) for p in parts)) if all(p.tempered for p in parts) else set()
     return ScoreDistribution(
-        grid, probs[0], below=float(rest[0, 0]), above=float(rest[0, 1]), other=float(rest[0, 2]),
+        grid,
+        probs[0],
+        below=float(rest[0, 0]),
+        above=float(rest[0, 1]),
+        other=float(rest[0, 2]),
         tempered={t: mixture([p.at(t) for p in parts], grid, w) for t in sorted(common)},
         meta={"parts": tuple(parts)},
     )
@@ -229,6 +240,7 @@ def paired(expert: ScoreDistribution, amateur: ScoreDistribution, **meta: Any) -
     contrast reads both at the setting's temperature."""
     if expert.scale != amateur.scale:
         raise NumbiasError(f"a contrast needs both judges on one scale, got {expert.scale} and {amateur.scale}")
-    tempered = {t: paired(d, amateur.tempered[t], **meta) if t in amateur.tempered else d
-                for t, d in expert.tempered.items()}
+    tempered = {
+        t: paired(d, amateur.tempered[t], **meta) if t in amateur.tempered else d for t, d in expert.tempered.items()
+    }
     return dataclasses.replace(expert, tempered=tempered, meta={**expert.meta, **meta, AMATEUR: amateur})

@@ -109,10 +109,19 @@ def _p_from_boot(boot: np.ndarray) -> float:
     return float(min(1.0, 2 * (tail + 1) / (len(boot) + 1)))
 
 
-def paired_effect(statistic: Statistic, a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float],
-                  human: np.ndarray | Sequence[float] | None = None, *, paired_seeds: bool = False,
-                  n_boot: int = 2000, seed: int = 0, method: Method = "percentile",
-                  level: float = LEVEL, groups: np.ndarray | Sequence[object] | None = None) -> Effect:
+def paired_effect(
+    statistic: Statistic,
+    a: np.ndarray | Sequence[float],
+    b: np.ndarray | Sequence[float],
+    human: np.ndarray | Sequence[float] | None = None,
+    *,
+    paired_seeds: bool = False,
+    n_boot: int = 2000,
+    seed: int = 0,
+    method: Method = "percentile",
+    level: float = LEVEL,
+    groups: np.ndarray | Sequence[object] | None = None,
+) -> Effect:
     """statistic(b) − statistic(a) on the same items, with its interval and p.
 
     ``a`` and ``b`` are items (1-D) or seeds × items; a condition with seeds enters as
@@ -152,8 +161,16 @@ def paired_effect(statistic: Statistic, a: np.ndarray | Sequence[float], b: np.n
     return _with_seeds(delta, boot, _seed_parts(statistic, a, b, h, paired_seeds), n, seeds, level)
 
 
-def _item_bootstrap(statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.ndarray, n_boot: int, seed: int,
-                    method: Method, level: float) -> tuple[np.ndarray, float, float]:
+def _item_bootstrap(
+    statistic: Statistic,
+    a: np.ndarray,
+    b: np.ndarray,
+    h: np.ndarray,
+    n_boot: int,
+    seed: int,
+    method: Method,
+    level: float,
+) -> tuple[np.ndarray, float, float]:
     """The paired item bootstrap of statistic(b) − statistic(a) (seeds × items each): its
     resampled differences, which the seeded interval builds on, and its own interval."""
 
@@ -162,14 +179,31 @@ def _item_bootstrap(statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.nd
 
     with warnings.catch_warnings():  # a statistic undefined on some resamples gives no interval, said as text
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        res = stats.bootstrap((np.arange(len(h)),), diff, vectorized=True, n_resamples=n_boot, method=method,
-                              confidence_level=level, random_state=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (np.arange(len(h)),),
+            diff,
+            vectorized=True,
+            n_resamples=n_boot,
+            method=method,
+            confidence_level=level,
+            random_state=np.random.default_rng(seed),
+        )
     boot = np.asarray(res.bootstrap_distribution, dtype=float)
     return boot, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def _group_effect(statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.ndarray, groups: np.ndarray,
-                  delta: float, n_boot: int, seed: int, method: Method, level: float) -> Effect:
+def _group_effect(
+    statistic: Statistic,
+    a: np.ndarray,
+    b: np.ndarray,
+    h: np.ndarray,
+    groups: np.ndarray,
+    delta: float,
+    n_boot: int,
+    seed: int,
+    method: Method,
+    level: float,
+) -> Effect:
     """The paired bootstrap with whole groups resampled (a cluster bootstrap): each
     resample draws groups with replacement and takes every item of each."""
     members = [np.flatnonzero(groups == g) for g in dict.fromkeys(groups.tolist())]
@@ -180,15 +214,31 @@ def _group_effect(statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.ndar
         idx = np.concatenate([members[int(g)] for g in picked])
         return float(statistic(b[idx], h[idx]) - statistic(a[idx], h[idx]))
 
-    res = stats.bootstrap((np.arange(len(members)),), diff, vectorized=False, n_resamples=n_boot, method=method,
-                          confidence_level=level, random_state=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (np.arange(len(members)),),
+        diff,
+        vectorized=False,
+        n_resamples=n_boot,
+        method=method,
+        confidence_level=level,
+        random_state=np.random.default_rng(seed),
+    )
     boot = np.asarray(res.bootstrap_distribution, dtype=float)
-    return Effect(delta, float(res.confidence_interval.low), float(res.confidence_interval.high), _p_from_boot(boot),
-                  len(h), 1, resampled="groups", groups=len(members))
+    return Effect(
+        delta,
+        float(res.confidence_interval.low),
+        float(res.confidence_interval.high),
+        _p_from_boot(boot),
+        len(h),
+        1,
+        resampled="groups",
+        groups=len(members),
+    )
 
 
-def _seed_parts(statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.ndarray,
-                paired: bool) -> list[tuple[float, int]]:
+def _seed_parts(
+    statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.ndarray, paired: bool
+) -> list[tuple[float, int]]:
     """(variance of the mean over seeds, its degrees of freedom) of each seeded part:
     the per-seed differences when paired, else each side with more than one seed."""
     sa = np.array([statistic(row, h) for row in a], dtype=float)
@@ -197,8 +247,9 @@ def _seed_parts(statistic: Statistic, a: np.ndarray, b: np.ndarray, h: np.ndarra
     return [(float(np.var(s, ddof=1)) / len(s), len(s) - 1) for s in sides]
 
 
-def _with_seeds(delta: float, boot: np.ndarray, parts: list[tuple[float, int]], items: int, seeds: int,
-                level: float) -> Effect:
+def _with_seeds(
+    delta: float, boot: np.ndarray, parts: list[tuple[float, int]], items: int, seeds: int, level: float
+) -> Effect:
     """t interval from the item variance (bootstrap) plus the seed variances, with
     Welch–Satterthwaite degrees of freedom."""
     boot = boot[np.isfinite(boot)]
@@ -206,7 +257,7 @@ def _with_seeds(delta: float, boot: np.ndarray, parts: list[tuple[float, int]], 
     var = sum(v for v, _ in parts)
     if not np.isfinite(var) or var <= 0:
         return Effect(delta, float("nan"), float("nan"), float("nan"), items, seeds, resampled="items × seeds")
-    df = var ** 2 / sum(v ** 2 / d for v, d in parts)
+    df = var**2 / sum(v**2 / d for v, d in parts)
     se = math.sqrt(var)
     half = float(stats.t.ppf(0.5 + level / 2, df)) * se
     p = float(2 * stats.t.sf(abs(delta) / se, df))
@@ -269,17 +320,26 @@ def _what(effects: Sequence[Effect]) -> str:
     grouped = [e for e in effects if e.items and e.groups]
     single = [e.items for e in effects if e.items and e.seeds == 1 and not e.groups]
     seeded = [e for e in effects if e.items and e.seeds > 1]
-    parts = [f"{_span([e.groups for e in grouped])} groups ({_span([e.items for e in grouped])} items) resampled "
-             "whole (paired bootstrap)"] if grouped else []
+    parts = (
+        [
+            f"{_span([e.groups for e in grouped])} groups ({_span([e.items for e in grouped])} items) resampled "
+            "whole (paired bootstrap)"
+        ]
+        if grouped
+        else []
+    )
     parts += [f"{_span(single)} items resampled in pairs (bootstrap)"] if single else []
     if seeded:
-        parts.append(f"{_span([e.items for e in seeded])} items resampled and {_span([e.seeds for e in seeded])} "
-                     "seeds (t interval, Welch–Satterthwaite df)")
+        parts.append(
+            f"{_span([e.items for e in seeded])} items resampled and {_span([e.seeds for e in seeded])} "
+            "seeds (t interval, Welch–Satterthwaite df)"
+        )
     return "; ".join(parts) or "nothing resampled"
 
 
-def resampling_note(effect: Effect | Sequence[Effect], correction: Correction = "holm",
-                    family: int | None = None) -> str:
+def resampling_note(
+    effect: Effect | Sequence[Effect], correction: Correction = "holm", family: int | None = None
+) -> str:
     """What an interval resampled and how its p was corrected, for a tooltip or footnote;
     given a table's effects, every kind among them and (by default) the family's size.
 

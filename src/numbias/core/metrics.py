@@ -238,17 +238,21 @@ def histogram_rows(scores: np.ndarray, scale: ScoreScale) -> np.ndarray:
 
 def entropy_rows(scale: ScoreScale) -> Statistic:
     """The statistic "normalised entropy of the score histogram" (:func:`normalised_entropy`) on ``scale``'s bins."""
+
     def statistic(scores: np.ndarray, human: np.ndarray | None = None) -> np.ndarray:
         h = histogram_rows(scores, scale)
         plogp = np.where(h > 0, h * np.log(np.where(h > 0, h, 1.0)), 0.0)
         return -plogp.sum(axis=-1) / np.log(scale.size)
+
     return statistic
 
 
 def mode_share_rows(scale: ScoreScale) -> Statistic:
     """The statistic "share of the items given the most given score" on ``scale``'s bins."""
+
     def statistic(scores: np.ndarray, human: np.ndarray | None = None) -> np.ndarray:
         return histogram_rows(scores, scale).max(axis=-1)
+
     return statistic
 
 
@@ -263,10 +267,12 @@ def mode_excess_rows(scale: ScoreScale) -> Statistic:
     >>> float(mode_excess_rows(scale)(np.array([3.0, 3, 3, 4]), np.array([3.0, 4, 5, 1])))
     0.5
     """
+
     def statistic(scores: np.ndarray, human: np.ndarray) -> np.ndarray:
         judge, people = histogram_rows(scores, scale), histogram_rows(human, scale)
         at = judge.argmax(axis=-1)[..., None]
         return (np.take_along_axis(judge, at, -1) - np.take_along_axis(people, at, -1))[..., 0]
+
     return statistic
 
 
@@ -285,6 +291,7 @@ def sd_ratio_rows(scale: ScoreScale, human_range: tuple[float, float]) -> Statis
         people = np.std((np.asarray(human, dtype=float) - lo) / (hi - lo), axis=-1)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(people > 0, judge / np.where(people > 0, people, 1.0), np.nan)
+
     return statistic
 
 
@@ -378,20 +385,31 @@ def _within_group_r(x: np.ndarray, y: np.ndarray, codes: np.ndarray) -> tuple[np
     den = np.sqrt(sxx * syy)
     ok = ~(single | flat_human | flat_judge) & (den > 0)
     r = np.divide(sxy, den, out=np.full(len(starts), np.nan), where=ok)
-    return r, {"of fewer than three items": int(single.sum()), "with constant human scores": int(flat_human.sum()),
-               "where the judge gave one score": int(flat_judge.sum())}
+    return r, {
+        "of fewer than three items": int(single.sum()),
+        "with constant human scores": int(flat_human.sum()),
+        "where the judge gave one score": int(flat_judge.sum()),
+    }
 
 
 def group_pearson(
-    scores: np.ndarray, human: np.ndarray, groups: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+    scores: np.ndarray,
+    human: np.ndarray,
+    groups: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> GroupAccuracy:
     """Mean within-group Pearson r with a percentile 95% CI from resampling groups (the
     independent units), reproducible for a seed; ``n_boot=0`` gives the point value only.
     Groups where r is undefined are skipped and counted in ``notes``."""
     scores, human = np.asarray(scores, dtype=float), np.asarray(human, dtype=float)
     codes = group_codes(groups, len(scores))
-    dropped = {"with no numeric answer": np.isnan(scores), "with no human score": np.isnan(human),
-               "with no group": codes < 0}
+    dropped = {
+        "with no numeric answer": np.isnan(scores),
+        "with no human score": np.isnan(human),
+        "with no group": codes < 0,
+    }
     notes = [f"{int(m.sum())} item(s) {why} dropped" for why, m in dropped.items() if m.any()]
     keep = ~np.any(list(dropped.values()), axis=0)
     r, skipped = _within_group_r(scores[keep], human[keep], codes[keep])
@@ -421,8 +439,9 @@ def evaluate(
     also the group-level Pearson r; with ``masses`` (each item's out-of-scale and
     non-numeric mass) their means over all items, so a format failure is told from a pile-up."""
     notes: list[str] = []
-    out_of_scale, non_numeric = (float(np.mean(m)) if len(m) else float("nan") for m in masses) if masses else (
-        float("nan"), float("nan"))
+    out_of_scale, non_numeric = (
+        (float(np.mean(m)) if len(m) else float("nan") for m in masses) if masses else (float("nan"), float("nan"))
+    )
     keep = ~np.isnan(scores)
     groups = _aligned(groups, len(scores))[keep] if groups is not None else None
     if not keep.all():

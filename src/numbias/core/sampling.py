@@ -87,7 +87,6 @@ def sampled_distribution(texts: list[str], scale: ScoreScale, temperature: float
     return ScoreDistribution(scale, counts / n, below / n, above / n, other / n, n_samples=n, temperature=temperature)
 
 
-
 def expected_tv(outcomes: np.ndarray, n: int) -> np.ndarray:
     """Each item's expected total variation distance between ``n`` answers drawn from its
     outcome row and the row itself, exactly: by linearity it is half the sum over
@@ -101,8 +100,15 @@ def expected_tv(outcomes: np.ndarray, n: int) -> np.ndarray:
     return 0.5 * mad.sum(axis=-1) / n
 
 
-def samples_needed(outcomes: np.ndarray, scale: ScoreScale, *, tv: float = 0.03, mean_tol: float = 0.05,
-                   every: bool = True, limit: int = 1 << 24) -> int:
+def samples_needed(
+    outcomes: np.ndarray,
+    scale: ScoreScale,
+    *,
+    tv: float = 0.03,
+    mean_tol: float = 0.05,
+    every: bool = True,
+    limit: int = 1 << 24,
+) -> int:
     """How many sampled answers per item make sampling as precise as asked against the
     exact distributions: the fewest ``n`` at which each item's expected total variation
     distance (:func:`expected_tv`) is below ``tv`` and the expected error of its mean

@@ -132,8 +132,9 @@ class ScoreScale:
             raise NumbiasError(f"scale values must be integers, got {list(given)}")
         lo = min(given)
         if sorted(given) != list(range(lo, lo + len(given))):
-            raise NumbiasError(f"scale values {list(given)} must be consecutive integers (each one apart), "
-                               "in any order")
+            raise NumbiasError(
+                f"scale values {list(given)} must be consecutive integers (each one apart), in any order"
+            )
         ordered = [label for _, label in sorted(zip(given, labels), key=lambda pair: pair[0])]
         return cls(int(lo), int(lo) + len(labels) - 1, tuple(ordered))
 
@@ -223,8 +224,9 @@ class ScoreScale:
             for form in forms:
                 for text in (form, " " + form):
                     if out.setdefault(text, k) != k:
-                        raise NumbiasError(f"scale labels {self.labels[out[text]]!r} and {label!r} read alike "
-                                           "once capitalised")
+                        raise NumbiasError(
+                            f"scale labels {self.labels[out[text]]!r} and {label!r} read alike once capitalised"
+                        )
         return out
 
     def read_number(self, number: int) -> int:
@@ -274,11 +276,16 @@ def _checked_labels(words: Sequence[Any]) -> tuple[str, ...]:
         if not label:
             raise NumbiasError("a scale label is empty")
         if bad := [c for c in label if c in _SEPARATORS or not c.isprintable()]:
-            raise NumbiasError(f"scale label {label!r} holds {bad[0]!r}, which a label may not hold "
-                               f"(labels are separated by ',', values by '=', scales by '+')")
+            raise NumbiasError(
+                f"scale label {label!r} holds {bad[0]!r}, which a label may not hold "
+                f"(labels are separated by ',', values by '=', scales by '+')"
+            )
         if twin := [w for w in out if w.casefold() == label.casefold()]:
-            raise NumbiasError(f"scale label {label!r} is given twice" if twin[0] == label else
-                               f"scale labels {twin[0]!r} and {label!r} differ only in case")
+            raise NumbiasError(
+                f"scale label {label!r} is given twice"
+                if twin[0] == label
+                else f"scale labels {twin[0]!r} and {label!r} differ only in case"
+            )
         out.append(label)
     return tuple(out)
 
@@ -314,8 +321,7 @@ def _parse_text(text: str) -> ScoreScale:
     if name == "letters":
         match = _LETTERS.match(body)
         if not match or match.group(1).isupper() != match.group(2).isupper() or match.group(1) == match.group(2):
-            raise NumbiasError(f"scale {text!r}: letters takes two letters of one case, worst first, e.g. "
-                               "letters:A-E")
+            raise NumbiasError(f"scale {text!r}: letters takes two letters of one case, worst first, e.g. letters:A-E")
         a, b = ord(match.group(1)), ord(match.group(2))
         return ScoreScale.from_labels([chr(c) for c in range(a, b + (1 if b > a else -1), 1 if b > a else -1)])
     return _parse_words(text, body)
@@ -345,8 +351,9 @@ def ensemble_parts(text: str) -> tuple[ScoreScale, ...]:
     """The scales of a range ensemble written ``"0-9+1-5"`` (at least two, distinct)."""
     parts = tuple(ScoreScale.parse(p) for p in str(text).split(ENSEMBLE_JOIN))
     if len(parts) < 2 or len(set(parts)) < len(parts):
-        raise NumbiasError(f"range ensemble {text!r} needs two or more distinct scales joined by "
-                           f"{ENSEMBLE_JOIN!r}, e.g. 0-9+1-5")
+        raise NumbiasError(
+            f"range ensemble {text!r} needs two or more distinct scales joined by {ENSEMBLE_JOIN!r}, e.g. 0-9+1-5"
+        )
     return parts
 
 

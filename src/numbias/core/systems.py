@@ -67,8 +67,9 @@ def _q(level: float, df: int | None = None) -> float:
     return float(stats.t.ppf(0.5 + level / 2, df) if df else stats.norm.ppf(0.5 + level / 2))
 
 
-def _interval(value: float, se: float, level: float, labelled: int, items: int, lam: float = float("nan"),
-              df: int | None = None) -> Estimate:
+def _interval(
+    value: float, se: float, level: float, labelled: int, items: int, lam: float = float("nan"), df: int | None = None
+) -> Estimate:
     half = _q(level, df) * se
     return Estimate(float(value), float(value - half), float(value + half), labelled, items, float(lam))
 
@@ -98,12 +99,20 @@ def labelled_mean(human: np.ndarray, level: float = LEVEL, *, student: bool = ST
     human = np.asarray(human, dtype=float)
     if len(human) < 2:
         return Estimate(float("nan"), float("nan"), float("nan"), len(human), len(human))
-    return _interval(human.mean(), human.std() / math.sqrt(len(human)), level, len(human), len(human), 0.0,
-                     df=len(human) - 1 if student else None)
+    return _interval(
+        human.mean(),
+        human.std() / math.sqrt(len(human)),
+        level,
+        len(human),
+        len(human),
+        0.0,
+        df=len(human) - 1 if student else None,
+    )
 
 
-def _ppi(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray,
-         lam: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ppi(
+    y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, lam: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PPI++ estimate, standard error and λ along the last axis (rows are resamples).
     λ = cov(Y, Ŷ) / ((1 + n/N) var(Ŷ)), clipped to [0, 1]; without unlabelled items, 0."""
     n, big_n = y.shape[-1], unlabelled.shape[-1]
@@ -125,8 +134,15 @@ def _ppi(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray,
     return theta, se, weight
 
 
-def finite_mean(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, *, lam: float | None = None,
-                level: float = LEVEL, student: bool = STUDENT) -> Estimate:
+def finite_mean(
+    y: np.ndarray,
+    yhat: np.ndarray,
+    unlabelled: np.ndarray,
+    *,
+    lam: float | None = None,
+    level: float = LEVEL,
+    student: bool = STUDENT,
+) -> Estimate:
     """The mean human score of exactly these n + N items (not of the population they
     were drawn from): the n labels as they are, the N unlabelled items' mean estimated by
     the judge rectified on the labels (the survey regression estimator; ``lam=0``: the
@@ -154,8 +170,15 @@ def finite_mean(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, *, lam:
     return _interval(value, se, level, n, n + big_n, lam, df=n - 1 if student else None)
 
 
-def ppi_mean(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, *, lam: float | None = None,
-             level: float = LEVEL, student: bool = STUDENT) -> Estimate:
+def ppi_mean(
+    y: np.ndarray,
+    yhat: np.ndarray,
+    unlabelled: np.ndarray,
+    *,
+    lam: float | None = None,
+    level: float = LEVEL,
+    student: bool = STUDENT,
+) -> Estimate:
     """The prediction-powered mean of the human score: ``y`` and ``yhat`` the labelled
     items' human and judge scores, ``unlabelled`` the judge's scores of the rest. The
     interval's quantile is Student t with n − 1 degrees of freedom (:data:`STUDENT`).
@@ -171,8 +194,15 @@ def ppi_mean(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, *, lam: fl
     if len(y) < 2:
         return Estimate(float("nan"), float("nan"), float("nan"), len(y), len(y) + len(unlabelled))
     theta, se, weight = _ppi(y, yhat, unlabelled, lam)
-    return _interval(float(theta), float(se), level, len(y), len(y) + len(unlabelled), float(weight),
-                     df=len(y) - 1 if student else None)
+    return _interval(
+        float(theta),
+        float(se),
+        level,
+        len(y),
+        len(y) + len(unlabelled),
+        float(weight),
+        df=len(y) - 1 if student else None,
+    )
 
 
 def _beats(boot: np.ndarray) -> float:
@@ -206,8 +236,9 @@ def _draw(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
     return rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((n_boot, 0), dtype=int)
 
 
-def _boot_ppi(y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, rng: np.random.Generator,
-              n_boot: int) -> np.ndarray:
+def _boot_ppi(
+    y: np.ndarray, yhat: np.ndarray, unlabelled: np.ndarray, rng: np.random.Generator, n_boot: int
+) -> np.ndarray:
     """PPI++ estimates (λ re-tuned) on resamples of the labelled and unlabelled items
     (NaN with fewer than two labels, as :func:`ppi_mean`)."""
     if len(y) < 2:
@@ -223,8 +254,9 @@ def paired_units(a: Side, b: Side) -> bool:
     return bool(ua.is_unique and ub.is_unique and len(ua) == len(ub) and ua.sort_values().equals(ub.sort_values()))
 
 
-def ppi_difference(a: Side, b: Side, *, n_boot: int = 2000, seed: int = 0, level: float = LEVEL,
-                   student: bool = STUDENT) -> tuple[Effect, float]:
+def ppi_difference(
+    a: Side, b: Side, *, n_boot: int = 2000, seed: int = 0, level: float = LEVEL, student: bool = STUDENT
+) -> tuple[Effect, float]:
     """PPI++ estimate of mean(A) − mean(B) as an :class:`Effect` (``delta`` = A − B, p
     from its interval) and P(A beats B) from a bootstrap over units. Paired by unit when
     :func:`paired_units` and two or more units are labelled for both (such a unit is
@@ -239,18 +271,33 @@ def ppi_difference(a: Side, b: Side, *, n_boot: int = 2000, seed: int = 0, level
         est = ppi_mean(human[lab], judge[lab], judge[~lab], level=level, student=student)
         boot = _boot_ppi(human[lab], judge[lab], judge[~lab], rng, n_boot)
         se = (est.high - est.value) / _q(level, df)
-        return Effect(est.value, est.low, est.high, _p(est.value, se, df), len(human),
-                      resampled=f"{int(lab.sum())} labelled of {len(human)} paired units"), _beats(boot)
+        return Effect(
+            est.value,
+            est.low,
+            est.high,
+            _p(est.value, se, df),
+            len(human),
+            resampled=f"{int(lab.sum())} labelled of {len(human)} paired units",
+        ), _beats(boot)
     df = min(int(a.labelled.sum()), int(b.labelled.sum())) - 1 if student else None  # the fewer labels: conservative
-    ea, eb = (ppi_mean(s.human[s.labelled], s.judge[s.labelled], s.judge[~s.labelled], level=level, student=False)
-              for s in (a, b))
+    ea, eb = (
+        ppi_mean(s.human[s.labelled], s.judge[s.labelled], s.judge[~s.labelled], level=level, student=False)
+        for s in (a, b)
+    )
     se = math.hypot(*((e.high - e.value) / _q(level) for e in (ea, eb)))
     delta = ea.value - eb.value
-    boot = np.subtract(*(_boot_ppi(s.human[s.labelled], s.judge[s.labelled], s.judge[~s.labelled], rng, n_boot)
-                         for s in (a, b)))
+    boot = np.subtract(
+        *(_boot_ppi(s.human[s.labelled], s.judge[s.labelled], s.judge[~s.labelled], rng, n_boot) for s in (a, b))
+    )
     half = _q(level, df) * se
-    return Effect(delta, delta - half, delta + half, _p(delta, se, df), len(a.units) + len(b.units),
-                  resampled="independent systems"), _beats(boot)
+    return Effect(
+        delta,
+        delta - half,
+        delta + half,
+        _p(delta, se, df),
+        len(a.units) + len(b.units),
+        resampled="independent systems",
+    ), _beats(boot)
 
 
 def pairwise(sides: dict[str, Side], *, n_boot: int = 2000, seed: int = 0, level: float = LEVEL) -> pd.DataFrame:
@@ -265,8 +312,16 @@ def pairwise(sides: dict[str, Side], *, n_boot: int = 2000, seed: int = 0, level
     if not rows:
         return pd.DataFrame(columns=columns)
     for row, e in zip(rows, adjust(effects)):
-        row.update({"difference": e.delta, "low": e.low, "high": e.high, "p": e.p, "p_holm": e.p_adjusted,
-                    "units": e.resampled})
+        row.update(
+            {
+                "difference": e.delta,
+                "low": e.low,
+                "high": e.high,
+                "p": e.p,
+                "p_holm": e.p_adjusted,
+                "units": e.resampled,
+            }
+        )
     return pd.DataFrame(rows)[columns]
 
 
@@ -291,8 +346,15 @@ def _sens_spec(human: np.ndarray, judge: np.ndarray) -> tuple[np.ndarray, np.nda
     return sens, spec
 
 
-def corrected_pass_rate(judge_pass: np.ndarray, human_pass: np.ndarray, judge_pass_labelled: np.ndarray, *,
-                        n_boot: int = 2000, seed: int = 0, level: float = LEVEL) -> Estimate:
+def corrected_pass_rate(
+    judge_pass: np.ndarray,
+    human_pass: np.ndarray,
+    judge_pass_labelled: np.ndarray,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> Estimate:
     """A system's pass rate: the judge's pass rate over its items, corrected by the
     judge's sensitivity and specificity on the labelled items (Rogan–Gladen), with a
     percentile bootstrap interval resampling both; clipped to [0, 1].
@@ -304,8 +366,9 @@ def corrected_pass_rate(judge_pass: np.ndarray, human_pass: np.ndarray, judge_pa
     >>> round(float(judged.mean()), 2), e.low < 0.3 < e.high
     (0.4, True)
     """
-    judge_pass, human_pass, judge_lab = (np.asarray(a, dtype=bool) for a in (judge_pass, human_pass,
-                                                                              judge_pass_labelled))
+    judge_pass, human_pass, judge_lab = (
+        np.asarray(a, dtype=bool) for a in (judge_pass, human_pass, judge_pass_labelled)
+    )
     sens, spec = _sens_spec(human_pass, judge_lab)
     value = rogan_gladen(float(judge_pass.mean()), float(sens), float(spec))
     if not np.isfinite(value) or len(human_pass) < 2:
@@ -336,7 +399,10 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 AGREEMENT: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], float, int]] = {
-    "pearson": (_pearson, 1.0, 3), "spearman": (_spearman, 1.06, 3), "kendall": (_kendall, 0.437, 4)}
+    "pearson": (_pearson, 1.0, 3),
+    "spearman": (_spearman, 1.06, 3),
+    "kendall": (_kendall, 0.437, 4),
+}
 """System-level correlations of judge means with human means: the statistic, and the
 variance of its Fisher z as ``c / (systems - d)`` (Fieller, Hartley & Pearson 1957)."""
 

@@ -109,8 +109,11 @@ class _Speller:
         the last may go on past its end with a character that is no letter or digit."""
         fewest = [math.inf] * len(spelling) + [0.0]
         for k in range(len(spelling) - 1, -1, -1):
-            fewest[k] = min([1 + fewest[j] for j in range(k + 1, len(spelling) + 1) if spelling[k:j] in self._ids]
-                            + ([1] if spelling[k:] in self._ends else []), default=math.inf)
+            fewest[k] = min(
+                [1 + fewest[j] for j in range(k + 1, len(spelling) + 1) if spelling[k:j] in self._ids]
+                + ([1] if spelling[k:] in self._ends else []),
+                default=math.inf,
+            )
         return fewest
 
     def _onward(self, text: str) -> list[str]:
@@ -130,8 +133,9 @@ class _Speller:
         cut: list[int] = []
         dead: list[int] = []
         for token, reached in found.items():
-            extra = [self._fewest[s][len(reached)] - self._fewest[s][0] for s in self.spellings
-                     if s.startswith(reached)]  # tokens beyond each spelling's fewest, at the least
+            extra = [
+                self._fewest[s][len(reached)] - self._fewest[s][0] for s in self.spellings if s.startswith(reached)
+            ]  # tokens beyond each spelling's fewest, at the least
             if all(e == math.inf for e in extra):
                 dead.append(token)
             else:
@@ -141,8 +145,11 @@ class _Speller:
     def ended(self, text: str) -> dict[int, int]:
         """Tokens that finish a spelling after ``text`` and go on with a character that
         is no letter or digit ("good." after "go"), to their outcome."""
-        return {token: self.scale.read(text + self.pieces[token]) for spelling in self._onward(text)
-                for token in self._ends.get(spelling[len(text):], ())}
+        return {
+            token: self.scale.read(text + self.pieces[token])
+            for spelling in self._onward(text)
+            for token in self._ends.get(spelling[len(text) :], ())
+        }
 
     def going_on(self, taken: set[int]) -> np.ndarray:
         """The tokens that start with a letter or digit, less ``taken`` (one shared array
@@ -241,18 +248,23 @@ class ScoreTrie:
         taken = set(kids) | set(cut)
         default, going_on = read(node.text), read(node.text, goes_on=True)
         read_as_is = speller.ended(node.text) | {t: read(node.text + speller.pieces[t]) for t in dead}
-        explicit = {t: o for t, o in read_as_is.items() if t not in taken
-                    and o != (going_on if speller.pieces[t][0].isalnum() else default)}
+        explicit = {
+            t: o
+            for t, o in read_as_is.items()
+            if t not in taken and o != (going_on if speller.pieces[t][0].isalnum() else default)
+        }
         explicit.update((t, self.CUT) for t in cut)
         new = []
         for token in kids:
-            self.nodes.append(TrieNode(token=token, parent=index, depth=node.depth + 1,
-                                       text=node.text + speller.pieces[token]))
+            self.nodes.append(
+                TrieNode(token=token, parent=index, depth=node.depth + 1, text=node.text + speller.pieces[token])
+            )
             new.append(len(self.nodes) - 1)
         node.children = new
         node.gather = np.asarray(kids + list(explicit), dtype=np.int64)
-        node.outcomes = np.asarray(list(explicit.values()) + ([going_on] if going_on != default else []),
-                                   dtype=np.int64)
+        node.outcomes = np.asarray(
+            list(explicit.values()) + ([going_on] if going_on != default else []), dtype=np.int64
+        )
         node.default = default
         if going_on != default:
             node.classes = (speller.going_on(taken | set(explicit)),)
@@ -274,8 +286,14 @@ class ScoreTrie:
             index = self.nodes[index].parent
         return tokens[::-1]
 
-    def next_level(self, level: Sequence[int], rows: Sequence[np.ndarray], reach: np.ndarray,
-                   prune: float, budget: float = float("inf")) -> list[int]:
+    def next_level(
+        self,
+        level: Sequence[int],
+        rows: Sequence[np.ndarray],
+        reach: np.ndarray,
+        prune: float,
+        budget: float = float("inf"),
+    ) -> list[int]:
         """One step of a pruned walk: the children of the ``level`` nodes to evaluate
         next. Their path probability (written into ``reach``) is the product of the T = 1
         probabilities along the path; ``rows`` are the ``level`` nodes' T = 1
@@ -378,8 +396,9 @@ def next_token_entropy(logits: np.ndarray) -> float:
     return float(np.log(total) - (p * z).sum() / total)
 
 
-def tempered_logprobs(logits: np.ndarray, ids: np.ndarray, temperatures: Sequence[float],
-                      classes: Sequence[np.ndarray] = ()) -> np.ndarray:
+def tempered_logprobs(
+    logits: np.ndarray, ids: np.ndarray, temperatures: Sequence[float], classes: Sequence[np.ndarray] = ()
+) -> np.ndarray:
     """Log-softmax of ``logits / T`` over the whole vocabulary for each ``T``, read at
     ``ids`` and then summed over each token set of ``classes`` (a node's
     :attr:`TrieNode.classes`): one row per temperature. Exact per step, so walking the

@@ -164,8 +164,10 @@ def _scalar(frame: pd.DataFrame, column: str, where: _Where, ids: pd.Series | No
     if nested.any():
         row = int(nested.argmax())
         at = f"row id {ids.iloc[row]!r}" if ids is not None else f"row {row} (counting data rows from 0)"
-        raise NumbiasError(f"{where.prefix}: column {where.column(column)!r} of {at} is "
-                           f"{_json_kind(frame[column].iloc[row])}, not a single value")
+        raise NumbiasError(
+            f"{where.prefix}: column {where.column(column)!r} of {at} is "
+            f"{_json_kind(frame[column].iloc[row])}, not a single value"
+        )
 
 
 def _ids(ids: pd.Series, where: _Where) -> pd.Series:
@@ -173,14 +175,17 @@ def _ids(ids: pd.Series, where: _Where) -> pd.Series:
     _scalar(ids.to_frame("id"), "id", where)
     blank = ids.map(_is_blank).to_numpy(dtype=bool)
     if blank.any():
-        raise NumbiasError(f"{where.prefix}: column {where.column('id')!r} is empty in row "
-                           f"{int(blank.argmax())} (counting data rows from 0)")
+        raise NumbiasError(
+            f"{where.prefix}: column {where.column('id')!r} is empty in row "
+            f"{int(blank.argmax())} (counting data rows from 0)"
+        )
     ids = ids.astype(str)
     dupes = ids[ids.duplicated()].unique()
     if len(dupes):
         more = f" and {len(dupes) - 5} more" if len(dupes) > 5 else ""
-        raise NumbiasError(f"{where.prefix}: duplicate id(s) in column {where.column('id')!r}: "
-                           f"{', '.join(map(repr, dupes[:5]))}{more}")
+        raise NumbiasError(
+            f"{where.prefix}: duplicate id(s) in column {where.column('id')!r}: {', '.join(map(repr, dupes[:5]))}{more}"
+        )
     return ids
 
 
@@ -224,8 +229,9 @@ def _checked_range(given: tuple[float, float], where: _Where) -> tuple[float, fl
     except (TypeError, ValueError):
         raise NumbiasError(f"{where.prefix}: human_range must be two numbers (low, high), got {given!r}") from None
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise NumbiasError(f"{where.prefix}: human_range {lo:g}-{hi:g} is not a range "
-                           "(two finite numbers, low below high)")
+        raise NumbiasError(
+            f"{where.prefix}: human_range {lo:g}-{hi:g} is not a range (two finite numbers, low below high)"
+        )
     return lo, hi
 
 
@@ -238,15 +244,19 @@ def _human_range(
     if given is None:
         lo, hi = float(human.min()), float(human.max())
         if lo >= hi:
-            raise NumbiasError(f"{where.prefix}: column {where.column('human')!r} spans no range "
-                               f"(every score is {lo:g}); give human_range")
+            raise NumbiasError(
+                f"{where.prefix}: column {where.column('human')!r} spans no range "
+                f"(every score is {lo:g}); give human_range"
+            )
         return (lo, hi), (f"human range {lo:g}-{hi:g} taken from the data (give human_range to set it)",)
     lo, hi = _checked_range(given, where)
     outside = ((human < lo) | (human > hi)).to_numpy()
     if outside.any():
         row = int(outside.argmax())
-        raise NumbiasError(f"{where.cell('human', frame['id'].iloc[row])} is {human.iloc[row]:g}, "
-                           f"outside the human range {lo:g}-{hi:g}")
+        raise NumbiasError(
+            f"{where.cell('human', frame['id'].iloc[row])} is {human.iloc[row]:g}, "
+            f"outside the human range {lo:g}-{hi:g}"
+        )
     return (lo, hi), ()
 
 
@@ -267,8 +277,9 @@ def read_table(path: str | Path, *, sep: str | None = None, header: bool = True,
         elif suffix == ".json":
             frame = _read_json(path, content, text=text)
         else:
-            frame = _read_delimited(path, content, sep="\t" if suffix == ".tsv" else sep or ",",
-                                    header=header, text=text)
+            frame = _read_delimited(
+                path, content, sep="\t" if suffix == ".tsv" else sep or ",", header=header, text=text
+            )
     if not len(frame):
         raise NumbiasError(f"data file {path} has {'a header but ' if suffix in {'.csv', '.tsv'} else ''}no rows")
     return frame
@@ -296,8 +307,9 @@ def _decode(path: Path) -> str:
         content = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise NumbiasError(f"data file {path} is not UTF-8 text (byte {exc.start}, line {line}); "
-                           "save it as UTF-8") from None
+        raise NumbiasError(
+            f"data file {path} is not UTF-8 text (byte {exc.start}, line {line}); save it as UTF-8"
+        ) from None
     if not content.strip():
         raise NumbiasError(f"data file {path} is empty")
     return content
@@ -309,8 +321,13 @@ def _read_delimited(path: Path, content: str, *, sep: str, header: bool, text: b
         _check_rows(path, content, sep)
     try:
         return pd.read_csv(
-            io.StringIO(content), sep=sep, quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
-            header=0 if header else None, keep_default_na=False, na_values=[""], dtype=str if text else None,
+            io.StringIO(content),
+            sep=sep,
+            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
+            header=0 if header else None,
+            keep_default_na=False,
+            na_values=[""],
+            dtype=str if text else None,
         )
     except ValueError as exc:  # pandas' ParserError and EmptyDataError included
         raise NumbiasError(f"data file {path} is unreadable: {first_line(exc)}") from None
@@ -331,9 +348,11 @@ def _check_rows(path: Path, content: str, sep: str) -> None:
             raise NumbiasError(f"data file {path}: column name {dupes[0]!r} is given more than once in the header")
         for row in rows:
             if len(row) > len(names):
-                raise NumbiasError(f"data file {path} line {rows.line_num} has {len(row)} fields, the header "
-                                   f"{len(names)} (an unquoted {'tab' if sep == chr(9) else repr(sep)} in a text? "
-                                   "quote that field)")
+                raise NumbiasError(
+                    f"data file {path} line {rows.line_num} has {len(row)} fields, the header "
+                    f"{len(names)} (an unquoted {'tab' if sep == chr(9) else repr(sep)} in a text? "
+                    "quote that field)"
+                )
     except csv.Error as exc:
         raise NumbiasError(f"data file {path} is unreadable (line {rows.line_num}): {first_line(exc)}") from None
 
@@ -376,16 +395,18 @@ def _read_json(path: Path, content: str, *, text: bool) -> pd.DataFrame:
     try:
         records = json.loads(content, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
-        raise NumbiasError(f"data file {path} is not valid JSON: {exc.msg} "
-                           f"(line {exc.lineno}, column {exc.colno})") from None
+        raise NumbiasError(
+            f"data file {path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
     except ValueError as exc:
         raise NumbiasError(f"data file {path}: {exc}") from None
     if not isinstance(records, list):
         raise NumbiasError(f"data file {path} holds {_json_kind(records)}, not a JSON array of objects")
     for number, record in enumerate(records, start=1):
         if not isinstance(record, dict):
-            raise NumbiasError(f"data file {path}: item {number} of the JSON array is "
-                               f"{_json_kind(record)}, not an object")
+            raise NumbiasError(
+                f"data file {path}: item {number} of the JSON array is {_json_kind(record)}, not an object"
+            )
     return pd.DataFrame(records, dtype=object if text else None)
 
 
@@ -445,8 +466,15 @@ def load_file(
         if roles[role]:
             out[role] = frame[roles[role]]
     columns = {role: column for role, column in roles.items() if column}
-    data = make_dataset(name or path.stem, out, fields=fields, human_range=human_range,
-                        labelled=human is not None, source=str(path), columns=columns)
+    data = make_dataset(
+        name or path.stem,
+        out,
+        fields=fields,
+        human_range=human_range,
+        labelled=human is not None,
+        source=str(path),
+        columns=columns,
+    )
     if ratings:
         data = _parsed_ratings(data, path, ratings)
     return replace(data, frame=sample_rows(data.frame, n, seed).reset_index(drop=True))
@@ -455,8 +483,10 @@ def load_file(
 def _parsed_ratings(data: Dataset, path: Path, column: str) -> Dataset:
     """``data`` with its raw ratings parsed into lists, every row checked before any is
     sampled, so that a bad row is named with the file, the column and its id."""
-    parsed = [parse_ratings(value, what=f"data file {path}: column {column!r} of row id {row_id!r}")
-              for row_id, value in zip(data.frame["id"], data.frame["ratings"])]
+    parsed = [
+        parse_ratings(value, what=f"data file {path}: column {column!r} of row id {row_id!r}")
+        for row_id, value in zip(data.frame["id"], data.frame["ratings"])
+    ]
     return replace(data, frame=data.frame.assign(ratings=pd.Series(parsed, index=data.frame.index, dtype=object)))
 
 
@@ -467,18 +497,24 @@ def _check_columns(frame: pd.DataFrame, path: Path, fields: list[str], roles: Ma
     for field in fields:
         if field in _ROLES and roles[field] != field:
             option = "system_column" if field == "system" else field
-            raise NumbiasError(f"data file {path}: text field {field!r} has the name numbias keeps for the "
-                               f"{field} column; rename it, or pass {option}={field!r} "
-                               "if it is that column")
+            raise NumbiasError(
+                f"data file {path}: text field {field!r} has the name numbias keeps for the "
+                f"{field} column; rename it, or pass {option}={field!r} "
+                "if it is that column"
+            )
     have = [str(c) for c in frame.columns]
     listed = ", ".join(have[:20]) + (f", ... ({len(have)} in all)" if len(have) > 20 else "")
     if absent := [field for field in fields if field not in frame.columns]:
-        raise NumbiasError(f"data file {path}: template placeholder{'s' if len(absent) > 1 else ''} "
-                           f"{', '.join('{' + f + '}' for f in absent)} not a column of the file (columns: {listed})")
+        raise NumbiasError(
+            f"data file {path}: template placeholder{'s' if len(absent) > 1 else ''} "
+            f"{', '.join('{' + f + '}' for f in absent)} not a column of the file (columns: {listed})"
+        )
     missing = [column for column in dict.fromkeys(c for c in roles.values() if c) if column not in frame.columns]
     if missing:
-        raise NumbiasError(f"data file {path}: no column{'s' if len(missing) > 1 else ''} "
-                           f"{', '.join(map(repr, missing))} (columns: {listed})")
+        raise NumbiasError(
+            f"data file {path}: no column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(repr, missing))} (columns: {listed})"
+        )
 
 
 def sample_rows(frame: pd.DataFrame, n: int | None, seed: int, skip: int = 0) -> pd.DataFrame:

@@ -110,8 +110,10 @@ class PromptTemplate:
         shows the order (the number ask, or ``{labels}``), else one line: the prompt
         would be the worst-first one under another key."""
         if scale.best_first and NUMBER_ASK not in self.text and "labels" not in self.fields:
-            raise NumbiasError(f"scale {scale}: the rubric lists no options to put best first (give it "
-                               f"{{labels}} or end it with {NUMBER_ASK!r})")
+            raise NumbiasError(
+                f"scale {scale}: the rubric lists no options to put best first (give it "
+                f"{{labels}} or end it with {NUMBER_ASK!r})"
+            )
         if not scale.numeric:
             return self.text.replace(NUMBER_ASK, LABEL_ASK)
         return self.text.replace(NUMBER_ASK, BEST_FIRST_NUMBER_ASK) if scale.best_first else self.text
@@ -124,8 +126,10 @@ class PromptTemplate:
         except KeyError as exc:
             raise NumbiasError(f"prompt template field {exc} missing from item") from None
         except (ValueError, TypeError, IndexError, AttributeError) as exc:
-            raise NumbiasError(f"prompt template placeholder {self._failing(values)}: {first_line(exc)} (write "
-                               "placeholders as {field}, without a format spec)") from None
+            raise NumbiasError(
+                f"prompt template placeholder {self._failing(values)}: {first_line(exc)} (write "
+                "placeholders as {field}, without a format spec)"
+            ) from None
         return Prompt(user=user, answer_prefix=self.prefix(chat), system=system)
 
     def _failing(self, values: Mapping[str, Any]) -> str:
@@ -159,8 +163,10 @@ def _placeholders(text: str, what: str) -> set[str]:
         raise NumbiasError(f"{what} is malformed: {exc}") from None
     for _, name, spec, conversion in parsed:
         if conversion not in (None, "r", "s", "a"):
-            raise NumbiasError(f"{what} placeholder {_placeholder(name, spec, conversion)}: unknown "
-                               f"conversion !{conversion} (write {{{name}}})")
+            raise NumbiasError(
+                f"{what} placeholder {_placeholder(name, spec, conversion)}: unknown "
+                f"conversion !{conversion} (write {{{name}}})"
+            )
     return {name for _, name, _, _ in parsed if name is not None}
 
 
@@ -213,7 +219,7 @@ def cut_middle(text: str, keep: int) -> str:
         return text
     head = (keep + 1) // 2
     tail = keep - head
-    return f"{text[:head]} … {text[len(text) - tail:]}" if tail else f"{text[:head]} …"
+    return f"{text[:head]} … {text[len(text) - tail :]}" if tail else f"{text[:head]} …"
 
 
 def fit_field(

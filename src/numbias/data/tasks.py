@@ -68,8 +68,10 @@ class Task:
         if self.needs_path and path is None:
             raise NumbiasError(f"task {self.name!r} needs the path to its data ({self.source}): give --data PATH")
         if not self.needs_path and path is not None:
-            raise NumbiasError(f"task {self.name!r} reads no data file (its data is {self.source}); "
-                               f"drop --data {path}, or give the file alone to judge it as a file task")
+            raise NumbiasError(
+                f"task {self.name!r} reads no data file (its data is {self.source}); "
+                f"drop --data {path}, or give the file alone to judge it as a file task"
+            )
         options = check_options(f"task {self.name!r}", self.loader, options, skip=1 if self.needs_path else 0)
         data = self.loader(path, **options) if self.needs_path else self.loader(**options)
         self.template.check(set(data.fields))
@@ -106,22 +108,30 @@ def load_vader(n: int | None = 300, seed: int = 0, skip: int = 0) -> Dataset:
         for line in fh:
             parts = line.rstrip("\n").split("\t")
             if len(parts) >= 4 and parts[0].isalpha():
-                rows.append({"id": parts[0], "word": parts[0], "human": float(parts[1]),
-                             "ratings": parse_ratings(parts[3])})
-    return make_dataset("vader", sample_rows(pd.DataFrame(rows), n, seed, skip), fields=["word"],
-                        human_range=(-4.0, 4.0))
+                rows.append(
+                    {"id": parts[0], "word": parts[0], "human": float(parts[1]), "ratings": parse_ratings(parts[3])}
+                )
+    return make_dataset(
+        "vader", sample_rows(pd.DataFrame(rows), n, seed, skip), fields=["word"], human_range=(-4.0, 4.0)
+    )
 
 
 def load_simlex(n: int | None = None, seed: int = 0, skip: int = 0) -> Dataset:
     path = _package_path("gensim", "test/test_data/simlex999.txt", "pip install gensim")
     frame = pd.read_csv(path, sep="\t", comment="#", header=None, names=["word1", "word2", "human"])
     frame["id"] = frame["word1"] + "|" + frame["word2"]
-    return make_dataset("simlex", sample_rows(frame, n, seed, skip), fields=["word1", "word2"],
-                        human_range=(0.0, 10.0))
+    return make_dataset("simlex", sample_rows(frame, n, seed, skip), fields=["word1", "word2"], human_range=(0.0, 10.0))
 
 
-def load_mtqe(path: str | Path, pair: str = "en-de", split: str = "test20", target: str = "mean",
-              n: int | None = None, seed: int = 0, skip: int = 0) -> Dataset:
+def load_mtqe(
+    path: str | Path,
+    pair: str = "en-de",
+    split: str = "test20",
+    target: str = "mean",
+    n: int | None = None,
+    seed: int = 0,
+    skip: int = 0,
+) -> Dataset:
     if target not in {"mean", "z_mean"}:
         raise NumbiasError(f"mtqe target must be 'mean' or 'z_mean', got {target!r}")
     file = Path(path) / pair / f"{split}.tsv"
@@ -132,43 +142,57 @@ def load_mtqe(path: str | Path, pair: str = "en-de", split: str = "test20", targ
         frame = frame.rename(columns={"segid": "index"})
     _require(frame, file, ["index", "original", "translation", "scores", target])
     src, tgt = pair.split("-")
-    out = pd.DataFrame({
-        "id": frame["index"].astype(str), "source": frame["original"], "translation": frame["translation"],
-        "human": frame[target], "ratings": frame["scores"].map(parse_ratings),
-        "source_lang": _LANGS.get(src, src), "target_lang": _LANGS.get(tgt, tgt),
-    })
+    out = pd.DataFrame(
+        {
+            "id": frame["index"].astype(str),
+            "source": frame["original"],
+            "translation": frame["translation"],
+            "human": frame[target],
+            "ratings": frame["scores"].map(parse_ratings),
+            "source_lang": _LANGS.get(src, src),
+            "target_lang": _LANGS.get(tgt, tgt),
+        }
+    )
     rng = (0.0, 100.0) if target == "mean" else None
-    return make_dataset(f"mtqe-{pair}", sample_rows(out, n, seed, skip),
-                        fields=["source", "translation", "source_lang", "target_lang"], human_range=rng)
+    return make_dataset(
+        f"mtqe-{pair}",
+        sample_rows(out, n, seed, skip),
+        fields=["source", "translation", "source_lang", "target_lang"],
+        human_range=rng,
+    )
 
 
-def load_lcp(path: str | Path, kind: str = "single", split: str = "test", n: int | None = None,
-             seed: int = 0, skip: int = 0) -> Dataset:
+def load_lcp(
+    path: str | Path, kind: str = "single", split: str = "test", n: int | None = None, seed: int = 0, skip: int = 0
+) -> Dataset:
     file = Path(path) / f"lcp_{kind}_{split}.tsv"
     if not file.is_file():
         raise NumbiasError(f"CompLex file {file} does not exist (kind {kind!r}, split {split!r})")
     frame = read_table(file)
     _require(frame, file, ["id", "sentence", "token", "complexity"])
-    out = pd.DataFrame({"id": frame["id"], "sentence": frame["sentence"], "token": frame["token"],
-                        "human": frame["complexity"]})
-    return make_dataset(f"lcp-{kind}", sample_rows(out, n, seed, skip), fields=["sentence", "token"],
-                        human_range=(0.0, 1.0))
+    out = pd.DataFrame(
+        {"id": frame["id"], "sentence": frame["sentence"], "token": frame["token"], "human": frame["complexity"]}
+    )
+    return make_dataset(
+        f"lcp-{kind}", sample_rows(out, n, seed, skip), fields=["sentence", "token"], human_range=(0.0, 1.0)
+    )
 
 
-def load_stsb(path: str | Path, split: str = "test", n: int | None = None, seed: int = 0,
-              skip: int = 0) -> Dataset:
+def load_stsb(path: str | Path, split: str = "test", n: int | None = None, seed: int = 0, skip: int = 0) -> Dataset:
     file = Path(path) if Path(path).is_file() else Path(path) / f"stsb-en-{split}.csv"
     frame = read_table(file, header=False)
     if frame.shape[1] != 3:
         raise NumbiasError(f"STS-B file {file} should have 3 columns (sentence1, sentence2, score)")
     frame.columns = ["sentence1", "sentence2", "human"]
     frame["id"] = np.arange(len(frame)).astype(str)
-    return make_dataset("stsb", sample_rows(frame, n, seed, skip), fields=["sentence1", "sentence2"],
-                        human_range=(0.0, 5.0))
+    return make_dataset(
+        "stsb", sample_rows(frame, n, seed, skip), fields=["sentence1", "sentence2"], human_range=(0.0, 5.0)
+    )
 
 
-def load_gecqe(path: str | Path, aspect: str = "grammaticality", n: int | None = None, seed: int = 0,
-               skip: int = 0) -> Dataset:
+def load_gecqe(
+    path: str | Path, aspect: str = "grammaticality", n: int | None = None, seed: int = 0, skip: int = 0
+) -> Dataset:
     """TMU-GFM (five annotators' 0-4 ratings per aspect) or a user CSV with
     ``source``, ``correction`` and ``human`` columns."""
     columns = {"grammaticality": "grammer", "fluency": "fluency", "meaning": "meaning"}
@@ -179,17 +203,24 @@ def load_gecqe(path: str | Path, aspect: str = "grammaticality", n: int | None =
     if columns[aspect] in frame.columns:
         _require(frame, file, ["source", "output"])
         ratings = frame[columns[aspect]].map(parse_ratings)
-        out = pd.DataFrame({"id": np.arange(len(frame)).astype(str), "source": frame["source"],
-                            "correction": frame["output"], "ratings": ratings,
-                            "human": ratings.map(lambda r: float(np.mean(r)) if r else np.nan)})
+        out = pd.DataFrame(
+            {
+                "id": np.arange(len(frame)).astype(str),
+                "source": frame["source"],
+                "correction": frame["output"],
+                "ratings": ratings,
+                "human": ratings.map(lambda r: float(np.mean(r)) if r else np.nan),
+            }
+        )
         out = out[out["ratings"].map(len) > 0]
         rng: tuple[float, float] | None = (0.0, 4.0)
     else:
         _require(frame, file, ["source", "correction", "human"])
         out = frame.assign(id=frame["id"] if "id" in frame else np.arange(len(frame)).astype(str))
         rng = None
-    return make_dataset(f"gecqe-{aspect}", sample_rows(out, n, seed, skip), fields=["source", "correction"],
-                        human_range=rng)
+    return make_dataset(
+        f"gecqe-{aspect}", sample_rows(out, n, seed, skip), fields=["source", "correction"], human_range=rng
+    )
 
 
 def _require(frame: pd.DataFrame, file: Path, cols: list[str]) -> None:
@@ -198,49 +229,120 @@ def _require(frame: pd.DataFrame, file: Path, cols: list[str]) -> None:
         raise NumbiasError(f"{file}: missing column(s) {', '.join(map(repr, missing))}")
 
 
-_LANGS = {"en": "English", "de": "German", "zh": "Chinese", "et": "Estonian", "ne": "Nepali",
-          "ro": "Romanian", "ru": "Russian", "si": "Sinhala"}
+_LANGS = {
+    "en": "English",
+    "de": "German",
+    "zh": "Chinese",
+    "et": "Estonian",
+    "ne": "Nepali",
+    "ro": "Romanian",
+    "ru": "Russian",
+    "si": "Sinhala",
+}
 
 # Instructions come first and the item last, so consecutive prompts share a long
 # prefix and the backend re-reads only the item's own tokens.
-TASKS: Registry[Task] = Registry("task", ENTRY_POINTS, of=Task, describe=lambda task: origin(task.loader),
-                                hint=f"; a data file's name must end in {', '.join(SUFFIXES)}")
+TASKS: Registry[Task] = Registry(
+    "task",
+    ENTRY_POINTS,
+    of=Task,
+    describe=lambda task: origin(task.loader),
+    hint=f"; a data file's name must end in {', '.join(SUFFIXES)}",
+)
 """Every known task by name: built-in, registered, and (once read) installed."""
 for _task in (
-        Task("vader", "Word sentiment (VADER lexicon, 10 raters, -4..4)",
-             PromptTemplate("Rate the feeling an English word carries, from {lo} (extremely negative) through "
-                            "the middle (neutral) to {hi} (extremely positive). " + NUMBER_ASK + "\nWord: {word}"),
-             (-4.0, 4.0), 9, "the vaderSentiment package (vader_lexicon.txt)", load_vader, False),
-        Task("simlex", "Word-pair similarity (SimLex-999, 0..10)",
-             PromptTemplate("Rate how similar in meaning two English words are, from {lo} (completely "
-                            "unrelated) to {hi} (the same meaning). " + NUMBER_ASK + "\nWords: {word1}, {word2}"),
-             (0.0, 10.0), None, "the gensim package (test/test_data/simlex999.txt)", load_simlex, False),
-        Task("mtqe", "MT quality estimation (MLQE-PE direct assessments, 0..100)",
-             PromptTemplate("Rate the quality of a machine translation: how well it keeps the meaning of the "
-                            "source and how naturally it reads, from {lo} (useless) to {hi} (perfect). " + NUMBER_ASK
-                            + "\n{source_lang} source: {source}\n{target_lang} translation: {translation}"),
-             (0.0, 100.0), None, "github.com/sheffieldnlp/mlqe-pe (data/direct-assessments)", load_mtqe, True,
-             "mlqe-pe"),
-        Task("lcp", "Lexical complexity (CompLex, SemEval-2021 task 1, 0..1)",
-             PromptTemplate("Rate how hard a word is to understand in the sentence it appears in, from {lo} "
-                            "(very easy) to {hi} (very difficult). " + NUMBER_ASK
-                            + "\nSentence: {sentence}\nWord: {token}"),
-             (0.0, 1.0), 5, "github.com/MMU-TDMLab/CompLex", load_lcp, True, "complex"),
-        Task("stsb", "Semantic textual similarity (STS benchmark, 0..5)",
-             PromptTemplate("Rate how close in meaning two sentences are, from {lo} (unrelated) to {hi} "
-                            "(equivalent). " + NUMBER_ASK + "\nSentence A: {sentence1}\nSentence B: {sentence2}"),
-             (0.0, 5.0), 6, "github.com/PhilipMay/stsb-multi-mt (English originals)", load_stsb, True, "stsb"),
-        Task("gecqe", "Grammatical error correction quality (TMU-GFM, 0..4)",
-             PromptTemplate("A grammatical error correction system rewrote a learner's sentence. Rate how "
-                            "grammatical the rewritten sentence is, from {lo} (full of errors) to {hi} "
-                            "(flawless). " + NUMBER_ASK + "\nLearner: {source}\nRewritten: {correction}"),
-             (0.0, 4.0), 5, "github.com/tmu-nlp/TMU-GFM-Dataset", load_gecqe, True, "tmu-gfm"),
+    Task(
+        "vader",
+        "Word sentiment (VADER lexicon, 10 raters, -4..4)",
+        PromptTemplate(
+            "Rate the feeling an English word carries, from {lo} (extremely negative) through "
+            "the middle (neutral) to {hi} (extremely positive). " + NUMBER_ASK + "\nWord: {word}"
+        ),
+        (-4.0, 4.0),
+        9,
+        "the vaderSentiment package (vader_lexicon.txt)",
+        load_vader,
+        False,
+    ),
+    Task(
+        "simlex",
+        "Word-pair similarity (SimLex-999, 0..10)",
+        PromptTemplate(
+            "Rate how similar in meaning two English words are, from {lo} (completely "
+            "unrelated) to {hi} (the same meaning). " + NUMBER_ASK + "\nWords: {word1}, {word2}"
+        ),
+        (0.0, 10.0),
+        None,
+        "the gensim package (test/test_data/simlex999.txt)",
+        load_simlex,
+        False,
+    ),
+    Task(
+        "mtqe",
+        "MT quality estimation (MLQE-PE direct assessments, 0..100)",
+        PromptTemplate(
+            "Rate the quality of a machine translation: how well it keeps the meaning of the "
+            "source and how naturally it reads, from {lo} (useless) to {hi} (perfect). "
+            + NUMBER_ASK
+            + "\n{source_lang} source: {source}\n{target_lang} translation: {translation}"
+        ),
+        (0.0, 100.0),
+        None,
+        "github.com/sheffieldnlp/mlqe-pe (data/direct-assessments)",
+        load_mtqe,
+        True,
+        "mlqe-pe",
+    ),
+    Task(
+        "lcp",
+        "Lexical complexity (CompLex, SemEval-2021 task 1, 0..1)",
+        PromptTemplate(
+            "Rate how hard a word is to understand in the sentence it appears in, from {lo} "
+            "(very easy) to {hi} (very difficult). " + NUMBER_ASK + "\nSentence: {sentence}\nWord: {token}"
+        ),
+        (0.0, 1.0),
+        5,
+        "github.com/MMU-TDMLab/CompLex",
+        load_lcp,
+        True,
+        "complex",
+    ),
+    Task(
+        "stsb",
+        "Semantic textual similarity (STS benchmark, 0..5)",
+        PromptTemplate(
+            "Rate how close in meaning two sentences are, from {lo} (unrelated) to {hi} "
+            "(equivalent). " + NUMBER_ASK + "\nSentence A: {sentence1}\nSentence B: {sentence2}"
+        ),
+        (0.0, 5.0),
+        6,
+        "github.com/PhilipMay/stsb-multi-mt (English originals)",
+        load_stsb,
+        True,
+        "stsb",
+    ),
+    Task(
+        "gecqe",
+        "Grammatical error correction quality (TMU-GFM, 0..4)",
+        PromptTemplate(
+            "A grammatical error correction system rewrote a learner's sentence. Rate how "
+            "grammatical the rewritten sentence is, from {lo} (full of errors) to {hi} "
+            "(flawless). " + NUMBER_ASK + "\nLearner: {source}\nRewritten: {correction}"
+        ),
+        (0.0, 4.0),
+        5,
+        "github.com/tmu-nlp/TMU-GFM-Dataset",
+        load_gecqe,
+        True,
+        "tmu-gfm",
+    ),
 ):
     TASKS.register(_task.name, _task)
 
 
-def register_task(task: Task | None = None, /, *, replace: bool = False,
-                  **spec: Any) -> Task | Callable[[Loader], Loader]:
+def register_task(
+    task: Task | None = None, /, *, replace: bool = False, **spec: Any
+) -> Task | Callable[[Loader], Loader]:
     """Add a task to the registry, by its name, for YAML and the CLI. Called with a
     :class:`Task`, registers it; called with the Task's fields instead (``name``,
     ``template``, ``human_range``, ...), decorates its loader (``loader(path, **options)``
@@ -267,14 +369,33 @@ def register_task(task: Task | None = None, /, *, replace: bool = False,
     return TASKS.register(task.name, task, replace=replace)
 
 
-def _decorator(name: str, *, template: str, human_range: tuple[float, float], description: str = "",
-               source: str = "", needs_path: bool = False, system: str | None = None,
-               answer_prefix: str | None = None, human_levels: int | None = None,
-               replace: bool = False) -> Callable[[Loader], Loader]:
+def _decorator(
+    name: str,
+    *,
+    template: str,
+    human_range: tuple[float, float],
+    description: str = "",
+    source: str = "",
+    needs_path: bool = False,
+    system: str | None = None,
+    answer_prefix: str | None = None,
+    human_levels: int | None = None,
+    replace: bool = False,
+) -> Callable[[Loader], Loader]:
     def wrap(loader: Loader) -> Loader:
-        register_task(Task(name, description or (loader.__doc__ or name).strip().splitlines()[0],
-                           PromptTemplate(template, answer_prefix, system), (human_range[0], human_range[1]),
-                           human_levels, source or loader.__module__, loader, needs_path), replace=replace)
+        register_task(
+            Task(
+                name,
+                description or (loader.__doc__ or name).strip().splitlines()[0],
+                PromptTemplate(template, answer_prefix, system),
+                (human_range[0], human_range[1]),
+                human_levels,
+                source or loader.__module__,
+                loader,
+                needs_path,
+            ),
+            replace=replace,
+        )
         return loader
 
     return wrap
@@ -298,8 +419,9 @@ def get_task(name: str) -> Task:
     return TASKS.find(name)
 
 
-HumanRange = Annotated[tuple[float, float] | None,
-                       BeforeValidator(lambda v: parse_range(v) if isinstance(v, str) else v)]
+HumanRange = Annotated[
+    tuple[float, float] | None, BeforeValidator(lambda v: parse_range(v) if isinstance(v, str) else v)
+]
 
 
 def parse_range(text: str, what: str = "human range") -> tuple[float, float]:
@@ -358,27 +480,35 @@ class TaskConfig(BaseModel):
             self.name = self.task.name
             given.append("name")
         if len(given) != 1:
-            raise ValueError("give a task as exactly one of name (a registered task), file (a data file) or "
-                             f"dataset (a Dataset object); got {' and '.join(given) or 'none'}")
+            raise ValueError(
+                "give a task as exactly one of name (a registered task), file (a data file) or "
+                f"dataset (a Dataset object); got {' and '.join(given) or 'none'}"
+            )
         if self.file == "":
             raise ValueError("file is empty: give the data file's path")
         if self.dataset is not None:
             if used := [k for k in (*FILE_KEYS, "n", "seed", "path") if getattr(self, k) is not None]:
-                raise ValueError(f"{', '.join(used)} do not apply to a Dataset object (it is already loaded); "
-                                 "pass them to numbias.load_file instead")
+                raise ValueError(
+                    f"{', '.join(used)} do not apply to a Dataset object (it is already loaded); "
+                    "pass them to numbias.load_file instead"
+                )
         elif self.name is not None:
             if used := [k for k in FILE_KEYS if getattr(self, k) is not None]:
-                raise ValueError(f"{', '.join(used)} apply to data files (file: ...), not to the registered task "
-                                 f"{self.name!r}")
+                raise ValueError(
+                    f"{', '.join(used)} apply to data files (file: ...), not to the registered task {self.name!r}"
+                )
         elif self.path is not None or self.options:
-            raise ValueError("path and options apply to registered tasks; a data file takes file, human, "
-                             "human_range, id, ratings, group, system_column, n, seed")
+            raise ValueError(
+                "path and options apply to registered tasks; a data file takes file, human, "
+                "human_range, id, ratings, group, system_column, n, seed"
+            )
         used = [k for k in ("human_range", "ratings") if getattr(self, k) is not None]
         if self.file is not None and self.human is None and used:
             raise ValueError(f"{', '.join(used)} need the human-score column: give human too")
         if self.file is not None and self.template is None:
-            raise ValueError(f"data file {self.file} needs a template (text with {{column}} placeholders, or "
-                             "@path to a rubric file)")
+            raise ValueError(
+                f"data file {self.file} needs a template (text with {{column}} placeholders, or @path to a rubric file)"
+            )
         if self.dataset is not None and self.template is None:
             raise ValueError(f"Dataset {self.dataset.name!r} needs a template")
         return self
@@ -428,8 +558,10 @@ def _template(tc: TaskConfig, base: PromptTemplate | None, where: str) -> Prompt
     if "" in fields:
         raise NumbiasError(f"{where}: the template has an unnamed {{}} placeholder; name every field")
     if not fields - SCALE_FIELDS:
-        raise NumbiasError(f"{where}: the template uses no item field, so every item would get the same prompt "
-                           "(add a {column} placeholder)")
+        raise NumbiasError(
+            f"{where}: the template uses no item field, so every item would get the same prompt "
+            "(add a {column} placeholder)"
+        )
     return template
 
 
@@ -445,10 +577,19 @@ def prepare(tc: TaskConfig) -> PreparedTask:
         template = _template(tc, spec.template, f"task {spec.name!r}")
     elif tc.file is not None:  # tc.kind == "file"
         template = _template(tc, None, f"data file {tc.file}")
-        data = load_file(tc.file, fields=sorted(template.fields - SCALE_FIELDS), human=tc.human,
-                         human_range=tc.human_range, id=tc.id, ratings=tc.ratings, group=tc.group,
-                         system_column=tc.system_column,
-                         name=tc.label, n=tc.n, seed=tc.seed or 0)
+        data = load_file(
+            tc.file,
+            fields=sorted(template.fields - SCALE_FIELDS),
+            human=tc.human,
+            human_range=tc.human_range,
+            id=tc.id,
+            ratings=tc.ratings,
+            group=tc.group,
+            system_column=tc.system_column,
+            name=tc.label,
+            n=tc.n,
+            seed=tc.seed or 0,
+        )
     else:
         data = tc.dataset  # type: ignore[assignment]
         template = _template(tc, None, f"data set {data.name!r}")
@@ -457,8 +598,10 @@ def prepare(tc: TaskConfig) -> PreparedTask:
     except NumbiasError as exc:
         raise NumbiasError(f"{tc.file or tc.name or data.name}: {exc}") from None
     if tc.truncate is not None and tc.truncate not in template.fields - SCALE_FIELDS:
-        raise NumbiasError(f"truncate: {tc.truncate!r} is not a field of the template (fields: "
-                           f"{', '.join(sorted(template.fields - SCALE_FIELDS))})")
+        raise NumbiasError(
+            f"truncate: {tc.truncate!r} is not a field of the template (fields: "
+            f"{', '.join(sorted(template.fields - SCALE_FIELDS))})"
+        )
     return PreparedTask(tc.label or data.name, data, template, tc.truncate)
 
 
@@ -469,8 +612,10 @@ def prepare_tasks(configs: Sequence[TaskConfig], *, labelled: bool) -> list[Prep
     if labelled:
         for task in tasks:
             if not task.data.labelled:
-                raise NumbiasError(f"{task.data.source or task.label}: no human scores (give the human column with "
-                                   "--human / human:); to score unlabelled items use numbias score")
+                raise NumbiasError(
+                    f"{task.data.source or task.label}: no human scores (give the human column with "
+                    "--human / human:); to score unlabelled items use numbias score"
+                )
     labels = [t.label for t in tasks]
     if dupes := sorted({x for x in labels if labels.count(x) > 1}):
         raise NumbiasError(f"two tasks share the label {dupes[0]!r}: give each a distinct label")

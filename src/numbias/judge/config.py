@@ -50,8 +50,12 @@ class JudgeConfig(BaseModel):
     def _trained_on_transformers(cls, data: Any) -> Any:
         """A stage trained by ``numbias train`` is a Hugging Face checkpoint: unless a
         backend is named, it is judged on transformers."""
-        if isinstance(data, dict) and "backend" not in data and isinstance(data.get("model"), str) \
-                and trained_stage(data["model"]) is not None:
+        if (
+            isinstance(data, dict)
+            and "backend" not in data
+            and isinstance(data.get("model"), str)
+            and trained_stage(data["model"]) is not None
+        ):
             return {**data, "backend": "transformers"}
         return data
 
@@ -66,8 +70,9 @@ class JudgeConfig(BaseModel):
     @classmethod
     def _a_backend(cls, value: Any) -> Any:
         if value is not None and not isinstance(value, Backend):
-            raise ValueError(f"instance must be a backend object (the numbias.Backend protocol), got "
-                             f"{type(value).__name__}")
+            raise ValueError(
+                f"instance must be a backend object (the numbias.Backend protocol), got {type(value).__name__}"
+            )
         return value
 
     @property
@@ -81,9 +86,11 @@ def judge_as_data(judge: JudgeConfig, source: str) -> tuple[JudgeConfig, dict[st
     options (where requests go, which secret is read) are taken out and returned apart,
     to be shown, never used."""
     if not registered(judge.backend):
-        raise NumbiasError(f"{source}: judge {judge.name!r} names backend {judge.backend!r}, which is not a "
-                           "registered backend; a file read back may name only registered ones (built-in, "
-                           "numbias.register_backend, or a numbias.backends entry point), never module:attr code")
+        raise NumbiasError(
+            f"{source}: judge {judge.name!r} names backend {judge.backend!r}, which is not a "
+            "registered backend; a file read back may name only registered ones (built-in, "
+            "numbias.register_backend, or a numbias.backends entry point), never module:attr code"
+        )
     routing = {k: v for k, v in judge.options.items() if is_routing(k)}
     options = {k: v for k, v in judge.options.items() if not is_routing(k)}
     return judge.model_copy(update={"options": options}), routing
@@ -111,8 +118,7 @@ def _judge_ref(value: Any) -> Any:
     if isinstance(value, (dict, JudgeConfig)):
         return value
     if isinstance(value, Backend):
-        return {"model": str(value.identity.get("model", type(value).__name__)), "backend": "object",
-                "instance": value}
+        return {"model": str(value.identity.get("model", type(value).__name__)), "backend": "object", "instance": value}
     return value
 
 
@@ -123,8 +129,7 @@ def task_ref(value: Any) -> Any:
     if isinstance(value, Task):
         return {"task": value}
     if isinstance(value, Dataset):
-        raise ValueError(f"a Dataset needs a template: give {{'dataset': data, 'template': '...'}} for "
-                         f"{value.name!r}")
+        raise ValueError(f"a Dataset needs a template: give {{'dataset': data, 'template': '...'}} for {value.name!r}")
     return value
 
 
@@ -232,8 +237,12 @@ class _StrictLoader(yaml.SafeLoader):
     def compose_document(self) -> Any:
         node = super().compose_document()
         if node is not None and _expanded(node, {}) > YAML_MAX_VALUES:
-            raise yaml.MarkedYAMLError(None, None, f"its aliases (*name) expand to more than {YAML_MAX_VALUES:,} "
-                                       "values; write the values out", node.start_mark)
+            raise yaml.MarkedYAMLError(
+                None,
+                None,
+                f"its aliases (*name) expand to more than {YAML_MAX_VALUES:,} values; write the values out",
+                node.start_mark,
+            )
         return node
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
@@ -321,8 +330,9 @@ class RunConfig(Settings):
     """
 
     model_config = ConfigDict(extra="forbid")
-    judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
-                                                                           options={"prune": DEFAULT_PRUNE})])
+    judges: JudgeList = Field(
+        default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE, options={"prune": DEFAULT_PRUNE})]
+    )
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader")])
     scales: ScaleList = Field(default_factory=lambda: [PAPER_SCALE, "1-5", "1-10"])
     rules: RuleList = Field(default_factory=lambda: list(DEFAULT_RULES))

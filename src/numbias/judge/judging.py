@@ -62,8 +62,10 @@ class Judge:
             self._backend: Backend | None = config.instance
             self.identity = {"chat": bool(getattr(config.instance, "chat", True)), **config.instance.identity}
         elif _STORE_ONLY.get() and starts_to_describe(config.backend):
-            self.identity, self._backend = {"backend": config.backend, "model": config.model,
-                                            "chat": config.options.get("chat") is not False}, None
+            self.identity, self._backend = (
+                {"backend": config.backend, "model": config.model, "chat": config.options.get("chat") is not False},
+                None,
+            )
         else:
             self.identity, self._backend = describe_backend(config.backend, config.model, config.options)
         self.chat = bool(self.identity["chat"])
@@ -72,14 +74,20 @@ class Judge:
     def partial(self) -> bool:
         """Whether the identity is only what is known without starting the backend (a
         report rebuilt from the store): the stored reading is then looked up, not keyed."""
-        return self._backend is None and _STORE_ONLY.get() and self.config.instance is None \
+        return (
+            self._backend is None
+            and _STORE_ONLY.get()
+            and self.config.instance is None
             and starts_to_describe(self.config.backend)
+        )
 
     @property
     def backend(self) -> Backend:
         if self._backend is None and _STORE_ONLY.get():
-            raise NumbiasError(f"judge {self.config.name}: a report is rebuilt from the store alone and starts no "
-                               "backend; run the study's command to compute what it lacks")
+            raise NumbiasError(
+                f"judge {self.config.name}: a report is rebuilt from the store alone and starts no "
+                "backend; run the study's command to compute what it lacks"
+            )
         if self._backend is None:
             self._backend = create_backend(self.config.backend, model=self.config.model, **self._options())
         return self._backend
@@ -95,8 +103,13 @@ class Judge:
         judge given as an object is always scored here."""
         if self.config.instance is not None:
             return None
-        return plan(self.backend, backend_factory(self.config.backend), {"model": self.config.model,
-                    **self._options()}, self.workers, n_items)
+        return plan(
+            self.backend,
+            backend_factory(self.config.backend),
+            {"model": self.config.model, **self._options()},
+            self.workers,
+            n_items,
+        )
 
 
 @dataclass
@@ -124,9 +137,11 @@ class ScoredSet:
             try:
                 dists = self.at(self.protocol_temperature)
             except NumbiasError as exc:
-                raise NumbiasError(f"judge {self.judge}: the protocol rule reads distributions at the sampling "
-                                   f"temperature, which this backend did not provide ({exc}); use rules "
-                                   "greedy/expected/median or mode 'sampled'") from None
+                raise NumbiasError(
+                    f"judge {self.judge}: the protocol rule reads distributions at the sampling "
+                    f"temperature, which this backend did not provide ({exc}); use rules "
+                    "greedy/expected/median or mode 'sampled'"
+                ) from None
         probs, rest = stack(dists)
         return item_scores(probs, rest, self.scale, cast(Rule, rule))  # item_scores rejects an unknown rule
 
@@ -137,8 +152,15 @@ def setting_identity(judge: Judge, template: PromptTemplate, scale: ScoreScale, 
     differs from the collection's, so top-k readings never pass for exact ones."""
     own = judge.identity.get("mode")
     kept = {"backend_mode": own} if own is not None and own != mode.get("mode") else {}
-    return {**judge.identity, "template": template.text, "system": template.system,
-            "answer_prefix": template.prefix(judge.chat), "scale": str(scale), **mode, **kept}
+    return {
+        **judge.identity,
+        "template": template.text,
+        "system": template.system,
+        "answer_prefix": template.prefix(judge.chat),
+        "scale": str(scale),
+        **mode,
+        **kept,
+    }
 
 
 def collect(
@@ -171,13 +193,25 @@ def collect(
     done = store.done(key, slots)
     todo = [i for i, slot in enumerate(slots) if slot not in done]
     if todo and _STORE_ONLY.get():
-        raise NumbiasError(f"the store lacks {len(todo)} of {len(slots)} item(s) of {task_name} for judge "
-                           f"{judge.config.name} at {scale} ({mode['mode']}); run the command again to score them")
+        raise NumbiasError(
+            f"the store lacks {len(todo)} of {len(slots)} item(s) of {task_name} for judge "
+            f"{judge.config.name} at {scale} ({mode['mode']}); run the command again to score them"
+        )
     if todo:
         backend = judge.backend
         reserve = max(int(mode.get("max_tokens", scale.width + 1)) + 1, answer_room(backend, scale))
-        asked, cuts = fit_context(backend, template, scale, judge.chat, [records[i] for i in todo],
-                                  [prompts[i] for i in todo], [ids[i] for i in todo], truncate, reserve, task_name)
+        asked, cuts = fit_context(
+            backend,
+            template,
+            scale,
+            judge.chat,
+            [records[i] for i in todo],
+            [prompts[i] for i in todo],
+            [ids[i] for i in todo],
+            truncate,
+            reserve,
+            task_name,
+        )
         run = scorer or partial(exact_scores, scale=scale)
         with progress(f"{judge.config.name} · {task_name} · {scale}", len(todo)) as advance:
             try:
@@ -186,12 +220,19 @@ def collect(
                 raise NumbiasError(f"item {ids[todo[exc.index]]!r} of {task_name}: {exc}") from None
     stored = store.get(key, slots)
     label = "exact" if mode["mode"] == "exact" else str(mode.get("label", "sampled"))
-    return ScoredSet(judge.config.name, task_name, scale, data, [stored[s] for s in slots], label,
-                     truncate=truncate)
+    return ScoredSet(judge.config.name, task_name, scale, data, [stored[s] for s in slots], label, truncate=truncate)
 
 
-def _store_as_scored(judge: Judge, run: Scorer, prompts: list[Prompt], cuts: list[int], store: Store, key: str,
-                     slots: list[str], advance: Callable[[int], None]) -> None:
+def _store_as_scored(
+    judge: Judge,
+    run: Scorer,
+    prompts: list[Prompt],
+    cuts: list[int],
+    store: Store,
+    key: str,
+    slots: list[str],
+    advance: Callable[[int], None],
+) -> None:
     """Each item stored as soon as it is scored (with the characters cut from it), so a
     stop keeps every item done. The results are closed on any stop here too (a full
     disk, Ctrl-C), which stops the workers at once."""
@@ -220,14 +261,25 @@ def _stored_key(judge: Judge, identity: dict[str, Any], store: Store) -> str:
     keys = store.matching(known, options)
     if len(keys) != 1:
         how = "no reading" if not keys else f"{len(keys)} readings"
-        raise NumbiasError(f"the store holds {how} of judge {judge.config.name} ({judge.config.backend}) at "
-                           f"{identity.get('scale')} with this prompt; run the study's command again to score it")
+        raise NumbiasError(
+            f"the store holds {how} of judge {judge.config.name} ({judge.config.backend}) at "
+            f"{identity.get('scale')} with this prompt; run the study's command again to score it"
+        )
     return keys[0]
 
 
-def fit_context(backend: Backend, template: PromptTemplate, scale: ScoreScale, chat: bool,
-                records: list[dict[str, Any]], prompts: list[Prompt], ids: list[str], truncate: str | None,
-                reserve: int, task_name: str) -> tuple[list[Prompt], list[int]]:
+def fit_context(
+    backend: Backend,
+    template: PromptTemplate,
+    scale: ScoreScale,
+    chat: bool,
+    records: list[dict[str, Any]],
+    prompts: list[Prompt],
+    ids: list[str],
+    truncate: str | None,
+    reserve: int,
+    task_name: str,
+) -> tuple[list[Prompt], list[int]]:
     """Prompts that fit the judge's context with ``reserve`` tokens left for the answer,
     and the characters cut from each; checked before any item is scored."""
     budget = backend.context_length - reserve
@@ -236,14 +288,17 @@ def fit_context(backend: Backend, template: PromptTemplate, scale: ScoreScale, c
     if not over:
         return prompts, [0] * len(prompts)
     longest = max(over, key=counts.__getitem__)
-    where = (f"{len(over)} item(s) of {task_name} exceed the judge's context of {backend.context_length} tokens "
-             f"(longest: item {ids[longest]!r}, {counts[longest]} tokens)")
+    where = (
+        f"{len(over)} item(s) of {task_name} exceed the judge's context of {backend.context_length} tokens "
+        f"(longest: item {ids[longest]!r}, {counts[longest]} tokens)"
+    )
     if truncate is None:
         raise NumbiasError(f"{where}; set truncate: FIELD (--truncate FIELD) to shorten a field to fit")
     asked, cuts = list(prompts), [0] * len(prompts)
     for i in over:
-        fitted = fit_field(template, records[i], scale, chat=chat, field=truncate, count=backend.count_tokens,
-                           budget=budget)
+        fitted = fit_field(
+            template, records[i], scale, chat=chat, field=truncate, count=backend.count_tokens, budget=budget
+        )
         if fitted is None:
             raise NumbiasError(f"{where}; item {ids[i]!r} does not fit even with {truncate!r} emptied")
         asked[i], cuts[i] = fitted
@@ -262,9 +317,11 @@ def sampling_mode(sampling: SamplingConfig, scale: ScoreScale) -> tuple[dict[str
     return mode, partial(sampled_scores, sampling=sampling, scale=scale)
 
 
-def sampled_scores(backend: Backend, prompts: list[Prompt], *, sampling: SamplingConfig,
-                   scale: ScoreScale) -> Iterator[ScoreDistribution]:
+def sampled_scores(
+    backend: Backend, prompts: list[Prompt], *, sampling: SamplingConfig, scale: ScoreScale
+) -> Iterator[ScoreDistribution]:
     """The sampling protocol's answers read as distributions."""
-    for texts in backend.sample(prompts, n=sampling.n, temperature=sampling.temperature,
-                                max_tokens=sampling.max_tokens, seed=sampling.seed):
+    for texts in backend.sample(
+        prompts, n=sampling.n, temperature=sampling.temperature, max_tokens=sampling.max_tokens, seed=sampling.seed
+    ):
         yield sampled_distribution(texts, scale, sampling.temperature)

@@ -71,14 +71,19 @@ class Store:
     def _check(self) -> None:
         """Refuse a database whose tables are not the store's (reading it also tells a
         file that is no database at all)."""
-        names = [r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                 if not r[0].startswith("sqlite_")]
+        names = [
+            r[0]
+            for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not r[0].startswith("sqlite_")
+        ]
         if not names:
             return
         found = {n: [r[1] for r in self._db.execute(f"PRAGMA table_info({json.dumps(n)})")] for n in names}
         if found != TABLES:
-            raise NumbiasError(f"result store {self.path} is not a numbias store (it holds the table(s) "
-                               f"{', '.join(sorted(found))}); {RECOVER}")
+            raise NumbiasError(
+                f"result store {self.path} is not a numbias store (it holds the table(s) "
+                f"{', '.join(sorted(found))}); {RECOVER}"
+            )
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -88,8 +93,10 @@ class Store:
             with self._db:
                 yield
         except sqlite3.Error as exc:
-            raise NumbiasError(f"cannot write to the result store {self.path} ({first_line(exc)}); the items "
-                               "stored so far are kept: free space and run the same command to resume") from None
+            raise NumbiasError(
+                f"cannot write to the result store {self.path} ({first_line(exc)}); the items "
+                "stored so far are kept: free space and run the same command to resume"
+            ) from None
 
     def register(self, identity: Mapping[str, Any]) -> str:
         key = judge_key(identity)
@@ -107,8 +114,9 @@ class Store:
         keys = []
         for key, text in self._db.execute("SELECT key, identity FROM judges"):
             stored = json.loads(text)
-            if all(k in stored and stored[k] == v for k, v in want.items()) \
-                    and all(stored[k] == v for k, v in maybe.items() if k in stored):
+            if all(k in stored and stored[k] == v for k, v in want.items()) and all(
+                stored[k] == v for k, v in maybe.items() if k in stored
+            ):
                 keys.append(key)
         return keys
 

@@ -61,8 +61,14 @@ def usable_cores() -> int:
     return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
-def plan(backend: Backend, factory: Callable[..., Backend], options: dict[str, Any], workers: int | None,
-         n_items: int, cores: int | None = None) -> Shards | None:
+def plan(
+    backend: Backend,
+    factory: Callable[..., Backend],
+    options: dict[str, Any],
+    workers: int | None,
+    n_items: int,
+    cores: int | None = None,
+) -> Shards | None:
     """Worker processes for ``n_items`` missing items, or None for this process alone.
     Only an ``order_free`` backend is sharded (its answers cannot depend on its
     neighbours). The default (``workers`` None) is one process: workers are the default
@@ -108,8 +114,9 @@ def chunks(texts: Sequence[str], workers: int) -> list[range]:
     return runs
 
 
-def scored(backend: Backend, prompts: Sequence[Prompt], scorer: Scorer,
-           shards: Shards | None) -> Generator[tuple[int, ScoreDistribution], None, None]:
+def scored(
+    backend: Backend, prompts: Sequence[Prompt], scorer: Scorer, shards: Shards | None
+) -> Generator[tuple[int, ScoreDistribution], None, None]:
     """``(index, distribution)`` for every prompt, as each is scored: by ``backend`` here
     in :func:`prefix_order` (an ``order_free`` backend), else in the given order, or by
     the ``shards``' workers in runs of that order. A backend's error is an
@@ -171,8 +178,10 @@ _POOLS: dict[bytes, ProcessPoolExecutor] = {}
 """The running workers (one set at a time), kept between calls so that a judge's scales
 and tasks share one start; a different judge's shards stop them."""
 
-STOPPED = ("a scoring worker process stopped unexpectedly (killed, or out of memory?); the items stored so far "
-           "are kept: run the same command to resume (--workers 1 scores in one process)")
+STOPPED = (
+    "a scoring worker process stopped unexpectedly (killed, or out of memory?); the items stored so far "
+    "are kept: run the same command to resume (--workers 1 scores in one process)"
+)
 
 
 def _check_sendable(shards: Shards, scorer: Scorer) -> None:
@@ -184,8 +193,9 @@ def _check_sendable(shards: Shards, scorer: Scorer) -> None:
         if "__main__" in (getattr(shards.factory, "__module__", None), getattr(func, "__module__", None)):
             raise TypeError("it is defined in the main script")
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
-        raise NumbiasError(f"this judge cannot be scored in worker processes ({first_line(exc)}); set workers "
-                           "to 1") from None
+        raise NumbiasError(
+            f"this judge cannot be scored in worker processes ({first_line(exc)}); set workers to 1"
+        ) from None
 
 
 def _pool(shards: Shards) -> ProcessPoolExecutor:
@@ -194,8 +204,12 @@ def _pool(shards: Shards) -> ProcessPoolExecutor:
     key = pickle.dumps((shards.factory, shards.options, shards.workers))
     if key not in _POOLS:
         close_workers()
-        _POOLS[key] = ProcessPoolExecutor(shards.workers, mp_context=get_context("spawn"),
-                                          initializer=_start_worker, initargs=(shards.factory, shards.options))
+        _POOLS[key] = ProcessPoolExecutor(
+            shards.workers,
+            mp_context=get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(shards.factory, shards.options),
+        )
     return _POOLS[key]
 
 
@@ -227,15 +241,18 @@ def close_workers() -> None:
     _POOLS.clear()
 
 
-def _sharded(prompts: list[Prompt], order: list[int], scorer: Scorer,
-             shards: Shards) -> Iterator[tuple[int, ScoreDistribution]]:
+def _sharded(
+    prompts: list[Prompt], order: list[int], scorer: Scorer, shards: Shards
+) -> Iterator[tuple[int, ScoreDistribution]]:
     """The prompts (in scoring order) scored by the workers, run by run; any stop
     (an item's error, a dead worker, Ctrl-C, the caller giving up) stops the workers."""
     pool = _pool(shards)
     try:
         with _main_left_alone():  # the executor starts its processes as work is submitted
-            runs: dict[Future, range] = {pool.submit(_score_chunk, [prompts[i] for i in run], scorer): run
-                                         for run in chunks([_text(p) for p in prompts], shards.workers)}
+            runs: dict[Future, range] = {
+                pool.submit(_score_chunk, [prompts[i] for i in run], scorer): run
+                for run in chunks([_text(p) for p in prompts], shards.workers)
+            }
         for future in as_completed(runs):
             dists, error = future.result()
             run = runs[future]

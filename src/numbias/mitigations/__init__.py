@@ -49,20 +49,29 @@ from numbias.mitigations._score_mapping import IsotonicMapping, QuantileMapping
 from numbias.mitigations._setting import FIT, PAPER_TEMPERATURES, Fitted, Setting, SettingData, Temperature
 from numbias.mitigations._temperature import TemperatureScaling
 
-BUILT_IN_MITIGATIONS = tuple(register_mitigation(*spec).name for spec in (
-    ("none", NoMitigation, "original", False, "original"),
-    ("beta", BetaCalibration, "distribution calibration", True, "beta calibration"),
-    ("batch", BatchCalibration, "distribution calibration", False, "batch calibration"),
-    ("contextual", ContextualCalibration, "distribution calibration", False, "contextual calibration"),
-    ("isotonic", IsotonicMapping, "score mapping", True, "isotonic mapping"),
-    ("quantile", QuantileMapping, "score mapping", True, "quantile mapping"),
-    ("ridge", RidgeRegression, "distribution regression", True, "distribution regression (ridge)"),
-    ("ordinal", OrdinalRegression, "distribution regression", True, "distribution regression (ordinal)"),
-    ("weighted", EnsembleWeights, "range ensemble", True, "range ensemble (weights fitted on dev)"),
-    ("contrast", Contrast, "contrast", False, "contrast (fixed λ)"),
-    ("contrast-fit", partial(Contrast, choose="labels"), "contrast", True, "contrast (λ fitted on dev)"),
-    ("contrast-free", partial(Contrast, choose="spread"), "contrast", False, "contrast (λ label-free: widest spread)"),
-))
+BUILT_IN_MITIGATIONS = tuple(
+    register_mitigation(*spec).name
+    for spec in (
+        ("none", NoMitigation, "original", False, "original"),
+        ("beta", BetaCalibration, "distribution calibration", True, "beta calibration"),
+        ("batch", BatchCalibration, "distribution calibration", False, "batch calibration"),
+        ("contextual", ContextualCalibration, "distribution calibration", False, "contextual calibration"),
+        ("isotonic", IsotonicMapping, "score mapping", True, "isotonic mapping"),
+        ("quantile", QuantileMapping, "score mapping", True, "quantile mapping"),
+        ("ridge", RidgeRegression, "distribution regression", True, "distribution regression (ridge)"),
+        ("ordinal", OrdinalRegression, "distribution regression", True, "distribution regression (ordinal)"),
+        ("weighted", EnsembleWeights, "range ensemble", True, "range ensemble (weights fitted on dev)"),
+        ("contrast", Contrast, "contrast", False, "contrast (fixed λ)"),
+        ("contrast-fit", partial(Contrast, choose="labels"), "contrast", True, "contrast (λ fitted on dev)"),
+        (
+            "contrast-free",
+            partial(Contrast, choose="spread"),
+            "contrast",
+            False,
+            "contrast (λ label-free: widest spread)",
+        ),
+    )
+)
 """The built-in mitigations, in the order a study compares them, registered as the package loads."""
 CONTRAST_MITIGATIONS = ("contrast", "contrast-fit", "contrast-free")
 """The contrast family's variants: λ fixed, fitted on development labels, label-free."""
@@ -147,29 +156,35 @@ __all__ = [
 ]
 
 # selection reads the names above, so its own are imported on first use
-__getattr__, __dir__ = exports(__name__, {name: "selection" for name in (
-    "FITTED_TEMPERATURE_ROW",
-    "FREE_CRITERION",
-    "FREE_ROW",
-    "Honesty",
-    "LABEL_SIZES",
-    "ORACLE_ROW",
-    "PAPER_DEFAULT",
-    "PRESPECIFIED",
-    "PRESPECIFIED_ROW",
-    "RowFit",
-    "compare",
-    "cross_fitted",
-    "families",
-    "family_bests",
-    "family_row",
-    "fit_predict",
-    "free_choice",
-    "honest_selection",
-    "label_efficiency",
-    "scale_row",
-    "subset",
-    "table_rows",
-    "temperature_row",
-    "within_folds",
-)})
+__getattr__, __dir__ = exports(
+    __name__,
+    {
+        name: "selection"
+        for name in (
+            "FITTED_TEMPERATURE_ROW",
+            "FREE_CRITERION",
+            "FREE_ROW",
+            "Honesty",
+            "LABEL_SIZES",
+            "ORACLE_ROW",
+            "PAPER_DEFAULT",
+            "PRESPECIFIED",
+            "PRESPECIFIED_ROW",
+            "RowFit",
+            "compare",
+            "cross_fitted",
+            "families",
+            "family_bests",
+            "family_row",
+            "fit_predict",
+            "free_choice",
+            "honest_selection",
+            "label_efficiency",
+            "scale_row",
+            "subset",
+            "table_rows",
+            "temperature_row",
+            "within_folds",
+        )
+    },
+)

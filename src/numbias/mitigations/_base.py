@@ -145,8 +145,13 @@ class Calibrator(BaseEstimator, Stateful):
         type(self)(**{**self.get_params(deep=False), **params})
         return super().set_params(**params)
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
-            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+    def fit(
+        self,
+        distributions: Sequence[ScoreDistribution],
+        human: np.ndarray | None = None,
+        *,
+        content_free: Sequence[ScoreDistribution] | None = None,
+    ) -> Self:
         """``human``: on the judge's scale, aligned with ``distributions``;
         ``content_free``: the judge's distributions for content-free items."""
         raise NotImplementedError
@@ -159,8 +164,13 @@ class Calibrator(BaseEstimator, Stateful):
 class NoMitigation(Calibrator):
     """The rule's scores as they are: the paper's default and every unmitigated setting."""
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
-            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+    def fit(
+        self,
+        distributions: Sequence[ScoreDistribution],
+        human: np.ndarray | None = None,
+        *,
+        content_free: Sequence[ScoreDistribution] | None = None,
+    ) -> Self:
         return self
 
     def predict(self, distributions: Sequence[ScoreDistribution]) -> np.ndarray:
@@ -208,8 +218,13 @@ class ScoreMapping(Calibrator):
     (-1.0, array([2., 3., 4.]), array([3.5]))
     """
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
-            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+    def fit(
+        self,
+        distributions: Sequence[ScoreDistribution],
+        human: np.ndarray | None = None,
+        *,
+        content_free: Sequence[ScoreDistribution] | None = None,
+    ) -> Self:
         if human is None:
             raise NumbiasError(f"{type(self).__name__} needs human scores")
         return self.fit_scores(rule_scores(distributions, self.rule), np.asarray(human, dtype=float))

@@ -42,8 +42,10 @@ None reads."""
 def _pair(d: ScoreDistribution) -> ScoreDistribution:
     """An item's amateur distribution, else one line saying where it comes from."""
     if (amateur := d.meta.get(AMATEUR)) is None:
-        raise NumbiasError("a contrast needs the amateur judge's distribution of every item at the same scale "
-                           "(mitigate pairs them when given contrast: {amateur: JUDGE})")
+        raise NumbiasError(
+            "a contrast needs the amateur judge's distribution of every item at the same scale "
+            "(mitigate pairs them when given contrast: {amateur: JUDGE})"
+        )
     if amateur.scale != d.scale:
         raise NumbiasError(f"a contrast needs both judges on one scale, got {d.scale} and {amateur.scale}")
     return amateur
@@ -139,8 +141,13 @@ class Contrast(DistributionCalibrator):
 
     state_keys: ClassVar[tuple[str, ...]] = ("lam_",)
 
-    def __init__(self, rule: Rule = "expected", choose: Choice = "fixed", lam: float | None = None,
-                 lambdas: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        rule: Rule = "expected",
+        choose: Choice = "fixed",
+        lam: float | None = None,
+        lambdas: Sequence[float] | None = None,
+    ) -> None:
         super().__init__(rule)
         if choose not in CHOICES:
             raise NumbiasError(f"a contrast chooses λ by one of {', '.join(CHOICES)}, got {choose!r}")
@@ -157,8 +164,13 @@ class Contrast(DistributionCalibrator):
         lambdas = self.lambdas if self.lambdas is not None else study.get("lambdas", LAMBDAS)
         return check_lambda(lam), tuple(check_lambda(v) for v in lambdas)
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
-            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+    def fit(
+        self,
+        distributions: Sequence[ScoreDistribution],
+        human: np.ndarray | None = None,
+        *,
+        content_free: Sequence[ScoreDistribution] | None = None,
+    ) -> Self:
         lam, lambdas = self._given(distributions)
         stacked = _Stacked.of(distributions)  # every item has its amateur, on the same scale
         if self.choose == "fixed":
@@ -172,8 +184,9 @@ class Contrast(DistributionCalibrator):
         else:
             found = [_spread(stacked.scores(v, self.rule)) for v in lambdas]
         if np.isnan(found).all():
-            raise UnfittableError(f"no λ gives a defined {'Pearson r' if self.choose == 'labels' else 'spread'} "
-                                  "on the fitting items")
+            raise UnfittableError(
+                f"no λ gives a defined {'Pearson r' if self.choose == 'labels' else 'spread'} on the fitting items"
+            )
         self.lam_ = lambdas[int(np.nanargmax(found))]
         return self
 

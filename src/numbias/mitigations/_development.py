@@ -54,8 +54,14 @@ def _accuracy(pred: np.ndarray, human: np.ndarray, groups: np.ndarray | None) ->
 
 
 def dev_predictions(
-    setting: Setting, data: SettingData, human: np.ndarray | None, human_range: tuple[float, float],
-    *, folds: int = 5, seed: int = 0, groups: np.ndarray | None = None,
+    setting: Setting,
+    data: SettingData,
+    human: np.ndarray | None,
+    human_range: tuple[float, float],
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """The development items' scores as :func:`dev_score` judges them: a label-using
     setting cross-fitted (each fold predicted by a fit on the other folds; ``groups``
@@ -73,8 +79,15 @@ def dev_predictions(
 
 
 def dev_score(
-    setting: Setting, data: SettingData, human: np.ndarray | None, human_range: tuple[float, float],
-    *, criterion: Criterion = "pearson", folds: int = 5, seed: int = 0, groups: np.ndarray | None = None,
+    setting: Setting,
+    data: SettingData,
+    human: np.ndarray | None,
+    human_range: tuple[float, float],
+    *,
+    criterion: Criterion = "pearson",
+    folds: int = 5,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> float:
     """How good ``setting`` looks on the development items alone (NaN when it cannot
     be fitted there). With labels (criterion ``pearson`` or ``group_pearson``) a

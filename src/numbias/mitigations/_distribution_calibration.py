@@ -30,8 +30,10 @@ def _reweight(dists: Sequence[ScoreDistribution], weights: np.ndarray) -> list[S
     """Multiply each item's in-scale probabilities by ``weights``, keeping the item's
     in-scale mass (out-of-scale and non-numeric masses are untouched)."""
     probs = _reweighted(stack(list(dists))[0], weights)
-    return [ScoreDistribution(d.scale, p, d.below, d.above, d.other, d.n_samples, d.temperature)
-            for d, p in zip(dists, probs)]
+    return [
+        ScoreDistribution(d.scale, p, d.below, d.above, d.other, d.n_samples, d.temperature)
+        for d, p in zip(dists, probs)
+    ]
 
 
 class _Reweighting(DistributionCalibrator):
@@ -82,8 +84,13 @@ class BetaCalibration(_Reweighting):
 
     state_keys: ClassVar[tuple[str, ...]] = ("a_", "b_", "weights_")
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
-            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+    def fit(
+        self,
+        distributions: Sequence[ScoreDistribution],
+        human: np.ndarray | None = None,
+        *,
+        content_free: Sequence[ScoreDistribution] | None = None,
+    ) -> Self:
         if human is None:
             raise NumbiasError("Beta calibration needs human scores")
         scale = distributions[0].scale
@@ -128,8 +135,9 @@ class BatchCalibration(_Reweighting):
     numbias.util.errors.NumbiasError: batch calibration needs max_iter of 1 or more, got 0
     """
 
-    def __init__(self, max_iter: int = 100, tol: float = 1e-4, max_weight: float = 1e6,
-                 rule: Rule = "expected") -> None:
+    def __init__(
+        self, max_iter: int = 100, tol: float = 1e-4, max_weight: float = 1e6, rule: Rule = "expected"
+    ) -> None:
         check_number("batch calibration", "max_iter", max_iter, 1, integer=True)
         check_number("batch calibration", "tol", tol, 0)
         check_number("batch calibration", "max_weight", max_weight, 1)
@@ -139,8 +147,13 @@ class BatchCalibration(_Reweighting):
         self.max_weight = max_weight
         self.rule = rule
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
-            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+    def fit(
+        self,
+        distributions: Sequence[ScoreDistribution],
+        human: np.ndarray | None = None,
+        *,
+        content_free: Sequence[ScoreDistribution] | None = None,
+    ) -> Self:
         p = in_scale(distributions)
         self.marginal_ = p.mean(axis=0)
         support = self.marginal_ > EPS
@@ -153,8 +166,9 @@ class BatchCalibration(_Reweighting):
             if np.abs(m[support] - 1 / support.sum()).max() < self.tol:
                 self.converged_ = True
                 break
-            weights[support] = np.clip(weights[support] / np.maximum(m[support], EPS), 1 / self.max_weight,
-                                       self.max_weight)
+            weights[support] = np.clip(
+                weights[support] / np.maximum(m[support], EPS), 1 / self.max_weight, self.max_weight
+            )
             weights /= weights.max()
         self.weights_ = weights
         return self
@@ -180,8 +194,13 @@ class ContextualCalibration(_Reweighting):
         self.max_weight = max_weight
         self.rule = rule
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
-            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+    def fit(
+        self,
+        distributions: Sequence[ScoreDistribution],
+        human: np.ndarray | None = None,
+        *,
+        content_free: Sequence[ScoreDistribution] | None = None,
+    ) -> Self:
         if not content_free:
             raise NumbiasError("contextual calibration needs the judge's distributions for content-free items")
         self.prior_ = in_scale(content_free).mean(axis=0)

@@ -63,8 +63,13 @@ class DistributionRegression(Calibrator):
     scale_: np.ndarray
     uses_rule: ClassVar[bool] = False
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
-            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+    def fit(
+        self,
+        distributions: Sequence[ScoreDistribution],
+        human: np.ndarray | None = None,
+        *,
+        content_free: Sequence[ScoreDistribution] | None = None,
+    ) -> Self:
         if human is None:
             raise NumbiasError(f"{type(self).__name__} needs human scores")
         x, y = _features(distributions), np.asarray(human, dtype=float)
@@ -109,7 +114,7 @@ class RidgeRegression(DistributionRegression):
 
 def _thresholds(w: np.ndarray, n_features: int) -> np.ndarray:
     """Increasing cut-points from unconstrained parameters: the first, then log-gaps."""
-    return w[n_features] + np.concatenate([[0.0], np.cumsum(np.exp(w[n_features + 1:]))])
+    return w[n_features] + np.concatenate([[0.0], np.cumsum(np.exp(w[n_features + 1 :]))])
 
 
 def _level_probs(eta: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -118,8 +123,9 @@ def _level_probs(eta: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.diff(cdf, axis=1, prepend=0.0, append=1.0)
 
 
-def _ordinal_loss(w: np.ndarray, x: np.ndarray, codes: np.ndarray, n_levels: int,
-                  alpha: float) -> tuple[float, np.ndarray]:
+def _ordinal_loss(
+    w: np.ndarray, x: np.ndarray, codes: np.ndarray, n_levels: int, alpha: float
+) -> tuple[float, np.ndarray]:
     """Mean negative log-likelihood plus ``alpha``/2 ‖β‖², and its gradient (for L-BFGS)."""
     n, p = x.shape
     beta, theta = w[:p], _thresholds(w, p)
@@ -131,21 +137,28 @@ def _ordinal_loss(w: np.ndarray, x: np.ndarray, codes: np.ndarray, n_levels: int
     g_up = expit(upper) * expit(-upper) / prob
     g_low = -expit(lower) * expit(-lower) / prob
     g_theta = -(np.bincount(codes, g_up, n_levels)[:-1] + np.bincount(codes, g_low, n_levels)[1:])
-    grad = np.concatenate([x.T @ (g_up + g_low) + n * alpha * beta, [g_theta.sum()],
-                           np.exp(w[p + 1:]) * np.cumsum(g_theta[::-1])[::-1][1:]])
+    grad = np.concatenate(
+        [
+            x.T @ (g_up + g_low) + n * alpha * beta,
+            [g_theta.sum()],
+            np.exp(w[p + 1 :]) * np.cumsum(g_theta[::-1])[::-1][1:],
+        ]
+    )
     return float(-np.log(prob).sum() / n + 0.5 * alpha * beta @ beta), grad / n
 
 
-def _fit_ordinal(x: np.ndarray, codes: np.ndarray, n_levels: int, alpha: float,
-                 start: np.ndarray | None = None) -> np.ndarray:
+def _fit_ordinal(
+    x: np.ndarray, codes: np.ndarray, n_levels: int, alpha: float, start: np.ndarray | None = None
+) -> np.ndarray:
     """The penalised maximum-likelihood parameters (β, then the cut-points' parameters),
     from ``start`` or from no slope and the levels' cumulative shares."""
     if start is None:
         share = np.cumsum(np.bincount(codes, minlength=n_levels))[:-1] / len(codes)
         theta = logit(np.clip(share, 1e-3, 1 - 1e-3))
         start = np.concatenate([np.zeros(x.shape[1]), theta[:1], np.log(np.maximum(np.diff(theta), 1e-3))])
-    return optimize.minimize(_ordinal_loss, start, args=(x, codes, n_levels, alpha), jac=True,
-                             method="L-BFGS-B", options={"ftol": 1e-7}).x  # a mean log-loss: 1e-7 is plenty
+    return optimize.minimize(
+        _ordinal_loss, start, args=(x, codes, n_levels, alpha), jac=True, method="L-BFGS-B", options={"ftol": 1e-7}
+    ).x  # a mean log-loss: 1e-7 is plenty
 
 
 class OrdinalRegression(DistributionRegression):
@@ -169,7 +182,7 @@ class OrdinalRegression(DistributionRegression):
         with threadpool_limits(1, user_api="blas"):  # L-BFGS's small products: threads only cost (15x)
             self.alpha_ = self._cross_validate(x, y, codes)
             w = _fit_ordinal(x, codes, len(self.levels_), self.alpha_)
-        self.coef_, self.thresholds_ = w[:x.shape[1]], _thresholds(w, x.shape[1])
+        self.coef_, self.thresholds_ = w[: x.shape[1]], _thresholds(w, x.shape[1])
         return self
 
     def _cross_validate(self, x: np.ndarray, y: np.ndarray, codes: np.ndarray) -> float:
@@ -181,7 +194,7 @@ class OrdinalRegression(DistributionRegression):
             w = None
             for j, alpha in enumerate(alphas):
                 w = _fit_ordinal(x[train], codes[train], len(self.levels_), alpha, w)
-                pred = _level_probs(x[held] @ w[:x.shape[1]], _thresholds(w, x.shape[1])) @ self.levels_
+                pred = _level_probs(x[held] @ w[: x.shape[1]], _thresholds(w, x.shape[1])) @ self.levels_
                 errors[j] += np.sum((pred - y[held]) ** 2)
         return float(alphas[np.argmin(errors)])
 

@@ -33,8 +33,13 @@ class EnsembleWeights(Calibrator):
 
     state_keys: ClassVar[tuple[str, ...]] = ("weights_",)
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
-            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+    def fit(
+        self,
+        distributions: Sequence[ScoreDistribution],
+        human: np.ndarray | None = None,
+        *,
+        content_free: Sequence[ScoreDistribution] | None = None,
+    ) -> Self:
         units = _part_units(distributions, self.rule)
         if human is None:
             raise UnfittableError("weights over scales are fitted on human scores")

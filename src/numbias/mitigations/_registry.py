@@ -50,19 +50,29 @@ class MitigationSpec:
             factory = import_ref(factory, f"mitigation {self.name!r}")
         calibrator = factory()
         if not isinstance(calibrator, Calibrator) or "rule" not in calibrator.get_params():
-            raise NumbiasError(f"mitigation {self.name!r}: its factory gave {type(calibrator).__name__}, "
-                               "not a numbias Calibrator with a rule parameter")
+            raise NumbiasError(
+                f"mitigation {self.name!r}: its factory gave {type(calibrator).__name__}, "
+                "not a numbias Calibrator with a rule parameter"
+            )
         return calibrator
 
 
-MITIGATION_REGISTRY: Registry[MitigationSpec] = Registry("mitigation", ENTRY_POINTS, of=MitigationSpec,
-                                                         describe=lambda spec: origin(spec.factory))
+MITIGATION_REGISTRY: Registry[MitigationSpec] = Registry(
+    "mitigation", ENTRY_POINTS, of=MitigationSpec, describe=lambda spec: origin(spec.factory)
+)
 """Every known mitigation by name: built-in (registered by ``numbias.mitigations`` as it
 loads), registered, and (once read) installed."""
 
 
-def register_mitigation(name: str, factory: Callable[..., Calibrator] | str, family: str, needs_labels: bool,
-                        title: str | None = None, *, replace: bool = False) -> MitigationSpec:
+def register_mitigation(
+    name: str,
+    factory: Callable[..., Calibrator] | str,
+    family: str,
+    needs_labels: bool,
+    title: str | None = None,
+    *,
+    replace: bool = False,
+) -> MitigationSpec:
     """Add a mitigation by name, for configs, selection and saved judges. ``factory``
     builds a :class:`Calibrator` with no arguments (a class, or ``"module:attr"``);
     ``title`` is its row in the paper-style table (default: the name).
@@ -79,8 +89,9 @@ def register_mitigation(name: str, factory: Callable[..., Calibrator] | str, fam
     ...
     numbias.util.errors.NumbiasError: a mitigation named 'isotonic' is already registered ...
     """
-    return MITIGATION_REGISTRY.register(name, MitigationSpec(name, factory, family, needs_labels, title or ""),
-                                        replace=replace)
+    return MITIGATION_REGISTRY.register(
+        name, MitigationSpec(name, factory, family, needs_labels, title or ""), replace=replace
+    )
 
 
 def all_mitigations() -> dict[str, MitigationSpec]:

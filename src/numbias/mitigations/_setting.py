@@ -96,8 +96,9 @@ class Fitted(Stateful):
 
     state_keys: ClassVar[tuple[str, ...]] = ("temperature_", "params", "calibrator")
 
-    def __init__(self, setting: Setting, temperature: float = float("nan"),
-                 calibrator: Calibrator | None = None) -> None:
+    def __init__(
+        self, setting: Setting, temperature: float = float("nan"), calibrator: Calibrator | None = None
+    ) -> None:
         self.setting = setting
         self.temperature_ = temperature
         self.calibrator = calibrator if calibrator is not None else get_mitigation(setting.mitigation).make()
@@ -128,8 +129,9 @@ class Fitted(Stateful):
         try:
             json.dumps(params, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise NumbiasError(f"setting {self.setting.label}: calibrator parameters cannot be saved as JSON: "
-                               f"{first_line(exc)}") from None
+            raise NumbiasError(
+                f"setting {self.setting.label}: calibrator parameters cannot be saved as JSON: {first_line(exc)}"
+            ) from None
         return {"temperature_": self.temperature_, "params": params, "calibrator": self.calibrator.get_state()}
 
     def set_state(self, state: dict[str, Any]) -> Self:

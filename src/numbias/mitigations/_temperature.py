@@ -53,8 +53,13 @@ class TemperatureScaling(DistributionCalibrator):
         self.criterion = criterion
         self.rule = rule
 
-    def fit(self, distributions: Sequence[ScoreDistribution], human: np.ndarray | None = None, *,
-            content_free: Sequence[ScoreDistribution] | None = None) -> Self:
+    def fit(
+        self,
+        distributions: Sequence[ScoreDistribution],
+        human: np.ndarray | None = None,
+        *,
+        content_free: Sequence[ScoreDistribution] | None = None,
+    ) -> Self:
         if human is None:
             raise NumbiasError("fitting a temperature needs human scores")
         human = np.asarray(human, dtype=float)

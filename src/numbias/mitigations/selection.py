@@ -109,8 +109,13 @@ def families(candidates: list[Setting]) -> dict[str, Callable[[Setting], bool]]:
     ensembles = {c.scale for c in candidates if ENSEMBLE_JOIN in c.scale} - formats
     specs = {m: get_mitigation(m) for m in dict.fromkeys(c.mitigation for c in candidates)}
     present = {spec.family for m, spec in specs.items() if m != "none"} - {"range ensemble"}
-    named = [f for f in dict.fromkeys([*(get_mitigation(m).family for m in BUILT_IN_MITIGATIONS),
-                                       *(spec.family for spec in specs.values())]) if f in present]
+    named = [
+        f
+        for f in dict.fromkeys(
+            [*(get_mitigation(m).family for m in BUILT_IN_MITIGATIONS), *(spec.family for spec in specs.values())]
+        )
+        if f in present
+    ]
 
     def in_family(family: str) -> Callable[[Setting], bool]:
         return lambda c: c.scale == d.scale and specs[c.mitigation].family == family
@@ -118,14 +123,19 @@ def families(candidates: list[Setting]) -> dict[str, Callable[[Setting], bool]]:
     members: dict[str, Callable[[Setting], bool]] = {
         "temperature": lambda c: c.scale == d.scale and c.mitigation == "none",
         **{f: in_family(f) for f in named},
-        "score range": lambda c: c.mitigation == "none" and c.temperature == d.temperature
-        and ENSEMBLE_JOIN not in c.scale and c.scale not in formats,
+        "score range": lambda c: (
+            c.mitigation == "none"
+            and c.temperature == d.temperature
+            and ENSEMBLE_JOIN not in c.scale
+            and c.scale not in formats
+        ),
     }
     if formats:
         members["format"] = lambda c: c.scale in formats and c.mitigation == "none" and c.temperature == d.temperature
     if ensembles:
-        members["range ensemble"] = lambda c: c.scale in ensembles and \
-            specs[c.mitigation].family in ("original", "range ensemble")
+        members["range ensemble"] = lambda c: (
+            c.scale in ensembles and specs[c.mitigation].family in ("original", "range ensemble")
+        )
     return members
 
 
@@ -139,8 +149,9 @@ def family_bests(candidates: list[Setting], scores: dict[Setting, float]) -> dic
     return bests
 
 
-def table_rows(candidates: list[Setting], dev_scores: dict[Setting, float], chosen: Setting,
-               free: Setting | None = None) -> list[tuple[str, str, Setting]]:
+def table_rows(
+    candidates: list[Setting], dev_scores: dict[Setting, float], chosen: Setting, free: Setting | None = None
+) -> list[tuple[str, str, Setting]]:
     """(row label, family, setting) of the paper-style table: the paper's default and
     the pre-specified rule; each mitigation changes one thing about the default (one
     that needs a range ensemble is applied to the first ensemble), each scale and range
@@ -150,18 +161,25 @@ def table_rows(candidates: list[Setting], dev_scores: dict[Setting, float], chos
     scored = {c for c in candidates if not np.isnan(dev_scores.get(c, np.nan))}
     scales = list(dict.fromkeys(c.scale for c in candidates))
     ensembles = [s for s in scales if ENSEMBLE_JOIN in s]
-    scale_families = {s: "format" if is_format(s) else "range ensemble" if s in ensembles else "score range"
-                      for s in scales}
+    scale_families = {
+        s: "format" if is_format(s) else "range ensemble" if s in ensembles else "score range" for s in scales
+    }
     rows = [(DEFAULT_ROW, "original", d), (PRESPECIFIED_ROW, "pre-specified", PRESPECIFIED)]
-    rows += [(temperature_row(t), "temperature", Setting(d.scale, d.rule, t))
-             for t in dict.fromkeys(c.temperature for c in candidates) if t != d.temperature]
+    rows += [
+        (temperature_row(t), "temperature", Setting(d.scale, d.rule, t))
+        for t in dict.fromkeys(c.temperature for c in candidates)
+        if t != d.temperature
+    ]
     for m in dict.fromkeys(c.mitigation for c in candidates):
         spec = get_mitigation(m)
         at = [s for s in (d.scale, *ensembles) if Setting(s, d.rule, d.temperature, m) in scored]
         if m != "none" and (row := Setting(at[0] if at else d.scale, d.rule, d.temperature, m)) != PRESPECIFIED:
             rows.append((spec.title, spec.family, row))
-    rows += [(scale_row(s), scale_families[s], Setting(s, d.rule, d.temperature))
-             for s in sorted(scales, key=lambda s: s in ensembles) if s != d.scale]
+    rows += [
+        (scale_row(s), scale_families[s], Setting(s, d.rule, d.temperature))
+        for s in sorted(scales, key=lambda s: s in ensembles)
+        if s != d.scale
+    ]
     rows += [(family_row(name), name, best) for name, best in family_bests(candidates, dev_scores).items()]
     rows += [(FREE_ROW, "label-free", free)] if free is not None else []
     rows.append((CHOICE_ROW, "automatic", chosen))
@@ -186,8 +204,15 @@ def compare(
     ``group_pearson``. With a label-using criterion the label-free choice is a row too."""
     dev_data = subset(data, dev)
     dev_human = human[dev] if criterion in LABEL_CRITERIA else None
-    chosen, dev_scores = select(candidates, dev_data, dev_human, human_range, criterion=criterion, seed=seed,
-                                groups=groups[dev] if groups is not None else None)
+    chosen, dev_scores = select(
+        candidates,
+        dev_data,
+        dev_human,
+        human_range,
+        criterion=criterion,
+        seed=seed,
+        groups=groups[dev] if groups is not None else None,
+    )
     free = free_choice(data, human_range, dev, candidates, seed) if criterion in LABEL_CRITERIA else None
     fits = []
     for label, fam, setting in table_rows(candidates, dev_scores, chosen, free):
@@ -201,8 +226,13 @@ def compare(
     return chosen, dev_scores, fits
 
 
-def free_choice(data: dict[str, SettingData], human_range: tuple[float, float], dev: np.ndarray,
-                candidates: list[Setting], seed: int = 0) -> Setting | None:
+def free_choice(
+    data: dict[str, SettingData],
+    human_range: tuple[float, float],
+    dev: np.ndarray,
+    candidates: list[Setting],
+    seed: int = 0,
+) -> Setting | None:
     """The choice of the label-free criterion (:data:`FREE_CRITERION`) on ``dev``, which
     reads no label (None when no label-free candidate is defined there)."""
     try:
@@ -216,8 +246,14 @@ def subset(data: dict[str, SettingData], idx: np.ndarray) -> dict[str, SettingDa
     return {k: SettingData([d.distributions[i] for i in idx], d.content_free) for k, d in data.items()}
 
 
-def fit_predict(setting: Setting, data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
-                fit_on: np.ndarray, predict: np.ndarray) -> np.ndarray:
+def fit_predict(
+    setting: Setting,
+    data: dict[str, SettingData],
+    human: np.ndarray,
+    human_range: tuple[float, float],
+    fit_on: np.ndarray,
+    predict: np.ndarray,
+) -> np.ndarray:
     """``setting`` fitted on the items ``fit_on`` (their labels only if it needs them),
     its scores for the items ``predict`` on the unit interval (NaN when it cannot be
     fitted on those items)."""
@@ -262,12 +298,26 @@ class Honesty:
         return bool(self.dev_gain.defined and self.dev_gain.low > 0)
 
 
-def _selection(candidates: list[Setting], data: dict[str, SettingData], human: np.ndarray,
-               human_range: tuple[float, float], idx: np.ndarray, criterion: Criterion, seed: int,
-               groups: np.ndarray | None) -> tuple[Setting, dict[Setting, float]]:
+def _selection(
+    candidates: list[Setting],
+    data: dict[str, SettingData],
+    human: np.ndarray,
+    human_range: tuple[float, float],
+    idx: np.ndarray,
+    criterion: Criterion,
+    seed: int,
+    groups: np.ndarray | None,
+) -> tuple[Setting, dict[Setting, float]]:
     labels = human[idx] if criterion in LABEL_CRITERIA else None
-    return select(candidates, subset(data, idx), labels, human_range, criterion=criterion, seed=seed,
-                  groups=groups[idx] if groups is not None else None)
+    return select(
+        candidates,
+        subset(data, idx),
+        labels,
+        human_range,
+        criterion=criterion,
+        seed=seed,
+        groups=groups[idx] if groups is not None else None,
+    )
 
 
 def within_folds(pred: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
@@ -288,10 +338,19 @@ def within_folds(pred: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def cross_fitted(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
-                 dev: np.ndarray, candidates: list[Setting], *, criterion: Criterion = "pearson", seed: int = 0,
-                 groups: np.ndarray | None = None, folds: int = 5,
-                 baseline: Setting = PAPER_DEFAULT) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def cross_fitted(
+    data: dict[str, SettingData],
+    human: np.ndarray,
+    human_range: tuple[float, float],
+    dev: np.ndarray,
+    candidates: list[Setting],
+    *,
+    criterion: Criterion = "pearson",
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+    folds: int = 5,
+    baseline: Setting = PAPER_DEFAULT,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Out-of-fold predictions (on the unit interval) for the ``dev`` items of the
     whole selection (re-run without each fold; its winner fitted without it) and of
     ``baseline`` (fitted the same way), and the folds' held-out positions; NaN where a
@@ -311,53 +370,121 @@ def cross_fitted(data: dict[str, SettingData], human: np.ndarray, human_range: t
     return choice, base, [held for _, held in parts]
 
 
-def _resampled_choices(candidates: list[Setting], data: dict[str, SettingData], human: np.ndarray,
-                       human_range: tuple[float, float], dev: np.ndarray, criterion: Criterion, seed: int,
-                       groups: np.ndarray | None, resamples: int) -> list[Setting]:
+def _resampled_choices(
+    candidates: list[Setting],
+    data: dict[str, SettingData],
+    human: np.ndarray,
+    human_range: tuple[float, float],
+    dev: np.ndarray,
+    criterion: Criterion,
+    seed: int,
+    groups: np.ndarray | None,
+    resamples: int,
+) -> list[Setting]:
     """The selection re-run on ``resamples`` seeded bootstrap resamples of ``dev``: how
     often it lands where it did on dev itself is how stable the choice is."""
     rng = np.random.default_rng(seed)
-    return [_selection(candidates, data, human, human_range, np.sort(rng.choice(dev, size=len(dev), replace=True)),
-                       criterion, seed, groups)[0] for _ in range(resamples)]
+    return [
+        _selection(
+            candidates,
+            data,
+            human,
+            human_range,
+            np.sort(rng.choice(dev, size=len(dev), replace=True)),
+            criterion,
+            seed,
+            groups,
+        )[0]
+        for _ in range(resamples)
+    ]
 
 
-def honest_selection(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
-                     dev: np.ndarray, candidates: list[Setting], *, criterion: Criterion = "pearson", seed: int = 0,
-                     groups: np.ndarray | None = None, folds: int = 5, resamples: int = 20,
-                     n_boot: int = 1000) -> Honesty:
+def honest_selection(
+    data: dict[str, SettingData],
+    human: np.ndarray,
+    human_range: tuple[float, float],
+    dev: np.ndarray,
+    candidates: list[Setting],
+    *,
+    criterion: Criterion = "pearson",
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+    folds: int = 5,
+    resamples: int = 20,
+    n_boot: int = 1000,
+) -> Honesty:
     """The choice on ``dev``, cross-fitted against the default there (:class:`Honesty`),
     the nested estimate, the label-free choice against the default, and the choice's
     stability over ``resamples`` seeded bootstrap resamples of dev (0: NaN)."""
     chosen, scores = _selection(candidates, data, human, human_range, dev, criterion, seed, groups)
-    choice, base, parts = cross_fitted(data, human, human_range, dev, candidates, criterion=criterion, seed=seed,
-                                       groups=groups, folds=folds)
+    choice, base, parts = cross_fitted(
+        data, human, human_range, dev, candidates, criterion=criterion, seed=seed, groups=groups, folds=folds
+    )
     choice, base = within_folds(choice, parts), within_folds(base, parts)
     in_dev = groups[dev] if groups is not None else None
     gain = adjust([paired_effect(pearson_rows, base, choice, human[dev], n_boot=n_boot, seed=seed, groups=in_dev)])[0]
     free = free_choice(data, human_range, dev, candidates, seed)
-    free_gain = UNDEFINED if free is None else adjust([paired_effect(
-        pearson_rows, fit_predict(PAPER_DEFAULT, data, human, human_range, dev, dev),
-        fit_predict(free, data, human, human_range, dev, dev), human[dev], n_boot=n_boot, seed=seed,
-        groups=in_dev)])[0]
+    free_gain = (
+        UNDEFINED
+        if free is None
+        else adjust(
+            [
+                paired_effect(
+                    pearson_rows,
+                    fit_predict(PAPER_DEFAULT, data, human, human_range, dev, dev),
+                    fit_predict(free, data, human, human_range, dev, dev),
+                    human[dev],
+                    n_boot=n_boot,
+                    seed=seed,
+                    groups=in_dev,
+                )
+            ]
+        )[0]
+    )
     wins = _resampled_choices(candidates, data, human, human_range, dev, criterion, seed, groups, resamples)
-    share = (lambda same: float(np.mean([same(w) for w in wins])) if wins else float("nan"))
-    return Honesty(chosen, scores[chosen], pearson(choice, human[dev]), share(lambda w: w == chosen),
-                   share(lambda w: w.scale == chosen.scale), resamples, gain, free, free_gain)
+    share = lambda same: float(np.mean([same(w) for w in wins])) if wins else float("nan")
+    return Honesty(
+        chosen,
+        scores[chosen],
+        pearson(choice, human[dev]),
+        share(lambda w: w == chosen),
+        share(lambda w: w.scale == chosen.scale),
+        resamples,
+        gain,
+        free,
+        free_gain,
+    )
 
 
 LABEL_SIZES = (10, 25, 50, 100, 200)
 
 
-def label_efficiency(data: dict[str, SettingData], human: np.ndarray, human_range: tuple[float, float],
-                     dev: np.ndarray, test: np.ndarray, candidates: list[Setting], *,
-                     sizes: tuple[int, ...] = LABEL_SIZES, draws: int = 20, seed: int = 0) -> pd.DataFrame:
+def label_efficiency(
+    data: dict[str, SettingData],
+    human: np.ndarray,
+    human_range: tuple[float, float],
+    dev: np.ndarray,
+    test: np.ndarray,
+    candidates: list[Setting],
+    *,
+    sizes: tuple[int, ...] = LABEL_SIZES,
+    draws: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Test Pearson r of the automatic choice and of each family's best when only
     ``size`` labelled dev items (a seeded draw, ``draws`` times) choose and fit, and of
     the label-free choice (size 0). One row per size × draw × choice."""
     records = []
     free, _ = _selection(candidates, data, human, human_range, dev, FREE_CRITERION, seed, None)
-    records.append({"labels": 0, "draw": 0, "choice": CHOICE_ROW, "setting": free.label,
-                    "test pearson": pearson(fit_predict(free, data, human, human_range, dev, test), human[test])})
+    records.append(
+        {
+            "labels": 0,
+            "draw": 0,
+            "choice": CHOICE_ROW,
+            "setting": free.label,
+            "test pearson": pearson(fit_predict(free, data, human, human_range, dev, test), human[test]),
+        }
+    )
     for size in [s for s in sizes if s <= len(dev)]:
         for draw in range(draws):
             picked = np.sort(np.random.default_rng([seed, size, draw]).choice(dev, size=size, replace=False))
@@ -365,9 +492,18 @@ def label_efficiency(data: dict[str, SettingData], human: np.ndarray, human_rang
                 chosen, scores = _selection(candidates, data, human, human_range, picked, "pearson", seed, None)
             except NumbiasError:  # no candidate has a defined score on so few items
                 continue
-            for name, setting in {CHOICE_ROW: chosen, **{family_row(f, dev=False): s for f, s in
-                                                          family_bests(candidates, scores).items()}}.items():
+            for name, setting in {
+                CHOICE_ROW: chosen,
+                **{family_row(f, dev=False): s for f, s in family_bests(candidates, scores).items()},
+            }.items():
                 pred = fit_predict(setting, data, human, human_range, picked, test)
-                records.append({"labels": size, "draw": draw, "choice": name, "setting": setting.label,
-                                "test pearson": pearson(pred, human[test])})
+                records.append(
+                    {
+                        "labels": size,
+                        "draw": draw,
+                        "choice": name,
+                        "setting": setting.label,
+                        "test pearson": pearson(pred, human[test]),
+                    }
+                )
     return pd.DataFrame(records)

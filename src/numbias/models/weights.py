@@ -82,8 +82,9 @@ def dequantised(base: ResolvedJudge) -> Path:
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
         if not (folder / WEIGHTS).is_file():  # else another run saved it first
-            raise NumbiasError(f"cannot save the de-quantised base in {folder.parent}: "
-                               f"{exc.strerror or first_line(exc)}") from None
+            raise NumbiasError(
+                f"cannot save the de-quantised base in {folder.parent}: {exc.strerror or first_line(exc)}"
+            ) from None
     return folder
 
 
@@ -102,8 +103,10 @@ def converter() -> Path:
         return script
     folder = converter_folder()
     if not (folder / _CONVERTER_PARTS[0]).is_file():
-        raise NumbiasError(f"exporting to GGUF needs llama.cpp's converter, not in {folder}: run "
-                           f"`{FETCH_COMMAND}` once (or set {CONVERTER_ENV} to a llama.cpp source folder)")
+        raise NumbiasError(
+            f"exporting to GGUF needs llama.cpp's converter, not in {folder}: run "
+            f"`{FETCH_COMMAND}` once (or set {CONVERTER_ENV} to a llama.cpp source folder)"
+        )
     return folder / _CONVERTER_PARTS[0]
 
 
@@ -131,14 +134,31 @@ def fetch_converter() -> Path:
 
 def _download_sdist(version: str, into: Path) -> Path:
     """``llama-cpp-python==version``'s source distribution, downloaded by pip into ``into``."""
-    got = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                          "--disable-pip-version-check", "-q", "-d", str(into), f"llama-cpp-python=={version}"],
-                         capture_output=True, text=True)
+    got = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(into),
+            f"llama-cpp-python=={version}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     sdists = list(into.glob("*.tar.gz"))
     if got.returncode or not sdists:
-        raise NumbiasError(f"cannot fetch llama-cpp-python {version}'s source for its GGUF converter "
-                           f"({first_line(got.stderr.strip() or 'no sdist')}); set {CONVERTER_ENV} to a "
-                           "llama.cpp source folder")
+        raise NumbiasError(
+            f"cannot fetch llama-cpp-python {version}'s source for its GGUF converter "
+            f"({first_line(got.stderr.strip() or 'no sdist')}); set {CONVERTER_ENV} to a "
+            "llama.cpp source folder"
+        )
     return sdists[0]
 
 
@@ -147,15 +167,21 @@ def _extract_converter(sdist: Path, folder: Path) -> None:
     partial = Path(tempfile.mkdtemp(prefix=folder.name, dir=_made(folder.parent)))
     with tarfile.open(sdist) as tar:
         root = f"{tar.getnames()[0].split('/')[0]}/vendor/llama.cpp/"
-        members = [m for m in tar.getmembers() if m.name.startswith(root)
-                   and m.name[len(root):].split("/")[0] in _CONVERTER_PARTS and (m.isfile() or m.isdir())]
+        members = [
+            m
+            for m in tar.getmembers()
+            if m.name.startswith(root)
+            and m.name[len(root) :].split("/")[0] in _CONVERTER_PARTS
+            and (m.isfile() or m.isdir())
+        ]
         for m in members:
-            m.name = m.name[len(root):]
+            m.name = m.name[len(root) :]
         tar.extractall(partial, members=members, filter="data")
     if not (partial / _CONVERTER_PARTS[0]).is_file():
         shutil.rmtree(partial, ignore_errors=True)
-        raise NumbiasError(f"{sdist.name} has no {_CONVERTER_PARTS[0]}; set {CONVERTER_ENV} to a llama.cpp "
-                           "source folder")
+        raise NumbiasError(
+            f"{sdist.name} has no {_CONVERTER_PARTS[0]}; set {CONVERTER_ENV} to a llama.cpp source folder"
+        )
     with contextlib.suppress(OSError):  # else another run placed it first
         partial.replace(folder)
     shutil.rmtree(partial, ignore_errors=True)
@@ -176,8 +202,11 @@ def export_gguf(folder: Path, out: Path) -> Path:
 
 def _convert(folder: Path, partial: Path) -> None:
     """llama.cpp's converter writing ``folder`` into ``partial`` as a GGUF F32 file."""
-    done = subprocess.run([sys.executable, str(converter()), str(folder), "--outtype", "f32",
-                           "--outfile", str(partial)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(converter()), str(folder), "--outtype", "f32", "--outfile", str(partial)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode or not partial.is_file() or not partial.stat().st_size:
         lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
         raise NumbiasError(f"exporting {folder} to GGUF failed: {lines[-1] if lines else 'no output'}")

@@ -30,19 +30,35 @@ def compare_sections(res: CompareResults) -> list[Section]:
     t = res.systems
     rows = [(name, key) for name in t["system"] for key in NAMES]
     by = t.set_index("system")
-    svg = forest([f"{name} · {NAMES[key]}" for name, key in rows], [by.loc[n, k] for n, k in rows],
-                 [by.loc[n, f"{k}_low"] for n, k in rows], [by.loc[n, f"{k}_high"] for n, k in rows],
-                 highlight=[k == "ppi" for _, k in rows], title="each system's mean human score",
-                 xlabel="mean on the human scale (95% CI); grey tick: the true mean", width=900,
-                 marks=[by.loc[n, "truth"] if "truth" in by else float("nan") for n, _ in rows], mark_label="true mean")
-    agreement = pd.DataFrame([{"measure": k, "r": e.value, "r_low": e.low, "r_high": e.high, "systems": e.items}
-                              for k, e in res.agreement.items()])
+    svg = forest(
+        [f"{name} · {NAMES[key]}" for name, key in rows],
+        [by.loc[n, k] for n, k in rows],
+        [by.loc[n, f"{k}_low"] for n, k in rows],
+        [by.loc[n, f"{k}_high"] for n, k in rows],
+        highlight=[k == "ppi" for _, k in rows],
+        title="each system's mean human score",
+        xlabel="mean on the human scale (95% CI); grey tick: the true mean",
+        width=900,
+        marks=[by.loc[n, "truth"] if "truth" in by else float("nan") for n, _ in rows],
+        mark_label="true mean",
+    )
+    agreement = pd.DataFrame(
+        [
+            {"measure": k, "r": e.value, "r_low": e.low, "r_high": e.high, "systems": e.items}
+            for k, e in res.agreement.items()
+        ]
+    )
     r = Column("r", "r [95% CI]", "correlation over systems; Fisher-z interval over the systems")
-    return [("Systems", table(t, SYSTEM_COLUMNS) + figure("Naive judge mean (biased), labelled-only and PPI++ mean "
-                                                          "of every system; PPI++ in colour.", svg)),
-            ("Pairs", pair_matrix(res) + table(res.pairs, SYSTEM_COLUMNS)),
-            ("Agreement with the humans", macro("compare.html.j2", "agreement")(table=table(agreement, {"r": r}))),
-            ("Notes", notes(res.notes))]
+    return [
+        (
+            "Systems",
+            table(t, SYSTEM_COLUMNS)
+            + figure("Naive judge mean (biased), labelled-only and PPI++ mean of every system; PPI++ in colour.", svg),
+        ),
+        ("Pairs", pair_matrix(res) + table(res.pairs, SYSTEM_COLUMNS)),
+        ("Agreement with the humans", macro("compare.html.j2", "agreement")(table=table(agreement, {"r": r}))),
+        ("Notes", notes(res.notes)),
+    ]
 
 
 def pair_matrix(res: CompareResults) -> Markup:
@@ -57,5 +73,8 @@ def pair_matrix(res: CompareResults) -> Markup:
         tips[i][j] = f"{r['a']} − {r['b']} = {r['difference']:+.2f} {ci}"
         tips[j][i] = f"{r['b']} − {r['a']} = {-r['difference']:+.2f} [{-r['high']:+.2f}, {-r['low']:+.2f}]"
     svg = heatmap(names, names, values, tips, title="P(row beats column)")
-    return figure("Probability that the row's system beats the column's (bootstrap over items); hover for the "
-                  "difference and its 95% CI.", svg)
+    return figure(
+        "Probability that the row's system beats the column's (bootstrap over items); hover for the "
+        "difference and its 95% CI.",
+        svg,
+    )

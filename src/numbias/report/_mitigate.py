@@ -28,15 +28,19 @@ def mitigate_page(res: MitigateResults) -> str:
     """The page of ``numbias mitigate``: verdicts, then each comparison and the checks of the choice."""
     c = res.config
     split = f"{c.folds} folds" if c.folds else f"{c.dev} development items, the rest held out"
-    subtitle = (f"{', '.join(j.name for j in c.judges)} on {', '.join(dict.fromkeys(x.task for x in res.comparisons))}"
-                f" · scales {', '.join(c.scales)} · {split} · criterion {c.criterion}")
+    subtitle = (
+        f"{', '.join(j.name for j in c.judges)} on {', '.join(dict.fromkeys(x.task for x in res.comparisons))}"
+        f" · scales {', '.join(c.scales)} · {split} · criterion {c.criterion}"
+    )
     return page("numbias mitigation report", subtitle, mitigate_sections(res))
 
 
 def mitigate_sections(res: MitigateResults) -> list[Section]:
     """The verdicts, each comparison, and the checks that were run (selection, label efficiency, transfer)."""
-    verdicts = [card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice(), v.badge)
-                for v in mitigate_verdicts(res)]
+    verdicts = [
+        card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice(), v.badge)
+        for v in mitigate_verdicts(res)
+    ]
     parts: list[Section] = [("Verdict", cards(verdicts))]
     for c in res.comparisons:
         parts.append((f"Mitigations: {c.judge.name} · {c.task}", comparison_html(c, res.config.criterion)))
@@ -55,20 +59,43 @@ def comparison_html(c: Comparison, criterion: str) -> Markup:
     """One judge × task: the table of rows, their test r with intervals, and the test
     histograms before (the paper's default) and after (the automatic choice)."""
     t = c.table
-    svg = forest(t["row"].tolist(), t["pearson"].tolist(), t["pearson_low"].tolist(), t["pearson_high"].tolist(),
-                 highlight=[r == CHOICE_ROW for r in t["row"]], title=f"test Pearson r, {c.judge.name} · {c.task}",
-                 xlabel="test Pearson r with the humans (95% CI)", width=1140)
+    svg = forest(
+        t["row"].tolist(),
+        t["pearson"].tolist(),
+        t["pearson_low"].tolist(),
+        t["pearson_high"].tolist(),
+        highlight=[r == CHOICE_ROW for r in t["row"]],
+        title=f"test Pearson r, {c.judge.name} · {c.task}",
+        xlabel="test Pearson r with the humans (95% CI)",
+        width=1140,
+    )
     panels = []
     for label, color in ((DEFAULT_ROW, PALETTE[1]), (CHOICE_ROW, PALETTE[0])):
         scale = c.row_scales[label]
         setting = t.set_index("row").loc[label, "setting"]
-        panels.append(figure(f"{'before' if label == DEFAULT_ROW else 'after'}: {label} ({setting})",
-                             paired(scale, c.test_scores[label], to_scale(c.test_human, c.human_range, scale), label,
-                                    f"{label}, test items", color, width=560)))
-    return _draw("comparison", chosen=", ".join(dict.fromkeys(s.label for s in c.chosen)), criterion=criterion,
-                 table=table(t.drop(columns=["family"]), effect_columns(c)), note=effects_note(c),
-                 forest=figure("Test Pearson r of every row (95% CI); the automatic choice in colour.", svg),
-                 panels=panels)
+        panels.append(
+            figure(
+                f"{'before' if label == DEFAULT_ROW else 'after'}: {label} ({setting})",
+                paired(
+                    scale,
+                    c.test_scores[label],
+                    to_scale(c.test_human, c.human_range, scale),
+                    label,
+                    f"{label}, test items",
+                    color,
+                    width=560,
+                ),
+            )
+        )
+    return _draw(
+        "comparison",
+        chosen=", ".join(dict.fromkeys(s.label for s in c.chosen)),
+        criterion=criterion,
+        table=table(t.drop(columns=["family"]), effect_columns(c)),
+        note=effects_note(c),
+        forest=figure("Test Pearson r of every row (95% CI); the automatic choice in colour.", svg),
+        panels=panels,
+    )
 
 
 def effects_note(c: Comparison) -> str:
@@ -76,15 +103,20 @@ def effects_note(c: Comparison) -> str:
     if not c.effects:
         return "No row was tested against the default."
     note = resampling_note(next(iter(c.effects.values())), "holm", len(c.effects))
-    return (f"Δ r: each row's test r minus the paper's default's; {note}. A row is called better or worse only "
-            "where its adjusted p is below 0.05; the oracle reads the test labels and is not tested.")
+    return (
+        f"Δ r: each row's test r minus the paper's default's; {note}. A row is called better or worse only "
+        "where its adjusted p is below 0.05; the oracle reads the test labels and is not tested."
+    )
 
 
 def effect_columns(c: Comparison) -> dict[str, Column]:
     """The table's columns, the Δ r and adjusted-p tooltips saying what this table resampled and corrected."""
     note = effects_note(c)
-    return {**COLUMNS, "Δ r": replace(COLUMNS["Δ r"], tip=f"{COLUMNS['Δ r'].tip}. {note}"),
-            "p adjusted": replace(COLUMNS["p adjusted"], tip=f"{COLUMNS['p adjusted'].tip}. {note}")}
+    return {
+        **COLUMNS,
+        "Δ r": replace(COLUMNS["Δ r"], tip=f"{COLUMNS['Δ r'].tip}. {note}"),
+        "p adjusted": replace(COLUMNS["p adjusted"], tip=f"{COLUMNS['p adjusted'].tip}. {note}"),
+    }
 
 
 def label_figures(curve: pd.DataFrame) -> Markup:
@@ -96,11 +128,27 @@ def label_figures(curve: pd.DataFrame) -> Markup:
         series = []
         for k, (choice, rows) in enumerate(part.groupby("choice", sort=False)):
             stats = rows.groupby("labels")["test pearson"].agg(["mean", "std"]).reindex(sizes)
-            series.append(Line(choice, stats["mean"].tolist(), stats["std"].fillna(0.0).tolist(),
-                               PALETTE[k % len(PALETTE)], choice == CHOICE_ROW))
-        figs.append(figure(f"{judge} · {task}: test r against the number of labelled development items (0: the "
-                           "label-free choice)",
-                           lines([str(n) for n in sizes], series, title=f"label efficiency, {judge} · {task}",
-                                 xlabel="human labels used to choose and fit", ylabel="test Pearson r",
-                                 width=1140, height=320)))
+            series.append(
+                Line(
+                    choice,
+                    stats["mean"].tolist(),
+                    stats["std"].fillna(0.0).tolist(),
+                    PALETTE[k % len(PALETTE)],
+                    choice == CHOICE_ROW,
+                )
+            )
+        figs.append(
+            figure(
+                f"{judge} · {task}: test r against the number of labelled development items (0: the label-free choice)",
+                lines(
+                    [str(n) for n in sizes],
+                    series,
+                    title=f"label efficiency, {judge} · {task}",
+                    xlabel="human labels used to choose and fit",
+                    ylabel="test Pearson r",
+                    width=1140,
+                    height=320,
+                ),
+            )
+        )
     return Markup("").join(figs)

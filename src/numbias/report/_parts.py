@@ -23,12 +23,14 @@ def notes(items: Sequence[str]) -> Markup:
     return macro("parts.html.j2", "notes")(items=items)
 
 
-def card(title: str, level: str, tiles: Sequence[Tile], finding: str, advice: str,
-         call: tuple[str, str] | None = None) -> Markup:
+def card(
+    title: str, level: str, tiles: Sequence[Tile], finding: str, advice: str, call: tuple[str, str] | None = None
+) -> Markup:
     """A verdict: its title and level (and ``call``, a recommendation's colour and
     words), the headline figures, what was found, what to do."""
-    return macro("parts.html.j2", "card")(title=title, level=level, words=LEVEL_WORDS[level], tiles=tiles,
-                                          finding=finding, advice=advice, call=call)
+    return macro("parts.html.j2", "card")(
+        title=title, level=level, words=LEVEL_WORDS[level], tiles=tiles, finding=finding, advice=advice, call=call
+    )
 
 
 def cards(verdicts: Sequence[Markup]) -> Markup:
@@ -53,13 +55,25 @@ def display_bins(scale: ScoreScale, *shares: np.ndarray, most: int = 21) -> tupl
     return labels, [np.add.reduceat(h, starts) for h in shares]
 
 
-def paired(scale: ScoreScale, judge: np.ndarray, human: np.ndarray, label: str, title: str,
-           color: str = PALETTE[0], width: int = 320) -> str:
+def paired(
+    scale: ScoreScale,
+    judge: np.ndarray,
+    human: np.ndarray,
+    label: str,
+    title: str,
+    color: str = PALETTE[0],
+    width: int = 320,
+) -> str:
     """Judge and human histograms of the same items, paired bars on one axis."""
     keep = ~np.isnan(judge)
     cats, (j, h) = display_bins(scale, histogram(judge, scale), histogram(human[keep], scale))
-    return bars(cats, [Series("human", h, HUMAN), Series(label, j, color)], title=title, width=width,
-                height=190 if width > 400 else 170)
+    return bars(
+        cats,
+        [Series("human", h, HUMAN), Series(label, j, color)],
+        title=title,
+        width=width,
+        height=190 if width > 400 else 170,
+    )
 
 
 def figure(caption: str, svg: str) -> Markup:

@@ -35,8 +35,10 @@ def study_page(results: StudyResults) -> str:
     """The page of ``numbias run``: what was measured, then its sections."""
     judges = list(dict.fromkeys(results.summary["judge"]))
     tasks = {s.task: len(s.data) for s in results.sets}
-    subtitle = (f"{', '.join(judges)} on {', '.join(f'{t} ({n} items)' for t, n in tasks.items())} · scales "
-                f"{', '.join(results.config.scales)} · rules {', '.join(results.config.rules)}")
+    subtitle = (
+        f"{', '.join(judges)} on {', '.join(f'{t} ({n} items)' for t, n in tasks.items())} · scales "
+        f"{', '.join(results.config.scales)} · rules {', '.join(results.config.rules)}"
+    )
     return page("numbias report", subtitle, study_sections(results, []))
 
 
@@ -44,12 +46,17 @@ def study_sections(results: StudyResults, extra: Sequence[Section], lead: str = 
     """The sections of a study's page; ``extra`` after the summary, ``lead`` (HTML)
     above the verdicts."""
     summary = results.summary
-    verdicts = [card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice())
-                for v in study_verdicts(results)]
+    verdicts = [
+        card(f"{v.judge} on {v.task}", v.level, v.tiles(), v.finding(), v.advice()) for v in study_verdicts(results)
+    ]
     sections = [
         ("Verdict", Markup(lead) + cards(verdicts)),
-        ("Summary", _draw("summary", summary=table(summary_frame(summary), COLUMNS),
-                          spread=table(spread_frame(summary), COLUMNS))),
+        (
+            "Summary",
+            _draw(
+                "summary", summary=table(summary_frame(summary), COLUMNS), spread=table(spread_frame(summary), COLUMNS)
+            ),
+        ),
         *extra,
         ("Score histograms", histograms(results)),
         ("Kurtosis against accuracy", kurtosis_scatter(summary)),
@@ -65,11 +72,33 @@ def study_sections(results: StudyResults, extra: Sequence[Section], lead: str = 
 def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary's columns a person reads, in reading order; a judge or task column
     only when there are several, and no column that is empty throughout."""
-    keys = ["judge", "task", "scale", "rule", "n", "kurtosis", "human_kurtosis", "mode", "mode_share", "entropy",
-            "distinct", "js_divergence", "wasserstein", "pearson", "pearson_low", "pearson_high", "spearman",
-            "kendall", "human_ceiling", "group_pearson", "group_pearson_low", "group_pearson_high", "groups",
-            *[f"system_{c}{end}" for c in ("pearson", "spearman", "kendall") for end in ("", "_low", "_high")],
-            "systems"]
+    keys = [
+        "judge",
+        "task",
+        "scale",
+        "rule",
+        "n",
+        "kurtosis",
+        "human_kurtosis",
+        "mode",
+        "mode_share",
+        "entropy",
+        "distinct",
+        "js_divergence",
+        "wasserstein",
+        "pearson",
+        "pearson_low",
+        "pearson_high",
+        "spearman",
+        "kendall",
+        "human_ceiling",
+        "group_pearson",
+        "group_pearson_low",
+        "group_pearson_high",
+        "groups",
+        *[f"system_{c}{end}" for c in ("pearson", "spearman", "kendall") for end in ("", "_low", "_high")],
+        "systems",
+    ]
     frame = _labelled_modes(summary[[k for k in keys if k in summary]])
     drop = [k for k in ("judge", "task") if frame[k].nunique() == 1]
     drop += [k for k in frame if pd.api.types.is_float_dtype(frame[k]) and frame[k].isna().all()]
@@ -102,8 +131,9 @@ def spread_frame(summary: pd.DataFrame) -> pd.DataFrame:
 
 def summary_row(summary: pd.DataFrame, judge: str, task: str, scale: str, rule: str) -> pd.Series:
     """The summary's row of one judge × task × scale × rule."""
-    return summary[(summary.judge == judge) & (summary.task == task) & (summary.scale == scale)
-                   & (summary.rule == rule)].iloc[0]
+    return summary[
+        (summary.judge == judge) & (summary.task == task) & (summary.scale == scale) & (summary.rule == rule)
+    ].iloc[0]
 
 
 def set_rules(s: ScoredSet, rules: Sequence[str]) -> list[tuple[str, str]]:
@@ -121,11 +151,17 @@ def histograms(results: StudyResults) -> Markup:
         for s in (s for s in results.sets if (s.judge, s.task) == (judge, task)):
             for label, rule in set_rules(s, results.config.rules):
                 row = summary_row(summary, judge, task, str(s.scale), label)
-                caption = (f"{s.scale} · {label}: kurtosis {fmt_num(row['kurtosis'])}, r {fmt_num(row['pearson'])}, "
-                           f"mode {score_label(str(s.scale), row['mode'])} "
-                           f"({fmt_num(row['mode_share'], percent=True)})")
-                figs.append(figure(caption, paired(s.scale, s.scores(rule), mapped(s), "judge",
-                                                   f"{judge} · {task} · {s.scale} · {label}")))
+                caption = (
+                    f"{s.scale} · {label}: kurtosis {fmt_num(row['kurtosis'])}, r {fmt_num(row['pearson'])}, "
+                    f"mode {score_label(str(s.scale), row['mode'])} "
+                    f"({fmt_num(row['mode_share'], percent=True)})"
+                )
+                figs.append(
+                    figure(
+                        caption,
+                        paired(s.scale, s.scores(rule), mapped(s), "judge", f"{judge} · {task} · {s.scale} · {label}"),
+                    )
+                )
         groups.append((judge, task, min(len(results.config.rules), 4), figs))
     return _draw("histograms", groups=groups)
 
@@ -135,17 +171,37 @@ def kurtosis_scatter(summary: pd.DataFrame) -> Markup:
     humans' kurtosis as a reference line."""
     groups = list(dict.fromkeys(zip(summary["judge"], summary["task"])))
     color = {g: PALETTE[k % len(PALETTE)] for k, g in enumerate(groups)}
-    points = [Point(r["kurtosis"], r["pearson"], f"{r['scale']} · {r['rule']}", color[(r["judge"], r["task"])],
-                    f"{r['judge']} · {r['task']} · {r['scale']} · {r['rule']}: kurtosis {r['kurtosis']:.2f}, "
-                    f"r {r['pearson']:.2f}") for r in summary.to_dict("records")]
+    points = [
+        Point(
+            r["kurtosis"],
+            r["pearson"],
+            f"{r['scale']} · {r['rule']}",
+            color[(r["judge"], r["task"])],
+            f"{r['judge']} · {r['task']} · {r['scale']} · {r['rule']}: kurtosis {r['kurtosis']:.2f}, "
+            f"r {r['pearson']:.2f}",
+        )
+        for r in summary.to_dict("records")
+    ]
     humans = summary.drop_duplicates("task")
-    vlines = [(float(r["human_kurtosis"]), "humans" if len(humans) == 1 else f"humans ({r['task']})")
-              for r in humans.to_dict("records") if np.isfinite(r["human_kurtosis"])]
+    vlines = [
+        (float(r["human_kurtosis"]), "humans" if len(humans) == 1 else f"humans ({r['task']})")
+        for r in humans.to_dict("records")
+        if np.isfinite(r["human_kurtosis"])
+    ]
     legend = [(f"{j} · {t}", color[(j, t)]) for j, t in groups] if len(groups) > 1 else []
     xlog = bool((summary["kurtosis"].abs() > 10).any())
     axis = "excess kurtosis of the judge's scores" + (" (signed log axis)" if xlog else "")
-    svg = scatter(points, title="kurtosis against Pearson r", xlabel=axis, ylabel="Pearson r with the humans",
-                  xlog=xlog, vlines=vlines, legend=legend, width=760, height=360)
+    svg = scatter(
+        points,
+        title="kurtosis against Pearson r",
+        xlabel=axis,
+        ylabel="Pearson r with the humans",
+        xlog=xlog,
+        vlines=vlines,
+        legend=legend,
+        width=760,
+        height=360,
+    )
     return _draw("kurtosis", svg=Markup(svg), undefined=int(summary[["kurtosis", "pearson"]].isna().any(axis=1).sum()))
 
 
@@ -165,8 +221,16 @@ def _distribution(s: ScoredSet, i: int, judge: float, human: float) -> Markup:
     marks = [Mark(human - s.scale.lo, f"human {fmt_num(human)}", "#222")]
     if np.isfinite(judge):
         marks.append(Mark(judge - s.scale.lo, f"judge {fmt_num(judge)}", PALETTE[1]))
-    return Markup(bars(cats, [Series("P(score)", probs, PALETTE[0])], title=f"score distribution of item "
-                       f"{s.data.ids[i]}", width=330, height=150, marks=marks))
+    return Markup(
+        bars(
+            cats,
+            [Series("P(score)", probs, PALETTE[0])],
+            title=f"score distribution of item {s.data.ids[i]}",
+            width=330,
+            height=150,
+            marks=marks,
+        )
+    )
 
 
 def disagreements(results: StudyResults) -> Markup:
@@ -179,9 +243,15 @@ def disagreements(results: StudyResults) -> Markup:
         gap = scores - human
         order = np.argsort(-np.nan_to_num(np.abs(gap), nan=-1.0), kind="stable")[:TOP_DISAGREEMENTS]
         texts = [_item_text(s.data.frame, s.data.fields, i, chr(10)) for i in order]
-        items = [(f"id {s.data.ids[i]} · human {fmt_num(s.data.human[i])} ({fmt_num(human[i])} on {s.scale}) · "
-                  f"judge {fmt_num(scores[i])} ({v.rule}) · gap {gap[i]:+.2f}", text,
-                  _distribution(s, i, scores[i], human[i])) for i, text in zip(order, texts)]
+        items = [
+            (
+                f"id {s.data.ids[i]} · human {fmt_num(s.data.human[i])} ({fmt_num(human[i])} on {s.scale}) · "
+                f"judge {fmt_num(scores[i])} ({v.rule}) · gap {gap[i]:+.2f}",
+                text,
+                _distribution(s, i, scores[i], human[i]),
+            )
+            for i, text in zip(order, texts)
+        ]
         groups.append((v.judge, v.task, v.scale, v.rule, max(map(len, texts), default=0) < 200, items))
     return _draw("disagreements", groups=groups)
 
@@ -195,8 +265,13 @@ def item_tables(results: StudyResults) -> Markup:
         sets = [s for s in results.sets if s.task == task]
         data = sets[0].data
         shown = min(len(data), MAX_ITEMS)
-        frame = pd.DataFrame({"id": data.ids[:shown], "human": data.human[:shown],
-                              "text": [_item_text(data.frame, data.fields, i, " · ")[:400] for i in range(shown)]})
+        frame = pd.DataFrame(
+            {
+                "id": data.ids[:shown],
+                "human": data.human[:shown],
+                "text": [_item_text(data.frame, data.fields, i, " · ")[:400] for i in range(shown)],
+            }
+        )
         known = dict(COLUMNS)
         for s, label, rule in _score_columns(sets, results.config.rules):
             name = f"{s.judge} · {s.scale} · {label}"

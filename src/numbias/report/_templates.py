@@ -34,6 +34,7 @@ def layout(text: str) -> str:
     >>> layout("\\n  <p>Two\\n    words.</p>\\n")
     '<p>Two words.</p>'
     """
+
     def one(m: re.Match[str]) -> str:
         inside = 0 < m.start() and m.end() < len(text)
         return " " if inside and text[m.start() - 1] != ">" and text[m.end()] != "<" else ""
@@ -62,8 +63,13 @@ def escaped(value: object) -> Markup:
 def _environment() -> jinja2.Environment:
     """Made on the first page drawn, so importing the report costs no template; a name a
     template misspells is an error (``StrictUndefined``), not an empty string."""
-    return jinja2.Environment(loader=jinja2.PackageLoader("numbias.report", "templates"), autoescape=True,
-                              finalize=escaped, extensions=[_Layout], undefined=jinja2.StrictUndefined)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("numbias.report", "templates"),
+        autoescape=True,
+        finalize=escaped,
+        extensions=[_Layout],
+        undefined=jinja2.StrictUndefined,
+    )
 
 
 def macro(template: str, name: str) -> Callable[..., Markup]:

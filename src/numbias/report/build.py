@@ -54,18 +54,36 @@ from numbias.util.output import Writer, one_writer, text, write_all
 @singledispatch
 def files(results: Any) -> dict[str, Writer]:
     """A study's result files by name, each a writer (nothing is computed until written)."""
-    raise NumbiasError(f"cannot write results of type {type(results).__name__} "
-                       "(give what run, align or mitigate returned)")
+    raise NumbiasError(
+        f"cannot write results of type {type(results).__name__} (give what run, align or mitigate returned)"
+    )
 
 
 RUN_FILES = ("items.csv", "summary.json", "config.yaml", DISTS, DATA, "report.html")
 """Every file ``numbias run`` may write, for the check before it starts (:func:`numbias.util.output.claim`)."""
-ALIGN_FILES = (*RUN_FILES, "alignment.csv", "simulated_kurtosis.csv", "align-config.yaml", "stages.csv",
-               "diversity.csv", "generations.csv")
+ALIGN_FILES = (
+    *RUN_FILES,
+    "alignment.csv",
+    "simulated_kurtosis.csv",
+    "align-config.yaml",
+    "stages.csv",
+    "diversity.csv",
+    "generations.csv",
+)
 COMPARE_FILES = ("systems.csv", "pairs.csv", "compare.json", "report.html")
 """Every file ``numbias compare`` writes."""
-MITIGATE_FILES = ("mitigation.csv", "dev_scores.csv", "selection.csv", "label_efficiency.csv", "transfer.csv",
-                  "mitigate-config.yaml", DISTS, DATA, PREDICTIONS, "report.html")
+MITIGATE_FILES = (
+    "mitigation.csv",
+    "dev_scores.csv",
+    "selection.csv",
+    "label_efficiency.csv",
+    "transfer.csv",
+    "mitigate-config.yaml",
+    DISTS,
+    DATA,
+    PREDICTIONS,
+    "report.html",
+)
 
 
 def write(results: Any, out: str | Path | None = None, *, force: bool = False) -> Path:
@@ -97,41 +115,74 @@ def _(results: StudyResults) -> dict[str, Writer]:
 
 @files.register
 def _(results: AlignResults) -> dict[str, Writer]:
-    return {**study_files(results.study), "alignment.csv": _csv(results.table),
-            "simulated_kurtosis.csv": _csv(results.simulated), "align-config.yaml": _yaml(results.config),
-            **{name: _csv(frame) for name, frame in (("stages.csv", results.stages),
-                                                     ("diversity.csv", results.diversity),
-                                                     ("generations.csv", results.generations)) if len(frame)},
-            "report.html": lambda p: p.write_text(align_page(results), encoding="utf-8")}
+    return {
+        **study_files(results.study),
+        "alignment.csv": _csv(results.table),
+        "simulated_kurtosis.csv": _csv(results.simulated),
+        "align-config.yaml": _yaml(results.config),
+        **{
+            name: _csv(frame)
+            for name, frame in (
+                ("stages.csv", results.stages),
+                ("diversity.csv", results.diversity),
+                ("generations.csv", results.generations),
+            )
+            if len(frame)
+        },
+        "report.html": lambda p: p.write_text(align_page(results), encoding="utf-8"),
+    }
 
 
 @files.register
 def _(results: MitigateResults) -> dict[str, Writer]:
-    dev = pd.DataFrame([{"judge": c.judge.name, "task": c.task, "setting": s.label, "dev score": v}
-                        for c in results.comparisons for s, v in c.dev_scores.items()])
-    checks = {name: frame for name, frame in (("selection.csv", results.selection),
-                                               ("label_efficiency.csv", results.label_curve),
-                                               ("transfer.csv", results.transfer)) if len(frame)}
-    return {"mitigation.csv": _csv(results.table), "dev_scores.csv": _csv(dev),
-            **{name: _csv(frame) for name, frame in checks.items()}, "mitigate-config.yaml": _yaml(results.config),
-            DISTS: write_csv(mitigate_dists(results)), DATA: write_csv(mitigate_data(results)),
-            PREDICTIONS: write_csv(predictions_frame(results)),
-            "report.html": lambda p: p.write_text(mitigate_page(results), encoding="utf-8")}
+    dev = pd.DataFrame(
+        [
+            {"judge": c.judge.name, "task": c.task, "setting": s.label, "dev score": v}
+            for c in results.comparisons
+            for s, v in c.dev_scores.items()
+        ]
+    )
+    checks = {
+        name: frame
+        for name, frame in (
+            ("selection.csv", results.selection),
+            ("label_efficiency.csv", results.label_curve),
+            ("transfer.csv", results.transfer),
+        )
+        if len(frame)
+    }
+    return {
+        "mitigation.csv": _csv(results.table),
+        "dev_scores.csv": _csv(dev),
+        **{name: _csv(frame) for name, frame in checks.items()},
+        "mitigate-config.yaml": _yaml(results.config),
+        DISTS: write_csv(mitigate_dists(results)),
+        DATA: write_csv(mitigate_data(results)),
+        PREDICTIONS: write_csv(predictions_frame(results)),
+        "report.html": lambda p: p.write_text(mitigate_page(results), encoding="utf-8"),
+    }
 
 
 @files.register
 def _(results: CompareResults) -> dict[str, Writer]:
-    return {"systems.csv": _csv(results.systems), "pairs.csv": _csv(results.pairs),
-            "compare.json": text(json.dumps(results.to_json(), indent=2)),
-            "report.html": lambda p: p.write_text(compare_page(results), encoding="utf-8")}
+    return {
+        "systems.csv": _csv(results.systems),
+        "pairs.csv": _csv(results.pairs),
+        "compare.json": text(json.dumps(results.to_json(), indent=2)),
+        "report.html": lambda p: p.write_text(compare_page(results), encoding="utf-8"),
+    }
 
 
 def study_files(results: StudyResults) -> dict[str, Writer]:
     """A study's data files: per-item scores, the summary, the config it ran."""
     records = json.loads(results.summary.to_json(orient="records"))
-    return {"items.csv": _csv(results.items), "summary.json": text(json.dumps(records, indent=2)),
-            "config.yaml": _yaml(results.config), DISTS: write_csv(study_dists(results)),
-            DATA: write_csv(study_data(results))}
+    return {
+        "items.csv": _csv(results.items),
+        "summary.json": text(json.dumps(records, indent=2)),
+        "config.yaml": _yaml(results.config),
+        DISTS: write_csv(study_dists(results)),
+        DATA: write_csv(study_data(results)),
+    }
 
 
 # --- rebuilding from a results folder ------------------------------------------------
@@ -164,8 +215,10 @@ def rebuild(folder: str | Path, *, wait: bool = False, force: bool = False) -> P
     _judges_as_data(config, folder / name)
     store = Path(config.store) if config.store else folder / "store.sqlite"
     if not store.is_file():
-        raise NumbiasError(f"{folder} holds no {DISTS}{_scores_only(folder)} and its store {store} does not exist: "
-                           "a report is drawn from the distributions (or the store its study wrote)")
+        raise NumbiasError(
+            f"{folder} holds no {DISTS}{_scores_only(folder)} and its store {store} does not exist: "
+            "a report is drawn from the distributions (or the store its study wrote)"
+        )
     config = config.model_copy(update={"out": str(folder), "store": str(store)})
 
     def from_store() -> Any:
@@ -211,8 +264,10 @@ def folder_config(folder: Path) -> tuple[str, Any, Callable[[Any], Any], Callabl
     align writes config.yaml too, first), validated, with its two ways to recompute."""
     present = [(k, entry) for k, entry in enumerate(REBUILDS) if (folder / entry[0]).is_file()]
     if not present:
-        raise NumbiasError(f"{folder} holds no config.yaml, align-config.yaml, mitigate-config.yaml or compare.json: "
-                           "not a results folder of numbias run, align, mitigate or compare")
+        raise NumbiasError(
+            f"{folder} holds no config.yaml, align-config.yaml, mitigate-config.yaml or compare.json: "
+            "not a results folder of numbias run, align, mitigate or compare"
+        )
     _, (name, schema, study, from_files) = max(present, key=lambda p: ((folder / p[1][0]).stat().st_mtime_ns, -p[0]))
     return name, validate_config(schema, read_yaml(folder / name), str(folder / name)), study, from_files
 
@@ -220,10 +275,15 @@ def folder_config(folder: Path) -> tuple[str, Any, Callable[[Any], Any], Callabl
 def _judges_as_data(config: Any, path: Path) -> None:
     """The folder's judges read as data, in place: registered backends only, no routing
     options (the report contacts no server and imports no code)."""
-    judges = config.judges if hasattr(config, "judges") else \
-        [j for p in config.pairs for j in (p.base, p.aligned)] + list(config.extra_aligned)
+    judges = (
+        config.judges
+        if hasattr(config, "judges")
+        else [j for p in config.pairs for j in (p.base, p.aligned)] + list(config.extra_aligned)
+    )
     if objects := [j.name for j in judges if j.backend == "object"]:
-        raise NumbiasError(f"{path}: judge {objects[0]!r} was given as a Python object; rebuild this report from "
-                           "Python with numbias.write")
+        raise NumbiasError(
+            f"{path}: judge {objects[0]!r} was given as a Python object; rebuild this report from "
+            "Python with numbias.write"
+        )
     for judge in judges:
         judge.options = judge_as_data(judge, str(path))[0].options

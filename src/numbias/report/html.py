@@ -191,8 +191,12 @@ def table(frame: pd.DataFrame, known: Mapping[str, Column] | None = None, *, fil
     class="t">&lt;b&gt;x&lt;/b&gt;</td><td data-v="0.51234">0.51</td></tr></tbody></table></div></div>
     """
     specs = columns(frame, known or {})
-    heads = [_Head(c.title, c.tip, not pd.api.types.is_numeric_dtype(frame[c.key])
-                   or pd.api.types.is_bool_dtype(frame[c.key])) for c in specs]
+    heads = [
+        _Head(
+            c.title, c.tip, not pd.api.types.is_numeric_dtype(frame[c.key]) or pd.api.types.is_bool_dtype(frame[c.key])
+        )
+        for c in specs
+    ]
     records = frame.to_dict("records")
     rows = [[_cell(row[c.key], c, row) for c in specs] for row in records]
     return macro("table.html.j2", "table")(heads=heads, rows=rows, filter=len(records) >= filter_at)
@@ -218,5 +222,8 @@ def page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
     """
     taken: set[str] = set()
     parts = [(head, _slug(head, taken), Markup(content)) for head, content in sections]
-    return str(macro("page.html.j2", "page")(title=title, subtitle=subtitle, sections=parts, css=Markup(CSS),
-                                             script=Markup(SCRIPT)))
+    return str(
+        macro("page.html.j2", "page")(
+            title=title, subtitle=subtitle, sections=parts, css=Markup(CSS), script=Markup(SCRIPT)
+        )
+    )

@@ -88,29 +88,43 @@ def _label(v: float, percent: bool, step: float = 0.01) -> str:
 
 
 def _frame(width: int, height: int, title: str, body: list[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" role="img" aria-label="{esc(title)}" {FONT} font-size="11">'
-            f"<title>{esc(title)}</title>{''.join(body)}</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{esc(title)}" {FONT} font-size="11">'
+        f"<title>{esc(title)}</title>{''.join(body)}</svg>"
+    )
 
 
 def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
     out = []
     for label, color in items:
-        out.append(f'<rect x="{x:.1f}" y="{y - 8:.1f}" width="10" height="10" fill="{color}"/>'
-                   f'<text x="{x + 14:.1f}" y="{y + 1:.1f}">{esc(label)}</text>')
+        out.append(
+            f'<rect x="{x:.1f}" y="{y - 8:.1f}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{x + 14:.1f}" y="{y + 1:.1f}">{esc(label)}</text>'
+        )
         x += 24 + 6.2 * len(label)
     return out
 
 
 def _yaxis(yt: list[float], y: Callable[[float], float], x0: float, x1: float, percent: bool) -> list[str]:
     step = yt[1] - yt[0] if len(yt) > 1 else 1.0
-    return [f'<line x1="{x0}" x2="{x1}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e4e4e4"/>'
-            f'<text x="{x0 - 4}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#555">{_label(v, percent, step)}</text>'
-            for v in yt]
+    return [
+        f'<line x1="{x0}" x2="{x1}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e4e4e4"/>'
+        f'<text x="{x0 - 4}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#555">{_label(v, percent, step)}</text>'
+        for v in yt
+    ]
 
 
-def bars(categories: Sequence[str], series: Sequence[Series], *, title: str, width: int = 320, height: int = 170,
-         marks: Sequence[Mark] = (), percent: bool = True) -> str:
+def bars(
+    categories: Sequence[str],
+    series: Sequence[Series],
+    *,
+    title: str,
+    width: int = 320,
+    height: int = 170,
+    marks: Sequence[Mark] = (),
+    percent: bool = True,
+) -> str:
     """Grouped bars, one group per category (the series side by side, on one axis).
 
     >>> svg = bars(["0", "1"], [Series("judge", [0.25, 0.75], "#D55E00")], title="shares")
@@ -133,16 +147,22 @@ def bars(categories: Sequence[str], series: Sequence[Series], *, title: str, wid
             v = float(s.values[i])
             if np.isfinite(v) and v > 0:
                 tip = f"{esc(cat)}: {esc(s.label)}: {_label(v, percent, 0.001)}"
-                body.append(f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar:.2f}" height="{y(0) - y(v):.1f}" '
-                            f'fill="{s.color}"><title>{tip}</title></rect>')
+                body.append(
+                    f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar:.2f}" height="{y(0) - y(v):.1f}" '
+                    f'fill="{s.color}"><title>{tip}</title></rect>'
+                )
             x += bar
         if i % every == 0:
-            body.append(f'<text x="{left + group * (i + 0.5):.1f}" y="{height - 8}" text-anchor="middle" '
-                        f'fill="#333">{esc(cat)}</text>')
+            body.append(
+                f'<text x="{left + group * (i + 0.5):.1f}" y="{height - 8}" text-anchor="middle" '
+                f'fill="#333">{esc(cat)}</text>'
+            )
     for m in marks:
         mx = left + group * (m.at + 0.5)
-        body.append(f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{top}" y2="{y(0):.1f}" stroke="{m.color}" '
-                    f'stroke-width="2" stroke-dasharray="4 2"><title>{esc(m.label)}</title></line>')
+        body.append(
+            f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{top}" y2="{y(0):.1f}" stroke="{m.color}" '
+            f'stroke-width="2" stroke-dasharray="4 2"><title>{esc(m.label)}</title></line>'
+        )
     body.append(f'<line x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#444"/>')
     body += _legend([(s.label, s.color) for s in series] + [(m.label, m.color) for m in marks], left, 11)
     return _frame(width, height, title, body)
@@ -173,21 +193,36 @@ def _place_labels(spots: list[tuple[float, float, int]], width: float) -> list[t
     return out
 
 
-def _point_marks(keep: Sequence[Point], x: Callable[[float], float], y: Callable[[float], float],
-                 width: int) -> list[str]:
+def _point_marks(
+    keep: Sequence[Point], x: Callable[[float], float], y: Callable[[float], float], width: int
+) -> list[str]:
     """Each point's circle, then its label beside it; the labels are placed all at once,
     so that none overlaps another."""
-    marks = [f'<circle cx="{x(p.x):.1f}" cy="{y(p.y):.1f}" r="4.5" fill="{p.color}" fill-opacity="0.85">'
-             f"<title>{esc(p.tip)}</title></circle>" for p in keep]
+    marks = [
+        f'<circle cx="{x(p.x):.1f}" cy="{y(p.y):.1f}" r="4.5" fill="{p.color}" fill-opacity="0.85">'
+        f"<title>{esc(p.tip)}</title></circle>"
+        for p in keep
+    ]
     for p, (tx, ty, anchor) in zip(keep, _place_labels([(x(p.x), y(p.y), len(p.label)) for p in keep], width)):
-        marks.append(f'<text x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}" font-size="10" fill="#333">'
-                     f"{esc(p.label)}</text>")
+        marks.append(
+            f'<text x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}" font-size="10" fill="#333">{esc(p.label)}</text>'
+        )
     return marks
 
 
-def scatter(points: Sequence[Point], *, title: str, xlabel: str, ylabel: str, width: int = 560,
-            height: int = 340, xlog: bool = False, links: Sequence[tuple[int, int]] = (),
-            vlines: Sequence[tuple[float, str]] = (), legend: Sequence[tuple[str, str]] = ()) -> str:
+def scatter(
+    points: Sequence[Point],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    width: int = 560,
+    height: int = 340,
+    xlog: bool = False,
+    links: Sequence[tuple[int, int]] = (),
+    vlines: Sequence[tuple[float, str]] = (),
+    legend: Sequence[tuple[str, str]] = (),
+) -> str:
     """Labelled points; ``links`` draws an arrow from one point to another (a paired
     setting), ``vlines`` dashed reference lines; ``xlog`` puts x on a signed log axis.
 
@@ -201,8 +236,11 @@ def scatter(points: Sequence[Point], *, title: str, xlabel: str, ylabel: str, wi
     pw, ph = width - left - right, height - top - bottom
     xs = [fx(p.x) for p in keep] + [fx(v) for v, _ in vlines]
     ys = [p.y for p in keep]
-    xt = [fx(t) for t in LOG_TICKS if min(xs, default=0) - 0.3 <= fx(t) <= max(xs, default=1) + 0.3] if xlog \
+    xt = (
+        [fx(t) for t in LOG_TICKS if min(xs, default=0) - 0.3 <= fx(t) <= max(xs, default=1) + 0.3]
+        if xlog
         else ticks(min(xs, default=0), max(xs, default=1), 5)
+    )
     yt = ticks(min(ys, default=0), max(ys, default=1), 5)
     lo, hi = min([*xt, *xs]), max([*xt, *xs])
     x0, x1 = lo - 0.05 * ((hi - lo) or 1), hi + 0.05 * ((hi - lo) or 1)
@@ -211,19 +249,25 @@ def scatter(points: Sequence[Point], *, title: str, xlabel: str, ylabel: str, wi
     y = lambda v: top + ph * (1 - (v - yt[0]) / (yt[-1] - yt[0]))
     body = _yaxis(yt, y, left, width - right, False)
     for t in xt:
-        body.append(f'<line x1="{raw(t):.1f}" x2="{raw(t):.1f}" y1="{top}" y2="{top + ph}" stroke="#eee"/>'
-                    f'<text x="{raw(t):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">'
-                    f'{_num(math.copysign(math.expm1(abs(t)), t)) if xlog else _label(t, False, xt[1] - xt[0])}</text>')
+        body.append(
+            f'<line x1="{raw(t):.1f}" x2="{raw(t):.1f}" y1="{top}" y2="{top + ph}" stroke="#eee"/>'
+            f'<text x="{raw(t):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">'
+            f"{_num(math.copysign(math.expm1(abs(t)), t)) if xlog else _label(t, False, xt[1] - xt[0])}</text>"
+        )
     for v, label in vlines:
-        body.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{top}" y2="{top + ph}" stroke="{HUMAN}" '
-                    f'stroke-dasharray="5 3"/><text x="{x(v) + 3:.1f}" y="{top + 10}" fill="#666">{esc(label)}</text>')
+        body.append(
+            f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{top}" y2="{top + ph}" stroke="{HUMAN}" '
+            f'stroke-dasharray="5 3"/><text x="{x(v) + 3:.1f}" y="{top + 10}" fill="#666">{esc(label)}</text>'
+        )
     for a, b in links:
         pa, pb = points[a], points[b]
         if all(np.isfinite([pa.x, pa.y, pb.x, pb.y])):
             body.append(_arrow(x(pa.x), y(pa.y), x(pb.x), y(pb.y), pb.color))
     body += _point_marks(keep, x, y, width)
-    body.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{esc(xlabel)}</text>'
-                f'<text transform="translate(12 {top + ph / 2}) rotate(-90)" text-anchor="middle">{esc(ylabel)}</text>')
+    body.append(
+        f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{esc(xlabel)}</text>'
+        f'<text transform="translate(12 {top + ph / 2}) rotate(-90)" text-anchor="middle">{esc(ylabel)}</text>'
+    )
     body += _legend(legend, left, 12)
     return _frame(width, height, title, body)
 
@@ -236,15 +280,28 @@ def _arrow(xa: float, ya: float, xb: float, yb: float, color: str) -> str:
         return ""
     ux, uy = dx / length, dy / length
     tx, ty = xb - ux * 6, yb - uy * 6
-    head = [(tx, ty), (tx - ux * 7 - uy * 3.5, ty - uy * 7 + ux * 3.5),
-            (tx - ux * 7 + uy * 3.5, ty - uy * 7 - ux * 3.5)]
+    head = [
+        (tx, ty),
+        (tx - ux * 7 - uy * 3.5, ty - uy * 7 + ux * 3.5),
+        (tx - ux * 7 + uy * 3.5, ty - uy * 7 - ux * 3.5),
+    ]
     pts = " ".join(f"{px:.1f},{py:.1f}" for px, py in head)
-    return (f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{tx:.1f}" y2="{ty:.1f}" stroke="{color}" stroke-opacity="0.6" '
-            f'stroke-width="1.5"/><polygon points="{pts}" fill="{color}" fill-opacity="0.8"/>')
+    return (
+        f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{tx:.1f}" y2="{ty:.1f}" stroke="{color}" stroke-opacity="0.6" '
+        f'stroke-width="1.5"/><polygon points="{pts}" fill="{color}" fill-opacity="0.8"/>'
+    )
 
 
-def lines(xlabels: Sequence[str], series: Sequence[Line], *, title: str, xlabel: str, ylabel: str,
-          width: int = 760, height: int = 300) -> str:
+def lines(
+    xlabels: Sequence[str],
+    series: Sequence[Line],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    width: int = 760,
+    height: int = 300,
+) -> str:
     """Lines over evenly spaced categories, each point with an error bar; the legend
     on the right.
 
@@ -262,27 +319,47 @@ def lines(xlabels: Sequence[str], series: Sequence[Line], *, title: str, xlabel:
     x = lambda i: left + step * i
     y = lambda v: top + ph * (1 - (v - yt[0]) / (yt[-1] - yt[0]))
     body = _yaxis(yt, y, left, left + pw, False)
-    body += [f'<text x="{x(i):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">{esc(t)}</text>'
-             for i, t in enumerate(xlabels)]
+    body += [
+        f'<text x="{x(i):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">{esc(t)}</text>'
+        for i, t in enumerate(xlabels)
+    ]
     for k, s in enumerate(series):
         pts = [(x(i), y(v), v, e) for i, (v, e) in enumerate(zip(s.y, s.err)) if np.isfinite(v)]
         w = 3 if s.bold else 1.5
-        body.append(f'<polyline points="{" ".join(f"{px:.1f},{py:.1f}" for px, py, _, _ in pts)}" fill="none" '
-                    f'stroke="{s.color}" stroke-width="{w}"/>')
+        body.append(
+            f'<polyline points="{" ".join(f"{px:.1f},{py:.1f}" for px, py, _, _ in pts)}" fill="none" '
+            f'stroke="{s.color}" stroke-width="{w}"/>'
+        )
         for px, py, v, e in pts:
-            body.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{y(v - e):.1f}" y2="{y(v + e):.1f}" '
-                        f'stroke="{s.color}"/><circle cx="{px:.1f}" cy="{py:.1f}" r="{w + 1}" fill="{s.color}">'
-                        f"<title>{esc(s.label)}: {v:.3f} ± {e:.3f}</title></circle>")
-        body.append(f'<rect x="{left + pw + 14}" y="{top + 14 * k}" width="10" height="{w + 1}" fill="{s.color}"/>'
-                    f'<text x="{left + pw + 28}" y="{top + 14 * k + 5}">{esc(s.label[:30])}</text>')
-    body.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{esc(xlabel)}</text>'
-                f'<text transform="translate(12 {top + ph / 2}) rotate(-90)" text-anchor="middle">{esc(ylabel)}</text>')
+            body.append(
+                f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{y(v - e):.1f}" y2="{y(v + e):.1f}" '
+                f'stroke="{s.color}"/><circle cx="{px:.1f}" cy="{py:.1f}" r="{w + 1}" fill="{s.color}">'
+                f"<title>{esc(s.label)}: {v:.3f} ± {e:.3f}</title></circle>"
+            )
+        body.append(
+            f'<rect x="{left + pw + 14}" y="{top + 14 * k}" width="10" height="{w + 1}" fill="{s.color}"/>'
+            f'<text x="{left + pw + 28}" y="{top + 14 * k + 5}">{esc(s.label[:30])}</text>'
+        )
+    body.append(
+        f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{esc(xlabel)}</text>'
+        f'<text transform="translate(12 {top + ph / 2}) rotate(-90)" text-anchor="middle">{esc(ylabel)}</text>'
+    )
     return _frame(width, height, title, body)
 
 
-def forest(labels: Sequence[str], values: Sequence[float], lows: Sequence[float], highs: Sequence[float], *,
-           highlight: Sequence[bool], title: str, xlabel: str, width: int = 760,
-           marks: Sequence[float] | None = None, mark_label: str = "truth") -> str:
+def forest(
+    labels: Sequence[str],
+    values: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    *,
+    highlight: Sequence[bool],
+    title: str,
+    xlabel: str,
+    width: int = 760,
+    marks: Sequence[float] | None = None,
+    mark_label: str = "truth",
+) -> str:
     """One row per label: a point and its interval, highlighted rows in colour; a
     ``marks`` value (e.g. the true mean, where known) drawn as a grey tick on its row.
 
@@ -297,31 +374,48 @@ def forest(labels: Sequence[str], values: Sequence[float], lows: Sequence[float]
     xt = ticks(min(finite, default=0), max(finite, default=1), 6)
     pw = width - left - right
     x = lambda v: left + pw * (v - xt[0]) / (xt[-1] - xt[0])
-    body = [f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{height - 30}" stroke="#eee"/>'
-            f'<text x="{x(t):.1f}" y="{height - 18}" text-anchor="middle" fill="#555">'
-            f"{_label(t, False, xt[1] - xt[0])}</text>"
-            for t in xt]
+    body = [
+        f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{height - 30}" stroke="#eee"/>'
+        f'<text x="{x(t):.1f}" y="{height - 18}" text-anchor="middle" fill="#555">'
+        f"{_label(t, False, xt[1] - xt[0])}</text>"
+        for t in xt
+    ]
     for i, (label, v, lo, hi, hot, mark) in enumerate(zip(labels, values, lows, highs, highlight, marks)):
         cy = top + row * (i + 0.5)
         if np.isfinite(mark):
-            body.append(f'<line x1="{x(mark):.1f}" x2="{x(mark):.1f}" y1="{cy - 7:.1f}" y2="{cy + 7:.1f}" '
-                        f'stroke="{HUMAN}" stroke-width="3"><title>{esc(mark_label)}: {mark:.3f}</title></line>')
+            body.append(
+                f'<line x1="{x(mark):.1f}" x2="{x(mark):.1f}" y1="{cy - 7:.1f}" y2="{cy + 7:.1f}" '
+                f'stroke="{HUMAN}" stroke-width="3"><title>{esc(mark_label)}: {mark:.3f}</title></line>'
+            )
         color = PALETTE[0] if hot else "#5a6b7b"
         short = label if len(label) <= 46 else label[:45] + "…"
-        body.append(f'<text x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end" font-weight="{700 if hot else 400}">'
-                    f"<title>{esc(label)}</title>{esc(short)}</text>")
+        body.append(
+            f'<text x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end" font-weight="{700 if hot else 400}">'
+            f"<title>{esc(label)}</title>{esc(short)}</text>"
+        )
         if np.isfinite(v):
             if np.isfinite(lo) and np.isfinite(hi):
-                body.append(f'<line x1="{x(lo):.1f}" x2="{x(hi):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" stroke="{color}" '
-                            f'stroke-width="2"/>')
-            body.append(f'<circle cx="{x(v):.1f}" cy="{cy:.1f}" r="4" fill="{color}"><title>{esc(label)}: '
-                        f"{v:.3f} [{lo:.3f}, {hi:.3f}]</title></circle>")
+                body.append(
+                    f'<line x1="{x(lo):.1f}" x2="{x(hi):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" stroke="{color}" '
+                    f'stroke-width="2"/>'
+                )
+            body.append(
+                f'<circle cx="{x(v):.1f}" cy="{cy:.1f}" r="4" fill="{color}"><title>{esc(label)}: '
+                f"{v:.3f} [{lo:.3f}, {hi:.3f}]</title></circle>"
+            )
     body.append(f'<text x="{left + pw / 2}" y="{height - 3}" text-anchor="middle">{esc(xlabel)}</text>')
     return _frame(width, height, title, body)
 
 
-def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[float]],
-            tips: Sequence[Sequence[str]], *, title: str, cell: int = 46) -> str:
+def heatmap(
+    rows: Sequence[str],
+    cols: Sequence[str],
+    values: Sequence[Sequence[float]],
+    tips: Sequence[Sequence[str]],
+    *,
+    title: str,
+    cell: int = 46,
+) -> str:
     """A matrix of shares in [0, 1] (e.g. P(row beats column)): blue towards 1, orange
     towards 0, white at 0.5, the value written in each cell and ``tips`` as tooltips;
     NaN cells are left blank.
@@ -333,8 +427,10 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[
     """
     left, top = 12 + 8 * max((len(r) for r in rows), default=1), 24 + 7 * max((len(c) for c in cols), default=1)
     width, height = left + cell * len(cols) + 10, top + cell * len(rows) + 10
-    body = [f'<text x="{left + cell * (j + 0.5):.1f}" y="{top - 6}" text-anchor="middle">{esc(c)}</text>'
-            for j, c in enumerate(cols)]
+    body = [
+        f'<text x="{left + cell * (j + 0.5):.1f}" y="{top - 6}" text-anchor="middle">{esc(c)}</text>'
+        for j, c in enumerate(cols)
+    ]
     for i, (name, line, tip_line) in enumerate(zip(rows, values, tips)):
         y = top + cell * i
         body.append(f'<text x="{left - 6}" y="{y + cell / 2 + 4:.1f}" text-anchor="end">{esc(name)}</text>')
@@ -343,8 +439,10 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[
                 continue
             toward = PALETTE[1] if v >= 0.5 else PALETTE[0]
             alpha = min(1.0, abs(v - 0.5) * 2)
-            body.append(f'<rect x="{left + cell * j}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="{toward}" '
-                        f'fill-opacity="{alpha:.2f}"><title>{esc(tip)}</title></rect>'
-                        f'<text x="{left + cell * (j + 0.5) - 1:.1f}" y="{y + cell / 2 + 3:.1f}" text-anchor="middle" '
-                        f'fill="{"#fff" if alpha > 0.6 else "#222"}">{v:.2f}</text>')
+            body.append(
+                f'<rect x="{left + cell * j}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="{toward}" '
+                f'fill-opacity="{alpha:.2f}"><title>{esc(tip)}</title></rect>'
+                f'<text x="{left + cell * (j + 0.5) - 1:.1f}" y="{y + cell / 2 + 3:.1f}" text-anchor="middle" '
+                f'fill="{"#fff" if alpha > 0.6 else "#222"}">{v:.2f}</text>'
+            )
     return _frame(width, height, title, body)

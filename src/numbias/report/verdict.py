@@ -50,8 +50,16 @@ FORMAT = 0.25
 """From this mean out-of-scale plus non-numeric mass on, the answers are format failures first."""
 
 
-def level(share: float, human_share: float, kurt: float, human_kurt: float, *, sd_ratio: float = float("nan"),
-          format_mass: float = 0.0, beyond_noise: bool = True) -> str:
+def level(
+    share: float,
+    human_share: float,
+    kurt: float,
+    human_kurt: float,
+    *,
+    sd_ratio: float = float("nan"),
+    format_mass: float = 0.0,
+    beyond_noise: bool = True,
+) -> str:
     """How biased: ``format`` when a quarter of the answer mass or more is outside the
     scale or not a number (what piles up is then the protocol's clipping), ``flat`` when
     the judge's SD is under 0.2 of the humans' (its kurtosis describes jitter),
@@ -79,8 +87,14 @@ def level(share: float, human_share: float, kurt: float, human_kurt: float, *, s
     return "some" if excess >= 0.08 or peak >= 1 else "little"
 
 
-LEVEL_WORDS = {"strong": "strongly biased", "some": "somewhat biased", "little": "little numerical bias",
-               "noise": "within noise", "flat": "the judge barely varies", "format": "format failures"}
+LEVEL_WORDS = {
+    "strong": "strongly biased",
+    "some": "somewhat biased",
+    "little": "little numerical bias",
+    "noise": "within noise",
+    "flat": "the judge barely varies",
+    "format": "format failures",
+}
 
 
 def _r(iv: Interval) -> str:
@@ -102,18 +116,27 @@ def _pile(mode_text: str, share: float, human_share: float, what: str) -> str:
     """The sentence on the judge's favourite score against the humans' share there."""
     if share > human_share:
         times = f", {share / human_share:.1f}× as often" if human_share > 0 else ", a score they never give"
-        return (f"{what} is {mode_text} for {fmt_num(share, percent=True)} of the items; the humans' scores fall in "
-                f"that bin for {fmt_num(human_share, percent=True)}{times}.")
-    return (f"{what} is most often {mode_text} ({fmt_num(share, percent=True)} of the items), no more than the "
-            f"humans' {fmt_num(human_share, percent=True)} in that bin.")
+        return (
+            f"{what} is {mode_text} for {fmt_num(share, percent=True)} of the items; the humans' scores fall in "
+            f"that bin for {fmt_num(human_share, percent=True)}{times}."
+        )
+    return (
+        f"{what} is most often {mode_text} ({fmt_num(share, percent=True)} of the items), no more than the "
+        f"humans' {fmt_num(human_share, percent=True)} in that bin."
+    )
 
 
 def _peak(kurt: float, human_kurt: float, sd_ratio: float = float("nan")) -> str:
     if sd_ratio < FLAT:
-        why = (f", so its excess kurtosis of {fmt_num(kurt)} describes jitter, not a pile-up" if np.isfinite(kurt)
-               else ": it gives every item the same score")
-        return (f"The judge barely varies: the SD of its scores is {fmt_num(sd_ratio)} of the humans' (both on the "
-                f"unit scale){why}.")
+        why = (
+            f", so its excess kurtosis of {fmt_num(kurt)} describes jitter, not a pile-up"
+            if np.isfinite(kurt)
+            else ": it gives every item the same score"
+        )
+        return (
+            f"The judge barely varies: the SD of its scores is {fmt_num(sd_ratio)} of the humans' (both on the "
+            f"unit scale){why}."
+        )
     if np.isnan(kurt):
         return "It gives every item the same score."
     return f"Excess kurtosis of its scores: {fmt_num(kurt)}, against the humans' {fmt_num(human_kurt)}."
@@ -129,10 +152,16 @@ def _tested(effect: Effect) -> str:
 
 def _format(out_of_scale: float, non_numeric: float, rule: str) -> str:
     """The sentence that reads a large out-of-scale or non-numeric mass as what it is."""
-    clip = (" The protocol clips numbers outside the scale to its ends, so a pile-up at an end is that clipping, "
-            "not a preference." if rule == "protocol" or rule.startswith("sampled") else "")
-    return (f"Format failures first: on average {fmt_num(out_of_scale, percent=True)} of its answer mass is a number "
-            f"outside the scale and {fmt_num(non_numeric, percent=True)} is not a number.{clip}")
+    clip = (
+        " The protocol clips numbers outside the scale to its ends, so a pile-up at an end is that clipping, "
+        "not a preference."
+        if rule == "protocol" or rule.startswith("sampled")
+        else ""
+    )
+    return (
+        f"Format failures first: on average {fmt_num(out_of_scale, percent=True)} of its answer mass is a number "
+        f"outside the scale and {fmt_num(non_numeric, percent=True)} is not a number.{clip}"
+    )
 
 
 @dataclass(frozen=True)
@@ -177,8 +206,15 @@ class StudyVerdict:
 
     @property
     def level(self) -> str:
-        return level(self.share, self.human_share, self.kurtosis, self.human_kurtosis, sd_ratio=self.sd_ratio,
-                     format_mass=self.format_mass, beyond_noise=self.beyond_noise)
+        return level(
+            self.share,
+            self.human_share,
+            self.kurtosis,
+            self.human_kurtosis,
+            sd_ratio=self.sd_ratio,
+            format_mass=self.format_mass,
+            beyond_noise=self.beyond_noise,
+        )
 
     @property
     def named(self) -> str:
@@ -186,33 +222,67 @@ class StudyVerdict:
         return "sampled" if self.rule.startswith("sampled") else self.rule
 
     def tiles(self) -> list[Tile]:
-        tiles = [(f"most given score ({self.scale})", score_label(self.scale, self.mode),
-                  f"{fmt_num(self.share, percent=True)} of items · humans {fmt_num(self.human_share, percent=True)}"),
-                 ("excess kurtosis", fmt_num(self.kurtosis), f"humans {fmt_num(self.human_kurtosis)}"),
-                 (f"r, {self.named} answer", fmt_num(self.answer.value),
-                  f"[{fmt_num(self.answer.low)}, {fmt_num(self.answer.high)}]")]
+        tiles = [
+            (
+                f"most given score ({self.scale})",
+                score_label(self.scale, self.mode),
+                f"{fmt_num(self.share, percent=True)} of items · humans {fmt_num(self.human_share, percent=True)}",
+            ),
+            ("excess kurtosis", fmt_num(self.kurtosis), f"humans {fmt_num(self.human_kurtosis)}"),
+            (
+                f"r, {self.named} answer",
+                fmt_num(self.answer.value),
+                f"[{fmt_num(self.answer.low)}, {fmt_num(self.answer.high)}]",
+            ),
+        ]
         if self.expected is not None:
-            tiles.append(("r, expected score", fmt_num(self.expected.value),
-                          f"[{fmt_num(self.expected.low)}, {fmt_num(self.expected.high)}]"))
-        tiles.append(("SD ratio (judge / humans)", fmt_num(self.sd_ratio),
-                      f"out of scale {fmt_num(self.out_of_scale, percent=True)} · non-numeric "
-                      f"{fmt_num(self.non_numeric, percent=True)}"))
+            tiles.append(
+                (
+                    "r, expected score",
+                    fmt_num(self.expected.value),
+                    f"[{fmt_num(self.expected.low)}, {fmt_num(self.expected.high)}]",
+                )
+            )
+        tiles.append(
+            (
+                "SD ratio (judge / humans)",
+                fmt_num(self.sd_ratio),
+                f"out of scale {fmt_num(self.out_of_scale, percent=True)} · non-numeric "
+                f"{fmt_num(self.non_numeric, percent=True)}",
+            )
+        )
         return tiles
 
     def finding(self) -> str:
         sampled = f" ({self.rule}: the paper's protocol, sampled)" if self.named != self.rule else ""
-        pile = _pile(score_label(self.scale, self.mode), self.share, self.human_share,
-                     f"At {self.scale}, its {self.named} answer{sampled}")
+        pile = _pile(
+            score_label(self.scale, self.mode),
+            self.share,
+            self.human_share,
+            f"At {self.scale}, its {self.named} answer{sampled}",
+        )
         peak = _peak(self.kurtosis, self.human_kurtosis, self.sd_ratio)
-        text = [*([_format(self.out_of_scale, self.non_numeric, self.rule)] if self.level == "format" else []),
-                pile.removesuffix(".") + _tested(self.excess_share) + ".",
-                peak if self.sd_ratio < FLAT else peak.removesuffix(".") + _tested(self.excess_kurtosis) + "."]
-        answer = (f"Its {self.named} answer correlates with the humans at {_r(self.answer)}"
-                  if np.isfinite(self.answer.value) else f"Its {self.named} answer carries no ranking (no r)")
+        text = [
+            *([_format(self.out_of_scale, self.non_numeric, self.rule)] if self.level == "format" else []),
+            pile.removesuffix(".") + _tested(self.excess_share) + ".",
+            peak if self.sd_ratio < FLAT else peak.removesuffix(".") + _tested(self.excess_kurtosis) + ".",
+        ]
+        answer = (
+            f"Its {self.named} answer correlates with the humans at {_r(self.answer)}"
+            if np.isfinite(self.answer.value)
+            else f"Its {self.named} answer carries no ranking (no r)"
+        )
         if self.expected is not None and np.isfinite(self.expected.value):
             gap = self.expected.value - self.answer.value
-            how = ("" if np.isnan(gap) else f", {gap:+.2f} from reading the whole distribution" if gap >= 0.02
-                   else ", no better than the answer" if gap > -0.02 else ", below the answer")
+            how = (
+                ""
+                if np.isnan(gap)
+                else f", {gap:+.2f} from reading the whole distribution"
+                if gap >= 0.02
+                else ", no better than the answer"
+                if gap > -0.02
+                else ", below the answer"
+            )
             answer += f"; the exact expected score of the same distributions reaches {_r(self.expected)}{how}"
         text.append(answer + (f" (human ceiling {fmt_num(self.ceiling)})." if np.isfinite(self.ceiling) else "."))
         return " ".join(text)
@@ -221,17 +291,25 @@ class StudyVerdict:
         gain = self.best.value - np.nan_to_num(self.answer.value, nan=-np.inf)
         where = "" if self.best_scale == self.scale else f"ask on {self.best_scale} and "
         by = f", {gain:+.2f}" if np.isfinite(gain) else ""
-        first = (f"{where}read the {self.best_rule} score rather than the {self.named} answer at {self.scale}: "
-                 f"{_r(self.best)}{by}." if gain >= 0.02 and np.isfinite(self.best.value) else
-                 f"the {self.named} answer at {self.scale} is as accurate as any setting measured here."
-                 if np.isfinite(self.best.value) else "no setting measured here has a defined r (undefined: the "
-                 "human or judge scores are constant, or there are too few items), so accuracy cannot pick one.")
-        fix = {"format": "Fix the answer format before reading bias (an answer prefix, a stricter template), or "
-                         "read the exact expected score, which leaves out-of-scale and non-numeric mass out. ",
-               "flat": "A judge whose scores barely vary ranks items poorly whatever its kurtosis: try another "
-                       "scale or the exact expected score. "}.get(self.level, "")
-        return (f"{fix}{first[0].upper()}{first[1:]} To choose a setting on held-out items (temperature, "
-                "calibration, score range) and prove it on others, run numbias mitigate on this judge and task.")
+        first = (
+            f"{where}read the {self.best_rule} score rather than the {self.named} answer at {self.scale}: "
+            f"{_r(self.best)}{by}."
+            if gain >= 0.02 and np.isfinite(self.best.value)
+            else f"the {self.named} answer at {self.scale} is as accurate as any setting measured here."
+            if np.isfinite(self.best.value)
+            else "no setting measured here has a defined r (undefined: the "
+            "human or judge scores are constant, or there are too few items), so accuracy cannot pick one."
+        )
+        fix = {
+            "format": "Fix the answer format before reading bias (an answer prefix, a stricter template), or "
+            "read the exact expected score, which leaves out-of-scale and non-numeric mass out. ",
+            "flat": "A judge whose scores barely vary ranks items poorly whatever its kurtosis: try another "
+            "scale or the exact expected score. ",
+        }.get(self.level, "")
+        return (
+            f"{fix}{first[0].upper()}{first[1:]} To choose a setting on held-out items (temperature, "
+            "calibration, score range) and prove it on others, run numbias mitigate on this judge and task."
+        )
 
 
 def answer_rule(rules: Sequence[str]) -> str:
@@ -268,8 +346,10 @@ def excess(results: StudyResults, v: StudyVerdict, n_boot: int) -> tuple[Effect,
     s, scores = rule_scores(results, v.judge, v.task, v.scale, v.rule)
     human = to_scale(s.data.human, s.data.human_range, s.scale)
     seed = results.config.seed
-    return (paired_effect(mode_excess_rows(s.scale), human, scores, human, n_boot=n_boot, seed=seed),
-            paired_effect(kurtosis_rows, human, scores, human, n_boot=n_boot, seed=seed))
+    return (
+        paired_effect(mode_excess_rows(s.scale), human, scores, human, n_boot=n_boot, seed=seed),
+        paired_effect(kurtosis_rows, human, scores, human, n_boot=n_boot, seed=seed),
+    )
 
 
 def _verdicts(results: StudyResults) -> list[StudyVerdict]:
@@ -284,14 +364,28 @@ def _verdicts(results: StudyResults) -> list[StudyVerdict]:
         row = at.loc[rule]
         defined = rows.dropna(subset=["pearson"])  # none with constant human scores or a single item
         best = defined.loc[defined["pearson"].idxmax()] if len(defined) else pd.Series({**row, "rule": rule})
-        out.append(StudyVerdict(
-            judge, task, scale, rule, float(row["mode"]), float(row["mode_share"]),
-            human_share(results, judge, task, scale, rule, float(row["mode"])), float(row["kurtosis"]),
-            float(row["human_kurtosis"]), _interval(row, "pearson"),
-            _interval(at.loc["expected"], "pearson") if "expected" in at.index and rule != "expected" else None,
-            str(best["scale"]), str(best["rule"]), _interval(best, "pearson"), float(row["human_ceiling"]),
-            float(row.get("sd_ratio", np.nan)), float(row.get("out_of_scale", np.nan)),
-            float(row.get("non_numeric", np.nan))))
+        out.append(
+            StudyVerdict(
+                judge,
+                task,
+                scale,
+                rule,
+                float(row["mode"]),
+                float(row["mode_share"]),
+                human_share(results, judge, task, scale, rule, float(row["mode"])),
+                float(row["kurtosis"]),
+                float(row["human_kurtosis"]),
+                _interval(row, "pearson"),
+                _interval(at.loc["expected"], "pearson") if "expected" in at.index and rule != "expected" else None,
+                str(best["scale"]),
+                str(best["rule"]),
+                _interval(best, "pearson"),
+                float(row["human_ceiling"]),
+                float(row.get("sd_ratio", np.nan)),
+                float(row.get("out_of_scale", np.nan)),
+                float(row.get("non_numeric", np.nan)),
+            )
+        )
     return out
 
 
@@ -299,8 +393,9 @@ def rule_scores(results: StudyResults, judge: str, task: str, scale: str, rule: 
     """The scored set behind a summary row and its item scores by the row's rule (an
     exact set for greedy/expected/median/protocol, the sampled set for its label)."""
     for s in results.sets:
-        if (s.judge, s.task, str(s.scale)) == (judge, task, scale) and (s.mode == rule or
-                                                                         s.mode == "exact" and is_rule(rule)):
+        if (s.judge, s.task, str(s.scale)) == (judge, task, scale) and (
+            s.mode == rule or s.mode == "exact" and is_rule(rule)
+        ):
             return s, s.scores(rule if s.mode == "exact" else "protocol")
     raise NumbiasError(f"no scored set of {judge} on {task} at {scale} reads rule {rule!r}")
 
@@ -324,9 +419,12 @@ def _adjusted(effect: Effect) -> str:
     return "no test" if not np.isfinite(p) else f"adjusted p = {fmt_p(p, significant=True)}"
 
 
-CALL_BADGES = {"better": ("little", "the choice beats the default"), "worse": ("strong", "keep the default"),
-               "within noise": ("some", "within noise: keep the default"),
-               "untested": ("some", "unchecked: keep the default")}
+CALL_BADGES = {
+    "better": ("little", "the choice beats the default"),
+    "worse": ("strong", "keep the default"),
+    "within noise": ("some", "within noise: keep the default"),
+    "untested": ("some", "unchecked: keep the default"),
+}
 """The recommendation badge of a mitigation verdict: its colour class and its words."""
 
 
@@ -384,38 +482,65 @@ class MitigateVerdict:
         return CALL_BADGES[self.call]
 
     def tiles(self) -> list[Tile]:
-        return [(f"most given score ({PAPER_SCALE}, default)", fmt_num(self.mode, 0),
-                 f"{fmt_num(self.share, percent=True)} of items · humans {fmt_num(self.human_share, percent=True)}"),
-                ("kurtosis, default → choice", f"{fmt_num(self.default_kurtosis)} → {fmt_num(self.choice_kurtosis)}",
-                 f"humans {fmt_num(self.human_kurtosis)}"),
-                ("test r, paper default", fmt_num(self.default.value),
-                 f"[{fmt_num(self.default.low)}, {fmt_num(self.default.high)}]"),
-                ("test r, automatic choice", fmt_num(self.choice.value),
-                 f"{_dtext(self.gain)} · {_adjusted(self.gain)}"),
-                ("Δ r on dev, choice − default",
-                 fmt_num(self.dev_gain.delta, signed=True) if self.dev_gain.defined else "—",
-                 f"cross-fitted [{fmt_num(self.dev_gain.low, signed=True)}, {fmt_num(self.dev_gain.high, signed=True)}]"
-                 if self.dev_gain.defined else "not checked")]
+        return [
+            (
+                f"most given score ({PAPER_SCALE}, default)",
+                fmt_num(self.mode, 0),
+                f"{fmt_num(self.share, percent=True)} of items · humans {fmt_num(self.human_share, percent=True)}",
+            ),
+            (
+                "kurtosis, default → choice",
+                f"{fmt_num(self.default_kurtosis)} → {fmt_num(self.choice_kurtosis)}",
+                f"humans {fmt_num(self.human_kurtosis)}",
+            ),
+            (
+                "test r, paper default",
+                fmt_num(self.default.value),
+                f"[{fmt_num(self.default.low)}, {fmt_num(self.default.high)}]",
+            ),
+            ("test r, automatic choice", fmt_num(self.choice.value), f"{_dtext(self.gain)} · {_adjusted(self.gain)}"),
+            (
+                "Δ r on dev, choice − default",
+                fmt_num(self.dev_gain.delta, signed=True) if self.dev_gain.defined else "—",
+                f"cross-fitted [{fmt_num(self.dev_gain.low, signed=True)}, {fmt_num(self.dev_gain.high, signed=True)}]"
+                if self.dev_gain.defined
+                else "not checked",
+            ),
+        ]
 
     def finding(self) -> str:
         fam = f" over the {self.family} rows of the table" if self.family else ""
-        text = [_pile(fmt_num(self.mode, 0), self.share, self.human_share,
-                      f"On the {self.n_test} test items, the paper's default ({PAPER_DEFAULT.label}) answer"),
-                _peak(self.default_kurtosis, self.human_kurtosis),
-                f"The default reaches test {_r(self.default)}. Chosen on {self.n_dev} development items, the "
-                f"automatic choice is {self.chosen}: test {_r(self.choice)}; against the default {_dtext(self.gain)} "
-                f"(paired bootstrap over the test items, {_adjusted(self.gain)}, Holm{fam}), with excess kurtosis "
-                f"{fmt_num(self.choice_kurtosis)}."]
+        text = [
+            _pile(
+                fmt_num(self.mode, 0),
+                self.share,
+                self.human_share,
+                f"On the {self.n_test} test items, the paper's default ({PAPER_DEFAULT.label}) answer",
+            ),
+            _peak(self.default_kurtosis, self.human_kurtosis),
+            f"The default reaches test {_r(self.default)}. Chosen on {self.n_dev} development items, the "
+            f"automatic choice is {self.chosen}: test {_r(self.choice)}; against the default {_dtext(self.gain)} "
+            f"(paired bootstrap over the test items, {_adjusted(self.gain)}, Holm{fam}), with excess kurtosis "
+            f"{fmt_num(self.choice_kurtosis)}.",
+        ]
         if self.dev_gain.defined:
-            text.append(f"On the development items, cross-fitted (the selection re-run without each fold), the "
-                        f"choice against the default: {_dtext(self.dev_gain)}.")
+            text.append(
+                f"On the development items, cross-fitted (the selection re-run without each fold), the "
+                f"choice against the default: {_dtext(self.dev_gain)}."
+            )
         if np.isfinite(self.nested):
-            again = (f"; the same setting wins on {fmt_num(self.stability, percent=True)} of bootstrap resamples of "
-                     "the development items" if np.isfinite(self.stability) else "")
+            again = (
+                f"; the same setting wins on {fmt_num(self.stability, percent=True)} of bootstrap resamples of "
+                "the development items"
+                if np.isfinite(self.stability)
+                else ""
+            )
             text.append(f"A nested estimate of what the selection achieves is r = {fmt_num(self.nested)}{again}.")
         if np.isfinite(self.prespecified.delta):
-            text.append(f"The pre-specified rule ({PRESPECIFIED.label}), fixed before any data, against the default "
-                        f"on the test items: {_dtext(self.prespecified)}, {_adjusted(self.prespecified)}.")
+            text.append(
+                f"The pre-specified rule ({PRESPECIFIED.label}), fixed before any data, against the default "
+                f"on the test items: {_dtext(self.prespecified)}, {_adjusted(self.prespecified)}."
+            )
         if self.free:
             text.append(free_sentence(self.free, self.free_gain, self.free_test))
         return " ".join(text)
@@ -423,21 +548,32 @@ class MitigateVerdict:
     def advice(self) -> str:
         dev = self.dev_gain
         if self.call == "untested":
-            return ("Keep the default: the choice could not be compared with it on development items "
-                    "(too few items or groups to cross-fit).")
+            return (
+                "Keep the default: the choice could not be compared with it on development items "
+                "(too few items or groups to cross-fit)."
+            )
         if self.call == "worse" and dev.low > 0:
-            return (f"Keep the default: the choice beats it on development items ({_dtext(dev)}) but is worse on "
-                    f"the test items ({_dtext(self.gain)}, {_adjusted(self.gain)}).")
+            return (
+                f"Keep the default: the choice beats it on development items ({_dtext(dev)}) but is worse on "
+                f"the test items ({_dtext(self.gain)}, {_adjusted(self.gain)})."
+            )
         if self.call == "worse":
             return f"Keep the default: the choice is worse than the default on development items: {_dtext(dev)}."
         if self.call == "within noise":
-            return (f"Keep the default: the choice does not beat the default on development items: {_dtext(dev)} "
-                    "(within noise); label more development items before relying on a choice.")
-        keep = (" Save it with --save judge.json and score new items with numbias score --calibrated judge.json."
-                if self.saveable else "")
+            return (
+                f"Keep the default: the choice does not beat the default on development items: {_dtext(dev)} "
+                "(within noise); label more development items before relying on a choice."
+            )
+        keep = (
+            " Save it with --save judge.json and score new items with numbias score --calibrated judge.json."
+            if self.saveable
+            else ""
+        )
         small = " The gain is small: the default is nearly as good." if dev.delta < 0.02 else ""
-        return (f"Use the automatic choice, {self.chosen}: it beats the default on development items "
-                f"({_dtext(dev)}, cross-fitted).{small}{keep}")
+        return (
+            f"Use the automatic choice, {self.chosen}: it beats the default on development items "
+            f"({_dtext(dev)}, cross-fitted).{small}{keep}"
+        )
 
 
 def _call(effect: Effect) -> str:
@@ -456,9 +592,13 @@ def free_sentence(setting: str, dev: Effect, test: Effect) -> str:
     head = f"The label-free (entropy) choice, {setting},"
     if not dev.defined:
         return f"{head} is unverified without labels."
-    rule = ("beats the default on development items" if dev.low > 0 else
-            "is worse than the default on development items" if dev.high < 0 else
-            "does not beat the default on development items")
+    rule = (
+        "beats the default on development items"
+        if dev.low > 0
+        else "is worse than the default on development items"
+        if dev.high < 0
+        else "does not beat the default on development items"
+    )
     tested = f"; on the test items {_dtext(test)}, {_adjusted(test)}" if np.isfinite(test.delta) else ""
     return f"{head} {rule}: {_dtext(dev)}{tested}."
 
@@ -476,14 +616,33 @@ def mitigate_verdicts(results: MitigateResults) -> list[MitigateVerdict]:
         mode = int(np.argmax(hist))
         h = c.honesty
         free = h.free.label if h is not None and h.free is not None else ""
-        out.append(MitigateVerdict(
-            c.judge.name, c.task, str(choice["setting"]), len(c.fit_on), len(c.test_human), float(scale.lo + mode),
-            float(hist[mode]), float(human[mode]), _interval(default, "pearson"), _interval(choice, "pearson"),
-            c.effects.get(CHOICE_ROW, UNDEFINED), float(default["kurtosis"]), float(choice["kurtosis"]),
-            kurtosis(c.test_human), h.nested if h is not None else float("nan"),
-            h.stability if h is not None else float("nan"), len(set(c.chosen)) == 1,
-            _dev_gain(c), free, h.free_gain if h is not None else UNDEFINED, c.effects.get(FREE_ROW, UNDEFINED),
-            len(c.effects), c.effects.get(PRESPECIFIED_ROW, UNDEFINED)))
+        out.append(
+            MitigateVerdict(
+                c.judge.name,
+                c.task,
+                str(choice["setting"]),
+                len(c.fit_on),
+                len(c.test_human),
+                float(scale.lo + mode),
+                float(hist[mode]),
+                float(human[mode]),
+                _interval(default, "pearson"),
+                _interval(choice, "pearson"),
+                c.effects.get(CHOICE_ROW, UNDEFINED),
+                float(default["kurtosis"]),
+                float(choice["kurtosis"]),
+                kurtosis(c.test_human),
+                h.nested if h is not None else float("nan"),
+                h.stability if h is not None else float("nan"),
+                len(set(c.chosen)) == 1,
+                _dev_gain(c),
+                free,
+                h.free_gain if h is not None else UNDEFINED,
+                c.effects.get(FREE_ROW, UNDEFINED),
+                len(c.effects),
+                c.effects.get(PRESPECIFIED_ROW, UNDEFINED),
+            )
+        )
     return out
 
 
@@ -514,9 +673,11 @@ def shift_sentence(row: dict) -> str:
     if peaked is not None and worse is not None and not (pd.isna(peaked) or pd.isna(worse)):
         peaked_text = f" ({int(peaked)} with a Holm-adjusted p below 0.05)"
         worse_text = f" ({int(worse)} with a Holm-adjusted p below 0.05)"
-    return (f"aligned vs base ({row['scoring']}): more peaked in {row['more peaked']} of {row['settings']} "
-            f"settings{peaked_text}, less accurate in {row['less accurate']}{worse_text}, both in {row['both']} "
-            f"(median change: kurtosis {row['median Δ kurtosis']:+.2f}, Pearson r {row['median Δ r']:+.2f})")
+    return (
+        f"aligned vs base ({row['scoring']}): more peaked in {row['more peaked']} of {row['settings']} "
+        f"settings{peaked_text}, less accurate in {row['less accurate']}{worse_text}, both in {row['both']} "
+        f"(median change: kurtosis {row['median Δ kurtosis']:+.2f}, Pearson r {row['median Δ r']:+.2f})"
+    )
 
 
 def align_lead(res: AlignResults) -> list[str]:
@@ -525,6 +686,8 @@ def align_lead(res: AlignResults) -> list[str]:
     correlation of kurtosis with accuracy (the paper's −0.60; its CI resamples settings,
     which share bases and items, so it is narrower than it should be)."""
     lines = [shift_sentence(r) for r in res.shift.to_dict("records")]
-    lines += [f"kurtosis against Pearson r over all settings ({rule}): {_r(iv).removeprefix('r = ')} (paper: −0.60)"
-              for rule, iv in res.correlation.items()]
+    lines += [
+        f"kurtosis against Pearson r over all settings ({rule}): {_r(iv).removeprefix('r = ')} (paper: −0.60)"
+        for rule, iv in res.correlation.items()
+    ]
     return lines

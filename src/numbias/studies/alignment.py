@@ -37,8 +37,10 @@ from numbias.models.catalog import DEFAULT_JUDGE
 from numbias.studies.bias import StudyResults, run
 from numbias.studies.stages import DiversityConfig, adjust_columns, diversity, effect_columns, item_matrix, stage_table
 
-EMBEDDED_PAIR_NOTE = ("cross-family, cross-size contrast (Gemma 3 270M base vs SmolLM2 135M instruct): no "
-                      "same-model base/instruct pair ships in the registry")
+EMBEDDED_PAIR_NOTE = (
+    "cross-family, cross-size contrast (Gemma 3 270M base vs SmolLM2 135M instruct): no "
+    "same-model base/instruct pair ships in the registry"
+)
 
 
 class PairConfig(BaseModel):
@@ -56,8 +58,11 @@ class PairConfig(BaseModel):
 
 class AlignConfig(Settings):
     model_config = ConfigDict(extra="forbid")
-    pairs: list[PairConfig] = Field(default_factory=lambda: [
-        PairConfig(base="gemma3-270m-base", aligned="smollm2-135m-instruct", note=EMBEDDED_PAIR_NOTE)])
+    pairs: list[PairConfig] = Field(
+        default_factory=lambda: [
+            PairConfig(base="gemma3-270m-base", aligned="smollm2-135m-instruct", note=EMBEDDED_PAIR_NOTE)
+        ]
+    )
     extra_aligned: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE)])
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader")])
     scales: ScaleList = Field(default_factory=lambda: [PAPER_SCALE, "1-5"])
@@ -82,8 +87,10 @@ class AlignConfig(Settings):
         for text in self.scales:
             scale = ScoreScale.parse(text)
             if scale.numeric and len(str(scale.hi)) > self.sampling.max_tokens:
-                raise ValueError(f"scale {scale} needs {len(str(scale.hi))} digits but the protocol reads at most "
-                                 f"{self.sampling.max_tokens} new tokens")
+                raise ValueError(
+                    f"scale {scale} needs {len(str(scale.hi))} digits but the protocol reads at most "
+                    f"{self.sampling.max_tokens} new tokens"
+                )
         return self
 
     @model_validator(mode="after")
@@ -101,11 +108,19 @@ class AlignConfig(Settings):
         judges: dict[str, JudgeConfig] = {}
         for judge in self._named():  # a judge in several pairs is scored once
             judges.setdefault(judge.name, judge)
-        return RunConfig(judges=list(judges.values()), tasks=self.tasks, scales=self.scales,
-                         rules=["expected", "protocol"], modes=["exact", "sampled"] if self.sample else ["exact"],
-                         sampling=self.sampling,
-                         out=self.out, store=self.store, seed=self.seed, bootstrap=self.bootstrap,
-                         workers=self.workers)
+        return RunConfig(
+            judges=list(judges.values()),
+            tasks=self.tasks,
+            scales=self.scales,
+            rules=["expected", "protocol"],
+            modes=["exact", "sampled"] if self.sample else ["exact"],
+            sampling=self.sampling,
+            out=self.out,
+            store=self.store,
+            seed=self.seed,
+            bootstrap=self.bootstrap,
+            workers=self.workers,
+        )
 
 
 @dataclass
@@ -155,23 +170,28 @@ def noise_band(dists: list[ScoreDistribution], counts: np.ndarray, runs: int, se
     rng = np.random.default_rng(seed)
     rs = []
     for _ in range(runs):
-        means = np.array([rng.choice(scale.values, size=c, p=p).mean() if c else np.nan
-                          for p, c in zip(clipped, counts)])
+        means = np.array(
+            [rng.choice(scale.values, size=c, p=p).mean() if c else np.nan for p, c in zip(clipped, counts)]
+        )
         keep = ~np.isnan(means)
         rs.append(float(pearson_rows(means[keep], expect[keep])))
     return float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))
 
 
-def protocol_agreement(backend: Backend, prompts: list[Prompt], scale: ScoreScale, sampling: SamplingConfig,
-                       *, runs: int = 200) -> dict[str, Any]:
+def protocol_agreement(
+    backend: Backend, prompts: list[Prompt], scale: ScoreScale, sampling: SamplingConfig, *, runs: int = 200
+) -> dict[str, Any]:
     """The protocol's item means against the exact expectation at the same T, under
     the protocol's reading and under the exact distribution's own reading, each with
     the 95% band of Pearson r that sampling noise alone allows; and the total
     variation between pooled sampled categories and the exact distributions."""
     temperature = sampling.temperature
     exact = [d.at(temperature) for d in backend.score(prompts, scale)]
-    texts = list(backend.sample(prompts, n=sampling.n, temperature=temperature, max_tokens=sampling.max_tokens,
-                                seed=sampling.seed))
+    texts = list(
+        backend.sample(
+            prompts, n=sampling.n, temperature=temperature, max_tokens=sampling.max_tokens, seed=sampling.seed
+        )
+    )
     probs, rest = stack(exact)
     expect = item_scores(probs, rest, scale, "protocol")
     out: dict[str, Any] = {}
@@ -182,16 +202,23 @@ def protocol_agreement(backend: Backend, prompts: list[Prompt], scale: ScoreScal
                 values = [v for v, _ in filter(None, map(read, answers))]
             else:
                 cats = [categorize(t, scale) for t in answers]
-                values = [scale.lo if c == scale.size else scale.hi if c == scale.size + 1 else scale.lo + c
-                          for c in cats if c < scale.size + 2]
+                values = [
+                    scale.lo if c == scale.size else scale.hi if c == scale.size + 1 else scale.lo + c
+                    for c in cats
+                    if c < scale.size + 2
+                ]
             counts.append(len(values))
             means.append(np.mean(values) if values else np.nan)
         m = np.array(means)
         keep = ~np.isnan(m) & ~np.isnan(expect)
         r = float(pearson_rows(m[keep], expect[keep]))
         low, high = noise_band(exact, np.array(counts), runs=runs, seed=sampling.seed)
-        out[reading] = {"pearson": r, "mad": float(np.abs(m[keep] - expect[keep]).mean()), "band": (low, high),
-                        "numeric answers": float(np.mean(counts)) / sampling.n}
+        out[reading] = {
+            "pearson": r,
+            "mad": float(np.abs(m[keep] - expect[keep]).mean()),
+            "band": (low, high),
+            "numeric answers": float(np.mean(counts)) / sampling.n,
+        }
     sampled = np.zeros(scale.size + 3)
     for answers in texts:
         for t in answers:
@@ -202,8 +229,9 @@ def protocol_agreement(backend: Backend, prompts: list[Prompt], scale: ScoreScal
     return out
 
 
-def kurtosis_accuracy(summary: pd.DataFrame, rules: Sequence[str], n_boot: int = 1000,
-                      seed: int = 0) -> dict[str, Interval]:
+def kurtosis_accuracy(
+    summary: pd.DataFrame, rules: Sequence[str], n_boot: int = 1000, seed: int = 0
+) -> dict[str, Interval]:
     """Pearson correlation between kurtosis and Pearson r across a summary's settings
     (judge × task × scale), per rule, with a bootstrap CI over settings: the paper's
     −0.60. Summaries of studies run in parts can be concatenated first."""
@@ -211,8 +239,9 @@ def kurtosis_accuracy(summary: pd.DataFrame, rules: Sequence[str], n_boot: int =
     for rule in rules:
         part = summary[summary.rule == rule].dropna(subset=["kurtosis", "pearson"])
         if len(part) >= 3:
-            correlation[rule] = bootstrap(part["kurtosis"].to_numpy(), part["pearson"].to_numpy(), pearson_rows,
-                                          n_boot=n_boot, seed=seed)
+            correlation[rule] = bootstrap(
+                part["kurtosis"].to_numpy(), part["pearson"].to_numpy(), pearson_rows, n_boot=n_boot, seed=seed
+            )
     return correlation
 
 
@@ -232,13 +261,20 @@ def paired_shift(table: pd.DataFrame) -> pd.DataFrame:
             continue
         peaked = part["aligned kurtosis"] > part["base kurtosis"]
         worse = part["aligned r"] < part["base r"]
-        row = {"scoring": scoring, "settings": len(part), "more peaked": int(peaked.sum()),
-               "less accurate": int(worse.sum()), "both": int((peaked & worse).sum()),
-               "median Δ kurtosis": float((part["aligned kurtosis"] - part["base kurtosis"]).median()),
-               "median Δ r": float((part["aligned r"] - part["base r"]).median())}
+        row = {
+            "scoring": scoring,
+            "settings": len(part),
+            "more peaked": int(peaked.sum()),
+            "less accurate": int(worse.sum()),
+            "both": int((peaked & worse).sum()),
+            "median Δ kurtosis": float((part["aligned kurtosis"] - part["base kurtosis"]).median()),
+            "median Δ r": float((part["aligned r"] - part["base r"]).median()),
+        }
         if tested:
-            row |= {"more peaked, adjusted p < 0.05": int((peaked & (part["Δ kurtosis p adj"] < ALPHA)).sum()),
-                    "less accurate, adjusted p < 0.05": int((worse & (part["Δ r p adj"] < ALPHA)).sum())}
+            row |= {
+                "more peaked, adjusted p < 0.05": int((peaked & (part["Δ kurtosis p adj"] < ALPHA)).sum()),
+                "less accurate, adjusted p < 0.05": int((worse & (part["Δ r p adj"] < ALPHA)).sum()),
+            }
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -290,23 +326,42 @@ def align(config: AlignConfig | dict[str, Any] | None = None, *, progress: Progr
     if not isinstance(config, AlignConfig):
         config = parse_align(config or {})
     results = run(config.study(), progress=progress)
-    spread, texts = (diversity(config.diversity, config.study().judges, progress) if config.diversity
-                     else (pd.DataFrame(), pd.DataFrame()))
+    spread, texts = (
+        diversity(config.diversity, config.study().judges, progress)
+        if config.diversity
+        else (pd.DataFrame(), pd.DataFrame())
+    )
     return align_results(config, results, spread, texts)
 
 
-def align_results(config: AlignConfig, results: StudyResults, spread: pd.DataFrame,
-                  texts: pd.DataFrame) -> AlignResults:
+def align_results(
+    config: AlignConfig, results: StudyResults, spread: pd.DataFrame, texts: pd.DataFrame
+) -> AlignResults:
     """The pairs laid side by side from a study's results and the judges' free
     generations (apart from :func:`align`, so a results folder's files recompute them)."""
     table = pair_table(config, results)
-    correlation = kurtosis_accuracy(results.summary, (config.sampling.label, "expected", "protocol"),
-                                    config.bootstrap, config.seed)
+    correlation = kurtosis_accuracy(
+        results.summary, (config.sampling.label, "expected", "protocol"), config.bootstrap, config.seed
+    )
     judges = config.study().judges
-    return AlignResults(config, results, table, correlation, simulated_kurtosis(config, results),
-                        paired_shift(table), stage_table(judges, results.summary, results.items,
-                                                         ranges={s.task: s.data.human_range for s in results.sets},
-                                                         n_boot=config.bootstrap, seed=config.seed), spread, texts)
+    return AlignResults(
+        config,
+        results,
+        table,
+        correlation,
+        simulated_kurtosis(config, results),
+        paired_shift(table),
+        stage_table(
+            judges,
+            results.summary,
+            results.items,
+            ranges={s.task: s.data.human_range for s in results.sets},
+            n_boot=config.bootstrap,
+            seed=config.seed,
+        ),
+        spread,
+        texts,
+    )
 
 
 def _pair_settings(config: AlignConfig, results: StudyResults) -> list[tuple[str, str, str, str, str, str, str]]:
@@ -317,9 +372,13 @@ def _pair_settings(config: AlignConfig, results: StudyResults) -> list[tuple[str
     protocol_rows.append((f"protocol expectation (exact, T={config.sampling.temperature:g})", "protocol"))
     pairs = [(p.base.name, p.aligned.name, p.note or "") for p in config.pairs]
     pairs += [(config.pairs[0].base.name, j.name, "further aligned judge") for j in config.extra_aligned]
-    return [(base, aligned, note, task, scale, protocol, rule) for base, aligned, note in pairs
-            for task in dict.fromkeys(s.task for s in results.sets) for scale in results.config.scales
-            for protocol, rule in [*protocol_rows, ("exact expected", "expected")]]
+    return [
+        (base, aligned, note, task, scale, protocol, rule)
+        for base, aligned, note in pairs
+        for task in dict.fromkeys(s.task for s in results.sets)
+        for scale in results.config.scales
+        for protocol, rule in [*protocol_rows, ("exact expected", "expected")]
+    ]
 
 
 def pair_table(config: AlignConfig, results: StudyResults) -> pd.DataFrame:
@@ -332,29 +391,56 @@ def pair_table(config: AlignConfig, results: StudyResults) -> pd.DataFrame:
     n_boot = resamples_for(len(settings), config.bootstrap)
     rows = []
     for base, aligned, note, task, scale, protocol, rule in settings:
-        b, a = (summary[(summary.judge == j) & (summary.task == task) & (summary.scale == scale)
-                        & (summary.rule == rule)].iloc[0] for j in (base, aligned))
-        scores, human = item_matrix(results.items, task, scale, "exact" if rule in RULES else rule, rule,
-                                    [base, aligned])
-        effects = {key: paired_effect(stat, scores[0], scores[1], human, n_boot=n_boot, seed=config.seed)
-                   for key, stat in zip(COMPARED, COMPARED_STATISTICS)}
-        rows.append({"base": base, "aligned": aligned, "task": task, "scale": scale, "scoring": protocol,
-                     "human kurtosis": b["human_kurtosis"], "base kurtosis": b["kurtosis"],
-                     "aligned kurtosis": a["kurtosis"], "base r": b["pearson"], "aligned r": a["pearson"],
-                     "items": effects["Δ r"].items,
-                     **{k: v for key, e in effects.items() for k, v in effect_columns(key, e).items()},
-                     "base group r": b["group_pearson"], "aligned group r": a["group_pearson"],
-                     **{f"{who} {label}": row.get(key, np.nan) for label, key in JITTER.items()
-                        for who, row in (("base", b), ("aligned", a))},
-                     "humans in aligned mode's bin": a.get("human_mode_share", np.nan), "note": note})
+        b, a = (
+            summary[
+                (summary.judge == j) & (summary.task == task) & (summary.scale == scale) & (summary.rule == rule)
+            ].iloc[0]
+            for j in (base, aligned)
+        )
+        scores, human = item_matrix(
+            results.items, task, scale, "exact" if rule in RULES else rule, rule, [base, aligned]
+        )
+        effects = {
+            key: paired_effect(stat, scores[0], scores[1], human, n_boot=n_boot, seed=config.seed)
+            for key, stat in zip(COMPARED, COMPARED_STATISTICS)
+        }
+        rows.append(
+            {
+                "base": base,
+                "aligned": aligned,
+                "task": task,
+                "scale": scale,
+                "scoring": protocol,
+                "human kurtosis": b["human_kurtosis"],
+                "base kurtosis": b["kurtosis"],
+                "aligned kurtosis": a["kurtosis"],
+                "base r": b["pearson"],
+                "aligned r": a["pearson"],
+                "items": effects["Δ r"].items,
+                **{k: v for key, e in effects.items() for k, v in effect_columns(key, e).items()},
+                "base group r": b["group_pearson"],
+                "aligned group r": a["group_pearson"],
+                **{
+                    f"{who} {label}": row.get(key, np.nan)
+                    for label, key in JITTER.items()
+                    for who, row in (("base", b), ("aligned", a))
+                },
+                "humans in aligned mode's bin": a.get("human_mode_share", np.nan),
+                "note": note,
+            }
+        )
     table = adjust_table(pd.DataFrame(rows))
     if table[["base group r", "aligned group r"]].isna().all().all():
         table = table.drop(columns=["base group r", "aligned group r"])
     return table
 
 
-JITTER = {"SD ratio": "sd_ratio", "mode share": "mode_share", "out-of-scale": "out_of_scale",
-          "non-numeric": "non_numeric"}
+JITTER = {
+    "SD ratio": "sd_ratio",
+    "mode share": "mode_share",
+    "out-of-scale": "out_of_scale",
+    "non-numeric": "non_numeric",
+}
 """The align table's measures that jitter and format cannot fool, by column label and summary key."""
 
 
@@ -366,10 +452,17 @@ def simulated_kurtosis(config: AlignConfig, results: StudyResults) -> pd.DataFra
             continue
         k = simulate_sample_mean_kurtosis(s, config.sampling.n, config.simulations, config.seed)
         k = k[~np.isnan(k)]
-        sims.append({"judge": s.judge, "task": s.task, "scale": str(s.scale), "n": config.sampling.n,
-                     "simulated kurtosis (mean)": float(k.mean()) if len(k) else np.nan,
-                     "2.5%": float(np.percentile(k, 2.5)) if len(k) else np.nan,
-                     "97.5%": float(np.percentile(k, 97.5)) if len(k) else np.nan})
+        sims.append(
+            {
+                "judge": s.judge,
+                "task": s.task,
+                "scale": str(s.scale),
+                "n": config.sampling.n,
+                "simulated kurtosis (mean)": float(k.mean()) if len(k) else np.nan,
+                "2.5%": float(np.percentile(k, 2.5)) if len(k) else np.nan,
+                "97.5%": float(np.percentile(k, 97.5)) if len(k) else np.nan,
+            }
+        )
     return pd.DataFrame(sims)
 
 

@@ -61,7 +61,6 @@ class StudyResults:
     """What the outputs must say about the data (e.g. a human range taken from the data)."""
 
 
-
 def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress = no_progress) -> StudyResults:
     """Run (or resume) a study and compute its metrics. Each item's distribution is
     stored under ``out`` (or ``store``) as it is read, so a second run reads none again.
@@ -110,19 +109,33 @@ def run(config: RunConfig | dict[str, Any] | None = None, *, progress: Progress 
     return analyse(config, sets, notes=task_notes(tasks))
 
 
-def collect_modes(judge: Judge, task: PreparedTask, scale: ScoreScale, store: Store, config: RunConfig,
-                  progress: Progress) -> list[ScoredSet]:
+def collect_modes(
+    judge: Judge, task: PreparedTask, scale: ScoreScale, store: Store, config: RunConfig, progress: Progress
+) -> list[ScoredSet]:
     """One judge × task × scale in every mode the study asks for."""
     sets = []
     if "exact" in config.modes:
-        exact = collect(judge, task.label, task.data, task.template, scale, store, progress=progress,
-                        truncate=task.truncate)
+        exact = collect(
+            judge, task.label, task.data, task.template, scale, store, progress=progress, truncate=task.truncate
+        )
         exact.protocol_temperature = config.sampling.temperature
         sets.append(exact)
     if "sampled" in config.modes:
         mode, scorer = sampling_mode(config.sampling, scale)
-        sets.append(collect(judge, task.label, task.data, task.template, scale, store, progress=progress,
-                            mode=mode, scorer=scorer, truncate=task.truncate))
+        sets.append(
+            collect(
+                judge,
+                task.label,
+                task.data,
+                task.template,
+                scale,
+                store,
+                progress=progress,
+                mode=mode,
+                scorer=scorer,
+                truncate=task.truncate,
+            )
+        )
     return sets
 
 
@@ -137,9 +150,17 @@ def analyse(config: RunConfig, sets: list[ScoredSet], notes: Sequence[str] = ())
             scores = s.scores(rule)
             label = rule if s.mode == "exact" else s.mode
             per_item[label] = scores
-            m = evaluate(scores, data.human, data.human_range, s.scale, ratings=ratings, groups=data.groups,
-                         n_boot=config.bootstrap, seed=config.seed,
-                         masses=(per_item["out_of_scale"].to_numpy(), per_item["other"].to_numpy()))
+            m = evaluate(
+                scores,
+                data.human,
+                data.human_range,
+                s.scale,
+                ratings=ratings,
+                groups=data.groups,
+                n_boot=config.bootstrap,
+                seed=config.seed,
+                masses=(per_item["out_of_scale"].to_numpy(), per_item["other"].to_numpy()),
+            )
             row = {"judge": s.judge, "task": s.task, "scale": str(s.scale), "rule": label, **m.flat()}
             if data.systems is not None:
                 row.update(system_columns(data.systems, data.human, scores))
@@ -151,10 +172,12 @@ def analyse(config: RunConfig, sets: list[ScoredSet], notes: Sequence[str] = ())
     return StudyResults(config, sets, pd.DataFrame(rows), pd.concat(items, ignore_index=True), notes=notes)
 
 
-SYSTEM_CONVENTION = ("system-level r: each system's mean judge score against its mean human score over its "
-                     "items with a human score; every system in the system column with two or more such items "
-                     "counts (an item of several systems counts for each); no human reference system is added; "
-                     "95% Fisher-z intervals over the systems (item noise in the means is not in them)")
+SYSTEM_CONVENTION = (
+    "system-level r: each system's mean judge score against its mean human score over its "
+    "items with a human score; every system in the system column with two or more such items "
+    "counts (an item of several systems counts for each); no human reference system is added; "
+    "95% Fisher-z intervals over the systems (item noise in the means is not in them)"
+)
 """What the system-level correlations count, stated wherever they are shown."""
 
 
@@ -174,8 +197,9 @@ def item_frame(s: ScoredSet) -> pd.DataFrame:
     """One row per item of a scored set: ids, human score, group, masses, characters cut,
     and the whole next-token entropy at the answer position where the backend read it."""
     data = s.data
-    frame = pd.DataFrame({"judge": s.judge, "task": s.task, "scale": str(s.scale), "mode": s.mode,
-                          "id": data.ids, "human": data.human})
+    frame = pd.DataFrame(
+        {"judge": s.judge, "task": s.task, "scale": str(s.scale), "mode": s.mode, "id": data.ids, "human": data.human}
+    )
     if data.groups is not None:
         frame["group"] = data.groups
     if data.systems is not None:

@@ -135,15 +135,17 @@ class _Saved(BaseModel):
         return value
 
 
-def cross_fitted_interval(setting: Setting, data: SettingData, human: np.ndarray,
-                          human_range: tuple[float, float]) -> ConformalInterval:
+def cross_fitted_interval(
+    setting: Setting, data: SettingData, human: np.ndarray, human_range: tuple[float, float]
+) -> ConformalInterval:
     """The :data:`COVERAGE` conformal interval of ``setting`` fitted on its cross-fitted
     scores of ``data``'s items (``human`` on the human scale), so its radius is that of
     held-out scores; its ends are ratings humans can give (inside ``human_range``, on
     the integers when every human score is one). A NumbiasError when the items cannot
     support one."""
-    interval = ConformalInterval(COVERAGE, levels=rating_grid(human, human_range),
-                                 limits=[float(v) for v in human_range])
+    interval = ConformalInterval(
+        COVERAGE, levels=rating_grid(human, human_range), limits=[float(v) for v in human_range]
+    )
     return interval.fit(dev_predictions(setting, data, human, human_range), human)
 
 
@@ -175,9 +177,17 @@ class CalibratedJudge:
     (True, array([2.25, 9.  ]), array([2., 5.]))
     """
 
-    def __init__(self, judge: JudgeConfig, template: PromptTemplate, fitted: Fitted,
-                 human_range: tuple[float, float], fitted_on: str = "", truncate: str | None = None,
-                 interval: ConformalInterval | None = None, interval_note: str = "") -> None:
+    def __init__(
+        self,
+        judge: JudgeConfig,
+        template: PromptTemplate,
+        fitted: Fitted,
+        human_range: tuple[float, float],
+        fitted_on: str = "",
+        truncate: str | None = None,
+        interval: ConformalInterval | None = None,
+        interval_note: str = "",
+    ) -> None:
         self.judge_config = judge
         self.template = template
         self.fitted = fitted
@@ -192,9 +202,17 @@ class CalibratedJudge:
         self._judge: Judge | None = None
 
     @classmethod
-    def fit(cls, judge: JudgeConfig, template: PromptTemplate, setting: Setting, data: SettingData,
-            human_on_scale: np.ndarray, human_range: tuple[float, float], fitted_on: str = "",
-            truncate: str | None = None) -> CalibratedJudge:
+    def fit(
+        cls,
+        judge: JudgeConfig,
+        template: PromptTemplate,
+        setting: Setting,
+        data: SettingData,
+        human_on_scale: np.ndarray,
+        human_range: tuple[float, float],
+        fitted_on: str = "",
+        truncate: str | None = None,
+    ) -> CalibratedJudge:
         """Fit ``setting`` on all of ``data``, and a conformal interval (coverage
         :data:`COVERAGE`) on the same items' cross-fitted predictions, so its radius is
         that of held-out scores; when the items cannot support one, ``interval_note`` says why."""
@@ -223,8 +241,13 @@ class CalibratedJudge:
             self._judge = Judge(self.judge_config)
         return self._judge
 
-    def score(self, items: Sequence[Mapping[str, Any]] | Dataset, *, store: str | Path | None = None,
-              progress: Progress = no_progress) -> np.ndarray:
+    def score(
+        self,
+        items: Sequence[Mapping[str, Any]] | Dataset,
+        *,
+        store: str | Path | None = None,
+        progress: Progress = no_progress,
+    ) -> np.ndarray:
         """Calibrated scores on the setting's scale for new items (a Dataset, e.g. from
         :func:`numbias.data.dataset.load_file`, or mappings of the template's fields). With
         ``store`` the distributions are kept there, so a long scoring resumes."""
@@ -233,16 +256,21 @@ class CalibratedJudge:
         data = items if isinstance(items, Dataset) else self._dataset(items)
         return self.fitted.predict(self.distributions(data, store=store, progress=progress))
 
-    def distributions(self, data: Dataset, *, store: str | Path | None = None,
-                      progress: Progress = no_progress) -> list[ScoreDistribution]:
+    def distributions(
+        self, data: Dataset, *, store: str | Path | None = None, progress: Progress = no_progress
+    ) -> list[ScoreDistribution]:
         """The judge's exact distributions for ``data`` at the setting's scale (for a
         range ensemble: read at each of its scales and mixed)."""
         self.template.check(set(data.fields))
         text = self.setting.scale
         scales = ensemble_parts(text) if ENSEMBLE_JOIN in text else (self.scale,)
         with TemporaryDirectory() as tmp, Store(store or Path(tmp) / "store.sqlite") as db:
-            read = [collect(self.judge, data.name, data, self.template, scale, db, progress=progress,
-                            truncate=self.truncate).distributions for scale in scales]
+            read = [
+                collect(
+                    self.judge, data.name, data, self.template, scale, db, progress=progress, truncate=self.truncate
+                ).distributions
+                for scale in scales
+            ]
         close_workers()
         if len(read) == 1:
             return read[0]
@@ -272,26 +300,41 @@ class CalibratedJudge:
     def save(self, path: str | Path, *, force: bool = False) -> Path:
         """Write the judge to ``path`` (JSON), replacing only a saved judge unless ``force``
         (:func:`check_save`)."""
-        saved = _Saved(format=FORMAT, judge=self.judge_config,
-                       template={"text": self.template.text, "answer_prefix": self.template.answer_prefix,
-                                 "system": self.template.system},
-                       setting={"scale": self.setting.scale, "rule": self.setting.rule,
-                                "temperature": self.setting.temperature, "mitigation": self.setting.mitigation},
-                       state=self.fitted.get_state(), human_range=self.human_range,
-                       fitted_on=self.fitted_on, truncate=self.truncate, interval_note=self.interval_note,
-                       interval=None if self.interval is None else
-                       {"params": self.interval.get_params(), "state": self.interval.get_state()})
+        saved = _Saved(
+            format=FORMAT,
+            judge=self.judge_config,
+            template={
+                "text": self.template.text,
+                "answer_prefix": self.template.answer_prefix,
+                "system": self.template.system,
+            },
+            setting={
+                "scale": self.setting.scale,
+                "rule": self.setting.rule,
+                "temperature": self.setting.temperature,
+                "mitigation": self.setting.mitigation,
+            },
+            state=self.fitted.get_state(),
+            human_range=self.human_range,
+            fitted_on=self.fitted_on,
+            truncate=self.truncate,
+            interval_note=self.interval_note,
+            interval=None
+            if self.interval is None
+            else {"params": self.interval.get_params(), "state": self.interval.get_state()},
+        )
         if self.judge_config.instance is not None:
             raise NumbiasError("a judge given as a Python object cannot be saved: give it by name and backend")
         if isinstance(self.fitted.calibrator, Contrast):
-            raise NumbiasError(f"setting {self.setting.label} reads an amateur judge's distributions, which a saved "
-                               "judge does not score; save a setting without contrast")
+            raise NumbiasError(
+                f"setting {self.setting.label} reads an amateur judge's distributions, which a saved "
+                "judge does not score; save a setting without contrast"
+            )
         path = check_save(path, force=force)
         return write_one(path, text(saved.model_dump_json(indent=2)))
 
     @classmethod
-    def load(cls, path: str | Path, *, base_url: str | None = None,
-             api_key_env: str | None = None) -> CalibratedJudge:
+    def load(cls, path: str | Path, *, base_url: str | None = None, api_key_env: str | None = None) -> CalibratedJudge:
         """A saved judge read as data, every field checked before any model loads. Its
         backend must be registered; where it sends requests and which key it reads come
         from ``base_url`` and ``api_key_env`` (the user's ``--base-url``,
@@ -300,28 +343,39 @@ class CalibratedJudge:
         try:
             saved = _Saved.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except ValidationError as exc:
-            raise NumbiasError(f"calibrated judge file {path} is not a saved numbias judge: "
-                               f"{validation_message(exc)}") from None
+            raise NumbiasError(
+                f"calibrated judge file {path} is not a saved numbias judge: {validation_message(exc)}"
+            ) from None
         except (ValueError, UnicodeDecodeError, OSError) as exc:
-            raise NumbiasError(f"calibrated judge file {path} is not a saved numbias judge: "
-                               f"{first_line(exc)}") from None
+            raise NumbiasError(
+                f"calibrated judge file {path} is not a saved numbias judge: {first_line(exc)}"
+            ) from None
         if saved.format not in FORMATS:
-            raise NumbiasError(f"calibrated judge file {path} has format {saved.format!r}, expected one of "
-                               f"{', '.join(FORMATS)}")
+            raise NumbiasError(
+                f"calibrated judge file {path} has format {saved.format!r}, expected one of {', '.join(FORMATS)}"
+            )
         judge, notes = _judge_from_file(saved.judge, path, base_url, api_key_env)
         setting = Setting(**saved.setting.model_dump())
         try:
             fitted = Fitted(setting).set_state(saved.state.model_dump())
         except (TypeError, ValueError, NumbiasError) as exc:
             raise NumbiasError(f"calibrated judge file {path} has a bad state: {first_line(exc)}") from None
-        loaded = cls(judge, PromptTemplate(**saved.template.model_dump()), fitted, saved.human_range,
-                     saved.fitted_on, saved.truncate, *_saved_interval(saved, path))
+        loaded = cls(
+            judge,
+            PromptTemplate(**saved.template.model_dump()),
+            fitted,
+            saved.human_range,
+            saved.fitted_on,
+            saved.truncate,
+            *_saved_interval(saved, path),
+        )
         loaded.notes = notes
         return loaded
 
 
-def _judge_from_file(judge: JudgeConfig, path: Path, base_url: str | None,
-                     api_key_env: str | None) -> tuple[JudgeConfig, list[str]]:
+def _judge_from_file(
+    judge: JudgeConfig, path: Path, base_url: str | None, api_key_env: str | None
+) -> tuple[JudgeConfig, list[str]]:
     """The saved judge with the user's server (if any) in place of the file's, and the
     note that shows the file's: a server the user did not name is never contacted."""
     judge, routing = judge_as_data(judge, f"calibrated judge file {path}")
@@ -331,8 +385,11 @@ def _judge_from_file(judge: JudgeConfig, path: Path, base_url: str | None,
     if "base_url" in required_options(judge.backend) and base_url is None:
         was = f" was scored against {recorded}, which is not used:" if recorded else " needs a server:"
         raise NumbiasError(f"calibrated judge file {path}{was} pass --base-url to name the server to score with")
-    notes = [f"{path.name} was scored against {recorded}; pass --base-url to use a server"] \
-        if recorded and base_url is None else []
+    notes = (
+        [f"{path.name} was scored against {recorded}; pass --base-url to use a server"]
+        if recorded and base_url is None
+        else []
+    )
     return judge, notes
 
 
@@ -367,8 +424,10 @@ def check_save(path: str | Path, *, force: bool = False) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise NumbiasError(f"--save {path}: folder {parent} is not writable")
     if (path.exists() or path.is_symlink()) and not force and not _is_saved_judge(path):
-        raise NumbiasError(f"--save {path}: the file exists and is not a saved numbias judge; name another file, "
-                           "or pass --force to replace it")
+        raise NumbiasError(
+            f"--save {path}: the file exists and is not a saved numbias judge; name another file, "
+            "or pass --force to replace it"
+        )
     return path
 
 

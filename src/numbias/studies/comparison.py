@@ -44,8 +44,11 @@ from numbias.util.errors import NumbiasError
 
 ESTIMATORS = ("naive", "labelled_only", "ppi")
 """The three estimates of a system's mean: the judge's (biased), the labels' alone, PPI++."""
-NAMES = {"naive": "naive judge mean (biased)", "labelled_only": "labelled-only mean",
-         "ppi": "prediction-powered (PPI++)"}
+NAMES = {
+    "naive": "naive judge mean (biased)",
+    "labelled_only": "labelled-only mean",
+    "ppi": "prediction-powered (PPI++)",
+}
 
 
 @dataclass
@@ -102,23 +105,32 @@ def _default_score(frame: pd.DataFrame) -> str:
     for name in ("calibrated_human", "expected"):
         if name in frame.columns:
             return name
-    raise NumbiasError("no judge-score column: name it with score= / --score-column (numbias score writes "
-                       "calibrated_human and expected)")
+    raise NumbiasError(
+        "no judge-score column: name it with score= / --score-column (numbias score writes "
+        "calibrated_human and expected)"
+    )
 
 
 def _numbers(column: pd.Series, where: str, what: str, blank_ok: bool) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
     bad = column.notna() & ~np.isfinite(values) if blank_ok else ~np.isfinite(values)
     if bad.any():
-        raise NumbiasError(f"{where}: {what} {column[bad].iloc[0]!r} of row {int(np.flatnonzero(bad)[0])} is not a "
-                           "finite number")
+        raise NumbiasError(
+            f"{where}: {what} {column[bad].iloc[0]!r} of row {int(np.flatnonzero(bad)[0])} is not a finite number"
+        )
     return values
 
 
-def load_items(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: str = "system",
-               human: str = "human", score: str | None = None, group: str | None = None,
-               human_range: tuple[float, float] | None = None,
-               judge_range: tuple[float, float] | None = None) -> Items:
+def load_items(
+    data: str | Path | pd.DataFrame | ScoredItems,
+    *,
+    system_column: str = "system",
+    human: str = "human",
+    score: str | None = None,
+    group: str | None = None,
+    human_range: tuple[float, float] | None = None,
+    judge_range: tuple[float, float] | None = None,
+) -> Items:
     """The rows to compare, checked: every row names a system and has a finite judge
     score; human scores (blank: unlabelled) lie in ``human_range`` (default: the labels'
     own range, noted). A judge score on another scale (``judge_range``, or the scale a
@@ -133,13 +145,16 @@ def load_items(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: 
     if score == "calibrated_human":
         judge_range = None
     labels = _column(frame, system_column, where, "system").astype("string").fillna("")
-    if (empty := [i for i, label in enumerate(labels) if not members(label)]):
-        raise NumbiasError(f"{where}: row {empty[0]} names no system in column {system_column!r}; every row needs "
-                           "one")
-    out = pd.DataFrame({"id": frame["id"].astype(str) if "id" in frame else np.arange(len(frame)).astype(str),
-                        "system": labels.to_numpy(dtype=object),
-                        "human": _numbers(_column(frame, human, where, "human score"), where, "human score", True),
-                        "judge": _numbers(_column(frame, score, where, "judge score"), where, "judge score", False)})
+    if empty := [i for i, label in enumerate(labels) if not members(label)]:
+        raise NumbiasError(f"{where}: row {empty[0]} names no system in column {system_column!r}; every row needs one")
+    out = pd.DataFrame(
+        {
+            "id": frame["id"].astype(str) if "id" in frame else np.arange(len(frame)).astype(str),
+            "system": labels.to_numpy(dtype=object),
+            "human": _numbers(_column(frame, human, where, "human score"), where, "human score", True),
+            "judge": _numbers(_column(frame, score, where, "judge score"), where, "judge score", False),
+        }
+    )
     group = group or ("group" if "group" in frame.columns else None)
     out["unit"] = _column(frame, group, where, "group").astype(str).to_numpy() if group else out["id"]
     notes = [f"judge score: column {score!r} of {where}"]
@@ -148,12 +163,15 @@ def load_items(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: 
         raise NumbiasError(f"{where}: {len(labelled)} rows have a human score; label at least two of each system")
     if human_range is None:
         human_range = (float(labelled.min()), float(labelled.max()))
-        notes.append(f"human range {human_range[0]:g}-{human_range[1]:g} taken from the labels (give human_range "
-                     "to set it)")
+        notes.append(
+            f"human range {human_range[0]:g}-{human_range[1]:g} taken from the labels (give human_range to set it)"
+        )
     elif ((labelled < human_range[0]) | (labelled > human_range[1])).any():
         bad = labelled[(labelled < human_range[0]) | (labelled > human_range[1])]
-        raise NumbiasError(f"{where}: human score {bad.iloc[0]:g} of row {bad.index[0]} lies outside the human range "
-                           f"{human_range[0]:g}-{human_range[1]:g}")
+        raise NumbiasError(
+            f"{where}: human score {bad.iloc[0]:g} of row {bad.index[0]} lies outside the human range "
+            f"{human_range[0]:g}-{human_range[1]:g}"
+        )
     if judge_range is not None and tuple(judge_range) != tuple(human_range):
         (jl, jh), (hl, hh) = judge_range, human_range
         out["judge"] = hl + (out["judge"] - jl) * (hh - hl) / (jh - jl)
@@ -176,8 +194,9 @@ def draw_labels(items: Items, n: int, seed: int = 0) -> np.ndarray:
     keep = np.zeros(len(frame), dtype=bool)
     for name, side in by_system(frame["system"].tolist()).items():
         if n >= len(side):
-            raise NumbiasError(f"labels {n} is not below system {name!r}'s {len(side)} items: nothing would be "
-                               "left unlabelled")
+            raise NumbiasError(
+                f"labels {n} is not below system {name!r}'s {len(side)} items: nothing would be left unlabelled"
+            )
         keep[rng.choice(side, n, replace=False)] = True
     return keep
 
@@ -187,8 +206,10 @@ def _sides(frame: pd.DataFrame, human: np.ndarray) -> dict[str, Side]:
     parts = sides(frame["system"].to_numpy(), frame["unit"].to_numpy(), human, frame["judge"].to_numpy())
     for name, side in parts.items():
         if side.labelled.sum() < 2:
-            raise NumbiasError(f"system {name!r} has {int(side.labelled.sum())} labelled item(s) of {len(side.units)}; "
-                               "each system needs at least two")
+            raise NumbiasError(
+                f"system {name!r} has {int(side.labelled.sum())} labelled item(s) of {len(side.units)}; "
+                "each system needs at least two"
+            )
     return parts
 
 
@@ -199,15 +220,21 @@ def estimates(side: Side, level: float = LEVEL, finite: bool = False) -> dict[st
     lab = side.labelled
     y, yhat, rest = side.human[lab], side.judge[lab], side.judge[~lab]
     if finite:
-        return {"naive": naive_mean(side.judge, level), "labelled_only": finite_mean(y, yhat, rest, lam=0.0,
-                                                                                     level=level),
-                "ppi": finite_mean(y, yhat, rest, level=level)}
-    return {"naive": naive_mean(side.judge, level), "labelled_only": labelled_mean(y, level),
-            "ppi": ppi_mean(y, yhat, rest, level=level)}
+        return {
+            "naive": naive_mean(side.judge, level),
+            "labelled_only": finite_mean(y, yhat, rest, lam=0.0, level=level),
+            "ppi": finite_mean(y, yhat, rest, level=level),
+        }
+    return {
+        "naive": naive_mean(side.judge, level),
+        "labelled_only": labelled_mean(y, level),
+        "ppi": ppi_mean(y, yhat, rest, level=level),
+    }
 
 
-def _pass_rates(parts: dict[str, Side], frame: pd.DataFrame, human: np.ndarray, threshold: float, n_boot: int,
-                seed: int) -> dict[str, dict[str, Estimate]]:
+def _pass_rates(
+    parts: dict[str, Side], frame: pd.DataFrame, human: np.ndarray, threshold: float, n_boot: int, seed: int
+) -> dict[str, dict[str, Estimate]]:
     """Per system: the judge's pass rate (biased), the labels' and the Rogan–Gladen
     corrected one, a pass being a score at or above ``threshold``; the judge's
     sensitivity and specificity are pooled over every labelled row (one judge, one rule)."""
@@ -216,15 +243,17 @@ def _pass_rates(parts: dict[str, Side], frame: pd.DataFrame, human: np.ndarray, 
     out = {}
     for k, (name, side) in enumerate(parts.items()):
         judged = side.judge >= threshold
-        out[name] = {"pass_naive": naive_mean(judged.astype(float)),
-                     "pass_labelled": labelled_mean((side.human[side.labelled] >= threshold).astype(float)),
-                     "pass_corrected": corrected_pass_rate(judged, human_pass, judge_pass, n_boot=n_boot,
-                                                           seed=seed + k)}
+        out[name] = {
+            "pass_naive": naive_mean(judged.astype(float)),
+            "pass_labelled": labelled_mean((side.human[side.labelled] >= threshold).astype(float)),
+            "pass_corrected": corrected_pass_rate(judged, human_pass, judge_pass, n_boot=n_boot, seed=seed + k),
+        }
     return out
 
 
-def _system_rows(parts: dict[str, Side], truth: dict[str, float] | None, passes: dict[str, dict[str, Estimate]],
-                 level: float) -> pd.DataFrame:
+def _system_rows(
+    parts: dict[str, Side], truth: dict[str, float] | None, passes: dict[str, dict[str, Estimate]], level: float
+) -> pd.DataFrame:
     rows = []
     for name, side in parts.items():
         row: dict[str, Any] = {"system": name, "items": len(side.units), "labelled": int(side.labelled.sum())}
@@ -251,42 +280,70 @@ class CompareResults:
 
     def to_json(self) -> dict[str, Any]:
         """Everything as plain data (NaN as null)."""
+
         def plain(frame: pd.DataFrame) -> list[dict[str, Any]]:
             """Records with every float exact (pandas' JSON keeps ten digits)."""
-            return [{k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
-                    for row in frame.astype(object).where(frame.notna(), None).to_dict("records")]
+            return [
+                {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+                for row in frame.astype(object).where(frame.notna(), None).to_dict("records")
+            ]
 
         def num(x: float) -> float | None:
             return float(x) if np.isfinite(x) else None
 
-        return {"settings": self.settings, "systems": plain(self.systems), "pairs": plain(self.pairs),
-                "agreement": {k: {"value": num(e.value), "low": num(e.low), "high": num(e.high), "systems": e.items}
-                              for k, e in self.agreement.items()}, "notes": self.notes}
+        return {
+            "settings": self.settings,
+            "systems": plain(self.systems),
+            "pairs": plain(self.pairs),
+            "agreement": {
+                k: {"value": num(e.value), "low": num(e.low), "high": num(e.high), "systems": e.items}
+                for k, e in self.agreement.items()
+            },
+            "notes": self.notes,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CompareResults:
         """What :meth:`to_json` wrote, read back (null as NaN), so a folder's page is
         rebuilt from its ``compare.json`` alone; a file that is not one is an error."""
         try:
+
             def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 return pd.DataFrame.from_records(records).fillna(np.nan).infer_objects()
 
             def num(x: float | None) -> float:
                 return float("nan") if x is None else float(x)
 
-            agreement = {k: Estimate(num(e["value"]), num(e["low"]), num(e["high"]), items=int(e["systems"]))
-                         for k, e in data["agreement"].items()}
-            return cls(frame(data["systems"]), frame(data["pairs"]), agreement, [str(n) for n in data["notes"]],
-                       dict(data["settings"]))
+            agreement = {
+                k: Estimate(num(e["value"]), num(e["low"]), num(e["high"]), items=int(e["systems"]))
+                for k, e in data["agreement"].items()
+            }
+            return cls(
+                frame(data["systems"]),
+                frame(data["pairs"]),
+                agreement,
+                [str(n) for n in data["notes"]],
+                dict(data["settings"]),
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise NumbiasError(f"not a numbias compare.json: {type(exc).__name__} {exc}") from None
 
 
-def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: str = "system",
-            human: str = "human", score: str | None = None, group: str | None = None, labels: int | None = None,
-            seed: int = 0,
-            human_range: tuple[float, float] | None = None, judge_range: tuple[float, float] | None = None,
-            threshold: float | None = None, n_boot: int = 2000, level: float = LEVEL) -> CompareResults:
+def compare(
+    data: str | Path | pd.DataFrame | ScoredItems,
+    *,
+    system_column: str = "system",
+    human: str = "human",
+    score: str | None = None,
+    group: str | None = None,
+    labels: int | None = None,
+    seed: int = 0,
+    human_range: tuple[float, float] | None = None,
+    judge_range: tuple[float, float] | None = None,
+    threshold: float | None = None,
+    n_boot: int = 2000,
+    level: float = LEVEL,
+) -> CompareResults:
     """Each system's mean human score (naive judge mean, labelled-only, PPI++) and every
     pair A − B, from judge scores of every row and human scores of the labelled rows
     (those with one). ``data``: what :func:`numbias.score` returned, its folder, or any
@@ -313,13 +370,21 @@ def compare(data: str | Path | pd.DataFrame | ScoredItems, *, system_column: str
     1  A  C        0.52  0.35  0.70   1.00
     2  B  C        0.03 -0.15  0.21   0.62
     """
-    items = load_items(data, system_column=system_column, human=human, score=score, group=group,
-                       human_range=human_range, judge_range=judge_range)
+    items = load_items(
+        data,
+        system_column=system_column,
+        human=human,
+        score=score,
+        group=group,
+        human_range=human_range,
+        judge_range=judge_range,
+    )
     return _compare_items(items, labels=labels, seed=seed, threshold=threshold, n_boot=n_boot, level=level)
 
 
-def _compare_items(items: Items, *, labels: int | None, seed: int, threshold: float | None, n_boot: int,
-                   level: float) -> CompareResults:
+def _compare_items(
+    items: Items, *, labels: int | None, seed: int, threshold: float | None, n_boot: int, level: float
+) -> CompareResults:
     """:func:`compare` on items loaded and checked, apart from the loading, whose
     keywords only name the columns."""
     human_scores, truth, notes = _labelled(items, labels, seed)
@@ -328,10 +393,17 @@ def _compare_items(items: Items, *, labels: int | None, seed: int, threshold: fl
     table = _system_rows(parts, truth, passes, level)
     pairs = pairwise(parts, n_boot=n_boot, seed=seed, level=level)
     notes += [f"assumes {ASSUMPTION}", SYSTEM_CONVENTION.replace("system-level r", "agreement")]
-    settings = {"score": items.score, "labels": labels, "seed": seed, "human_range": list(items.human_range),
-                "threshold": threshold, "level": level, "paired_by_group": items.paired, "bootstrap": n_boot}
-    return CompareResults(table, pairs, system_agreement(parts, level=level), notes,
-                          settings)
+    settings = {
+        "score": items.score,
+        "labels": labels,
+        "seed": seed,
+        "human_range": list(items.human_range),
+        "threshold": threshold,
+        "level": level,
+        "paired_by_group": items.paired,
+        "bootstrap": n_boot,
+    }
+    return CompareResults(table, pairs, system_agreement(parts, level=level), notes, settings)
 
 
 def _labelled(items: Items, labels: int | None, seed: int) -> tuple[np.ndarray, dict[str, float] | None, list[str]]:
@@ -342,15 +414,21 @@ def _labelled(items: Items, labels: int | None, seed: int) -> tuple[np.ndarray, 
     human_scores = frame["human"].to_numpy()
     if labels is not None:
         if not items.all_labelled:
-            raise NumbiasError(f"labels draws a labelling budget only when every row has a human score "
-                               f"({int(frame['human'].notna().sum())} of {len(frame)} rows have one)")
+            raise NumbiasError(
+                f"labels draws a labelling budget only when every row has a human score "
+                f"({int(frame['human'].notna().sum())} of {len(frame)} rows have one)"
+            )
         truth = {k: float(s.human.mean()) for k, s in _sides(frame, human_scores).items()}
         human_scores = np.where(draw_labels(items, labels, seed), human_scores, np.nan)
-        notes.append(f"labels: {labels} {'groups' if items.paired else 'rows per system'} drawn (seed {seed}); "
-                     "truth = the mean of every row's human score")
+        notes.append(
+            f"labels: {labels} {'groups' if items.paired else 'rows per system'} drawn (seed {seed}); "
+            "truth = the mean of every row's human score"
+        )
     elif items.all_labelled:
-        notes.append("every row is labelled: PPI++ has no unlabelled rows and equals the labelled-only mean "
-                     "(give labels to simulate a budget)")
+        notes.append(
+            "every row is labelled: PPI++ has no unlabelled rows and equals the labelled-only mean "
+            "(give labels to simulate a budget)"
+        )
     return human_scores, truth, notes
 
 
@@ -358,8 +436,15 @@ BUDGETS = (25, 50, 100, 200)
 """Labelling budgets the coverage check draws by default (groups, or rows per system)."""
 
 
-def coverage(data: str | Path | pd.DataFrame | ScoredItems, *, budgets: tuple[int, ...] = BUDGETS, draws: int = 200,
-             seed: int = 0, level: float = LEVEL, **columns: Any) -> pd.DataFrame:
+def coverage(
+    data: str | Path | pd.DataFrame | ScoredItems,
+    *,
+    budgets: tuple[int, ...] = BUDGETS,
+    draws: int = 200,
+    seed: int = 0,
+    level: float = LEVEL,
+    **columns: Any,
+) -> pd.DataFrame:
     """How often each estimator's interval covers every system's true mean human score
     when only ``n`` labels are drawn (for each ``n`` in ``budgets``, ``draws`` seeded
     draws, :func:`draw_labels`), on rows that are all labelled. One row per budget ×
@@ -407,8 +492,15 @@ def coverage(data: str | Path | pd.DataFrame | ScoredItems, *, budgets: tuple[in
     return pd.DataFrame(out)
 
 
-def _draw_hits(by: dict[str, np.ndarray], human: np.ndarray, judge: np.ndarray, masks: list[np.ndarray],
-               truth: dict[str, float], level: float, finite: bool) -> dict[str, np.ndarray]:
+def _draw_hits(
+    by: dict[str, np.ndarray],
+    human: np.ndarray,
+    judge: np.ndarray,
+    masks: list[np.ndarray],
+    truth: dict[str, float],
+    level: float,
+    finite: bool,
+) -> dict[str, np.ndarray]:
     """Per estimator: (covered, width, error) for every draw × system."""
     out: dict[str, list[tuple[float, float, float]]] = {k: [] for k in ESTIMATORS}
     for mask in masks:
@@ -429,14 +521,22 @@ def _coverage_rows(hits: dict[str, np.ndarray], n: int, r: float, seed: int = 0)
         per_draw = np.nanmean(h[..., 0], axis=1)
         half = stats.t.ppf(0.975, len(per_draw) - 1) * np.std(per_draw, ddof=1) / np.sqrt(len(per_draw))
         ratios = width[key][pick].mean(axis=1) / width["labelled_only"][pick].mean(axis=1)
-        rows.append({"labels": n, "estimator": key, "coverage": float(per_draw.mean()),
-                     "coverage_low": float(max(0.0, per_draw.mean() - half)),
-                     "coverage_high": float(min(1.0, per_draw.mean() + half)),
-                     "worst_system_coverage": float(np.nanmin(np.nanmean(h[..., 0], axis=0))),
-                     "mean_width": float(np.nanmean(h[..., 1])),
-                     "width_ratio": float(width[key].mean() / width["labelled_only"].mean()),
-                     "width_ratio_low": float(np.quantile(ratios, 0.025)),
-                     "width_ratio_high": float(np.quantile(ratios, 0.975)),
-                     "mean_error": float(np.nanmean(h[..., 2])), "draws": h.shape[0], "systems": h.shape[1],
-                     "judge_r": r})
+        rows.append(
+            {
+                "labels": n,
+                "estimator": key,
+                "coverage": float(per_draw.mean()),
+                "coverage_low": float(max(0.0, per_draw.mean() - half)),
+                "coverage_high": float(min(1.0, per_draw.mean() + half)),
+                "worst_system_coverage": float(np.nanmin(np.nanmean(h[..., 0], axis=0))),
+                "mean_width": float(np.nanmean(h[..., 1])),
+                "width_ratio": float(width[key].mean() / width["labelled_only"].mean()),
+                "width_ratio_low": float(np.quantile(ratios, 0.025)),
+                "width_ratio_high": float(np.quantile(ratios, 0.975)),
+                "mean_error": float(np.nanmean(h[..., 2])),
+                "draws": h.shape[0],
+                "systems": h.shape[1],
+                "judge_r": r,
+            }
+        )
     return rows

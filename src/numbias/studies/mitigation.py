@@ -147,10 +147,16 @@ class FormatsConfig(Settings):
         """Each order's formats, as scale spellings."""
         digits = ScoreScale.parse(self.range)
         words = self.words or FORMAT_WORDS[digits.size]
-        forms = [str(digits), f"reversed:{digits}", f"letters:A-{chr(ord('A') + digits.size - 1)}",
-                 str(ScoreScale.from_labels(words))]
-        return {order: [str(ScoreScale.parse(("" if order == "worst-first" else BEST_FIRST) + f)) for f in forms]
-                for order in self.orders}
+        forms = [
+            str(digits),
+            f"reversed:{digits}",
+            f"letters:A-{chr(ord('A') + digits.size - 1)}",
+            str(ScoreScale.from_labels(words)),
+        ]
+        return {
+            order: [str(ScoreScale.parse(("" if order == "worst-first" else BEST_FIRST) + f)) for f in forms]
+            for order in self.orders
+        }
 
     def ensembles(self) -> list[str]:
         """The format ensemble (the first order's formats) and, with two orders, the
@@ -197,8 +203,9 @@ class ContrastConfig(Settings):
 
 class MitigateConfig(Settings):
     model_config = ConfigDict(extra="forbid")
-    judges: JudgeList = Field(default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE,
-                                                                   options={"prune": DEFAULT_PRUNE})])
+    judges: JudgeList = Field(
+        default_factory=lambda: [JudgeConfig(model=DEFAULT_JUDGE, options={"prune": DEFAULT_PRUNE})]
+    )
     tasks: TaskList = Field(default_factory=lambda: [TaskConfig(name="vader", options={"n": 500})])
     scales: ScaleList = Field(default_factory=lambda: [PAPER_SCALE, "1-5", "1-10", "0-10", "1-100", "0-100"])
     rules: RuleList = Field(default_factory=lambda: list(RULES))
@@ -287,10 +294,16 @@ class MitigateConfig(Settings):
     @model_validator(mode="after")
     def _paper_default(self) -> MitigateConfig:
         d = PAPER_DEFAULT
-        if d.scale not in self.scales or d.rule not in self.rules or d.temperature not in self.temperatures \
-                or d.mitigation not in self.mitigations:
-            raise ValueError(f"the comparison needs the paper's default: keep scale {d.scale}, rule {d.rule}, "
-                             f"temperature {d.temperature:g} and mitigation {d.mitigation}")
+        if (
+            d.scale not in self.scales
+            or d.rule not in self.rules
+            or d.temperature not in self.temperatures
+            or d.mitigation not in self.mitigations
+        ):
+            raise ValueError(
+                f"the comparison needs the paper's default: keep scale {d.scale}, rule {d.rule}, "
+                f"temperature {d.temperature:g} and mitigation {d.mitigation}"
+            )
         return self
 
     @property
@@ -327,31 +340,63 @@ class MitigateConfig(Settings):
             return self
         amateur = self.contrast.amateur
         if any(j.name == amateur.name and j != amateur for j in self.judges):
-            raise ValueError(f"the contrast's amateur is named {amateur.name!r} like a judge it differs from; "
-                             "give it a label")
+            raise ValueError(
+                f"the contrast's amateur is named {amateur.name!r} like a judge it differs from; give it a label"
+            )
         if not named:
             self.mitigations = [*self.mitigations, *CONTRAST_MITIGATIONS]
         return self
 
     def candidates(self) -> list[Setting]:
-        return [Setting(s, r, t, m) for s in [*self.scales, *(self.ensembles or [])] for r in self.rules
-                for t in self.temperatures for m in self.mitigations]
+        return [
+            Setting(s, r, t, m)
+            for s in [*self.scales, *(self.ensembles or [])]
+            for r in self.rules
+            for t in self.temperatures
+            for m in self.mitigations
+        ]
 
 
 def parse_mitigate(data: dict[str, Any]) -> MitigateConfig:
     return validate_config(MitigateConfig, data, "mitigate config")
 
 
-def _metrics_row(label: str, fam: str, setting: str, dev_r: float, pred: np.ndarray, human: np.ndarray,
-                 human_range: tuple[float, float], scale: ScoreScale, n_boot: int, seed: int,
-                 groups: np.ndarray | None = None) -> dict[str, Any]:
+def _metrics_row(
+    label: str,
+    fam: str,
+    setting: str,
+    dev_r: float,
+    pred: np.ndarray,
+    human: np.ndarray,
+    human_range: tuple[float, float],
+    scale: ScoreScale,
+    n_boot: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> dict[str, Any]:
     m = evaluate(pred, human, human_range, scale, n_boot=n_boot, seed=seed, groups=groups)
-    row = {"row": label, "family": fam, "setting": setting, "dev score": dev_r, "kurtosis": m.kurtosis,
-           "entropy": m.entropy, "pearson": m.pearson.value, "pearson_low": m.pearson.low,
-           "pearson_high": m.pearson.high, "spearman": m.spearman.value, "n test": m.n}
+    row = {
+        "row": label,
+        "family": fam,
+        "setting": setting,
+        "dev score": dev_r,
+        "kurtosis": m.kurtosis,
+        "entropy": m.entropy,
+        "pearson": m.pearson.value,
+        "pearson_low": m.pearson.low,
+        "pearson_high": m.pearson.high,
+        "spearman": m.spearman.value,
+        "n test": m.n,
+    }
     if groups is not None:
-        row.update({"group pearson": m.group_pearson.value, "group pearson_low": m.group_pearson.low,
-                    "group pearson_high": m.group_pearson.high, "groups": m.groups})
+        row.update(
+            {
+                "group pearson": m.group_pearson.value,
+                "group pearson_low": m.group_pearson.low,
+                "group pearson_high": m.group_pearson.high,
+                "groups": m.groups,
+            }
+        )
     return row
 
 
@@ -401,20 +446,36 @@ class Comparison:
         data = self.data[setting.scale]
         part = SettingData([data.distributions[i] for i in self.fit_on], data.content_free)
         on_scale = to_scale(self.human[self.fit_on], self.human_range, data.scale)
-        where = f"all {len(self.fit_on)} items ({self.folds} folds)" if self.folds > 1 else \
-            f"{len(self.fit_on)} development items"
-        return CalibratedJudge.fit(self.judge, self.template, setting, part, on_scale, self.human_range,
-                                   fitted_on=f"{self.task}: {where}", truncate=self.truncate)
+        where = (
+            f"all {len(self.fit_on)} items ({self.folds} folds)"
+            if self.folds > 1
+            else f"{len(self.fit_on)} development items"
+        )
+        return CalibratedJudge.fit(
+            self.judge,
+            self.template,
+            setting,
+            part,
+            on_scale,
+            self.human_range,
+            fitted_on=f"{self.task}: {where}",
+            truncate=self.truncate,
+        )
 
 
 def _content_free(data: Dataset) -> Dataset:
-    frame = pd.DataFrame([{"id": f"__content_free_{k}__", "human": np.nan, **{f: text for f in data.fields}}
-                          for k, text in enumerate(CONTENT_FREE)])
+    frame = pd.DataFrame(
+        [
+            {"id": f"__content_free_{k}__", "human": np.nan, **{f: text for f in data.fields}}
+            for k, text in enumerate(CONTENT_FREE)
+        ]
+    )
     return Dataset(f"{data.name} (content-free)", frame, data.fields, data.human_range)
 
 
-def make_splits(n: int, config: MitigateConfig,
-                groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_splits(
+    n: int, config: MitigateConfig, groups: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """The seeded dev/test split (:func:`holdout`) or k folds (:func:`cross_folds`) of the
     items; with ``groups`` whole groups go to one side, so no source document is both
     chosen on and tested on."""
@@ -422,8 +483,10 @@ def make_splits(n: int, config: MitigateConfig,
         return [holdout(n, config.dev, config.seed, groups)]
     units = np.arange(n) if groups is None else group_codes(groups, n)
     if n < 10 * config.folds or units.max() + 1 < config.folds:
-        raise NumbiasError(f"{config.folds} folds need at least {10 * config.folds} items and {config.folds} "
-                           f"groups (the task has {n} items)")
+        raise NumbiasError(
+            f"{config.folds} folds need at least {10 * config.folds} items and {config.folds} "
+            f"groups (the task has {n} items)"
+        )
     return cross_folds(n, config.folds, config.seed, groups)
 
 
@@ -446,20 +509,37 @@ class MitigateResults:
         against the default on dev (what the recommendation rests on), the nested
         estimate of the selection procedure, the choice's stability, and the label-free
         choice with its change against the default on dev."""
-        return pd.DataFrame([{"judge": c.judge.name, "task": c.task, "chosen": h.chosen.label,
-                              "dev score": h.dev_score, "dev Δ r": h.dev_gain.delta, "dev Δ r_low": h.dev_gain.low,
-                              "dev Δ r_high": h.dev_gain.high, "dev p": h.dev_gain.p, "recommended": h.recommended,
-                              "nested estimate": h.nested, "stability": h.stability,
-                              "scale stability": h.scale_stability, "resamples": h.resamples,
-                              "label-free choice": h.free.label if h.free is not None else "",
-                              "label-free dev Δ r": h.free_gain.delta, "label-free dev Δ r_low": h.free_gain.low,
-                              "label-free dev Δ r_high": h.free_gain.high}
-                             for c in self.comparisons if (h := c.honesty) is not None])
+        return pd.DataFrame(
+            [
+                {
+                    "judge": c.judge.name,
+                    "task": c.task,
+                    "chosen": h.chosen.label,
+                    "dev score": h.dev_score,
+                    "dev Δ r": h.dev_gain.delta,
+                    "dev Δ r_low": h.dev_gain.low,
+                    "dev Δ r_high": h.dev_gain.high,
+                    "dev p": h.dev_gain.p,
+                    "recommended": h.recommended,
+                    "nested estimate": h.nested,
+                    "stability": h.stability,
+                    "scale stability": h.scale_stability,
+                    "resamples": h.resamples,
+                    "label-free choice": h.free.label if h.free is not None else "",
+                    "label-free dev Δ r": h.free_gain.delta,
+                    "label-free dev Δ r_low": h.free_gain.low,
+                    "label-free dev Δ r_high": h.free_gain.high,
+                }
+                for c in self.comparisons
+                if (h := c.honesty) is not None
+            ]
+        )
 
     @property
     def label_curve(self) -> pd.DataFrame:
-        frames = [c.label_curve.assign(judge=c.judge.name, task=c.task) for c in self.comparisons
-                  if c.label_curve is not None]
+        frames = [
+            c.label_curve.assign(judge=c.judge.name, task=c.task) for c in self.comparisons if c.label_curve is not None
+        ]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     @property
@@ -488,17 +568,27 @@ def transfer(comparisons: list[Comparison]) -> pd.DataFrame:
             fitted = a.calibrated().fitted.predict([b.data[setting.scale].distributions[i] for i in b.test_on])
             as_fitted = pearson(fitted, b.test_human)
             gain = own - default
-            records.append({"from judge": a.judge.name, "from task": a.task, "to judge": b.judge.name,
-                            "to task": b.task, "setting": setting.label, "default r": default, "own choice r": own,
-                            "refitted r": refit, "as fitted r": as_fitted,
-                            "gain kept (refitted)": (refit - default) / gain if gain else np.nan,
-                            "gain kept (as fitted)": (as_fitted - default) / gain if gain else np.nan})
+            records.append(
+                {
+                    "from judge": a.judge.name,
+                    "from task": a.task,
+                    "to judge": b.judge.name,
+                    "to task": b.task,
+                    "setting": setting.label,
+                    "default r": default,
+                    "own choice r": own,
+                    "refitted r": refit,
+                    "as fitted r": as_fitted,
+                    "gain kept (refitted)": (refit - default) / gain if gain else np.nan,
+                    "gain kept (as fitted)": (as_fitted - default) / gain if gain else np.nan,
+                }
+            )
     return pd.DataFrame(records)
 
 
-
-def mitigate(config: MitigateConfig | dict[str, Any] | None = None, *,
-             progress: Progress = no_progress) -> MitigateResults:
+def mitigate(
+    config: MitigateConfig | dict[str, Any] | None = None, *, progress: Progress = no_progress
+) -> MitigateResults:
     """Score every judge × task at every scale (stored, resumable), then compare all
     settings on held-out items.
 
@@ -554,8 +644,11 @@ def _read_all(config: MitigateConfig, tasks: list[PreparedTask], progress: Progr
         _check_grid(jc, config)
     jobs = []
     with Store(config.store_path) as store:
-        amateurs = {task.label: _read_scales(amateur, task, store, config, progress) for task in tasks} \
-            if amateur is not None else {}
+        amateurs = (
+            {task.label: _read_scales(amateur, task, store, config, progress) for task in tasks}
+            if amateur is not None
+            else {}
+        )
         for jc, judge in zip(config.judges, judges):
             for task in tasks:
                 per_scale = _read_scales(judge, task, store, config, progress)
@@ -572,8 +665,10 @@ def _check_tasks(tasks: list[PreparedTask], config: MitigateConfig) -> None:
     for task in tasks:
         make_splits(len(task.data), config, task.data.groups)
         if config.criterion == "group_pearson" and task.data.groups is None:
-            raise NumbiasError(f"criterion group_pearson needs a group column; task {task.label!r} has none "
-                               "(give group: COLUMN / --group COLUMN)")
+            raise NumbiasError(
+                f"criterion group_pearson needs a group column; task {task.label!r} has none "
+                "(give group: COLUMN / --group COLUMN)"
+            )
 
 
 def compare_all(jobs: list[tuple[Any, ...]], n_jobs: int) -> list[Comparison]:
@@ -601,28 +696,44 @@ def _check_grid(judge: JudgeConfig, config: MitigateConfig) -> None:
         raise NumbiasError(f"judge {judge.name}: temperature(s) {missing} are not on its grid {list(grid)}")
 
 
-def paired_scales(per_scale: dict[str, SettingData], amateur: dict[str, SettingData],
-                  contrast: ContrastConfig) -> dict[str, SettingData]:
+def paired_scales(
+    per_scale: dict[str, SettingData], amateur: dict[str, SettingData], contrast: ContrastConfig
+) -> dict[str, SettingData]:
     """Each scale's items and content-free items carrying the amateur's of the same
     item and the study's λ (:func:`numbias.core.distribution.paired`), which the
     contrast family reads and every other mitigation leaves alone."""
+
     def pair(experts: list[ScoreDistribution], amateurs: list[ScoreDistribution]) -> list[ScoreDistribution]:
         return [paired(e, a, **{CONTRAST: contrast.settings}) for e, a in zip(experts, amateurs, strict=True)]
 
-    return {text: SettingData(pair(d.distributions, amateur[text].distributions),
-                              pair(d.content_free, amateur[text].content_free)) for text, d in per_scale.items()}
+    return {
+        text: SettingData(
+            pair(d.distributions, amateur[text].distributions), pair(d.content_free, amateur[text].content_free)
+        )
+        for text, d in per_scale.items()
+    }
 
 
-def _read_scales(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,
-                 progress: Progress) -> dict[str, SettingData]:
+def _read_scales(
+    judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig, progress: Progress
+) -> dict[str, SettingData]:
     """The task's items and the content-free items at every scale (stored, resumable)."""
     per_scale = {}
     for text in config.scales:
         scale = ScoreScale.parse(text)
-        items = collect(judge, task.label, task.data, task.template, scale, store, progress=progress,
-                        truncate=task.truncate)
-        free = collect(judge, task.label, _content_free(task.data), task.template, scale, store,
-                       progress=progress, truncate=task.truncate)
+        items = collect(
+            judge, task.label, task.data, task.template, scale, store, progress=progress, truncate=task.truncate
+        )
+        free = collect(
+            judge,
+            task.label,
+            _content_free(task.data),
+            task.template,
+            scale,
+            store,
+            progress=progress,
+            truncate=task.truncate,
+        )
         per_scale[text] = SettingData(items.distributions, free.distributions)
     return per_scale
 
@@ -632,26 +743,42 @@ def ensemble_data(text: str, per_scale: dict[str, SettingData]) -> SettingData:
     parts = ensemble_parts(text)
     grid = ensemble_grid(parts)
     views = [per_scale[str(p)] for p in parts]
-    return SettingData([mixture(item, grid) for item in zip(*(v.distributions for v in views))],
-                       [mixture(item, grid) for item in zip(*(v.content_free for v in views))])
+    return SettingData(
+        [mixture(item, grid) for item in zip(*(v.distributions for v in views))],
+        [mixture(item, grid) for item in zip(*(v.content_free for v in views))],
+    )
 
 
-def _sample_paper_temperatures(judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig,
-                               progress: Progress) -> dict[float, list[ScoreDistribution]]:
+def _sample_paper_temperatures(
+    judge: Judge, task: PreparedTask, store: Store, config: MitigateConfig, progress: Progress
+) -> dict[float, list[ScoreDistribution]]:
     """The paper's temperature scaling as it ran it: the sampling protocol at each T."""
     scale = ScoreScale.parse(PAPER_SCALE)
     out = {}
     for t in PAPER_TEMPERATURES:
         sampling = config.sampling.model_copy(update={"temperature": t})
         mode, scorer = sampling_mode(sampling, scale)
-        out[t] = collect(judge, task.label, task.data, task.template, scale, store, progress=progress, mode=mode,
-                         scorer=scorer, truncate=task.truncate).distributions
+        out[t] = collect(
+            judge,
+            task.label,
+            task.data,
+            task.template,
+            scale,
+            store,
+            progress=progress,
+            mode=mode,
+            scorer=scorer,
+            truncate=task.truncate,
+        ).distributions
     return out
 
 
-def _fold_fits(per_scale: dict[str, SettingData], data: Dataset, splits: list[tuple[np.ndarray, np.ndarray]],
-               config: MitigateConfig) -> tuple[list[Setting], list[dict[Setting, float]],
-                                                dict[str, tuple[str, list[Setting]]], dict[str, np.ndarray]]:
+def _fold_fits(
+    per_scale: dict[str, SettingData],
+    data: Dataset,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    config: MitigateConfig,
+) -> tuple[list[Setting], list[dict[Setting, float]], dict[str, tuple[str, list[Setting]]], dict[str, np.ndarray]]:
     """Each split's choice and dev scores, and every row's family, settings (one per
     split) and held-out predictions, pooled over the splits as positions on the unit
     interval. No test label is read here: the test table reads them afterwards."""
@@ -660,8 +787,17 @@ def _fold_fits(per_scale: dict[str, SettingData], data: Dataset, splits: list[tu
     used: dict[str, tuple[str, list[Setting]]] = {}
     pooled: dict[str, np.ndarray] = {}
     for dev, test in splits:
-        pick, scores, fits = compare(per_scale, human, data.human_range, dev, test, config.candidates(),
-                                     criterion=config.criterion, seed=config.seed, groups=groups)
+        pick, scores, fits = compare(
+            per_scale,
+            human,
+            data.human_range,
+            dev,
+            test,
+            config.candidates(),
+            criterion=config.criterion,
+            seed=config.seed,
+            groups=groups,
+        )
         chosen.append(pick)
         fold_scores.append(scores)
         for fit in fits:
@@ -671,8 +807,13 @@ def _fold_fits(per_scale: dict[str, SettingData], data: Dataset, splits: list[tu
     return chosen, fold_scores, used, pooled
 
 
-def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, SettingData],
-                 sampled: dict[float, list[ScoreDistribution]], config: MitigateConfig) -> Comparison:
+def compare_task(
+    judge: JudgeConfig,
+    task: PreparedTask,
+    per_scale: dict[str, SettingData],
+    sampled: dict[float, list[ScoreDistribution]],
+    config: MitigateConfig,
+) -> Comparison:
     """One dev/test split, or k folds whose held-out predictions are pooled (as
     positions on the unit interval, since folds may choose different scales); then
     the test metrics of every row, the first time test labels are read."""
@@ -686,9 +827,26 @@ def compare_task(judge: JudgeConfig, task: PreparedTask, per_scale: dict[str, Se
     rows = [(label, fam, settings, pooled[label][test_idx]) for label, (fam, settings) in used.items()]
     table, test_scores, row_scales = _test_table(rows, sampled, dev_scores, human, test_idx, data, config)
     fit_on = splits[0][0] if len(splits) == 1 else np.arange(len(human))
-    comparison = Comparison(judge, task.template, task.label, dev_scores, chosen, table, test_scores,
-                            human[test_idx], data.human_range, per_scale, human, fit_on, len(splits), task.truncate,
-                            row_scales, test_on=test_idx, dataset=data, sampled=sampled)
+    comparison = Comparison(
+        judge,
+        task.template,
+        task.label,
+        dev_scores,
+        chosen,
+        table,
+        test_scores,
+        human[test_idx],
+        data.human_range,
+        per_scale,
+        human,
+        fit_on,
+        len(splits),
+        task.truncate,
+        row_scales,
+        test_on=test_idx,
+        dataset=data,
+        sampled=sampled,
+    )
     if len(splits) == 1:
         comparison.row_settings = {label: settings[0] for label, (_, settings) in used.items()}
         _check_the_choice(comparison, *splits[0], groups, config)
@@ -707,19 +865,33 @@ def _add_effects(c: Comparison, groups: np.ndarray | None, config: MitigateConfi
     bootstrap interval (whole groups resampled where there are groups), p and the
     Holm-adjusted p over the table's tested rows, and the call that follows from it."""
     default = c.test_scores[DEFAULT_ROW]
-    tested = [r["row"] for r in c.table.to_dict("records") if r["row"] != DEFAULT_ROW
-              and r["family"] not in UNTESTED]
-    effects = adjust([paired_effect(pearson_rows, default, c.test_scores[label], c.test_human,
-                                    n_boot=config.bootstrap, seed=config.seed, groups=groups) for label in tested])
+    tested = [r["row"] for r in c.table.to_dict("records") if r["row"] != DEFAULT_ROW and r["family"] not in UNTESTED]
+    effects = adjust(
+        [
+            paired_effect(
+                pearson_rows,
+                default,
+                c.test_scores[label],
+                c.test_human,
+                n_boot=config.bootstrap,
+                seed=config.seed,
+                groups=groups,
+            )
+            for label in tested
+        ]
+    )
     c.effects = dict(zip(tested, effects))
-    get = (lambda label, key: getattr(c.effects[label], key) if label in c.effects else np.nan)
-    c.table = c.table.assign(**{
-        "Δ r": [get(label, "delta") for label in c.table["row"]],
-        "Δ r_low": [get(label, "low") for label in c.table["row"]],
-        "Δ r_high": [get(label, "high") for label in c.table["row"]],
-        "p": [get(label, "p") for label in c.table["row"]],
-        "p adjusted": [get(label, "p_adjusted") for label in c.table["row"]],
-        "vs default": [call(c.effects[label]) if label in c.effects else "" for label in c.table["row"]]})
+    get = lambda label, key: getattr(c.effects[label], key) if label in c.effects else np.nan
+    c.table = c.table.assign(
+        **{
+            "Δ r": [get(label, "delta") for label in c.table["row"]],
+            "Δ r_low": [get(label, "low") for label in c.table["row"]],
+            "Δ r_high": [get(label, "high") for label in c.table["row"]],
+            "p": [get(label, "p") for label in c.table["row"]],
+            "p adjusted": [get(label, "p_adjusted") for label in c.table["row"]],
+            "vs default": [call(c.effects[label]) if label in c.effects else "" for label in c.table["row"]],
+        }
+    )
 
 
 def call(effect: Effect) -> str:
@@ -754,24 +926,47 @@ def _add_intervals(c: Comparison, dev: np.ndarray) -> None:
             except NumbiasError:  # too few scored development items for an interval
                 pass
         measured.append(found)
-    c.table = c.table.assign(**{"interval coverage": [m.share for m in measured],
-                                "interval coverage_low": [m.low for m in measured],
-                                "interval coverage_high": [m.high for m in measured],
-                                "interval width": [m.width for m in measured]})
+    c.table = c.table.assign(
+        **{
+            "interval coverage": [m.share for m in measured],
+            "interval coverage_low": [m.low for m in measured],
+            "interval coverage_high": [m.high for m in measured],
+            "interval width": [m.width for m in measured],
+        }
+    )
 
 
-def _check_the_choice(c: Comparison, dev: np.ndarray, test: np.ndarray, groups: np.ndarray | None,
-                      config: MitigateConfig) -> None:
+def _check_the_choice(
+    c: Comparison, dev: np.ndarray, test: np.ndarray, groups: np.ndarray | None, config: MitigateConfig
+) -> None:
     """The choice cross-fitted against the default on dev, its nested estimate and
     stability; its label-efficiency curve and the oracle row (the candidate best on
     test), as configured."""
     candidates = config.candidates()
-    c.honesty = honest_selection(c.data, c.human, c.human_range, dev, candidates, criterion=config.criterion,
-                                 seed=config.seed, groups=groups, resamples=config.resamples,
-                                 n_boot=config.bootstrap)
+    c.honesty = honest_selection(
+        c.data,
+        c.human,
+        c.human_range,
+        dev,
+        candidates,
+        criterion=config.criterion,
+        seed=config.seed,
+        groups=groups,
+        resamples=config.resamples,
+        n_boot=config.bootstrap,
+    )
     if config.label_draws:
-        c.label_curve = label_efficiency(c.data, c.human, c.human_range, dev, test, candidates,
-                                         sizes=tuple(config.label_sizes), draws=config.label_draws, seed=config.seed)
+        c.label_curve = label_efficiency(
+            c.data,
+            c.human,
+            c.human_range,
+            dev,
+            test,
+            candidates,
+            sizes=tuple(config.label_sizes),
+            draws=config.label_draws,
+            seed=config.seed,
+        )
     if config.oracle:
         units = {s: fit_predict(s, c.data, c.human, c.human_range, dev, test) for s in candidates}
         test_r = {s: pearson(u, c.human[test]) for s, u in units.items()}
@@ -780,15 +975,31 @@ def _check_the_choice(c: Comparison, dev: np.ndarray, test: np.ndarray, groups: 
         pred = scale.from_unit(units[best])
         label = ORACLE_ROW
         c.test_scores[label], c.row_scales[label], c.row_settings[label] = pred, scale, best
-        row = _metrics_row(label, "oracle", best.label, c.dev_scores.get(best, np.nan), pred, c.human[test],
-                           c.human_range, scale, config.bootstrap, config.seed,
-                           groups[test] if groups is not None else None)
+        row = _metrics_row(
+            label,
+            "oracle",
+            best.label,
+            c.dev_scores.get(best, np.nan),
+            pred,
+            c.human[test],
+            c.human_range,
+            scale,
+            config.bootstrap,
+            config.seed,
+            groups[test] if groups is not None else None,
+        )
         c.table = pd.concat([c.table, pd.DataFrame([row])], ignore_index=True)
 
 
-def _test_table(rows: list[tuple[str, str, list[Setting], np.ndarray]], sampled: dict[float, list[ScoreDistribution]],
-                dev_scores: dict[Setting, float], human: np.ndarray, test_idx: np.ndarray, data: Dataset,
-                config: MitigateConfig) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, ScoreScale]]:
+def _test_table(
+    rows: list[tuple[str, str, list[Setting], np.ndarray]],
+    sampled: dict[float, list[ScoreDistribution]],
+    dev_scores: dict[Setting, float],
+    human: np.ndarray,
+    test_idx: np.ndarray,
+    data: Dataset,
+    config: MitigateConfig,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, ScoreScale]]:
     """Each row's test metrics (a row whose folds chose different settings says how
     often each won), then the paper's sampled temperature rows."""
     groups = data.groups[test_idx] if data.groups is not None else None
@@ -796,8 +1007,21 @@ def _test_table(rows: list[tuple[str, str, list[Setting], np.ndarray]], sampled:
 
     def add(label: str, fam: str, note: str, dev_r: float, pred: np.ndarray, scale: ScoreScale) -> None:
         test_scores[label], row_scales[label] = pred, scale
-        records.append(_metrics_row(label, fam, note, dev_r, pred, human[test_idx], data.human_range, scale,
-                                    config.bootstrap, config.seed, groups))
+        records.append(
+            _metrics_row(
+                label,
+                fam,
+                note,
+                dev_r,
+                pred,
+                human[test_idx],
+                data.human_range,
+                scale,
+                config.bootstrap,
+                config.seed,
+                groups,
+            )
+        )
 
     for label, fam, settings, unit in rows:
         scale = setting_scale(settings[0].scale)
@@ -808,8 +1032,14 @@ def _test_table(rows: list[tuple[str, str, list[Setting], np.ndarray]], sampled:
     paper = ScoreScale.parse(PAPER_SCALE)
     for t, dists in sampled.items():
         probs, rest = stack([dists[i] for i in test_idx])
-        add(f"sampled protocol T={t:g} (paper)", "temperature", f"{paper} · sampled n={config.sampling.n} · T={t:g}",
-            np.nan, item_scores(probs, rest, paper, "protocol"), paper)
+        add(
+            f"sampled protocol T={t:g} (paper)",
+            "temperature",
+            f"{paper} · sampled n={config.sampling.n} · T={t:g}",
+            np.nan,
+            item_scores(probs, rest, paper, "protocol"),
+            paper,
+        )
     return pd.DataFrame(records), test_scores, row_scales
 
 

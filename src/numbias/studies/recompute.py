@@ -62,8 +62,17 @@ def _value_columns(scale: ScoreScale) -> list[str]:
     return [f"p{v}" for v in range(scale.lo, scale.hi + 1)]
 
 
-def set_rows(judge: str, task: str, scale: ScoreScale, mode: str, kind: str, ids: list[str], human: np.ndarray,
-             dists: list[ScoreDistribution], temperatures: Iterable[float] | None) -> pd.DataFrame:
+def set_rows(
+    judge: str,
+    task: str,
+    scale: ScoreScale,
+    mode: str,
+    kind: str,
+    ids: list[str],
+    human: np.ndarray,
+    dists: list[ScoreDistribution],
+    temperatures: Iterable[float] | None,
+) -> pd.DataFrame:
     """One judge × task × scale × mode's items at T = 1 and at each of ``temperatures``
     the distributions hold (None: all they hold); a sampled set at its own temperature."""
     frames = []
@@ -72,8 +81,16 @@ def set_rows(judge: str, task: str, scale: ScoreScale, mode: str, kind: str, ids
         frame = pd.DataFrame([d.probs for d in read], columns=_value_columns(scale))
         frame.insert(0, "human", human)
         frame.insert(0, "id", ids)
-        for k, (key, value) in enumerate((("judge", judge), ("task", task), ("scale", str(scale)), ("mode", mode),
-                                         ("kind", kind), ("temperature", t or (read[0].temperature or 1.0)))):
+        for k, (key, value) in enumerate(
+            (
+                ("judge", judge),
+                ("task", task),
+                ("scale", str(scale)),
+                ("mode", mode),
+                ("kind", kind),
+                ("temperature", t or (read[0].temperature or 1.0)),
+            )
+        ):
             frame.insert(k, key, value)
         for key in ("below", "above", "other"):
             frame[key] = [getattr(d, key) for d in read]
@@ -96,15 +113,30 @@ def _temperatures(dists: list[ScoreDistribution], wanted: Iterable[float] | None
 def dists_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """The parts in one frame: score columns in order of value, then the masses."""
     frame = pd.concat(parts, ignore_index=True)
-    scores = sorted((c for c in frame.columns if c.startswith("p") and c[1:].lstrip("-").isdigit()),
-                    key=lambda c: int(c[1:]))
+    scores = sorted(
+        (c for c in frame.columns if c.startswith("p") and c[1:].lstrip("-").isdigit()), key=lambda c: int(c[1:])
+    )
     return frame[[*KEYS, *scores, *MASSES]]
 
 
 def study_dists(results: StudyResults) -> pd.DataFrame:
     """Every set of a study at T = 1 and at the protocol's temperature."""
-    return dists_frame([set_rows(s.judge, s.task, s.scale, s.mode, ITEM, s.data.ids, s.data.human, s.distributions,
-                                 [s.protocol_temperature]) for s in results.sets])
+    return dists_frame(
+        [
+            set_rows(
+                s.judge,
+                s.task,
+                s.scale,
+                s.mode,
+                ITEM,
+                s.data.ids,
+                s.data.human,
+                s.distributions,
+                [s.protocol_temperature],
+            )
+            for s in results.sets
+        ]
+    )
 
 
 def _items(c: Comparison) -> Dataset:
@@ -127,17 +159,43 @@ def mitigate_dists(results: MitigateResults) -> pd.DataFrame:
         free_ids = [f"__content_free_{k}__" for k in range(len(CONTENT_FREE))]
         for text in results.config.scales:
             got = c.data[text]
-            readers = [(c.judge.name, lambda d: d)] + ([(amateur, lambda d: d.meta[AMATEUR])]
-                                                       if amateur and c.task not in tasks_done else [])
+            readers = [(c.judge.name, lambda d: d)] + (
+                [(amateur, lambda d: d.meta[AMATEUR])] if amateur and c.task not in tasks_done else []
+            )
             for name, read in readers:
-                parts.append(set_rows(name, c.task, got.scale, "exact", ITEM, data.ids, data.human,
-                                      [read(d) for d in got.distributions], None))
-                parts.append(set_rows(name, c.task, got.scale, "exact", FREE, free_ids,
-                                      np.full(len(CONTENT_FREE), np.nan), [read(d) for d in got.content_free], None))
+                parts.append(
+                    set_rows(
+                        name,
+                        c.task,
+                        got.scale,
+                        "exact",
+                        ITEM,
+                        data.ids,
+                        data.human,
+                        [read(d) for d in got.distributions],
+                        None,
+                    )
+                )
+                parts.append(
+                    set_rows(
+                        name,
+                        c.task,
+                        got.scale,
+                        "exact",
+                        FREE,
+                        free_ids,
+                        np.full(len(CONTENT_FREE), np.nan),
+                        [read(d) for d in got.content_free],
+                        None,
+                    )
+                )
         tasks_done.add(c.task)
         for t, dists in c.sampled.items():
-            parts.append(set_rows(c.judge.name, c.task, dists[0].scale, f"sampled T={t:g}", ITEM, data.ids,
-                                  data.human, dists, None))
+            parts.append(
+                set_rows(
+                    c.judge.name, c.task, dists[0].scale, f"sampled T={t:g}", ITEM, data.ids, data.human, dists, None
+                )
+            )
     return dists_frame(parts)
 
 
@@ -150,10 +208,16 @@ def data_frame(tasks: Iterable[tuple[str, Dataset, PromptTemplate | None, str | 
         frame = data.frame[kept].copy()
         if "ratings" in frame:
             frame["ratings"] = [json.dumps(list(map(float, r))) for r in frame["ratings"]]
-        facts = {"task": label, "name": data.name, "human_lo": data.human_range[0], "human_hi": data.human_range[1],
-                 "fields": json.dumps(list(data.fields)),
-                 "template": json.dumps([template.text, template.answer_prefix, template.system] if template else None),
-                 "truncate": truncate or "", "notes": json.dumps(list(data.notes))}
+        facts = {
+            "task": label,
+            "name": data.name,
+            "human_lo": data.human_range[0],
+            "human_hi": data.human_range[1],
+            "fields": json.dumps(list(data.fields)),
+            "template": json.dumps([template.text, template.answer_prefix, template.system] if template else None),
+            "truncate": truncate or "",
+            "notes": json.dumps(list(data.notes)),
+        }
         frames.append(pd.concat([pd.DataFrame(facts, index=frame.index), frame], axis=1))
     return pd.concat(frames, ignore_index=True)
 
@@ -176,10 +240,23 @@ def mitigate_data(results: MitigateResults) -> pd.DataFrame:
 
 def predictions_frame(results: MitigateResults) -> pd.DataFrame:
     """Each table row's prediction for every test item, on the row's scale."""
-    return pd.concat([pd.DataFrame({"judge": c.judge.name, "task": c.task, "row": row,
-                                    "id": [_items(c).ids[i] for i in c.test_on], "human": c.test_human,
-                                    "prediction": scores})
-                      for c in results.comparisons for row, scores in c.test_scores.items()], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "judge": c.judge.name,
+                    "task": c.task,
+                    "row": row,
+                    "id": [_items(c).ids[i] for i in c.test_on],
+                    "human": c.test_human,
+                    "prediction": scores,
+                }
+            )
+            for c in results.comparisons
+            for row, scores in c.test_scores.items()
+        ],
+        ignore_index=True,
+    )
 
 
 def write_csv(frame: pd.DataFrame) -> Any:
@@ -196,12 +273,19 @@ def read_csv(folder: Path, name: str, needed: Iterable[str], text: Callable[[str
     is one line."""
     path = Path(folder) / name
     if not path.is_file():
-        raise NumbiasError(f"{path} does not exist: the folder was not written by numbias with its distributions "
-                           "(run the study again to write them)")
+        raise NumbiasError(
+            f"{path} does not exist: the folder was not written by numbias with its distributions "
+            "(run the study again to write them)"
+        )
     try:
         header = pd.read_csv(path, nrows=0).columns
-        frame = pd.read_csv(path, dtype={c: str for c in header if text(c)}, keep_default_na=False,
-                            na_values={c: [""] for c in header if not text(c)}, **EXACT)
+        frame = pd.read_csv(
+            path,
+            dtype={c: str for c in header if text(c)},
+            keep_default_na=False,
+            na_values={c: [""] for c in header if not text(c)},
+            **EXACT,
+        )
     except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:
         raise NumbiasError(f"{path} is unreadable: {first_line(exc)}") from None
     if missing := [c for c in needed if c not in frame.columns]:
@@ -221,8 +305,13 @@ def read_tasks(folder: Path) -> dict[str, PreparedTask]:
             items = part[["id", "human", *fields, *extra]].reset_index(drop=True)
             if "ratings" in items:
                 items["ratings"] = [json.loads(r) for r in items["ratings"]]
-            data = Dataset(facts["name"], items, tuple(fields), (float(facts["human_lo"]), float(facts["human_hi"])),
-                           tuple(json.loads(facts["notes"])))
+            data = Dataset(
+                facts["name"],
+                items,
+                tuple(fields),
+                (float(facts["human_lo"]), float(facts["human_hi"])),
+                tuple(json.loads(facts["notes"])),
+            )
             template = PromptTemplate(*(json.loads(facts["template"]) or [""]))
             tasks[str(label)] = PreparedTask(str(label), data, template, facts["truncate"] or None)
     except (ValueError, TypeError, KeyError) as exc:
@@ -238,8 +327,9 @@ def read_dists(folder: Path) -> pd.DataFrame:
         raise NumbiasError(f"{Path(folder) / DISTS} has the column(s) {', '.join(bad)}: not a file numbias wrote")
     total = frame[[*scores, "below", "above", "other"]].sum(axis=1, min_count=1)
     if len(frame) == 0 or not np.allclose(total.to_numpy(float), 1.0, atol=1e-6):
-        raise NumbiasError(f"{Path(folder) / DISTS} holds rows whose probabilities do not sum to 1 (or none): "
-                           "not a file numbias wrote")
+        raise NumbiasError(
+            f"{Path(folder) / DISTS} holds rows whose probabilities do not sum to 1 (or none): not a file numbias wrote"
+        )
     return frame
 
 
@@ -252,10 +342,19 @@ def distributions(part: pd.DataFrame, scale: ScoreScale) -> list[ScoreDistributi
 
     def one(row: dict[str, Any], temperature: float | None) -> ScoreDistribution:
         n = row["n_samples"]
-        meta = {k: (int(row[k]) if k == "cut" else float(row[k])) for k in ("cut", "next_token_entropy")
-                if pd.notna(row[k])}
-        return ScoreDistribution(scale, np.array([row[c] for c in columns], dtype=float), row["below"], row["above"],
-                                 row["other"], None if pd.isna(n) else int(n), temperature, meta=meta)
+        meta = {
+            k: (int(row[k]) if k == "cut" else float(row[k])) for k in ("cut", "next_token_entropy") if pd.notna(row[k])
+        }
+        return ScoreDistribution(
+            scale,
+            np.array([row[c] for c in columns], dtype=float),
+            row["below"],
+            row["above"],
+            row["other"],
+            None if pd.isna(n) else int(n),
+            temperature,
+            meta=meta,
+        )
 
     sampled = part["n_samples"].notna().any()
     by_t = {t: rows.to_dict("records") for t, rows in part.groupby("temperature", sort=False)}
@@ -264,8 +363,9 @@ def distributions(part: pd.DataFrame, scale: ScoreScale) -> list[ScoreDistributi
     main = [one(r, None) for r in by_t.pop(1.0, [])]
     for t, rows in by_t.items():
         if len(rows) != len(main):
-            raise NumbiasError(f"the distributions at {scale} hold {len(rows)} items at T = {t:g} but {len(main)} "
-                               "at T = 1")
+            raise NumbiasError(
+                f"the distributions at {scale} hold {len(rows)} items at T = {t:g} but {len(main)} at T = 1"
+            )
         for d, r in zip(main, rows):
             d.tempered[float(t)] = one(r, float(t))
     return main
@@ -317,8 +417,10 @@ def align_from(folder: str | Path, config: AlignConfig) -> AlignResults:
     which need the models, read back from diversity.csv and generations.csv)."""
     folder = Path(folder)
     study = study_from(folder, config.study())
-    spread, texts = (pd.read_csv(folder / name) if (folder / name).is_file() else pd.DataFrame()
-                     for name in ("diversity.csv", "generations.csv"))
+    spread, texts = (
+        pd.read_csv(folder / name) if (folder / name).is_file() else pd.DataFrame()
+        for name in ("diversity.csv", "generations.csv")
+    )
     return align_results(config, study, spread, texts)
 
 
@@ -332,25 +434,32 @@ def mitigate_from(folder: str | Path, config: MitigateConfig) -> MitigateResults
     jobs = []
     for judge in config.judges:
         for task in tasks.values():
-            def get(scale: str, mode: str = "exact", kind: str = ITEM, judge: str = judge.name,
-                    task: PreparedTask = task) -> list[ScoreDistribution]:
+
+            def get(
+                scale: str, mode: str = "exact", kind: str = ITEM, judge: str = judge.name, task: PreparedTask = task
+            ) -> list[ScoreDistribution]:
                 return _one_set(found, folder, judge, task, scale, mode, kind)
 
             per_scale = {s: SettingData(get(s), get(s, kind=FREE)) for s in config.scales}
             if config.contrast is not None:
                 name = config.contrast.amateur.name
-                per_scale = paired_scales(per_scale, {s: SettingData(get(s, judge=name), get(s, kind=FREE, judge=name))
-                                                      for s in config.scales}, config.contrast)
+                per_scale = paired_scales(
+                    per_scale,
+                    {s: SettingData(get(s, judge=name), get(s, kind=FREE, judge=name)) for s in config.scales},
+                    config.contrast,
+                )
             sampled = {t: get(PAPER_SCALE, f"sampled T={t:g}") for t in PAPER_TEMPERATURES} if config.sample else {}
             jobs.append((judge, task, per_scale, sampled, config))
     return MitigateResults(config, compare_all(jobs, config.n_jobs), task_notes(list(tasks.values())))
 
 
-def _one_set(found: dict[Any, pd.DataFrame], folder: Path, judge: str, task: PreparedTask, scale: str, mode: str,
-             kind: str) -> list[ScoreDistribution]:
+def _one_set(
+    found: dict[Any, pd.DataFrame], folder: Path, judge: str, task: PreparedTask, scale: str, mode: str, kind: str
+) -> list[ScoreDistribution]:
     """One judge × task × scale × mode's distributions, in the task's item order."""
     where = f"{judge} · {task.label} · {scale} · {mode}"
     if (part := found.get((judge, task.label, scale, mode, kind))) is None:
-        raise NumbiasError(f"{folder / DISTS} holds no distributions of {where}"
-                           f"{' (content-free items)' if kind == FREE else ''}")
+        raise NumbiasError(
+            f"{folder / DISTS} holds no distributions of {where}{' (content-free items)' if kind == FREE else ''}"
+        )
     return distributions(_aligned(task.data, part, where) if kind == ITEM else part, ScoreScale.parse(scale))

@@ -147,15 +147,24 @@ def score(
     prepared = _prepare(tc)
     on = ScoreScale.parse(scale or PAPER_SCALE)
     with Store(store or Path("numbias-scores") / "store.sqlite") as db:
-        scored = collect(Judge(jc, workers=workers), prepared.label, prepared.data, prepared.template, on, db,
-                         progress=progress, truncate=prepared.truncate)
+        scored = collect(
+            Judge(jc, workers=workers),
+            prepared.label,
+            prepared.data,
+            prepared.template,
+            on,
+            db,
+            progress=progress,
+            truncate=prepared.truncate,
+        )
     close_workers()
     notes = [f"{prepared.label}: {n}" for n in prepared.data.notes]
     return ScoredItems(prepared, on, scored.distributions, _rule_scores(scored, notes), notes=notes)
 
 
-def _score_calibrated(task: TaskConfig | dict[str, Any] | str, saved: CalibratedJudge, store: str | Path | None,
-                      progress: Progress) -> ScoredItems:
+def _score_calibrated(
+    task: TaskConfig | dict[str, Any] | str, saved: CalibratedJudge, store: str | Path | None, progress: Progress
+) -> ScoredItems:
     """The saved judge's prompt on the task's items: its template replaces the task's."""
     raw = {"dataset": task} if isinstance(task, Dataset) else task_ref(task)
     if isinstance(raw, TaskConfig):
@@ -163,8 +172,9 @@ def _score_calibrated(task: TaskConfig | dict[str, Any] | str, saved: Calibrated
     if given := [k for k in _PROMPT_KEYS if raw.get(k) is not None]:
         raise NumbiasError(f"{', '.join(given)}: the calibrated judge fixes the prompt; drop them from the task")
     prompt = {"template": saved.template, "truncate": saved.truncate}
-    tc = validate_config(_OneTask, {"task": {**raw, **{k: v for k, v in prompt.items() if v is not None}}},
-                         "numbias score").task
+    tc = validate_config(
+        _OneTask, {"task": {**raw, **{k: v for k, v in prompt.items() if v is not None}}}, "numbias score"
+    ).task
     prepared = _prepare(tc)
     dists = saved.distributions(prepared.data, store=store, progress=progress)
     values = saved.fitted.predict(dists)
@@ -175,16 +185,20 @@ def _score_calibrated(task: TaskConfig | dict[str, Any] | str, saved: Calibrated
     scored = ScoredSet(saved.judge.config.name, prepared.label, saved.scale, prepared.data, dists)
     low, high = saved.bounds(values)
     if saved.interval is not None and prepared.data.labelled:
-        notes.append(f"{prepared.label}: the {saved.interval.coverage:.0%} interval holds the human score of "
-                     f"{coverage(low, high, prepared.data.human).text()} (95% Wilson interval)")
-    return ScoredItems(prepared, saved.scale, dists, _rule_scores(scored, notes), values, saved.to_human(values),
-                       low, high, notes)
+        notes.append(
+            f"{prepared.label}: the {saved.interval.coverage:.0%} interval holds the human score of "
+            f"{coverage(low, high, prepared.data.human).text()} (95% Wilson interval)"
+        )
+    return ScoredItems(
+        prepared, saved.scale, dists, _rule_scores(scored, notes), values, saved.to_human(values), low, high, notes
+    )
 
 
 def _prepare(tc: TaskConfig) -> PreparedTask:
     if tc.ratings is not None:
-        raise NumbiasError(f"ratings ({tc.ratings!r}) give a study's human ceiling; scoring measures no accuracy, "
-                           "so drop them")
+        raise NumbiasError(
+            f"ratings ({tc.ratings!r}) give a study's human ceiling; scoring measures no accuracy, so drop them"
+        )
     return prepare_tasks([tc], labelled=False)[0]
 
 
@@ -198,12 +212,18 @@ def write_scores(scored: ScoredItems, out: str | Path, *, force: bool = False) -
     frame = scored.frame()
     lines = []
     for row, dist in zip(frame.to_dict("records"), scored.distributions):
-        record = {**{k: _plain(v) for k, v in row.items()}, "scale": str(scored.scale),
-                  "probs": dict(zip(scored.scale.labels, dist.probs.round(10).tolist())),
-                  "below": dist.below, "above": dist.above, "other": dist.other}
+        record = {
+            **{k: _plain(v) for k, v in row.items()},
+            "scale": str(scored.scale),
+            "probs": dict(zip(scored.scale.labels, dist.probs.round(10).tolist())),
+            "below": dist.below,
+            "above": dist.above,
+            "other": dist.other,
+        }
         lines.append(json.dumps(record) + "\n")
-    folder = write_all(out, {"scores.jsonl": text("".join(lines)),
-                             "scores.csv": lambda p: frame.to_csv(p, index=False)}, force=force)
+    folder = write_all(
+        out, {"scores.jsonl": text("".join(lines)), "scores.csv": lambda p: frame.to_csv(p, index=False)}, force=force
+    )
     return folder / "scores.jsonl", folder / "scores.csv"
 
 

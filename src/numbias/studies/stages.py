@@ -45,8 +45,16 @@ from numbias.train.data import instruction_text, read_records
 from numbias.util.errors import NumbiasError
 from numbias.util.fmt import fmt_num, fmt_p
 
-METRICS = ("kurtosis", "entropy", "mode_share", "pearson", "sd_ratio", "out_of_scale", "non_numeric",
-           "next_token_entropy")
+METRICS = (
+    "kurtosis",
+    "entropy",
+    "mode_share",
+    "pearson",
+    "sd_ratio",
+    "out_of_scale",
+    "non_numeric",
+    "next_token_entropy",
+)
 """What the stage table compares: the score distribution's peakedness, spread and
 pile-up, accuracy, the judge's spread against the humans', the answer mass outside the
 scale and on non-numbers, and how spread the whole next-token distribution is at the answer."""
@@ -82,9 +90,15 @@ def stage_of(judge: JudgeConfig) -> tuple[str, int | None]:
     return ("SFT+DPO" if from_sft else "DPO"), card.get("seed")
 
 
-def stage_table(judges: Sequence[JudgeConfig], summary: pd.DataFrame, items: pd.DataFrame, *,
-                ranges: Mapping[str, tuple[float, float]] | None = None, n_boot: int = 1000,
-                seed: int = 0) -> pd.DataFrame:
+def stage_table(
+    judges: Sequence[JudgeConfig],
+    summary: pd.DataFrame,
+    items: pd.DataFrame,
+    *,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Per task × scale × rule × stage: each metric's mean over seeds (from the summary)
     and seed sd, and its change from the base with a 95% CI and a p Holm-adjusted over
     the table's rows (one family per metric), from the items frame's per-item values: the
@@ -102,25 +116,40 @@ def stage_table(judges: Sequence[JudgeConfig], summary: pd.DataFrame, items: pd.
     for c in comparisons:
         part = frame[(frame.task == c.task) & (frame.scale == c.scale) & (frame.rule == c.rule)].set_index("judge")
         ref, runs = part.loc[c.reference], part.loc[c.runs]
-        effects = {m: _effect(c, m, items, (ranges or {}).get(c.task), boot if len(c.runs) == 1 else n_boot, seed)
-                   for m in METRICS}
-        rows.append({"task": c.task, "scale": c.scale, "rule": c.rule, "stage": c.stage, "against": c.against,
-                     "seeds": len(c.runs), "items": max(e.items for e in effects.values()),
-                     "resampled": effects["kurtosis"].resampled,
-                     "base mode": _most_common(ref["mode"]), "mode": _most_common(runs["mode"]),
-                     **{k: v for m in METRICS for k, v in _columns(m, ref[m], runs[m], effects[m]).items()}})
+        effects = {
+            m: _effect(c, m, items, (ranges or {}).get(c.task), boot if len(c.runs) == 1 else n_boot, seed)
+            for m in METRICS
+        }
+        rows.append(
+            {
+                "task": c.task,
+                "scale": c.scale,
+                "rule": c.rule,
+                "stage": c.stage,
+                "against": c.against,
+                "seeds": len(c.runs),
+                "items": max(e.items for e in effects.values()),
+                "resampled": effects["kurtosis"].resampled,
+                "base mode": _most_common(ref["mode"]),
+                "mode": _most_common(runs["mode"]),
+                **{k: v for m in METRICS for k, v in _columns(m, ref[m], runs[m], effects[m]).items()},
+            }
+        )
     return adjust_columns(pd.DataFrame(rows), [f"Δ {m}" for m in METRICS])
 
 
 def _levels(summary: pd.DataFrame, items: pd.DataFrame, labels: Mapping[str, tuple[str, int | None]]) -> pd.DataFrame:
     """The summary with each judge's stage and seed, its mean next-token entropy (exact
     items) and NaN for a metric the summary lacks."""
-    frame = summary.assign(stage=summary.judge.map(lambda n: labels.get(n, ("base", None))[0]),
-                           seed=summary.judge.map(lambda n: labels.get(n, ("base", None))[1]))
+    frame = summary.assign(
+        stage=summary.judge.map(lambda n: labels.get(n, ("base", None))[0]),
+        seed=summary.judge.map(lambda n: labels.get(n, ("base", None))[1]),
+    )
     if "next_token_entropy" in items:
         exact = items[items["mode"] == "exact"].groupby(["judge", "task", "scale"])["next_token_entropy"].mean()
-        frame["next_token_entropy"] = [exact.get((j, t, s), np.nan)
-                                       for j, t, s in zip(frame.judge, frame.task, frame.scale)]
+        frame["next_token_entropy"] = [
+            exact.get((j, t, s), np.nan) for j, t, s in zip(frame.judge, frame.task, frame.scale)
+        ]
     for metric in METRICS:
         if metric not in frame:
             frame[metric] = np.nan
@@ -134,17 +163,27 @@ def _comparisons(frame: pd.DataFrame) -> Iterable[Comparison]:
         if len(base) != 1:
             continue
         for stage, runs in part[part.stage != "base"].groupby("stage", sort=False):
-            yield Comparison(task, scale, rule, str(stage), "base", list(base.judge),
-                             list(runs.sort_values("seed").judge))
+            yield Comparison(
+                task, scale, rule, str(stage), "base", list(base.judge), list(runs.sort_values("seed").judge)
+            )
         sft, dpo = (part[part.stage == s].set_index("seed") for s in ("SFT", "SFT+DPO"))
         seeds = sorted(s for s in dpo.index if s in sft.index)
         if seeds:
-            yield Comparison(task, scale, rule, "SFT+DPO", "SFT, same seed", list(sft.loc[seeds, "judge"]),
-                             list(dpo.loc[seeds, "judge"]), paired=True)
+            yield Comparison(
+                task,
+                scale,
+                rule,
+                "SFT+DPO",
+                "SFT, same seed",
+                list(sft.loc[seeds, "judge"]),
+                list(dpo.loc[seeds, "judge"]),
+                paired=True,
+            )
 
 
-def _effect(c: Comparison, metric: str, items: pd.DataFrame, human_range: tuple[float, float] | None,
-            n_boot: int, seed: int) -> Effect:
+def _effect(
+    c: Comparison, metric: str, items: pd.DataFrame, human_range: tuple[float, float] | None, n_boot: int, seed: int
+) -> Effect:
     """One metric's change with its interval, from the items both sides score. A stage
     with one training seed gets its item interval but no test: a difference between two
     single runs says nothing about training with another seed."""
@@ -153,9 +192,13 @@ def _effect(c: Comparison, metric: str, items: pd.DataFrame, human_range: tuple[
     if metric == "next_token_entropy":
         mode = "exact"
     scale = ScoreScale.parse(c.scale)
-    statistic = {"kurtosis": kurtosis_rows, "entropy": entropy_rows(scale), "mode_share": mode_share_rows(scale),
-                 "pearson": pearson_rows,
-                 "sd_ratio": sd_ratio_rows(scale, human_range) if human_range else None}.get(metric, mean_rows)
+    statistic = {
+        "kurtosis": kurtosis_rows,
+        "entropy": entropy_rows(scale),
+        "mode_share": mode_share_rows(scale),
+        "pearson": pearson_rows,
+        "sd_ratio": sd_ratio_rows(scale, human_range) if human_range else None,
+    }.get(metric, mean_rows)
     values, human = item_matrix(items, c.task, c.scale, mode, column.get(metric, c.rule), [*c.reference, *c.runs])
     if statistic is None or not np.isfinite(values).any():
         return replace(UNDEFINED, seeds=len(c.runs))
@@ -166,8 +209,9 @@ def _effect(c: Comparison, metric: str, items: pd.DataFrame, human_range: tuple[
     return effect
 
 
-def item_matrix(items: pd.DataFrame, task: str, scale: str, mode: str, column: str,
-                judges: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def item_matrix(
+    items: pd.DataFrame, task: str, scale: str, mode: str, column: str, judges: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """judges × items of one column of the items frame (NaN where a judge lacks an item
     or the frame the column), items in one order for all, and the human score of each."""
     part = items[(items["task"] == task) & (items["scale"] == scale) & (items["mode"] == mode)]
@@ -181,9 +225,12 @@ def item_matrix(items: pd.DataFrame, task: str, scale: str, mode: str, column: s
 def _columns(metric: str, ref: pd.Series, runs: pd.Series, effect: Effect) -> dict[str, float]:
     """A metric's levels (reference and stage, mean over seeds), seed sd and change."""
     values = runs.to_numpy(dtype=float)
-    return {f"base {metric}": float(ref.to_numpy(dtype=float).mean()), metric: float(values.mean()),
-            f"{metric} seed sd": float(values.std(ddof=1)) if len(values) > 1 else np.nan,
-            **effect_columns(f"Δ {metric}", effect)}
+    return {
+        f"base {metric}": float(ref.to_numpy(dtype=float).mean()),
+        metric: float(values.mean()),
+        f"{metric} seed sd": float(values.std(ddof=1)) if len(values) > 1 else np.nan,
+        **effect_columns(f"Δ {metric}", effect),
+    }
 
 
 def effect_columns(key: str, effect: Effect) -> dict[str, float]:
@@ -204,17 +251,25 @@ def adjust_columns(table: pd.DataFrame, keys: Sequence[str], correction: Correct
 
 def row_effect(row: Mapping[str, Any], key: str) -> Effect:
     """The effect a table row holds under ``key`` (see :func:`effect_columns`)."""
-    return Effect(float(row[key]), float(row[f"{key} low"]), float(row[f"{key} high"]), float(row[f"{key} p"]),
-                  int(row.get("items", 0) or 0), int(row.get("seeds", 1) or 1),
-                  p_adjusted=float(row.get(f"{key} p adj", np.nan)))
+    return Effect(
+        float(row[key]),
+        float(row[f"{key} low"]),
+        float(row[f"{key} high"]),
+        float(row[f"{key} p"]),
+        int(row.get("items", 0) or 0),
+        int(row.get("seeds", 1) or 1),
+        p_adjusted=float(row.get(f"{key} p adj", np.nan)),
+    )
 
 
 def table_note(table: pd.DataFrame, keys: Sequence[str]) -> str:
     """What the table's intervals resampled and how its p-values were corrected (a tooltip or footnote)."""
     effects = [row_effect(r, key) for r in table.to_dict("records") for key in keys]
-    return (resampling_note(effects, family=0) + f" over each measure's {len(table)} rows of this table; each CI is "
-            "for its own comparison (not widened for the family), "
-            "so * follows the adjusted p: it marks an adjusted p below 0.05")
+    return (
+        resampling_note(effects, family=0) + f" over each measure's {len(table)} rows of this table; each CI is "
+        "for its own comparison (not widened for the family), "
+        "so * follows the adjusted p: it marks an adjusted p below 0.05"
+    )
 
 
 def delta_text(row: Mapping[str, Any], key: str) -> str:
@@ -265,8 +320,9 @@ def distinct_n(texts: Iterable[str], n: int) -> float:
     >>> distinct_n(["a b a b", "a b c"], 2)
     0.6
     """
-    grams = [tuple(words[i:i + n]) for text in texts for words in [text.lower().split()]
-             for i in range(len(words) - n + 1)]
+    grams = [
+        tuple(words[i : i + n]) for text in texts for words in [text.lower().split()] for i in range(len(words) - n + 1)
+    ]
     return len(set(grams)) / len(grams) if grams else float("nan")
 
 
@@ -282,14 +338,16 @@ def held_out(config: DiversityConfig, judges: Sequence[JudgeConfig]) -> list[str
                 used.update(entry.get("lines") or [])
     free = [record for line, record in read_records(path, "sft") if line not in used]
     if len(free) < config.n:
-        raise NumbiasError(f"diversity: {path} has {len(free)} instructions no trained stage saw, "
-                           f"fewer than n={config.n}")
+        raise NumbiasError(
+            f"diversity: {path} has {len(free)} instructions no trained stage saw, fewer than n={config.n}"
+        )
     drawn = np.random.default_rng(config.seed).permutation(len(free))[: config.n]
     return [instruction_text(free[i]) for i in drawn]
 
 
-def diversity(config: DiversityConfig, judges: Sequence[JudgeConfig],
-              progress: Progress = no_progress) -> tuple[pd.DataFrame, pd.DataFrame]:
+def diversity(
+    config: DiversityConfig, judges: Sequence[JudgeConfig], progress: Progress = no_progress
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each judge's free generations on the held-out instructions and their distinct-1,
     distinct-2 and mean length in words: one row per judge, and the texts."""
     instructions = held_out(config, judges)
@@ -299,15 +357,24 @@ def diversity(config: DiversityConfig, judges: Sequence[JudgeConfig],
         backend = Judge(judge).backend
         out = []
         with progress(f"generate {judge.name}", len(prompts)) as advance:
-            for answers in backend.sample(prompts, n=1, temperature=config.temperature,
-                                          max_tokens=config.max_tokens, seed=config.seed):
+            for answers in backend.sample(
+                prompts, n=1, temperature=config.temperature, max_tokens=config.max_tokens, seed=config.seed
+            ):
                 out.append(answers[0])
                 advance(1)
         stage, seed = stage_of(judge)
-        rows.append({"judge": judge.name, "stage": stage, "seed": seed, "generations": len(out),
-                     "distinct-1": distinct_n(out, 1), "distinct-2": distinct_n(out, 2),
-                     "mean words": float(np.mean([len(t.split()) for t in out])),
-                     "empty": float(np.mean([not t.strip() for t in out]))})
+        rows.append(
+            {
+                "judge": judge.name,
+                "stage": stage,
+                "seed": seed,
+                "generations": len(out),
+                "distinct-1": distinct_n(out, 1),
+                "distinct-2": distinct_n(out, 2),
+                "mean words": float(np.mean([len(t.split()) for t in out])),
+                "empty": float(np.mean([not t.strip() for t in out])),
+            }
+        )
         texts += [{"judge": judge.name, "instruction": i, "generation": t} for i, t in zip(instructions, out)]
     table = pd.DataFrame(rows)
     table["seed"] = table["seed"].astype("Int64")  # the base has none

@@ -46,8 +46,9 @@ def read_records(path: Path, stage: Stage) -> list[tuple[int, dict[str, Any]]]:
         if not isinstance(record, dict):
             raise NumbiasError(f"{path}:{number}: not a JSON object")
         if missing := [k for k in keys if k not in record]:
-            raise NumbiasError(f"{path}:{number}: the record has no {missing[0]!r} (a {stage} record needs "
-                               f"{', '.join(keys)})")
+            raise NumbiasError(
+                f"{path}:{number}: the record has no {missing[0]!r} (a {stage} record needs {', '.join(keys)})"
+            )
         if bad := [k for k in (*keys, "input") if k in record and not isinstance(record[k], str)]:
             raise NumbiasError(f"{path}:{number}: {bad[0]!r} is not text")
         if empty := [k for k in keys if k != "instruction" and not record[k].strip()]:
@@ -103,8 +104,15 @@ def read_stage_data(stage_recipe: StageRecipe, stage: Stage, seed: int) -> Stage
             raise NumbiasError(f"data file {path}: n={entry.n} but it holds {len(records)} records")
         drawn = rng.permutation(len(records))[: entry.n or len(records)]
         texts += [as_text(records[i][1], stage) for i in drawn]
-        files.append({"path": entry.path, "sha256": file_sha256(path), "records": len(records),
-                      "used": len(drawn), "lines": [records[i][0] for i in drawn]})
+        files.append(
+            {
+                "path": entry.path,
+                "sha256": file_sha256(path),
+                "records": len(records),
+                "used": len(drawn),
+                "lines": [records[i][0] for i in drawn],
+            }
+        )
     return StageData(texts, files)
 
 
@@ -117,8 +125,9 @@ def rating_items(spec: RatingSpec) -> Dataset:
         parts.append(data.frame.assign(id=f"{pair}:" + data.frame["id"].astype(str)))
     pool = pd.concat(parts, ignore_index=True)
     if spec.n > len(pool):
-        raise NumbiasError(f"rating records: n={spec.n} but {', '.join(spec.pairs)} ({spec.split}) hold "
-                           f"{len(pool)} items")
+        raise NumbiasError(
+            f"rating records: n={spec.n} but {', '.join(spec.pairs)} ({spec.split}) hold {len(pool)} items"
+        )
     drawn = pool.iloc[np.random.default_rng(spec.seed).permutation(len(pool))[: spec.n]]
     return make_dataset(spec.task, drawn.reset_index(drop=True), fields=list(data.fields), human_range=data.human_range)
 

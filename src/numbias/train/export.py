@@ -37,19 +37,33 @@ def save_stage(job: Job, merged: Any, tokenizer: Any, state: RunState) -> Traine
     try:
         merged.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
-        card = {"format": CARD_FORMAT, "name": job.name, "stage": job.stage, "seed": job.seed,
-                "start": job.start, "base": {"name": job.base.name, "sha256": job.base.sha256},
-                "recipe": job.recipe.model_dump(), "data": job.data.files, "prompt_format": PROMPT_FORMAT,
-                "chat": False, "loss": state.losses, "steps": state.step, "tokens": state.tokens,
-                "train_seconds": round(state.seconds, 1),
-                "tokens_per_s": round(state.tokens / state.seconds, 1) if state.seconds else None,
-                "weights_sha256": file_sha256(folder / WEIGHTS, use_stamp=False),
-                "fingerprint": job.fingerprint, "versions": versions()}
+        card = {
+            "format": CARD_FORMAT,
+            "name": job.name,
+            "stage": job.stage,
+            "seed": job.seed,
+            "start": job.start,
+            "base": {"name": job.base.name, "sha256": job.base.sha256},
+            "recipe": job.recipe.model_dump(),
+            "data": job.data.files,
+            "prompt_format": PROMPT_FORMAT,
+            "chat": False,
+            "loss": state.losses,
+            "steps": state.step,
+            "tokens": state.tokens,
+            "train_seconds": round(state.seconds, 1),
+            "tokens_per_s": round(state.tokens / state.seconds, 1) if state.seconds else None,
+            "weights_sha256": file_sha256(folder / WEIGHTS, use_stamp=False),
+            "fingerprint": job.fingerprint,
+            "versions": versions(),
+        }
         (folder / CARD).write_text(json.dumps(card, indent=1))
         folder.replace(job.out / job.name)
     except OSError as exc:
-        raise NumbiasError(f"cannot save {job.name} in {job.out}: {exc.strerror or first_line(exc)} (the "
-                           f"checkpoints in {job.work} are kept; run again to retry)") from None
+        raise NumbiasError(
+            f"cannot save {job.name} in {job.out}: {exc.strerror or first_line(exc)} (the "
+            f"checkpoints in {job.work} are kept; run again to retry)"
+        ) from None
     shutil.rmtree(job.work, ignore_errors=True)
     stage = trained_stage(str(job.out / job.name))
     assert stage is not None

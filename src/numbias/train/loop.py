@@ -97,9 +97,16 @@ def save_checkpoint(job: Job, model: Any, optimizer: Any, state: RunState) -> No
 
     path = job.work / f"step-{state.step:06d}.pt"
     weights = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
-    checkpoint = {"fingerprint": job.fingerprint, "step": state.step, "losses": state.losses,
-                  "tokens": state.tokens, "seconds": state.seconds, "lora": weights,
-                  "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}
+    checkpoint = {
+        "fingerprint": job.fingerprint,
+        "step": state.step,
+        "losses": state.losses,
+        "tokens": state.tokens,
+        "seconds": state.seconds,
+        "lora": weights,
+        "optimizer": optimizer.state_dict(),
+        "rng": torch.get_rng_state(),
+    }
     write_atomic(path, lambda tmp: torch.save(checkpoint, tmp))
     for old in job.work.glob("step-*.pt"):
         if old != path:
@@ -129,8 +136,10 @@ def check_fingerprint(path: Path, saved: dict[str, Any] | None, job: Job) -> Non
     if saved == job.fingerprint:
         return
     changed = [k for k in job.fingerprint if (saved or {}).get(k) != job.fingerprint[k]] or ["format"]
-    raise NumbiasError(f"{path} was written with another {changed[0]} than this run's; delete {job.work} to train "
-                       f"{job.name} from the start, or restore the recipe")
+    raise NumbiasError(
+        f"{path} was written with another {changed[0]} than this run's; delete {job.work} to train "
+        f"{job.name} from the start, or restore the recipe"
+    )
 
 
 def run_loop(job: Job, model: Any, loss_fn: LossFn, n_examples: int, progress: Progress) -> RunState:

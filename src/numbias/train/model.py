@@ -54,11 +54,15 @@ def with_lora(model: Any, lora: LoraSettings, seed: int) -> Any:
     import torch
 
     torch.manual_seed(seed)
-    config = peft.LoraConfig(r=lora.rank,
-                             # peft annotates lora_alpha as int but uses it as a number (scaling = alpha / r);
-                             # a fractional alpha is a valid setting here and is passed on unchanged
-                             lora_alpha=lora.alpha,  # type: ignore[arg-type]
-                             lora_dropout=lora.dropout, target_modules=list(lora.targets), task_type="CAUSAL_LM")
+    config = peft.LoraConfig(
+        r=lora.rank,
+        # peft annotates lora_alpha as int but uses it as a number (scaling = alpha / r);
+        # a fractional alpha is a valid setting here and is passed on unchanged
+        lora_alpha=lora.alpha,  # type: ignore[arg-type]
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.targets),
+        task_type="CAUSAL_LM",
+    )
     try:
         return peft.get_peft_model(model, config)
     except ValueError as exc:

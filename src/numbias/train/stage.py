@@ -48,17 +48,32 @@ def prepare(recipe: Recipe, stage_text: str, start_text: str, seed: int, out: Pa
     if from_sft:
         sft = trained_stage(str(out / stage_name(recipe, "sft", "sft", seed)))
         if sft is None:
-            raise NumbiasError(f"{name} starts from {stage_name(recipe, 'sft', 'sft', seed)}, which is not in {out}: "
-                               f"train it first (--stage sft --seed {seed})")
+            raise NumbiasError(
+                f"{name} starts from {stage_name(recipe, 'sft', 'sft', seed)}, which is not in {out}: "
+                f"train it first (--stage sft --seed {seed})"
+            )
         starting = {"name": sft.name, "sha256": sft.weights_sha256, "path": str(sft.path)}
-    fingerprint = {"stage": stage, "start": starting["sha256"], "seed": seed, "max_length": recipe.max_length,
-                   "lora": recipe.lora.model_dump(), "recipe": stage_recipe.model_dump(),
-                   "data": [{k: f[k] for k in ("sha256", "lines") if k in f} for f in data.files]}
+    fingerprint = {
+        "stage": stage,
+        "start": starting["sha256"],
+        "seed": seed,
+        "max_length": recipe.max_length,
+        "lora": recipe.lora.model_dump(),
+        "recipe": stage_recipe.model_dump(),
+        "data": [{k: f[k] for k in ("sha256", "lines") if k in f} for f in data.files],
+    }
     return Job(name, stage, recipe, stage_recipe, seed, out, starting, base, data, fingerprint)
 
 
-def train(recipe: Recipe | dict[str, Any] | str | Path, stage: str = "sft", *, start: str = "sft",
-          seed: int | None = None, out: str | Path | None = None, progress: Progress = no_progress) -> TrainedStage:
+def train(
+    recipe: Recipe | dict[str, Any] | str | Path,
+    stage: str = "sft",
+    *,
+    start: str = "sft",
+    seed: int | None = None,
+    out: str | Path | None = None,
+    progress: Progress = no_progress,
+) -> TrainedStage:
     """Train one stage, ``sft`` or ``dpo`` (from ``start``: this seed's ``sft`` stage or the
     ``base``), resuming from its last checkpoint, and save it merged with its card; a stage
     already trained by the same recipe is returned as it is."""

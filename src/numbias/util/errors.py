@@ -59,8 +59,11 @@ def handle_signals() -> dict[int, Any]:
     the caller ignores, SIGINT of a background job, stays ignored); the handlers replaced."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)
-            if signal.getsignal(number) is not signal.SIG_IGN}
+    return {
+        number: signal.signal(number, interrupt)
+        for number in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
 
 
 LINE_LIMIT = 300
@@ -78,7 +81,7 @@ def one_line(message: str, limit: int = LINE_LIMIT) -> str:
     """
     joined = " ".join(str(message).splitlines())
     text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in joined)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def validation_message(exc: Any) -> str:

@@ -12,8 +12,15 @@ MISSING = "—"
 """What a missing or undefined number shows as."""
 
 
-def fmt_num(value: float | None, digits: int = 2, *, signed: bool = False, percent: bool = False,
-            plain: bool = False, missing: str = MISSING) -> str:
+def fmt_num(
+    value: float | None,
+    digits: int = 2,
+    *,
+    signed: bool = False,
+    percent: bool = False,
+    plain: bool = False,
+    missing: str = MISSING,
+) -> str:
     """A number rounded to ``digits`` (``signed``: with its sign; ``percent``: as a whole percent).
 
     >>> from numbias.util.fmt import fmt_num
@@ -33,8 +40,16 @@ def fmt_num(value: float | None, digits: int = 2, *, signed: bool = False, perce
     return f"{value:{'+' if signed and value else ''},.{digits}f}".replace("-", "−")
 
 
-def fmt_ci(value: float | None, low: float | None, high: float | None, digits: int = 2, *, signed: bool = False,
-           plain: bool = False, missing: str = MISSING) -> str:
+def fmt_ci(
+    value: float | None,
+    low: float | None,
+    high: float | None,
+    digits: int = 2,
+    *,
+    signed: bool = False,
+    plain: bool = False,
+    missing: str = MISSING,
+) -> str:
     """``value [low, high]``, each end as :func:`fmt_num` writes it; ``missing`` without a value.
 
     >>> from numbias.util.fmt import fmt_ci

@@ -53,8 +53,9 @@ def _typed(what: str, name: str, value: Any, hint: Any) -> Any:
     except (PydanticSchemaGenerationError, PydanticUserError):
         return value
     try:
-        valid = adapter.validate_python(value, strict=True) if isinstance(value, bool) else \
-            adapter.validate_python(value)
+        valid = (
+            adapter.validate_python(value, strict=True) if isinstance(value, bool) else adapter.validate_python(value)
+        )
     except ValidationError as exc:
         raise NumbiasError(f"{what}: option {name}={value!r}: {exc.errors()[0]['msg']}") from None
     try:

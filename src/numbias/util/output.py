@@ -65,8 +65,10 @@ def one_writer(folder: str | Path, *, wait: bool = False) -> Iterator[Path]:
         lock.acquire()
     except filelock.Timeout:
         holder = _holder(path)
-        raise NumbiasError(f"results folder {folder} is in use by another numbias run (PID {holder}); pass --wait "
-                           "to wait for it, or give another --out") from None
+        raise NumbiasError(
+            f"results folder {folder} is in use by another numbias run (PID {holder}); pass --wait "
+            "to wait for it, or give another --out"
+        ) from None
     except OSError as exc:
         raise NumbiasError(f"cannot lock results folder {folder}: {first_line(exc)}") from None
     try:
@@ -131,8 +133,10 @@ def claim(folder: str | Path, names: Iterable[str], *, force: bool = False) -> N
     if force or not (found := foreign(folder, names)):
         return
     shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
-    raise NumbiasError(f"{folder} holds {shown}, not written by numbias; numbias would replace "
-                       f"{'it' if len(found) == 1 else 'them'}: give another --out, or pass --force to replace")
+    raise NumbiasError(
+        f"{folder} holds {shown}, not written by numbias; numbias would replace "
+        f"{'it' if len(found) == 1 else 'them'}: give another --out, or pass --force to replace"
+    )
 
 
 Writer = Callable[[Path], None]
@@ -200,6 +204,7 @@ def write_one(path: str | Path, write: Writer) -> Path:
 
 def text(content: str) -> Writer:
     """A writer of UTF-8 text."""
+
     def write(path: Path) -> None:
         path.write_text(content, encoding="utf-8")
 

@@ -23,8 +23,9 @@ def load_group(group: str, register: Callable[[str, Any], None]) -> None:
         try:
             loaded = point.load()
         except Exception as exc:  # a broken plug-in must not break the built-ins
-            raise NumbiasError(f"entry point {point.name!r} ({point.value}) of group {group} failed to load: "
-                               f"{first_line(exc)}") from None
+            raise NumbiasError(
+                f"entry point {point.name!r} ({point.value}) of group {group} failed to load: {first_line(exc)}"
+            ) from None
         register(point.name, loaded)
     _loaded.add(group)
 
@@ -78,8 +79,15 @@ class Registry(MutableMapping[str, T]):
     numbias.util.errors.NumbiasError: unknown colour 'blue' (known: red)
     """
 
-    def __init__(self, kind: str, group: str, *, of: type[Any] | None = None, hint: str = "",
-                 describe: Callable[[T], str] = origin) -> None:
+    def __init__(
+        self,
+        kind: str,
+        group: str,
+        *,
+        of: type[Any] | None = None,
+        hint: str = "",
+        describe: Callable[[T], str] = origin,
+    ) -> None:
         self.kind, self.group, self.of, self.hint, self.describe = kind, group, of, hint, describe
         self._items: dict[str, T] = {}
 
@@ -102,9 +110,11 @@ class Registry(MutableMapping[str, T]):
         """Add ``thing`` as ``name``; the same (equal) thing again changes nothing."""
         old = self._items.get(name, thing)
         if old is not thing and old != thing and not replace:
-            raise NumbiasError(f"a {self.kind} named {name!r} is already registered ({self.describe(old)}); "
-                               f"{source or self.describe(thing)} cannot take its name "
-                               "(pass replace=True to replace it)")
+            raise NumbiasError(
+                f"a {self.kind} named {name!r} is already registered ({self.describe(old)}); "
+                f"{source or self.describe(thing)} cannot take its name "
+                "(pass replace=True to replace it)"
+            )
         self._items[name] = thing
         return thing
 

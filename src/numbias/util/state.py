@@ -49,8 +49,9 @@ class Stateful:
     def set_state(self, state: dict[str, Any]) -> Self:
         """Take learned state saved by :meth:`get_state` (on an object made with the saved parameters)."""
         if set(state) != set(self.state_keys):
-            raise NumbiasError(f"saved state of {type(self).__name__} has keys {sorted(state)}, "
-                               f"expected {sorted(self.state_keys)}")
+            raise NumbiasError(
+                f"saved state of {type(self).__name__} has keys {sorted(state)}, expected {sorted(self.state_keys)}"
+            )
         for key, value in state.items():
             setattr(self, key, np.asarray(value, dtype=float) if isinstance(value, list) else float(value))
         return self
