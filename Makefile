@@ -4,7 +4,7 @@
 VENV ?= .venv
 STAMP := $(VENV)/.numbias-setup
 
-.PHONY: setup run test test-fast lint format-check bench
+.PHONY: setup run test test-fast lint bench
 FAST := not model and not slow and not browser and not subprocess
 setup: $(STAMP)
 
@@ -21,14 +21,12 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "$(FAST)"
 
-# Lint (ruff, then mypy with the pydantic plugin; settings in pyproject.toml); CI runs it before the tests.
+# Lint (ruff check, the tree as `ruff format` leaves it, then mypy with the pydantic plugin; settings in
+# pyproject.toml); CI runs it before the tests.
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy
-
-# Not in CI until the tree has been formatted once: it lists what `ruff format` would change.
-format-check: setup
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_start.py
