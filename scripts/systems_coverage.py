@@ -18,7 +18,9 @@ is a multiple of 14).
 
 ``--calibrate K`` also checks the judge calibrated: an isotonic map of its expected score
 onto the human mean, fitted on K dialogues drawn once (seed 0) and then left out, so the
-coverage draws label only the others (OUT/calibrated/: coverage.csv and compare/).
+coverage draws label only the others (OUT/calibrated/: coverage.csv and compare/; and
+OUT/calibrated/raw/coverage.csv, the raw judge on the same dialogues and draws). The
+calibration's K × 14 labels are not counted in the budgets.
 
 ``--judge annotator`` uses the first annotator's rating as the predictor and the mean of
 the others as the human score: the statistics checked on real labels at no model cost
@@ -185,7 +187,7 @@ def describe(scores: pd.DataFrame) -> None:
 
 
 def check(scores: Path | pd.DataFrame, column: str, args: argparse.Namespace, scale: tuple[float, float],
-          out: Path, dialogues: int) -> None:
+          out: Path, dialogues: int, *, one_comparison: bool = True) -> None:
     """The coverage table over the budgets, and one comparison at the first budget, in ``out``."""
     columns = {"score": column, "human_range": scale, "group": "dialogue" if column == "first" else "group",
                "system_column": "model" if column == "first" else "system", "judge_range": scale}
@@ -199,7 +201,8 @@ def check(scores: Path | pd.DataFrame, column: str, args: argparse.Namespace, sc
     table.insert(1, "criterion", args.criterion)
     table.to_csv(out / "coverage.csv", index=False)
     print(table.round(3).to_string(index=False))
-    numbias.write(numbias.compare(scores, labels=budgets[0], **columns), out / "compare", force=True)
+    if one_comparison:
+        numbias.write(numbias.compare(scores, labels=budgets[0], **columns), out / "compare", force=True)
 
 
 def arguments() -> argparse.Namespace:
@@ -251,6 +254,9 @@ def main() -> None:
         frame = calibrated(scores if isinstance(scores, pd.DataFrame) else judge_frame(scores), args.calibrate)
         print(f"calibrated on {args.calibrate} dialogues, checked on the other {dialogues - args.calibrate}")
         check(frame, "calibrated", args, scale, args.out / "calibrated", dialogues - args.calibrate)
+        print("the raw judge on the same dialogues and draws, for a like-for-like comparison")
+        check(frame, "expected", args, scale, args.out / "calibrated" / "raw", dialogues - args.calibrate,
+              one_comparison=False)
 
 
 if __name__ == "__main__":

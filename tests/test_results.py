@@ -114,11 +114,18 @@ def _scores_headline(folder: Path) -> None:
         assert float(r) == pytest.approx(row["pearson"], abs=1e-9), row
 
 
+def _same_coverage(table: pd.DataFrame, path: Path) -> None:
+    stated = pd.read_csv(path)
+    numbers = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
+    assert np.allclose(table[numbers].to_numpy(float), stated[numbers].to_numpy(float), atol=1e-12)
+
+
 def _comparison_headline(folder: Path) -> None:
     """A system comparison on DialSummEval: the judge's published scores joined with the
     human scores read from the shared data (not redistributed) give the committed
     coverage table and the committed comparison's estimates, number for number; under
-    ``calibrated/``, those of the judge calibrated as the folder's settings say."""
+    ``calibrated/``, those of the judge calibrated as the folder's settings say, and the
+    raw judge's coverage on the same dialogues (``calibrated/raw/``)."""
     calibrated = folder.parent.name == "calibrated"
     published = folder.parents[1] if calibrated else folder.parent
     script = runpy.run_path(str(RESULTS.parents[1] / "scripts" / "systems_coverage.py"))
@@ -136,10 +143,11 @@ def _comparison_headline(folder: Path) -> None:
         "system_column": "system",
         "judge_range": (1.0, 5.0),
     }
-    table = coverage(scores, budgets=tuple(settings["budgets"]), draws=settings["draws"], **columns)
-    stated = pd.read_csv(folder.parent / "coverage.csv")
-    numbers = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
-    assert np.allclose(table[numbers].to_numpy(float), stated[numbers].to_numpy(float), atol=1e-12)
+    budgets, draws = tuple(settings["budgets"]), settings["draws"]
+    _same_coverage(coverage(scores, budgets=budgets, draws=draws, **columns), folder.parent / "coverage.csv")
+    if calibrated:  # the raw judge on the same dialogues and draws
+        raw = {**columns, "score": "expected"}
+        _same_coverage(coverage(scores, budgets=budgets, draws=draws, **raw), folder.parent / "raw" / "coverage.csv")
     again = compare(scores, labels=settings["budgets"][0], **columns).systems
     committed = pd.read_csv(folder / "systems.csv")
     assert np.allclose(

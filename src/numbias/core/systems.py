@@ -408,14 +408,16 @@ variance of its Fisher z as ``c / (systems - d)`` (Fieller, Hartley & Pearson 19
 
 
 def system_agreement(sides: dict[str, Side], *, level: float = LEVEL) -> dict[str, Estimate]:
-    """Pearson, Spearman and Kendall between the systems' judge means and human means,
-    both over each system's labelled items, with Fisher-z intervals over the systems
-    (Fieller's variances for the rank correlations). The systems are the sample: item
-    noise in each mean is not in the interval, it pulls the estimate towards zero.
-    Resampling items within systems does not give a usable interval here: it adds that
-    noise a second time, so its percentile interval can lie wholly below the estimate
-    (0.86 against [0.34, 0.86] for 14 systems with 10 labels each). Systems with fewer
-    than two labelled items are left out; an interval needs more systems than ``d``.
+    """Pearson, Spearman and Kendall between the systems' judge means (over every item
+    the judge scored: the naive means a user compares) and human means (over each
+    system's labelled items), with Fisher-z intervals over the systems (Fieller's
+    variances for the rank correlations). The systems are the sample: which items were
+    labelled is not in the interval, and with few labels a system the human means are
+    noisy, so the estimate varies from one label draw to the next. Resampling items
+    within systems does not give a usable interval: it adds that noise a second time,
+    so its percentile interval can lie wholly below the estimate (0.86 against
+    [0.34, 0.86] for 14 systems with 10 labels each). Systems with fewer than two
+    labelled items are left out; an interval needs more systems than ``d``.
 
     >>> rng = np.random.default_rng(0)
     >>> sides = {s: Side(np.arange(50), m + rng.normal(0, 1, 50), m + rng.normal(0, 1, 50))
@@ -430,7 +432,7 @@ def system_agreement(sides: dict[str, Side], *, level: float = LEVEL) -> dict[st
     nan = Estimate(float("nan"), float("nan"), float("nan"), 0, len(kept))
     if len(kept) < 3:
         return {name: nan for name in AGREEMENT}
-    judge = np.array([s.judge[s.labelled].mean() for s in kept.values()])
+    judge = np.array([s.judge[np.isfinite(s.judge)].mean() for s in kept.values()])
     human = np.array([s.human[s.labelled].mean() for s in kept.values()])
     labelled = int(sum(s.labelled.sum() for s in kept.values()))
     z = stats.norm.ppf(0.5 + level / 2)

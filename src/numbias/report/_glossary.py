@@ -93,7 +93,7 @@ COLUMNS = {
                 f"system_{key}",
                 f"system {name} [95% CI]",
                 f"{name} between the systems' mean judge scores and "
-                "mean human scores (over each system's items with a human score); Fisher-z interval over the "
+                "mean human scores (judge: every item; human: items with a human score); Fisher-z interval over the "
                 "systems",
             )
             for key, name in (("pearson", "Pearson r"), ("spearman", "Spearman ρ"), ("kendall", "Kendall τ"))

@@ -173,10 +173,10 @@ def analyse(config: RunConfig, sets: list[ScoredSet], notes: Sequence[str] = ())
 
 
 SYSTEM_CONVENTION = (
-    "system-level r: each system's mean judge score against its mean human score over its "
-    "items with a human score; every system in the system column with two or more such items "
+    "system-level r: each system's mean judge score over all its items against its mean human "
+    "score over its items with a human score; every system in the system column with two or more such items "
     "counts (an item of several systems counts for each); no human reference system is added; "
-    "95% Fisher-z intervals over the systems (item noise in the means is not in them)"
+    "95% Fisher-z intervals over the systems (which items carry a human score is not in them)"
 )
 """What the system-level correlations count, stated wherever they are shown."""
 
