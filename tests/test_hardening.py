@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 TESTS = Path(__file__).resolve().parent
@@ -247,6 +247,7 @@ VALUES = st.recursive(
     config=st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=4),
     options=st.lists(st.text(alphabet="nsed=.-x1", max_size=6), max_size=3),
 )
+@example(config={"tasks": [{"file": "\U00010000"}]}, options=[])  # YAML writes it as a surrogate pair
 def test_malformed_configs_and_options_give_one_line(
     config: dict,
     options: list[str],

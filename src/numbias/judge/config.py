@@ -288,6 +288,8 @@ def validate_config(cls: type[ModelT], data: dict[str, Any], source: str) -> Mod
         if message.startswith("unknown key "):
             message = message.replace("unknown key", "unknown config key", 1)
         raise NumbiasError(f"{source}: {message}") from None
+    except UnicodeError as exc:  # a YAML escape can spell a lone surrogate, which no path or text takes
+        raise NumbiasError(f"{source}: holds text that is not valid Unicode ({first_line(exc)})") from None
 
 
 class Settings(BaseModel):
