@@ -1,9 +1,11 @@
 """The label-free rows against the paper's best single-number mitigation, score range
 adjustment (the row "best score range (dev)": the range chosen on development items),
-on the same test items: paired item-bootstrap Δ r (40,000 resamples, seed 0), Holm over
-the rows compared. Reads the folder's predictions.csv.gz only.
+on the same test items, per judge and task: paired item-bootstrap Δ r (40,000
+resamples, seed 0), Holm over every row compared in the folder. Reads the folder's
+predictions.csv.gz only.
 
     python docs/results/formats-mitigate/versus_range.py docs/results/formats-mitigate
+    python docs/results/formats-mitigate/versus_range.py docs/results/formats-tasks-mitigate
 """
 
 from __future__ import annotations
@@ -22,15 +24,21 @@ LABEL_FREE = ("format ensemble (label-free)", "contrast (λ label-free", "label-
 
 
 def versus(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per label-free row: its test r, the baseline's, Δ r [95% CI], raw and Holm p."""
-    wide = predictions.pivot_table(index="id", columns="row", values="prediction")
-    human = predictions.drop_duplicates("id").set_index("id").loc[wide.index, "human"].to_numpy(float)
-    rows = [r for r in wide.columns if r.startswith(LABEL_FREE)]
-    base = wide[BASELINE].to_numpy(float)
-    found = [paired_effect(pearson_rows, base, wide[r].to_numpy(float), human, n_boot=40_000, seed=0) for r in rows]
+    """One row per judge, task and label-free row: Δ r against the baseline [95% CI], raw
+    and Holm p."""
+    keys, found = [], []
+    for (judge, task), part in predictions.groupby(["judge", "task"], sort=False):
+        wide = part.pivot_table(index="id", columns="row", values="prediction")
+        human = part.drop_duplicates("id").set_index("id").loc[wide.index, "human"].to_numpy(float)
+        base = wide[BASELINE].to_numpy(float)
+        for r in (r for r in wide.columns if r.startswith(LABEL_FREE)):
+            keys.append((judge, task, r))
+            found.append(paired_effect(pearson_rows, base, wide[r].to_numpy(float), human, n_boot=40_000, seed=0))
     return pd.DataFrame(
         [
             {
+                "judge": judge,
+                "task": task,
                 "row": r,
                 "delta_r": e.delta,
                 "low": e.low,
@@ -39,7 +47,7 @@ def versus(predictions: pd.DataFrame) -> pd.DataFrame:
                 "p_holm": e.p_adjusted,
                 "items": e.items,
             }
-            for r, e in zip(rows, adjust(found))
+            for (judge, task, r), e in zip(keys, adjust(found))
         ]
     )
 

@@ -22,37 +22,35 @@ from numbias.core.metrics import kurtosis_rows, mode_share_rows, pearson_rows, s
 from numbias.core.scale import ScoreScale
 
 DIGITS = "1-5"
-HUMAN_RANGE = (-4.0, 4.0)
-"""VADER's raters score from -4 to 4."""
 N_BOOT = 40_000
 """Resamples per test: a p-value that no resample reaches (one no resample crossed zero
 for) is below 2/(B+1) = 5e-5, and ``paired_effect`` then extrapolates it from a normal
 tail; with B = 4,000 the Monte Carlo error of p moved one Holm decision across 0.05."""
 
 
-def statistics(scale: ScoreScale) -> dict[str, tuple[str, object]]:
+def statistics(scale: ScoreScale, human_range: tuple[float, float]) -> dict[str, tuple[str, object]]:
     """What is compared, and the rule it is read on."""
     return {"pearson": ("expected", pearson_rows), "kurtosis": ("expected", kurtosis_rows),
-            "sd_ratio": ("expected", sd_ratio_rows(scale, HUMAN_RANGE)), "mode_share": ("greedy", mode_share_rows(scale))}
+            "sd_ratio": ("expected", sd_ratio_rows(scale, human_range)), "mode_share": ("greedy", mode_share_rows(scale))}
 
 
-def effects(items: pd.DataFrame) -> pd.DataFrame:
-    """One row per judge, format and statistic: the format's value, the digits', their
-    paired difference with its (unadjusted) 95% interval and raw and Holm-adjusted p.
-    Mode shares are compared only where the digits' greedy answers are not all one label."""
+def effects(items: pd.DataFrame, human_ranges: dict[str, tuple[float, float]]) -> pd.DataFrame:
+    """One row per judge, task, format and statistic: the format's value, the digits',
+    their paired difference with its (unadjusted) 95% interval and raw and Holm-adjusted
+    p. Mode shares are compared only where the digits' greedy answers are not all one label."""
     rows, found = [], []
-    for judge, part in items.groupby("judge", sort=False):
+    for (judge, task), part in items.groupby(["judge", "task"], sort=False):
         digits = part[part["scale"] == DIGITS].set_index("id")
         for scale_text, other in part[part["scale"] != DIGITS].groupby("scale", sort=False):
             other = other.set_index("id").loc[digits.index]
-            for name, (rule, statistic) in statistics(ScoreScale.parse(DIGITS)).items():
+            for name, (rule, statistic) in statistics(ScoreScale.parse(DIGITS), human_ranges[task]).items():
                 a, b, human = (digits[rule].to_numpy(float), other[rule].to_numpy(float),
                                digits["human"].to_numpy(float))
                 if name == "mode_share" and len(np.unique(a)) == 1:
                     continue  # every greedy answer one label: a share of 1 has no bootstrap to speak of
                 effect = paired_effect(statistic, a, b, human, n_boot=N_BOOT, seed=0)
                 value = lambda x: float(statistic(x[None], human[None])[0])  # noqa: E731
-                rows.append({"judge": judge, "format": scale_text, "statistic": name, "rule": rule,
+                rows.append({"judge": judge, "task": task, "format": scale_text, "statistic": name, "rule": rule,
                              "digits": value(a), "format_value": value(b)})
                 found.append(effect)
     table = pd.DataFrame(rows)
@@ -64,7 +62,9 @@ def effects(items: pd.DataFrame) -> pd.DataFrame:
 
 def main(folder: Path) -> None:
     items = pd.read_csv(folder / "items.csv")
-    table = effects(items)
+    data = pd.read_csv(folder / "data.csv.gz").drop_duplicates("task")
+    human_ranges = {t: (float(lo), float(hi)) for t, lo, hi in data[["task", "human_lo", "human_hi"]].itertuples(index=False)}
+    table = effects(items, human_ranges)
     table.to_csv(folder / "formats.csv", index=False, float_format="%.6g")
     with pd.option_context("display.width", 200):
         print(table.round(3).to_string(index=False))
