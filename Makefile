@@ -33,3 +33,5 @@ bench: setup
 	$(VENV)/bin/python benchmarks/bench_trie.py
 	$(VENV)/bin/python benchmarks/bench_growth.py
 	$(VENV)/bin/python benchmarks/bench_throughput.py
+	$(VENV)/bin/python benchmarks/bench_servers.py --n-items 40 --modes exact
+	$(VENV)/bin/python benchmarks/bench_servers.py --n-items 200 --modes topk

@@ -4,11 +4,11 @@ beside a busy core, and the order items are scored in for prefix reuse.
 1. Workers. The default study's judge and settings (pruned trie, T = 1 and 0.7 read)
    on VADER words at its scales, scored four times, each on a fresh store with the
    model loaded anew (and the workers started anew): one process (``workers: 1``, the
-   llama.cpp threads of all cores, today's default) and ``--workers`` workers (one per
-   core), each on the idle machine and beside a busy core (a bounded CPU loop this
-   benchmark starts and stops). Targets for workers to become the default: their loaded
-   / idle time at most 1.6, and their idle speed at least 1.0x one process's. All four runs must give identical
-   distributions.
+   llama.cpp threads of all cores) and ``--workers`` workers (one per core, the
+   default), each on the idle machine and beside a busy core (a bounded CPU loop this
+   benchmark starts and stops). Targets for the workers (the default): their loaded /
+   idle time at most 1.6, and their idle speed at least 1.0x one process's. All four
+   runs must give identical distributions.
 2. Long items. Summaries of DialSummEval dialogues (read by path from
    ``../shared/data/dialsumm``, the longest dialogues, several summaries each), in the
    file's order (grouped by dialogue) and shuffled, in one process, so the backend's
@@ -19,7 +19,7 @@ beside a busy core, and the order items are scored in for prefix reuse.
 
 Times are of the machine it runs on, loaded or not: read the ratios.
 
-    python benchmarks/bench_throughput.py [--items 100] [--scales 0-9 1-5 1-10] [--workers N]
+    python benchmarks/bench_throughput.py [--items 100] [--scales 0-9 1-5 1-10] [--workers N] [--repeats R]
         [--groups 8 --per 12] [--judge NAME] [--long-judge NAME]
 """
 
@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from numbias.backends.llamacpp import LlamaCppBackend
@@ -95,16 +96,22 @@ def workers_part(args: argparse.Namespace) -> None:
     config = JudgeConfig(model=args.judge, options={"prune": DEFAULT_PRUNE, "temperatures": [0.7]})
     shards = Judge(config, workers=args.workers).shards(len(data))
     used = f"{shards.workers} workers x {shards.options['n_threads']} thread(s)" if shards else "one process"
-    times, answers = {}, {}
-    for load in ("idle", "loaded"):
-        with busy_core() if load == "loaded" else _nothing():
-            for name, workers in (("one process", 1), ("workers", args.workers)):
-                times[name, load], answers[name, load] = timed(
-                    Judge(config, workers=workers), data, task.template, scales
-                )
-                print(f"  {name}, {load}: {times[name, load]:.1f} s", flush=True)
-    same = all(a == answers["one process", "idle"] for a in answers.values())
-    print(f"\n{args.judge}, {len(data)} VADER words x {', '.join(args.scales)}; workers: {used}\n")
+    runs: dict[tuple[str, str], list[float]] = {}
+    answers: list[dict] = []
+    for _ in range(args.repeats):  # interleaved, so that a drift of the machine's speed falls on both
+        for load in ("idle", "loaded"):
+            with busy_core() if load == "loaded" else _nothing():
+                for name, workers in (("one process", 1), ("workers", args.workers)):
+                    seconds, answer = timed(Judge(config, workers=workers), data, task.template, scales)
+                    answers.append(answer)
+                    runs.setdefault((name, load), []).append(seconds)
+                    print(f"  {name}, {load}: {seconds:.1f} s", flush=True)
+    times = {key: float(np.median(values)) for key, values in runs.items()}
+    same = all(a == answers[0] for a in answers)
+    print(
+        f"\n{args.judge}, {len(data)} VADER words x {', '.join(args.scales)}; workers: {used}; "
+        f"median of {args.repeats} run(s) each\n"
+    )
     print("| run | idle s | beside a busy core s | loaded / idle |")
     print("|---|---|---|---|")
     for name in ("one process", "workers"):
@@ -114,7 +121,7 @@ def workers_part(args: argparse.Namespace) -> None:
     ratio = times["workers", "loaded"] / times["workers", "idle"]
     print(f"\nworkers' idle speed / one process's: {speed:.2f}x (target >= 1.0: {'met' if speed >= 1.0 else 'MISSED'})")
     print(f"workers loaded / idle: {ratio:.2f} (target <= 1.6: {'met' if ratio <= 1.6 else 'MISSED'})")
-    print(f"identical distributions in all four runs: {same}")
+    print(f"identical distributions in all {len(answers)} runs: {same}")
 
 
 @contextmanager
@@ -208,6 +215,7 @@ def main() -> None:
         default=max(2, usable_cores()),
         help="the workers compared with one process (default: one per core, at least 2)",
     )
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each workers-part setting (medians)")
     parser.add_argument("--long-judge", default=DEFAULT_JUDGE)
     parser.add_argument("--long-scale", default="1-5")
     parser.add_argument("--groups", type=int, default=8, help="dialogues of the long part")

@@ -26,6 +26,7 @@ from numbias.judge.config import JudgeConfig
 from numbias.judge.judging import Judge, collect
 from numbias.judge.store import Store
 from numbias.judge.workers import (
+    DEFAULT_MIN_ITEMS,
     MAX_CHUNK,
     STOPPED,
     Shards,
@@ -98,22 +99,30 @@ class Threaded:
     def __init__(self, model: str, n_threads: int | None = None, n_gpu_layers: int = 0) -> None: ...
 
 
-def test_the_default_is_one_process() -> None:
-    """Workers are asked for: without them (None) every judge is scored in this process."""
-    judge = Recording()
-    assert plan(judge, Threaded, {"model": "m"}, None, 1000, cores=2) is None
-    assert plan(judge, FakeBackend, {}, None, 1000, cores=16) is None
-    assert plan(Recording(order_free=False), Threaded, {}, 2, 100, cores=2) is None  # its answers may depend on order
+def test_the_default_is_a_worker_per_core_for_a_cpu_threaded_judge() -> None:
+    """Workers by default only where the benchmark measured them: CPU threads (llama.cpp
+    without GPU layers), enough items to share, one worker per core, at most four."""
+    assert plan(True, Threaded, {"model": "m"}, None, 1000, cores=2) == Shards(
+        2, Threaded, {"model": "m", "n_threads": 1}
+    )
+    assert plan(True, Threaded, {}, None, 1000, cores=16) == Shards(4, Threaded, {"n_threads": 4})
+    assert plan(True, Threaded, {"n_threads": 1}, None, 1000, cores=3).workers == 3
+    assert plan(True, Threaded, {"n_threads": 2}, None, 1000, cores=2) is None  # the cores are taken
+    assert plan(True, Threaded, {}, None, DEFAULT_MIN_ITEMS - 1, cores=2) is None  # too few to share
+    assert plan(True, Threaded, {}, None, DEFAULT_MIN_ITEMS, cores=2).workers == 2
+    assert plan(True, Threaded, {"n_gpu_layers": -1}, None, 1000, cores=2) is None  # a GPU judge
+    assert plan(True, FakeBackend, {}, None, 1000, cores=16) is None  # no threads to share
+    assert plan(True, Threaded, {}, None, 1000, cores=1) is None
+    assert plan(False, Threaded, {}, 2, 100, cores=2) is None  # its answers may depend on order
 
 
 def test_asked_for_workers_split_the_threads() -> None:
-    judge = Recording()
-    three = plan(judge, Threaded, {"model": "m"}, 3, 100, cores=2)
+    three = plan(True, Threaded, {"model": "m"}, 3, 100, cores=2)
     assert three == Shards(3, Threaded, {"model": "m", "n_threads": 1})
-    assert plan(judge, Threaded, {"n_threads": 4}, 2, 100, cores=2).options["n_threads"] == 4  # as given
-    assert plan(judge, Threaded, {}, 8, 3, cores=2).workers == 3  # no more than the items
-    assert plan(judge, Threaded, {}, 1, 100, cores=2) is None
-    assert plan(judge, FakeBackend, {}, 2, 100, cores=2) == Shards(2, FakeBackend, {})
+    assert plan(True, Threaded, {"n_threads": 4}, 2, 100, cores=2).options["n_threads"] == 4  # as given
+    assert plan(True, Threaded, {}, 8, 3, cores=2).workers == 3  # no more than the items
+    assert plan(True, Threaded, {}, 1, 100, cores=2) is None
+    assert plan(True, FakeBackend, {}, 2, 100, cores=2) == Shards(2, FakeBackend, {})
 
 
 def _words(words: list[str]):

@@ -23,7 +23,7 @@ from numbias.data.dataset import Dataset
 from numbias.data.prompt import Prompt, PromptTemplate, fit_field
 from numbias.judge.config import JudgeConfig, SamplingConfig
 from numbias.judge.store import Store, item_slot
-from numbias.judge.workers import ItemError, Scorer, Shards, plan, scored
+from numbias.judge.workers import ItemError, Scorer, Shards, plan, scored, start_workers
 from numbias.util.errors import NumbiasError
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
@@ -103,9 +103,15 @@ class Judge:
         judge given as an object is always scored here."""
         if self.config.instance is not None:
             return None
+        factory = backend_factory(self.config.backend)
+        # The factory's own word where it gives one (a backend class), so that workers can
+        # start before this process loads its judge; else the loaded backend's.
+        order_free = getattr(factory, "order_free", None)
+        if order_free is None:
+            order_free = getattr(self.backend, "order_free", False)
         return plan(
-            self.backend,
-            backend_factory(self.config.backend),
+            bool(order_free),
+            factory,
             {"model": self.config.model, **self._options()},
             self.workers,
             n_items,
@@ -198,6 +204,8 @@ def collect(
             f"{judge.config.name} at {scale} ({mode['mode']}); run the command again to score them"
         )
     if todo:
+        if (shards := judge.shards(len(todo))) is not None:
+            start_workers(shards)  # they load their judges while this process loads its own
         backend = judge.backend
         reserve = max(int(mode.get("max_tokens", scale.width + 1)) + 1, answer_room(backend, scale))
         asked, cuts = fit_context(

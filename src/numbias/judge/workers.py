@@ -61,8 +61,14 @@ def usable_cores() -> int:
     return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
+DEFAULT_MIN_ITEMS = 2 * MAX_CHUNK
+"""Fewer missing items than this are scored in this process unless workers are asked
+for: starting workers (each loads the judge) costs more than they save."""
+MAX_DEFAULT_WORKERS = 4
+
+
 def plan(
-    backend: Backend,
+    order_free: bool,
     factory: Callable[..., Backend],
     options: dict[str, Any],
     workers: int | None,
@@ -71,20 +77,32 @@ def plan(
 ) -> Shards | None:
     """Worker processes for ``n_items`` missing items, or None for this process alone.
     Only an ``order_free`` backend is sharded (its answers cannot depend on its
-    neighbours). The default (``workers`` None) is one process: workers are the default
-    only once ``benchmarks/bench_throughput.py`` shows them faster on an idle machine.
-    Threads are split so that workers × threads stays within the cores, unless
-    ``n_threads`` is given."""
-    cores = cores or usable_cores()
-    if workers is None or not getattr(backend, "order_free", False):
+    neighbours). Threads are split so that workers × threads stays within the cores,
+    unless ``n_threads`` is given; ``workers`` None is :func:`default_workers`."""
+    if not order_free:
         return None
+    cores = cores or usable_cores()
+    threaded = "n_threads" in inspect.signature(factory).parameters
+    if workers is None:
+        workers = default_workers(threaded, options, n_items, cores)
     workers = min(workers, n_items)
     if workers <= 1:
         return None
     threads = options.get("n_threads")
-    threaded = "n_threads" in inspect.signature(factory).parameters
     split = {"n_threads": threads or max(1, cores // workers)} if threaded else {}
     return Shards(workers, factory, {**options, **split})
+
+
+def default_workers(threaded: bool, options: dict[str, Any], n_items: int, cores: int) -> int:
+    """One worker per core (of ``n_threads`` cores each where given; at most
+    :data:`MAX_DEFAULT_WORKERS`) for a judge computed by CPU threads (llama.cpp without
+    GPU layers) with at least :data:`DEFAULT_MIN_ITEMS` items; else this process alone.
+    ``benchmarks/bench_throughput.py`` measured why (docs/performance.md): on an idle
+    2-core machine two workers match one process of two threads, and beside a busy core
+    they take 1.5x their idle time where the one process takes 3x."""
+    if not threaded or options.get("n_gpu_layers") or n_items < DEFAULT_MIN_ITEMS:
+        return 1
+    return min(MAX_DEFAULT_WORKERS, max(1, cores // int(options.get("n_threads") or 1)))
 
 
 def prefix_order(prompts: Sequence[Prompt]) -> list[int]:
@@ -211,6 +229,19 @@ def _pool(shards: Shards) -> ProcessPoolExecutor:
             initargs=(shards.factory, shards.options),
         )
     return _POOLS[key]
+
+
+def start_workers(shards: Shards) -> None:
+    """Start the shards' workers now, without waiting for them, so that they load their
+    judges while this process loads its own; the first run then finds them up."""
+    pool = _pool(shards)
+    with _main_left_alone():  # the executor starts a process for each task it cannot hand out
+        for _ in range(shards.workers):
+            pool.submit(_ready)
+
+
+def _ready() -> None:
+    """Nothing: a task that has the pool start a worker."""
 
 
 @contextmanager
