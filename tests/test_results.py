@@ -230,3 +230,29 @@ def test_replication_headline_recomputes_from_its_files() -> None:
     readme = (RESULTS / "replication" / "README.md").read_text(encoding="utf-8")
     assert "**+0.17 [+0.14, +0.20]**" in readme and "0.77 [0.75, 0.79]" in readme
     assert table.loc["90% interval coverage", "pearson"] == pytest.approx(0.902)
+
+
+ANALYSES = {
+    "formats.csv": RESULTS / "formats" / "analyse.py",
+    "versus_range.csv": RESULTS / "formats-mitigate" / "versus_range.py",
+}
+"""A table a write-up quotes, and the script that computes it from the folder's files."""
+INPUTS = ("items.csv", "data.csv.gz", "predictions.csv.gz")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "table",
+    sorted(p for name in ANALYSES for p in RESULTS.rglob(name)),
+    ids=lambda p: str(p.relative_to(RESULTS)),
+)
+def test_every_format_table_recomputes_from_its_folder(
+    table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The script run on a copy of the folder's inputs writes the committed table."""
+    for name in INPUTS:
+        if (table.parent / name).is_file():
+            shutil.copy(table.parent / name, tmp_path / name)
+    monkeypatch.setattr("sys.argv", ["script", str(tmp_path)])
+    runpy.run_path(str(ANALYSES[table.name]), run_name="__main__")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / table.name), pd.read_csv(table), rtol=1e-5)

@@ -19,6 +19,7 @@ from numbias.judge.store import item_slot, judge_key
 from numbias.mitigations import Fitted, Setting
 from numbias.mitigations.selection import is_format, scale_row
 from numbias.report.build import rebuild, write
+from numbias.studies.calibrated import CalibratedJudge
 from numbias.studies.mitigation import parse_mitigate
 from numbias.studies.recompute import mitigate_from
 from numbias.util.errors import NumbiasError
@@ -170,7 +171,7 @@ def test_a_format_ensemble_is_the_mean_of_the_formats_and_the_study_reports_both
 
 def test_a_small_study_with_formats_and_a_contrast_reports_them(tmp_path: Path) -> None:
     """Three-label formats asked worst first and a contrast: their rows, the report, and
-    a contrast choice that is not saved (a saved judge scores no amateur)."""
+    a contrast choice saved with its amateur, which scores new items as the study did."""
     res = numbias.mitigate(
         _study(
             tmp_path,
@@ -204,8 +205,16 @@ def test_a_small_study_with_formats_and_a_contrast_reports_them(tmp_path: Path) 
     page = (write(res) / "report.html").read_text(encoding="utf-8")
     assert "contrast (λ label-free: widest spread)" in page and f"format ensemble (label-free) {ensemble}" in page
     c.chosen = [Setting("0-9", "protocol", 0.7, "contrast")]
-    with pytest.raises(NumbiasError, match="reads an amateur judge's distributions"):
-        c.calibrated().save(tmp_path / "judge.json")
+    saved = c.calibrated()
+    assert saved.amateur_config is not None and saved.amateur_config.model == "small"
+    loaded = CalibratedJudge.load(saved.save(tmp_path / "judge.json"))
+    assert (loaded.amateur_config.model, loaded.amateur_config.backend) == ("small", "labeller")
+    assert loaded.fitted.calibrator.lam_ == saved.fitted.calibrator.lam_ == 0.5  # the fixed λ
+    words = list(c.dataset.frame["word"][:6])
+    study = saved.fitted.predict(c.data["0-9"].distributions[:6])
+    np.testing.assert_allclose(loaded.score([{"word": w} for w in words]), study, rtol=1e-12)
+    with pytest.raises(NumbiasError, match="give the amateur"):
+        CalibratedJudge(saved.judge_config, saved.template, saved.fitted, saved.human_range)
 
 
 def test_an_unknown_amateur_is_one_line(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from numbias.backends.base import required_options
+from numbias.backends.base import required_options, takes_option
 from numbias.core.conformal import ConformalInterval, rating_grid
-from numbias.core.distribution import ScoreDistribution, mixture
+from numbias.core.distribution import ScoreDistribution, mixture, paired
 from numbias.core.metrics import Rule, check_rule
 from numbias.core.scale import ENSEMBLE_JOIN, ScoreScale, ensemble_parts, setting_scale
 from numbias.data.dataset import Dataset, make_dataset
@@ -118,6 +118,7 @@ class _Saved(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: str
     judge: JudgeConfig
+    amateur: JudgeConfig | None = None
     template: _SavedTemplate
     setting: _SavedSetting
     state: _SavedState
@@ -187,8 +188,15 @@ class CalibratedJudge:
         truncate: str | None = None,
         interval: ConformalInterval | None = None,
         interval_note: str = "",
+        amateur: JudgeConfig | None = None,
     ) -> None:
+        if isinstance(fitted.calibrator, Contrast) and amateur is None:
+            raise NumbiasError(
+                f"setting {fitted.setting.label} contrasts the judge with an amateur judge: give the amateur"
+            )
         self.judge_config = judge
+        self.amateur_config = amateur
+        """The amateur judge a contrast setting reads beside the judge (None: no contrast)."""
         self.template = template
         self.fitted = fitted
         self.human_range = human_range
@@ -200,6 +208,7 @@ class CalibratedJudge:
         self.notes: list[str] = []
         """Facts the scores' outputs state (a server the saved judge recorded, not used)."""
         self._judge: Judge | None = None
+        self._amateur: Judge | None = None
 
     @classmethod
     def fit(
@@ -212,8 +221,10 @@ class CalibratedJudge:
         human_range: tuple[float, float],
         fitted_on: str = "",
         truncate: str | None = None,
+        amateur: JudgeConfig | None = None,
     ) -> CalibratedJudge:
-        """Fit ``setting`` on all of ``data``, and a conformal interval (coverage
+        """Fit ``setting`` on all of ``data`` (a contrast setting: its items paired with
+        ``amateur``'s, :func:`numbias.core.distribution.paired`), and a conformal interval (coverage
         :data:`COVERAGE`) on the same items' cross-fitted predictions, so its radius is
         that of held-out scores; when the items cannot support one, ``interval_note`` says why."""
         fitted = Fitted.fit(setting, data, np.arange(len(data.distributions)), human_on_scale)
@@ -223,7 +234,7 @@ class CalibratedJudge:
             interval, note = cross_fitted_interval(setting, data, human, human_range), ""
         except NumbiasError as exc:
             interval, note = None, f"no conformal interval: {first_line(exc)}"
-        return cls(judge, template, fitted, human_range, fitted_on, truncate, interval, note)
+        return cls(judge, template, fitted, human_range, fitted_on, truncate, interval, note, amateur)
 
     @property
     def setting(self) -> Setting:
@@ -260,21 +271,31 @@ class CalibratedJudge:
         self, data: Dataset, *, store: str | Path | None = None, progress: Progress = no_progress
     ) -> list[ScoreDistribution]:
         """The judge's exact distributions for ``data`` at the setting's scale (for a
-        range ensemble: read at each of its scales and mixed)."""
+        range ensemble: read at each of its scales and mixed), each carrying the amateur
+        judge's of the same item for a contrast setting."""
         self.template.check(set(data.fields))
         text = self.setting.scale
         scales = ensemble_parts(text) if ENSEMBLE_JOIN in text else (self.scale,)
         with TemporaryDirectory() as tmp, Store(store or Path(tmp) / "store.sqlite") as db:
-            read = [
-                collect(
-                    self.judge, data.name, data, self.template, scale, db, progress=progress, truncate=self.truncate
-                ).distributions
-                for scale in scales
-            ]
+            read = [self._read(self.judge, data, scale, db, progress) for scale in scales]
+            if self.amateur_config is not None:
+                amateur = self._amateur or Judge(self.amateur_config)
+                self._amateur = amateur
+                read = [
+                    [paired(e, a) for e, a in zip(experts, self._read(amateur, data, scale, db, progress), strict=True)]
+                    for experts, scale in zip(read, scales)
+                ]
         close_workers()
         if len(read) == 1:
             return read[0]
         return [mixture(parts, self.scale) for parts in zip(*read)]
+
+    def _read(
+        self, judge: Judge, data: Dataset, scale: ScoreScale, store: Store, progress: Progress
+    ) -> list[ScoreDistribution]:
+        return collect(
+            judge, data.name, data, self.template, scale, store, progress=progress, truncate=self.truncate
+        ).distributions
 
     def _dataset(self, items: Sequence[Mapping[str, Any]]) -> Dataset:
         fields = sorted(self.template.fields - SCALE_FIELDS)
@@ -303,6 +324,7 @@ class CalibratedJudge:
         saved = _Saved(
             format=FORMAT,
             judge=self.judge_config,
+            amateur=self.amateur_config,
             template={
                 "text": self.template.text,
                 "answer_prefix": self.template.answer_prefix,
@@ -323,13 +345,8 @@ class CalibratedJudge:
             if self.interval is None
             else {"params": self.interval.get_params(), "state": self.interval.get_state()},
         )
-        if self.judge_config.instance is not None:
+        if self.judge_config.instance is not None or (self.amateur_config and self.amateur_config.instance):
             raise NumbiasError("a judge given as a Python object cannot be saved: give it by name and backend")
-        if isinstance(self.fitted.calibrator, Contrast):
-            raise NumbiasError(
-                f"setting {self.setting.label} reads an amateur judge's distributions, which a saved "
-                "judge does not score; save a setting without contrast"
-            )
         path = check_save(path, force=force)
         return write_one(path, text(saved.model_dump_json(indent=2)))
 
@@ -355,6 +372,13 @@ class CalibratedJudge:
                 f"calibrated judge file {path} has format {saved.format!r}, expected one of {', '.join(FORMATS)}"
             )
         judge, notes = _judge_from_file(saved.judge, path, base_url, api_key_env)
+        amateur = None
+        if saved.amateur is not None:  # the user's server goes to it only if it is served too
+            served = takes_option(saved.amateur.backend, "base_url")
+            amateur, more = _judge_from_file(
+                saved.amateur, path, base_url if served else None, api_key_env if served else None
+            )
+            notes += more
         setting = Setting(**saved.setting.model_dump())
         try:
             fitted = Fitted(setting).set_state(saved.state.model_dump())
@@ -368,6 +392,7 @@ class CalibratedJudge:
             saved.fitted_on,
             saved.truncate,
             *_saved_interval(saved, path),
+            amateur,
         )
         loaded.notes = notes
         return loaded

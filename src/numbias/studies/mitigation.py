@@ -437,6 +437,8 @@ class Comparison:
     """The task's items (their ids and human scores), for the results folder's files."""
     sampled: dict[float, list[ScoreDistribution]] = field(default_factory=dict)
     """The paper's sampled protocol at each temperature, when the study ran it."""
+    amateur: JudgeConfig | None = None
+    """The contrast family's amateur judge, when the study has one."""
 
     def calibrated(self) -> CalibratedJudge:
         """The automatic choice, fitted on the development items, as a reusable judge."""
@@ -460,6 +462,7 @@ class Comparison:
             self.human_range,
             fitted_on=f"{self.task}: {where}",
             truncate=self.truncate,
+            amateur=self.amateur if setting.mitigation in CONTRAST_MITIGATIONS else None,
         )
 
 
@@ -846,6 +849,7 @@ def compare_task(
         test_on=test_idx,
         dataset=data,
         sampled=sampled,
+        amateur=config.contrast.amateur if config.contrast else None,
     )
     if len(splits) == 1:
         comparison.row_settings = {label: settings[0] for label, (_, settings) in used.items()}
