@@ -252,6 +252,13 @@ class CalibratedJudge:
             self._judge = Judge(self.judge_config)
         return self._judge
 
+    @property
+    def amateur(self) -> Judge | None:
+        """The contrast's amateur judge (None without one), built on first use like ``judge``."""
+        if self._amateur is None and self.amateur_config is not None:
+            self._amateur = Judge(self.amateur_config)
+        return self._amateur
+
     def score(
         self,
         items: Sequence[Mapping[str, Any]] | Dataset,
@@ -278,9 +285,7 @@ class CalibratedJudge:
         scales = ensemble_parts(text) if ENSEMBLE_JOIN in text else (self.scale,)
         with TemporaryDirectory() as tmp, Store(store or Path(tmp) / "store.sqlite") as db:
             read = [self._read(self.judge, data, scale, db, progress) for scale in scales]
-            if self.amateur_config is not None:
-                amateur = self._amateur or Judge(self.amateur_config)
-                self._amateur = amateur
+            if (amateur := self.amateur) is not None:
                 read = [
                     [paired(e, a) for e, a in zip(experts, self._read(amateur, data, scale, db, progress), strict=True)]
                     for experts, scale in zip(read, scales)
