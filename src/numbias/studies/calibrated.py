@@ -353,7 +353,9 @@ class CalibratedJudge:
         if self.judge_config.instance is not None or (self.amateur_config and self.amateur_config.instance):
             raise NumbiasError("a judge given as a Python object cannot be saved: give it by name and backend")
         path = check_save(path, force=force)
-        return write_one(path, text(saved.model_dump_json(indent=2)))
+        # A judge without an amateur is written as before the field existed.
+        exclude = {"amateur"} if self.amateur_config is None else None
+        return write_one(path, text(saved.model_dump_json(indent=2, exclude=exclude)))
 
     @classmethod
     def load(cls, path: str | Path, *, base_url: str | None = None, api_key_env: str | None = None) -> CalibratedJudge:
