@@ -281,6 +281,7 @@ def test_bad_mitigate_config(config: dict, fragment: str) -> None:
 
 
 @pytest.mark.model
+@pytest.mark.subprocess  # a llama.cpp judge with 24+ items is scored in worker processes by default
 def test_mitigate_end_to_end_and_saved_judge(smollm2, tmp_path) -> None:
     """A small real study: every table row is present, the saved choice reproduces
     the study's own scores for the same items."""
